@@ -1,0 +1,66 @@
+//! The local stack's foundations: the AWS emulator on loopback, the table built from
+//! `template.yaml`, and an AWS call counter. Tests and benchmarks use these; the local stack
+//! command is built on them.
+
+mod calls;
+mod emulator;
+mod table;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub use calls::CallCounter;
+pub use emulator::{Emulator, EmulatorError, ensure_installed, target_dir, workspace_root};
+pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};
+
+/// A fresh table on the shared emulator, made from the template, for one test.
+#[derive(Debug, Clone)]
+pub struct TestTable {
+    /// A DynamoDB client for the emulator that counts its calls in `calls`.
+    pub client: aws_sdk_dynamodb::Client,
+    /// The table's name, unique within this process's emulator.
+    pub name: String,
+    /// Every call `client` sends.
+    pub calls: CallCounter,
+}
+
+/// Why a test table could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum TestTableError {
+    /// The emulator could not be installed or started.
+    #[error(transparent)]
+    Emulator(#[from] EmulatorError),
+    /// The template or the table creation failed.
+    #[error(transparent)]
+    Table(#[from] TableError),
+}
+
+impl TestTable {
+    /// Creates a table of its own for one test, so tests can run in parallel on one emulator.
+    pub async fn create(label: &str) -> Result<Self, TestTableError> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let emulator = tokio::task::spawn_blocking(Emulator::shared)
+            .await
+            .map_err(|e| EmulatorError::StartFailed(e.to_string()))??;
+        let config = emulator.sdk_config().await;
+        let calls = CallCounter::new();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let name = format!(
+            "jit-{label}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        TableDefinition::from_workspace_template()?
+            .create(&client, &name)
+            .await?;
+        calls.take();
+        Ok(Self {
+            client,
+            name,
+            calls,
+        })
+    }
+}

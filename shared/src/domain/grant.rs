@@ -1,0 +1,201 @@
+//! A request for access and, once approved, the grant it becomes: one record, one lifecycle.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Actor, GrantDuration, GrantId, GrantState, Reason, RoleArn, TargetId, Ticket, UserId};
+use crate::audit::{AuditAction, AuditEntry, AuditRecord, ChainHead};
+use crate::clock::Timestamp;
+
+/// What a reviewer decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewDecision {
+    /// Let it through.
+    Approve,
+    /// Turn it down.
+    Deny,
+}
+
+/// One reviewer's decision on a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Review {
+    /// Who reviewed.
+    pub reviewer: UserId,
+    /// What they decided.
+    pub decision: ReviewDecision,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// A request for access as a person made it, already checked by intake.
+#[derive(Debug, Clone)]
+pub struct NewRequest {
+    /// Who asks.
+    pub requester: UserId,
+    /// For which target.
+    pub target: TargetId,
+    /// The target's role at the time of asking; the grant stays bound to it.
+    pub role_arn: RoleArn,
+    /// For how long.
+    pub duration: GrantDuration,
+    /// Why.
+    pub reason: Reason,
+    /// The ticket it is for, if any.
+    pub ticket: Option<Ticket>,
+    /// Whether break-glass is invoked.
+    pub break_glass: bool,
+    /// How long reviewers have to decide before the request times out.
+    pub decision_window_secs: i64,
+    /// The policy set that allowed the request.
+    pub policy_hash: String,
+}
+
+/// A request or grant: everything the lifecycle needs, and its audit chain's head.
+///
+/// Fields can be read freely; a changed grant can only be stored through a [`super::Change`]
+/// made by [`Grant::apply`], so the state machine cannot be bypassed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The grant's id.
+    pub id: GrantId,
+    /// Who asked and who may use it.
+    pub requester: UserId,
+    /// The target asked for.
+    pub target: TargetId,
+    /// The role credentials are issued for.
+    pub role_arn: RoleArn,
+    /// How long access lasts once active.
+    pub duration: GrantDuration,
+    /// Why access was asked for.
+    pub reason: Reason,
+    /// The ticket it is for, if any.
+    pub ticket: Option<Ticket>,
+    /// Whether break-glass was invoked.
+    pub break_glass: bool,
+    /// Where it stands.
+    pub state: GrantState,
+    /// Bumped by every change; every write checks it.
+    pub version: u64,
+    /// When it was asked for.
+    pub created_at: Timestamp,
+    /// When a pending request times out.
+    pub decide_by: Timestamp,
+    /// How many distinct approvals it needs; absent until the rules have looked at it.
+    pub approvals_required: Option<u32>,
+    /// Every review so far, one per reviewer.
+    pub reviews: Vec<Review>,
+    /// When access opened.
+    pub activated_at: Option<Timestamp>,
+    /// When access ends (or ended, if revoked early this is the planned end).
+    pub ends_at: Option<Timestamp>,
+    /// When it reached a terminal state.
+    pub closed_at: Option<Timestamp>,
+    /// How many credential sessions were handed out.
+    pub sessions_issued: u32,
+    /// When the last handed-out session expires: until then, revocation must reach it.
+    pub sessions_valid_until: Option<Timestamp>,
+    /// Whether a break-glass activation still waits for its after-the-fact review.
+    pub review_owed: bool,
+    /// The policy set that made the latest rule decision.
+    pub policy_hash: String,
+    /// The last audit record's sequence number and hash.
+    pub audit_head: ChainHead,
+}
+
+/// A new request and the audit record that opens its chain, ready to be stored together.
+#[derive(Debug, Clone)]
+pub struct Creation {
+    pub(crate) grant: Grant,
+    pub(crate) audit: AuditRecord,
+}
+
+impl Creation {
+    /// The request as it will be stored.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The first audit record.
+    pub fn audit(&self) -> &AuditRecord {
+        &self.audit
+    }
+}
+
+impl Grant {
+    /// Opens a request: PENDING, version 1, with its first audit record.
+    pub fn open(id: GrantId, request: NewRequest, now: Timestamp) -> Creation {
+        let mut detail = BTreeMap::from([
+            ("target".to_owned(), request.target.to_string()),
+            ("role_arn".to_owned(), request.role_arn.to_string()),
+            (
+                "duration_secs".to_owned(),
+                request.duration.as_secs().to_string(),
+            ),
+            ("reason".to_owned(), request.reason.as_str().to_owned()),
+        ]);
+        if let Some(ticket) = &request.ticket {
+            detail.insert("ticket".to_owned(), ticket.to_string());
+        }
+        if request.break_glass {
+            detail.insert("break_glass".to_owned(), "true".to_owned());
+        }
+        let audit = AuditRecord::chained(
+            &id,
+            &ChainHead::genesis(),
+            AuditEntry {
+                at: now,
+                actor: Actor::User(request.requester.clone()),
+                action: AuditAction::Requested,
+                from: None,
+                to: GrantState::Pending,
+                detail,
+                policy_hash: Some(request.policy_hash.clone()),
+            },
+        );
+        let grant = Self {
+            id,
+            requester: request.requester,
+            target: request.target,
+            role_arn: request.role_arn,
+            duration: request.duration,
+            reason: request.reason,
+            ticket: request.ticket,
+            break_glass: request.break_glass,
+            state: GrantState::Pending,
+            version: 1,
+            created_at: now,
+            decide_by: now.plus_secs(request.decision_window_secs.max(0)),
+            approvals_required: None,
+            reviews: Vec::new(),
+            activated_at: None,
+            ends_at: None,
+            closed_at: None,
+            sessions_issued: 0,
+            sessions_valid_until: None,
+            review_owed: false,
+            policy_hash: request.policy_hash,
+            audit_head: audit.head(),
+        };
+        Creation { grant, audit }
+    }
+
+    /// When the sweeper must next look at this grant: the decision deadline of a pending
+    /// request, the end of an active grant, never for a terminal one.
+    pub fn due_at(&self) -> Option<Timestamp> {
+        match self.state {
+            GrantState::Pending => Some(self.decide_by),
+            GrantState::Active => self.ends_at,
+            _ => None,
+        }
+    }
+
+    /// How many distinct reviewers have approved.
+    pub fn approval_count(&self) -> usize {
+        self.reviews
+            .iter()
+            .filter(|r| r.decision == ReviewDecision::Approve)
+            .count()
+    }
+}

@@ -1,0 +1,8 @@
+//! The core of just-in-time AWS access: the domain (values, grants and their lifecycle), the
+//! hash-chained audit trail, the injected clock, and the grant store with its DynamoDB and
+//! in-memory adapters. No Lambda code lives here; the functions wire these parts together.
+
+pub mod audit;
+pub mod clock;
+pub mod domain;
+pub mod store;

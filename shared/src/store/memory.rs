@@ -1,0 +1,294 @@
+//! The in-memory adapter, for unit tests. It refuses exactly what the DynamoDB adapter refuses
+//! and pages in the same order; the contract tests hold both to that.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::cursor::Position;
+use super::{
+    Created, Cursor, GrantStore, Idempotency, Page, PageRequest, StoreError, audit_sort_key,
+    due_shard,
+};
+use crate::audit::AuditRecord;
+use crate::clock::Timestamp;
+use crate::domain::{
+    Change, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetId, UserId,
+};
+
+#[derive(Debug, Default)]
+struct Tables {
+    grants: BTreeMap<GrantId, Grant>,
+    audit: BTreeMap<(GrantId, u64), AuditRecord>,
+    idempotency: HashMap<(String, UserId), (GrantId, String, Timestamp)>,
+    ledger: BTreeMap<(RoleArn, GrantId), RevocationEntry>,
+}
+
+/// Grants, audit records and the revocation ledger held in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    tables: Mutex<Tables>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        // A panic while holding the lock cannot leave a half-applied write: every write checks
+        // first and then inserts, so the data is still consistent.
+        self.tables.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Takes up to `limit` items after `after` from an iterator already in query order, with a
+/// cursor whenever the page is full: the rule the DynamoDB adapter follows too, which may end a
+/// listing with one empty page.
+fn page_of<T, K: PartialOrd>(
+    sorted: impl Iterator<Item = (K, T)>,
+    after: Option<K>,
+    limit: u32,
+    cursor_of: impl Fn(&K) -> Position,
+    descending: bool,
+) -> Page<T> {
+    let rest = sorted.skip_while(|(k, _)| match &after {
+        None => false,
+        Some(a) if descending => k >= a,
+        Some(a) => k <= a,
+    });
+    let mut items = Vec::new();
+    let mut last = None;
+    for (k, item) in rest.take(limit as usize) {
+        items.push(item);
+        last = Some(k);
+    }
+    let full = items.len() == limit as usize;
+    Page {
+        items,
+        next: last
+            .filter(|_| full)
+            .map(|k| Cursor::encode(&cursor_of(&k))),
+    }
+}
+
+impl GrantStore for MemoryStore {
+    async fn create(
+        &self,
+        creation: &Creation,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        let mut t = self.lock();
+        let grant = creation.grant();
+        if let Some(idem) = idempotency {
+            let slot = (idem.key.as_str().to_owned(), idem.caller.clone());
+            if let Some((first, fingerprint, expires_at)) = t.idempotency.get(&slot)
+                && *expires_at > idem.now
+            {
+                if fingerprint != &idem.fingerprint {
+                    return Err(StoreError::IdempotencyKeyReused {
+                        key: idem.key.as_str().to_owned(),
+                    });
+                }
+                return match t.grants.get(first) {
+                    Some(g) => Ok(Created::Replayed(g.clone())),
+                    None => Err(StoreError::Corrupt {
+                        key: format!("IDEM#{}", idem.key.as_str()),
+                        why: format!("it names request `{first}`, which does not exist"),
+                    }),
+                };
+            }
+        }
+        if t.grants.contains_key(&grant.id) {
+            return Err(StoreError::AlreadyExists {
+                id: grant.id.clone(),
+            });
+        }
+        if let Some(idem) = idempotency {
+            t.idempotency.insert(
+                (idem.key.as_str().to_owned(), idem.caller.clone()),
+                (grant.id.clone(), idem.fingerprint.clone(), idem.expires_at),
+            );
+        }
+        let audit = creation.audit();
+        t.audit
+            .insert((audit.grant_id.clone(), audit.seq), audit.clone());
+        t.grants.insert(grant.id.clone(), grant.clone());
+        Ok(Created::New(grant.clone()))
+    }
+
+    async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
+        Ok(self.lock().grants.get(id).cloned())
+    }
+
+    async fn commit(&self, change: &Change) -> Result<(), StoreError> {
+        let mut t = self.lock();
+        let grant = change.grant();
+        let conflict = || StoreError::Conflict {
+            id: grant.id.clone(),
+        };
+        match t.grants.get(&grant.id) {
+            Some(stored) if stored.version == change.expected_version() => {}
+            _ => return Err(conflict()),
+        }
+        let audit = change.audit();
+        let audit_key = (audit.grant_id.clone(), audit.seq);
+        if t.audit.contains_key(&audit_key) {
+            return Err(conflict());
+        }
+        t.audit.insert(audit_key, audit.clone());
+        if let Some(entry) = change.revocation() {
+            t.ledger.insert(
+                (entry.role_arn.clone(), entry.grant_id.clone()),
+                entry.clone(),
+            );
+        }
+        t.grants.insert(grant.id.clone(), grant.clone());
+        Ok(())
+    }
+
+    async fn list_by_requester(
+        &self,
+        requester: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let after = Position::created(page.cursor.as_ref())?;
+        let t = self.lock();
+        let mut mine: Vec<_> = t
+            .grants
+            .values()
+            .filter(|g| &g.requester == requester)
+            .map(|g| ((g.created_at, g.id.clone()), g.clone()))
+            .collect();
+        mine.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(page_of(
+            mine.into_iter(),
+            after,
+            page.clamped_limit(),
+            |(at, id)| Position::Created {
+                at: *at,
+                id: id.clone(),
+            },
+            true,
+        ))
+    }
+
+    async fn list_pending_for_target(
+        &self,
+        target: &TargetId,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let after = Position::created(page.cursor.as_ref())?;
+        let t = self.lock();
+        let mut pending: Vec<_> = t
+            .grants
+            .values()
+            .filter(|g| &g.target == target && g.state == GrantState::Pending)
+            .map(|g| ((g.created_at, g.id.clone()), g.clone()))
+            .collect();
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(page_of(
+            pending.into_iter(),
+            after,
+            page.clamped_limit(),
+            |(at, id)| Position::Created {
+                at: *at,
+                id: id.clone(),
+            },
+            false,
+        ))
+    }
+
+    async fn list_due(
+        &self,
+        before: Timestamp,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let after = Position::due(page.cursor.as_ref())?;
+        let t = self.lock();
+        let mut due: Vec<_> = t
+            .grants
+            .values()
+            .filter_map(|g| {
+                let at = g.due_at().filter(|at| *at <= before)?;
+                Some(((due_shard(&g.id), at, g.id.clone()), g.clone()))
+            })
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(page_of(
+            due.into_iter(),
+            after,
+            page.clamped_limit(),
+            |(shard, at, id)| Position::Due {
+                shard: *shard,
+                at: *at,
+                id: id.clone(),
+            },
+            false,
+        ))
+    }
+
+    async fn audit_of_grant(
+        &self,
+        id: &GrantId,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let after = Position::chain(page.cursor.as_ref())?;
+        let t = self.lock();
+        let chain = t
+            .audit
+            .range((id.clone(), 0)..=(id.clone(), u64::MAX))
+            .map(|((_, seq), r)| (*seq, r.clone()));
+        Ok(page_of(
+            chain,
+            after,
+            page.clamped_limit(),
+            |seq| Position::Chain { seq: *seq },
+            false,
+        ))
+    }
+
+    async fn audit_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let after = Position::audit(page.cursor.as_ref())?;
+        let t = self.lock();
+        let mut records: Vec<_> = t
+            .audit
+            .values()
+            .filter(|r| from <= r.at && r.at < to)
+            .map(|r| (audit_sort_key(r), r.clone()))
+            .collect();
+        records.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(page_of(
+            records.into_iter(),
+            after,
+            page.clamped_limit(),
+            |key| Position::Audit { key: key.clone() },
+            false,
+        ))
+    }
+
+    async fn revocations(&self, role: &RoleArn) -> Result<Vec<RevocationEntry>, StoreError> {
+        Ok(self
+            .lock()
+            .ledger
+            .values()
+            .filter(|e| &e.role_arn == role)
+            .cloned()
+            .collect())
+    }
+
+    async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
+        let mut t = self.lock();
+        let key = (entry.role_arn.clone(), entry.grant_id.clone());
+        // Like the conditional delete in DynamoDB: an entry changed since it was read stays.
+        if t.ledger.get(&key).is_some_and(|e| e.until == entry.until) {
+            t.ledger.remove(&key);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,311 @@
+//! The grant store: the one port every function persists through, and its two adapters.
+//!
+//! Every write is a single atomic unit: a new request with its first audit record (and its
+//! idempotency key), or a transition with its audit record (and any revocation entry). A
+//! transition applies only if the stored grant still has the version it was computed from.
+
+mod cursor;
+mod dynamo;
+mod memory;
+
+use std::future::Future;
+
+use crate::audit::AuditRecord;
+use crate::clock::Timestamp;
+use crate::domain::{
+    Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId, ValueError,
+};
+
+pub use cursor::Cursor;
+pub use dynamo::{DynamoStore, TableLayout};
+pub use memory::MemoryStore;
+
+/// How many shards the due-time index spreads its writes over. Sweeps query each shard.
+pub const DUE_SHARDS: u32 = 8;
+
+/// The due-index shard of a grant: stable, and spread evenly by the id's hash.
+pub fn due_shard(id: &GrantId) -> u32 {
+    // FNV-1a: tiny, stable across releases and platforms, and plenty for spreading load.
+    let hash = id.as_str().bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    u32::try_from(hash % u64::from(DUE_SHARDS)).unwrap_or(0)
+}
+
+/// A caller-chosen key that makes retries of one request return its first result.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// Checks a key from a client: 1 to 128 letters, digits, `-`, `_` or `.`.
+    pub fn parse(value: impl Into<String>) -> Result<Self, ValueError> {
+        let value = value.into();
+        if value.is_empty() {
+            return Err(ValueError::Empty {
+                what: "idempotency key",
+            });
+        }
+        if value.len() > 128 {
+            return Err(ValueError::TooLong {
+                what: "idempotency key",
+                max: 128,
+                len: value.chars().count(),
+            });
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(ValueError::Malformed {
+                what: "idempotency key",
+                value,
+                rule: "letters, digits, -, _ and . only",
+            });
+        }
+        Ok(Self(value))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An idempotency key as stored: scoped to the caller, tied to what was asked, and kept for a
+/// while.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    /// The client's key.
+    pub key: IdempotencyKey,
+    /// Whose key it is: the same key from another caller is a different key.
+    pub caller: UserId,
+    /// A digest of what was asked, so a reused key with a different request is caught.
+    pub fingerprint: String,
+    /// When the key may be forgotten.
+    pub expires_at: Timestamp,
+    /// When it is used; an expired key that DynamoDB's TTL has not removed yet is reusable.
+    pub now: Timestamp,
+}
+
+/// What `create` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// A new request was stored.
+    New(Grant),
+    /// The idempotency key was used before: this is the request it created then, as it is now.
+    Replayed(Grant),
+}
+
+impl Created {
+    /// The request, new or replayed.
+    pub fn grant(&self) -> &Grant {
+        match self {
+            Self::New(g) | Self::Replayed(g) => g,
+        }
+    }
+}
+
+/// How many results a page holds, and where it starts.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    /// At most this many items (clamped to 1..=[`PageRequest::MAX_LIMIT`]).
+    pub limit: u32,
+    /// Where the previous page left off.
+    pub cursor: Option<Cursor>,
+}
+
+impl PageRequest {
+    /// The largest page a caller may ask for.
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// The first page, of at most `limit` items.
+    pub fn first(limit: u32) -> Self {
+        Self {
+            limit,
+            cursor: None,
+        }
+    }
+
+    /// The page after `cursor`.
+    pub fn after(limit: u32, cursor: Cursor) -> Self {
+        Self {
+            limit,
+            cursor: Some(cursor),
+        }
+    }
+
+    fn clamped_limit(&self) -> u32 {
+        self.limit.clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, in the query's order.
+    pub items: Vec<T>,
+    /// Where to continue, if there may be more.
+    pub next: Option<Cursor>,
+}
+
+/// Why the store refused or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The grant changed since it was read (or the change raced another): read it again.
+    #[error("request `{id}` was changed by someone else at the same time; read it again and retry")]
+    Conflict {
+        /// The grant.
+        id: GrantId,
+    },
+    /// A grant with this id exists already.
+    #[error("request `{id}` already exists")]
+    AlreadyExists {
+        /// The grant.
+        id: GrantId,
+    },
+    /// The idempotency key was used before for a different request.
+    #[error("idempotency key `{key}` was already used for a different request")]
+    IdempotencyKeyReused {
+        /// The key.
+        key: String,
+    },
+    /// A cursor that this query did not hand out.
+    #[error("the page cursor is not valid for this query; start from the first page")]
+    BadCursor,
+    /// A stored item that cannot be read back; data was written outside this code.
+    #[error("stored item `{key}` cannot be read: {why}")]
+    Corrupt {
+        /// The item's key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// The database could not be reached or refused for load; nothing was changed.
+    #[error("the database is unavailable ({why}); nothing was changed, try again")]
+    Unavailable {
+        /// What went wrong.
+        why: String,
+    },
+}
+
+/// The store port: everything the functions persist or read.
+pub trait GrantStore: Send + Sync {
+    /// Stores a new request with its first audit record, in one atomic write. With an
+    /// idempotency key already used by the same caller for the same request, returns that
+    /// request instead and writes nothing.
+    fn create(
+        &self,
+        creation: &Creation,
+        idempotency: Option<&Idempotency>,
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    /// One grant, if it exists.
+    fn get(&self, id: &GrantId) -> impl Future<Output = Result<Option<Grant>, StoreError>> + Send;
+
+    /// Applies a transition in one atomic write: the grant (if still at the expected version),
+    /// its audit record and any revocation entry, or nothing at all.
+    fn commit(&self, change: &Change) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A person's requests, newest first.
+    fn list_by_requester(
+        &self,
+        requester: &UserId,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Grant>, StoreError>> + Send;
+
+    /// Pending requests for a target, oldest first (the order reviewers work in).
+    fn list_pending_for_target(
+        &self,
+        target: &TargetId,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Grant>, StoreError>> + Send;
+
+    /// Open grants due at or before `before` (pending past their decision deadline, active past
+    /// their end), shard by shard, each shard by due time.
+    fn list_due(
+        &self,
+        before: Timestamp,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<Grant>, StoreError>> + Send;
+
+    /// One grant's audit records, in chain order.
+    fn audit_of_grant(
+        &self,
+        id: &GrantId,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<AuditRecord>, StoreError>> + Send;
+
+    /// All audit records with `from <= at < to`, by time, then grant, then sequence.
+    fn audit_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        page: &PageRequest,
+    ) -> impl Future<Output = Result<Page<AuditRecord>, StoreError>> + Send;
+
+    /// The revocation ledger of one role.
+    fn revocations(
+        &self,
+        role: &RoleArn,
+    ) -> impl Future<Output = Result<Vec<RevocationEntry>, StoreError>> + Send;
+
+    /// Removes a ledger entry whose sessions have all expired.
+    fn remove_revocation(
+        &self,
+        entry: &RevocationEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The audit-index key of a record: time, then grant, then sequence, as one sortable string.
+fn audit_sort_key(record: &AuditRecord) -> String {
+    format!(
+        "{:012}#{}#{:010}",
+        record.at.unix_seconds().max(0),
+        record.grant_id,
+        record.seq
+    )
+}
+
+/// The first second of each UTC day that `[from, to)` touches.
+fn days_between(from: Timestamp, to: Timestamp) -> impl Iterator<Item = Timestamp> {
+    const DAY: i64 = 86_400;
+    let first = from.unix_seconds().div_euclid(DAY);
+    let last = to.unix_seconds().saturating_sub(1).div_euclid(DAY);
+    let last = if to > from { last } else { first - 1 };
+    (first..=last).map(|d| Timestamp::from_unix_seconds(d * DAY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_shards_spread_and_stay_put() {
+        let mut counts = [0_u32; DUE_SHARDS as usize];
+        for i in 0..800 {
+            let id = GrantId::generate(Timestamp::from_unix_seconds(1_800_000_000 + i));
+            counts[due_shard(&id) as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 50), "uneven spread: {counts:?}");
+        let id = GrantId::parse("0190c0de-0000-7000-8000-000000000001").unwrap();
+        assert_eq!(due_shard(&id), due_shard(&id.clone()));
+    }
+
+    #[test]
+    fn days_cover_exactly_the_half_open_range() {
+        let t = |s| Timestamp::from_unix_seconds(s);
+        let days: Vec<_> = days_between(t(86_400 - 1), t(2 * 86_400)).collect();
+        assert_eq!(days, [t(0), t(86_400)]);
+        let days: Vec<_> = days_between(t(86_400), t(86_401)).collect();
+        assert_eq!(days, [t(86_400)]);
+        assert_eq!(days_between(t(10), t(10)).count(), 0);
+    }
+
+    #[test]
+    fn idempotency_keys_cannot_smuggle_separators() {
+        assert!(IdempotencyKey::parse("retry-1.a_B").is_ok());
+        assert!(IdempotencyKey::parse("a#b").is_err());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("k".repeat(129)).is_err());
+    }
+}

@@ -1,0 +1,607 @@
+//! One contract, two adapters: every test here runs against the in-memory store and against
+//! DynamoDB on the local emulator, so the in-memory store cannot accept what DynamoDB refuses.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use jit_core::audit::{AuditRecord, verify_against_head};
+use jit_core::clock::Timestamp;
+use jit_core::domain::{Command, Grant, GrantId, GrantState, ReviewDecision};
+use jit_core::store::{
+    Created, Cursor, DynamoStore, GrantStore, Idempotency, IdempotencyKey, MemoryStore, Page,
+    PageRequest, StoreError,
+};
+use jit_local::{CallCounter, TestTable};
+use support::*;
+
+/// What each contract test gets: a store, and for DynamoDB the counter of its AWS calls.
+struct Fixture<S> {
+    store: S,
+    calls: Option<CallCounter>,
+}
+
+impl<S: GrantStore> Fixture<S> {
+    /// Asserts the calls made since the last check, when this adapter counts them.
+    fn expect_calls(&self, expected: &[(&str, u64)]) {
+        if let Some(calls) = &self.calls {
+            let taken = calls.take();
+            let expected: std::collections::BTreeMap<String, u64> = expected
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect();
+            assert_eq!(taken, expected, "AWS calls");
+        }
+    }
+
+    fn reset_calls(&self) {
+        if let Some(calls) = &self.calls {
+            calls.take();
+        }
+    }
+
+    async fn create(&self, creation: &jit_core::domain::Creation) -> Grant {
+        match self.store.create(creation, None).await.unwrap() {
+            Created::New(g) => g,
+            other => panic!("expected a new grant, got {other:?}"),
+        }
+    }
+
+    /// Applies and commits `command`, checks what was stored, returns the new grant.
+    async fn step(
+        &self,
+        grant: &Grant,
+        command: Command,
+        actor: &jit_core::domain::Actor,
+        at: Timestamp,
+    ) -> Grant {
+        let change = grant.apply(command, actor, at).unwrap();
+        self.reset_calls();
+        self.store.commit(&change).await.unwrap();
+        // Cost: a transition is exactly one transaction, nothing else.
+        self.expect_calls(&[("DynamoDB.TransactWriteItems", 1)]);
+        let stored = self.store.get(&grant.id).await.unwrap().unwrap();
+        assert_eq!(&stored, change.grant());
+        self.chain_holds(&stored).await;
+        stored
+    }
+
+    async fn audit(&self, id: &GrantId) -> Vec<AuditRecord> {
+        let store = &self.store;
+        all_pages(|p| async move { store.audit_of_grant(id, &p).await }, 2).await
+    }
+
+    async fn chain_holds(&self, grant: &Grant) {
+        let records = self.audit(&grant.id).await;
+        verify_against_head(&grant.id, &records, &grant.audit_head).unwrap();
+    }
+}
+
+/// Follows cursors from the first page to the last, checking no page exceeds `limit`.
+async fn all_pages<T, F, Fut>(mut fetch: F, limit: u32) -> Vec<T>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut items = Vec::new();
+    let mut request = PageRequest::first(limit);
+    for _ in 0..10_000 {
+        let page = fetch(request.clone()).await.unwrap();
+        assert!(
+            page.items.len() <= limit as usize,
+            "page larger than its limit"
+        );
+        items.extend(page.items);
+        match page.next {
+            Some(cursor) => request = PageRequest::after(limit, cursor),
+            None => return items,
+        }
+    }
+    panic!("paging did not end");
+}
+
+async fn create_then_get<S: GrantStore>(f: Fixture<S>) {
+    let creation = open("alice", "prod-logs", T0);
+    f.reset_calls();
+    let grant = f.create(&creation).await;
+    f.expect_calls(&[("DynamoDB.TransactWriteItems", 1)]);
+    assert_eq!(&grant, creation.grant());
+    assert_eq!(f.store.get(&grant.id).await.unwrap().as_ref(), Some(&grant));
+    let audit = f.audit(&grant.id).await;
+    assert_eq!(audit, [creation.audit().clone()]);
+    f.chain_holds(&grant).await;
+    let missing = GrantId::generate(T0);
+    assert_eq!(f.store.get(&missing).await.unwrap(), None);
+}
+
+async fn a_duplicate_id_is_refused<S: GrantStore>(f: Fixture<S>) {
+    let creation = open("alice", "prod-logs", T0);
+    f.create(&creation).await;
+    let again = f.store.create(&creation, None).await;
+    assert_eq!(
+        again,
+        Err(StoreError::AlreadyExists {
+            id: creation.grant().id.clone()
+        })
+    );
+    assert_eq!(f.audit(&creation.grant().id).await.len(), 1);
+}
+
+async fn every_transition_is_stored_with_its_audit_record<S: GrantStore>(f: Fixture<S>) {
+    let t = |s| T0.plus_secs(s);
+    // Auto-approval, two sessions, revocation (with a ledger entry for the live session).
+    let g = f.create(&open("alice", "prod-logs", T0)).await;
+    let g = f.step(&g, auto_approve(), &approver(), t(1)).await;
+    assert_eq!(g.state, GrantState::Active);
+    let g = f.step(&g, issue(t(901)), &as_user("alice"), t(2)).await;
+    let g = f.step(&g, issue(t(1000)), &as_user("alice"), t(3)).await;
+    assert_eq!(
+        (g.sessions_issued, g.sessions_valid_until),
+        (2, Some(t(1000)))
+    );
+    let g = f.step(&g, revoke(), &as_user("sam"), t(4)).await;
+    assert_eq!(g.state, GrantState::Revoked);
+    let ledger = f.store.revocations(&g.role_arn).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(
+        (ledger[0].grant_id.clone(), ledger[0].until),
+        (g.id.clone(), t(1000))
+    );
+
+    // Two approvals, then expiry.
+    let g = f.create(&open("alice", "prod-deploy", T0)).await;
+    let g = f.step(&g, await_review(2), &approver(), t(1)).await;
+    let g = f
+        .step(&g, review(ReviewDecision::Approve), &as_user("rob"), t(2))
+        .await;
+    assert_eq!(g.state, GrantState::Pending);
+    let g = f
+        .step(&g, review(ReviewDecision::Approve), &as_user("ria"), t(3))
+        .await;
+    assert_eq!(g.state, GrantState::Active);
+    let g = f.step(&g, Command::Expire, &sweeper(), t(3 + 3600)).await;
+    assert_eq!(g.state, GrantState::Expired);
+
+    // Denial, cancellation, time-out.
+    let g = f.create(&open("alice", "prod-db", T0)).await;
+    let g = f.step(&g, await_review(1), &approver(), t(1)).await;
+    let g = f
+        .step(&g, review(ReviewDecision::Deny), &as_user("rob"), t(2))
+        .await;
+    assert_eq!(g.state, GrantState::Denied);
+    let g = f.create(&open("bob", "prod-db", T0)).await;
+    let g = f.step(&g, Command::Cancel, &as_user("bob"), t(5)).await;
+    assert_eq!(g.state, GrantState::Cancelled);
+    let g = f.create(&open("carol", "prod-db", T0)).await;
+    let g = f.step(&g, Command::TimeOut, &sweeper(), t(WINDOW)).await;
+    assert_eq!(g.state, GrantState::TimedOut);
+    assert_eq!(f.audit(&g.id).await.len(), 2);
+}
+
+async fn a_stale_version_is_rejected_and_writes_nothing<S: GrantStore>(f: Fixture<S>) {
+    let g = f.create(&open("alice", "prod-logs", T0)).await;
+    let g = f
+        .step(&g, await_review(1), &approver(), T0.plus_secs(1))
+        .await;
+    // Computed from the grant as it was before `await_review`: version 1, not 2.
+    let stale = open_again_as_read(&f, &g).await;
+    let late = stale
+        .apply(Command::Cancel, &as_user("alice"), T0.plus_secs(2))
+        .unwrap();
+    f.reset_calls();
+    assert_eq!(
+        f.store.commit(&late).await,
+        Err(StoreError::Conflict { id: g.id.clone() })
+    );
+    f.expect_calls(&[("DynamoDB.TransactWriteItems", 1)]);
+    assert_eq!(f.store.get(&g.id).await.unwrap().as_ref(), Some(&g));
+    assert_eq!(f.audit(&g.id).await.len(), 2);
+    // The same change committed twice: the second is refused too.
+    let cancel = g
+        .apply(Command::Cancel, &as_user("alice"), T0.plus_secs(3))
+        .unwrap();
+    f.store.commit(&cancel).await.unwrap();
+    assert_eq!(
+        f.store.commit(&cancel).await,
+        Err(StoreError::Conflict { id: g.id.clone() })
+    );
+    assert_eq!(f.audit(&g.id).await.len(), 3);
+}
+
+/// The grant at version 1, as a reader that loaded it before the last change would hold it.
+async fn open_again_as_read<S: GrantStore>(f: &Fixture<S>, current: &Grant) -> Grant {
+    let first = f.audit(&current.id).await.remove(0);
+    let mut stale = current.clone();
+    stale.version = 1;
+    stale.approvals_required = None;
+    stale.audit_head = first.head();
+    stale
+}
+
+async fn concurrent_transitions_on_one_grant_let_exactly_one_win<S: GrantStore>(f: Fixture<S>) {
+    for round in 0..5 {
+        let g = f
+            .create(&open("alice", &format!("target-{round}"), T0))
+            .await;
+        let g = f
+            .step(&g, await_review(1), &approver(), T0.plus_secs(1))
+            .await;
+        let at = T0.plus_secs(2);
+        let changes = [
+            g.apply(Command::Cancel, &as_user("alice"), at).unwrap(),
+            g.apply(review(ReviewDecision::Approve), &as_user("rob"), at)
+                .unwrap(),
+            g.apply(review(ReviewDecision::Deny), &as_user("ria"), at)
+                .unwrap(),
+            g.apply(review(ReviewDecision::Approve), &as_user("ray"), at)
+                .unwrap(),
+        ];
+        let results = futures_join_all(changes.iter().map(|c| f.store.commit(c))).await;
+        let winners: Vec<_> = results
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_ok())
+            .collect();
+        assert_eq!(winners.len(), 1, "round {round}: {results:?}");
+        for r in results.iter().filter(|r| r.is_err()) {
+            assert_eq!(r, &Err(StoreError::Conflict { id: g.id.clone() }));
+        }
+        let stored = f.store.get(&g.id).await.unwrap().unwrap();
+        assert_eq!(&stored, changes[winners[0].0].grant());
+        let audit = f.audit(&g.id).await;
+        assert_eq!(audit.len(), 3, "one record per accepted change");
+        f.chain_holds(&stored).await;
+    }
+}
+
+/// Runs the futures at once on this task, like `join_all`, without another dependency.
+async fn futures_join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
+    let mut handles: Vec<_> = handles.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, out) in handles.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(fut) = slot {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *out = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(Option::unwrap).collect()
+}
+
+async fn the_due_index_returns_only_due_items_across_shards<S: GrantStore>(f: Fixture<S>) {
+    let mut expected = BTreeSet::new();
+    let mut not_due = BTreeSet::new();
+    for i in 0..24_i64 {
+        let created = T0.plus_secs(i);
+        let g = f
+            .create(&open(&format!("user{i}"), "prod-logs", created))
+            .await;
+        // decide_by = created + WINDOW; some are decided, some not.
+        let g = match i % 4 {
+            0 => g,
+            1 => {
+                f.step(&g, auto_approve(), &approver(), created.plus_secs(1))
+                    .await
+            }
+            2 => {
+                f.step(
+                    &g,
+                    Command::Cancel,
+                    &as_user(&format!("user{i}")),
+                    created.plus_secs(1),
+                )
+                .await
+            }
+            _ => {
+                f.step(&g, await_review(1), &approver(), created.plus_secs(1))
+                    .await
+            }
+        };
+        match g.due_at() {
+            Some(due) if due <= T0.plus_secs(WINDOW + 11) => expected.insert(g.id.clone()),
+            _ => not_due.insert(g.id.clone()),
+        };
+    }
+    assert!(expected.len() >= 6 && !not_due.is_empty());
+    let before = T0.plus_secs(WINDOW + 11);
+    for limit in [1, 5, 100] {
+        let store = &f.store;
+        let due = all_pages(|p| async move { store.list_due(before, &p).await }, limit).await;
+        let ids: Vec<GrantId> = due.iter().map(|g| g.id.clone()).collect();
+        let unique: BTreeSet<_> = ids.iter().cloned().collect();
+        assert_eq!(
+            ids.len(),
+            unique.len(),
+            "an item came twice (limit {limit})"
+        );
+        assert_eq!(unique, expected, "limit {limit}");
+        assert!(due.iter().all(|g| g.due_at().is_some_and(|d| d <= before)));
+    }
+    // Nothing due before the first deadline.
+    let none = f.store.list_due(T0, &PageRequest::first(10)).await.unwrap();
+    assert!(none.items.is_empty() && none.next.is_none());
+}
+
+async fn listings_page_through_only_their_own_partition<S: GrantStore>(f: Fixture<S>) {
+    let mut alice = Vec::new();
+    for i in 0..7 {
+        alice.push(
+            f.create(&open("alice", "prod-logs", T0.plus_secs(i * 10)))
+                .await,
+        );
+    }
+    for i in 0..3 {
+        f.create(&open("bob", "prod-logs", T0.plus_secs(i * 10 + 5)))
+            .await;
+    }
+    let store = &f.store;
+    let (alice_id, nobody) = (&user("alice"), &user("nobody"));
+    let mine = all_pages(
+        |p| async move { store.list_by_requester(alice_id, &p).await },
+        3,
+    )
+    .await;
+    let newest_first: Vec<_> = alice.iter().rev().cloned().collect();
+    assert_eq!(mine, newest_first);
+    assert!(
+        all_pages(
+            |p| async move { store.list_by_requester(nobody, &p).await },
+            3
+        )
+        .await
+        .is_empty()
+    );
+
+    // Pending by target: decided requests drop out of the sparse index.
+    let cancelled = f
+        .step(
+            &alice[1],
+            Command::Cancel,
+            &as_user("alice"),
+            T0.plus_secs(100),
+        )
+        .await;
+    let activated = f
+        .step(&alice[2], auto_approve(), &approver(), T0.plus_secs(100))
+        .await;
+    let pending = all_pages(
+        |p| {
+            let target = alice[0].target.clone();
+            async move { store.list_pending_for_target(&target, &p).await }
+        },
+        4,
+    )
+    .await;
+    assert_eq!(pending.len(), 8);
+    assert!(
+        pending
+            .windows(2)
+            .all(|w| w[0].created_at <= w[1].created_at)
+    );
+    assert!(
+        !pending
+            .iter()
+            .any(|g| g.id == cancelled.id || g.id == activated.id)
+    );
+}
+
+async fn cursors_from_another_query_are_refused<S: GrantStore>(f: Fixture<S>) {
+    for i in 0..3 {
+        f.create(&open("alice", "prod-logs", T0.plus_secs(i))).await;
+    }
+    let page = f
+        .store
+        .list_by_requester(&user("alice"), &PageRequest::first(1))
+        .await
+        .unwrap();
+    let cursor = page.next.unwrap();
+    let wrong = PageRequest::after(1, cursor);
+    assert_eq!(
+        f.store.list_due(T0, &wrong).await.err(),
+        Some(StoreError::BadCursor)
+    );
+    let garbage = PageRequest::after(1, Cursor::from_client("eyJxIjoiY2hhaW4ifQ"));
+    assert_eq!(
+        f.store
+            .audit_of_grant(&GrantId::generate(T0), &garbage)
+            .await
+            .err(),
+        Some(StoreError::BadCursor)
+    );
+}
+
+fn idem(key: &str, caller: &str, fingerprint: &str, now: Timestamp) -> Idempotency {
+    Idempotency {
+        key: IdempotencyKey::parse(key).unwrap(),
+        caller: user(caller),
+        fingerprint: fingerprint.to_owned(),
+        expires_at: T0.plus_secs(86_400),
+        now,
+    }
+}
+
+async fn a_reused_idempotency_key_returns_the_first_result<S: GrantStore>(f: Fixture<S>) {
+    let first = open("alice", "prod-logs", T0);
+    let created = f
+        .store
+        .create(&first, Some(&idem("k-1", "alice", "fp-a", T0)))
+        .await
+        .unwrap();
+    assert_eq!(created, Created::New(first.grant().clone()));
+    let g = f
+        .step(first.grant(), await_review(1), &approver(), T0.plus_secs(1))
+        .await;
+
+    // A retry (a new id, the same key and request) gets the first request as it is now.
+    let retry = open("alice", "prod-logs", T0.plus_secs(2));
+    f.reset_calls();
+    let replayed = f
+        .store
+        .create(&retry, Some(&idem("k-1", "alice", "fp-a", T0.plus_secs(2))))
+        .await
+        .unwrap();
+    assert_eq!(replayed, Created::Replayed(g.clone()));
+    assert_eq!(f.store.get(&retry.grant().id).await.unwrap(), None);
+    assert!(f.audit(&retry.grant().id).await.is_empty());
+
+    // The same key for a different request is refused, and nothing is written.
+    let other = open("alice", "prod-db", T0.plus_secs(3));
+    assert_eq!(
+        f.store
+            .create(&other, Some(&idem("k-1", "alice", "fp-b", T0.plus_secs(3))))
+            .await,
+        Err(StoreError::IdempotencyKeyReused {
+            key: "k-1".to_owned()
+        })
+    );
+    assert_eq!(f.store.get(&other.grant().id).await.unwrap(), None);
+
+    // Keys belong to their caller: bob's `k-1` is his own.
+    let bobs = open("bob", "prod-logs", T0.plus_secs(4));
+    assert!(matches!(
+        f.store
+            .create(&bobs, Some(&idem("k-1", "bob", "fp-a", T0.plus_secs(4))))
+            .await,
+        Ok(Created::New(_))
+    ));
+
+    // Once expired (even if not yet removed by TTL), the key is free again.
+    let later = open("alice", "prod-logs", T0.plus_secs(86_400));
+    assert!(matches!(
+        f.store
+            .create(
+                &later,
+                Some(&idem("k-1", "alice", "fp-a", T0.plus_secs(86_400)))
+            )
+            .await,
+        Ok(Created::New(_))
+    ));
+}
+
+async fn audit_records_are_found_by_time_range<S: GrantStore>(f: Fixture<S>) {
+    const DAY: i64 = 86_400;
+    let day_start = Timestamp::from_unix_seconds(T0.unix_seconds() / DAY * DAY);
+    let late = day_start.plus_secs(DAY - 2); // two seconds before midnight
+    let a = f.create(&open("alice", "prod-logs", late)).await;
+    let a = f
+        .step(&a, await_review(1), &approver(), late.plus_secs(1))
+        .await;
+    let a = f
+        .step(
+            &a,
+            review(ReviewDecision::Approve),
+            &as_user("rob"),
+            late.plus_secs(2),
+        )
+        .await;
+    let b = f.create(&open("bob", "prod-logs", late.plus_secs(3))).await;
+    let _ = (a, b);
+    // Seconds: late (a#1), late+1 (a#2), late+2 = midnight (a#3), late+3 (b#1).
+    let store = &f.store;
+    let every = all_pages(
+        |p| async move { store.audit_between(late, late.plus_secs(4), &p).await },
+        1,
+    )
+    .await;
+    let seen: Vec<_> = every.iter().map(|r| (r.at, r.seq)).collect();
+    assert_eq!(
+        seen,
+        [
+            (late, 1),
+            (late.plus_secs(1), 2),
+            (late.plus_secs(2), 3),
+            (late.plus_secs(3), 1)
+        ]
+    );
+    // Half-open: `to` is excluded, `from` included, across the day boundary.
+    let middle = all_pages(
+        |p| async move {
+            store
+                .audit_between(late.plus_secs(1), late.plus_secs(3), &p)
+                .await
+        },
+        10,
+    )
+    .await;
+    assert_eq!(middle.iter().map(|r| r.seq).collect::<Vec<_>>(), [2, 3]);
+    let empty = all_pages(
+        |p| async move { store.audit_between(late, late, &p).await },
+        10,
+    )
+    .await;
+    assert!(empty.is_empty());
+}
+
+async fn the_revocation_ledger_is_kept_per_role<S: GrantStore>(f: Fixture<S>) {
+    let t = |s| T0.plus_secs(s);
+    let g = f.create(&open("alice", "prod-logs", T0)).await;
+    let g = f.step(&g, auto_approve(), &approver(), t(1)).await;
+    let g = f.step(&g, issue(t(3900)), &as_user("alice"), t(3000)).await;
+    // Expiry while a session lives on: the ledger must cut it.
+    let g = f.step(&g, Command::Expire, &sweeper(), t(1 + 3600)).await;
+    let entries = f.store.revocations(&g.role_arn).await.unwrap();
+    assert_eq!(entries.len(), 1);
+    let entry = entries[0].clone();
+    assert_eq!(entry.until, t(3900));
+    // An entry that changed since it was read is not removed.
+    let mut stale = entry.clone();
+    stale.until = t(3899);
+    f.store.remove_revocation(&stale).await.unwrap();
+    assert_eq!(
+        f.store.revocations(&g.role_arn).await.unwrap(),
+        [entry.clone()]
+    );
+    f.store.remove_revocation(&entry).await.unwrap();
+    assert!(f.store.revocations(&g.role_arn).await.unwrap().is_empty());
+}
+
+macro_rules! contract {
+    ($($test:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::Fixture { store: super::MemoryStore::new(), calls: None }).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $test() {
+                    let table = super::TestTable::create(stringify!($test)).await.unwrap();
+                    let store = super::DynamoStore::new(table.client.clone(), &table.name);
+                    super::$test(super::Fixture { store, calls: Some(table.calls.clone()) }).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    create_then_get,
+    a_duplicate_id_is_refused,
+    every_transition_is_stored_with_its_audit_record,
+    a_stale_version_is_rejected_and_writes_nothing,
+    concurrent_transitions_on_one_grant_let_exactly_one_win,
+    the_due_index_returns_only_due_items_across_shards,
+    listings_page_through_only_their_own_partition,
+    cursors_from_another_query_are_refused,
+    a_reused_idempotency_key_returns_the_first_result,
+    audit_records_are_found_by_time_range,
+    the_revocation_ledger_is_kept_per_role,
+);

@@ -1,0 +1,82 @@
+//! Builders shared by the integration tests.
+#![allow(dead_code)]
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::{
+    Actor, Command, Creation, Grant, GrantDuration, GrantId, NewRequest, Reason, ReviewDecision,
+    RoleArn, Service, SessionKind, TargetId, UserId,
+};
+
+/// A fixed start time: 2027-01-15T08:00:00Z.
+pub const T0: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);
+/// How long reviewers have in these tests.
+pub const WINDOW: i64 = 3600;
+
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+pub fn as_user(name: &str) -> Actor {
+    Actor::User(user(name))
+}
+
+pub fn approver() -> Actor {
+    Actor::Service(Service::Approver)
+}
+
+pub fn sweeper() -> Actor {
+    Actor::Service(Service::Sweeper)
+}
+
+pub fn request(requester: &str, target: &str, duration_secs: u64) -> NewRequest {
+    NewRequest {
+        requester: user(requester),
+        target: TargetId::parse(target).unwrap(),
+        role_arn: RoleArn::parse(format!("arn:aws:iam::111122223333:role/jit-{target}")).unwrap(),
+        duration: GrantDuration::from_secs(duration_secs).unwrap(),
+        reason: Reason::parse("investigating INC-42 in production").unwrap(),
+        ticket: None,
+        break_glass: false,
+        decision_window_secs: WINDOW,
+        policy_hash: "policy-hash-1".to_owned(),
+    }
+}
+
+/// A new request by `requester` for `target`, made at `at`.
+pub fn open(requester: &str, target: &str, at: Timestamp) -> Creation {
+    Grant::open(GrantId::generate(at), request(requester, target, 3600), at)
+}
+
+pub fn await_review(n: u32) -> Command {
+    Command::AwaitReview {
+        approvals_required: n,
+        policy_hash: "policy-hash-2".to_owned(),
+    }
+}
+
+pub fn auto_approve() -> Command {
+    Command::AutoApprove {
+        policies: vec!["sre-read-only".to_owned()],
+        policy_hash: "policy-hash-2".to_owned(),
+    }
+}
+
+pub fn review(decision: ReviewDecision) -> Command {
+    Command::Review {
+        decision,
+        comment: Some("looks right".to_owned()),
+    }
+}
+
+pub fn issue(expires_at: Timestamp) -> Command {
+    Command::IssueSession {
+        kind: SessionKind::Cli,
+        expires_at,
+    }
+}
+
+pub fn revoke() -> Command {
+    Command::Revoke {
+        reason: Reason::parse("incident closed, access no longer needed").unwrap(),
+    }
+}
