@@ -1,0 +1,320 @@
+//! The lifecycle's rules, as a table: every state × command × actor, and the special cases.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use jit_core::audit::AuditAction;
+use jit_core::clock::Timestamp;
+use jit_core::domain::{
+    Actor, Command, Grant, GrantId, GrantState, ReviewDecision, Service, TransitionError,
+};
+use support::*;
+
+/// A grant brought to a named situation through legal transitions only.
+fn grant_in(situation: &str) -> Grant {
+    let t = |s| T0.plus_secs(s);
+    let mut req = request("alice", "prod-logs", 3600);
+    req.break_glass = situation == "pending-break-glass";
+    let g = Grant::open(GrantId::generate(T0), req, T0).grant().clone();
+    let step = |g: &Grant, c: Command, a: &Actor, at: Timestamp| {
+        g.apply(c, a, at).unwrap().grant().clone()
+    };
+    match situation {
+        "pending-new" | "pending-break-glass" => g,
+        "pending-review" => step(&g, await_review(2), &approver(), t(1)),
+        "active" => step(&g, auto_approve(), &approver(), t(1)),
+        "denied" => {
+            let g = step(&g, await_review(1), &approver(), t(1));
+            step(&g, review(ReviewDecision::Deny), &as_user("rob"), t(2))
+        }
+        "cancelled" => step(&g, Command::Cancel, &as_user("alice"), t(1)),
+        "timed-out" => step(&g, Command::TimeOut, &sweeper(), t(WINDOW)),
+        "expired" => {
+            let g = step(&g, auto_approve(), &approver(), t(1));
+            step(&g, Command::Expire, &sweeper(), t(1 + 3600))
+        }
+        "revoked" => {
+            let g = step(&g, auto_approve(), &approver(), t(1));
+            step(&g, revoke(), &as_user("sam"), t(2))
+        }
+        other => panic!("unknown situation {other}"),
+    }
+}
+
+const SITUATIONS: [&str; 9] = [
+    "pending-new",
+    "pending-break-glass",
+    "pending-review",
+    "active",
+    "denied",
+    "cancelled",
+    "timed-out",
+    "expired",
+    "revoked",
+];
+
+fn commands() -> Vec<(&'static str, Command)> {
+    vec![
+        ("await-review", await_review(1)),
+        ("auto-approve", auto_approve()),
+        (
+            "break-glass",
+            Command::BreakGlass {
+                policies: vec!["break-glass".to_owned()],
+                policy_hash: "h".to_owned(),
+            },
+        ),
+        ("approve", review(ReviewDecision::Approve)),
+        ("deny", review(ReviewDecision::Deny)),
+        ("cancel", Command::Cancel),
+        ("time-out", Command::TimeOut),
+        ("expire", Command::Expire),
+        ("revoke", revoke()),
+        ("issue", issue(T0.plus_secs(20_000))),
+    ]
+}
+
+fn actors() -> Vec<(&'static str, Actor)> {
+    vec![
+        ("requester", as_user("alice")),
+        ("other-user", as_user("rob")),
+        ("approver", Actor::Service(Service::Approver)),
+        ("sweeper", Actor::Service(Service::Sweeper)),
+        ("issuer", Actor::Service(Service::Issuer)),
+        ("intake", Actor::Service(Service::Intake)),
+    ]
+}
+
+/// The specification: which (situation, command, actor) is legal, early (before every
+/// deadline) or late (after the decision deadline and the grant's end).
+fn legal(situation: &str, command: &str, actor: &str, late: bool) -> bool {
+    match (situation, command, actor) {
+        ("pending-new" | "pending-break-glass", "await-review" | "auto-approve", "approver") => {
+            true
+        }
+        ("pending-break-glass", "break-glass", "approver") => true,
+        ("pending-review", "approve" | "deny", "other-user") => !late,
+        (s, "cancel", "requester") if s.starts_with("pending") => true,
+        (s, "time-out", "sweeper") if s.starts_with("pending") => late,
+        ("active", "expire", "sweeper") => late,
+        ("active", "revoke", "requester" | "other-user") => true,
+        ("active", "issue", "requester") => !late,
+        _ => false,
+    }
+}
+
+#[test]
+fn every_state_command_and_actor_follows_the_table() {
+    let mut checked = 0;
+    for situation in SITUATIONS {
+        let grant = grant_in(situation);
+        for late in [false, true] {
+            let at = if late {
+                T0.plus_secs(10 * 3600)
+            } else {
+                T0.plus_secs(60)
+            };
+            for (command_name, command) in commands() {
+                for (actor_name, actor) in actors() {
+                    let result = grant.apply(command.clone(), &actor, at);
+                    assert_eq!(
+                        result.is_ok(),
+                        legal(situation, command_name, actor_name, late),
+                        "{situation} / {command_name} by {actor_name} (late: {late}): {:?}",
+                        result.as_ref().err()
+                    );
+                    if grant.state.is_terminal() {
+                        assert!(matches!(result, Err(TransitionError::Terminal { .. })));
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 9 * 2 * 10 * 6);
+}
+
+#[test]
+fn each_change_advances_version_and_chain_by_one() {
+    let g = grant_in("pending-new");
+    let change = g
+        .apply(auto_approve(), &approver(), T0.plus_secs(5))
+        .unwrap();
+    assert_eq!(change.expected_version(), g.version);
+    assert_eq!(change.grant().version, g.version + 1);
+    let audit = change.audit();
+    assert_eq!(audit.seq, g.audit_head.seq + 1);
+    assert_eq!(audit.prev_hash, g.audit_head.hash);
+    assert_eq!(change.grant().audit_head, audit.head());
+    assert_eq!(
+        (audit.action, audit.from, audit.to),
+        (
+            AuditAction::AutoApproved,
+            Some(GrantState::Pending),
+            GrantState::Active
+        )
+    );
+    assert_eq!(audit.policy_hash.as_deref(), Some("policy-hash-2"));
+    assert_eq!(audit.detail["policies"], "sre-read-only");
+    assert_eq!(change.grant().ends_at, Some(T0.plus_secs(5 + 3600)));
+}
+
+#[test]
+fn approvals_must_come_from_distinct_people_other_than_the_requester() {
+    let g = grant_in("pending-review");
+    let at = T0.plus_secs(10);
+    let own = g.apply(review(ReviewDecision::Approve), &as_user("alice"), at);
+    assert_eq!(
+        own.unwrap_err().to_string(),
+        format!(
+            "user:alice may not approve request `{}`: a requester cannot review their own request",
+            g.id
+        )
+    );
+    let g = g
+        .apply(review(ReviewDecision::Approve), &as_user("rob"), at)
+        .unwrap()
+        .grant()
+        .clone();
+    assert_eq!((g.state, g.approval_count()), (GrantState::Pending, 1));
+    let twice = g.apply(review(ReviewDecision::Approve), &as_user("rob"), at);
+    assert!(matches!(
+        twice,
+        Err(TransitionError::AlreadyReviewed { .. })
+    ));
+    let second = g
+        .apply(review(ReviewDecision::Approve), &as_user("ria"), at)
+        .unwrap();
+    assert_eq!(second.grant().state, GrantState::Active);
+    assert_eq!(second.audit().detail["approvals"], "2/2");
+}
+
+#[test]
+fn reviews_wait_for_the_rules_and_stop_at_the_deadline() {
+    let g = grant_in("pending-new");
+    let early = g.apply(
+        review(ReviewDecision::Approve),
+        &as_user("rob"),
+        T0.plus_secs(1),
+    );
+    assert!(matches!(
+        early,
+        Err(TransitionError::NotYetEvaluated { .. })
+    ));
+    let g = grant_in("pending-review");
+    let late = g.apply(
+        review(ReviewDecision::Approve),
+        &as_user("rob"),
+        g.decide_by,
+    );
+    assert!(matches!(late, Err(TransitionError::TimeRanOut { .. })));
+    // A redelivered rules decision is refused, so the approver can treat it as done.
+    let again = g.apply(await_review(1), &approver(), T0.plus_secs(2));
+    assert!(matches!(
+        again,
+        Err(TransitionError::AlreadyEvaluated { .. })
+    ));
+}
+
+#[test]
+fn break_glass_activates_at_once_and_owes_a_review() {
+    let g = grant_in("pending-break-glass");
+    let change = g
+        .apply(
+            Command::BreakGlass {
+                policies: vec!["break-glass".to_owned()],
+                policy_hash: "h".to_owned(),
+            },
+            &approver(),
+            T0.plus_secs(1),
+        )
+        .unwrap();
+    assert_eq!(change.grant().state, GrantState::Active);
+    assert!(change.grant().review_owed);
+    assert_eq!(change.audit().action, AuditAction::BreakGlassActivated);
+    let not_asked = grant_in("pending-new").apply(
+        Command::BreakGlass {
+            policies: vec![],
+            policy_hash: "h".to_owned(),
+        },
+        &approver(),
+        T0.plus_secs(1),
+    );
+    assert!(matches!(
+        not_asked,
+        Err(TransitionError::NotBreakGlass { .. })
+    ));
+}
+
+#[test]
+fn sessions_raise_the_revocation_horizon_and_only_outliving_sessions_are_revoked() {
+    let g = grant_in("active");
+    let requester = as_user("alice");
+    let g1 = g
+        .apply(issue(T0.plus_secs(2000)), &requester, T0.plus_secs(100))
+        .unwrap()
+        .grant()
+        .clone();
+    // An earlier-expiring session does not lower the horizon.
+    let g2 = g1
+        .apply(issue(T0.plus_secs(1500)), &requester, T0.plus_secs(200))
+        .unwrap()
+        .grant()
+        .clone();
+    assert_eq!(
+        (g2.sessions_issued, g2.sessions_valid_until),
+        (2, Some(T0.plus_secs(2000)))
+    );
+    let live = g2
+        .apply(revoke(), &as_user("sam"), T0.plus_secs(300))
+        .unwrap();
+    let entry = live.revocation().unwrap();
+    assert_eq!(
+        (entry.until, &entry.grant_id, &entry.role_arn),
+        (T0.plus_secs(2000), &g.id, &g.role_arn)
+    );
+    assert_eq!(
+        live.audit().detail["revoke_sessions_until"],
+        T0.plus_secs(2000).to_string()
+    );
+    // Sessions already dead: nothing to cut.
+    let dead = g2
+        .apply(revoke(), &as_user("sam"), T0.plus_secs(2000))
+        .unwrap();
+    assert!(dead.revocation().is_none());
+    // No session at all: nothing to cut either.
+    assert!(
+        g.apply(revoke(), &as_user("sam"), T0.plus_secs(300))
+            .unwrap()
+            .revocation()
+            .is_none()
+    );
+    // A session that would already be expired is refused.
+    let past = g.apply(issue(T0.plus_secs(100)), &requester, T0.plus_secs(100));
+    assert!(matches!(past, Err(TransitionError::SessionInPast { .. })));
+}
+
+#[test]
+fn refusals_say_what_state_the_request_is_in() {
+    let g = grant_in("cancelled");
+    let err = g.apply(Command::Cancel, &as_user("alice"), T0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot cancel request `{}`: it is CANCELLED, which is final",
+            g.id
+        )
+    );
+    let g = grant_in("active");
+    let err = g.apply(Command::Cancel, &as_user("alice"), T0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("cannot cancel request `{}`: it is ACTIVE", g.id)
+    );
+}

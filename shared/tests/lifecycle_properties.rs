@@ -1,0 +1,211 @@
+//! Property: random sequences of commands by random actors at random times, against the
+//! in-memory store, never reach an illegal state, never lose or duplicate an audit record, and
+//! every chain verifies.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::collections::HashMap;
+
+use jit_core::audit::verify_against_head;
+use jit_core::clock::Timestamp;
+use jit_core::domain::{
+    Actor, Change, Command, Grant, GrantId, GrantState, ReviewDecision, Service,
+};
+use jit_core::store::{GrantStore, MemoryStore, PageRequest, StoreError};
+use proptest::prelude::*;
+use support::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create {
+        requester: usize,
+        target: usize,
+    },
+    Apply {
+        grant: usize,
+        command: usize,
+        actor: usize,
+    },
+    /// Commit a change computed earlier again: stale by now, it must be refused.
+    Replay {
+        change: usize,
+    },
+    Wait {
+        secs: i64,
+    },
+}
+
+const PEOPLE: [&str; 4] = ["alice", "bob", "rob", "ria"];
+const TARGETS: [&str; 2] = ["prod-logs", "prod-db"];
+
+fn command(i: usize, now: Timestamp) -> Command {
+    match i % 11 {
+        0 => await_review(1 + (i / 11 % 3) as u32),
+        1 => auto_approve(),
+        2 => Command::BreakGlass {
+            policies: vec!["bg".to_owned()],
+            policy_hash: "h".to_owned(),
+        },
+        3 | 4 => review(ReviewDecision::Approve),
+        5 => review(ReviewDecision::Deny),
+        6 => Command::Cancel,
+        7 => Command::TimeOut,
+        8 => Command::Expire,
+        9 => revoke(),
+        _ => issue(now.plus_secs(900 + (i as i64 % 2700))),
+    }
+}
+
+fn actor(i: usize) -> Actor {
+    match i % 7 {
+        n @ 0..4 => as_user(PEOPLE[n]),
+        4 => Actor::Service(Service::Approver),
+        5 => Actor::Service(Service::Sweeper),
+        _ => Actor::Service(Service::Issuer),
+    }
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        1 => (0..PEOPLE.len(), 0..TARGETS.len()).prop_map(|(requester, target)| Op::Create { requester, target }),
+        6 => (0..8_usize, 0..1000_usize, 0..7_usize).prop_map(|(grant, command, actor)| Op::Apply { grant, command, actor }),
+        1 => (0..64_usize).prop_map(|change| Op::Replay { change }),
+        2 => (1..3000_i64).prop_map(|secs| Op::Wait { secs }),
+    ]
+}
+
+/// Fields that must agree with the state, whatever path led there.
+fn consistent(g: &Grant) -> Result<(), String> {
+    let ok = match g.state {
+        GrantState::Pending => {
+            g.activated_at.is_none() && g.closed_at.is_none() && g.sessions_issued == 0
+        }
+        GrantState::Active => {
+            g.activated_at.is_some() && g.ends_at.is_some() && g.closed_at.is_none()
+        }
+        GrantState::Expired | GrantState::Revoked => {
+            g.activated_at.is_some() && g.closed_at.is_some()
+        }
+        GrantState::Denied => {
+            g.activated_at.is_none()
+                && g.closed_at.is_some()
+                && g.reviews.iter().any(|r| r.decision == ReviewDecision::Deny)
+        }
+        GrantState::Cancelled | GrantState::TimedOut => {
+            g.activated_at.is_none() && g.closed_at.is_some()
+        }
+    };
+    let reviewers_distinct = {
+        let mut names: Vec<_> = g.reviews.iter().map(|r| &r.reviewer).collect();
+        names.sort();
+        names.dedup();
+        names.len() == g.reviews.len()
+    };
+    let requester_never_reviews = g.reviews.iter().all(|r| r.reviewer != g.requester);
+    if ok && reviewers_distinct && requester_never_reviews {
+        Ok(())
+    } else {
+        Err(format!("inconsistent grant: {g:#?}"))
+    }
+}
+
+fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store = MemoryStore::new();
+        let mut now = T0;
+        let mut ids: Vec<GrantId> = Vec::new();
+        let mut last_state: HashMap<GrantId, GrantState> = HashMap::new();
+        let mut computed: Vec<Change> = Vec::new();
+        let mut accepted = 0_usize;
+        for op in ops {
+            match op {
+                Op::Create { requester, target } => {
+                    let creation = open(PEOPLE[requester], TARGETS[target], now);
+                    store.create(&creation, None).await.unwrap();
+                    ids.push(creation.grant().id.clone());
+                    accepted += 1;
+                }
+                Op::Apply {
+                    grant,
+                    command: c,
+                    actor: a,
+                } => {
+                    let Some(id) = ids.get(grant % ids.len().max(1)) else {
+                        continue;
+                    };
+                    let before = store.get(id).await.unwrap().unwrap();
+                    if let Ok(change) = before.apply(command(c, now), &actor(a), now) {
+                        store.commit(&change).await.unwrap();
+                        accepted += 1;
+                        computed.push(change);
+                    }
+                }
+                Op::Replay { change } => {
+                    let Some(change) = computed.get(change % computed.len().max(1)) else {
+                        continue;
+                    };
+                    let result = store.commit(change).await;
+                    prop_assert_eq!(
+                        result,
+                        Err(StoreError::Conflict {
+                            id: change.grant().id.clone()
+                        })
+                    );
+                }
+                Op::Wait { secs } => now = now.plus_secs(secs),
+            }
+
+            let mut records_total = 0;
+            for id in &ids {
+                let g = store.get(id).await.unwrap().unwrap();
+                let records = store
+                    .audit_of_grant(id, &PageRequest::first(100))
+                    .await
+                    .unwrap()
+                    .items;
+                prop_assert!(
+                    verify_against_head(id, &records, &g.audit_head).is_ok(),
+                    "chain of {id} broke"
+                );
+                prop_assert_eq!(records.len() as u64, g.version, "one record per version");
+                prop_assert_eq!(records.last().map(|r| r.to), Some(g.state));
+                if let Err(e) = consistent(&g) {
+                    return Err(TestCaseError::fail(e));
+                }
+                if let Some(prev) = last_state.insert(id.clone(), g.state) {
+                    prop_assert!(
+                        !prev.is_terminal() || prev == g.state,
+                        "{prev} changed to {}",
+                        g.state
+                    );
+                }
+                records_total += records.len();
+            }
+            prop_assert_eq!(
+                records_total,
+                accepted,
+                "an audit record was lost or duplicated"
+            );
+        }
+        Ok(())
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_command_sequences_keep_every_invariant(ops in prop::collection::vec(op(), 1..80)) {
+        run(ops)?;
+    }
+}
