@@ -5,4 +5,6 @@
 pub mod audit;
 pub mod clock;
 pub mod domain;
+pub mod identity;
+pub mod policy;
 pub mod store;

@@ -135,7 +135,7 @@ fn grant_id_char(c: char) -> bool {
     (c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) || c == '-'
 }
 
-fn group_char(c: char) -> bool {
+fn ticket_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-_.:/@+".contains(c)
 }
 
@@ -152,9 +152,9 @@ string_value!(
     /// A group a person belongs to, as the identity provider names it.
     GroupName,
     "group",
-    128,
-    group_char,
-    "letters, digits and - _ . : / @ + only"
+    256,
+    printable,
+    "no control characters"
 );
 
 string_value!(
@@ -171,7 +171,7 @@ string_value!(
     Ticket,
     "ticket",
     64,
-    group_char,
+    ticket_char,
     "letters, digits and - _ . : / @ + only"
 );
 
@@ -436,7 +436,8 @@ mod tests {
         assert!(TargetId::parse("Prod Logs").is_err());
         assert!(TargetId::parse("a#b").is_err());
         assert!(GroupName::parse("cognito:sre").is_ok());
-        assert!(GroupName::parse("sre team").is_err());
+        assert!(GroupName::parse("Platform Team").is_ok());
+        assert!(GroupName::parse("sre\nadmins").is_err());
         assert!(UserId::parse("user\u{0}").is_err());
         assert!(GrantId::parse("../../etc").is_err());
         let id = GrantId::generate(Timestamp::from_unix_seconds(1_800_000_000));

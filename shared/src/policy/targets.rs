@@ -1,0 +1,191 @@
+//! The targets file: every role access can be requested to, and its limits.
+
+use serde::Deserialize;
+
+use crate::domain::{GrantDuration, RoleArn, TargetId};
+
+/// The longest session policy STS accepts, in characters, once minified.
+pub const SESSION_POLICY_MAX_CHARS: usize = 2048;
+
+/// The most approvals a target may require.
+pub const MAX_APPROVALS: u32 = 10;
+
+/// A target as the targets file declares it, after checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Its id, used in requests and policies.
+    pub id: TargetId,
+    /// What it is for, for people.
+    pub description: String,
+    /// The AWS account the role lives in.
+    pub account: String,
+    /// `prod`, `staging`, ...
+    pub environment: String,
+    /// `read-only`, `write`, `admin`, ...
+    pub tier: String,
+    /// The role credentials are issued for.
+    pub role_arn: RoleArn,
+    /// The longest grant it allows.
+    pub max_duration: GrantDuration,
+    /// Distinct approvals a request needs when no rule approves it at once.
+    pub approvals_required: u32,
+    /// How long reviewers have before a request times out, in seconds.
+    pub decision_window_secs: u32,
+    /// The scope-down policy attached to every session, minified.
+    pub session_policy: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsFile {
+    targets: Vec<RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTarget {
+    id: String,
+    #[serde(default)]
+    description: String,
+    account: String,
+    environment: String,
+    tier: String,
+    role_arn: String,
+    max_duration: String,
+    approvals_required: u32,
+    decision_window: String,
+    #[serde(default)]
+    session_policy: Option<serde_json::Value>,
+}
+
+/// Reads and checks a targets file; each error names the target and what to fix.
+pub(crate) fn parse_targets(text: &str) -> Result<Vec<Target>, String> {
+    let file: TargetsFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let mut targets: Vec<Target> = Vec::new();
+    for raw in file.targets {
+        let name = raw.id.clone();
+        let target = check(raw).map_err(|e| format!("target `{name}`: {e}"))?;
+        if targets.iter().any(|t| t.id == target.id) {
+            return Err(format!("target `{name}` is declared twice"));
+        }
+        targets.push(target);
+    }
+    if targets.is_empty() {
+        return Err("no targets are declared".to_owned());
+    }
+    Ok(targets)
+}
+
+fn check(raw: RawTarget) -> Result<Target, String> {
+    let id = TargetId::parse(raw.id).map_err(|e| e.to_string())?;
+    let arn_account = raw
+        .role_arn
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.split_once(":role/"))
+        .map(|(account, _)| account.to_owned())
+        .ok_or_else(|| {
+            format!(
+                "role_arn `{}` is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+                raw.role_arn
+            )
+        })?;
+    if raw.account.len() != 12 || !raw.account.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!("account `{}` is not a 12-digit AWS account id", raw.account));
+    }
+    if arn_account != raw.account {
+        return Err(format!(
+            "role_arn is in account `{arn_account}` but account says `{}`",
+            raw.account
+        ));
+    }
+    let role_arn = RoleArn::parse(raw.role_arn).map_err(|e| e.to_string())?;
+    let max_duration = GrantDuration::parse(&raw.max_duration)
+        .map_err(|e| format!("max_duration: {e}"))?;
+    let decision_window = GrantDuration::parse(&raw.decision_window)
+        .map_err(|e| format!("decision_window: {e}"))?;
+    if !(1..=MAX_APPROVALS).contains(&raw.approvals_required) {
+        return Err(format!(
+            "approvals_required must be between 1 and {MAX_APPROVALS}, got {}",
+            raw.approvals_required
+        ));
+    }
+    let session_policy = match raw.session_policy {
+        None => None,
+        Some(policy) if !policy.is_object() => {
+            return Err("session_policy must be an IAM policy document (a JSON object)".into());
+        }
+        Some(policy) => {
+            let minified = policy.to_string();
+            let chars = minified.chars().count();
+            if chars > SESSION_POLICY_MAX_CHARS {
+                return Err(format!(
+                    "session_policy is {chars} characters minified; STS accepts at most {SESSION_POLICY_MAX_CHARS}"
+                ));
+            }
+            Some(minified)
+        }
+    };
+    for (field, value) in [("environment", &raw.environment), ("tier", &raw.tier)] {
+        if value.trim().is_empty() {
+            return Err(format!("{field} must not be empty"));
+        }
+    }
+    Ok(Target {
+        id,
+        description: raw.description,
+        account: raw.account,
+        environment: raw.environment,
+        tier: raw.tier,
+        role_arn,
+        max_duration,
+        approvals_required: raw.approvals_required,
+        decision_window_secs: decision_window.as_secs(),
+        session_policy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(extra: &str) -> String {
+        format!(
+            r#"{{"targets":[{{"id":"prod-logs","account":"111111111111","environment":"prod",
+            "tier":"read-only","role_arn":"arn:aws:iam::111111111111:role/jit/logs",
+            "max_duration":"1h","approvals_required":1,"decision_window":"30m"{extra}}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_well_formed_target_loads() {
+        let t = parse_targets(&one("")).unwrap();
+        assert_eq!(t[0].max_duration.as_secs(), 3600);
+        assert_eq!(t[0].decision_window_secs, 1800);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            (r#","surprise":1"#, "unknown field `surprise`"),
+            (r#","session_policy":"allow everything""#, "session_policy must be an IAM policy document"),
+            (r#","session_policy":{"x":"PADDING"}"#, "STS accepts at most 2048"),
+        ];
+        for (extra, expected) in cases {
+            let extra = extra.replace("PADDING", &"y".repeat(3000));
+            let err = parse_targets(&one(&extra)).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
+        let wrong_account = one("").replace("role/jit/logs", "role/jit/logs").replace(
+            "arn:aws:iam::111111111111",
+            "arn:aws:iam::999999999999",
+        );
+        assert!(parse_targets(&wrong_account).unwrap_err().contains("in account `999999999999`"));
+        let twice = r#"{"targets":[T,T]}"#.replace(
+            'T',
+            one("").trim_start_matches(r#"{"targets":["#).trim_end_matches("]}"),
+        );
+        assert!(parse_targets(&twice).unwrap_err().contains("declared twice"));
+        let zero = one("").replace(r#""approvals_required":1"#, r#""approvals_required":0"#);
+        assert!(parse_targets(&zero).unwrap_err().contains("between 1 and 10"));
+    }
+}
