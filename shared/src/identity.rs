@@ -121,11 +121,24 @@ mod tests {
             ["dba", "sre"]
         );
         let single = claims(&[("sub", "u1"), ("groups", "sre")]);
-        assert_eq!(groups(&Caller::from_claims(&single, "groups").unwrap()), ["sre"]);
+        assert_eq!(
+            groups(&Caller::from_claims(&single, "groups").unwrap()),
+            ["sre"]
+        );
         let none = claims(&[("sub", "u1")]);
-        assert!(Caller::from_claims(&none, "groups").unwrap().groups.is_empty());
+        assert!(
+            Caller::from_claims(&none, "groups")
+                .unwrap()
+                .groups
+                .is_empty()
+        );
         let empty = claims(&[("sub", "u1"), ("groups", "[]")]);
-        assert!(Caller::from_claims(&empty, "groups").unwrap().groups.is_empty());
+        assert!(
+            Caller::from_claims(&empty, "groups")
+                .unwrap()
+                .groups
+                .is_empty()
+        );
     }
 
     #[test]

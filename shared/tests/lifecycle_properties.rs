@@ -131,9 +131,31 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             match op {
                 Op::Create { requester, target } => {
                     let creation = open(PEOPLE[requester], TARGETS[target], now);
-                    store.create(&creation, None).await.unwrap();
-                    ids.push(creation.grant().id.clone());
-                    accepted += 1;
+                    let mut open_one = None;
+                    for id in &ids {
+                        let g = store.get(id).await.unwrap().unwrap();
+                        if !g.state.is_terminal()
+                            && g.requester == creation.grant().requester
+                            && g.target == creation.grant().target
+                        {
+                            open_one = Some(g.id);
+                        }
+                    }
+                    match (store.create(&creation, None).await, open_one) {
+                        (Ok(_), None) => {
+                            ids.push(creation.grant().id.clone());
+                            accepted += 1;
+                        }
+                        (Err(StoreError::AlreadyOpen { existing }), Some(open)) => {
+                            prop_assert_eq!(existing, open)
+                        }
+                        (result, open) => prop_assert!(
+                            false,
+                            "create gave {:?} with open request {:?}",
+                            result,
+                            open
+                        ),
+                    }
                 }
                 Op::Apply {
                     grant,

@@ -1,6 +1,11 @@
 //! The example rules in `infra/policies/`, and what loading refuses.
 // Tests may unwrap and index: a panic is how a test fails.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -29,7 +34,12 @@ fn caller(sub: &str, groups: &str) -> Caller {
 /// Wednesday 2027-01-13, 10:00 UTC.
 const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
 
-fn ctx(duration_secs: u32, ticket: Option<&str>, break_glass: bool, at: Timestamp) -> AccessContext {
+fn ctx(
+    duration_secs: u32,
+    ticket: Option<&str>,
+    break_glass: bool,
+    at: Timestamp,
+) -> AccessContext {
     AccessContext {
         duration_secs,
         reason: "investigating INC-42".to_owned(),
@@ -51,23 +61,34 @@ fn the_example_rules_load_with_their_hash() {
     assert!(r.policy_count() >= 10);
     let logs = r.target(&target("prod-logs-ro")).unwrap();
     let policy = logs.session_policy.as_deref().unwrap();
-    assert!(policy.contains("\"Version\":\"2012-10-17\"") && !policy.contains('\n'), "{policy}");
+    assert!(
+        policy.contains("\"Version\":\"2012-10-17\"") && !policy.contains('\n'),
+        "{policy}"
+    );
 }
 
 #[test]
 fn who_may_request_what() {
     let r = rules();
     let at = WEDNESDAY_10;
-    let ask = |who: &Caller, t: &str, c: AccessContext| r.decide(who, Action::Request, &target(t), &c);
+    let ask =
+        |who: &Caller, t: &str, c: AccessContext| r.decide(who, Action::Request, &target(t), &c);
     let engineer = caller("eve", "engineers");
     let sre = caller("sam", "sre");
     let dba = caller("dan", "dba");
 
     let d = ask(&engineer, "prod-logs-ro", ctx(3600, None, false, at));
     assert!(d.allowed);
-    assert_eq!(d.policies, ["engineers-may-request-prod-read-only-and-deploy"]);
+    assert_eq!(
+        d.policies,
+        ["engineers-may-request-prod-read-only-and-deploy"]
+    );
 
-    let d = ask(&engineer, "prod-db-admin", ctx(3600, Some("INC-1"), false, at));
+    let d = ask(
+        &engineer,
+        "prod-db-admin",
+        ctx(3600, Some("INC-1"), false, at),
+    );
     assert!(!d.allowed);
     assert_eq!(
         d.explain_denial(Action::Request, "prod-db-admin"),
@@ -108,10 +129,28 @@ fn what_is_approved_at_once() {
     assert!(d.allowed);
     assert_eq!(d.policies, ["sre-read-only-with-ticket"]);
     assert!(!auto(ctx(3600, None, false, at)).allowed, "no ticket");
-    assert!(!auto(ctx(7200, Some("INC-9"), false, at)).allowed, "too long");
+    assert!(
+        !auto(ctx(7200, Some("INC-9"), false, at)).allowed,
+        "too long"
+    );
     let engineer = caller("eve", "engineers");
-    assert!(!r.decide(&engineer, Action::AutoApprove, &target("prod-logs-ro"), &ctx(600, Some("INC-9"), false, at)).allowed);
-    let bg = |who: &Caller, t: &str| r.decide(who, Action::BreakGlass, &target(t), &ctx(1800, Some("INC-9"), true, at));
+    assert!(
+        !r.decide(
+            &engineer,
+            Action::AutoApprove,
+            &target("prod-logs-ro"),
+            &ctx(600, Some("INC-9"), false, at)
+        )
+        .allowed
+    );
+    let bg = |who: &Caller, t: &str| {
+        r.decide(
+            who,
+            Action::BreakGlass,
+            &target(t),
+            &ctx(1800, Some("INC-9"), true, at),
+        )
+    };
     assert!(bg(&sre, "break-glass-admin").allowed);
     assert!(!bg(&sre, "prod-db-admin").allowed);
     assert!(!bg(&engineer, "break-glass-admin").allowed);
@@ -135,9 +174,15 @@ fn who_may_approve_revoke_and_audit() {
     assert!(may(&sre, Action::Revoke, "prod-db-admin"));
     assert!(!may(&engineer, Action::Revoke, "prod-logs-ro"));
     assert!(r.decide_audit(&security, at).allowed);
-    assert!(r.decide_read(&security, &target("prod-db-admin"), at).allowed);
+    assert!(
+        r.decide_read(&security, &target("prod-db-admin"), at)
+            .allowed
+    );
     assert!(!r.decide_audit(&sre, at).allowed);
-    assert!(!r.decide_read(&engineer, &target("prod-logs-ro"), at).allowed);
+    assert!(
+        !r.decide_read(&engineer, &target("prod-logs-ro"), at)
+            .allowed
+    );
 }
 
 fn sources() -> (String, Vec<(String, String)>, String) {
@@ -157,9 +202,12 @@ fn load_with(extra: &str) -> Result<Rules, PolicyError> {
 
 #[test]
 fn a_syntax_error_names_the_file_and_line() {
-    let err = load_with("// fine\n\npermit (principal, action, resource) when { resource.tier == };\n")
-        .unwrap_err();
-    let PolicyError::Invalid { location, .. } = &err else { panic!("{err}") };
+    let err =
+        load_with("// fine\n\npermit (principal, action, resource) when { resource.tier == };\n")
+            .unwrap_err();
+    let PolicyError::Invalid { location, .. } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(location, "bad.cedar:3", "{err}");
 }
 
@@ -169,17 +217,24 @@ fn a_policy_the_schema_does_not_allow_names_the_file_and_line() {
         "@id(\"typo\")\npermit (\n  principal,\n  action == Jit::Action::\"Request\",\n  resource\n)\nwhen { resource.teir == \"admin\" };\n",
     )
     .unwrap_err();
-    let PolicyError::Invalid { location, why } = &err else { panic!("{err}") };
+    let PolicyError::Invalid { location, why } = &err else {
+        panic!("{err}")
+    };
     assert_eq!(location, "bad.cedar:7", "{err}");
     assert!(why.contains("typo") && why.contains("teir"), "{why}");
-    let err = load_with("permit (principal, action == Jit::Action::\"Fly\", resource);").unwrap_err();
+    let err =
+        load_with("permit (principal, action == Jit::Action::\"Fly\", resource);").unwrap_err();
     assert!(err.to_string().starts_with("bad.cedar:1"), "{err}");
 }
 
 #[test]
 fn duplicate_ids_empty_sets_and_bad_targets_are_refused() {
-    let err = load_with("@id(\"sre-may-request-anything\")\npermit (principal, action, resource);").unwrap_err();
-    assert!(err.to_string().contains("is also used in `access.cedar`"), "{err}");
+    let err = load_with("@id(\"sre-may-request-anything\")\npermit (principal, action, resource);")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("is also used in `access.cedar`"),
+        "{err}"
+    );
 
     let (schema, _, targets) = sources();
     let err = Rules::from_sources(&schema, vec![], &targets).unwrap_err();
@@ -188,7 +243,11 @@ fn duplicate_ids_empty_sets_and_bad_targets_are_refused() {
     let (schema, policies, targets) = sources();
     let bad_targets = targets.replacen("\"approvals_required\": 1", "\"approvals_required\": 0", 1);
     let err = Rules::from_sources(&schema, policies.clone(), &bad_targets).unwrap_err();
-    assert!(err.to_string().starts_with("targets.json: target `prod-logs-ro`"), "{err}");
+    assert!(
+        err.to_string()
+            .starts_with("targets.json: target `prod-logs-ro`"),
+        "{err}"
+    );
 
     let err = Rules::from_sources("namespace Jit { entity ; }", policies, &targets).unwrap_err();
     assert!(err.to_string().starts_with("schema.cedarschema:1"), "{err}");

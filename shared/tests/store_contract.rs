@@ -346,13 +346,15 @@ async fn the_due_index_returns_only_due_items_across_shards<S: GrantStore>(f: Fi
 async fn listings_page_through_only_their_own_partition<S: GrantStore>(f: Fixture<S>) {
     let mut alice = Vec::new();
     for i in 0..7 {
+        let target = format!("prod-{i}");
         alice.push(
-            f.create(&open("alice", "prod-logs", T0.plus_secs(i * 10)))
+            f.create(&open("alice", &target, T0.plus_secs(i * 10)))
                 .await,
         );
     }
     for i in 0..3 {
-        f.create(&open("bob", "prod-logs", T0.plus_secs(i * 10 + 5)))
+        let target = format!("prod-{i}");
+        f.create(&open("bob", &target, T0.plus_secs(i * 10 + 5)))
             .await;
     }
     let store = &f.store;
@@ -364,51 +366,51 @@ async fn listings_page_through_only_their_own_partition<S: GrantStore>(f: Fixtur
     .await;
     let newest_first: Vec<_> = alice.iter().rev().cloned().collect();
     assert_eq!(mine, newest_first);
-    assert!(
-        all_pages(
-            |p| async move { store.list_by_requester(nobody, &p).await },
-            3
-        )
-        .await
-        .is_empty()
-    );
-
-    // Pending by target: decided requests drop out of the sparse index.
-    let cancelled = f
-        .step(
-            &alice[1],
-            Command::Cancel,
-            &as_user("alice"),
-            T0.plus_secs(100),
-        )
-        .await;
-    let activated = f
-        .step(&alice[2], auto_approve(), &approver(), T0.plus_secs(100))
-        .await;
-    let pending = all_pages(
-        |p| {
-            let target = alice[0].target.clone();
-            async move { store.list_pending_for_target(&target, &p).await }
-        },
-        4,
+    let none = all_pages(
+        |p| async move { store.list_by_requester(nobody, &p).await },
+        3,
     )
     .await;
-    assert_eq!(pending.len(), 8);
-    assert!(
-        pending
-            .windows(2)
-            .all(|w| w[0].created_at <= w[1].created_at)
+    assert!(none.is_empty());
+
+    // Pending by target, oldest first; decided requests drop out of the sparse index.
+    let mut waiting = Vec::new();
+    for (i, who) in ["carol", "dave", "erin", "frank", "gina"]
+        .iter()
+        .enumerate()
+    {
+        waiting.push(
+            f.create(&open(who, "shared", T0.plus_secs(200 + i as i64)))
+                .await,
+        );
+    }
+    let at = T0.plus_secs(300);
+    let cancelled = f
+        .step(&waiting[1], Command::Cancel, &as_user("dave"), at)
+        .await;
+    let activated = f.step(&waiting[2], auto_approve(), &approver(), at).await;
+    let shared = &waiting[0].target;
+    let pending = all_pages(
+        |p| async move { store.list_pending_for_target(shared, &p).await },
+        2,
+    )
+    .await;
+    let ids: Vec<_> = pending.iter().map(|g| g.id.clone()).collect();
+    assert_eq!(
+        ids,
+        [
+            waiting[0].id.clone(),
+            waiting[3].id.clone(),
+            waiting[4].id.clone()
+        ]
     );
-    assert!(
-        !pending
-            .iter()
-            .any(|g| g.id == cancelled.id || g.id == activated.id)
-    );
+    assert!(!ids.contains(&cancelled.id) && !ids.contains(&activated.id));
 }
 
 async fn cursors_from_another_query_are_refused<S: GrantStore>(f: Fixture<S>) {
     for i in 0..3 {
-        f.create(&open("alice", "prod-logs", T0.plus_secs(i))).await;
+        f.create(&open("alice", &format!("prod-{i}"), T0.plus_secs(i)))
+            .await;
     }
     let page = f
         .store
@@ -487,7 +489,7 @@ async fn a_reused_idempotency_key_returns_the_first_result<S: GrantStore>(f: Fix
     ));
 
     // Once expired (even if not yet removed by TTL), the key is free again.
-    let later = open("alice", "prod-logs", T0.plus_secs(86_400));
+    let later = open("alice", "prod-other", T0.plus_secs(86_400));
     assert!(matches!(
         f.store
             .create(
@@ -576,6 +578,35 @@ async fn the_revocation_ledger_is_kept_per_role<S: GrantStore>(f: Fixture<S>) {
     assert!(f.store.revocations(&g.role_arn).await.unwrap().is_empty());
 }
 
+async fn one_open_request_per_person_and_target<S: GrantStore>(f: Fixture<S>) {
+    let first = f.create(&open("alice", "prod-logs", T0)).await;
+    let second = open("alice", "prod-logs", T0.plus_secs(1));
+    f.reset_calls();
+    assert_eq!(
+        f.store.create(&second, None).await,
+        Err(StoreError::AlreadyOpen {
+            existing: first.id.clone()
+        })
+    );
+    assert_eq!(f.store.get(&second.grant().id).await.unwrap(), None);
+    assert!(f.audit(&second.grant().id).await.is_empty());
+    // Others, and other targets, are not affected.
+    f.create(&open("bob", "prod-logs", T0.plus_secs(2))).await;
+    f.create(&open("alice", "prod-db", T0.plus_secs(3))).await;
+    // Still refused once active; free again once the grant closes.
+    let active = f
+        .step(&first, auto_approve(), &approver(), T0.plus_secs(4))
+        .await;
+    let third = open("alice", "prod-logs", T0.plus_secs(5));
+    assert!(matches!(
+        f.store.create(&third, None).await,
+        Err(StoreError::AlreadyOpen { .. })
+    ));
+    f.step(&active, revoke(), &as_user("alice"), T0.plus_secs(6))
+        .await;
+    f.create(&third).await;
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -611,4 +642,5 @@ contract!(
     a_reused_idempotency_key_returns_the_first_result,
     audit_records_are_found_by_time_range,
     the_revocation_ledger_is_kept_per_role,
+    one_open_request_per_person_and_target,
 );

@@ -105,11 +105,18 @@ impl Decision {
     /// Why it was denied, in words for the caller.
     pub fn explain_denial(&self, action: Action, target: &str) -> String {
         if !self.reasons.is_empty() {
-            format!("{} (policy {})", self.reasons.join("; "), self.policies.join(", "))
+            format!(
+                "{} (policy {})",
+                self.reasons.join("; "),
+                self.policies.join(", ")
+            )
         } else if !self.policies.is_empty() {
             format!("forbidden by policy {}", self.policies.join(", "))
         } else {
-            format!("no policy permits you to {} on target `{target}`", action.as_str())
+            format!(
+                "no policy permits you to {} on target `{target}`",
+                action.as_str()
+            )
         }
     }
 }
@@ -251,12 +258,11 @@ impl Rules {
     ) -> Result<Self, PolicyError> {
         policy_files.sort();
         let names = Names::new()?;
-        let (schema, _warnings) = Schema::from_cedarschema_str(schema_text).map_err(|e| {
-            PolicyError::Invalid {
+        let (schema, _warnings) =
+            Schema::from_cedarschema_str(schema_text).map_err(|e| PolicyError::Invalid {
                 location: locate(SCHEMA_FILE, schema_text, &e),
                 why: e.to_string(),
-            }
-        })?;
+            })?;
 
         let mut policies = PolicySet::new();
         let mut origin: HashMap<PolicyId, usize> = HashMap::new();
@@ -308,12 +314,11 @@ impl Rules {
             });
         }
 
-        let parsed_targets = targets::parse_targets(targets_text).map_err(|why| {
-            PolicyError::Invalid {
+        let parsed_targets =
+            targets::parse_targets(targets_text).map_err(|why| PolicyError::Invalid {
                 location: TARGETS_FILE.to_owned(),
                 why,
-            }
-        })?;
+            })?;
         let mut targets = BTreeMap::new();
         for target in parsed_targets {
             let entity = target_entity(&names, &target).map_err(|why| PolicyError::Invalid {
@@ -395,16 +400,37 @@ impl Rules {
         };
         let (hour, weekday) = utc_hour_and_weekday(context.at);
         let mut pairs = vec![
-            ("duration_secs".to_owned(), RestrictedExpression::new_long(i64::from(context.duration_secs))),
-            ("reason".to_owned(), RestrictedExpression::new_string(context.reason.clone())),
-            ("break_glass".to_owned(), RestrictedExpression::new_bool(context.break_glass)),
+            (
+                "duration_secs".to_owned(),
+                RestrictedExpression::new_long(i64::from(context.duration_secs)),
+            ),
+            (
+                "reason".to_owned(),
+                RestrictedExpression::new_string(context.reason.clone()),
+            ),
+            (
+                "break_glass".to_owned(),
+                RestrictedExpression::new_bool(context.break_glass),
+            ),
             ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
-            ("utc_weekday".to_owned(), RestrictedExpression::new_long(weekday)),
+            (
+                "utc_weekday".to_owned(),
+                RestrictedExpression::new_long(weekday),
+            ),
         ];
         if let Some(ticket) = &context.ticket {
-            pairs.push(("ticket".to_owned(), RestrictedExpression::new_string(ticket.clone())));
+            pairs.push((
+                "ticket".to_owned(),
+                RestrictedExpression::new_string(ticket.clone()),
+            ));
         }
-        self.ask(caller, action, target_entity.uid(), Some(target_entity.clone()), pairs)
+        self.ask(
+            caller,
+            action,
+            target_entity.uid(),
+            Some(target_entity.clone()),
+            pairs,
+        )
     }
 
     /// May `caller` read the whole audit trail at `at`?
@@ -412,9 +438,18 @@ impl Rules {
         let (hour, weekday) = utc_hour_and_weekday(at);
         let pairs = vec![
             ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
-            ("utc_weekday".to_owned(), RestrictedExpression::new_long(weekday)),
+            (
+                "utc_weekday".to_owned(),
+                RestrictedExpression::new_long(weekday),
+            ),
         ];
-        self.ask(caller, Action::ReadAudit, self.names.audit_trail(), None, pairs)
+        self.ask(
+            caller,
+            Action::ReadAudit,
+            self.names.audit_trail(),
+            None,
+            pairs,
+        )
     }
 
     /// May `caller` read requests for `target` as an auditor at `at`?
@@ -430,9 +465,18 @@ impl Rules {
         let (hour, weekday) = utc_hour_and_weekday(at);
         let pairs = vec![
             ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
-            ("utc_weekday".to_owned(), RestrictedExpression::new_long(weekday)),
+            (
+                "utc_weekday".to_owned(),
+                RestrictedExpression::new_long(weekday),
+            ),
         ];
-        self.ask(caller, Action::ReadAudit, target_entity.uid(), Some(target_entity.clone()), pairs)
+        self.ask(
+            caller,
+            Action::ReadAudit,
+            target_entity.uid(),
+            Some(target_entity.clone()),
+            pairs,
+        )
     }
 
     fn ask(
@@ -457,7 +501,10 @@ impl Rules {
             .collect();
         let mut attrs = HashMap::new();
         if let Some(email) = &caller.email {
-            attrs.insert("email".to_owned(), RestrictedExpression::new_string(email.clone()));
+            attrs.insert(
+                "email".to_owned(),
+                RestrictedExpression::new_string(email.clone()),
+            );
         }
         let user = match Entity::new(principal.clone(), attrs, groups.clone()) {
             Ok(user) => user,
@@ -466,7 +513,10 @@ impl Rules {
         let entities = groups
             .into_iter()
             .map(|g| Entity::new_no_attrs(g, HashSet::new()))
-            .chain([user, Entity::new_no_attrs(self.names.audit_trail(), HashSet::new())])
+            .chain([
+                user,
+                Entity::new_no_attrs(self.names.audit_trail(), HashSet::new()),
+            ])
             .chain(resource_entity);
         let entities = match Entities::from_entities(entities, None) {
             Ok(entities) => entities,
@@ -486,7 +536,9 @@ impl Rules {
             Ok(request) => request,
             Err(e) => return denied(e.to_string()),
         };
-        let response = self.authorizer.is_authorized(&request, &self.policies, &entities);
+        let response = self
+            .authorizer
+            .is_authorized(&request, &self.policies, &entities);
         let mut policies: Vec<String> = response
             .diagnostics()
             .reason()
@@ -559,9 +611,15 @@ mod tests {
     #[test]
     fn hours_and_weekdays_are_utc_and_iso() {
         // 2026-11-27 was a Friday; 20:37 UTC.
-        assert_eq!(utc_hour_and_weekday(Timestamp::from_unix_seconds(1_795_811_820)), (20, 5));
+        assert_eq!(
+            utc_hour_and_weekday(Timestamp::from_unix_seconds(1_795_811_820)),
+            (20, 5)
+        );
         // 1970-01-04 was a Sunday.
-        assert_eq!(utc_hour_and_weekday(Timestamp::from_unix_seconds(3 * 86_400)), (0, 7));
+        assert_eq!(
+            utc_hour_and_weekday(Timestamp::from_unix_seconds(3 * 86_400)),
+            (0, 7)
+        );
     }
 
     #[test]

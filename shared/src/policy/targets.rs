@@ -90,7 +90,10 @@ fn check(raw: RawTarget) -> Result<Target, String> {
             )
         })?;
     if raw.account.len() != 12 || !raw.account.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!("account `{}` is not a 12-digit AWS account id", raw.account));
+        return Err(format!(
+            "account `{}` is not a 12-digit AWS account id",
+            raw.account
+        ));
     }
     if arn_account != raw.account {
         return Err(format!(
@@ -99,10 +102,10 @@ fn check(raw: RawTarget) -> Result<Target, String> {
         ));
     }
     let role_arn = RoleArn::parse(raw.role_arn).map_err(|e| e.to_string())?;
-    let max_duration = GrantDuration::parse(&raw.max_duration)
-        .map_err(|e| format!("max_duration: {e}"))?;
-    let decision_window = GrantDuration::parse(&raw.decision_window)
-        .map_err(|e| format!("decision_window: {e}"))?;
+    let max_duration =
+        GrantDuration::parse(&raw.max_duration).map_err(|e| format!("max_duration: {e}"))?;
+    let decision_window =
+        GrantDuration::parse(&raw.decision_window).map_err(|e| format!("decision_window: {e}"))?;
     if !(1..=MAX_APPROVALS).contains(&raw.approvals_required) {
         return Err(format!(
             "approvals_required must be between 1 and {MAX_APPROVALS}, got {}",
@@ -167,25 +170,44 @@ mod tests {
     fn mistakes_are_named() {
         let cases = [
             (r#","surprise":1"#, "unknown field `surprise`"),
-            (r#","session_policy":"allow everything""#, "session_policy must be an IAM policy document"),
-            (r#","session_policy":{"x":"PADDING"}"#, "STS accepts at most 2048"),
+            (
+                r#","session_policy":"allow everything""#,
+                "session_policy must be an IAM policy document",
+            ),
+            (
+                r#","session_policy":{"x":"PADDING"}"#,
+                "STS accepts at most 2048",
+            ),
         ];
         for (extra, expected) in cases {
             let extra = extra.replace("PADDING", &"y".repeat(3000));
             let err = parse_targets(&one(&extra)).unwrap_err();
             assert!(err.contains(expected), "{err}");
         }
-        let wrong_account = one("").replace("role/jit/logs", "role/jit/logs").replace(
-            "arn:aws:iam::111111111111",
-            "arn:aws:iam::999999999999",
+        let wrong_account = one("")
+            .replace("role/jit/logs", "role/jit/logs")
+            .replace("arn:aws:iam::111111111111", "arn:aws:iam::999999999999");
+        assert!(
+            parse_targets(&wrong_account)
+                .unwrap_err()
+                .contains("in account `999999999999`")
         );
-        assert!(parse_targets(&wrong_account).unwrap_err().contains("in account `999999999999`"));
         let twice = r#"{"targets":[T,T]}"#.replace(
             'T',
-            one("").trim_start_matches(r#"{"targets":["#).trim_end_matches("]}"),
+            one("")
+                .trim_start_matches(r#"{"targets":["#)
+                .trim_end_matches("]}"),
         );
-        assert!(parse_targets(&twice).unwrap_err().contains("declared twice"));
+        assert!(
+            parse_targets(&twice)
+                .unwrap_err()
+                .contains("declared twice")
+        );
         let zero = one("").replace(r#""approvals_required":1"#, r#""approvals_required":0"#);
-        assert!(parse_targets(&zero).unwrap_err().contains("between 1 and 10"));
+        assert!(
+            parse_targets(&zero)
+                .unwrap_err()
+                .contains("between 1 and 10")
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! | audit record | `GRANT#<id>` | `AUDIT#<seq, 10 digits>` | `audit_day`+`audit_key` |
 //! | revocation | `ROLE#<role ARN>` | `REVOKED#<grant id>` | |
 //! | idempotency | `IDEM#<key>#<caller>` | `IDEM` | `expires_at` is the table's TTL attribute |
+//! | open slot | `OPEN#<target>#<requester>` | `OPEN` | held while the requester's grant for the target is open |
 
 use std::collections::HashMap;
 
@@ -87,6 +88,7 @@ impl TableLayout {
 
 const GRANT_SK: &str = "GRANT";
 const IDEM_SK: &str = "IDEM";
+const OPEN_SK: &str = "OPEN";
 
 fn grant_pk(id: &GrantId) -> String {
     format!("GRANT#{id}")
@@ -179,6 +181,10 @@ impl DynamoStore {
                 s(format!("REVOKED#{}", entry.grant_id)),
             ),
         ])
+    }
+
+    fn open_slot_pk(grant: &Grant) -> String {
+        format!("OPEN#{}#{}", grant.target, grant.requester)
     }
 
     fn idempotency_key(idem: &Idempotency) -> Item {
@@ -411,6 +417,19 @@ impl GrantStore for DynamoStore {
                 &[],
                 &[],
             )?,
+            self.put(
+                HashMap::from([
+                    (
+                        TableLayout::PARTITION_KEY.into(),
+                        s(Self::open_slot_pk(grant)),
+                    ),
+                    (TableLayout::SORT_KEY.into(), s(OPEN_SK)),
+                    ("grant_id".into(), s(grant.id.as_str())),
+                ]),
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?,
         ];
         if let Some(idem) = idempotency {
             let mut item = Self::idempotency_key(idem);
@@ -433,17 +452,20 @@ impl GrantStore for DynamoStore {
             Err(refusals) => refusals,
         };
         let refused = |i: usize| refusals.get(i).and_then(Option::as_deref);
-        if let (Some(idem), Some("ConditionalCheckFailed")) = (idempotency, refused(2)) {
+        if let (Some(idem), Some("ConditionalCheckFailed")) = (idempotency, refused(3)) {
             return self.replay(idem).await;
         }
-        match refused(0) {
-            Some("ConditionalCheckFailed") => Err(StoreError::AlreadyExists {
+        if refused(0) == Some("ConditionalCheckFailed") {
+            return Err(StoreError::AlreadyExists {
                 id: grant.id.clone(),
-            }),
-            _ => Err(StoreError::Unavailable {
-                why: format!("transaction cancelled: {refusals:?}"),
-            }),
+            });
         }
+        if refused(2) == Some("ConditionalCheckFailed") {
+            return Err(self.already_open(grant).await);
+        }
+        Err(StoreError::Unavailable {
+            why: format!("transaction cancelled: {refusals:?}"),
+        })
     }
 
     async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
@@ -473,6 +495,18 @@ impl GrantStore for DynamoStore {
             let mut item = self.to_item(entry, "revocation")?;
             item.extend(Self::revocation_key(entry));
             items.push(self.put(item, None, &[], &[])?);
+        }
+        if grant.state.is_terminal() {
+            // Release the requester's slot for the target, if this grant holds it.
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key(TableLayout::PARTITION_KEY, s(Self::open_slot_pk(grant)))
+                .key(TableLayout::SORT_KEY, s(OPEN_SK))
+                .condition_expression("attribute_not_exists(pk) OR grant_id = :id")
+                .expression_attribute_values(":id", s(grant.id.as_str()))
+                .build()
+                .map_err(unavailable)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
         }
         match self.transact(items).await? {
             Ok(()) => Ok(()),
@@ -738,6 +772,28 @@ impl GrantStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// The refusal for a second open request, naming the open one.
+    async fn already_open(&self, grant: &Grant) -> StoreError {
+        let item = match self.get_item(Self::open_slot_pk(grant), OPEN_SK).await {
+            Ok(item) => item,
+            Err(e) => return e,
+        };
+        match item.as_ref().and_then(|i| i.get("grant_id")) {
+            Some(AttributeValue::S(id)) => match GrantId::parse(id.as_str()) {
+                Ok(existing) => StoreError::AlreadyOpen { existing },
+                Err(e) => StoreError::Corrupt {
+                    key: Self::open_slot_pk(grant),
+                    why: e.to_string(),
+                },
+            },
+            // Released between the refusal and this read: the caller may simply retry.
+            _ => StoreError::Unavailable {
+                why: "the open request for this target closed while this one was checked"
+                    .to_owned(),
+            },
+        }
+    }
+
     async fn replay(&self, idem: &Idempotency) -> Result<Created, StoreError> {
         let key = Self::idempotency_key(idem);
         let pk = match key.get(TableLayout::PARTITION_KEY) {

@@ -21,6 +21,7 @@ struct Tables {
     audit: BTreeMap<(GrantId, u64), AuditRecord>,
     idempotency: HashMap<(String, UserId), (GrantId, String, Timestamp)>,
     ledger: BTreeMap<(RoleArn, GrantId), RevocationEntry>,
+    open: HashMap<(TargetId, UserId), GrantId>,
 }
 
 /// Grants, audit records and the revocation ledger held in memory.
@@ -104,6 +105,13 @@ impl GrantStore for MemoryStore {
                 id: grant.id.clone(),
             });
         }
+        let slot = (grant.target.clone(), grant.requester.clone());
+        if let Some(existing) = t.open.get(&slot) {
+            return Err(StoreError::AlreadyOpen {
+                existing: existing.clone(),
+            });
+        }
+        t.open.insert(slot, grant.id.clone());
         if let Some(idem) = idempotency {
             t.idempotency.insert(
                 (idem.key.as_str().to_owned(), idem.caller.clone()),
@@ -142,6 +150,12 @@ impl GrantStore for MemoryStore {
                 (entry.role_arn.clone(), entry.grant_id.clone()),
                 entry.clone(),
             );
+        }
+        if grant.state.is_terminal() {
+            let slot = (grant.target.clone(), grant.requester.clone());
+            if t.open.get(&slot) == Some(&grant.id) {
+                t.open.remove(&slot);
+            }
         }
         t.grants.insert(grant.id.clone(), grant.clone());
         Ok(())

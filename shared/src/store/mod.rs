@@ -157,6 +157,12 @@ pub enum StoreError {
         /// The grant.
         id: GrantId,
     },
+    /// The requester already has an open request or active grant for this target.
+    #[error("you already have an open request or active grant for this target: `{existing}`")]
+    AlreadyOpen {
+        /// The open one.
+        existing: GrantId,
+    },
     /// A grant with this id exists already.
     #[error("request `{id}` already exists")]
     AlreadyExists {
@@ -192,7 +198,8 @@ pub enum StoreError {
 pub trait GrantStore: Send + Sync {
     /// Stores a new request with its first audit record, in one atomic write. With an
     /// idempotency key already used by the same caller for the same request, returns that
-    /// request instead and writes nothing.
+    /// request instead and writes nothing. A person has at most one open (pending or active)
+    /// request per target: another one is refused with [`StoreError::AlreadyOpen`].
     fn create(
         &self,
         creation: &Creation,
@@ -203,7 +210,8 @@ pub trait GrantStore: Send + Sync {
     fn get(&self, id: &GrantId) -> impl Future<Output = Result<Option<Grant>, StoreError>> + Send;
 
     /// Applies a transition in one atomic write: the grant (if still at the expected version),
-    /// its audit record and any revocation entry, or nothing at all.
+    /// its audit record, any revocation entry and, when the grant closes, the release of the
+    /// requester's open slot for the target; or nothing at all.
     fn commit(&self, change: &Change) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A person's requests, newest first.
