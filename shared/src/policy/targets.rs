@@ -184,9 +184,8 @@ mod tests {
             let err = parse_targets(&one(&extra)).unwrap_err();
             assert!(err.contains(expected), "{err}");
         }
-        let wrong_account = one("")
-            .replace("role/jit/logs", "role/jit/logs")
-            .replace("arn:aws:iam::111111111111", "arn:aws:iam::999999999999");
+        let wrong_account =
+            one("").replace("arn:aws:iam::111111111111", "arn:aws:iam::999999999999");
         assert!(
             parse_targets(&wrong_account)
                 .unwrap_err()

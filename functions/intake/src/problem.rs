@@ -1,0 +1,140 @@
+//! RFC 9457 problem details: every refusal says what went wrong and what to fix.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::{Map, Value, json};
+
+use jit_core::domain::TransitionError;
+use jit_core::store::StoreError;
+
+/// A refusal or failure, rendered as `application/problem+json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// A short, stable name for the kind of problem (the end of its `type` URI).
+    pub kind: &'static str,
+    /// What happened and what to do, for this occurrence.
+    pub detail: String,
+    /// Extra members, such as the id of a conflicting request.
+    pub extra: Map<String, Value>,
+}
+
+impl Problem {
+    /// A problem of `kind` with `status` and `detail`.
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind,
+            detail: detail.into(),
+            extra: Map::new(),
+        }
+    }
+
+    /// Adds a member to the problem body.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.extra.insert(key.to_owned(), value.into());
+        self
+    }
+
+    /// 400: the request itself is malformed.
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    /// 422: well-formed, but a value is not acceptable.
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-value", detail)
+    }
+
+    /// 401: no verified identity.
+    pub fn unauthenticated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", detail)
+    }
+
+    /// 403: the rules do not permit it.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 404: nothing the caller may see is there.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no {what} with that id is visible to you"),
+        )
+    }
+
+    /// 409: the request's state does not allow it.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", detail)
+    }
+
+    /// 503: a dependency failed; nothing was changed.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    /// The response to send.
+    pub fn into_response(self) -> Response<Body> {
+        let mut body = Map::new();
+        body.insert(
+            "type".into(),
+            json!(format!("urn:jit-access:problem:{}", self.kind)),
+        );
+        body.insert(
+            "title".into(),
+            json!(self.status.canonical_reason().unwrap_or("Error")),
+        );
+        body.insert("status".into(), json!(self.status.as_u16()));
+        body.insert("detail".into(), json!(self.detail));
+        body.extend(self.extra);
+        let mut response = Response::new(Body::from(Value::Object(body).to_string()));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            "content-type",
+            lambda_http::http::HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        match &e {
+            StoreError::Conflict { .. } => Self::conflict(e.to_string()),
+            StoreError::AlreadyOpen { existing } => {
+                Self::conflict(e.to_string()).with("existing", existing.as_str())
+            }
+            StoreError::AlreadyExists { .. } => Self::conflict(e.to_string()),
+            StoreError::IdempotencyKeyReused { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency-key-reused",
+                e.to_string(),
+            ),
+            StoreError::BadCursor => Self::bad_request(e.to_string()),
+            StoreError::Corrupt { .. } => {
+                tracing::error!(error = %e, "stored data cannot be read");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "stored data could not be read; the operators have been alerted",
+                )
+            }
+            StoreError::Unavailable { .. } => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::unavailable(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<TransitionError> for Problem {
+    fn from(e: TransitionError) -> Self {
+        match &e {
+            TransitionError::NotPermitted { .. } => Self::forbidden(e.to_string()),
+            _ => Self::conflict(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! `/requests`: create, read, list and cancel.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::{
+    Actor, Command, Grant, GrantDuration, GrantId, GrantState, NewRequest, Reason, TargetId, Ticket,
+};
+use jit_core::identity::Caller;
+use jit_core::policy::{AccessContext, Action};
+use jit_core::store::{
+    Created, Cursor, GrantStore, Idempotency, IdempotencyKey, Page, PageRequest, StoreError,
+};
+
+use crate::{App, Problem, body_text, json, query, views};
+
+/// The body of `POST /requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    target: String,
+    duration: Value,
+    reason: String,
+    #[serde(default)]
+    ticket: Option<String>,
+    #[serde(default)]
+    break_glass: bool,
+}
+
+/// The body of `POST /requests/{id}/cancel`: empty, or an empty object.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {}
+
+/// How many results a listing returns unless asked otherwise.
+const DEFAULT_LIMIT: u32 = 50;
+
+/// How often a cancel is retried when another change raced it.
+const CONFLICT_RETRIES: usize = 3;
+
+fn parse_body<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Problem> {
+    serde_json::from_str(text).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() {
+            "the body is not valid JSON"
+        } else {
+            "the body does not have the expected fields"
+        };
+        Problem::bad_request(format!("{what}: {e}"))
+    })
+}
+
+fn duration_of(value: &Value) -> Result<GrantDuration, Problem> {
+    let parsed = match value {
+        Value::Number(n) => match n.as_u64() {
+            Some(secs) => GrantDuration::from_secs(secs),
+            None => {
+                return Err(Problem::invalid(format!(
+                    "duration `{n}` is not a whole number of seconds"
+                )));
+            }
+        },
+        Value::String(text) => GrantDuration::parse(text),
+        other => {
+            return Err(Problem::invalid(format!(
+                "duration must be a number of seconds or text such as `1h30m`, not `{other}`"
+            )));
+        }
+    };
+    parsed.map_err(|e| Problem::invalid(e.to_string()))
+}
+
+fn fingerprint(request: &NewRequest) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        request.target.as_str(),
+        &request.duration.as_secs().to_string(),
+        request.reason.as_str(),
+        request.ticket.as_ref().map_or("", |t| t.as_str()),
+        if request.break_glass { "1" } else { "0" },
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
+/// A `reviewable` listing's position: which target, and where within it.
+#[derive(Debug, Serialize, Deserialize)]
+struct ReviewCursor {
+    t: usize,
+    c: Option<String>,
+}
+
+impl<S: GrantStore> App<S> {
+    /// Whether `caller` may see `grant`: its requester, someone who may approve it, or an
+    /// auditor of its target. Everyone else is told it does not exist.
+    pub(crate) fn may_see(&self, grant: &Grant, caller: &Caller, now: Timestamp) -> bool {
+        grant.requester == caller.user
+            || self
+                .rules
+                .decide(
+                    caller,
+                    Action::Approve,
+                    &grant.target,
+                    &AccessContext::of_grant(grant, now),
+                )
+                .allowed
+            || self.rules.decide_read(caller, &grant.target, now).allowed
+    }
+
+    async fn visible_grant(
+        &self,
+        id: &str,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Grant, Problem> {
+        let not_found = || Problem::not_found("request");
+        let id = GrantId::parse(id).map_err(|_| not_found())?;
+        let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
+        if self.may_see(&grant, caller, now) {
+            Ok(grant)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    pub(crate) async fn create(
+        &self,
+        request: &Request,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Response<Body>, Problem> {
+        let body: CreateBody = parse_body(body_text(request)?)?;
+        let idempotency_key = match request.headers().get("idempotency-key") {
+            None => None,
+            Some(value) => {
+                let text = value
+                    .to_str()
+                    .map_err(|_| Problem::bad_request("the Idempotency-Key header is not text"))?;
+                Some(IdempotencyKey::parse(text).map_err(|e| Problem::bad_request(e.to_string()))?)
+            }
+        };
+        let target_id =
+            TargetId::parse(body.target.clone()).map_err(|e| Problem::invalid(e.to_string()))?;
+        let Some(target) = self.rules.target(&target_id) else {
+            let known: Vec<&str> = self.rules.targets().map(|t| t.id.as_str()).collect();
+            return Err(Problem::invalid(format!(
+                "unknown target `{}`; known targets: {}",
+                body.target,
+                known.join(", ")
+            )));
+        };
+        let duration = duration_of(&body.duration)?;
+        if duration > target.max_duration {
+            return Err(Problem::invalid(format!(
+                "duration {duration} is longer than target `{target_id}` allows ({})",
+                target.max_duration
+            )));
+        }
+        let reason = Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
+        let ticket = match body.ticket.filter(|t| !t.trim().is_empty()) {
+            None => None,
+            Some(text) => {
+                let ticket =
+                    Ticket::parse(text.trim()).map_err(|e| Problem::invalid(e.to_string()))?;
+                if let Some(pattern) = &self.config.ticket_pattern
+                    && !pattern.is_match(ticket.as_str())
+                {
+                    return Err(Problem::invalid(format!(
+                        "ticket `{ticket}` does not look like a ticket here (expected {})",
+                        pattern
+                            .as_str()
+                            .trim_start_matches("^(?:")
+                            .trim_end_matches(")$")
+                    )));
+                }
+                Some(ticket)
+            }
+        };
+        let new = NewRequest {
+            requester: caller.user.clone(),
+            target: target_id.clone(),
+            role_arn: target.role_arn.clone(),
+            duration,
+            reason,
+            ticket,
+            break_glass: body.break_glass,
+            decision_window_secs: i64::from(target.decision_window_secs),
+            policy_hash: self.rules.hash().to_owned(),
+        };
+        let context = AccessContext {
+            duration_secs: duration.as_secs(),
+            reason: new.reason.as_str().to_owned(),
+            ticket: new.ticket.as_ref().map(ToString::to_string),
+            break_glass: new.break_glass,
+            at: now,
+        };
+        let decision = self
+            .rules
+            .decide(caller, Action::Request, &target_id, &context);
+        if !decision.allowed {
+            return Err(Problem::forbidden(
+                decision.explain_denial(Action::Request, target_id.as_str()),
+            )
+            .with("policies", decision.policies));
+        }
+        let idempotency = idempotency_key.map(|key| Idempotency {
+            key,
+            caller: caller.user.clone(),
+            fingerprint: fingerprint(&new),
+            expires_at: now.plus_secs(self.config.idempotency_ttl_secs),
+            now,
+        });
+        let creation = Grant::open(GrantId::generate(now), new, now);
+        let created = self.store.create(&creation, idempotency.as_ref()).await?;
+        let grant = created.grant();
+        let mut response = json(StatusCode::CREATED, &views::grant(grant));
+        let headers = response.headers_mut();
+        if let Ok(location) = format!("/requests/{}", grant.id).parse() {
+            headers.insert("location", location);
+        }
+        if matches!(created, Created::Replayed(_)) {
+            headers.insert(
+                "idempotent-replayed",
+                lambda_http::http::HeaderValue::from_static("true"),
+            );
+        } else {
+            tracing::info!(grant = %grant.id, target = %grant.target, requester = %grant.requester, "request created");
+        }
+        Ok(response)
+    }
+
+    pub(crate) async fn get(
+        &self,
+        id: &str,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Response<Body>, Problem> {
+        let grant = self.visible_grant(id, caller, now).await?;
+        Ok(json(StatusCode::OK, &views::grant(&grant)))
+    }
+
+    pub(crate) async fn cancel(
+        &self,
+        request: &Request,
+        id: &str,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Response<Body>, Problem> {
+        let text = body_text(request)?;
+        if !text.trim().is_empty() {
+            let _: CancelBody = parse_body(text)?;
+        }
+        let actor = Actor::User(caller.user.clone());
+        for _ in 0..CONFLICT_RETRIES {
+            let grant = self.visible_grant(id, caller, now).await?;
+            if grant.requester != caller.user {
+                return Err(Problem::forbidden(
+                    "only the requester may cancel a request",
+                ));
+            }
+            let change = grant.apply(Command::Cancel, &actor, now)?;
+            match self.store.commit(&change).await {
+                Ok(()) => return Ok(json(StatusCode::OK, &views::grant(change.grant()))),
+                // Someone else changed it meanwhile: read it again and decide afresh.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Problem::conflict(
+            "the request kept changing while it was being cancelled; try again",
+        ))
+    }
+
+    pub(crate) async fn list(
+        &self,
+        request: &Request,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Response<Body>, Problem> {
+        let limit = match query(request, "limit") {
+            None => DEFAULT_LIMIT,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (1..=PageRequest::MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(Problem::bad_request(format!(
+                        "limit `{text}` must be a number from 1 to {}",
+                        PageRequest::MAX_LIMIT
+                    )));
+                }
+            },
+        };
+        let state = match query(request, "state") {
+            None => None,
+            Some(text) => Some(
+                jit_core::domain::GrantState::ALL
+                    .into_iter()
+                    .find(|s| s.as_str().eq_ignore_ascii_case(text))
+                    .ok_or_else(|| {
+                        let all: Vec<&str> = GrantState::ALL.iter().map(|s| s.as_str()).collect();
+                        Problem::bad_request(format!(
+                            "state `{text}` is not one of {}",
+                            all.join(", ")
+                        ))
+                    })?,
+            ),
+        };
+        let next = query(request, "next").map(str::to_owned);
+        let (items, next) = match query(request, "scope").unwrap_or("mine") {
+            "mine" => self.list_mine(caller, state, limit, next).await?,
+            "reviewable" => {
+                self.list_reviewable(caller, state, limit, next, now)
+                    .await?
+            }
+            other => {
+                return Err(Problem::bad_request(format!(
+                    "scope `{other}` is not `mine` or `reviewable`"
+                )));
+            }
+        };
+        Ok(json(
+            StatusCode::OK,
+            &json!({
+                "items": items.iter().map(views::grant).collect::<Vec<_>>(),
+                "next": next,
+            }),
+        ))
+    }
+
+    /// Pages through `fetch` until `limit` items pass `keep`; every item fetched is either
+    /// returned or skipped, so the store's cursor is exactly where the next page starts.
+    async fn collect<F, Fut>(
+        limit: u32,
+        mut cursor: Option<Cursor>,
+        mut fetch: F,
+        keep: impl Fn(&Grant) -> bool,
+    ) -> Result<(Vec<Grant>, Option<Cursor>), Problem>
+    where
+        F: FnMut(PageRequest) -> Fut,
+        Fut: Future<Output = Result<Page<Grant>, StoreError>>,
+    {
+        let mut items = Vec::new();
+        loop {
+            let remaining = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            let page = fetch(PageRequest {
+                limit: remaining,
+                cursor: cursor.take(),
+            })
+            .await?;
+            items.extend(page.items.into_iter().filter(|g| keep(g)));
+            match page.next {
+                Some(next) if items.len() < limit as usize => cursor = Some(next),
+                next => return Ok((items, next)),
+            }
+        }
+    }
+
+    async fn list_mine(
+        &self,
+        caller: &Caller,
+        state: Option<GrantState>,
+        limit: u32,
+        next: Option<String>,
+    ) -> Result<(Vec<Grant>, Option<String>), Problem> {
+        let store = &self.store;
+        let user = &caller.user;
+        let (items, next) = Self::collect(
+            limit,
+            next.map(Cursor::from_client),
+            |page| async move { store.list_by_requester(user, &page).await },
+            |g| state.is_none_or(|s| g.state == s),
+        )
+        .await?;
+        Ok((items, next.map(|c| c.as_str().to_owned())))
+    }
+
+    /// Pending requests, target by target, that the caller may approve and has not reviewed.
+    async fn list_reviewable(
+        &self,
+        caller: &Caller,
+        state: Option<GrantState>,
+        limit: u32,
+        next: Option<String>,
+        now: Timestamp,
+    ) -> Result<(Vec<Grant>, Option<String>), Problem> {
+        if state.is_some_and(|s| s != GrantState::Pending) {
+            return Ok((Vec::new(), None));
+        }
+        let bad_cursor = || Problem::bad_request(StoreError::BadCursor.to_string());
+        let start = match next {
+            None => ReviewCursor { t: 0, c: None },
+            Some(text) => URL_SAFE_NO_PAD
+                .decode(text)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+                .ok_or_else(bad_cursor)?,
+        };
+        let targets: Vec<TargetId> = self.rules.targets().map(|t| t.id.clone()).collect();
+        if start.t > targets.len() {
+            return Err(bad_cursor());
+        }
+        let mut items = Vec::new();
+        let mut inner = start.c.map(Cursor::from_client);
+        for (index, target) in targets.iter().enumerate().skip(start.t) {
+            let store = &self.store;
+            let remaining = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            let (found, after) = Self::collect(
+                remaining,
+                inner.take(),
+                |page| async move { store.list_pending_for_target(target, &page).await },
+                |g| {
+                    g.requester != caller.user
+                        && !g.reviews.iter().any(|r| r.reviewer == caller.user)
+                        && self
+                            .rules
+                            .decide(
+                                caller,
+                                Action::Approve,
+                                &g.target,
+                                &AccessContext::of_grant(g, now),
+                            )
+                            .allowed
+                },
+            )
+            .await?;
+            items.extend(found);
+            if let Some(after) = after {
+                let cursor = ReviewCursor {
+                    t: index,
+                    c: Some(after.as_str().to_owned()),
+                };
+                let text = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default());
+                return Ok((items, Some(text)));
+            }
+        }
+        Ok((items, None))
+    }
+}

@@ -1,0 +1,623 @@
+//! The intake API end to end through the handler: real API Gateway events, DynamoDB on the
+//! emulator, the example rules.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use jit_core::audit::{AuditRecord, verify_against_head};
+use jit_core::domain::GrantId;
+use jit_core::store::{GrantStore, PageRequest};
+use serde_json::json;
+use support::*;
+
+fn body(target: &str, duration: &str) -> String {
+    json!({"target": target, "duration": duration, "reason": "investigating INC-42 in production", "ticket": "INC-42"})
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_permitted_request_is_created_pending_with_its_audit_record() {
+    let h = Harness::new("create").await;
+    h.writes();
+    let reply = h
+        .call(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(h.writes(), 1, "one transaction");
+    let b = &reply.body;
+    assert_eq!(
+        (b["state"].as_str(), b["requester"].as_str()),
+        (Some("PENDING"), Some("alice"))
+    );
+    assert_eq!(
+        b["role_arn"],
+        "arn:aws:iam::111111111111:role/jit/prod-logs-ro"
+    );
+    assert_eq!(
+        (b["duration_secs"].as_u64(), b["ticket"].as_str()),
+        (Some(3600), Some("INC-42"))
+    );
+    assert_eq!(
+        b["decide_by"], "2027-01-13T12:00:00Z",
+        "the target's two-hour window"
+    );
+    let id = b["id"].as_str().unwrap();
+    assert_eq!(
+        reply.headers["location"],
+        format!("/requests/{id}").as_str()
+    );
+    let id = GrantId::parse(id).unwrap();
+    let records = h
+        .app
+        .store
+        .audit_of_grant(&id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].policy_hash.as_deref(), Some(h.app.rules.hash()));
+    assert_eq!(records[0].actor.to_string(), "user:alice");
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_what_to_fix_and_writes_nothing() {
+    let h = Harness::new("bad-input").await;
+    let long = "x".repeat(17 * 1024);
+    let cases: Vec<(String, u16, &str)> = vec![
+        ("{\"target\": ".to_owned(), 400, "not valid JSON"),
+        ("[1,2]".to_owned(), 400, "expected fields"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "requester": "mallory"}).to_string(), 400, "unknown field `requester`"),
+        (json!({"target": 5, "duration": "1h", "reason": "investigating INC-42"}).to_string(), 400, "invalid type"),
+        (json!({"duration": "1h", "reason": "investigating INC-42"}).to_string(), 400, "missing field `target`"),
+        (json!({"target": "prod-logs-ro", "duration": "1h"}).to_string(), 400, "missing field `reason`"),
+        (json!({"target": "prod-logs-ro", "duration": true, "reason": "investigating INC-42"}).to_string(), 422, "duration must be a number of seconds"),
+        (json!({"target": "prod-logs-ro", "duration": "forever", "reason": "investigating INC-42"}).to_string(), 422, "`forever` is not valid"),
+        (json!({"target": "prod-logs-ro", "duration": 60, "reason": "investigating INC-42"}).to_string(), 422, "between 5m and 12h"),
+        (json!({"target": "prod-logs-ro", "duration": "5h", "reason": "investigating INC-42"}).to_string(), 422, "longer than target `prod-logs-ro` allows (4h)"),
+        (json!({"target": "prod-nothing", "duration": "1h", "reason": "investigating INC-42"}).to_string(), 422, "unknown target `prod-nothing`; known targets: break-glass-admin"),
+        (json!({"target": "Prod Logs", "duration": "1h", "reason": "investigating INC-42"}).to_string(), 422, "target `Prod Logs` is not valid"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "fix"}).to_string(), 422, "reason must be at least 10 characters"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "   "}).to_string(), 422, "reason must not be empty"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "ticket": "see slack"}).to_string(), 422, "ticket `see slack` is not valid"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "ticket": "inc42"}).to_string(), 422, "does not look like a ticket here (expected [A-Z]+-[0-9]+)"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": long}).to_string(), 413, "at most 16384 are accepted"),
+    ];
+    h.writes();
+    for (payload, status, detail) in cases {
+        let reply = h
+            .call(ALICE, "POST /requests", "/requests", Some(&payload))
+            .await;
+        assert_eq!(reply.status, status, "{payload:.80}: {}", reply.body);
+        assert!(
+            reply.detail().contains(detail),
+            "{payload:.80}: `{}` lacks `{detail}`",
+            reply.detail()
+        );
+        assert_eq!(h.writes(), 0, "{payload:.80} wrote something");
+    }
+    let plain = h
+        .call_with(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    assert_eq!(plain.status, 415);
+    let bad_key = h
+        .call_with(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+            &[("idempotency-key", "a#b")],
+        )
+        .await;
+    assert_eq!(bad_key.status, 400);
+    assert!(
+        bad_key.detail().contains("idempotency key"),
+        "{}",
+        bad_key.detail()
+    );
+    assert_eq!(h.writes(), 0);
+}
+
+#[tokio::test]
+async fn requests_the_rules_do_not_permit_get_403_with_cedars_reason() {
+    let h = Harness::new("forbidden").await;
+    let reply = h
+        .call(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-db-admin", "1h")),
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.detail(),
+        "no policy permits you to Request on target `prod-db-admin`"
+    );
+    let no_ticket =
+        json!({"target": "prod-db-admin", "duration": "1h", "reason": "rotating credentials"})
+            .to_string();
+    let reply = h
+        .call(DAN_DBA, "POST /requests", "/requests", Some(&no_ticket))
+        .await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(
+        reply.detail(),
+        "admin access needs a ticket (policy admin-needs-a-ticket)"
+    );
+    assert_eq!(reply.body["policies"], json!(["admin-needs-a-ticket"]));
+    // Outside business hours, write access is refused too.
+    h.clock.advance(10 * 3600);
+    let reply = h
+        .call(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-deploy", "1h")),
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+    assert!(
+        reply
+            .detail()
+            .starts_with("write access can be requested Monday to Friday"),
+        "{}",
+        reply.detail()
+    );
+    assert_eq!(h.writes(), 0);
+}
+
+#[tokio::test]
+async fn an_idempotent_retry_returns_the_first_result_and_a_second_open_request_conflicts() {
+    let h = Harness::new("idem").await;
+    let key = [("idempotency-key", "retry-7f3a")];
+    let first = h
+        .call_with(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+            &key,
+        )
+        .await;
+    assert_eq!(first.status, 201);
+    h.clock.advance(5);
+    let retry = h
+        .call_with(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+            &key,
+        )
+        .await;
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.body["id"], first.body["id"]);
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
+    let changed = h
+        .call_with(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "2h")),
+            &key,
+        )
+        .await;
+    assert_eq!(changed.status, 422);
+    assert_eq!(
+        changed.detail(),
+        "idempotency key `retry-7f3a` was already used for a different request"
+    );
+    // The same key is bob's own.
+    let bobs = h
+        .call_with(
+            BOB,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+            &key,
+        )
+        .await;
+    assert_eq!(bobs.status, 201);
+    assert_ne!(bobs.body["id"], first.body["id"]);
+    // Without a key, a second open request for the same target is a conflict naming the first.
+    let again = h
+        .call(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "30m")),
+        )
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["existing"], first.body["id"]);
+    assert!(again.detail().contains(first.body["id"].as_str().unwrap()));
+}
+
+#[tokio::test]
+async fn a_request_is_visible_to_its_requester_approvers_and_auditors_only() {
+    let h = Harness::new("read").await;
+    let id = h.request(ALICE, "prod-logs-ro", "1h").await;
+    let path = format!("/requests/{id}");
+    for (who, status) in [
+        (ALICE, 200),
+        (SAM_SRE, 200),
+        (SUE_SECURITY, 200),
+        (BOB, 404),
+        (DAN_DBA, 404),
+        (NOBODY, 401),
+    ] {
+        let reply = h.call(who, "GET /requests/{id}", &path, None).await;
+        assert_eq!(reply.status, status, "{who:?}: {}", reply.body);
+        if status == 200 {
+            assert_eq!(reply.body["id"], id.as_str());
+        }
+    }
+    // Unknown and malformed ids look the same as invisible ones.
+    let unknown = GrantId::generate(WEDNESDAY_10);
+    for path in [
+        format!("/requests/{unknown}"),
+        "/requests/..%2Fetc".to_owned(),
+    ] {
+        let reply = h.call(ALICE, "GET /requests/{id}", &path, None).await;
+        assert_eq!(reply.status, 404);
+        assert_eq!(reply.detail(), "no request with that id is visible to you");
+    }
+}
+
+#[tokio::test]
+async fn listings_page_and_filter_and_reviewable_shows_what_one_may_approve() {
+    let h = Harness::new("list").await;
+    let logs = h.request(ALICE, "prod-logs-ro", "1h").await;
+    h.clock.advance(1);
+    let deploy = h.request(ALICE, "prod-deploy", "1h").await;
+    h.clock.advance(1);
+    let bobs = h.request(BOB, "prod-logs-ro", "1h").await;
+    let cancel = h
+        .call(
+            ALICE,
+            "POST /requests/{id}/cancel",
+            &format!("/requests/{deploy}/cancel"),
+            None,
+        )
+        .await;
+    assert_eq!(cancel.status, 200);
+
+    let mut seen = Vec::new();
+    let mut path = "/requests?scope=mine&limit=1".to_owned();
+    loop {
+        let reply = h.call(ALICE, "GET /requests", &path, None).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let items = reply.body["items"].as_array().unwrap();
+        assert!(items.len() <= 1);
+        seen.extend(items.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        match reply.body["next"].as_str() {
+            Some(next) => path = format!("/requests?scope=mine&limit=1&next={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        [deploy.clone(), logs.clone()],
+        "newest first, only alice's"
+    );
+    let pending = h
+        .call(ALICE, "GET /requests", "/requests?state=PENDING", None)
+        .await;
+    let ids: Vec<_> = pending.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(logs)]);
+
+    // An SRE may approve both pending read-only requests; a security reviewer neither.
+    let reviewable = h
+        .call(SAM_SRE, "GET /requests", "/requests?scope=reviewable", None)
+        .await;
+    let ids: Vec<_> = reviewable.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(logs), json!(bobs)]);
+    let page = h
+        .call(
+            SAM_SRE,
+            "GET /requests",
+            "/requests?scope=reviewable&limit=1",
+            None,
+        )
+        .await;
+    assert_eq!(page.body["items"].as_array().unwrap().len(), 1);
+    let next = page.body["next"].as_str().unwrap();
+    let rest = h
+        .call(
+            SAM_SRE,
+            "GET /requests",
+            &format!("/requests?scope=reviewable&limit=1&next={next}"),
+            None,
+        )
+        .await;
+    assert_eq!(rest.body["items"][0]["id"], json!(bobs));
+    let none = h
+        .call(
+            SUE_SECURITY,
+            "GET /requests",
+            "/requests?scope=reviewable",
+            None,
+        )
+        .await;
+    assert!(none.body["items"].as_array().unwrap().is_empty());
+    // Nobody reviews their own request: bob, were he an SRE, would not see his own.
+    let own = h
+        .call(
+            Who::User("bob", "sre"),
+            "GET /requests",
+            "/requests?scope=reviewable",
+            None,
+        )
+        .await;
+    let ids: Vec<_> = own.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].clone())
+        .collect();
+    assert_eq!(ids, [json!(logs)]);
+
+    for (query, detail) in [
+        (
+            "scope=everyone",
+            "scope `everyone` is not `mine` or `reviewable`",
+        ),
+        ("limit=0", "limit `0` must be a number from 1 to 100"),
+        ("limit=abc", "limit `abc` must be a number from 1 to 100"),
+        ("state=OPEN", "state `OPEN` is not one of PENDING, ACTIVE"),
+        ("next=garbage", "the page cursor is not valid"),
+        (
+            "scope=reviewable&next=garbage",
+            "the page cursor is not valid",
+        ),
+    ] {
+        let reply = h
+            .call(ALICE, "GET /requests", &format!("/requests?{query}"), None)
+            .await;
+        assert_eq!(reply.status, 400, "{query}");
+        assert!(
+            reply.detail().starts_with(detail),
+            "{query}: {}",
+            reply.detail()
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_the_requester_cancels_and_only_while_pending() {
+    let h = Harness::new("cancel").await;
+    let id = h.request(ALICE, "prod-logs-ro", "1h").await;
+    let path = format!("/requests/{id}/cancel");
+    let route = "POST /requests/{id}/cancel";
+    h.writes();
+    assert_eq!(h.call(BOB, route, &path, None).await.status, 404);
+    let approver = h.call(SAM_SRE, route, &path, None).await;
+    assert_eq!(
+        (approver.status, approver.detail()),
+        (403, "only the requester may cancel a request")
+    );
+    assert_eq!(h.call(NOBODY, route, &path, None).await.status, 401);
+    let bad = h.call(ALICE, route, &path, Some("{\"force\": true}")).await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(h.writes(), 0);
+
+    let done = h.call(ALICE, route, &path, Some("{}")).await;
+    assert_eq!(done.status, 200);
+    assert_eq!(done.body["state"], "CANCELLED");
+    let again = h.call(ALICE, route, &path, None).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(
+        again.detail(),
+        format!("cannot cancel request `{id}`: it is CANCELLED, which is final")
+    );
+
+    let grant = h
+        .app
+        .store
+        .get(&GrantId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let records = h
+        .app
+        .store
+        .audit_of_grant(&grant.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    verify_against_head(&grant.id, &records, &grant.audit_head).unwrap();
+    assert_eq!(records.len(), 2);
+}
+
+#[tokio::test]
+async fn auditors_export_records_that_verify_and_others_are_refused() {
+    let h = Harness::new("audit").await;
+    let id = h.request(ALICE, "prod-logs-ro", "1h").await;
+    h.clock.advance(60);
+    h.call(
+        ALICE,
+        "POST /requests/{id}/cancel",
+        &format!("/requests/{id}/cancel"),
+        None,
+    )
+    .await;
+    let range = "from=2027-01-13T00:00:00Z&to=2027-01-14T00:00:00Z";
+    let reply = h
+        .call(SUE_SECURITY, "GET /audit", &format!("/audit?{range}"), None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let records: Vec<AuditRecord> = reply.body["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_value(r.clone()).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    let grant = h
+        .app
+        .store
+        .get(&GrantId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    verify_against_head(&grant.id, &records, &grant.audit_head).unwrap();
+    assert_eq!(reply.body["records"][0]["time"], "2027-01-13T10:00:00Z");
+
+    assert_eq!(
+        h.call(SAM_SRE, "GET /audit", &format!("/audit?{range}"), None)
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        h.call(NOBODY, "GET /audit", &format!("/audit?{range}"), None)
+            .await
+            .status,
+        401
+    );
+    for (query, detail) in [
+        ("to=2027-01-14T00:00:00Z", "`from` is required"),
+        (
+            "from=yesterday&to=2027-01-14T00:00:00Z",
+            "`from` = `yesterday` is not an RFC 3339 time",
+        ),
+        (
+            "from=2027-01-14T00:00:00Z&to=2027-01-13T00:00:00Z",
+            "`to` must be after `from`",
+        ),
+        (
+            "from=2026-01-01T00:00:00Z&to=2027-01-14T00:00:00Z",
+            "the range may span at most 31 days",
+        ),
+        (
+            "from=2027-01-13T00:00:00Z&to=2027-01-14T00:00:00Z&limit=1000",
+            "limit `1000`",
+        ),
+    ] {
+        let reply = h
+            .call(SUE_SECURITY, "GET /audit", &format!("/audit?{query}"), None)
+            .await;
+        assert_eq!(reply.status, 400, "{query}");
+        assert!(
+            reply.detail().starts_with(detail),
+            "{query}: {}",
+            reply.detail()
+        );
+    }
+}
+
+/// For each route and each kind of caller, the status they get.
+#[tokio::test]
+async fn authorization_table() {
+    let h = Harness::new("authz").await;
+    let id = h.request(ALICE, "prod-logs-ro", "1h").await;
+    let one = format!("/requests/{id}");
+    let cancel = format!("/requests/{id}/cancel");
+    let audit = "/audit?from=2027-01-13T00:00:00Z&to=2027-01-14T00:00:00Z";
+    let new_body = body("prod-logs-ro", "30m");
+    // (route, path, body); callers: requester, approver, auditor, stranger, no identity.
+    let table: Vec<(&str, &str, Option<&str>, [u16; 5])> = vec![
+        ("GET /requests/{id}", &one, None, [200, 200, 200, 404, 401]),
+        (
+            "GET /requests",
+            "/requests",
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        (
+            "GET /requests",
+            "/requests?scope=reviewable",
+            None,
+            [200, 200, 200, 200, 401],
+        ),
+        ("GET /audit", audit, None, [403, 403, 200, 403, 401]),
+        // Requester: already has one open (409); approver and auditor are not permitted by
+        // the example rules for this target (sre may request: 201); stranger bob may (201).
+        (
+            "POST /requests",
+            "/requests",
+            Some(&new_body),
+            [409, 201, 403, 201, 401],
+        ),
+        (
+            "POST /requests/{id}/cancel",
+            &cancel,
+            None,
+            [200, 403, 403, 404, 401],
+        ),
+    ];
+    let callers = [ALICE, SAM_SRE, SUE_SECURITY, BOB, NOBODY];
+    for (route, path, body, expected) in table {
+        for (who, want) in callers.iter().zip(expected) {
+            let reply = h.call(*who, route, path, body).await;
+            assert_eq!(reply.status, want, "{route} by {who:?}: {}", reply.body);
+        }
+    }
+}
+
+#[tokio::test]
+async fn identity_comes_only_from_the_authorizer() {
+    let h = Harness::new("identity").await;
+    // Headers that look like identity change nothing; without the authorizer there is none.
+    let headers = [("x-user", "alice"), ("x-amzn-oidc-identity", "alice")];
+    let reply = h
+        .call_with(NOBODY, "GET /requests", "/requests", None, &headers)
+        .await;
+    assert_eq!(reply.status, 401);
+    assert_eq!(
+        reply.detail(),
+        "the request carries no verified identity; call through the API with a valid token"
+    );
+    let id = h.request(ALICE, "prod-logs-ro", "1h").await;
+    let reply = h
+        .call_with(
+            BOB,
+            "GET /requests/{id}",
+            &format!("/requests/{id}"),
+            None,
+            &[("x-user", "alice")],
+        )
+        .await;
+    assert_eq!(reply.status, 404);
+    let unknown = h
+        .call(
+            ALICE,
+            "DELETE /requests/{id}",
+            &format!("/requests/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.detail().starts_with("there is no route"),
+        "{}",
+        unknown.detail()
+    );
+}

@@ -1,0 +1,200 @@
+//! Drives the intake handler with real API Gateway HTTP API (payload 2.0) events, against
+//! DynamoDB on the local emulator and the example rules.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use jit_core::clock::{ManualClock, Timestamp};
+use jit_core::policy::Rules;
+use jit_core::store::DynamoStore;
+use jit_intake::{App, IntakeConfig, ticket_pattern};
+use jit_local::TestTable;
+use lambda_http::http::HeaderMap;
+use serde_json::{Value, json};
+
+/// Wednesday 2027-01-13, 10:00 UTC: inside business hours.
+pub const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
+
+/// Who calls: a subject and its groups, or nobody.
+#[derive(Debug, Clone, Copy)]
+pub enum Who {
+    /// A verified caller.
+    User(&'static str, &'static str),
+    /// No identity at all.
+    Anonymous,
+}
+
+pub const ALICE: Who = Who::User("alice", "engineers");
+pub const BOB: Who = Who::User("bob", "engineers");
+pub const SAM_SRE: Who = Who::User("sam", "sre");
+pub const SUE_SECURITY: Who = Who::User("sue", "security");
+pub const DAN_DBA: Who = Who::User("dan", "dba");
+pub const NOBODY: Who = Who::Anonymous;
+
+pub struct Harness {
+    pub app: App<DynamoStore>,
+    pub clock: Arc<ManualClock>,
+    pub table: TestTable,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or("")
+    }
+}
+
+impl Harness {
+    pub async fn new(label: &str) -> Self {
+        let table = TestTable::create(label).await.unwrap();
+        let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+        let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
+        let app = App {
+            store: DynamoStore::new(table.client.clone(), &table.name),
+            rules: Arc::new(rules),
+            clock: clock.clone(),
+            config: IntakeConfig {
+                ticket_pattern: Some(ticket_pattern("[A-Z]+-[0-9]+").unwrap()),
+                ..IntakeConfig::default()
+            },
+        };
+        Self { app, clock, table }
+    }
+
+    /// Sends `method path` (matched by API Gateway as `route`) with an optional body.
+    pub async fn call(&self, who: Who, route: &str, path: &str, body: Option<&str>) -> Reply {
+        self.call_with(who, route, path, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        who: Who,
+        route: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let event = event(who, route, path, body, headers);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = self.app.handle(request).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes: &[u8] = response.body().as_ref();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).unwrap()
+        };
+        if status >= 400 {
+            let kind = headers.get("content-type").unwrap().to_str().unwrap();
+            assert_eq!(kind, "application/problem+json", "{body}");
+            assert_eq!(body["status"], status, "{body}");
+        }
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// Creates a request as `who` and returns its id.
+    pub async fn request(&self, who: Who, target: &str, duration: &str) -> String {
+        let body = json!({
+            "target": target,
+            "duration": duration,
+            "reason": "investigating INC-42 in production",
+            "ticket": "INC-42",
+        });
+        let reply = self
+            .call(who, "POST /requests", "/requests", Some(&body.to_string()))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Transactions written since the last call.
+    pub fn writes(&self) -> u64 {
+        self.table
+            .calls
+            .take()
+            .iter()
+            .filter(|(op, _)| {
+                op.contains("Write")
+                    || op.contains("Put")
+                    || op.contains("Delete")
+                    || op.contains("Update")
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// An HTTP API event as API Gateway sends it, from the recorded fixture.
+pub fn event(
+    who: Who,
+    route: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Value {
+    let mut e: Value = serde_json::from_str(include_str!("../fixtures/http-api-jwt.json")).unwrap();
+    let (method, template) = route.split_once(' ').unwrap();
+    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
+    e["routeKey"] = json!(route);
+    e["requestContext"]["routeKey"] = json!(route);
+    e["rawPath"] = json!(raw_path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(raw_path);
+    e["rawQueryString"] = json!(raw_query);
+    if !raw_query.is_empty() {
+        let params: serde_json::Map<String, Value> = raw_query
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect();
+        e["queryStringParameters"] = Value::Object(params);
+    }
+    let mut params = serde_json::Map::new();
+    for (t, p) in template.split('/').zip(raw_path.split('/')) {
+        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+            params.insert(name.to_owned(), json!(p));
+        }
+    }
+    if !params.is_empty() {
+        e["pathParameters"] = Value::Object(params);
+    }
+    match body {
+        Some(b) => {
+            e["body"] = json!(b);
+            e["headers"]["content-length"] = json!(b.len().to_string());
+        }
+        None => e["body"] = Value::Null,
+    }
+    for (k, v) in headers {
+        e["headers"][*k] = json!(v);
+    }
+    match who {
+        Who::User(sub, groups) => {
+            let claims = &mut e["requestContext"]["authorizer"]["jwt"]["claims"];
+            claims["sub"] = json!(sub);
+            claims["email"] = json!(format!("{sub}@example.com"));
+            claims["groups"] = json!(format!("[{groups}]"));
+        }
+        Who::Anonymous => {
+            e["requestContext"]
+                .as_object_mut()
+                .unwrap()
+                .remove("authorizer");
+            e["headers"]
+                .as_object_mut()
+                .unwrap()
+                .remove("authorization");
+        }
+    }
+    e
+}
