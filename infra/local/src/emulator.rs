@@ -161,22 +161,28 @@ impl Emulator {
 }
 
 /// Makes sure the pinned emulator is installed in its virtualenv; returns its Python.
-///
-/// A marker file records which requirements the virtualenv was built from, so changing the pin
-/// reinstalls; a file lock keeps concurrent test binaries from installing at once.
 pub fn ensure_installed() -> Result<PathBuf, EmulatorError> {
+    ensure_venv("emulator-venv", "infra/local/requirements.txt")
+}
+
+/// Makes sure a virtualenv `name` under the target directory holds the pinned packages of
+/// `requirements` (a path in the workspace); returns its Python.
+///
+/// A marker file records which requirements the virtualenv was built from, so changing a pin
+/// reinstalls; a file lock keeps concurrent test binaries from installing at once.
+pub fn ensure_venv(name: &str, requirements: &str) -> Result<PathBuf, EmulatorError> {
     let target = target_dir();
     fs::create_dir_all(&target).map_err(io(&target))?;
-    let venv = target.join("emulator-venv");
+    let venv = target.join(name);
     let python = venv.join("bin/python");
-    let requirements_path = workspace_root().join("infra/local/requirements.txt");
+    let requirements_path = workspace_root().join(requirements);
     let requirements = fs::read_to_string(&requirements_path).map_err(io(&requirements_path))?;
     let marker = venv.join(".jit-requirements");
     if fs::read_to_string(&marker).ok().as_deref() == Some(requirements.as_str()) {
         return Ok(python);
     }
 
-    let lock_path = target.join("emulator-venv.lock");
+    let lock_path = target.join(format!("{name}.lock"));
     let lock = File::create(&lock_path).map_err(io(&lock_path))?;
     lock.lock().map_err(io(&lock_path))?;
     // Another process may have finished the install while we waited for the lock.
@@ -185,7 +191,7 @@ pub fn ensure_installed() -> Result<PathBuf, EmulatorError> {
     }
     let host_python = std::env::var("JIT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
     eprintln!(
-        "jit-local: installing the AWS emulator into {} (once)",
+        "jit-local: installing {requirements} into {} (once)",
         venv.display()
     );
     let started = Instant::now();
@@ -227,7 +233,7 @@ pub fn ensure_installed() -> Result<PathBuf, EmulatorError> {
     })?;
     fs::write(&marker, &requirements).map_err(io(&marker))?;
     eprintln!(
-        "jit-local: emulator installed in {:.1}s",
+        "jit-local: {name} installed in {:.1}s",
         started.elapsed().as_secs_f64()
     );
     Ok(python)

@@ -9,7 +9,9 @@ mod table;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use calls::CallCounter;
-pub use emulator::{Emulator, EmulatorError, ensure_installed, target_dir, workspace_root};
+pub use emulator::{
+    Emulator, EmulatorError, ensure_installed, ensure_venv, target_dir, workspace_root,
+};
 pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};
 
 /// A fresh table on the shared emulator, made from the template, for one test.

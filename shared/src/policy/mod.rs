@@ -1,18 +1,20 @@
 //! Rules as Cedar policies: loaded from a directory (schema, `*.cedar`, `targets.json`),
 //! validated against the schema once at start-up, and asked one question per decision.
 
+mod index;
+mod load;
 mod targets;
 
+use index::PolicyIndex;
+use load::Names;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 
 use cedar_policy::{
-    Authorizer, Context, Decision as CedarDecision, Entities, Entity, EntityId, EntityTypeName,
-    EntityUid, PolicyId, PolicySet, RestrictedExpression, Schema, ValidationMode, Validator,
+    Authorizer, Context, Entities, Entity, EntityUid, PolicyId, PolicySet, RestrictedExpression,
+    Schema,
 };
-use miette::Diagnostic;
-use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
 use crate::domain::{Grant, TargetId};
@@ -24,9 +26,6 @@ pub use targets::{MAX_APPROVALS, SESSION_POLICY_MAX_CHARS, Target};
 pub const DEFAULT_POLICY_DIR: &str = "/opt/policies";
 /// The environment variable that overrides [`DEFAULT_POLICY_DIR`].
 pub const POLICY_DIR_ENV: &str = "JIT_POLICY_DIR";
-
-const SCHEMA_FILE: &str = "schema.cedarschema";
-const TARGETS_FILE: &str = "targets.json";
 
 /// What a person (or the rules on their behalf) wants to do to a target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +45,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action the schema declares.
+    pub const ALL: [Self; 6] = [
+        Self::Request,
+        Self::AutoApprove,
+        Self::BreakGlass,
+        Self::Approve,
+        Self::Revoke,
+        Self::ReadAudit,
+    ];
+
     /// The action's name in policies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -148,220 +157,14 @@ pub struct Rules {
     schema: Schema,
     policies: PolicySet,
     targets: BTreeMap<TargetId, (Target, Entity)>,
+    index: PolicyIndex,
     reasons: HashMap<PolicyId, String>,
     hash: String,
     names: Names,
     authorizer: Authorizer,
 }
 
-/// The schema's entity type names, parsed once.
-#[derive(Debug, Clone)]
-struct Names {
-    user: EntityTypeName,
-    group: EntityTypeName,
-    target: EntityTypeName,
-    trail: EntityTypeName,
-    action: EntityTypeName,
-}
-
-impl Names {
-    fn new() -> Result<Self, PolicyError> {
-        let parse = |name: &str| {
-            EntityTypeName::from_str(name).map_err(|e| PolicyError::Invalid {
-                location: SCHEMA_FILE.to_owned(),
-                why: format!("entity type `{name}`: {e}"),
-            })
-        };
-        Ok(Self {
-            user: parse("Jit::User")?,
-            group: parse("Jit::Group")?,
-            target: parse("Jit::Target")?,
-            trail: parse("Jit::AuditTrail")?,
-            action: parse("Jit::Action")?,
-        })
-    }
-
-    fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
-        EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
-    }
-
-    fn audit_trail(&self) -> EntityUid {
-        Self::uid(&self.trail, "all")
-    }
-}
-
-fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset.min(text.len()))
-        .map_or(1, |before| before.matches('\n').count() + 1)
-}
-
-/// `file:line` for the first labelled span of a Cedar diagnostic, else `file`.
-fn locate(file: &str, text: &str, diagnostic: &dyn Diagnostic) -> String {
-    diagnostic
-        .labels()
-        .and_then(|mut labels| labels.next())
-        .map_or_else(
-            || file.to_owned(),
-            |label| format!("{file}:{}", line_of(text, label.offset())),
-        )
-}
-
 impl Rules {
-    /// Loads the rules from the directory `JIT_POLICY_DIR` names, or [`DEFAULT_POLICY_DIR`].
-    pub fn load_from_env() -> Result<Self, PolicyError> {
-        let dir = std::env::var_os(POLICY_DIR_ENV)
-            .map_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR), PathBuf::from);
-        Self::load_dir(&dir)
-    }
-
-    /// Loads `schema.cedarschema`, every `*.cedar` file and `targets.json` from `dir`.
-    pub fn load_dir(dir: &Path) -> Result<Self, PolicyError> {
-        let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
-                path: path.to_owned(),
-                why: e.to_string(),
-            })
-        };
-        let entries = std::fs::read_dir(dir).map_err(|e| PolicyError::Read {
-            path: dir.to_owned(),
-            why: e.to_string(),
-        })?;
-        let mut policy_files = Vec::new();
-        for entry in entries {
-            let path = entry
-                .map_err(|e| PolicyError::Read {
-                    path: dir.to_owned(),
-                    why: e.to_string(),
-                })?
-                .path();
-            if path.extension().is_some_and(|e| e == "cedar") {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                policy_files.push((name, read(&path)?));
-            }
-        }
-        Self::from_sources(
-            &read(&dir.join(SCHEMA_FILE))?,
-            policy_files,
-            &read(&dir.join(TARGETS_FILE))?,
-        )
-    }
-
-    /// Builds the rules from the texts of the schema, the policy files (name, text) and the
-    /// targets file.
-    pub fn from_sources(
-        schema_text: &str,
-        mut policy_files: Vec<(String, String)>,
-        targets_text: &str,
-    ) -> Result<Self, PolicyError> {
-        policy_files.sort();
-        let names = Names::new()?;
-        let (schema, _warnings) =
-            Schema::from_cedarschema_str(schema_text).map_err(|e| PolicyError::Invalid {
-                location: locate(SCHEMA_FILE, schema_text, &e),
-                why: e.to_string(),
-            })?;
-
-        let mut policies = PolicySet::new();
-        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
-        let mut reasons = HashMap::new();
-        for (index, (file, text)) in policy_files.iter().enumerate() {
-            let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Invalid {
-                location: locate(file, text, &e),
-                why: e.to_string(),
-            })?;
-            let stem = file.trim_end_matches(".cedar");
-            for (n, policy) in parsed.policies().enumerate() {
-                let id = policy
-                    .annotation("id")
-                    .map_or_else(|| format!("{stem}#{n}"), str::to_owned);
-                let id = PolicyId::new(id);
-                if let Some(reason) = policy.annotation("reason") {
-                    reasons.insert(id.clone(), reason.to_owned());
-                }
-                if let Some(other) = origin.insert(id.clone(), index) {
-                    let other = policy_files.get(other).map_or("", |(f, _)| f.as_str());
-                    return Err(PolicyError::Invalid {
-                        location: file.clone(),
-                        why: format!("policy id `{id}` is also used in `{other}`"),
-                    });
-                }
-                policies
-                    .add(policy.new_id(id))
-                    .map_err(|e| PolicyError::Invalid {
-                        location: file.clone(),
-                        why: e.to_string(),
-                    })?;
-            }
-        }
-        if policies.is_empty() {
-            return Err(PolicyError::Invalid {
-                location: "*.cedar".to_owned(),
-                why: "no policies found: every request would be refused".to_owned(),
-            });
-        }
-        let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-        if let Some(error) = validation.validation_errors().next() {
-            let file_index = origin.get(error.policy_id()).copied().unwrap_or(0);
-            let (file, text) = policy_files
-                .get(file_index)
-                .map_or(("?", ""), |(f, t)| (f.as_str(), t.as_str()));
-            return Err(PolicyError::Invalid {
-                location: locate(file, text, error),
-                why: format!("policy `{}`: {error}", error.policy_id()),
-            });
-        }
-
-        let parsed_targets =
-            targets::parse_targets(targets_text).map_err(|why| PolicyError::Invalid {
-                location: TARGETS_FILE.to_owned(),
-                why,
-            })?;
-        let mut targets = BTreeMap::new();
-        for target in parsed_targets {
-            let entity = target_entity(&names, &target).map_err(|why| PolicyError::Invalid {
-                location: TARGETS_FILE.to_owned(),
-                why: format!("target `{}`: {why}", target.id),
-            })?;
-            targets.insert(target.id.clone(), (target, entity));
-        }
-        // Check the target entities against the schema once, here, so a decision never meets
-        // an entity the policies were not validated for.
-        Entities::from_entities(
-            targets
-                .values()
-                .map(|(_, e)| e.clone())
-                .chain([Entity::new_no_attrs(names.audit_trail(), HashSet::new())]),
-            Some(&schema),
-        )
-        .map_err(|e| PolicyError::Invalid {
-            location: TARGETS_FILE.to_owned(),
-            why: e.to_string(),
-        })?;
-
-        let mut h = Sha256::new();
-        for (name, text) in [(SCHEMA_FILE, schema_text), (TARGETS_FILE, targets_text)]
-            .into_iter()
-            .chain(policy_files.iter().map(|(n, t)| (n.as_str(), t.as_str())))
-        {
-            h.update((name.len() as u64).to_be_bytes());
-            h.update(name);
-            h.update((text.len() as u64).to_be_bytes());
-            h.update(text);
-        }
-        Ok(Self {
-            schema,
-            policies,
-            targets,
-            reasons,
-            hash: hex::encode(h.finalize()),
-            names,
-            authorizer: Authorizer::new(),
-        })
-    }
-
     /// The SHA-256 of the schema, targets and policy files: which rules made a decision.
     pub fn hash(&self) -> &str {
         &self.hash
@@ -487,12 +290,51 @@ impl Rules {
         resource_entity: Option<Entity>,
         context: Vec<(String, RestrictedExpression)>,
     ) -> Decision {
-        let denied = |why: String| Decision {
-            allowed: false,
-            policies: Vec::new(),
-            reasons: Vec::new(),
-            errors: vec![why],
+        let (request, entities, action_uid) =
+            match self.prepare(caller, action, resource, resource_entity, context) {
+                Ok(prepared) => prepared,
+                Err(why) => {
+                    return Decision {
+                        allowed: false,
+                        policies: Vec::new(),
+                        reasons: Vec::new(),
+                        errors: vec![why],
+                    };
+                }
+            };
+        let answer = self.index.decide(
+            &self.authorizer,
+            &request,
+            &action_uid,
+            caller.groups.iter().map(|g| g.as_str()),
+            &entities,
+        );
+        let reasons = if answer.allowed {
+            Vec::new()
+        } else {
+            answer
+                .policies
+                .iter()
+                .filter_map(|p| self.reasons.get(&PolicyId::new(p)).cloned())
+                .collect()
         };
+        Decision {
+            allowed: answer.allowed,
+            policies: answer.policies,
+            reasons,
+            errors: answer.errors,
+        }
+    }
+
+    /// The Cedar request and entities for one question.
+    fn prepare(
+        &self,
+        caller: &Caller,
+        action: Action,
+        resource: EntityUid,
+        resource_entity: Option<Entity>,
+        context: Vec<(String, RestrictedExpression)>,
+    ) -> Result<(cedar_policy::Request, Entities, EntityUid), String> {
         let principal = Names::uid(&self.names.user, caller.user.as_str());
         let groups: HashSet<EntityUid> = caller
             .groups
@@ -506,10 +348,8 @@ impl Rules {
                 RestrictedExpression::new_string(email.clone()),
             );
         }
-        let user = match Entity::new(principal.clone(), attrs, groups.clone()) {
-            Ok(user) => user,
-            Err(e) => return denied(e.to_string()),
-        };
+        let user =
+            Entity::new(principal.clone(), attrs, groups.clone()).map_err(|e| e.to_string())?;
         let entities = groups
             .into_iter()
             .map(|g| Entity::new_no_attrs(g, HashSet::new()))
@@ -518,81 +358,19 @@ impl Rules {
                 Entity::new_no_attrs(self.names.audit_trail(), HashSet::new()),
             ])
             .chain(resource_entity);
-        let entities = match Entities::from_entities(entities, None) {
-            Ok(entities) => entities,
-            Err(e) => return denied(e.to_string()),
-        };
-        let context = match Context::from_pairs(context) {
-            Ok(context) => context,
-            Err(e) => return denied(e.to_string()),
-        };
-        let request = match cedar_policy::Request::new(
+        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+        let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
+        let action_uid = Names::uid(&self.names.action, action.as_str());
+        let request = cedar_policy::Request::new(
             principal,
-            Names::uid(&self.names.action, action.as_str()),
+            action_uid.clone(),
             resource,
             context,
             Some(&self.schema),
-        ) {
-            Ok(request) => request,
-            Err(e) => return denied(e.to_string()),
-        };
-        let response = self
-            .authorizer
-            .is_authorized(&request, &self.policies, &entities);
-        let mut policies: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
-        policies.sort();
-        let allowed = response.decision() == CedarDecision::Allow;
-        let reasons = if allowed {
-            Vec::new()
-        } else {
-            policies
-                .iter()
-                .filter_map(|p| self.reasons.get(&PolicyId::new(p)).cloned())
-                .collect()
-        };
-        Decision {
-            allowed,
-            policies,
-            reasons,
-            errors: response
-                .diagnostics()
-                .errors()
-                .map(ToString::to_string)
-                .collect(),
-        }
+        )
+        .map_err(|e| e.to_string())?;
+        Ok((request, entities, action_uid))
     }
-}
-
-fn target_entity(names: &Names, target: &Target) -> Result<Entity, String> {
-    let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
-    let attrs = HashMap::from([
-        ("account".to_owned(), s(&target.account)),
-        ("environment".to_owned(), s(&target.environment)),
-        ("tier".to_owned(), s(&target.tier)),
-        ("role_arn".to_owned(), s(target.role_arn.as_str())),
-        (
-            "max_duration_secs".to_owned(),
-            RestrictedExpression::new_long(i64::from(target.max_duration.as_secs())),
-        ),
-        (
-            "approvals_required".to_owned(),
-            RestrictedExpression::new_long(i64::from(target.approvals_required)),
-        ),
-        (
-            "has_session_policy".to_owned(),
-            RestrictedExpression::new_bool(target.session_policy.is_some()),
-        ),
-    ]);
-    Entity::new(
-        Names::uid(&names.target, target.id.as_str()),
-        attrs,
-        HashSet::from([names.audit_trail()]),
-    )
-    .map_err(|e| e.to_string())
 }
 
 /// The UTC hour (0-23) and ISO weekday (1 = Monday .. 7 = Sunday) of `at`.
@@ -607,6 +385,7 @@ fn utc_hour_and_weekday(at: Timestamp) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::Caller;
 
     #[test]
     fn hours_and_weekdays_are_utc_and_iso() {
@@ -622,10 +401,124 @@ mod tests {
         );
     }
 
+    /// The split policy set answers exactly as Cedar does over the whole set.
     #[test]
-    fn lines_are_counted_from_one() {
-        assert_eq!(line_of("a\nb\nc", 0), 1);
-        assert_eq!(line_of("a\nb\nc", 2), 2);
-        assert_eq!(line_of("a\nb\nc", 99), 3);
+    fn the_index_decides_exactly_as_the_whole_set() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/policies");
+        let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
+        let tricky = r#"
+            permit (principal == Jit::User::"u0", action, resource);
+            permit (principal is Jit::User in Jit::Group::"g1", action in [Jit::Action::"Approve", Jit::Action::"Revoke"], resource);
+            forbid (principal in Jit::Group::"g2", action == Jit::Action::"Request", resource) when { context.duration_secs > 1800 };
+            permit (principal, action == Jit::Action::"Request", resource) when { principal in Jit::Group::"g3" };
+            forbid (principal, action, resource) when { context has ticket && context.ticket == "BLOCKED-1" };
+            permit (principal in Jit::Group::"g3", action == Jit::Action::"ReadAudit", resource in Jit::AuditTrail::"all");
+        "#;
+        let rules = Rules::from_sources(
+            &read("schema.cedarschema"),
+            vec![
+                ("access.cedar".to_owned(), read("access.cedar")),
+                ("auto-approve.cedar".to_owned(), read("auto-approve.cedar")),
+                ("tricky.cedar".to_owned(), tricky.to_owned()),
+            ],
+            &read("targets.json"),
+        )
+        .unwrap();
+        let groups = [
+            "",
+            "g1",
+            "g2",
+            "g3",
+            "g1 g2",
+            "g2 g3",
+            "sre",
+            "sre g2",
+            "dba security",
+            "engineers g3",
+        ];
+        let mut compared = 0;
+        for (n, group_list) in groups.iter().enumerate() {
+            let claims = std::collections::HashMap::from([
+                ("sub".to_owned(), format!("u{}", n % 3)),
+                ("groups".to_owned(), format!("[{group_list}]")),
+            ]);
+            let caller = Caller::from_claims(&claims, "groups").unwrap();
+            for action in Action::ALL {
+                for (target, entity) in rules.targets.values() {
+                    for (secs, ticket) in [
+                        (900, None),
+                        (3600, Some("INC-1")),
+                        (7200, Some("BLOCKED-1")),
+                    ] {
+                        let at = Timestamp::from_unix_seconds(1_799_834_400 + i64::from(secs));
+                        let (hour, weekday) = utc_hour_and_weekday(at);
+                        let mut pairs = vec![
+                            ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
+                            (
+                                "utc_weekday".to_owned(),
+                                RestrictedExpression::new_long(weekday),
+                            ),
+                        ];
+                        let resource = if action == Action::ReadAudit {
+                            entity.uid()
+                        } else {
+                            pairs.extend([
+                                (
+                                    "duration_secs".to_owned(),
+                                    RestrictedExpression::new_long(i64::from(secs)),
+                                ),
+                                (
+                                    "reason".to_owned(),
+                                    RestrictedExpression::new_string("r".to_owned()),
+                                ),
+                                (
+                                    "break_glass".to_owned(),
+                                    RestrictedExpression::new_bool(secs == 900),
+                                ),
+                            ]);
+                            if let Some(t) = ticket {
+                                pairs.push((
+                                    "ticket".to_owned(),
+                                    RestrictedExpression::new_string(t.to_owned()),
+                                ));
+                            }
+                            entity.uid()
+                        };
+                        let (request, entities, _) = rules
+                            .prepare(
+                                &caller,
+                                action,
+                                resource,
+                                Some(entity.clone()),
+                                pairs.clone(),
+                            )
+                            .unwrap();
+                        let whole =
+                            rules
+                                .authorizer
+                                .is_authorized(&request, &rules.policies, &entities);
+                        let mut whole_policies: Vec<String> = whole
+                            .diagnostics()
+                            .reason()
+                            .map(ToString::to_string)
+                            .collect();
+                        whole_policies.sort();
+                        let split =
+                            rules.ask(&caller, action, entity.uid(), Some(entity.clone()), pairs);
+                        assert_eq!(
+                            (split.allowed, &split.policies),
+                            (
+                                whole.decision() == cedar_policy::Decision::Allow,
+                                &whole_policies
+                            ),
+                            "{group_list:?} {action:?} {} {secs}",
+                            target.id
+                        );
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(compared, 10 * 6 * 4 * 3);
     }
 }

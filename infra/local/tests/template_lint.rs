@@ -1,0 +1,32 @@
+//! `template.yaml` passes cfn-lint (installed, pinned, by the test itself).
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::Command;
+
+#[test]
+fn the_template_passes_cfn_lint() {
+    let python = jit_local::ensure_venv("lint-venv", "infra/local/requirements-lint.txt").unwrap();
+    let template = jit_local::workspace_root().join("template.yaml");
+    let out = Command::new(&python)
+        .args(["-m", "cfnlint", "--regions", "us-east-1", "eu-west-1", "--"])
+        .arg(&template)
+        .output()
+        .unwrap();
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exit codes are bit flags: 2 errors, 4 warnings, 8 informational. Errors and warnings fail.
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        code >= 0 && code & 0b110 == 0,
+        "cfn-lint exit {code}:\n{report}"
+    );
+}

@@ -1,0 +1,279 @@
+//! Loading the rules: every file checked, every mistake reported with its file and line.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use cedar_policy::{
+    Authorizer, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId, PolicySet,
+    RestrictedExpression, Schema, ValidationMode, Validator,
+};
+use miette::Diagnostic;
+use sha2::{Digest, Sha256};
+
+use super::index::PolicyIndex;
+use super::targets::{self, Target};
+use super::{Action, DEFAULT_POLICY_DIR, POLICY_DIR_ENV, PolicyError, Rules};
+
+const SCHEMA_FILE: &str = "schema.cedarschema";
+const TARGETS_FILE: &str = "targets.json";
+
+/// The schema's entity type names, parsed once.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    pub(super) user: EntityTypeName,
+    pub(super) group: EntityTypeName,
+    target: EntityTypeName,
+    trail: EntityTypeName,
+    pub(super) action: EntityTypeName,
+}
+
+impl Names {
+    fn new() -> Result<Self, PolicyError> {
+        let parse = |name: &str| {
+            EntityTypeName::from_str(name).map_err(|e| PolicyError::Invalid {
+                location: SCHEMA_FILE.to_owned(),
+                why: format!("entity type `{name}`: {e}"),
+            })
+        };
+        Ok(Self {
+            user: parse("Jit::User")?,
+            group: parse("Jit::Group")?,
+            target: parse("Jit::Target")?,
+            trail: parse("Jit::AuditTrail")?,
+            action: parse("Jit::Action")?,
+        })
+    }
+
+    pub(super) fn uid(kind: &EntityTypeName, id: &str) -> EntityUid {
+        EntityUid::from_type_name_and_id(kind.clone(), EntityId::new(id))
+    }
+
+    pub(super) fn audit_trail(&self) -> EntityUid {
+        Self::uid(&self.trail, "all")
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len()))
+        .map_or(1, |before| before.matches('\n').count() + 1)
+}
+
+/// `file:line` for the first labelled span of a Cedar diagnostic, else `file`.
+fn locate(file: &str, text: &str, diagnostic: &dyn Diagnostic) -> String {
+    diagnostic
+        .labels()
+        .and_then(|mut labels| labels.next())
+        .map_or_else(
+            || file.to_owned(),
+            |label| format!("{file}:{}", line_of(text, label.offset())),
+        )
+}
+
+impl Rules {
+    /// Loads the rules from the directory `JIT_POLICY_DIR` names, or [`DEFAULT_POLICY_DIR`].
+    pub fn load_from_env() -> Result<Self, PolicyError> {
+        let dir = std::env::var_os(POLICY_DIR_ENV)
+            .map_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR), PathBuf::from);
+        Self::load_dir(&dir)
+    }
+
+    /// Loads `schema.cedarschema`, every `*.cedar` file and `targets.json` from `dir`.
+    pub fn load_dir(dir: &Path) -> Result<Self, PolicyError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+                path: path.to_owned(),
+                why: e.to_string(),
+            })
+        };
+        let entries = std::fs::read_dir(dir).map_err(|e| PolicyError::Read {
+            path: dir.to_owned(),
+            why: e.to_string(),
+        })?;
+        let mut policy_files = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|e| PolicyError::Read {
+                    path: dir.to_owned(),
+                    why: e.to_string(),
+                })?
+                .path();
+            if path.extension().is_some_and(|e| e == "cedar") {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                policy_files.push((name, read(&path)?));
+            }
+        }
+        Self::from_sources(
+            &read(&dir.join(SCHEMA_FILE))?,
+            policy_files,
+            &read(&dir.join(TARGETS_FILE))?,
+        )
+    }
+
+    /// Builds the rules from the texts of the schema, the policy files (name, text) and the
+    /// targets file.
+    pub fn from_sources(
+        schema_text: &str,
+        mut policy_files: Vec<(String, String)>,
+        targets_text: &str,
+    ) -> Result<Self, PolicyError> {
+        policy_files.sort();
+        let names = Names::new()?;
+        let (schema, _warnings) =
+            Schema::from_cedarschema_str(schema_text).map_err(|e| PolicyError::Invalid {
+                location: locate(SCHEMA_FILE, schema_text, &e),
+                why: e.to_string(),
+            })?;
+
+        let mut policies = PolicySet::new();
+        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
+        let mut reasons = HashMap::new();
+        for (index, (file, text)) in policy_files.iter().enumerate() {
+            let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Invalid {
+                location: locate(file, text, &e),
+                why: e.to_string(),
+            })?;
+            let stem = file.trim_end_matches(".cedar");
+            for (n, policy) in parsed.policies().enumerate() {
+                let id = policy
+                    .annotation("id")
+                    .map_or_else(|| format!("{stem}#{n}"), str::to_owned);
+                let id = PolicyId::new(id);
+                if let Some(reason) = policy.annotation("reason") {
+                    reasons.insert(id.clone(), reason.to_owned());
+                }
+                if let Some(other) = origin.insert(id.clone(), index) {
+                    let other = policy_files.get(other).map_or("", |(f, _)| f.as_str());
+                    return Err(PolicyError::Invalid {
+                        location: file.clone(),
+                        why: format!("policy id `{id}` is also used in `{other}`"),
+                    });
+                }
+                policies
+                    .add(policy.new_id(id))
+                    .map_err(|e| PolicyError::Invalid {
+                        location: file.clone(),
+                        why: e.to_string(),
+                    })?;
+            }
+        }
+        if policies.is_empty() {
+            return Err(PolicyError::Invalid {
+                location: "*.cedar".to_owned(),
+                why: "no policies found: every request would be refused".to_owned(),
+            });
+        }
+        let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+        if let Some(error) = validation.validation_errors().next() {
+            let file_index = origin.get(error.policy_id()).copied().unwrap_or(0);
+            let (file, text) = policy_files
+                .get(file_index)
+                .map_or(("?", ""), |(f, t)| (f.as_str(), t.as_str()));
+            return Err(PolicyError::Invalid {
+                location: locate(file, text, error),
+                why: format!("policy `{}`: {error}", error.policy_id()),
+            });
+        }
+
+        let parsed_targets =
+            targets::parse_targets(targets_text).map_err(|why| PolicyError::Invalid {
+                location: TARGETS_FILE.to_owned(),
+                why,
+            })?;
+        let mut targets = BTreeMap::new();
+        for target in parsed_targets {
+            let entity = target_entity(&names, &target).map_err(|why| PolicyError::Invalid {
+                location: TARGETS_FILE.to_owned(),
+                why: format!("target `{}`: {why}", target.id),
+            })?;
+            targets.insert(target.id.clone(), (target, entity));
+        }
+        // Check the target entities against the schema once, here, so a decision never meets
+        // an entity the policies were not validated for.
+        Entities::from_entities(
+            targets
+                .values()
+                .map(|(_, e)| e.clone())
+                .chain([Entity::new_no_attrs(names.audit_trail(), HashSet::new())]),
+            Some(&schema),
+        )
+        .map_err(|e| PolicyError::Invalid {
+            location: TARGETS_FILE.to_owned(),
+            why: e.to_string(),
+        })?;
+
+        let mut h = Sha256::new();
+        for (name, text) in [(SCHEMA_FILE, schema_text), (TARGETS_FILE, targets_text)]
+            .into_iter()
+            .chain(policy_files.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+        {
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name);
+            h.update((text.len() as u64).to_be_bytes());
+            h.update(text);
+        }
+        let actions: Vec<EntityUid> = Action::ALL
+            .iter()
+            .map(|a| Names::uid(&names.action, a.as_str()))
+            .collect();
+        let index = PolicyIndex::build(&policies, &actions, &names.group).map_err(|why| {
+            PolicyError::Invalid {
+                location: "*.cedar".to_owned(),
+                why,
+            }
+        })?;
+        Ok(Self {
+            schema,
+            policies,
+            index,
+            targets,
+            reasons,
+            hash: hex::encode(h.finalize()),
+            names,
+            authorizer: Authorizer::new(),
+        })
+    }
+}
+
+fn target_entity(names: &Names, target: &Target) -> Result<Entity, String> {
+    let s = |v: &str| RestrictedExpression::new_string(v.to_owned());
+    let attrs = HashMap::from([
+        ("account".to_owned(), s(&target.account)),
+        ("environment".to_owned(), s(&target.environment)),
+        ("tier".to_owned(), s(&target.tier)),
+        ("role_arn".to_owned(), s(target.role_arn.as_str())),
+        (
+            "max_duration_secs".to_owned(),
+            RestrictedExpression::new_long(i64::from(target.max_duration.as_secs())),
+        ),
+        (
+            "approvals_required".to_owned(),
+            RestrictedExpression::new_long(i64::from(target.approvals_required)),
+        ),
+        (
+            "has_session_policy".to_owned(),
+            RestrictedExpression::new_bool(target.session_policy.is_some()),
+        ),
+    ]);
+    Entity::new(
+        Names::uid(&names.target, target.id.as_str()),
+        attrs,
+        HashSet::from([names.audit_trail()]),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_counted_from_one() {
+        assert_eq!(line_of("a\nb\nc", 0), 1);
+        assert_eq!(line_of("a\nb\nc", 2), 2);
+        assert_eq!(line_of("a\nb\nc", 99), 3);
+    }
+}
