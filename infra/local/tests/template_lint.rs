@@ -13,8 +13,9 @@ use std::process::Command;
 fn the_template_passes_cfn_lint() {
     let python = jit_local::ensure_venv("lint-venv", "infra/local/requirements-lint.txt").unwrap();
     let template = jit_local::workspace_root().join("template.yaml");
-    let out = Command::new(&python)
-        .args(["-m", "cfnlint", "--regions", "us-east-1", "eu-west-1", "--"])
+    let cfn_lint = python.with_file_name("cfn-lint");
+    let out = Command::new(&cfn_lint)
+        .args(["--regions", "us-east-1", "eu-west-1", "--"])
         .arg(&template)
         .output()
         .unwrap();

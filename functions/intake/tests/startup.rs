@@ -1,0 +1,49 @@
+//! The real `intake` binary refuses to start on a bad policy set and says where to look.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::Command;
+
+#[test]
+fn a_bad_policy_stops_the_function_at_start_up_naming_file_and_line() {
+    let examples = jit_local::workspace_root().join("infra/policies");
+    let dir = jit_local::target_dir().join(format!("bad-policies-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for file in ["schema.cedarschema", "targets.json", "access.cedar"] {
+        std::fs::copy(examples.join(file), dir.join(file)).unwrap();
+    }
+    std::fs::write(
+        dir.join("broken.cedar"),
+        "// an approval rule\n\npermit (principal, action == Jit::Action::\"Approve\", resource)\nwhen { resource.teir == \"admin\" };\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .env("JIT_POLICY_DIR", &dir)
+        .env("TABLE_NAME", "unused")
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("policies: broken.cedar:4:"), "{stderr}");
+    assert!(stderr.contains("teir"), "{stderr}");
+}
+
+#[test]
+fn a_missing_policy_directory_is_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .env("JIT_POLICY_DIR", "/nonexistent/policies")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("cannot read `/nonexistent/policies"),
+        "{stderr}"
+    );
+}
