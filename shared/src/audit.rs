@@ -46,6 +46,8 @@ pub enum AuditAction {
     Revoked,
     /// Short-lived credentials were handed out.
     SessionIssued,
+    /// A reviewer looked at a break-glass activation after the fact.
+    PostReviewed,
 }
 
 impl AuditAction {
@@ -63,6 +65,7 @@ impl AuditAction {
             Self::Expired => "EXPIRED",
             Self::Revoked => "REVOKED",
             Self::SessionIssued => "SESSION_ISSUED",
+            Self::PostReviewed => "POST_REVIEWED",
         }
     }
 }

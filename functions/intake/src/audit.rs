@@ -9,7 +9,8 @@ use jit_core::identity::Caller;
 use jit_core::policy::Action;
 use jit_core::store::{Cursor, GrantStore, PageRequest};
 
-use crate::{App, Problem, json, query, views};
+use crate::{App, Problem};
+use jit_http::{json, query, views};
 
 /// The longest range one export may span, so one call stays within the function's time.
 pub const MAX_RANGE_DAYS: i64 = 31;

@@ -6,26 +6,19 @@
 //! no refused request writes anything.
 
 mod audit;
-mod problem;
 mod requests;
-mod views;
 
 use std::sync::Arc;
 
-use lambda_http::http::{Method, StatusCode};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
-use serde_json::Value;
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
 
 use jit_core::clock::{Clock, Timestamp};
-use jit_core::identity::Caller;
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
+use jit_http::{caller, no_such_route, path_parameter, route_key};
 
-pub use problem::Problem;
-
-/// The largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub use jit_http::{MAX_BODY_BYTES, Problem};
 
 /// Settings read once at start-up.
 #[derive(Debug, Clone)]
@@ -97,18 +90,9 @@ enum Route {
 /// Works out the route from API Gateway's matched route key and path parameters, or, when
 /// those are absent, from the method and path.
 fn route(request: &Request) -> Option<Route> {
-    let id = || {
-        request
-            .path_parameters_ref()
-            .and_then(|p| p.first("id"))
-            .map(str::to_owned)
-    };
-    let route_key = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.clone(),
-        _ => None,
-    };
-    if let Some(key) = route_key.filter(|k| k != "$default") {
-        return match key.as_str() {
+    let id = || path_parameter(request, "id").map(str::to_owned);
+    if let Some(key) = route_key(request).filter(|k| *k != "$default") {
+        return match key {
             "POST /requests" => Some(Route::Create),
             "GET /requests" => Some(Route::List),
             "GET /requests/{id}" => id().map(Route::Get),
@@ -131,68 +115,6 @@ fn route(request: &Request) -> Option<Route> {
         (&Method::GET, ["audit"]) => Some(Route::Audit),
         _ => None,
     }
-}
-
-/// The caller, from the JWT authorizer's claims in the request context only.
-fn caller(request: &Request, groups_claim: &str) -> Result<Caller, Problem> {
-    let claims = match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .map(|jwt| &jwt.claims),
-        _ => None,
-    };
-    let Some(claims) = claims else {
-        return Err(Problem::unauthenticated(
-            "the request carries no verified identity; call through the API with a valid token",
-        ));
-    };
-    Caller::from_claims(claims, groups_claim).map_err(|e| Problem::unauthenticated(e.to_string()))
-}
-
-/// A JSON response with `status`.
-fn json(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        "content-type",
-        lambda_http::http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// The request body as text, refusing oversize or non-JSON bodies.
-fn body_text(request: &Request) -> Result<&str, Problem> {
-    if let Some(kind) = request.headers().get("content-type") {
-        let kind = kind.to_str().unwrap_or("");
-        if !kind.is_empty() && !kind.starts_with("application/json") {
-            return Err(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                format!("send the body as application/json, not `{kind}`"),
-            ));
-        }
-    }
-    let bytes: &[u8] = request.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
-        return Err(Problem::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body-too-large",
-            format!(
-                "the body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
-                bytes.len()
-            ),
-        ));
-    }
-    std::str::from_utf8(bytes).map_err(|_| Problem::bad_request("the body is not UTF-8 text"))
-}
-
-/// One query-string parameter, if given once.
-fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
-    request
-        .query_string_parameters_ref()
-        .and_then(|q| q.first(name))
 }
 
 impl<S: GrantStore> App<S> {
@@ -218,15 +140,7 @@ impl<S: GrantStore> App<S> {
             Some(Route::Get(id)) => self.get(&id, &caller, now).await,
             Some(Route::Cancel(id)) => self.cancel(request, &id, &caller, now).await,
             Some(Route::Audit) => self.export_audit(request, &caller, now).await,
-            None => Err(Problem::new(
-                StatusCode::NOT_FOUND,
-                "no-such-route",
-                format!(
-                    "there is no route `{} {}`",
-                    request.method(),
-                    request.uri().path()
-                ),
-            )),
+            None => Err(no_such_route(request)),
         }
     }
 }

@@ -18,7 +18,8 @@ use jit_core::store::{
     Created, Cursor, GrantStore, Idempotency, IdempotencyKey, Page, PageRequest, StoreError,
 };
 
-use crate::{App, Problem, body_text, json, query, views};
+use crate::{App, Problem};
+use jit_http::{body_text, json, parse_body, query, views};
 
 /// The body of `POST /requests`.
 #[derive(Debug, Deserialize)]
@@ -43,17 +44,6 @@ const DEFAULT_LIMIT: u32 = 50;
 
 /// How often a cancel is retried when another change raced it.
 const CONFLICT_RETRIES: usize = 3;
-
-fn parse_body<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Problem> {
-    serde_json::from_str(text).map_err(|e| {
-        let what = if e.is_syntax() || e.is_eof() {
-            "the body is not valid JSON"
-        } else {
-            "the body does not have the expected fields"
-        };
-        Problem::bad_request(format!("{what}: {e}"))
-    })
-}
 
 fn duration_of(value: &Value) -> Result<GrantDuration, Problem> {
     let parsed = match value {
@@ -98,22 +88,6 @@ struct ReviewCursor {
 }
 
 impl<S: GrantStore> App<S> {
-    /// Whether `caller` may see `grant`: its requester, someone who may approve it, or an
-    /// auditor of its target. Everyone else is told it does not exist.
-    pub(crate) fn may_see(&self, grant: &Grant, caller: &Caller, now: Timestamp) -> bool {
-        grant.requester == caller.user
-            || self
-                .rules
-                .decide(
-                    caller,
-                    Action::Approve,
-                    &grant.target,
-                    &AccessContext::of_grant(grant, now),
-                )
-                .allowed
-            || self.rules.decide_read(caller, &grant.target, now).allowed
-    }
-
     async fn visible_grant(
         &self,
         id: &str,
@@ -123,7 +97,7 @@ impl<S: GrantStore> App<S> {
         let not_found = || Problem::not_found("request");
         let id = GrantId::parse(id).map_err(|_| not_found())?;
         let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
-        if self.may_see(&grant, caller, now) {
+        if self.rules.may_see(&grant, caller, now) {
             Ok(grant)
         } else {
             Err(not_found())
@@ -185,6 +159,7 @@ impl<S: GrantStore> App<S> {
         };
         let new = NewRequest {
             requester: caller.user.clone(),
+            requester_groups: caller.groups.clone(),
             target: target_id.clone(),
             role_arn: target.role_arn.clone(),
             duration,

@@ -4,6 +4,7 @@
 
 mod calls;
 mod emulator;
+mod events;
 mod table;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -11,6 +12,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use calls::CallCounter;
 pub use emulator::{
     Emulator, EmulatorError, ensure_installed, ensure_venv, target_dir, workspace_root,
+};
+pub use events::{
+    Claims, dynamodb_json, http_api_event, stream_batch, stream_insert, stream_record,
 };
 pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};
 

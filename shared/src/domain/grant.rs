@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, GrantDuration, GrantId, GrantState, Reason, RoleArn, TargetId, Ticket, UserId};
+use super::{
+    Actor, GrantDuration, GrantId, GrantState, GroupName, Reason, RoleArn, TargetId, Ticket, UserId,
+};
 use crate::audit::{AuditAction, AuditEntry, AuditRecord, ChainHead};
 use crate::clock::Timestamp;
 
@@ -34,6 +36,8 @@ pub struct Review {
 pub struct NewRequest {
     /// Who asks.
     pub requester: UserId,
+    /// The groups the identity provider vouched for when they asked; the rules decide on these.
+    pub requester_groups: Vec<GroupName>,
     /// For which target.
     pub target: TargetId,
     /// The target's role at the time of asking; the grant stays bound to it.
@@ -62,6 +66,9 @@ pub struct Grant {
     pub id: GrantId,
     /// Who asked and who may use it.
     pub requester: UserId,
+    /// The requester's groups when they asked, as the identity provider vouched for them.
+    #[serde(default)]
+    pub requester_groups: Vec<GroupName>,
     /// The target asked for.
     pub target: TargetId,
     /// The role credentials are issued for.
@@ -141,6 +148,14 @@ impl Grant {
         if request.break_glass {
             detail.insert("break_glass".to_owned(), "true".to_owned());
         }
+        if !request.requester_groups.is_empty() {
+            let groups: Vec<&str> = request
+                .requester_groups
+                .iter()
+                .map(GroupName::as_str)
+                .collect();
+            detail.insert("groups".to_owned(), groups.join(","));
+        }
         let audit = AuditRecord::chained(
             &id,
             &ChainHead::genesis(),
@@ -157,6 +172,7 @@ impl Grant {
         let grant = Self {
             id,
             requester: request.requester,
+            requester_groups: request.requester_groups,
             target: request.target,
             role_arn: request.role_arn,
             duration: request.duration,

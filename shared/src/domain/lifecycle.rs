@@ -80,6 +80,12 @@ pub enum Command {
         /// Why.
         reason: Reason,
     },
+    /// A reviewer records the review a break-glass activation owes. The only change a closed
+    /// grant still accepts: it never changes the state, only settles the debt.
+    PostReview {
+        /// What the reviewer found.
+        comment: Option<String>,
+    },
     /// Credentials valid until `expires_at` are about to be handed out.
     IssueSession {
         /// CLI credentials or a console link.
@@ -109,6 +115,7 @@ impl Command {
             Self::Expire => "expire",
             Self::Revoke { .. } => "revoke",
             Self::IssueSession { .. } => "issue credentials for",
+            Self::PostReview { .. } => "post-review",
         }
     }
 }
@@ -148,6 +155,11 @@ impl Change {
     /// The audit record the change appends.
     pub fn audit(&self) -> &AuditRecord {
         &self.audit
+    }
+
+    /// Whether the change closes an open grant (so the requester's slot for the target frees).
+    pub fn closes(&self) -> bool {
+        self.audit.from.is_some_and(|from| !from.is_terminal()) && self.grant.state.is_terminal()
     }
 
     /// The revocation ledger entry the change writes, if any.
@@ -237,6 +249,14 @@ pub enum TransitionError {
         /// The grant.
         id: GrantId,
     },
+    /// No review is owed: the grant was not opened through break-glass, or was reviewed.
+    #[error(
+        "request `{id}` owes no review: it was not opened by break-glass, or was already reviewed"
+    )]
+    NoReviewOwed {
+        /// The grant.
+        id: GrantId,
+    },
     /// A session that would expire before it starts.
     #[error("a session for `{id}` must expire after {now}, not at {expires_at}")]
     SessionInPast {
@@ -269,7 +289,8 @@ impl Grant {
     ) -> Result<Change, TransitionError> {
         let id = &self.id;
         let name = command.name();
-        if self.state.is_terminal() {
+        let post_review = matches!(command, Command::PostReview { .. });
+        if self.state.is_terminal() && !post_review {
             return Err(TransitionError::Terminal {
                 id: id.clone(),
                 command: name,
@@ -430,6 +451,22 @@ impl Grant {
                 detail.insert("reason".to_owned(), reason.as_str().to_owned());
                 revocation = self.revocation_after(now);
                 AuditAction::Revoked
+            }
+            Command::PostReview { comment } => {
+                let Actor::User(reviewer) = actor else {
+                    return Err(not_permitted("only a person may review"));
+                };
+                if reviewer == &self.requester {
+                    return Err(not_permitted("a requester cannot review their own access"));
+                }
+                if !self.review_owed {
+                    return Err(TransitionError::NoReviewOwed { id: id.clone() });
+                }
+                next.review_owed = false;
+                if let Some(comment) = comment {
+                    detail.insert("comment".to_owned(), comment);
+                }
+                AuditAction::PostReviewed
             }
             Command::IssueSession { kind, expires_at } => {
                 if actor != &Actor::User(self.requester.clone()) {

@@ -236,6 +236,21 @@ impl Rules {
         )
     }
 
+    /// Whether `caller` may see `grant`: its requester, someone who may approve it, or an
+    /// auditor of its target. Everyone else is to be told it does not exist.
+    pub fn may_see(&self, grant: &Grant, caller: &Caller, at: Timestamp) -> bool {
+        grant.requester == caller.user
+            || self
+                .decide(
+                    caller,
+                    Action::Approve,
+                    &grant.target,
+                    &AccessContext::of_grant(grant, at),
+                )
+                .allowed
+            || self.decide_read(caller, &grant.target, at).allowed
+    }
+
     /// May `caller` read the whole audit trail at `at`?
     pub fn decide_audit(&self, caller: &Caller, at: Timestamp) -> Decision {
         let (hour, weekday) = utc_hour_and_weekday(at);

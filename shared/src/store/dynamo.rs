@@ -496,7 +496,7 @@ impl GrantStore for DynamoStore {
             item.extend(Self::revocation_key(entry));
             items.push(self.put(item, None, &[], &[])?);
         }
-        if grant.state.is_terminal() {
+        if change.closes() {
             // Release the requester's slot for the target, if this grant holds it.
             let delete = Delete::builder()
                 .table_name(&self.table)

@@ -151,7 +151,7 @@ impl GrantStore for MemoryStore {
                 entry.clone(),
             );
         }
-        if grant.state.is_terminal() {
+        if change.closes() {
             let slot = (grant.target.clone(), grant.requester.clone());
             if t.open.get(&slot) == Some(&grant.id) {
                 t.open.remove(&slot);

@@ -6,6 +6,7 @@
 
 mod cursor;
 mod dynamo;
+mod failing;
 mod memory;
 
 use std::future::Future;
@@ -18,6 +19,7 @@ use crate::domain::{
 
 pub use cursor::Cursor;
 pub use dynamo::{DynamoStore, TableLayout};
+pub use failing::FailingStore;
 pub use memory::MemoryStore;
 
 /// How many shards the due-time index spreads its writes over. Sweeps query each shard.

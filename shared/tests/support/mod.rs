@@ -3,8 +3,8 @@
 
 use jit_core::clock::Timestamp;
 use jit_core::domain::{
-    Actor, Command, Creation, Grant, GrantDuration, GrantId, NewRequest, Reason, ReviewDecision,
-    RoleArn, Service, SessionKind, TargetId, UserId,
+    Actor, Command, Creation, Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason,
+    ReviewDecision, RoleArn, Service, SessionKind, TargetId, UserId,
 };
 
 /// A fixed start time: 2027-01-15T08:00:00Z.
@@ -31,6 +31,7 @@ pub fn sweeper() -> Actor {
 pub fn request(requester: &str, target: &str, duration_secs: u64) -> NewRequest {
     NewRequest {
         requester: user(requester),
+        requester_groups: vec![GroupName::parse("engineers").unwrap()],
         target: TargetId::parse(target).unwrap(),
         role_arn: RoleArn::parse(format!("arn:aws:iam::111122223333:role/jit-{target}")).unwrap(),
         duration: GrantDuration::from_secs(duration_secs).unwrap(),

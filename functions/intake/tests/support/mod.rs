@@ -142,59 +142,16 @@ pub fn event(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Value {
-    let mut e: Value = serde_json::from_str(include_str!("../fixtures/http-api-jwt.json")).unwrap();
-    let (method, template) = route.split_once(' ').unwrap();
-    let (raw_path, raw_query) = path.split_once('?').unwrap_or((path, ""));
-    e["routeKey"] = json!(route);
-    e["requestContext"]["routeKey"] = json!(route);
-    e["rawPath"] = json!(raw_path);
-    e["requestContext"]["http"]["method"] = json!(method);
-    e["requestContext"]["http"]["path"] = json!(raw_path);
-    e["rawQueryString"] = json!(raw_query);
-    if !raw_query.is_empty() {
-        let params: serde_json::Map<String, Value> = raw_query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .map(|(k, v)| (k.to_owned(), json!(v)))
-            .collect();
-        e["queryStringParameters"] = Value::Object(params);
-    }
-    let mut params = serde_json::Map::new();
-    for (t, p) in template.split('/').zip(raw_path.split('/')) {
-        if let Some(name) = t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-            params.insert(name.to_owned(), json!(p));
+    let groups: Vec<&str>;
+    let claims = match who {
+        Who::User(sub, list) => {
+            groups = list.split_whitespace().collect();
+            Some(jit_local::Claims {
+                sub,
+                groups: &groups,
+            })
         }
-    }
-    if !params.is_empty() {
-        e["pathParameters"] = Value::Object(params);
-    }
-    match body {
-        Some(b) => {
-            e["body"] = json!(b);
-            e["headers"]["content-length"] = json!(b.len().to_string());
-        }
-        None => e["body"] = Value::Null,
-    }
-    for (k, v) in headers {
-        e["headers"][*k] = json!(v);
-    }
-    match who {
-        Who::User(sub, groups) => {
-            let claims = &mut e["requestContext"]["authorizer"]["jwt"]["claims"];
-            claims["sub"] = json!(sub);
-            claims["email"] = json!(format!("{sub}@example.com"));
-            claims["groups"] = json!(format!("[{groups}]"));
-        }
-        Who::Anonymous => {
-            e["requestContext"]
-                .as_object_mut()
-                .unwrap()
-                .remove("authorizer");
-            e["headers"]
-                .as_object_mut()
-                .unwrap()
-                .remove("authorization");
-        }
-    }
-    e
+        Who::Anonymous => None,
+    };
+    jit_local::http_api_event(claims, route, path, body, headers)
 }

@@ -1,0 +1,41 @@
+//! The approver Lambda: builds its clients and rules once, then serves stream batches and
+//! API Gateway requests.
+
+// The SDK and runtime futures nest deeply; the default limit is too low to lay them out.
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use jit_approver::{Approver, ApproverConfig, LogNotifier};
+use jit_core::clock::SystemClock;
+use jit_core::policy::Rules;
+use jit_core::store::DynamoStore;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    // A bad policy set stops the function here, with the file and line to fix.
+    let rules = Rules::load_from_env().map_err(|e| format!("policies: {e}"))?;
+    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let approver = Arc::new(Approver {
+        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+        rules: Arc::new(rules),
+        clock: Arc::new(SystemClock),
+        notifier: LogNotifier,
+        config: ApproverConfig::from_env(),
+    });
+    tracing::info!(policy_hash = %approver.rules.hash(), "approver ready");
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let approver = Arc::clone(&approver);
+        async move {
+            approver
+                .handle_event(event.payload)
+                .await
+                .map_err(Error::from)
+        }
+    }))
+    .await
+}

@@ -1,0 +1,183 @@
+//! Human reviews over the API: `POST /requests/{id}/reviews` and
+//! `POST /grants/{id}/post-review`.
+
+use std::time::Duration;
+
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::{Actor, Command, Grant, GrantId, ReviewDecision};
+use jit_core::identity::Caller;
+use jit_core::policy::{AccessContext, Action};
+use jit_core::store::{GrantStore, StoreError};
+use jit_http::{
+    Problem, body_text, caller, json, no_such_route, parse_body, path_parameter, route_key, views,
+};
+
+use crate::{Approver, Notifier};
+
+/// The longest comment a reviewer may leave.
+pub const MAX_COMMENT_CHARS: usize = 2000;
+
+/// How often a review is retried when other reviews race it.
+const CONFLICT_RETRIES: u32 = 12;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    decision: ReviewDecision,
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PostReviewBody {
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Review(String),
+    PostReview(String),
+}
+
+fn route(request: &Request) -> Option<Route> {
+    let id = || path_parameter(request, "id").map(str::to_owned);
+    if let Some(key) = route_key(request).filter(|k| *k != "$default") {
+        return match key {
+            "POST /requests/{id}/reviews" => id().map(Route::Review),
+            "POST /grants/{id}/post-review" => id().map(Route::PostReview),
+            _ => None,
+        };
+    }
+    let segments: Vec<&str> = request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (request.method(), segments.as_slice()) {
+        (&Method::POST, ["requests", id, "reviews"]) => Some(Route::Review((*id).to_owned())),
+        (&Method::POST, ["grants", id, "post-review"]) => Some(Route::PostReview((*id).to_owned())),
+        _ => None,
+    }
+}
+
+fn comment(text: Option<String>) -> Result<Option<String>, Problem> {
+    let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    let chars = text.chars().count();
+    if chars > MAX_COMMENT_CHARS {
+        return Err(Problem::invalid(format!(
+            "comment must be at most {MAX_COMMENT_CHARS} characters, got {chars}"
+        )));
+    }
+    if text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Problem::invalid(
+            "comment must not contain control characters",
+        ));
+    }
+    Ok(Some(text))
+}
+
+impl<S: GrantStore, N: Notifier> Approver<S, N> {
+    /// Handles one API Gateway request. Never fails: every outcome is a response.
+    pub async fn handle_http(&self, request: Request) -> Response<Body> {
+        let now = self.clock.now();
+        match self.dispatch(&request, now).await {
+            Ok(response) => response,
+            Err(problem) => problem.into_response(),
+        }
+    }
+
+    async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
+        let caller = caller(request, &self.config.groups_claim)?;
+        let Some(route) = route(request) else {
+            return Err(no_such_route(request));
+        };
+        let text = body_text(request)?;
+        let (id, command) = match route {
+            Route::Review(id) => {
+                let body: ReviewBody = parse_body(text)?;
+                let command = Command::Review {
+                    decision: body.decision,
+                    comment: comment(body.comment)?,
+                };
+                (id, command)
+            }
+            Route::PostReview(id) => {
+                let body: PostReviewBody = if text.trim().is_empty() {
+                    PostReviewBody { comment: None }
+                } else {
+                    parse_body(text)?
+                };
+                (
+                    id,
+                    Command::PostReview {
+                        comment: comment(body.comment)?,
+                    },
+                )
+            }
+        };
+        let grant = self.review(&id, command, &caller, now).await?;
+        Ok(json(StatusCode::OK, &views::grant(&grant)))
+    }
+
+    /// Applies a review by `caller`, re-reading and retrying when concurrent reviews race it.
+    async fn review(
+        &self,
+        id: &str,
+        command: Command,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Grant, Problem> {
+        let not_found = || Problem::not_found("request");
+        let id = GrantId::parse(id).map_err(|_| not_found())?;
+        let actor = Actor::User(caller.user.clone());
+        for attempt in 0..CONFLICT_RETRIES {
+            let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
+            if !self.rules.may_see(&grant, caller, now) {
+                return Err(not_found());
+            }
+            let permitted = self.rules.decide(
+                caller,
+                Action::Approve,
+                &grant.target,
+                &AccessContext::of_grant(&grant, now),
+            );
+            if !permitted.allowed {
+                return Err(Problem::forbidden(
+                    permitted.explain_denial(Action::Approve, grant.target.as_str()),
+                ));
+            }
+            let change = grant.apply(command.clone(), &actor, now)?;
+            match self.store.commit(&change).await {
+                Ok(()) => {
+                    tracing::info!(
+                        grant = %grant.id,
+                        reviewer = %caller.user,
+                        action = %change.audit().action,
+                        state = %change.grant().state,
+                        "review recorded"
+                    );
+                    return Ok(change.grant().clone());
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    // Another review landed first: back off a little, read again, decide afresh.
+                    let spread = u64::from(caller.user.as_str().len() as u32 % 7);
+                    let wait = 5 * u64::from(attempt + 1) + spread;
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Problem::conflict(
+            "the request kept changing while the review was recorded; try again",
+        ))
+    }
+}

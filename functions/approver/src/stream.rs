@@ -1,0 +1,157 @@
+//! New requests from the table's stream: decided by the rules, in one write each.
+//!
+//! The stream image is the read: a request is decided from the version it shows, and the write
+//! applies only if the stored request is still that version. So a redelivered record, or one
+//! for a request cancelled meanwhile, changes nothing.
+
+use aws_lambda_events::event::dynamodb::{Event, EventRecord};
+use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use serde_dynamo::AttributeValue;
+
+use jit_core::domain::{Actor, Command, Grant, GrantState, Service};
+use jit_core::identity::Caller;
+use jit_core::policy::{AccessContext, Action};
+use jit_core::store::{GrantStore, StoreError};
+
+use crate::{Approver, Notifier};
+
+/// What became of one stream record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The rules approved it: now active.
+    AutoApproved,
+    /// Break-glass was permitted: now active, review owed.
+    BreakGlass,
+    /// Waiting for this many reviewers.
+    AwaitingReview(u32),
+    /// Nothing to do, and why.
+    Skipped(&'static str),
+}
+
+impl<S: GrantStore, N: Notifier> Approver<S, N> {
+    /// Decides every new request in the batch. Records that failed for a passing reason (the
+    /// database was unavailable) are reported so Lambda retries from them; records that can
+    /// never succeed are logged and skipped, so they block nothing.
+    pub async fn handle_stream(&self, batch: Event) -> DynamoDbEventResponse {
+        let mut response = DynamoDbEventResponse::default();
+        for record in batch.records {
+            match self.handle_record(&record).await {
+                Ok(outcome) => {
+                    tracing::debug!(event = %record.event_id, ?outcome, "stream record handled");
+                }
+                Err(e) => {
+                    tracing::warn!(event = %record.event_id, error = %e, "stream record failed; it will be retried");
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = record.change.sequence_number.clone();
+                    response.batch_item_failures.push(failure);
+                }
+            }
+        }
+        response
+    }
+
+    async fn handle_record(&self, record: &EventRecord) -> Result<Outcome, StoreError> {
+        if record.event_name != "INSERT" {
+            return Ok(Outcome::Skipped("not an insert"));
+        }
+        let sort_key = match record.change.keys.get("sk") {
+            Some(AttributeValue::S(sk)) => sk.as_str(),
+            _ => "",
+        };
+        if sort_key != "GRANT" {
+            return Ok(Outcome::Skipped("not a request"));
+        }
+        let grant: Grant = match serde_dynamo::from_item(record.change.new_image.clone()) {
+            Ok(grant) => grant,
+            Err(e) => {
+                // Retrying cannot fix it; the request (if it is one) times out on its own.
+                tracing::error!(event = %record.event_id, error = %e, "unreadable request image skipped");
+                return Ok(Outcome::Skipped("unreadable image"));
+            }
+        };
+        self.evaluate(&grant).await
+    }
+
+    /// Decides one new request by the rules, from the version given.
+    pub async fn evaluate(&self, grant: &Grant) -> Result<Outcome, StoreError> {
+        if grant.state != GrantState::Pending || grant.approvals_required.is_some() {
+            return Ok(Outcome::Skipped("already decided"));
+        }
+        let now = self.clock.now();
+        let requester = Caller {
+            user: grant.requester.clone(),
+            email: None,
+            groups: grant.requester_groups.clone(),
+        };
+        let context = AccessContext::of_grant(grant, now);
+        let hash = self.rules.hash().to_owned();
+        let decide = |action| {
+            self.rules
+                .decide(&requester, action, &grant.target, &context)
+        };
+
+        let mut outcome = None;
+        if grant.break_glass {
+            let d = decide(Action::BreakGlass);
+            if d.allowed {
+                outcome = Some((
+                    Command::BreakGlass {
+                        policies: d.policies,
+                        policy_hash: hash.clone(),
+                    },
+                    Outcome::BreakGlass,
+                ));
+            } else {
+                tracing::warn!(grant = %grant.id, "break-glass asked for but not permitted; deciding as a normal request");
+            }
+        }
+        let (command, outcome) = match outcome {
+            Some(decided) => decided,
+            None => {
+                let d = decide(Action::AutoApprove);
+                if d.allowed {
+                    let command = Command::AutoApprove {
+                        policies: d.policies,
+                        policy_hash: hash,
+                    };
+                    (command, Outcome::AutoApproved)
+                } else {
+                    let required = match self.rules.target(&grant.target) {
+                        Some(target) => target.approvals_required,
+                        None => {
+                            tracing::warn!(grant = %grant.id, target = %grant.target, "target no longer declared; nobody can approve it");
+                            1
+                        }
+                    };
+                    let command = Command::AwaitReview {
+                        approvals_required: required,
+                        policy_hash: hash,
+                    };
+                    (command, Outcome::AwaitingReview(required))
+                }
+            }
+        };
+
+        let change = match grant.apply(command, &Actor::Service(Service::Approver), now) {
+            Ok(change) => change,
+            Err(e) => {
+                tracing::info!(grant = %grant.id, error = %e, "request no longer needs a decision");
+                return Ok(Outcome::Skipped("no longer pending"));
+            }
+        };
+        match self.store.commit(&change).await {
+            Ok(()) => {}
+            // The request changed since this image: decided already, or cancelled.
+            Err(StoreError::Conflict { .. }) => return Ok(Outcome::Skipped("changed meanwhile")),
+            Err(e) => return Err(e),
+        }
+        match &outcome {
+            Outcome::AwaitingReview(n) => self.notifier.review_requested(change.grant(), *n, now),
+            Outcome::BreakGlass => self.notifier.break_glass(change.grant(), now),
+            _ => {
+                tracing::info!(grant = %grant.id, target = %grant.target, "request approved by the rules")
+            }
+        }
+        Ok(outcome)
+    }
+}

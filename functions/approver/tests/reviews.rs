@@ -1,0 +1,353 @@
+//! Human reviews and break-glass post-reviews over the API, including twenty reviewers at once.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::sync::Arc;
+
+use jit_core::audit::{AuditAction, verify_against_head};
+use jit_core::domain::{Grant, GrantState};
+use jit_core::store::{GrantStore, PageRequest};
+use serde_json::json;
+use support::*;
+
+const SRE: &[&str] = &["sre"];
+const SECURITY: &[&str] = &["security"];
+const ENGINEERS: &[&str] = &["engineers"];
+const LEADS: &[&str] = &["dba-leads"];
+
+fn review(decision: &str) -> String {
+    json!({"decision": decision, "comment": "checked the ticket"}).to_string()
+}
+
+/// A request decided by the rules to need reviewers.
+async fn pending(h: &Harness, who: &str, groups: &[&str], target: &str) -> Grant {
+    let g = h
+        .request(who, groups, target, "1h", Some("CHG-7"), false)
+        .await;
+    let record = h.insert_record(&g.id).await;
+    h.deliver(vec![record]).await;
+    let g = h.grant(&g.id).await;
+    assert_eq!(g.state, GrantState::Pending);
+    assert!(g.approvals_required.is_some());
+    g
+}
+
+async fn post(h: &Harness, who: Option<(&str, &[&str])>, id: &str, body: &str) -> Reply {
+    h.call(
+        who,
+        "POST /requests/{id}/reviews",
+        &format!("/requests/{id}/reviews"),
+        Some(body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn one_approval_activates_and_each_review_is_audited() {
+    let h = Harness::new("approve").await;
+    let g = pending(&h, "eve", ENGINEERS, "prod-logs-ro").await;
+    let reply = post(&h, Some(("sam", SRE)), g.id.as_str(), &review("approve")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["state"], "ACTIVE");
+    assert_eq!(reply.body["reviews"][0]["reviewer"], "sam");
+    let audit = h
+        .store()
+        .audit_of_grant(&g.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    let last = audit.last().unwrap();
+    assert_eq!(
+        (last.action, last.to),
+        (AuditAction::Approved, GrantState::Active)
+    );
+    assert_eq!(last.detail["comment"], "checked the ticket");
+    assert_eq!(last.actor.to_string(), "user:sam");
+}
+
+#[tokio::test]
+async fn two_distinct_approvers_are_needed_where_the_target_says_so() {
+    let h = Harness::new("two").await;
+    let g = pending(&h, "dan", &["dba"], "prod-db-admin").await;
+    let id = g.id.as_str();
+    let first = post(&h, Some(("lee", LEADS)), id, &review("approve")).await;
+    assert_eq!(
+        (first.status, first.body["state"].as_str()),
+        (200, Some("PENDING"))
+    );
+    let again = post(&h, Some(("lee", LEADS)), id, &review("approve")).await;
+    assert_eq!(again.status, 409);
+    assert_eq!(
+        again.detail(),
+        format!("user:lee has already reviewed request `{id}`")
+    );
+    // Also through another group, the requester never counts.
+    let own = post(
+        &h,
+        Some(("dan", &["dba", "dba-leads"])),
+        id,
+        &review("approve"),
+    )
+    .await;
+    assert_eq!(own.status, 403);
+    assert!(
+        own.detail()
+            .contains("a requester cannot review their own request"),
+        "{}",
+        own.detail()
+    );
+    let second = post(&h, Some(("lia", LEADS)), id, &review("approve")).await;
+    assert_eq!(
+        (second.status, second.body["state"].as_str()),
+        (200, Some("ACTIVE"))
+    );
+    let g = h.grant(&g.id).await;
+    assert_eq!(g.approval_count(), 2);
+}
+
+#[tokio::test]
+async fn a_deny_ends_it_and_later_reviews_are_told_the_state() {
+    let h = Harness::new("deny").await;
+    let g = pending(&h, "dan", &["dba"], "prod-db-admin").await;
+    let id = g.id.as_str();
+    assert_eq!(
+        post(&h, Some(("lee", LEADS)), id, &review("approve"))
+            .await
+            .status,
+        200
+    );
+    let deny = post(&h, Some(("sue", SECURITY)), id, &review("deny")).await;
+    assert_eq!(
+        (deny.status, deny.body["state"].as_str()),
+        (200, Some("DENIED"))
+    );
+    let late = post(&h, Some(("lia", LEADS)), id, &review("approve")).await;
+    assert_eq!(late.status, 409);
+    assert_eq!(
+        late.detail(),
+        format!("cannot approve request `{id}`: it is DENIED, which is final")
+    );
+}
+
+#[tokio::test]
+async fn reviews_are_refused_to_the_wrong_people_in_the_wrong_states_and_for_bad_input() {
+    let h = Harness::new("refusals").await;
+    let g = pending(&h, "eve", ENGINEERS, "prod-logs-ro").await;
+    let id = g.id.as_str();
+    // Strangers are told nothing exists; auditors may see it but not review it.
+    assert_eq!(
+        post(&h, Some(("bob", ENGINEERS)), id, &review("approve"))
+            .await
+            .status,
+        404
+    );
+    let auditor = post(&h, Some(("sue", SECURITY)), id, &review("approve")).await;
+    assert_eq!(auditor.status, 403);
+    assert_eq!(
+        auditor.detail(),
+        "no policy permits you to Approve on target `prod-logs-ro`"
+    );
+    assert_eq!(post(&h, None, id, &review("approve")).await.status, 401);
+    let unknown = jit_core::domain::GrantId::generate(WEDNESDAY_10);
+    assert_eq!(
+        post(&h, Some(("sam", SRE)), unknown.as_str(), &review("approve"))
+            .await
+            .status,
+        404
+    );
+    for (body, status, detail) in [
+        (
+            json!({"decision": "maybe"}).to_string(),
+            400,
+            "unknown variant `maybe`",
+        ),
+        (
+            json!({"decision": "approve", "approvals": 5}).to_string(),
+            400,
+            "unknown field `approvals`",
+        ),
+        ("{".to_owned(), 400, "not valid JSON"),
+        (
+            json!({"decision": "approve", "comment": "x".repeat(2001)}).to_string(),
+            422,
+            "at most 2000 characters",
+        ),
+    ] {
+        let reply = post(&h, Some(("sam", SRE)), id, &body).await;
+        assert_eq!(reply.status, status, "{body:.60}");
+        assert!(
+            reply.detail().contains(detail),
+            "{body:.60}: {}",
+            reply.detail()
+        );
+    }
+    // Not yet decided by the rules, and past its deadline.
+    let fresh = h
+        .request("bob", ENGINEERS, "prod-logs-ro", "1h", None, false)
+        .await;
+    let early = post(
+        &h,
+        Some(("sam", SRE)),
+        fresh.id.as_str(),
+        &review("approve"),
+    )
+    .await;
+    assert_eq!(early.status, 409);
+    assert!(
+        early.detail().contains("still being evaluated"),
+        "{}",
+        early.detail()
+    );
+    h.clock.advance(3 * 3600);
+    let late = post(&h, Some(("sam", SRE)), id, &review("approve")).await;
+    assert_eq!(late.status, 409);
+    assert!(
+        late.detail().contains("its time ran out"),
+        "{}",
+        late.detail()
+    );
+    let g = h.grant(&g.id).await;
+    assert_eq!(
+        (g.state, g.version),
+        (GrantState::Pending, 2),
+        "nothing was written"
+    );
+}
+
+#[tokio::test]
+async fn twenty_reviewers_at_once_end_in_one_legal_outcome() {
+    let h = Arc::new(Harness::new("twenty").await);
+    let g = pending(&h, "dan", &["dba"], "prod-db-admin").await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let h = Arc::clone(&h);
+        let id = g.id.to_string();
+        tasks.push(tokio::spawn(async move {
+            let who = format!("lead{i:02}");
+            let decision = if i % 3 == 2 { "deny" } else { "approve" };
+            let reply = post(&h, Some((who.as_str(), LEADS)), &id, &review(decision)).await;
+            (who, decision, reply.status, reply.detail().to_owned())
+        }));
+    }
+    let mut accepted = Vec::new();
+    for task in tasks {
+        let (who, decision, status, detail) = task.await.unwrap();
+        match status {
+            200 => accepted.push((who, decision)),
+            409 => assert!(
+                detail.contains("it is ACTIVE")
+                    || detail.contains("it is DENIED")
+                    || detail.contains("kept changing"),
+                "{who}: {detail}"
+            ),
+            other => panic!("{who} got {other}: {detail}"),
+        }
+    }
+    let g = h.grant(&g.id).await;
+    let audit = h
+        .store()
+        .audit_of_grant(&g.id, &PageRequest::first(100))
+        .await
+        .unwrap()
+        .items;
+    verify_against_head(&g.id, &audit, &g.audit_head).unwrap();
+    let reviews: Vec<_> = audit
+        .iter()
+        .filter(|r| matches!(r.action, AuditAction::Approved | AuditAction::Denied))
+        .map(|r| r.actor.to_string())
+        .collect();
+    assert_eq!(
+        reviews.len(),
+        accepted.len(),
+        "one audit record per accepted review"
+    );
+    for (who, _) in &accepted {
+        assert!(
+            reviews.contains(&format!("user:{who}")),
+            "{who} accepted without a record"
+        );
+    }
+    match g.state {
+        GrantState::Active => {
+            assert_eq!(g.approval_count(), 2);
+            assert!(accepted.iter().all(|(_, d)| *d == "approve"));
+            assert_eq!(accepted.len(), 2);
+        }
+        GrantState::Denied => {
+            assert_eq!(accepted.iter().filter(|(_, d)| *d == "deny").count(), 1);
+            assert!(accepted.iter().filter(|(_, d)| *d == "approve").count() <= 1);
+        }
+        other => panic!("ended {other}"),
+    }
+}
+
+#[tokio::test]
+async fn a_break_glass_grant_owes_a_post_review_that_someone_else_records() {
+    let h = Harness::new("post-review").await;
+    let g = h
+        .request("sam", SRE, "break-glass-admin", "30m", Some("INC-9"), true)
+        .await;
+    let record = h.insert_record(&g.id).await;
+    h.deliver(vec![record]).await;
+    let path = format!("/grants/{}/post-review", g.id);
+    let route = "POST /grants/{id}/post-review";
+    let body = json!({"comment": "justified: INC-9 outage"}).to_string();
+    let own = h.call(Some(("sam", SRE)), route, &path, Some(&body)).await;
+    assert_eq!(own.status, 403);
+    assert_eq!(
+        h.call(Some(("bob", ENGINEERS)), route, &path, Some(&body))
+            .await
+            .status,
+        404
+    );
+    // It can be done after the grant has ended, too.
+    h.clock.advance(3600);
+    let expire = h
+        .grant(&g.id)
+        .await
+        .apply(
+            jit_core::domain::Command::Expire,
+            &jit_core::domain::Actor::Service(jit_core::domain::Service::Sweeper),
+            h.approver.clock.now(),
+        )
+        .unwrap();
+    h.store().commit(&expire).await.unwrap();
+    let done = h
+        .call(Some(("sue", SECURITY)), route, &path, Some(&body))
+        .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(
+        (
+            done.body["state"].as_str(),
+            done.body["review_owed"].as_bool()
+        ),
+        (Some("EXPIRED"), Some(false))
+    );
+    let twice = h
+        .call(Some(("sue", SECURITY)), route, &path, Some(&body))
+        .await;
+    assert_eq!(twice.status, 409);
+    assert!(
+        twice.detail().contains("owes no review"),
+        "{}",
+        twice.detail()
+    );
+    let audit = h
+        .store()
+        .audit_of_grant(&g.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(audit.last().unwrap().action, AuditAction::PostReviewed);
+    assert_eq!(
+        audit.last().unwrap().detail["comment"],
+        "justified: INC-9 outage"
+    );
+}

@@ -1,0 +1,278 @@
+//! Auto-approval from the table stream: real-shaped batches, one write per decision, partial
+//! batch failures, poison records and redelivery.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use jit_core::audit::AuditAction;
+use jit_core::domain::GrantState;
+use jit_core::store::{GrantStore, PageRequest};
+use serde_json::json;
+use support::*;
+
+fn one_write() -> BTreeMap<String, u64> {
+    BTreeMap::from([("DynamoDB.TransactWriteItems".to_owned(), 1)])
+}
+
+#[tokio::test]
+async fn a_request_the_rules_allow_is_activated_in_one_write() {
+    let h = Harness::new("auto").await;
+    let g = h
+        .request(
+            "sam",
+            &["sre"],
+            "prod-logs-ro",
+            "30m",
+            Some("INC-42"),
+            false,
+        )
+        .await;
+    let record = h.insert_record(&g.id).await;
+    h.table.calls.take();
+    h.clock.advance(2);
+    let out = h.deliver(vec![record]).await;
+    assert_eq!(out, json!({"batchItemFailures": []}));
+    assert_eq!(
+        h.table.calls.take(),
+        one_write(),
+        "the stream image is the read"
+    );
+
+    let g = h.grant(&g.id).await;
+    assert_eq!(g.state, GrantState::Active);
+    assert_eq!(
+        g.ends_at,
+        Some(WEDNESDAY_10.plus_secs(2 + 1800)),
+        "counted from activation"
+    );
+    let audit = h
+        .store()
+        .audit_of_grant(&g.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    let last = audit.last().unwrap();
+    assert_eq!(last.action, AuditAction::AutoApproved);
+    assert_eq!(last.detail["policies"], "sre-read-only-with-ticket");
+    assert_eq!(last.policy_hash.as_deref(), Some(h.approver.rules.hash()));
+    assert_eq!(last.actor.to_string(), "service:approver");
+    assert!(h.notices.0.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_request_the_rules_do_not_allow_waits_for_the_targets_reviewers() {
+    let h = Harness::new("await").await;
+    let g = h
+        .request("eve", &["engineers"], "prod-logs-ro", "1h", None, false)
+        .await;
+    let db = h
+        .request("dan", &["dba"], "prod-db-admin", "1h", Some("CHG-1"), false)
+        .await;
+    let records = vec![h.insert_record(&g.id).await, h.insert_record(&db.id).await];
+    h.table.calls.take();
+    let out = h.deliver(records).await;
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(h.table.calls.take()["DynamoDB.TransactWriteItems"], 2);
+    let g = h.grant(&g.id).await;
+    let db = h.grant(&db.id).await;
+    assert_eq!(
+        (g.state, g.approvals_required),
+        (GrantState::Pending, Some(1))
+    );
+    assert_eq!(
+        (db.state, db.approvals_required),
+        (GrantState::Pending, Some(2))
+    );
+    let audit = h
+        .store()
+        .audit_of_grant(&db.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(audit.last().unwrap().action, AuditAction::AwaitingReview);
+    assert_eq!(audit.last().unwrap().detail["approvals_required"], "2");
+    assert_eq!(
+        *h.notices.0.lock().unwrap(),
+        [format!("review {} 1", g.id), format!("review {} 2", db.id)]
+    );
+}
+
+#[tokio::test]
+async fn break_glass_opens_at_once_loudly_with_a_review_owed() {
+    let h = Harness::new("glass").await;
+    let g = h
+        .request(
+            "sam",
+            &["sre"],
+            "break-glass-admin",
+            "30m",
+            Some("INC-9"),
+            true,
+        )
+        .await;
+    // An engineer may not break glass: decided as a normal request instead.
+    let e = h
+        .request(
+            "eve",
+            &["engineers", "sre-trainee"],
+            "prod-logs-ro",
+            "30m",
+            Some("INC-9"),
+            true,
+        )
+        .await;
+    let records = vec![h.insert_record(&g.id).await, h.insert_record(&e.id).await];
+    h.deliver(records).await;
+    let g = h.grant(&g.id).await;
+    assert_eq!(
+        (g.state, g.review_owed, g.break_glass),
+        (GrantState::Active, true, true)
+    );
+    let audit = h
+        .store()
+        .audit_of_grant(&g.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        audit.last().unwrap().action,
+        AuditAction::BreakGlassActivated
+    );
+    assert_eq!(
+        audit.last().unwrap().detail["policies"],
+        "break-glass-for-sre"
+    );
+    let e = h.grant(&e.id).await;
+    assert_eq!((e.state, e.review_owed), (GrantState::Pending, false));
+    assert_eq!(
+        h.notices.0.lock().unwrap()[0],
+        format!("break-glass {}", g.id)
+    );
+}
+
+#[tokio::test]
+async fn a_redelivered_batch_changes_nothing() {
+    let h = Harness::new("redeliver").await;
+    let a = h
+        .request("sam", &["sre"], "prod-logs-ro", "30m", Some("INC-1"), false)
+        .await;
+    let b = h
+        .request("eve", &["engineers"], "prod-deploy", "1h", None, false)
+        .await;
+    let batch = vec![h.insert_record(&a.id).await, h.insert_record(&b.id).await];
+    h.deliver(batch.clone()).await;
+    let (a1, b1) = (h.grant(&a.id).await, h.grant(&b.id).await);
+    let notices = h.notices.0.lock().unwrap().len();
+    h.clock.advance(30);
+    let out = h.deliver(batch).await;
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(h.grant(&a.id).await, a1);
+    assert_eq!(h.grant(&b.id).await, b1);
+    assert_eq!(
+        h.notices.0.lock().unwrap().len(),
+        notices,
+        "nobody is told twice"
+    );
+    let audit = h
+        .store()
+        .audit_of_grant(&b.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(audit.len(), 2);
+}
+
+#[tokio::test]
+async fn poison_and_foreign_records_are_skipped_without_blocking_the_rest() {
+    let h = Harness::new("poison").await;
+    let good = h
+        .request("sam", &["sre"], "prod-logs-ro", "30m", Some("INC-1"), false)
+        .await;
+    let good_record = h.insert_record(&good.id).await;
+    let mut poison = good_record.clone();
+    poison["dynamodb"]["NewImage"]["state"] = json!({"S": "ON_FIRE"});
+    poison["dynamodb"]["SequenceNumber"] = json!("1");
+    let audit_item = jit_local::stream_record(
+        "INSERT",
+        json!({"pk": {"S": format!("GRANT#{}", good.id)}, "sk": {"S": "AUDIT#0000000001"}}),
+        json!({"pk": {"S": format!("GRANT#{}", good.id)}, "sk": {"S": "AUDIT#0000000001"}}),
+        2,
+    );
+    let mut modify = good_record.clone();
+    modify["eventName"] = json!("MODIFY");
+    let out = h
+        .deliver(vec![poison, audit_item, modify, good_record])
+        .await;
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(h.grant(&good.id).await.state, GrantState::Active);
+}
+
+#[tokio::test]
+async fn a_passing_failure_is_reported_for_its_record_only_and_the_retry_succeeds() {
+    let h = Harness::new("partial").await;
+    let a = h
+        .request("sam", &["sre"], "prod-logs-ro", "30m", Some("INC-1"), false)
+        .await;
+    let b = h
+        .request("eve", &["engineers"], "prod-logs-ro", "1h", None, false)
+        .await;
+    let batch = vec![h.insert_record(&a.id).await, h.insert_record(&b.id).await];
+    h.approver.store.fail_writes(1);
+    let out = h.deliver(batch.clone()).await;
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": batch[0]["dynamodb"]["SequenceNumber"]}])
+    );
+    assert_eq!(h.grant(&a.id).await.state, GrantState::Pending);
+    assert_eq!(h.grant(&b.id).await.approvals_required, Some(1));
+    // Lambda retries from the failed record: the first is decided, the second is unchanged.
+    let out = h.deliver(batch).await;
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(h.grant(&a.id).await.state, GrantState::Active);
+    assert_eq!(h.grant(&b.id).await.version, 2);
+}
+
+#[tokio::test]
+async fn a_request_cancelled_before_its_record_arrives_is_left_alone() {
+    let h = Harness::new("cancelled").await;
+    let g = h
+        .request("sam", &["sre"], "prod-logs-ro", "30m", Some("INC-1"), false)
+        .await;
+    let record = h.insert_record(&g.id).await;
+    let cancel = g
+        .apply(
+            jit_core::domain::Command::Cancel,
+            &jit_core::domain::Actor::User(g.requester.clone()),
+            WEDNESDAY_10,
+        )
+        .unwrap();
+    h.store().commit(&cancel).await.unwrap();
+    let out = h.deliver(vec![record]).await;
+    assert_eq!(out["batchItemFailures"], json!([]));
+    assert_eq!(h.grant(&g.id).await.state, GrantState::Cancelled);
+}
+
+#[tokio::test]
+async fn an_unknown_event_is_an_error_not_a_guess() {
+    let h = Harness::new("unknown").await;
+    let err = h
+        .approver
+        .handle_event(json!({"detail-type": "Scheduled Event"}))
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("unrecognised event"), "{err}");
+    let err = h
+        .approver
+        .handle_event(json!({"Records": "nope"}))
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("not a DynamoDB stream batch"), "{err}");
+}

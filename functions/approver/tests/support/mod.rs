@@ -1,0 +1,174 @@
+//! Drives the approver with real-shaped stream batches and API Gateway events, against
+//! DynamoDB on the local emulator and the example rules.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use jit_approver::{Approver, ApproverConfig, Notifier};
+use jit_core::clock::{Clock, ManualClock, Timestamp};
+use jit_core::domain::{
+    Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, TargetId, Ticket, UserId,
+};
+use jit_core::policy::Rules;
+use jit_core::store::{DynamoStore, FailingStore, GrantStore};
+use jit_local::{Claims, TestTable};
+use serde_json::Value;
+
+/// Wednesday 2027-01-13, 10:00 UTC.
+pub const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
+
+/// Notices sent, for assertions.
+#[derive(Debug, Default, Clone)]
+pub struct Recorded(pub Arc<Mutex<Vec<String>>>);
+
+impl Notifier for Recorded {
+    fn review_requested(&self, grant: &Grant, approvals_required: u32, _at: Timestamp) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("review {} {approvals_required}", grant.id));
+    }
+    fn break_glass(&self, grant: &Grant, _at: Timestamp) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("break-glass {}", grant.id));
+    }
+}
+
+pub struct Harness {
+    pub approver: Approver<FailingStore<DynamoStore>, Recorded>,
+    pub clock: Arc<ManualClock>,
+    pub table: TestTable,
+    pub notices: Recorded,
+    sequence: std::sync::atomic::AtomicU64,
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or("")
+    }
+}
+
+impl Harness {
+    pub async fn new(label: &str) -> Self {
+        let table = TestTable::create(label).await.unwrap();
+        let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+        let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
+        let notices = Recorded::default();
+        let approver = Approver {
+            store: FailingStore::new(DynamoStore::new(table.client.clone(), &table.name)),
+            rules: Arc::new(rules),
+            clock: clock.clone(),
+            notifier: notices.clone(),
+            config: ApproverConfig::default(),
+        };
+        Self {
+            approver,
+            clock,
+            table,
+            notices,
+            sequence: 100.into(),
+        }
+    }
+
+    pub fn store(&self) -> &DynamoStore {
+        self.approver.store.inner()
+    }
+
+    /// Stores a new request as intake would, and returns it.
+    pub async fn request(
+        &self,
+        who: &str,
+        groups: &[&str],
+        target: &str,
+        duration: &str,
+        ticket: Option<&str>,
+        break_glass: bool,
+    ) -> Grant {
+        let now = self.clock.now();
+        let rules = &self.approver.rules;
+        let target = TargetId::parse(target).unwrap();
+        let t = rules.target(&target).unwrap();
+        let new = NewRequest {
+            requester: UserId::parse(who).unwrap(),
+            requester_groups: groups
+                .iter()
+                .map(|g| GroupName::parse(*g).unwrap())
+                .collect(),
+            target: target.clone(),
+            role_arn: t.role_arn.clone(),
+            duration: GrantDuration::parse(duration).unwrap(),
+            reason: Reason::parse("investigating INC-42 in production").unwrap(),
+            ticket: ticket.map(|t| Ticket::parse(t).unwrap()),
+            break_glass,
+            decision_window_secs: i64::from(t.decision_window_secs),
+            policy_hash: rules.hash().to_owned(),
+        };
+        let creation = Grant::open(GrantId::generate(now), new, now);
+        self.store().create(&creation, None).await.unwrap();
+        creation.grant().clone()
+    }
+
+    /// The stored item of a grant, exactly as DynamoDB holds it.
+    pub async fn raw_item(&self, id: &GrantId) -> HashMap<String, AttributeValue> {
+        self.table
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .key("pk", AttributeValue::S(format!("GRANT#{id}")))
+            .key("sk", AttributeValue::S("GRANT".to_owned()))
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+    }
+
+    /// The INSERT stream record for a grant as it was created.
+    pub async fn insert_record(&self, id: &GrantId) -> Value {
+        let item = self.raw_item(id).await;
+        let seq = self
+            .sequence
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        jit_local::stream_insert(&item, seq)
+    }
+
+    /// Delivers a batch as Lambda would and returns what the function answered.
+    pub async fn deliver(&self, records: Vec<Value>) -> Value {
+        self.approver
+            .handle_event(jit_local::stream_batch(records))
+            .await
+            .unwrap()
+    }
+
+    pub async fn grant(&self, id: &GrantId) -> Grant {
+        self.store().get(id).await.unwrap().unwrap()
+    }
+
+    /// Sends an API request as `sub` in `groups` (or nobody) through the Lambda entry point.
+    pub async fn call(
+        &self,
+        who: Option<(&str, &[&str])>,
+        route: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> Reply {
+        let claims = who.map(|(sub, groups)| Claims { sub, groups });
+        let event = jit_local::http_api_event(claims, route, path, body, &[]);
+        let out = self.approver.handle_event(event).await.unwrap();
+        let status = out["statusCode"].as_u64().unwrap() as u16;
+        let body = serde_json::from_str(out["body"].as_str().unwrap()).unwrap_or(Value::Null);
+        if status >= 400 {
+            assert_eq!(out["headers"]["content-type"], "application/problem+json");
+        }
+        Reply { status, body }
+    }
+}

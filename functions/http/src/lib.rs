@@ -1,0 +1,139 @@
+//! What every API function shares: the caller from API Gateway's JWT authorizer (and from
+//! nowhere else), RFC 9457 problems, JSON bodies within a size limit, query parameters, and
+//! the conversion between API Gateway's event and response JSON and `http` types.
+
+mod problem;
+pub mod views;
+
+use lambda_http::http::{HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::Value;
+
+use jit_core::identity::Caller;
+
+pub use problem::Problem;
+
+/// The largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The route API Gateway matched (`POST /requests/{id}/reviews`), if it says.
+pub fn route_key(request: &Request) -> Option<&str> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref(),
+        _ => None,
+    }
+}
+
+/// A path parameter API Gateway extracted.
+pub fn path_parameter<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request.path_parameters_ref().and_then(|p| p.first(name))
+}
+
+/// The caller, from the JWT authorizer's claims in the request context only.
+pub fn caller(request: &Request, groups_claim: &str) -> Result<Caller, Problem> {
+    let claims = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .map(|jwt| &jwt.claims),
+        _ => None,
+    };
+    let Some(claims) = claims else {
+        return Err(Problem::unauthenticated(
+            "the request carries no verified identity; call through the API with a valid token",
+        ));
+    };
+    Caller::from_claims(claims, groups_claim).map_err(|e| Problem::unauthenticated(e.to_string()))
+}
+
+/// A JSON response with `status`.
+pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut response = Response::new(Body::from(value.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The request body as text, refusing oversize or non-JSON bodies.
+pub fn body_text(request: &Request) -> Result<&str, Problem> {
+    if let Some(kind) = request.headers().get("content-type") {
+        let kind = kind.to_str().unwrap_or("");
+        if !kind.is_empty() && !kind.starts_with("application/json") {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                format!("send the body as application/json, not `{kind}`"),
+            ));
+        }
+    }
+    let bytes: &[u8] = request.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            format!(
+                "the body is {} bytes; at most {MAX_BODY_BYTES} are accepted",
+                bytes.len()
+            ),
+        ));
+    }
+    std::str::from_utf8(bytes).map_err(|_| Problem::bad_request("the body is not UTF-8 text"))
+}
+
+/// Parses a JSON body, saying whether it was not JSON at all or had the wrong fields.
+pub fn parse_body<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Problem> {
+    serde_json::from_str(text).map_err(|e| {
+        let what = if e.is_syntax() || e.is_eof() {
+            "the body is not valid JSON"
+        } else {
+            "the body does not have the expected fields"
+        };
+        Problem::bad_request(format!("{what}: {e}"))
+    })
+}
+
+/// One query-string parameter, if given.
+pub fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    request
+        .query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+}
+
+/// The 404 for a path no route serves.
+pub fn no_such_route(request: &Request) -> Problem {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-such-route",
+        format!(
+            "there is no route `{} {}`",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// An API Gateway HTTP API (payload 2.0) event as an `http` request.
+pub fn request_from_event(event: &Value) -> Result<Request, String> {
+    lambda_http::request::from_str(&event.to_string()).map_err(|e| e.to_string())
+}
+
+/// An `http` response as the JSON API Gateway expects back (payload 2.0, text bodies).
+pub fn response_to_event(response: &Response<Body>) -> Value {
+    let headers: serde_json::Map<String, Value> = response
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::from(v.to_str().ok()?))))
+        .collect();
+    let body: &[u8] = response.body().as_ref();
+    serde_json::json!({
+        "statusCode": response.status().as_u16(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(body),
+        "isBase64Encoded": false,
+    })
+}
