@@ -3,7 +3,12 @@
 //! share. Prints numbers; asserts nothing. Run with
 //! `cargo bench -p jit-approver --bench auto_approve`.
 // A benchmark may unwrap: a failure is a crash with a message, which is what we want here.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -60,8 +65,14 @@ async fn main() {
             .client
             .get_item()
             .table_name(&table.name)
-            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", g.id)))
-            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("GRANT".into()))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", g.id)),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("GRANT".into()),
+            )
             .send()
             .await
             .unwrap()
@@ -70,7 +81,10 @@ async fn main() {
         if i % BATCH == 0 {
             batches.push(Vec::new());
         }
-        batches.last_mut().unwrap().push(jit_local::stream_insert(&item, i as u64 + 1));
+        batches
+            .last_mut()
+            .unwrap()
+            .push(jit_local::stream_insert(&item, i as u64 + 1));
     }
     let approver = Approver {
         store,
@@ -87,7 +101,11 @@ async fn main() {
     let started = Instant::now();
     let mut failures = 0;
     for event in events.clone() {
-        failures += approver.handle_stream(event).await.batch_item_failures.len();
+        failures += approver
+            .handle_stream(event)
+            .await
+            .batch_item_failures
+            .len();
     }
     let elapsed = started.elapsed();
     let calls = table.calls.take();

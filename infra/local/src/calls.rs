@@ -11,10 +11,15 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-/// Counts the requests a client sends (retries included: each attempt is a billed call).
+/// The most request bodies kept, so long benchmarks do not grow without bound.
+const MAX_BODIES: usize = 1000;
+
+/// Counts the requests a client sends (retries included: each attempt is a billed call), and
+/// keeps the latest request bodies, so tests can check what the emulator received.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter {
     calls: Arc<Mutex<BTreeMap<String, u64>>>,
+    bodies: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl CallCounter {
@@ -36,6 +41,14 @@ impl CallCounter {
         std::mem::take(&mut *self.calls.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
+    /// The bodies of the latest requests sent, oldest first, with their operation names.
+    pub fn bodies(&self) -> Vec<(String, String)> {
+        self.bodies
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// All calls so far, of any operation.
     pub fn total(&self) -> u64 {
         self.snapshot().values().sum()
@@ -49,7 +62,7 @@ impl Intercept for CallCounter {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -61,8 +74,19 @@ impl Intercept for CallCounter {
             .calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .entry(name)
+            .entry(name.clone())
             .or_default() += 1;
+        let body = context
+            .request()
+            .body()
+            .bytes()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default();
+        let mut bodies = self.bodies.lock().unwrap_or_else(PoisonError::into_inner);
+        if bodies.len() >= MAX_BODIES {
+            bodies.remove(0);
+        }
+        bodies.push((name, body));
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 mod calls;
 mod emulator;
 mod events;
+mod federation;
 mod table;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -16,6 +17,7 @@ pub use emulator::{
 pub use events::{
     Claims, dynamodb_json, http_api_event, stream_batch, stream_insert, stream_record,
 };
+pub use federation::{FederationLog, FederationStandIn};
 pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};
 
 /// A fresh table on the shared emulator, made from the template, for one test.

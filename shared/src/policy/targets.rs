@@ -33,6 +33,8 @@ pub struct Target {
     pub decision_window_secs: u32,
     /// The scope-down policy attached to every session, minified.
     pub session_policy: Option<String>,
+    /// The role's maximum session duration (its `MaxSessionDuration`), in seconds.
+    pub max_session_secs: u32,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +58,8 @@ struct RawTarget {
     decision_window: String,
     #[serde(default)]
     session_policy: Option<serde_json::Value>,
+    #[serde(default)]
+    max_session_duration: Option<String>,
 }
 
 /// Reads and checks a targets file; each error names the target and what to fix.
@@ -133,8 +137,22 @@ fn check(raw: RawTarget) -> Result<Target, String> {
             return Err(format!("{field} must not be empty"));
         }
     }
+    let max_session_secs = match raw.max_session_duration {
+        None => 3600,
+        Some(text) => {
+            let d =
+                GrantDuration::parse(&text).map_err(|e| format!("max_session_duration: {e}"))?;
+            if d.as_secs() < 3600 {
+                return Err(format!(
+                    "max_session_duration is {d}; IAM roles allow 1h to 12h"
+                ));
+            }
+            d.as_secs()
+        }
+    };
     Ok(Target {
         id,
+        max_session_secs,
         description: raw.description,
         account: raw.account,
         environment: raw.environment,

@@ -1,0 +1,221 @@
+//! `POST /grants/{id}/credentials` and `POST /grants/{id}/console`.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::{Actor, Command, Grant, GrantId, SessionKind};
+use jit_core::identity::Caller;
+use jit_core::store::{GrantStore, StoreError};
+use jit_http::{Problem, body_text, json, parse_body};
+
+use crate::federation::{SigninFederation, console_destination, login_url};
+use crate::naming::{GRANT_TAG, REQUESTER_TAG, role_session_name, source_identity, tag_value};
+use crate::sts::{BrokerError, SessionBroker, SessionCredentials, SessionRequest};
+use crate::{Issuer, MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS};
+
+/// How often the final write is retried when another change to the grant raced it.
+const CONFLICT_RETRIES: usize = 5;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoBody {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleBody {
+    #[serde(default)]
+    destination: Option<String>,
+}
+
+fn broker_problem(e: BrokerError) -> Problem {
+    match e {
+        BrokerError::AccessDenied(help) => {
+            tracing::error!(detail = %help, "STS access denied: fix the target role's trust policy");
+            Problem::new(StatusCode::BAD_GATEWAY, "sts-access-denied", help)
+        }
+        BrokerError::Refused(why) => Problem::new(StatusCode::BAD_GATEWAY, "sts-refused", why),
+        BrokerError::Unavailable(why) => Problem::unavailable(format!(
+            "STS is unavailable ({why}); nothing was issued, try again"
+        )),
+    }
+}
+
+impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
+    /// The grant, if `caller` may use it: its requester only. Others who may see it are told
+    /// so; everyone else is told it does not exist.
+    async fn usable_grant(
+        &self,
+        id: &str,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Grant, Problem> {
+        let not_found = || Problem::not_found("grant");
+        let id = GrantId::parse(id).map_err(|_| not_found())?;
+        let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
+        if grant.requester != caller.user {
+            return if self.rules.may_see(&grant, caller, now) {
+                Err(Problem::forbidden("only the requester may use a grant"))
+            } else {
+                Err(not_found())
+            };
+        }
+        Ok(grant)
+    }
+
+    /// Checks the grant, asks STS, and records the session: the shared path of both routes.
+    async fn session(
+        &self,
+        id: &str,
+        kind: SessionKind,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<(Grant, SessionCredentials, Option<String>), Problem> {
+        let grant = self.usable_grant(id, caller, now).await?;
+        let actor = Actor::User(caller.user.clone());
+        let ends_at = grant.ends_at.unwrap_or(now);
+        let max = self
+            .rules
+            .target(&grant.target)
+            .map_or(MAX_CHAINED_SESSION_SECS, |t| i64::from(t.max_session_secs))
+            .min(MAX_CHAINED_SESSION_SECS);
+        let duration = (ends_at.unix_seconds() - now.unix_seconds()).clamp(MIN_SESSION_SECS, max);
+        // Refuse before calling STS if the grant cannot take a session now.
+        grant.apply(
+            Command::IssueSession {
+                kind,
+                expires_at: now.plus_secs(duration),
+            },
+            &actor,
+            now,
+        )?;
+
+        let mut tags = vec![(GRANT_TAG.to_owned(), grant.id.to_string())];
+        tags.push((
+            REQUESTER_TAG.to_owned(),
+            tag_value(grant.requester.as_str()),
+        ));
+        let request = SessionRequest {
+            role_arn: grant.role_arn.to_string(),
+            session_name: role_session_name(&grant.requester, &grant.id),
+            source_identity: source_identity(&grant.requester),
+            tags,
+            policy: self
+                .rules
+                .target(&grant.target)
+                .and_then(|t| t.session_policy.clone()),
+            duration_secs: i32::try_from(duration).unwrap_or(i32::MAX),
+        };
+        let credentials = self.broker.assume(&request).await.map_err(broker_problem)?;
+        // A console link needs a sign-in token; fetched before anything is recorded, so a
+        // federation failure writes nothing.
+        let token = match kind {
+            SessionKind::Console => Some(
+                self.federation
+                    .signin_token(&credentials)
+                    .await
+                    .map_err(|e| {
+                        Problem::new(StatusCode::BAD_GATEWAY, "federation-failed", e.to_string())
+                    })?,
+            ),
+            SessionKind::Cli => None,
+        };
+
+        // Record it, re-checking the grant: revoked or expired meanwhile means no credentials.
+        let mut current = grant;
+        for _ in 0..CONFLICT_RETRIES {
+            let change = current.apply(
+                Command::IssueSession {
+                    kind,
+                    expires_at: credentials.expiration,
+                },
+                &actor,
+                now,
+            )?;
+            match self.store.commit(&change).await {
+                Ok(()) => {
+                    tracing::info!(
+                        grant = %current.id,
+                        requester = %current.requester,
+                        role = %current.role_arn,
+                        session = %request.session_name,
+                        expires = %credentials.expiration,
+                        kind = %kind,
+                        "session issued"
+                    );
+                    return Ok((change.grant().clone(), credentials, token));
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    current = self
+                        .store
+                        .get(&current.id)
+                        .await?
+                        .ok_or_else(|| Problem::not_found("grant"))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Problem::conflict(
+            "the grant kept changing while the session was recorded; no credentials were issued, try again",
+        ))
+    }
+
+    pub(crate) async fn credentials(
+        &self,
+        request: &Request,
+        id: &str,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Response<Body>, Problem> {
+        let text = body_text(request)?;
+        if !text.trim().is_empty() {
+            let _: NoBody = parse_body(text)?;
+        }
+        let (_, creds, _) = self.session(id, SessionKind::Cli, caller, now).await?;
+        Ok(json(
+            StatusCode::OK,
+            &json!({
+                "Version": 1,
+                "AccessKeyId": creds.access_key_id,
+                "SecretAccessKey": creds.secret_access_key,
+                "SessionToken": creds.session_token,
+                "Expiration": creds.expiration.to_rfc3339(),
+            }),
+        ))
+    }
+
+    pub(crate) async fn console(
+        &self,
+        request: &Request,
+        id: &str,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Response<Body>, Problem> {
+        let text = body_text(request)?;
+        let body: ConsoleBody = if text.trim().is_empty() {
+            ConsoleBody { destination: None }
+        } else {
+            parse_body(text)?
+        };
+        let destination =
+            console_destination(body.destination.as_deref()).map_err(Problem::invalid)?;
+        let (grant, creds, token) = self.session(id, SessionKind::Console, caller, now).await?;
+        let token = token.unwrap_or_default();
+        let url = login_url(
+            self.federation.endpoint(),
+            &self.config.signin_issuer,
+            &destination,
+            &token,
+        );
+        Ok(json(
+            StatusCode::OK,
+            &json!({
+                "url": url.as_str(),
+                "expires_at": creds.expiration.to_rfc3339(),
+                "grant": grant.id.as_str(),
+            }),
+        ))
+    }
+}

@@ -1,0 +1,140 @@
+//! Credential issuance: short-lived STS sessions for active grants, as `credential_process`
+//! JSON or as a console sign-in link.
+//!
+//! No credentials leave without an audit record: after STS answers, one transaction re-checks
+//! that the grant is still active and unexpired, raises its `sessions_valid_until` and appends
+//! the record. If that fails, the credentials are dropped and the caller gets 409.
+
+mod federation;
+mod issue;
+mod naming;
+mod sts;
+
+use std::sync::Arc;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+
+use jit_core::clock::{Clock, Timestamp};
+use jit_core::policy::Rules;
+use jit_core::store::GrantStore;
+use jit_http::{Problem, caller, no_such_route, path_parameter, route_key};
+
+pub use federation::{
+    AWS_FEDERATION_ENDPOINT, DEFAULT_DESTINATION, FederationError, HttpFederation,
+    SigninFederation, console_destination, login_url,
+};
+pub use naming::{GRANT_TAG, REQUESTER_TAG, role_session_name, source_identity, tag_value};
+pub use sts::{BrokerError, SessionBroker, SessionCredentials, SessionRequest, StsBroker};
+
+/// The shortest session STS issues.
+pub const MIN_SESSION_SECS: i64 = 900;
+/// The longest session a role-chained session may last.
+pub const MAX_CHAINED_SESSION_SECS: i64 = 3600;
+
+/// Settings read once at start-up.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// The JWT claim that lists the caller's groups.
+    pub groups_claim: String,
+    /// The `Issuer` the console shows on its sign-out page.
+    pub signin_issuer: String,
+}
+
+impl Default for IssuerConfig {
+    fn default() -> Self {
+        Self {
+            groups_claim: "groups".to_owned(),
+            signin_issuer: "jit-access".to_owned(),
+        }
+    }
+}
+
+impl IssuerConfig {
+    /// Reads `JIT_GROUPS_CLAIM` and `JIT_SIGNIN_ISSUER`.
+    pub fn from_env() -> Self {
+        let mut config = Self::default();
+        for (name, slot) in [
+            ("JIT_GROUPS_CLAIM", &mut config.groups_claim),
+            ("JIT_SIGNIN_ISSUER", &mut config.signin_issuer),
+        ] {
+            if let Ok(value) = std::env::var(name)
+                && !value.is_empty()
+            {
+                *slot = value;
+            }
+        }
+        config
+    }
+}
+
+/// Everything the issuer needs, built once per Lambda instance.
+pub struct Issuer<S, B, F> {
+    /// Where grants live.
+    pub store: S,
+    /// The rules (for targets and visibility).
+    pub rules: Arc<Rules>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// STS.
+    pub broker: B,
+    /// The console federation endpoint.
+    pub federation: F,
+    /// Settings.
+    pub config: IssuerConfig,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Route {
+    Credentials(String),
+    Console(String),
+}
+
+fn route(request: &Request) -> Option<Route> {
+    let id = || path_parameter(request, "id").map(str::to_owned);
+    if let Some(key) = route_key(request).filter(|k| *k != "$default") {
+        return match key {
+            "POST /grants/{id}/credentials" => id().map(Route::Credentials),
+            "POST /grants/{id}/console" => id().map(Route::Console),
+            _ => None,
+        };
+    }
+    let segments: Vec<&str> = request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    match (request.method(), segments.as_slice()) {
+        (&Method::POST, ["grants", id, "credentials"]) => {
+            Some(Route::Credentials((*id).to_owned()))
+        }
+        (&Method::POST, ["grants", id, "console"]) => Some(Route::Console((*id).to_owned())),
+        _ => None,
+    }
+}
+
+impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
+    /// Handles one API Gateway request. Never fails: every outcome is a response.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let now = self.clock.now();
+        match self.dispatch(&request, now).await {
+            Ok(response) => response,
+            Err(problem) => {
+                if problem.status.is_server_error() {
+                    tracing::warn!(status = %problem.status, detail = %problem.detail, "issuance failed");
+                }
+                problem.into_response()
+            }
+        }
+    }
+
+    async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
+        let caller = caller(request, &self.config.groups_claim)?;
+        match route(request) {
+            Some(Route::Credentials(id)) => self.credentials(request, &id, &caller, now).await,
+            Some(Route::Console(id)) => self.console(request, &id, &caller, now).await,
+            None => Err(no_such_route(request)),
+        }
+    }
+}

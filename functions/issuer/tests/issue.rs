@@ -1,0 +1,596 @@
+//! Issuance against STS and DynamoDB on the emulator, and a local federation stand-in.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use jit_core::audit::AuditAction;
+use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use jit_core::domain::{
+    Actor, Command, Grant, GrantDuration, GrantId, GrantState, GroupName, NewRequest, Reason,
+    Service, TargetId, UserId,
+};
+use jit_core::policy::Rules;
+use jit_core::store::{DynamoStore, GrantStore, PageRequest};
+use jit_issuer::{
+    BrokerError, HttpFederation, Issuer, IssuerConfig, SessionBroker, SessionCredentials,
+    SessionRequest, StsBroker,
+};
+use jit_local::{CallCounter, Claims, FederationStandIn, TestTable};
+use serde_json::{Value, json};
+
+/// STS on the emulator, with a hook that runs just before the call (to race it).
+struct Broker {
+    sts: StsBroker,
+    before: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+    fail: std::sync::Mutex<Option<BrokerError>>,
+}
+
+impl SessionBroker for Broker {
+    async fn assume(&self, request: &SessionRequest) -> Result<SessionCredentials, BrokerError> {
+        let hook = self.before.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        if let Some(e) = self.fail.lock().unwrap().take() {
+            return Err(e);
+        }
+        self.sts.assume(request).await
+    }
+}
+
+struct Harness {
+    issuer: Arc<Issuer<DynamoStore, Broker, HttpFederation>>,
+    clock: Arc<ManualClock>,
+    table: TestTable,
+    sts_calls: CallCounter,
+    federation: FederationStandIn,
+}
+
+struct Reply {
+    status: u16,
+    body: Value,
+}
+
+impl Reply {
+    fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or("")
+    }
+}
+
+impl Harness {
+    async fn new(label: &str) -> Self {
+        let table = TestTable::create(label).await.unwrap();
+        let emulator = jit_local::Emulator::shared().unwrap();
+        let config = emulator.sdk_config().await;
+        let sts_calls = CallCounter::new();
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config)
+                .interceptor(sts_calls.clone())
+                .build(),
+        );
+        let federation = FederationStandIn::start().await.unwrap();
+        // STS stamps expirations from the real clock, so the test clock starts there too.
+        let clock = Arc::new(ManualClock::at(SystemClock.now()));
+        let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+        let issuer = Issuer {
+            store: DynamoStore::new(table.client.clone(), &table.name),
+            rules: Arc::new(rules),
+            clock: clock.clone(),
+            broker: Broker {
+                sts: StsBroker::new(sts),
+                before: std::sync::Mutex::new(None),
+                fail: std::sync::Mutex::new(None),
+            },
+            federation: HttpFederation::new(url::Url::parse(&federation.endpoint).unwrap())
+                .unwrap(),
+            config: IssuerConfig::default(),
+        };
+        Self {
+            issuer: Arc::new(issuer),
+            clock,
+            table,
+            sts_calls,
+            federation,
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// A request by `who`, decided by the rules to need review (pending).
+    async fn pending(&self, who: &str, target: &str, duration: &str) -> Grant {
+        let now = self.now();
+        let rules = &self.issuer.rules;
+        let target = TargetId::parse(target).unwrap();
+        let t = rules.target(&target).unwrap();
+        let new = NewRequest {
+            requester: UserId::parse(who).unwrap(),
+            requester_groups: vec![GroupName::parse("engineers").unwrap()],
+            target: target.clone(),
+            role_arn: t.role_arn.clone(),
+            duration: GrantDuration::parse(duration).unwrap(),
+            reason: Reason::parse("investigating INC-42 in production").unwrap(),
+            ticket: None,
+            break_glass: false,
+            decision_window_secs: 3600,
+            policy_hash: rules.hash().to_owned(),
+        };
+        let creation = Grant::open(GrantId::generate(now), new, now);
+        self.store().create(&creation, None).await.unwrap();
+        creation.grant().clone()
+    }
+
+    /// An active grant, as the approver would leave it.
+    async fn active(&self, who: &str, target: &str, duration: &str) -> Grant {
+        let g = self.pending(who, target, duration).await;
+        self.apply(
+            &g,
+            Command::AutoApprove {
+                policies: vec!["test".into()],
+                policy_hash: "h".into(),
+            },
+            Actor::Service(Service::Approver),
+        )
+        .await
+    }
+
+    async fn apply(&self, g: &Grant, command: Command, actor: Actor) -> Grant {
+        let change = g.apply(command, &actor, self.now()).unwrap();
+        self.store().commit(&change).await.unwrap();
+        change.grant().clone()
+    }
+
+    fn store(&self) -> &DynamoStore {
+        &self.issuer.store
+    }
+
+    async fn grant(&self, id: &GrantId) -> Grant {
+        self.store().get(id).await.unwrap().unwrap()
+    }
+
+    async fn audit_actions(&self, id: &GrantId) -> Vec<AuditAction> {
+        let records = self
+            .store()
+            .audit_of_grant(id, &PageRequest::first(50))
+            .await
+            .unwrap()
+            .items;
+        records.iter().map(|r| r.action).collect()
+    }
+
+    async fn call(
+        &self,
+        who: Option<(&str, &[&str])>,
+        route: &str,
+        id: &GrantId,
+        body: Option<&str>,
+    ) -> Reply {
+        let claims = who.map(|(sub, groups)| Claims { sub, groups });
+        let path = route
+            .split_once(' ')
+            .unwrap()
+            .1
+            .replace("{id}", id.as_str());
+        let event = jit_local::http_api_event(claims, route, &path, body, &[]);
+        let request = jit_http::request_from_event(&event).unwrap();
+        let response = self.issuer.handle(request).await;
+        let status = response.status().as_u16();
+        let bytes: &[u8] = response.body().as_ref();
+        Reply {
+            status,
+            body: serde_json::from_slice(bytes).unwrap_or(Value::Null),
+        }
+    }
+
+    /// DynamoDB and STS calls since the last check.
+    fn calls(&self) -> BTreeMap<String, u64> {
+        let mut all = self.table.calls.take();
+        all.extend(self.sts_calls.take());
+        all
+    }
+
+    /// The form fields of the last AssumeRole request STS received.
+    fn last_assume_role(&self) -> BTreeMap<String, String> {
+        let (_, body) = self
+            .sts_calls
+            .bodies()
+            .into_iter()
+            .rev()
+            .find(|(op, _)| op == "STS.AssumeRole")
+            .unwrap();
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect()
+    }
+}
+
+const CREDENTIALS: &str = "POST /grants/{id}/credentials";
+const CONSOLE: &str = "POST /grants/{id}/console";
+const ENGINEER: &[&str] = &["engineers"];
+
+#[tokio::test]
+async fn an_active_grant_gets_scoped_credentials_in_one_read_one_assume_role_one_write() {
+    let h = Harness::new("creds").await;
+    let g = h.active("alice", "prod-logs-ro", "30m").await;
+    h.calls();
+    let reply = h
+        .call(Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        h.calls(),
+        BTreeMap::from([
+            ("DynamoDB.GetItem".to_owned(), 1),
+            ("DynamoDB.TransactWriteItems".to_owned(), 1),
+            ("STS.AssumeRole".to_owned(), 1),
+        ])
+    );
+    let b = &reply.body;
+    assert_eq!(b["Version"], 1);
+    for key in ["AccessKeyId", "SecretAccessKey", "SessionToken"] {
+        assert!(!b[key].as_str().unwrap().is_empty(), "{key}");
+    }
+    let expiration = Timestamp::parse_rfc3339(b["Expiration"].as_str().unwrap()).unwrap();
+    let lasts = expiration.unix_seconds() - h.now().unix_seconds();
+    assert!(
+        (1790..=1810).contains(&lasts),
+        "the grant's remaining 30 minutes, got {lasts}s"
+    );
+
+    let sent = h.last_assume_role();
+    assert_eq!(
+        sent["RoleArn"],
+        "arn:aws:iam::111111111111:role/jit/prod-logs-ro"
+    );
+    assert_eq!(sent["RoleSessionName"], format!("alice@{}", g.id));
+    assert_eq!(sent["SourceIdentity"], "alice");
+    assert_eq!(sent["DurationSeconds"], "1800");
+    assert_eq!(sent["Tags.member.1.Key"], "jit-grant");
+    assert_eq!(sent["Tags.member.1.Value"], g.id.as_str());
+    assert_eq!(sent["Tags.member.2.Key"], "jit-requester");
+    assert_eq!(sent["Tags.member.2.Value"], "alice");
+    assert_eq!(sent["TransitiveTagKeys.member.1"], "jit-grant");
+    assert_eq!(sent["TransitiveTagKeys.member.2"], "jit-requester");
+    let policy: Value = serde_json::from_str(&sent["Policy"]).unwrap();
+    assert_eq!(policy["Version"], "2012-10-17");
+
+    let stored = h.grant(&g.id).await;
+    assert_eq!(
+        (stored.sessions_issued, stored.sessions_valid_until),
+        (1, Some(expiration))
+    );
+    assert_eq!(
+        h.audit_actions(&g.id).await.last(),
+        Some(&AuditAction::SessionIssued)
+    );
+}
+
+#[tokio::test]
+async fn session_length_is_clamped_to_sts_limits() {
+    let h = Harness::new("clamp").await;
+    // Two hours left: role chaining caps a session at one hour.
+    let long = h.active("alice", "prod-deploy", "2h").await;
+    assert_eq!(
+        h.call(Some(("alice", ENGINEER)), CREDENTIALS, &long.id, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(h.last_assume_role()["DurationSeconds"], "3600");
+    // Five minutes left: STS's minimum is fifteen, so the session outlives the grant and the
+    // grant records that, for revocation to reach it.
+    let short = h.active("bob", "prod-logs-ro", "5m").await;
+    assert_eq!(
+        h.call(Some(("bob", ENGINEER)), CREDENTIALS, &short.id, None)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(h.last_assume_role()["DurationSeconds"], "900");
+    let stored = h.grant(&short.id).await;
+    assert!(stored.sessions_valid_until.unwrap() > stored.ends_at.unwrap());
+}
+
+#[tokio::test]
+async fn only_the_requester_of_an_active_unexpired_grant_gets_credentials() {
+    let h = Harness::new("refusals").await;
+    let active = h.active("alice", "prod-logs-ro", "1h").await;
+    let pending = h.pending("alice", "prod-deploy", "1h").await;
+    let denied = {
+        let g = h.pending("carol", "prod-logs-ro", "1h").await;
+        let g = h
+            .apply(
+                &g,
+                Command::AwaitReview {
+                    approvals_required: 1,
+                    policy_hash: "h".into(),
+                },
+                Actor::Service(Service::Approver),
+            )
+            .await;
+        h.apply(
+            &g,
+            Command::Review {
+                decision: jit_core::domain::ReviewDecision::Deny,
+                comment: None,
+            },
+            Actor::User(UserId::parse("sam").unwrap()),
+        )
+        .await
+    };
+    let revoked = {
+        let g = h.active("dave", "prod-logs-ro", "1h").await;
+        h.apply(
+            &g,
+            Command::Revoke {
+                reason: Reason::parse("incident is over now").unwrap(),
+            },
+            Actor::User(UserId::parse("sam").unwrap()),
+        )
+        .await
+    };
+    let short = h.active("erin", "prod-logs-ro", "5m").await;
+    h.calls();
+    type Case<'a> = (Option<(&'a str, &'a [&'a str])>, &'a Grant, u16, String);
+    let cases: Vec<Case> = vec![
+        (
+            Some(("bob", ENGINEER)),
+            &active,
+            404,
+            "no grant with that id is visible to you".into(),
+        ),
+        (
+            Some(("sam", &["sre"])),
+            &active,
+            403,
+            "only the requester may use a grant".into(),
+        ),
+        (
+            None,
+            &active,
+            401,
+            "the request carries no verified identity".into(),
+        ),
+        (
+            Some(("alice", ENGINEER)),
+            &pending,
+            409,
+            format!(
+                "cannot issue credentials for request `{}`: it is PENDING",
+                pending.id
+            ),
+        ),
+        (
+            Some(("carol", ENGINEER)),
+            &denied,
+            409,
+            format!(
+                "cannot issue credentials for request `{}`: it is DENIED, which is final",
+                denied.id
+            ),
+        ),
+        (
+            Some(("dave", ENGINEER)),
+            &revoked,
+            409,
+            format!(
+                "cannot issue credentials for request `{}`: it is REVOKED, which is final",
+                revoked.id
+            ),
+        ),
+    ];
+    for (who, g, status, detail) in cases {
+        let reply = h.call(who, CREDENTIALS, &g.id, None).await;
+        assert_eq!(reply.status, status, "{who:?} {}: {}", g.state, reply.body);
+        assert!(reply.detail().starts_with(&detail), "{}", reply.detail());
+        assert!(reply.body.get("AccessKeyId").is_none());
+    }
+    // Past its end but not yet swept: refused before STS is asked.
+    h.clock.advance(6 * 60);
+    let late = h
+        .call(Some(("erin", ENGINEER)), CREDENTIALS, &short.id, None)
+        .await;
+    assert_eq!(late.status, 409);
+    assert!(
+        late.detail().contains("its time ran out"),
+        "{}",
+        late.detail()
+    );
+    let calls = h.calls();
+    assert!(!calls.contains_key("STS.AssumeRole"), "{calls:?}");
+    assert!(
+        !calls.contains_key("DynamoDB.TransactWriteItems"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_between_assume_role_and_the_write_drops_the_credentials() {
+    let h = Harness::new("race").await;
+    let g = h.active("alice", "prod-logs-ro", "1h").await;
+    let (now, grant, table) = (h.now(), g.clone(), h.table.name.clone());
+    let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
+    let revoked = Arc::new(std::sync::Mutex::new(false));
+    let flag = revoked.clone();
+    *h.issuer.broker.before.lock().unwrap() = Some(Box::new(move || {
+        // Revoke from another thread while the issuer waits on STS.
+        std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                // Its own client: the test's runtime is blocked while this runs.
+                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+                let change = grant
+                    .apply(
+                        Command::Revoke {
+                            reason: Reason::parse("stop right there please").unwrap(),
+                        },
+                        &Actor::User(UserId::parse("sam").unwrap()),
+                        now,
+                    )
+                    .unwrap();
+                store.commit(&change).await.unwrap();
+            });
+        })
+        .join()
+        .unwrap();
+        *flag.lock().unwrap() = true;
+    }));
+    let reply = h
+        .call(Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None)
+        .await;
+    assert!(*revoked.lock().unwrap());
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(
+        reply.detail().contains("it is REVOKED"),
+        "{}",
+        reply.detail()
+    );
+    assert!(reply.body.get("AccessKeyId").is_none());
+    let stored = h.grant(&g.id).await;
+    assert_eq!(
+        (stored.state, stored.sessions_issued),
+        (GrantState::Revoked, 0)
+    );
+    assert!(
+        !h.audit_actions(&g.id)
+            .await
+            .contains(&AuditAction::SessionIssued)
+    );
+}
+
+#[tokio::test]
+async fn sts_failures_say_what_to_fix_and_write_nothing() {
+    let h = Harness::new("sts-fail").await;
+    let g = h.active("alice", "prod-logs-ro", "1h").await;
+    *h.issuer.broker.fail.lock().unwrap() = Some(BrokerError::AccessDenied(
+        "STS refused to assume `arn:aws:iam::111111111111:role/jit/prod-logs-ro` (not authorized). The role's trust policy must allow this function's role the actions sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity".into(),
+    ));
+    let reply = h
+        .call(Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None)
+        .await;
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply
+            .detail()
+            .contains("sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity"),
+        "{}",
+        reply.detail()
+    );
+    *h.issuer.broker.fail.lock().unwrap() =
+        Some(BrokerError::Unavailable("Throttling: rate exceeded".into()));
+    let reply = h
+        .call(Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None)
+        .await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(h.grant(&g.id).await.version, g.version, "nothing written");
+}
+
+#[tokio::test]
+async fn hostile_user_names_still_give_sessions_sts_accepts() {
+    let h = Harness::new("names").await;
+    let long = "x".repeat(200);
+    for (i, user) in [
+        "Jörg Müller",
+        "auth0|5f7c8ec7c33c",
+        "team/alice",
+        "alice@example.com",
+        long.as_str(),
+        "日本語",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let target = ["prod-logs-ro", "prod-deploy"][i % 2];
+        let g = h.active(user, target, "1h").await;
+        let reply = h
+            .call(Some((user, ENGINEER)), CREDENTIALS, &g.id, None)
+            .await;
+        assert_eq!(reply.status, 200, "{user}: {}", reply.body);
+        let sent = h.last_assume_role();
+        let name = &sent["RoleSessionName"];
+        assert!(name.len() <= 64 && name.ends_with(g.id.as_str()), "{name}");
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)),
+            "{name}"
+        );
+        let source = &sent["SourceIdentity"];
+        assert!((2..=64).contains(&source.len()), "{source}");
+    }
+}
+
+#[tokio::test]
+async fn the_console_link_comes_from_the_federation_endpoint() {
+    let h = Harness::new("console").await;
+    let g = h.active("alice", "prod-logs-ro", "1h").await;
+    let body = json!({"destination": "https://eu-west-1.console.aws.amazon.com/cloudwatch/home"})
+        .to_string();
+    let reply = h
+        .call(Some(("alice", ENGINEER)), CONSOLE, &g.id, Some(&body))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let link = url::Url::parse(reply.body["url"].as_str().unwrap()).unwrap();
+    assert!(link.as_str().starts_with(&h.federation.endpoint));
+    let q: BTreeMap<String, String> = link.query_pairs().into_owned().collect();
+    assert_eq!(q["Action"], "login");
+    assert_eq!(q["Issuer"], "jit-access");
+    assert_eq!(
+        q["Destination"],
+        "https://eu-west-1.console.aws.amazon.com/cloudwatch/home"
+    );
+    assert_eq!(q["SigninToken"], "standin-token-1");
+    let sessions = h.federation.log.sessions();
+    assert_eq!(sessions.len(), 1);
+    assert!(
+        sessions[0]["sessionId"]
+            .as_str()
+            .unwrap()
+            .starts_with("ASIA")
+    );
+    let records = h
+        .store()
+        .audit_of_grant(&g.id, &PageRequest::first(10))
+        .await
+        .unwrap()
+        .items;
+    let last = records.last().unwrap();
+    assert_eq!(
+        (last.action, last.detail["kind"].as_str()),
+        (AuditAction::SessionIssued, "console")
+    );
+
+    // Only console destinations; nothing asked of STS for a bad one.
+    h.calls();
+    let evil = json!({"destination": "https://evil.example.com/phish"}).to_string();
+    let reply = h
+        .call(Some(("alice", ENGINEER)), CONSOLE, &g.id, Some(&evil))
+        .await;
+    assert_eq!(reply.status, 422);
+    assert!(
+        reply.detail().contains("is not an AWS console URL"),
+        "{}",
+        reply.detail()
+    );
+    assert!(h.calls().is_empty());
+
+    // The federation endpoint failing: 502, and nothing recorded.
+    *h.federation.fail_with.lock().unwrap() = Some(500);
+    let before = h.grant(&g.id).await;
+    let reply = h
+        .call(Some(("alice", ENGINEER)), CONSOLE, &g.id, None)
+        .await;
+    assert_eq!(reply.status, 502);
+    assert!(
+        reply.detail().contains("federation endpoint failed"),
+        "{}",
+        reply.detail()
+    );
+    assert_eq!(h.grant(&g.id).await, before);
+}
