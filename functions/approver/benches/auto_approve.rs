@@ -25,7 +25,7 @@ use jit_local::TestTable;
 use serde_json::Value;
 
 const AT: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
-const RECORDS: usize = 100;
+const RECORDS: usize = 500;
 const BATCH: usize = 25;
 
 fn rules() -> Arc<Rules> {
