@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use lambda_http::http::{Method, StatusCode};
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
@@ -13,7 +13,7 @@ use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
 use jit_core::store::{GrantStore, StoreError};
 use jit_http::{
-    Problem, body_text, caller, json, no_such_route, parse_body, path_parameter, route_key, views,
+    Problem, body_text, caller, json, match_route, no_such_route, parse_body, respond, views,
 };
 
 use crate::{Approver, Notifier};
@@ -39,33 +39,11 @@ struct PostReviewBody {
     comment: Option<String>,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Route {
-    Review(String),
-    PostReview(String),
-}
-
-fn route(request: &Request) -> Option<Route> {
-    let id = || path_parameter(request, "id").map(str::to_owned);
-    if let Some(key) = route_key(request).filter(|k| *k != "$default") {
-        return match key {
-            "POST /requests/{id}/reviews" => id().map(Route::Review),
-            "POST /grants/{id}/post-review" => id().map(Route::PostReview),
-            _ => None,
-        };
-    }
-    let segments: Vec<&str> = request
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    match (request.method(), segments.as_slice()) {
-        (&Method::POST, ["requests", id, "reviews"]) => Some(Route::Review((*id).to_owned())),
-        (&Method::POST, ["grants", id, "post-review"]) => Some(Route::PostReview((*id).to_owned())),
-        _ => None,
-    }
-}
+/// The routes this function serves over the API.
+const ROUTES: [&str; 2] = [
+    "POST /requests/{id}/reviews",
+    "POST /grants/{id}/post-review",
+];
 
 fn comment(text: Option<String>) -> Result<Option<String>, Problem> {
     let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
@@ -88,21 +66,14 @@ fn comment(text: Option<String>) -> Result<Option<String>, Problem> {
 impl<S: GrantStore, N: Notifier> Approver<S, N> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
     pub async fn handle_http(&self, request: Request) -> Response<Body> {
-        let now = self.clock.now();
-        match self.dispatch(&request, now).await {
-            Ok(response) => response,
-            Err(problem) => problem.into_response(),
-        }
+        respond(self.dispatch(&request, self.clock.now()).await)
     }
 
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
         let caller = caller(request, &self.config.groups_claim)?;
-        let Some(route) = route(request) else {
-            return Err(no_such_route(request));
-        };
         let text = body_text(request)?;
-        let (id, command) = match route {
-            Route::Review(id) => {
+        let (id, command) = match match_route(request, &ROUTES) {
+            Some(("POST /requests/{id}/reviews", Some(id))) => {
                 let body: ReviewBody = parse_body(text)?;
                 let command = Command::Review {
                     decision: body.decision,
@@ -110,19 +81,18 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
                 };
                 (id, command)
             }
-            Route::PostReview(id) => {
+            Some(("POST /grants/{id}/post-review", Some(id))) => {
                 let body: PostReviewBody = if text.trim().is_empty() {
                     PostReviewBody { comment: None }
                 } else {
                     parse_body(text)?
                 };
-                (
-                    id,
-                    Command::PostReview {
-                        comment: comment(body.comment)?,
-                    },
-                )
+                let command = Command::PostReview {
+                    comment: comment(body.comment)?,
+                };
+                (id, command)
             }
+            _ => return Err(no_such_route(request)),
         };
         let grant = self.review(&id, command, &caller, now).await?;
         Ok(json(StatusCode::OK, &views::grant(&grant)))

@@ -26,6 +26,57 @@ pub fn route_key(request: &Request) -> Option<&str> {
     }
 }
 
+/// Which of `routes` (API Gateway route keys such as `POST /requests/{id}/cancel`) this
+/// request is for, with its `{id}` when the route has one: from the route key API Gateway
+/// matched when it says, else by matching the method and path (for callers without a gateway).
+pub fn match_route<'r>(request: &Request, routes: &[&'r str]) -> Option<(&'r str, Option<String>)> {
+    let id = || path_parameter(request, "id").map(str::to_owned);
+    if let Some(key) = route_key(request).filter(|k| *k != "$default") {
+        let route = routes.iter().find(|r| **r == key)?;
+        let id = id();
+        return match (route.contains("{id}"), id) {
+            (true, None) => None,
+            (_, id) => Some((route, id)),
+        };
+    }
+    let method = request.method().as_str();
+    let path: Vec<&str> = request
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    routes.iter().find_map(|route| {
+        let (route_method, template) = route.split_once(' ')?;
+        let template: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+        if route_method != method || template.len() != path.len() {
+            return None;
+        }
+        let mut id = None;
+        for (t, p) in template.iter().zip(&path) {
+            if *t == "{id}" {
+                id = Some((*p).to_owned());
+            } else if t != p {
+                return None;
+            }
+        }
+        Some((*route, id))
+    })
+}
+
+/// The response for a handler's outcome; server-side failures are logged.
+pub fn respond(outcome: Result<Response<Body>, Problem>) -> Response<Body> {
+    match outcome {
+        Ok(response) => response,
+        Err(problem) => {
+            if problem.status.is_server_error() {
+                tracing::warn!(status = %problem.status, detail = %problem.detail, "request failed");
+            }
+            problem.into_response()
+        }
+    }
+}
+
 /// A path parameter API Gateway extracted.
 pub fn path_parameter<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.path_parameters_ref().and_then(|p| p.first(name))

@@ -10,13 +10,12 @@ mod requests;
 
 use std::sync::Arc;
 
-use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
 use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
-use jit_http::{caller, no_such_route, path_parameter, route_key};
+use jit_http::{caller, match_route, no_such_route, respond};
 
 pub use jit_http::{MAX_BODY_BYTES, Problem};
 
@@ -78,69 +77,31 @@ pub struct App<S> {
 }
 
 /// The routes this function serves.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Route {
-    Create,
-    List,
-    Get(String),
-    Cancel(String),
-    Audit,
-}
-
-/// Works out the route from API Gateway's matched route key and path parameters, or, when
-/// those are absent, from the method and path.
-fn route(request: &Request) -> Option<Route> {
-    let id = || path_parameter(request, "id").map(str::to_owned);
-    if let Some(key) = route_key(request).filter(|k| *k != "$default") {
-        return match key {
-            "POST /requests" => Some(Route::Create),
-            "GET /requests" => Some(Route::List),
-            "GET /requests/{id}" => id().map(Route::Get),
-            "POST /requests/{id}/cancel" => id().map(Route::Cancel),
-            "GET /audit" => Some(Route::Audit),
-            _ => None,
-        };
-    }
-    let segments: Vec<&str> = request
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    match (request.method(), segments.as_slice()) {
-        (&Method::POST, ["requests"]) => Some(Route::Create),
-        (&Method::GET, ["requests"]) => Some(Route::List),
-        (&Method::GET, ["requests", id]) => Some(Route::Get((*id).to_owned())),
-        (&Method::POST, ["requests", id, "cancel"]) => Some(Route::Cancel((*id).to_owned())),
-        (&Method::GET, ["audit"]) => Some(Route::Audit),
-        _ => None,
-    }
-}
+const ROUTES: [&str; 5] = [
+    "POST /requests",
+    "GET /requests",
+    "GET /requests/{id}",
+    "POST /requests/{id}/cancel",
+    "GET /audit",
+];
 
 impl<S: GrantStore> App<S> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let now = self.clock.now();
-        match self.dispatch(&request, now).await {
-            Ok(response) => response,
-            Err(problem) => {
-                if problem.status.is_server_error() {
-                    tracing::warn!(status = %problem.status, detail = %problem.detail, "request failed");
-                }
-                problem.into_response()
-            }
-        }
+        respond(self.dispatch(&request, self.clock.now()).await)
     }
 
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
         let caller = caller(request, &self.config.groups_claim)?;
-        match route(request) {
-            Some(Route::Create) => self.create(request, &caller, now).await,
-            Some(Route::List) => self.list(request, &caller, now).await,
-            Some(Route::Get(id)) => self.get(&id, &caller, now).await,
-            Some(Route::Cancel(id)) => self.cancel(request, &id, &caller, now).await,
-            Some(Route::Audit) => self.export_audit(request, &caller, now).await,
-            None => Err(no_such_route(request)),
+        match match_route(request, &ROUTES) {
+            Some(("POST /requests", _)) => self.create(request, &caller, now).await,
+            Some(("GET /requests", _)) => self.list(request, &caller, now).await,
+            Some(("GET /requests/{id}", Some(id))) => self.get(&id, &caller, now).await,
+            Some(("POST /requests/{id}/cancel", Some(id))) => {
+                self.cancel(request, &id, &caller, now).await
+            }
+            Some(("GET /audit", _)) => self.export_audit(request, &caller, now).await,
+            _ => Err(no_such_route(request)),
         }
     }
 }

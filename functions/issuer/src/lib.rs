@@ -12,13 +12,12 @@ mod sts;
 
 use std::sync::Arc;
 
-use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 
 use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
-use jit_http::{Problem, caller, no_such_route, path_parameter, route_key};
+use jit_http::{Problem, caller, match_route, no_such_route, respond};
 
 pub use federation::{
     AWS_FEDERATION_ENDPOINT, DEFAULT_DESTINATION, FederationError, HttpFederation,
@@ -84,57 +83,25 @@ pub struct Issuer<S, B, F> {
     pub config: IssuerConfig,
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum Route {
-    Credentials(String),
-    Console(String),
-}
-
-fn route(request: &Request) -> Option<Route> {
-    let id = || path_parameter(request, "id").map(str::to_owned);
-    if let Some(key) = route_key(request).filter(|k| *k != "$default") {
-        return match key {
-            "POST /grants/{id}/credentials" => id().map(Route::Credentials),
-            "POST /grants/{id}/console" => id().map(Route::Console),
-            _ => None,
-        };
-    }
-    let segments: Vec<&str> = request
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    match (request.method(), segments.as_slice()) {
-        (&Method::POST, ["grants", id, "credentials"]) => {
-            Some(Route::Credentials((*id).to_owned()))
-        }
-        (&Method::POST, ["grants", id, "console"]) => Some(Route::Console((*id).to_owned())),
-        _ => None,
-    }
-}
+/// The routes this function serves.
+const ROUTES: [&str; 2] = ["POST /grants/{id}/credentials", "POST /grants/{id}/console"];
 
 impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
-        let now = self.clock.now();
-        match self.dispatch(&request, now).await {
-            Ok(response) => response,
-            Err(problem) => {
-                if problem.status.is_server_error() {
-                    tracing::warn!(status = %problem.status, detail = %problem.detail, "issuance failed");
-                }
-                problem.into_response()
-            }
-        }
+        respond(self.dispatch(&request, self.clock.now()).await)
     }
 
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
         let caller = caller(request, &self.config.groups_claim)?;
-        match route(request) {
-            Some(Route::Credentials(id)) => self.credentials(request, &id, &caller, now).await,
-            Some(Route::Console(id)) => self.console(request, &id, &caller, now).await,
-            None => Err(no_such_route(request)),
+        match match_route(request, &ROUTES) {
+            Some(("POST /grants/{id}/credentials", Some(id))) => {
+                self.credentials(request, &id, &caller, now).await
+            }
+            Some(("POST /grants/{id}/console", Some(id))) => {
+                self.console(request, &id, &caller, now).await
+            }
+            _ => Err(no_such_route(request)),
         }
     }
 }

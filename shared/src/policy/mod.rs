@@ -111,6 +111,16 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The refusal for a target that is not declared.
+    fn unknown_target(target: &TargetId) -> Self {
+        Self {
+            allowed: false,
+            policies: Vec::new(),
+            reasons: Vec::new(),
+            errors: vec![format!("unknown target `{target}`")],
+        }
+    }
+
     /// Why it was denied, in words for the caller.
     pub fn explain_denial(&self, action: Action, target: &str) -> String {
         if !self.reasons.is_empty() {
@@ -194,15 +204,10 @@ impl Rules {
         context: &AccessContext,
     ) -> Decision {
         let Some((_, target_entity)) = self.targets.get(target) else {
-            return Decision {
-                allowed: false,
-                policies: Vec::new(),
-                reasons: Vec::new(),
-                errors: vec![format!("unknown target `{target}`")],
-            };
+            return Decision::unknown_target(target);
         };
-        let (hour, weekday) = utc_hour_and_weekday(context.at);
-        let mut pairs = vec![
+        let mut pairs = time_context(context.at);
+        pairs.extend([
             (
                 "duration_secs".to_owned(),
                 RestrictedExpression::new_long(i64::from(context.duration_secs)),
@@ -215,12 +220,7 @@ impl Rules {
                 "break_glass".to_owned(),
                 RestrictedExpression::new_bool(context.break_glass),
             ),
-            ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
-            (
-                "utc_weekday".to_owned(),
-                RestrictedExpression::new_long(weekday),
-            ),
-        ];
+        ]);
         if let Some(ticket) = &context.ticket {
             pairs.push((
                 "ticket".to_owned(),
@@ -253,48 +253,17 @@ impl Rules {
 
     /// May `caller` read the whole audit trail at `at`?
     pub fn decide_audit(&self, caller: &Caller, at: Timestamp) -> Decision {
-        let (hour, weekday) = utc_hour_and_weekday(at);
-        let pairs = vec![
-            ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
-            (
-                "utc_weekday".to_owned(),
-                RestrictedExpression::new_long(weekday),
-            ),
-        ];
-        self.ask(
-            caller,
-            Action::ReadAudit,
-            self.names.audit_trail(),
-            None,
-            pairs,
-        )
+        let trail = self.names.audit_trail();
+        self.ask(caller, Action::ReadAudit, trail, None, time_context(at))
     }
 
     /// May `caller` read requests for `target` as an auditor at `at`?
     pub fn decide_read(&self, caller: &Caller, target: &TargetId, at: Timestamp) -> Decision {
-        let Some((_, target_entity)) = self.targets.get(target) else {
-            return Decision {
-                allowed: false,
-                policies: Vec::new(),
-                reasons: Vec::new(),
-                errors: vec![format!("unknown target `{target}`")],
-            };
+        let Some((_, entity)) = self.targets.get(target) else {
+            return Decision::unknown_target(target);
         };
-        let (hour, weekday) = utc_hour_and_weekday(at);
-        let pairs = vec![
-            ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
-            (
-                "utc_weekday".to_owned(),
-                RestrictedExpression::new_long(weekday),
-            ),
-        ];
-        self.ask(
-            caller,
-            Action::ReadAudit,
-            target_entity.uid(),
-            Some(target_entity.clone()),
-            pairs,
-        )
+        let (uid, entity) = (entity.uid(), Some(entity.clone()));
+        self.ask(caller, Action::ReadAudit, uid, entity, time_context(at))
     }
 
     fn ask(
@@ -386,6 +355,18 @@ impl Rules {
         .map_err(|e| e.to_string())?;
         Ok((request, entities, action_uid))
     }
+}
+
+/// The context every action has: the decision's UTC hour and ISO weekday.
+fn time_context(at: Timestamp) -> Vec<(String, RestrictedExpression)> {
+    let (hour, weekday) = utc_hour_and_weekday(at);
+    vec![
+        ("utc_hour".to_owned(), RestrictedExpression::new_long(hour)),
+        (
+            "utc_weekday".to_owned(),
+            RestrictedExpression::new_long(weekday),
+        ),
+    ]
 }
 
 /// The UTC hour (0-23) and ISO weekday (1 = Monday .. 7 = Sunday) of `at`.
