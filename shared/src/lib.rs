@@ -7,4 +7,5 @@ pub mod clock;
 pub mod domain;
 pub mod identity;
 pub mod policy;
+pub mod revocation;
 pub mod store;

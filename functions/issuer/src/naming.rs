@@ -3,8 +3,8 @@
 
 use jit_core::domain::{GrantId, UserId};
 
-/// The session tag that carries the grant id; revocation policies match on it.
-pub const GRANT_TAG: &str = "jit-grant";
+/// The session tag that carries the grant id: the one revocation policies match on.
+pub use jit_core::revocation::GRANT_TAG;
 /// The session tag that carries the requester.
 pub const REQUESTER_TAG: &str = "jit-requester";
 
