@@ -48,6 +48,8 @@ pub enum AuditAction {
     SessionIssued,
     /// A reviewer looked at a break-glass activation after the fact.
     PostReviewed,
+    /// The role's revocation policy fell back to cutting every older session of the role.
+    RevocationFallback,
 }
 
 impl AuditAction {
@@ -66,6 +68,7 @@ impl AuditAction {
             Self::Revoked => "REVOKED",
             Self::SessionIssued => "SESSION_ISSUED",
             Self::PostReviewed => "POST_REVIEWED",
+            Self::RevocationFallback => "REVOCATION_FALLBACK",
         }
     }
 }

@@ -607,6 +607,32 @@ async fn one_open_request_per_person_and_target<S: GrantStore>(f: Fixture<S>) {
     f.create(&third).await;
 }
 
+async fn the_applied_policy_digest_is_kept_per_role<S: GrantStore>(f: Fixture<S>) {
+    let g = f.create(&open("alice", "prod-logs", T0)).await;
+    let other =
+        jit_core::domain::RoleArn::parse("arn:aws:iam::222222222222:role/jit/other").unwrap();
+    assert_eq!(f.store.applied_policy(&g.role_arn).await.unwrap(), None);
+    f.store
+        .record_applied(&g.role_arn, "digest-1")
+        .await
+        .unwrap();
+    f.store
+        .record_applied(&g.role_arn, "digest-2")
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .applied_policy(&g.role_arn)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("digest-2")
+    );
+    assert_eq!(f.store.applied_policy(&other).await.unwrap(), None);
+    // The marker is not a ledger entry.
+    assert!(f.store.revocations(&g.role_arn).await.unwrap().is_empty());
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -643,4 +669,5 @@ contract!(
     audit_records_are_found_by_time_range,
     the_revocation_ledger_is_kept_per_role,
     one_open_request_per_person_and_target,
+    the_applied_policy_digest_is_kept_per_role,
 );

@@ -86,6 +86,13 @@ pub enum Command {
         /// What the reviewer found.
         comment: Option<String>,
     },
+    /// The sweeper had to cut every session of the grant's role issued before `issued_before`,
+    /// because the precise revocation policy no longer fit. Recorded on every grant it
+    /// concerns, whatever its state; the state never changes.
+    NoteRevocationFallback {
+        /// The cut-off.
+        issued_before: Timestamp,
+    },
     /// Credentials valid until `expires_at` are about to be handed out.
     IssueSession {
         /// CLI credentials or a console link.
@@ -116,6 +123,7 @@ impl Command {
             Self::Revoke { .. } => "revoke",
             Self::IssueSession { .. } => "issue credentials for",
             Self::PostReview { .. } => "post-review",
+            Self::NoteRevocationFallback { .. } => "note the revocation fallback on",
         }
     }
 }
@@ -289,8 +297,12 @@ impl Grant {
     ) -> Result<Change, TransitionError> {
         let id = &self.id;
         let name = command.name();
-        let post_review = matches!(command, Command::PostReview { .. });
-        if self.state.is_terminal() && !post_review {
+        // Annotations that never change the state are the only changes a closed grant takes.
+        let annotation = matches!(
+            command,
+            Command::PostReview { .. } | Command::NoteRevocationFallback { .. }
+        );
+        if self.state.is_terminal() && !annotation {
             return Err(TransitionError::Terminal {
                 id: id.clone(),
                 command: name,
@@ -467,6 +479,15 @@ impl Grant {
                     detail.insert("comment".to_owned(), comment);
                 }
                 AuditAction::PostReviewed
+            }
+            Command::NoteRevocationFallback { issued_before } => {
+                require_service(Service::Sweeper)?;
+                detail.insert(
+                    "sessions_issued_before".to_owned(),
+                    issued_before.to_string(),
+                );
+                detail.insert("role_arn".to_owned(), self.role_arn.to_string());
+                AuditAction::RevocationFallback
             }
             Command::IssueSession { kind, expires_at } => {
                 if actor != &Actor::User(self.requester.clone()) {

@@ -35,6 +35,9 @@ pub struct Target {
     pub session_policy: Option<String>,
     /// The role's maximum session duration (its `MaxSessionDuration`), in seconds.
     pub max_session_secs: u32,
+    /// The role the sweeper assumes to change this role's policies, when it lives in another
+    /// account than the broker.
+    pub revoker_role_arn: Option<RoleArn>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +63,8 @@ struct RawTarget {
     session_policy: Option<serde_json::Value>,
     #[serde(default)]
     max_session_duration: Option<String>,
+    #[serde(default)]
+    revoker_role_arn: Option<String>,
 }
 
 /// Reads and checks a targets file; each error names the target and what to fix.
@@ -150,9 +155,26 @@ fn check(raw: RawTarget) -> Result<Target, String> {
             d.as_secs()
         }
     };
+    let revoker_role_arn = match raw.revoker_role_arn {
+        None => None,
+        Some(arn) => {
+            let account = arn
+                .strip_prefix("arn:aws:iam::")
+                .and_then(|rest| rest.split_once(":role/"))
+                .map(|(account, _)| account.to_owned());
+            if account.as_deref() != Some(raw.account.as_str()) {
+                return Err(format!(
+                    "revoker_role_arn `{arn}` must be a role in the target's account `{}`",
+                    raw.account
+                ));
+            }
+            Some(RoleArn::parse(arn).map_err(|e| e.to_string())?)
+        }
+    };
     Ok(Target {
         id,
         max_session_secs,
+        revoker_role_arn,
         description: raw.description,
         account: raw.account,
         environment: raw.environment,

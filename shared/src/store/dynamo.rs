@@ -7,6 +7,7 @@
 //! | revocation | `ROLE#<role ARN>` | `REVOKED#<grant id>` | |
 //! | idempotency | `IDEM#<key>#<caller>` | `IDEM` | `expires_at` is the table's TTL attribute |
 //! | open slot | `OPEN#<target>#<requester>` | `OPEN` | held while the requester's grant for the target is open |
+//! | applied policy | `ROLE#<role ARN>` | `APPLIED` | digest of the revocation policy the role carries |
 
 use std::collections::HashMap;
 
@@ -89,6 +90,7 @@ impl TableLayout {
 const GRANT_SK: &str = "GRANT";
 const IDEM_SK: &str = "IDEM";
 const OPEN_SK: &str = "OPEN";
+const APPLIED_SK: &str = "APPLIED";
 
 fn grant_pk(id: &GrantId) -> String {
     format!("GRANT#{id}")
@@ -768,6 +770,27 @@ impl GrantStore for DynamoStore {
                 why: format!("transaction cancelled: {refusals:?}"),
             }),
         }
+    }
+
+    async fn applied_policy(&self, role: &RoleArn) -> Result<Option<String>, StoreError> {
+        let item = self.get_item(format!("ROLE#{role}"), APPLIED_SK).await?;
+        Ok(item.and_then(|i| match i.get("digest") {
+            Some(AttributeValue::S(d)) => Some(d.clone()),
+            _ => None,
+        }))
+    }
+
+    async fn record_applied(&self, role: &RoleArn, digest: &str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(TableLayout::PARTITION_KEY, s(format!("ROLE#{role}")))
+            .item(TableLayout::SORT_KEY, s(APPLIED_SK))
+            .item("digest", s(digest))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 }
 

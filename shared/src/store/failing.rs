@@ -130,4 +130,14 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         Self::check(&self.writes)?;
         self.inner.remove_revocation(entry).await
     }
+
+    async fn applied_policy(&self, role: &RoleArn) -> Result<Option<String>, StoreError> {
+        Self::check(&self.reads)?;
+        self.inner.applied_policy(role).await
+    }
+
+    async fn record_applied(&self, role: &RoleArn, digest: &str) -> Result<(), StoreError> {
+        Self::check(&self.writes)?;
+        self.inner.record_applied(role, digest).await
+    }
 }

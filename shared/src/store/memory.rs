@@ -22,6 +22,7 @@ struct Tables {
     idempotency: HashMap<(String, UserId), (GrantId, String, Timestamp)>,
     ledger: BTreeMap<(RoleArn, GrantId), RevocationEntry>,
     open: HashMap<(TargetId, UserId), GrantId>,
+    applied: HashMap<RoleArn, String>,
 }
 
 /// Grants, audit records and the revocation ledger held in memory.
@@ -303,6 +304,15 @@ impl GrantStore for MemoryStore {
         if t.ledger.get(&key).is_some_and(|e| e.until == entry.until) {
             t.ledger.remove(&key);
         }
+        Ok(())
+    }
+
+    async fn applied_policy(&self, role: &RoleArn) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().applied.get(role).cloned())
+    }
+
+    async fn record_applied(&self, role: &RoleArn, digest: &str) -> Result<(), StoreError> {
+        self.lock().applied.insert(role.clone(), digest.to_owned());
         Ok(())
     }
 }

@@ -264,6 +264,20 @@ pub trait GrantStore: Send + Sync {
         &self,
         entry: &RevocationEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// What was last applied to `role`'s revocation policy (a digest of the document, or of
+    /// its absence), if anything was recorded.
+    fn applied_policy(
+        &self,
+        role: &RoleArn,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Records that `role` now carries the policy with digest `digest`.
+    fn record_applied(
+        &self,
+        role: &RoleArn,
+        digest: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The audit-index key of a record: time, then grant, then sequence, as one sortable string.

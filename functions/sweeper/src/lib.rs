@@ -1,0 +1,123 @@
+//! Expiry sweeps and early revocation that reaches live sessions.
+//!
+//! STS sessions cannot be recalled, so every session carries its grant id as a tag, and each
+//! target role carries an inline policy, derived from the revocation ledger, that denies every
+//! action to the sessions of revoked (or expired, still-live) grants.
+
+mod iam;
+mod revoke;
+mod sweep;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lambda_http::{Body, Request, Response};
+use serde_json::Value;
+
+use jit_core::clock::Clock;
+use jit_core::policy::Rules;
+use jit_core::revocation::INLINE_POLICY_LIMIT;
+use jit_core::store::GrantStore;
+use jit_http::{caller, match_route, no_such_route, respond};
+
+pub use iam::{IamPolicies, PolicyError, RolePolicies, role_name};
+pub use sweep::{RoleOutcome, SweepReport};
+
+/// Settings read once at start-up.
+#[derive(Debug, Clone)]
+pub struct SweeperConfig {
+    /// The JWT claim that lists the caller's groups.
+    pub groups_claim: String,
+    /// Characters the revocation policy may use of a role's inline-policy allowance.
+    pub policy_budget: usize,
+    /// Due items settled at once.
+    pub concurrency: usize,
+    /// Due items read per page.
+    pub page_size: u32,
+    /// How long before the Lambda deadline the sweep stops taking new work.
+    pub deadline_margin: Duration,
+}
+
+impl Default for SweeperConfig {
+    fn default() -> Self {
+        Self {
+            groups_claim: "groups".to_owned(),
+            policy_budget: INLINE_POLICY_LIMIT,
+            concurrency: 8,
+            page_size: 100,
+            deadline_margin: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SweeperConfig {
+    /// Reads `JIT_GROUPS_CLAIM` and `JIT_REVOCATION_POLICY_BUDGET` (for roles that carry other
+    /// inline policies: the limit less what those use).
+    pub fn from_env() -> Result<Self, String> {
+        let mut config = Self::default();
+        if let Ok(claim) = std::env::var("JIT_GROUPS_CLAIM")
+            && !claim.is_empty()
+        {
+            config.groups_claim = claim;
+        }
+        if let Ok(budget) = std::env::var("JIT_REVOCATION_POLICY_BUDGET")
+            && !budget.is_empty()
+        {
+            config.policy_budget = budget
+                .parse()
+                .ok()
+                .filter(|b| (200..=INLINE_POLICY_LIMIT).contains(b))
+                .ok_or_else(|| {
+                    format!("JIT_REVOCATION_POLICY_BUDGET `{budget}` must be 200 to {INLINE_POLICY_LIMIT}")
+                })?;
+        }
+        Ok(config)
+    }
+}
+
+/// Everything the sweeper needs, built once per Lambda instance.
+pub struct Sweeper<S, P> {
+    /// Where grants and the ledger live.
+    pub store: S,
+    /// The rules (targets, who may revoke).
+    pub rules: Arc<Rules>,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// IAM, for the revocation policies.
+    pub policies: P,
+    /// Settings.
+    pub config: SweeperConfig,
+}
+
+const ROUTES: [&str; 1] = ["POST /grants/{id}/revoke"];
+
+impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
+    /// Handles whatever Lambda delivered: the EventBridge schedule or an API Gateway request.
+    /// `deadline` is when Lambda will stop this invocation.
+    pub async fn handle_event(&self, event: Value, deadline: Instant) -> Result<Value, String> {
+        if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
+            let report = self.sweep(deadline).await;
+            tracing::info!(?report, "sweep done");
+            return serde_json::to_value(report).map_err(|e| e.to_string());
+        }
+        if event.get("requestContext").is_some() {
+            let request = jit_http::request_from_event(&event)?;
+            let response = self.handle_http(request).await;
+            return Ok(jit_http::response_to_event(&response));
+        }
+        Err("unrecognised event: neither the sweep schedule nor an API Gateway request".into())
+    }
+
+    /// Handles one API Gateway request. Never fails: every outcome is a response.
+    pub async fn handle_http(&self, request: Request) -> Response<Body> {
+        let now = self.clock.now();
+        let outcome = async {
+            let caller = caller(&request, &self.config.groups_claim)?;
+            match match_route(&request, &ROUTES) {
+                Some((_, Some(id))) => self.revoke(&request, &id, &caller, now).await,
+                _ => Err(no_such_route(&request)),
+            }
+        };
+        respond(outcome.await)
+    }
+}

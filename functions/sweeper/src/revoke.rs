@@ -1,0 +1,99 @@
+//! `POST /grants/{id}/revoke`: end a grant early and cut its live sessions.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::{Actor, Command, GrantId, Reason};
+use jit_core::identity::Caller;
+use jit_core::policy::{AccessContext, Action};
+use jit_core::store::{GrantStore, StoreError};
+use jit_http::{Problem, body_text, json, parse_body, views};
+
+use crate::Sweeper;
+use crate::iam::RolePolicies;
+
+/// How often a revocation is retried when another change raced it.
+const CONFLICT_RETRIES: usize = 5;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    reason: String,
+}
+
+impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
+    /// Revokes one grant: REVOKED, its audit record and its ledger entry in one transaction
+    /// (issuance stops at once), then the role's revocation policy is applied. If IAM fails,
+    /// the revocation stands and the next sweep applies the policy.
+    pub(crate) async fn revoke(
+        &self,
+        request: &Request,
+        id: &str,
+        caller: &Caller,
+        now: Timestamp,
+    ) -> Result<Response<Body>, Problem> {
+        let body: RevokeBody = parse_body(body_text(request)?)?;
+        let reason = Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
+        let not_found = || Problem::not_found("grant");
+        let id = GrantId::parse(id).map_err(|_| not_found())?;
+        let actor = Actor::User(caller.user.clone());
+        for _ in 0..CONFLICT_RETRIES {
+            let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
+            let permitted = grant.requester == caller.user
+                || self
+                    .rules
+                    .decide(
+                        caller,
+                        Action::Revoke,
+                        &grant.target,
+                        &AccessContext::of_grant(&grant, now),
+                    )
+                    .allowed;
+            if !permitted {
+                return Err(if self.rules.may_see(&grant, caller, now) {
+                    Problem::forbidden(format!(
+                        "no policy permits you to Revoke on target `{}`",
+                        grant.target
+                    ))
+                } else {
+                    not_found()
+                });
+            }
+            let change = grant.apply(
+                Command::Revoke {
+                    reason: reason.clone(),
+                },
+                &actor,
+                now,
+            )?;
+            match self.store.commit(&change).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            tracing::warn!(grant = %grant.id, by = %caller.user, target = %grant.target, "grant revoked");
+            let sessions = match (change.revocation(), self.rules.target(&grant.target)) {
+                (None, _) => "none-live",
+                (Some(_), Some(target)) => match self.reconcile(target, now).await {
+                    Ok(_) => "cut",
+                    Err(e) => {
+                        tracing::error!(grant = %grant.id, error = %e, "revocation policy not applied; the next sweep retries");
+                        "pending"
+                    }
+                },
+                (Some(_), None) => "pending",
+            };
+            let mut body = views::grant(change.grant());
+            if let Some(fields) = body.as_object_mut() {
+                fields.insert("live_sessions".to_owned(), json!(sessions));
+            }
+            return Ok(json(StatusCode::OK, &body));
+        }
+        Err(Problem::conflict(
+            "the grant kept changing while it was revoked; try again",
+        ))
+    }
+}
