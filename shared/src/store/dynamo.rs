@@ -795,6 +795,62 @@ impl GrantStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Bulk-loads new requests (each with its first audit record and open slot) with
+    /// `BatchWriteItem`: unconditional, for restoring exports and seeding benchmarks, never for
+    /// the functions' own writes. Returns how many requests were written.
+    pub async fn import(&self, creations: &[Creation]) -> Result<usize, StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        let mut requests = Vec::with_capacity(creations.len() * 3);
+        for creation in creations {
+            let grant = creation.grant();
+            let slot = HashMap::from([
+                (
+                    TableLayout::PARTITION_KEY.into(),
+                    s(Self::open_slot_pk(grant)),
+                ),
+                (TableLayout::SORT_KEY.into(), s(OPEN_SK)),
+                ("grant_id".into(), s(grant.id.as_str())),
+            ]);
+            for item in [
+                self.grant_item(grant)?,
+                self.audit_item(creation.audit())?,
+                slot,
+            ] {
+                let put = PutRequest::builder()
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(unavailable)?;
+                requests.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        for chunk in requests.chunks(25) {
+            let mut pending = chunk.to_vec();
+            for attempt in 0..8_u64 {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                pending = out
+                    .unprocessed_items
+                    .and_then(|mut u| u.remove(&self.table))
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+            if !pending.is_empty() {
+                return Err(StoreError::Unavailable {
+                    why: "the database kept refusing part of a batch".to_owned(),
+                });
+            }
+        }
+        Ok(creations.len())
+    }
+
     /// The refusal for a second open request, naming the open one.
     async fn already_open(&self, grant: &Grant) -> StoreError {
         let item = match self.get_item(Self::open_slot_pk(grant), OPEN_SK).await {
