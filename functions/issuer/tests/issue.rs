@@ -393,6 +393,30 @@ async fn only_the_requester_of_an_active_unexpired_grant_gets_credentials() {
         assert!(reply.detail().starts_with(&detail), "{}", reply.detail());
         assert!(reply.body.get("AccessKeyId").is_none());
     }
+    // Bodies these routes do not take are refused, not ignored.
+    let extra = h
+        .call(
+            Some(("alice", ENGINEER)),
+            CREDENTIALS,
+            &active.id,
+            Some(r#"{"duration": 7200}"#),
+        )
+        .await;
+    assert_eq!(extra.status, 400);
+    assert!(
+        extra.detail().contains("unknown field `duration`"),
+        "{}",
+        extra.detail()
+    );
+    let extra = h
+        .call(
+            Some(("alice", ENGINEER)),
+            CONSOLE,
+            &active.id,
+            Some(r#"{"dest": "https://console.aws.amazon.com/"}"#),
+        )
+        .await;
+    assert_eq!(extra.status, 400);
     // Past its end but not yet swept: refused before STS is asked.
     h.clock.advance(6 * 60);
     let late = h
