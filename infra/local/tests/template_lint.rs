@@ -1,4 +1,5 @@
-//! `template.yaml` passes cfn-lint (installed, pinned, by the test itself).
+//! `template.yaml` and `infra/target-account.yaml` pass cfn-lint (installed, pinned, by the
+//! test itself).
 // Tests may unwrap and index: a panic is how a test fails.
 #![allow(
     clippy::unwrap_used,
@@ -10,9 +11,15 @@
 use std::process::Command;
 
 #[test]
-fn the_template_passes_cfn_lint() {
+fn the_templates_pass_cfn_lint() {
+    for template in ["template.yaml", "infra/target-account.yaml"] {
+        lint(template);
+    }
+}
+
+fn lint(template: &str) {
     let python = jit_local::ensure_venv("lint-venv", "infra/local/requirements-lint.txt").unwrap();
-    let template = jit_local::workspace_root().join("template.yaml");
+    let template = jit_local::workspace_root().join(template);
     let cfn_lint = python.with_file_name("cfn-lint");
     let out = Command::new(&cfn_lint)
         .args(["--regions", "us-east-1", "eu-west-1", "--"])
