@@ -13,7 +13,8 @@ use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
 use jit_core::store::{GrantStore, StoreError};
 use jit_http::{
-    Problem, body_text, caller, json, match_route, no_such_route, parse_body, respond, views,
+    Problem, body_text, caller, json, match_route, no_such_route, optional_body, parse_body,
+    respond, views,
 };
 
 use crate::{Approver, Notifier};
@@ -32,7 +33,7 @@ struct ReviewBody {
     comment: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PostReviewBody {
     #[serde(default)]
@@ -71,10 +72,9 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
 
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
         let caller = caller(request, &self.config.groups_claim)?;
-        let text = body_text(request)?;
         let (id, command) = match match_route(request, &ROUTES) {
             Some(("POST /requests/{id}/reviews", Some(id))) => {
-                let body: ReviewBody = parse_body(text)?;
+                let body: ReviewBody = parse_body(body_text(request)?)?;
                 let command = Command::Review {
                     decision: body.decision,
                     comment: comment(body.comment)?,
@@ -82,11 +82,7 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
                 (id, command)
             }
             Some(("POST /grants/{id}/post-review", Some(id))) => {
-                let body: PostReviewBody = if text.trim().is_empty() {
-                    PostReviewBody { comment: None }
-                } else {
-                    parse_body(text)?
-                };
+                let body: PostReviewBody = optional_body(request)?;
                 let command = Command::PostReview {
                     comment: comment(body.comment)?,
                 };

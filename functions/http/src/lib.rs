@@ -148,6 +148,18 @@ pub fn parse_body<T: for<'de> Deserialize<'de>>(text: &str) -> Result<T, Problem
     })
 }
 
+/// A JSON body that may be left out: an empty body reads as the default.
+pub fn optional_body<T: Default + for<'de> Deserialize<'de>>(
+    request: &Request,
+) -> Result<T, Problem> {
+    let text = body_text(request)?;
+    if text.trim().is_empty() {
+        Ok(T::default())
+    } else {
+        parse_body(text)
+    }
+}
+
 /// One query-string parameter, if given.
 pub fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request

@@ -19,7 +19,7 @@ use jit_core::store::{
 };
 
 use crate::{App, Problem};
-use jit_http::{body_text, json, parse_body, query, views};
+use jit_http::{body_text, json, optional_body, parse_body, query, views};
 
 /// The body of `POST /requests`.
 #[derive(Debug, Deserialize)]
@@ -35,7 +35,7 @@ struct CreateBody {
 }
 
 /// The body of `POST /requests/{id}/cancel`: empty, or an empty object.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CancelBody {}
 
@@ -228,10 +228,7 @@ impl<S: GrantStore> App<S> {
         caller: &Caller,
         now: Timestamp,
     ) -> Result<Response<Body>, Problem> {
-        let text = body_text(request)?;
-        if !text.trim().is_empty() {
-            let _: CancelBody = parse_body(text)?;
-        }
+        let _: CancelBody = optional_body(request)?;
         let actor = Actor::User(caller.user.clone());
         for _ in 0..CONFLICT_RETRIES {
             let grant = self.visible_grant(id, caller, now).await?;

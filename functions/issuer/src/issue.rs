@@ -9,7 +9,7 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, Grant, GrantId, SessionKind};
 use jit_core::identity::Caller;
 use jit_core::store::{GrantStore, StoreError};
-use jit_http::{Problem, body_text, json, parse_body};
+use jit_http::{Problem, json, optional_body};
 
 use crate::federation::{SigninFederation, console_destination, login_url};
 use crate::naming::{GRANT_TAG, REQUESTER_TAG, role_session_name, source_identity, tag_value};
@@ -19,11 +19,11 @@ use crate::{Issuer, MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS};
 /// How often the final write is retried when another change to the grant raced it.
 const CONFLICT_RETRIES: usize = 5;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NoBody {}
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConsoleBody {
     #[serde(default)]
@@ -169,10 +169,7 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         caller: &Caller,
         now: Timestamp,
     ) -> Result<Response<Body>, Problem> {
-        let text = body_text(request)?;
-        if !text.trim().is_empty() {
-            let _: NoBody = parse_body(text)?;
-        }
+        let _: NoBody = optional_body(request)?;
         let (_, creds, _) = self.session(id, SessionKind::Cli, caller, now).await?;
         Ok(json(
             StatusCode::OK,
@@ -193,12 +190,7 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         caller: &Caller,
         now: Timestamp,
     ) -> Result<Response<Body>, Problem> {
-        let text = body_text(request)?;
-        let body: ConsoleBody = if text.trim().is_empty() {
-            ConsoleBody { destination: None }
-        } else {
-            parse_body(text)?
-        };
+        let body: ConsoleBody = optional_body(request)?;
         let destination =
             console_destination(body.destination.as_deref()).map_err(Problem::invalid)?;
         let (grant, creds, token) = self.session(id, SessionKind::Console, caller, now).await?;
