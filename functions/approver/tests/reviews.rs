@@ -301,6 +301,20 @@ async fn a_break_glass_grant_owes_a_post_review_that_someone_else_records() {
     let body = json!({"comment": "justified: INC-9 outage"}).to_string();
     let own = h.call(Some(("sam", SRE)), route, &path, Some(&body)).await;
     assert_eq!(own.status, 403);
+    let extra = h
+        .call(
+            Some(("sue", SECURITY)),
+            route,
+            &path,
+            Some(r#"{"verdict": "ok"}"#),
+        )
+        .await;
+    assert_eq!(extra.status, 400);
+    assert!(
+        extra.detail().contains("unknown field `verdict`"),
+        "{}",
+        extra.detail()
+    );
     assert_eq!(
         h.call(Some(("bob", ENGINEERS)), route, &path, Some(&body))
             .await
