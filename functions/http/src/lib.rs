@@ -110,11 +110,18 @@ pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
     response
 }
 
+/// Whether a `Content-Type` value names JSON: the media type before any parameters is
+/// `application/json`, compared without regard to case (RFC 9110 section 8.3.1).
+fn is_json_media_type(value: &str) -> bool {
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
 /// The request body as text, refusing oversize or non-JSON bodies.
 pub fn body_text(request: &Request) -> Result<&str, Problem> {
     if let Some(kind) = request.headers().get("content-type") {
         let kind = kind.to_str().unwrap_or("");
-        if !kind.is_empty() && !kind.starts_with("application/json") {
+        if !kind.is_empty() && !is_json_media_type(kind) {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
@@ -199,4 +206,25 @@ pub fn response_to_event(response: &Response<Body>) -> Value {
         "body": String::from_utf8_lossy(body),
         "isBase64Encoded": false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types_are_matched_without_regard_to_case_and_parameters() {
+        for (value, json) in [
+            ("application/json", true),
+            ("application/json; charset=utf-8", true),
+            ("Application/JSON; charset=UTF-8", true),
+            ("  APPLICATION/json ;charset=utf-8", true),
+            ("application/jsonx", false),
+            ("application/json-patch+json", false),
+            ("text/json", false),
+            ("application/x-www-form-urlencoded", false),
+        ] {
+            assert_eq!(is_json_media_type(value), json, "{value}");
+        }
+    }
 }
