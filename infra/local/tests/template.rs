@@ -97,3 +97,62 @@ fn a_missing_table_or_file_is_refused_with_the_path() {
         "{err}"
     );
 }
+
+fn yaml(path: &str) -> serde_yaml::Value {
+    let text = std::fs::read_to_string(jit_local::workspace_root().join(path)).unwrap();
+    serde_yaml::from_str(&text).unwrap()
+}
+
+/// `!Tag value` as (tag, value).
+fn tagged(value: &serde_yaml::Value) -> (String, String) {
+    match value {
+        serde_yaml::Value::Tagged(t) => (
+            t.tag.to_string(),
+            t.value.as_str().unwrap_or_default().to_owned(),
+        ),
+        other => panic!("expected an intrinsic function, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_broker_outputs_the_roles_the_target_account_stack_asks_for() {
+    let broker = yaml("template.yaml");
+    let target = yaml("infra/target-account.yaml");
+    for (parameter, role) in [
+        ("IssuerRoleArn", "IssuerFunctionRole.Arn"),
+        ("SweeperRoleArn", "SweeperFunctionRole.Arn"),
+    ] {
+        assert!(
+            target["Parameters"][parameter].is_mapping(),
+            "{parameter} is a parameter of the target-account stack"
+        );
+        assert_eq!(
+            tagged(&broker["Outputs"][parameter]["Value"]),
+            ("!GetAtt".to_owned(), role.to_owned()),
+            "{parameter}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_sweep_and_unreconciled_roles_raise_alarms() {
+    let broker = yaml("template.yaml");
+    let errors = &broker["Resources"]["SweeperErrorsAlarm"]["Properties"];
+    assert_eq!(
+        (errors["Namespace"].as_str(), errors["MetricName"].as_str()),
+        (Some("AWS/Lambda"), Some("Errors"))
+    );
+    assert_eq!(
+        tagged(&errors["Dimensions"][0]["Value"]),
+        ("!Ref".to_owned(), "SweeperFunction".to_owned())
+    );
+    let pending = &broker["Resources"]["RevocationsPendingAlarm"]["Properties"];
+    assert_eq!(
+        (
+            pending["Namespace"].as_str(),
+            pending["MetricName"].as_str(),
+            pending["TreatMissingData"].as_str()
+        ),
+        (Some("JitAccess"), Some("RolesPending"), Some("breaching"))
+    );
+}
