@@ -50,6 +50,8 @@ pub enum AuditAction {
     PostReviewed,
     /// The role's revocation policy fell back to cutting every older session of the role.
     RevocationFallback,
+    /// The role's revocation policy was found missing or changed and was put back.
+    RevocationRepaired,
 }
 
 impl AuditAction {
@@ -69,6 +71,7 @@ impl AuditAction {
             Self::SessionIssued => "SESSION_ISSUED",
             Self::PostReviewed => "POST_REVIEWED",
             Self::RevocationFallback => "REVOCATION_FALLBACK",
+            Self::RevocationRepaired => "REVOCATION_REPAIRED",
         }
     }
 }

@@ -139,6 +139,7 @@ mod tests {
     fn entry(n: u32, until: i64) -> RevocationEntry {
         RevocationEntry {
             role_arn: RoleArn::parse("arn:aws:iam::111111111111:role/jit/prod-logs-ro").unwrap(),
+            revoker_role_arn: None,
             grant_id: GrantId::parse(format!("0190c0de-0000-7000-8000-{n:012}")).unwrap(),
             until: NOW.plus_secs(until),
         }

@@ -82,6 +82,12 @@ fn commands() -> Vec<(&'static str, Command)> {
             "note-fallback",
             Command::NoteRevocationFallback { issued_before: T0 },
         ),
+        (
+            "note-repaired",
+            Command::NoteRevocationRepaired {
+                found: "no revocation policy on the role".to_owned(),
+            },
+        ),
     ]
 }
 
@@ -100,17 +106,17 @@ fn actors() -> Vec<(&'static str, Actor)> {
 /// deadline) or late (after the decision deadline and the grant's end).
 fn legal(situation: &str, command: &str, actor: &str, late: bool) -> bool {
     match (situation, command, actor) {
-        ("pending-new" | "pending-break-glass", "await-review" | "auto-approve", "approver") => {
-            true
-        }
-        ("pending-break-glass", "break-glass", "approver") => true,
+        ("pending-new" | "pending-break-glass", "await-review", "approver") => true,
+        // The rules cannot open a request whose decision deadline passed unseen.
+        ("pending-new" | "pending-break-glass", "auto-approve", "approver") => !late,
+        ("pending-break-glass", "break-glass", "approver") => !late,
         ("pending-review", "approve" | "deny", "other-user") => !late,
         (s, "cancel", "requester") if s.starts_with("pending") => true,
         (s, "time-out", "sweeper") if s.starts_with("pending") => late,
         ("active", "expire", "sweeper") => late,
         ("active", "revoke", "requester" | "other-user") => true,
         ("active", "issue", "requester") => !late,
-        (_, "note-fallback", "sweeper") => true,
+        (_, "note-fallback" | "note-repaired", "sweeper") => true,
         _ => false,
     }
 }
@@ -135,7 +141,8 @@ fn every_state_command_and_actor_follows_the_table() {
                         "{situation} / {command_name} by {actor_name} (late: {late}): {:?}",
                         result.as_ref().err()
                     );
-                    let annotation = ["post-review", "note-fallback"].contains(&command_name);
+                    let annotation =
+                        ["post-review", "note-fallback", "note-repaired"].contains(&command_name);
                     if grant.state.is_terminal() && !annotation {
                         assert!(matches!(result, Err(TransitionError::Terminal { .. })));
                     }
@@ -144,7 +151,7 @@ fn every_state_command_and_actor_follows_the_table() {
             }
         }
     }
-    assert_eq!(checked, 9 * 2 * 12 * 6);
+    assert_eq!(checked, 9 * 2 * 13 * 6);
 }
 
 #[test]
@@ -227,6 +234,36 @@ fn reviews_wait_for_the_rules_and_stop_at_the_deadline() {
         again,
         Err(TransitionError::AlreadyEvaluated { .. })
     ));
+}
+
+#[test]
+fn the_rules_cannot_open_a_request_after_its_decision_deadline() {
+    // A stream record that arrives late (the request timed out unseen) must not activate it:
+    // at the deadline and after, auto-approval and break-glass are refused, and only the
+    // sweeper's time-out applies.
+    for (state, command) in [
+        ("pending-new", auto_approve()),
+        (
+            "pending-break-glass",
+            Command::BreakGlass {
+                policies: vec!["break-glass".to_owned()],
+                policy_hash: "h".to_owned(),
+            },
+        ),
+    ] {
+        let g = grant_in(state);
+        for at in [g.decide_by, g.decide_by.plus_secs(600)] {
+            let late = g.apply(command.clone(), &approver(), at);
+            assert!(
+                matches!(late, Err(TransitionError::TimeRanOut { .. })),
+                "{state} at {at}: {late:?}"
+            );
+        }
+        let just_in_time = g.apply(command.clone(), &approver(), g.decide_by.plus_secs(-1));
+        assert_eq!(just_in_time.unwrap().grant().state, GrantState::Active);
+        let timed_out = g.apply(Command::TimeOut, &sweeper(), g.decide_by).unwrap();
+        assert_eq!(timed_out.grant().state, GrantState::TimedOut);
+    }
 }
 
 #[test]

@@ -14,10 +14,11 @@ use std::collections::BTreeSet;
 
 use jit_core::audit::{AuditRecord, verify_against_head};
 use jit_core::clock::Timestamp;
+use jit_core::domain::TargetRole;
 use jit_core::domain::{Command, Grant, GrantId, GrantState, ReviewDecision};
 use jit_core::store::{
-    Created, Cursor, DynamoStore, GrantStore, Idempotency, IdempotencyKey, MemoryStore, Page,
-    PageRequest, StoreError,
+    AppliedPolicy, Created, Cursor, DynamoStore, GrantStore, Idempotency, IdempotencyKey,
+    LedgerHead, MemoryStore, Page, PageRequest, RoleLedger, StoreError,
 };
 use jit_local::{CallCounter, TestTable};
 use support::*;
@@ -148,7 +149,7 @@ async fn every_transition_is_stored_with_its_audit_record<S: GrantStore>(f: Fixt
     );
     let g = f.step(&g, revoke(), &as_user("sam"), t(4)).await;
     assert_eq!(g.state, GrantState::Revoked);
-    let ledger = f.store.revocations(&g.role_arn).await.unwrap();
+    let ledger = f.store.role_ledger(&g.role_arn).await.unwrap().entries;
     assert_eq!(ledger.len(), 1);
     assert_eq!(
         (ledger[0].grant_id.clone(), ledger[0].until),
@@ -562,7 +563,9 @@ async fn the_revocation_ledger_is_kept_per_role<S: GrantStore>(f: Fixture<S>) {
     let g = f.step(&g, issue(t(3900)), &as_user("alice"), t(3000)).await;
     // Expiry while a session lives on: the ledger must cut it.
     let g = f.step(&g, Command::Expire, &sweeper(), t(1 + 3600)).await;
-    let entries = f.store.revocations(&g.role_arn).await.unwrap();
+    let ledger = f.store.role_ledger(&g.role_arn).await.unwrap();
+    assert_eq!(ledger.version, 1, "the entry moved the ledger's version");
+    let entries = ledger.entries;
     assert_eq!(entries.len(), 1);
     let entry = entries[0].clone();
     assert_eq!(entry.until, t(3900));
@@ -571,11 +574,14 @@ async fn the_revocation_ledger_is_kept_per_role<S: GrantStore>(f: Fixture<S>) {
     stale.until = t(3899);
     f.store.remove_revocation(&stale).await.unwrap();
     assert_eq!(
-        f.store.revocations(&g.role_arn).await.unwrap(),
+        f.store.role_ledger(&g.role_arn).await.unwrap().entries,
         std::slice::from_ref(&entry)
     );
     f.store.remove_revocation(&entry).await.unwrap();
-    assert!(f.store.revocations(&g.role_arn).await.unwrap().is_empty());
+    let ledger = f.store.role_ledger(&g.role_arn).await.unwrap();
+    assert!(ledger.entries.is_empty());
+    // A lapsed entry never changes the policy, so pruning leaves the version.
+    assert_eq!(ledger.version, 1);
 }
 
 async fn one_open_request_per_person_and_target<S: GrantStore>(f: Fixture<S>) {
@@ -607,30 +613,78 @@ async fn one_open_request_per_person_and_target<S: GrantStore>(f: Fixture<S>) {
     f.create(&third).await;
 }
 
-async fn the_applied_policy_digest_is_kept_per_role<S: GrantStore>(f: Fixture<S>) {
-    let g = f.create(&open("alice", "prod-logs", T0)).await;
-    let other =
-        jit_core::domain::RoleArn::parse("arn:aws:iam::222222222222:role/jit/other").unwrap();
-    assert_eq!(f.store.applied_policy(&g.role_arn).await.unwrap(), None);
+async fn reconciles_of_a_role_are_ordered_by_its_ledger_version<S: GrantStore>(f: Fixture<S>) {
+    let t = |s| T0.plus_secs(s);
+    let applied = |marker: &str, ledger_version| AppliedPolicy {
+        marker: marker.to_owned(),
+        ledger_version,
+    };
+    let a = f.create(&open("alice", "prod-logs", T0)).await;
+    let role = a.role_arn.clone();
+    // A role never revoked: nothing to record against, nothing in the registry.
+    assert_eq!(
+        f.store.role_ledger(&role).await.unwrap(),
+        RoleLedger {
+            version: 0,
+            applied: None,
+            entries: vec![]
+        }
+    );
+    assert!(f.store.revoked_roles().await.unwrap().is_empty());
+    assert_eq!(
+        f.store.record_applied(&role, &applied("m0", 0)).await,
+        Err(StoreError::LedgerMoved { role: role.clone() })
+    );
+    // A revocation with a live session puts the role in the registry at version 1.
+    let a = f.step(&a, auto_approve(), &approver(), t(1)).await;
+    let a = f.step(&a, issue(t(900)), &as_user("alice"), t(2)).await;
+    f.step(&a, revoke(), &as_user("alice"), t(3)).await;
+    let heads = f.store.revoked_roles().await.unwrap();
+    assert_eq!(
+        heads,
+        [LedgerHead {
+            role: TargetRole {
+                role_arn: role.clone(),
+                revoker_role_arn: None
+            },
+            version: 1,
+            applied: None,
+        }]
+    );
+    f.reset_calls();
     f.store
-        .record_applied(&g.role_arn, "digest-1")
+        .record_applied(&role, &applied("m1", 1))
         .await
         .unwrap();
+    f.expect_calls(&[("DynamoDB.UpdateItem", 1)]);
+    // Another revocation moves the ledger: a reconcile that read version 1 cannot record.
+    let b = f.create(&open("bob", "prod-logs", T0)).await;
+    let b = f.step(&b, auto_approve(), &approver(), t(4)).await;
+    let b = f.step(&b, issue(t(950)), &as_user("bob"), t(5)).await;
+    f.step(&b, revoke(), &as_user("bob"), t(6)).await;
+    assert_eq!(
+        f.store.record_applied(&role, &applied("m1-stale", 1)).await,
+        Err(StoreError::LedgerMoved { role: role.clone() })
+    );
+    let ledger = f.store.role_ledger(&role).await.unwrap();
+    assert_eq!(
+        (ledger.version, ledger.applied, ledger.entries.len()),
+        (2, Some(applied("m1", 1)), 2)
+    );
     f.store
-        .record_applied(&g.role_arn, "digest-2")
+        .record_applied(&role, &applied("m2", 2))
         .await
         .unwrap();
     assert_eq!(
-        f.store
-            .applied_policy(&g.role_arn)
-            .await
-            .unwrap()
-            .as_deref(),
-        Some("digest-2")
+        f.store.revoked_roles().await.unwrap()[0].applied,
+        Some(applied("m2", 2))
     );
-    assert_eq!(f.store.applied_policy(&other).await.unwrap(), None);
-    // The marker is not a ledger entry.
-    assert!(f.store.revocations(&g.role_arn).await.unwrap().is_empty());
+    // The registry and the applied marker are not ledger entries, and other roles are apart.
+    let other = f.create(&open("carol", "prod-db", T0)).await;
+    assert_eq!(
+        f.store.role_ledger(&other.role_arn).await.unwrap().version,
+        0
+    );
 }
 
 macro_rules! contract {
@@ -669,5 +723,5 @@ contract!(
     audit_records_are_found_by_time_range,
     the_revocation_ledger_is_kept_per_role,
     one_open_request_per_person_and_target,
-    the_applied_policy_digest_is_kept_per_role,
+    reconciles_of_a_role_are_ordered_by_its_ledger_version,
 );

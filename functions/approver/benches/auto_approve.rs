@@ -39,7 +39,7 @@ fn request(rules: &Rules, i: usize) -> NewRequest {
         requester: UserId::parse(format!("sre-{i}")).unwrap(),
         requester_groups: vec![GroupName::parse("sre").unwrap()],
         target,
-        role_arn: t.role_arn.clone(),
+        binding: t.binding(),
         duration: GrantDuration::parse("30m").unwrap(),
         reason: Reason::parse("investigating INC-42 in production").unwrap(),
         ticket: Some(Ticket::parse("INC-42").unwrap()),

@@ -126,6 +126,8 @@ impl From<StoreError> for Problem {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::unavailable(e.to_string())
             }
+            // Reconciles retry this themselves; should it ever reach a caller, retrying helps.
+            StoreError::LedgerMoved { .. } => Self::unavailable(e.to_string()),
         }
     }
 }

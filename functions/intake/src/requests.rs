@@ -161,7 +161,7 @@ impl<S: GrantStore> App<S> {
             requester: caller.user.clone(),
             requester_groups: caller.groups.clone(),
             target: target_id.clone(),
-            role_arn: target.role_arn.clone(),
+            binding: target.binding(),
             duration,
             reason,
             ticket,
@@ -176,6 +176,21 @@ impl<S: GrantStore> App<S> {
             break_glass: new.break_glass,
             at: now,
         };
+        // The break-glass flag lifts `forbid` rules written with `!context.break_glass`, so it
+        // counts only for those the rules permit to break the glass; anyone else asking for it
+        // is refused rather than let past those rules.
+        if new.break_glass {
+            let decision = self
+                .rules
+                .decide(caller, Action::BreakGlass, &target_id, &context);
+            if !decision.allowed {
+                return Err(Problem::forbidden(format!(
+                    "break-glass is not permitted here: {}; ask without break_glass to go through review",
+                    decision.explain_denial(Action::BreakGlass, target_id.as_str())
+                ))
+                .with("policies", decision.policies));
+            }
+        }
         let decision = self
             .rules
             .decide(caller, Action::Request, &target_id, &context);

@@ -184,6 +184,93 @@ async fn requests_the_rules_do_not_permit_get_403_with_cedars_reason() {
 }
 
 #[tokio::test]
+async fn break_glass_lifts_the_rules_only_for_those_permitted_to_break_glass() {
+    let h = Harness::new("break-glass").await;
+    let ask = |target: &str, ticket: Option<&str>| {
+        let mut body = json!({"target": target, "duration": "1h",
+            "reason": "production is down, paging everyone", "break_glass": true});
+        if let Some(ticket) = ticket {
+            body["ticket"] = json!(ticket);
+        }
+        body.to_string()
+    };
+    // Saturday night: write access is forbidden outside business hours, admin needs a ticket.
+    h.clock.advance(3 * 86_400 + 12 * 3600);
+    for (who, target, ticket, says) in [
+        (
+            ALICE,
+            "prod-deploy",
+            None,
+            "break-glass is not permitted here: no policy permits you to BreakGlass on target `prod-deploy`",
+        ),
+        (
+            DAN_DBA,
+            "prod-db-admin",
+            None,
+            "break-glass is not permitted here: no policy permits you to BreakGlass on target `prod-db-admin`",
+        ),
+        // Permitted to break the glass on one target only, and only with a ticket.
+        (
+            SAM_SRE,
+            "prod-deploy",
+            Some("INC-7"),
+            "no policy permits you to BreakGlass on target `prod-deploy`",
+        ),
+        (
+            SAM_SRE,
+            "break-glass-admin",
+            None,
+            "no policy permits you to BreakGlass on target `break-glass-admin`",
+        ),
+    ] {
+        let reply = h
+            .call(
+                who,
+                "POST /requests",
+                "/requests",
+                Some(&ask(target, ticket)),
+            )
+            .await;
+        assert_eq!(reply.status, 403, "{target}: {}", reply.body);
+        assert!(
+            reply.detail().contains(says)
+                && reply
+                    .detail()
+                    .ends_with("ask without break_glass to go through review"),
+            "{target}: {}",
+            reply.detail()
+        );
+    }
+    assert_eq!(h.writes(), 0, "no refused request was written");
+    // Without the flag, the same requests meet the rules they would have skipped.
+    let reply = h
+        .call(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-deploy", "1h")),
+        )
+        .await;
+    assert_eq!(reply.status, 403);
+    assert!(
+        reply
+            .detail()
+            .starts_with("write access can be requested Monday to Friday")
+    );
+    // Those the rules permit break the glass, past the business-hours and ticket rules.
+    let reply = h
+        .call(
+            SAM_SRE,
+            "POST /requests",
+            "/requests",
+            Some(&ask("break-glass-admin", Some("INC-7"))),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert_eq!(reply.body["break_glass"], true);
+}
+
+#[tokio::test]
 async fn an_idempotent_retry_returns_the_first_result_and_a_second_open_request_conflicts() {
     let h = Harness::new("idem").await;
     let key = [("idempotency-key", "retry-7f3a")];

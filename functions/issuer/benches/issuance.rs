@@ -39,7 +39,7 @@ async fn main() {
     let clock = Arc::new(SystemClock);
     let store = DynamoStore::new(table.client.clone(), &table.name);
     let target = TargetId::parse("prod-logs-ro").unwrap();
-    let role = rules.target(&target).unwrap().role_arn.clone();
+    let binding = rules.target(&target).unwrap().binding();
     let mut grants = Vec::new();
     for i in 0..GRANTS {
         let now = clock.now();
@@ -47,7 +47,7 @@ async fn main() {
             requester: UserId::parse(format!("user-{i}")).unwrap(),
             requester_groups: vec![GroupName::parse("engineers").unwrap()],
             target: target.clone(),
-            role_arn: role.clone(),
+            binding: binding.clone(),
             duration: GrantDuration::parse("1h").unwrap(),
             reason: Reason::parse("investigating INC-42 in production").unwrap(),
             ticket: None,

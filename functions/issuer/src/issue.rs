@@ -36,7 +36,14 @@ fn broker_problem(e: BrokerError) -> Problem {
             tracing::error!(detail = %help, "STS access denied: fix the target role's trust policy");
             Problem::new(StatusCode::BAD_GATEWAY, "sts-access-denied", help)
         }
-        BrokerError::Refused(why) => Problem::new(StatusCode::BAD_GATEWAY, "sts-refused", why),
+        refused @ BrokerError::Refused(_) => {
+            tracing::error!(error = %refused, "STS refused the session");
+            Problem::new(
+                StatusCode::BAD_GATEWAY,
+                "sts-refused",
+                format!("{refused}; nothing was issued"),
+            )
+        }
         BrokerError::Unavailable(why) => Problem::unavailable(format!(
             "STS is unavailable ({why}); nothing was issued, try again"
         )),
@@ -65,6 +72,39 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         Ok(grant)
     }
 
+    /// Refuses a grant whose target changed since it was asked for: removed, pointed at
+    /// another role, or given another session policy. The grant was approved for what it
+    /// recorded; using it under changed rules needs a new request.
+    fn still_bound(&self, grant: &Grant) -> Result<(), Problem> {
+        let changed = |why: String| {
+            tracing::warn!(grant = %grant.id, target = %grant.target, why = %why, "grant refused: its target changed");
+            Problem::new(
+                StatusCode::CONFLICT,
+                "target-changed",
+                format!("{why}; this grant can no longer be used, request access again"),
+            )
+        };
+        let Some(target) = self.rules.target(&grant.target) else {
+            return Err(changed(format!(
+                "target `{}` is no longer declared",
+                grant.target
+            )));
+        };
+        if target.role_arn != grant.role_arn {
+            return Err(changed(format!(
+                "target `{}` now names role `{}`, not `{}` as when this grant was requested",
+                grant.target, target.role_arn, grant.role_arn
+            )));
+        }
+        if target.session_policy != grant.session_policy {
+            return Err(changed(format!(
+                "target `{}`'s session policy changed since this grant was requested",
+                grant.target
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks the grant, asks STS, and records the session: the shared path of both routes.
     async fn session(
         &self,
@@ -76,11 +116,7 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         let grant = self.usable_grant(id, caller, now).await?;
         let actor = Actor::User(caller.user.clone());
         let ends_at = grant.ends_at.unwrap_or(now);
-        let max = self
-            .rules
-            .target(&grant.target)
-            .map_or(MAX_CHAINED_SESSION_SECS, |t| i64::from(t.max_session_secs))
-            .min(MAX_CHAINED_SESSION_SECS);
+        let max = i64::from(grant.max_session_secs).min(MAX_CHAINED_SESSION_SECS);
         let duration = (ends_at.unix_seconds() - now.unix_seconds()).clamp(MIN_SESSION_SECS, max);
         // Refuse before calling STS if the grant cannot take a session now.
         grant.apply(
@@ -91,6 +127,7 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
             &actor,
             now,
         )?;
+        self.still_bound(&grant)?;
 
         let mut tags = vec![(GRANT_TAG.to_owned(), grant.id.to_string())];
         tags.push((
@@ -102,10 +139,8 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
             session_name: role_session_name(&grant.requester, &grant.id),
             source_identity: source_identity(&grant.requester),
             tags,
-            policy: self
-                .rules
-                .target(&grant.target)
-                .and_then(|t| t.session_policy.clone()),
+            // The scope recorded with the grant, never the targets file's current one.
+            policy: grant.session_policy.clone(),
             duration_secs: i32::try_from(duration).unwrap_or(i32::MAX),
         };
         let credentials = self.broker.assume(&request).await.map_err(broker_problem)?;

@@ -91,6 +91,27 @@ fn access_denied_help(role: &str, detail: &str) -> String {
     )
 }
 
+/// What an STS error answer means for the caller: the trust policy to fix, a passing outage
+/// (throttling, STS's own faults, any 5xx: retrying later helps), or a refusal that retrying
+/// will not change.
+fn classify(status: u16, code: &str, message: &str, role: &str) -> BrokerError {
+    match code {
+        "AccessDenied" | "AccessDeniedException" => {
+            BrokerError::AccessDenied(access_denied_help(role, message))
+        }
+        "Throttling"
+        | "ThrottlingException"
+        | "RequestLimitExceeded"
+        | "ServiceUnavailable"
+        | "ServiceUnavailableException"
+        | "InternalFailure"
+        | "InternalError"
+        | "InternalServerError" => BrokerError::Unavailable(format!("{code}: {message}")),
+        _ if status >= 500 => BrokerError::Unavailable(format!("{status} {code}: {message}")),
+        _ => BrokerError::Refused(format!("{code}: {message}")),
+    }
+}
+
 impl SessionBroker for StsBroker {
     async fn assume(&self, request: &SessionRequest) -> Result<SessionCredentials, BrokerError> {
         let mut call = self
@@ -112,18 +133,11 @@ impl SessionBroker for StsBroker {
         let out = match call.send().await {
             Ok(out) => out,
             Err(SdkError::ServiceError(e)) => {
+                let status = e.raw().status().as_u16();
                 let err = e.into_err();
                 let code = err.code().unwrap_or("").to_owned();
                 let message = err.message().unwrap_or("").to_owned();
-                return Err(match code.as_str() {
-                    "AccessDenied" | "AccessDeniedException" => {
-                        BrokerError::AccessDenied(access_denied_help(&request.role_arn, &message))
-                    }
-                    "Throttling" | "ThrottlingException" | "RequestLimitExceeded" => {
-                        BrokerError::Unavailable(format!("{code}: {message}"))
-                    }
-                    _ => BrokerError::Refused(format!("{code}: {message}")),
-                });
+                return Err(classify(status, &code, &message, &request.role_arn));
             }
             Err(e) => return Err(BrokerError::Unavailable(DisplayErrorContext(e).to_string())),
         };

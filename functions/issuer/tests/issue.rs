@@ -115,7 +115,7 @@ impl Harness {
             requester: UserId::parse(who).unwrap(),
             requester_groups: vec![GroupName::parse("engineers").unwrap()],
             target: target.clone(),
-            role_arn: t.role_arn.clone(),
+            binding: t.binding(),
             duration: GrantDuration::parse(duration).unwrap(),
             reason: Reason::parse("investigating INC-42 in production").unwrap(),
             ticket: None,
@@ -173,6 +173,39 @@ impl Harness {
         id: &GrantId,
         body: Option<&str>,
     ) -> Reply {
+        call_on(&self.issuer, who, route, id, body).await
+    }
+
+    /// Another issuer on the same table and clock, with `rules` and STS at `sts`.
+    fn issuer_with(
+        &self,
+        rules: Rules,
+        sts: aws_sdk_sts::Client,
+    ) -> Issuer<DynamoStore, Broker, HttpFederation> {
+        Issuer {
+            store: self.issuer.store.clone(),
+            rules: Arc::new(rules),
+            clock: self.clock.clone(),
+            broker: Broker {
+                sts: StsBroker::new(sts),
+                before: std::sync::Mutex::new(None),
+                fail: std::sync::Mutex::new(None),
+            },
+            federation: HttpFederation::new(url::Url::parse(&self.federation.endpoint).unwrap())
+                .unwrap(),
+            config: IssuerConfig::default(),
+        }
+    }
+}
+
+async fn call_on(
+    issuer: &Issuer<DynamoStore, Broker, HttpFederation>,
+    who: Option<(&str, &[&str])>,
+    route: &str,
+    id: &GrantId,
+    body: Option<&str>,
+) -> Reply {
+    {
         let claims = who.map(|(sub, groups)| Claims { sub, groups });
         let path = route
             .split_once(' ')
@@ -181,7 +214,7 @@ impl Harness {
             .replace("{id}", id.as_str());
         let event = jit_local::http_api_event(claims, route, &path, body, &[]);
         let request = jit_http::request_from_event(&event).unwrap();
-        let response = self.issuer.handle(request).await;
+        let response = issuer.handle(request).await;
         let status = response.status().as_u16();
         let bytes: &[u8] = response.body().as_ref();
         Reply {
@@ -189,7 +222,9 @@ impl Harness {
             body: serde_json::from_slice(bytes).unwrap_or(Value::Null),
         }
     }
+}
 
+impl Harness {
     /// DynamoDB and STS calls since the last check.
     fn calls(&self) -> BTreeMap<String, u64> {
         let mut all = self.table.calls.take();
@@ -489,31 +524,284 @@ async fn a_revocation_between_assume_role_and_the_write_drops_the_credentials() 
     );
 }
 
+/// A stand-in for STS on loopback that answers every request with one canned reply, in the
+/// shape STS itself sends (the Query protocol's XML `ErrorResponse`), so the SDK parses it and
+/// the issuer's own mapping decides what the caller is told.
+struct StsStandIn {
+    endpoint: String,
+    reply: Arc<std::sync::Mutex<(u16, String)>>,
+    requests: Arc<std::sync::atomic::AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StsStandIn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl StsStandIn {
+    async fn start() -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let reply = Arc::new(std::sync::Mutex::new((500, String::new())));
+        let requests = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let (r, n) = (reply.clone(), requests.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (r, n) = (r.clone(), n.clone());
+                tokio::spawn(async move {
+                    // Read the head, then the body its Content-Length announces.
+                    let mut buf = Vec::new();
+                    let mut chunk = [0_u8; 4096];
+                    loop {
+                        let Ok(read) = socket.read(&mut chunk).await else {
+                            return;
+                        };
+                        if read == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..read]);
+                        let text = String::from_utf8_lossy(&buf).to_string();
+                        if let Some(end) = text.find("\r\n\r\n") {
+                            let length = text[..end]
+                                .lines()
+                                .find_map(|l| {
+                                    let (k, v) = l.split_once(':')?;
+                                    k.eq_ignore_ascii_case("content-length")
+                                        .then(|| v.trim().parse::<usize>().ok())?
+                                })
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + length {
+                                break;
+                            }
+                        }
+                    }
+                    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (status, body) = r.lock().unwrap().clone();
+                    let head = format!(
+                        "HTTP/1.1 {status} Error\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nx-amzn-RequestId: c6104cbe-af31-11e0-8154-cbc7ccf896c7\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let _ = socket.write_all(body.as_bytes()).await;
+                    let _ = socket.shutdown().await;
+                });
+            }
+        });
+        Self {
+            endpoint,
+            reply,
+            requests,
+            task,
+        }
+    }
+
+    fn answer(&self, status: u16, kind: &str, code: &str, message: &str) {
+        let body = format!(
+            r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
+  <Error>
+    <Type>{kind}</Type>
+    <Code>{code}</Code>
+    <Message>{message}</Message>
+  </Error>
+  <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
+</ErrorResponse>"#
+        );
+        *self.reply.lock().unwrap() = (status, body);
+    }
+
+    /// An STS client for it, retrying as the SDK does but without long back-offs.
+    async fn client(&self) -> aws_sdk_sts::Client {
+        let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config)
+                .endpoint_url(&self.endpoint)
+                .retry_config(
+                    aws_sdk_sts::config::retry::RetryConfig::standard()
+                        .with_max_attempts(2)
+                        .with_initial_backoff(std::time::Duration::from_millis(10)),
+                )
+                .build(),
+        )
+    }
+}
+
 #[tokio::test]
-async fn sts_failures_say_what_to_fix_and_write_nothing() {
+async fn sts_errors_in_their_real_shape_say_what_to_fix_and_write_nothing() {
     let h = Harness::new("sts-fail").await;
     let g = h.active("alice", "prod-logs-ro", "1h").await;
-    *h.issuer.broker.fail.lock().unwrap() = Some(BrokerError::AccessDenied(
-        "STS refused to assume `arn:aws:iam::111111111111:role/jit/prod-logs-ro` (not authorized). The role's trust policy must allow this function's role the actions sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity".into(),
-    ));
+    let sts = StsStandIn::start().await;
+    let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+    let issuer = h.issuer_with(rules, sts.client().await);
+    let denied = "User: arn:aws:sts::123456789012:assumed-role/jit-issuer/issuer is not \
+        authorized to perform: sts:TagSession on resource: \
+        arn:aws:iam::111111111111:role/jit/prod-logs-ro";
+    for (status, kind, code, message, expected, problem, says) in [
+        (
+            403,
+            "Sender",
+            "AccessDenied",
+            denied,
+            502,
+            "sts-access-denied",
+            "The role's trust policy must allow this function's role the actions sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity",
+        ),
+        (
+            503,
+            "Receiver",
+            "ServiceUnavailable",
+            "Service Unavailable",
+            503,
+            "unavailable",
+            "STS is unavailable (ServiceUnavailable: Service Unavailable); nothing was issued, try again",
+        ),
+        (
+            500,
+            "Receiver",
+            "InternalFailure",
+            "An internal error occurred",
+            503,
+            "unavailable",
+            "STS is unavailable (InternalFailure: An internal error occurred)",
+        ),
+        (
+            400,
+            "Sender",
+            "Throttling",
+            "Rate exceeded",
+            503,
+            "unavailable",
+            "STS is unavailable (Throttling: Rate exceeded)",
+        ),
+        (
+            403,
+            "Sender",
+            "RegionDisabledException",
+            "STS is not activated in this region for account:111111111111",
+            502,
+            "sts-refused",
+            "STS refused: RegionDisabledException: STS is not activated",
+        ),
+    ] {
+        sts.answer(status, kind, code, message);
+        let reply = call_on(&issuer, Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None).await;
+        assert_eq!(reply.status, expected, "{code}: {}", reply.body);
+        assert!(
+            reply.body["type"].as_str().unwrap().ends_with(problem),
+            "{code}: {}",
+            reply.body
+        );
+        assert!(reply.detail().contains(says), "{code}: {}", reply.detail());
+        assert_eq!(
+            h.grant(&g.id).await.version,
+            g.version,
+            "{code}: nothing written"
+        );
+    }
+    assert!(sts.requests.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+}
+
+#[tokio::test]
+async fn issuance_keeps_the_scope_recorded_with_the_grant_and_refuses_a_changed_target() {
+    let h = Harness::new("bound").await;
+    let g = h.active("alice", "prod-logs-ro", "1h").await;
+    let recorded = g.session_policy.clone().unwrap();
+    let dir = jit_local::workspace_root().join("infra/policies");
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+    let rules_with = |edit: &dyn Fn(&mut Value)| {
+        let mut file: Value = serde_json::from_str(&read("targets.json")).unwrap();
+        edit(&mut file);
+        Rules::from_sources(
+            &read("schema.cedarschema"),
+            vec![
+                ("access.cedar".into(), read("access.cedar")),
+                ("auto-approve.cedar".into(), read("auto-approve.cedar")),
+            ],
+            &file.to_string(),
+        )
+        .unwrap()
+    };
+    fn logs(file: &mut Value) -> &mut Value {
+        file["targets"]
+            .as_array_mut()
+            .unwrap()
+            .iter_mut()
+            .find(|t| t["id"] == "prod-logs-ro")
+            .unwrap()
+    }
+    let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
+    for (change, edit, says) in [
+        (
+            "session policy removed",
+            Box::new(|f: &mut Value| {
+                logs(f).as_object_mut().unwrap().remove("session_policy");
+            }) as Box<dyn Fn(&mut Value)>,
+            "target `prod-logs-ro`'s session policy changed since this grant was requested",
+        ),
+        (
+            "session policy widened",
+            Box::new(|f: &mut Value| {
+                logs(f)["session_policy"]["Statement"][0]["Action"] = json!("*");
+            }),
+            "session policy changed",
+        ),
+        (
+            "role changed",
+            Box::new(|f: &mut Value| {
+                logs(f)["role_arn"] = json!("arn:aws:iam::111111111111:role/jit/other");
+            }),
+            "target `prod-logs-ro` now names role `arn:aws:iam::111111111111:role/jit/other`",
+        ),
+        (
+            "target removed",
+            Box::new(|f: &mut Value| {
+                f["targets"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|t| t["id"] != "prod-logs-ro");
+            }),
+            "target `prod-logs-ro` is no longer declared",
+        ),
+    ] {
+        let calls = CallCounter::new();
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let issuer = h.issuer_with(rules_with(&edit), sts);
+        let reply = call_on(&issuer, Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None).await;
+        assert_eq!(reply.status, 409, "{change}: {}", reply.body);
+        assert!(
+            reply.body["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("target-changed"),
+            "{change}"
+        );
+        assert!(
+            reply.detail().contains(says) && reply.detail().ends_with("request access again"),
+            "{change}: {}",
+            reply.detail()
+        );
+        assert!(calls.take().is_empty(), "{change}: no STS call");
+        assert_eq!(
+            h.grant(&g.id).await.version,
+            g.version,
+            "{change}: nothing written"
+        );
+    }
+    // Unchanged, the session carries exactly the scope recorded with the grant.
     let reply = h
         .call(Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None)
         .await;
-    assert_eq!(reply.status, 502);
-    assert!(
-        reply
-            .detail()
-            .contains("sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity"),
-        "{}",
-        reply.detail()
-    );
-    *h.issuer.broker.fail.lock().unwrap() =
-        Some(BrokerError::Unavailable("Throttling: rate exceeded".into()));
-    let reply = h
-        .call(Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None)
-        .await;
-    assert_eq!(reply.status, 503);
-    assert_eq!(h.grant(&g.id).await.version, g.version, "nothing written");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(h.last_assume_role()["Policy"], recorded);
 }
 
 #[tokio::test]

@@ -42,7 +42,7 @@ fn request(rules: &Rules, user: &str, due: bool) -> Creation {
         requester: UserId::parse(user).unwrap(),
         requester_groups: vec![GroupName::parse("engineers").unwrap()],
         target,
-        role_arn: t.role_arn.clone(),
+        binding: t.binding(),
         duration: GrantDuration::parse("1h").unwrap(),
         reason: Reason::parse("investigating INC-42 in production").unwrap(),
         ticket: None,

@@ -5,8 +5,7 @@ use std::future::Future;
 
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
-use jit_core::domain::RoleArn;
-use jit_core::policy::Target;
+use jit_core::domain::{RoleArn, TargetRole};
 
 /// Why a role's policy could not be changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,20 +17,29 @@ pub struct PolicyError {
     pub why: String,
 }
 
-/// Changes one inline policy on target roles.
+/// Reads and changes one inline policy on target roles. The role comes from the grant as
+/// recorded, never from the current targets file.
 pub trait RolePolicies: Send + Sync {
-    /// Puts `document` as the inline policy `name` on the target's role.
+    /// The inline policy `name` on `role` as IAM holds it now (URL-decoded), `None` when the
+    /// role has no such policy or no longer exists.
+    fn get(
+        &self,
+        role: &TargetRole,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<String>, PolicyError>> + Send;
+
+    /// Puts `document` as the inline policy `name` on `role`.
     fn put(
         &self,
-        target: &Target,
+        role: &TargetRole,
         name: &str,
         document: &str,
     ) -> impl Future<Output = Result<(), PolicyError>> + Send;
 
-    /// Deletes the inline policy `name` from the target's role; absent is fine.
+    /// Deletes the inline policy `name` from `role`; absent is fine.
     fn delete(
         &self,
-        target: &Target,
+        role: &TargetRole,
         name: &str,
     ) -> impl Future<Output = Result<(), PolicyError>> + Send;
 }
@@ -60,26 +68,13 @@ impl IamPolicies {
         }
     }
 
-    /// With the IAM client and STS client given (so tests can count their calls).
-    pub fn with_clients(
-        config: &aws_config::SdkConfig,
-        iam: aws_sdk_iam::Client,
-        sts: aws_sdk_sts::Client,
-    ) -> Self {
-        Self {
-            config: config.clone(),
-            iam,
-            sts,
-        }
-    }
-
-    /// The client that may change `target`'s role.
-    async fn client_for(&self, target: &Target) -> Result<aws_sdk_iam::Client, PolicyError> {
-        let Some(revoker) = &target.revoker_role_arn else {
+    /// The client that may change `role`.
+    async fn client_for(&self, role: &TargetRole) -> Result<aws_sdk_iam::Client, PolicyError> {
+        let Some(revoker) = &role.revoker_role_arn else {
             return Ok(self.iam.clone());
         };
         let failed = |why: String| PolicyError {
-            role: target.role_arn.to_string(),
+            role: role.role_arn.to_string(),
             why,
         };
         let out = self
@@ -123,32 +118,92 @@ fn iam_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static
     }
 }
 
+/// IAM returns policy documents URL-encoded (RFC 3986); a document that is already JSON is
+/// returned as it is.
+fn url_decoded(document: String) -> String {
+    if document.trim_start().starts_with('{') {
+        return document;
+    }
+    let bytes = document.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escaped = (b == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(v) => {
+                out.push(v);
+                i += 3;
+            }
+            None => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or(document)
+}
+
 impl RolePolicies for IamPolicies {
-    async fn put(&self, target: &Target, name: &str, document: &str) -> Result<(), PolicyError> {
-        let client = self.client_for(target).await?;
+    async fn get(&self, role: &TargetRole, name: &str) -> Result<Option<String>, PolicyError> {
+        let client = self.client_for(role).await?;
+        match client
+            .get_role_policy()
+            .role_name(role_name(&role.role_arn))
+            .policy_name(name)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(url_decoded(out.policy_document))),
+            Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchEntity") => Ok(None),
+            Err(e) => Err(iam_error(&role.role_arn, e)),
+        }
+    }
+
+    async fn put(&self, role: &TargetRole, name: &str, document: &str) -> Result<(), PolicyError> {
+        let client = self.client_for(role).await?;
         client
             .put_role_policy()
-            .role_name(role_name(&target.role_arn))
+            .role_name(role_name(&role.role_arn))
             .policy_name(name)
             .policy_document(document)
             .send()
             .await
-            .map_err(|e| iam_error(&target.role_arn, e))?;
+            .map_err(|e| iam_error(&role.role_arn, e))?;
         Ok(())
     }
 
-    async fn delete(&self, target: &Target, name: &str) -> Result<(), PolicyError> {
-        let client = self.client_for(target).await?;
+    async fn delete(&self, role: &TargetRole, name: &str) -> Result<(), PolicyError> {
+        let client = self.client_for(role).await?;
         match client
             .delete_role_policy()
-            .role_name(role_name(&target.role_arn))
+            .role_name(role_name(&role.role_arn))
             .policy_name(name)
             .send()
             .await
         {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) if e.err().code() == Some("NoSuchEntity") => Ok(()),
-            Err(e) => Err(iam_error(&target.role_arn, e)),
+            Err(e) => Err(iam_error(&role.role_arn, e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_url_decoded_as_iam_returns_them() {
+        let json = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        assert_eq!(url_decoded(json.to_owned()), json);
+        assert_eq!(
+            url_decoded("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D".into()),
+            json
+        );
+        assert_eq!(url_decoded("%7Bbroken%2".into()), "{broken%2");
     }
 }

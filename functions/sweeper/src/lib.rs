@@ -36,6 +36,8 @@ pub struct SweeperConfig {
     pub page_size: u32,
     /// How long before the Lambda deadline the sweep stops taking new work.
     pub deadline_margin: Duration,
+    /// How much of the invocation settling due items leaves for reconciling roles.
+    pub role_reserve: Duration,
 }
 
 impl Default for SweeperConfig {
@@ -46,6 +48,7 @@ impl Default for SweeperConfig {
             concurrency: 8,
             page_size: 100,
             deadline_margin: Duration::from_secs(5),
+            role_reserve: Duration::from_secs(15),
         }
     }
 }
@@ -91,12 +94,44 @@ pub struct Sweeper<S, P> {
 
 const ROUTES: [&str; 1] = ["POST /grants/{id}/revoke"];
 
+/// The sweep's `RolesPending` metric in CloudWatch Embedded Metric Format: how many roles the
+/// sweep left unreconciled (0 when all is in force). The template alarms on it.
+pub fn roles_pending_metric(count: u32, at: jit_core::clock::Timestamp) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": at.unix_seconds() * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": "JitAccess",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "RolesPending", "Unit": "Count"}],
+            }],
+        },
+        "RolesPending": count,
+    })
+    .to_string()
+}
+
 impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     /// Handles whatever Lambda delivered: the EventBridge schedule or an API Gateway request.
-    /// `deadline` is when Lambda will stop this invocation.
+    /// `deadline` is when Lambda will stop this invocation. A sweep that left any role
+    /// unreconciled, or failed at anything, fails the invocation, so Lambda's error metric and
+    /// the template's alarm fire; the next sweep retries all of it.
     pub async fn handle_event(&self, event: Value, deadline: Instant) -> Result<Value, String> {
         if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
             let report = self.sweep(deadline).await;
+            println!(
+                "{}",
+                roles_pending_metric(report.roles_pending, self.clock.now())
+            );
+            if report.roles_pending > 0 || !report.failures.is_empty() {
+                tracing::error!(?report, "sweep incomplete");
+                return Err(format!(
+                    "sweep incomplete: {} role(s) left unreconciled, {} failure(s): {}",
+                    report.roles_pending,
+                    report.failures.len(),
+                    report.failures.join("; ")
+                ));
+            }
             tracing::info!(?report, "sweep done");
             return serde_json::to_value(report).map_err(|e| e.to_string());
         }

@@ -75,16 +75,18 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 Err(e) => return Err(e.into()),
             }
             tracing::warn!(grant = %grant.id, by = %caller.user, target = %grant.target, "grant revoked");
-            let sessions = match (change.revocation(), self.rules.target(&grant.target)) {
-                (None, _) => "none-live",
-                (Some(_), Some(target)) => match self.reconcile(target, now).await {
-                    Ok(_) => "cut",
+            // The role as recorded on the grant, whatever the targets file says now. "cut"
+            // only once a policy that denies this grant is in place and recorded as current.
+            let sessions = match change.revocation() {
+                None => "none-live",
+                Some(entry) => match self.reconcile(&entry.target_role(), now).await {
+                    Ok(outcome) if outcome.covered.contains(&grant.id) => "cut",
+                    Ok(_) => "pending",
                     Err(e) => {
                         tracing::error!(grant = %grant.id, error = %e, "revocation policy not applied; the next sweep retries");
                         "pending"
                     }
                 },
-                (Some(_), None) => "pending",
             };
             let mut body = views::grant(change.grant());
             if let Some(fields) = body.as_object_mut() {

@@ -1,7 +1,9 @@
 //! The scheduled sweep: expire grants past their end, time out requests past their deadline,
-//! keep every target role's revocation policy equal to what its ledger says, and prune the
-//! ledger. Work is found through the due index (never a scan), pages are settled with bounded
-//! concurrency, and the sweep stops before its deadline, leaving the rest to the next run.
+//! keep every revoked role's policy equal to what its ledger says (read back from IAM, so a
+//! policy deleted or edited out of band is restored), and prune the ledger. Work is found
+//! through the due index and the revoked-roles registry (never a scan), pages are settled with
+//! bounded concurrency, and the sweep stops before its deadline, leaving the rest to the next
+//! run.
 
 use std::time::Instant;
 
@@ -10,10 +12,9 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use jit_core::clock::Timestamp;
-use jit_core::domain::{Actor, Command, Grant, GrantState, Service};
-use jit_core::policy::Target;
+use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Service, TargetRole};
 use jit_core::revocation::{POLICY_NAME, RevocationPolicy, derive, live};
-use jit_core::store::{GrantStore, PageRequest, StoreError};
+use jit_core::store::{AppliedPolicy, GrantStore, PageRequest, RoleLedger, StoreError};
 
 use crate::Sweeper;
 use crate::iam::RolePolicies;
@@ -33,6 +34,11 @@ pub struct SweepReport {
     pub pruned: u32,
     /// Roles whose policy fell back to the issue-time cut-off.
     pub fallbacks: u32,
+    /// Roles whose policy was found missing or changed in IAM and was put back.
+    pub repaired: u32,
+    /// Roles left unreconciled (a failure, or the deadline): their revocations may not be in
+    /// force until a later sweep reconciles them.
+    pub roles_pending: u32,
     /// What failed; each is retried by the next sweep.
     pub failures: Vec<String>,
     /// False when the deadline stopped it early.
@@ -46,8 +52,32 @@ pub struct RoleOutcome {
     pub changed: bool,
     /// Whether the fallback was (newly) applied.
     pub fallback: bool,
+    /// Whether IAM held something else than what the ledger calls for, and it was put back.
+    pub repaired: bool,
     /// Ledger entries pruned.
     pub pruned: u32,
+    /// The grants whose sessions the policy now in place denies.
+    pub covered: Vec<GrantId>,
+}
+
+/// How often a reconcile derives and applies again when the ledger moved under it.
+const RECONCILE_ATTEMPTS: usize = 5;
+
+/// How often an audit note is retried over concurrent changes to its grant.
+const NOTE_ATTEMPTS: usize = 5;
+
+/// The marker of a role that should carry no revocation policy.
+const ABSENT: &str = "absent";
+
+/// Whether IAM's copy of a document says the same as `wanted` (IAM may reorder or reformat).
+fn same_document(actual: &str, wanted: &str) -> bool {
+    match (
+        serde_json::from_str::<serde_json::Value>(actual),
+        serde_json::from_str::<serde_json::Value>(wanted),
+    ) {
+        (Ok(a), Ok(w)) => a == w,
+        _ => false,
+    }
 }
 
 fn digest(text: &str) -> String {
@@ -58,7 +88,7 @@ fn digest(text: &str) -> String {
 /// cut-off and the digest of the grants it covers (so the cut-off is kept while they stay).
 fn marker(policy: &RevocationPolicy) -> String {
     match policy {
-        RevocationPolicy::Absent => "absent".to_owned(),
+        RevocationPolicy::Absent => ABSENT.to_owned(),
         RevocationPolicy::Precise { document, .. } => digest(document),
         RevocationPolicy::Fallback {
             issued_before,
@@ -87,15 +117,17 @@ fn kept_cutoff(applied: Option<&str>, policy: &RevocationPolicy) -> Option<Times
 }
 
 impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
-    /// Sweeps until done or until `deadline` draws near.
+    /// Sweeps until done or until `deadline` draws near: settles due items first (keeping
+    /// `role_reserve` for the roles), then reconciles every revoked role.
     pub async fn sweep(&self, deadline: Instant) -> SweepReport {
         let now = self.clock.now();
         let mut report = SweepReport::default();
-        let out_of_time = || Instant::now() + self.config.deadline_margin >= deadline;
+        let out_of_time =
+            |reserve| Instant::now() + self.config.deadline_margin + reserve >= deadline;
         let mut cursor = None;
         loop {
-            if out_of_time() {
-                return report;
+            if out_of_time(self.config.role_reserve) {
+                break;
             }
             let request = PageRequest {
                 limit: self.config.page_size,
@@ -105,7 +137,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 Ok(page) => page,
                 Err(e) => {
                     report.failures.push(format!("listing due work: {e}"));
-                    return report;
+                    break;
                 }
             };
             let settled: Vec<_> = futures::stream::iter(page.items)
@@ -123,24 +155,52 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
             }
             match page.next {
                 Some(next) => cursor = Some(next),
-                None => break,
+                None => {
+                    report.finished = true;
+                    break;
+                }
             }
         }
-        let targets: Vec<&Target> = self.rules.targets().collect();
-        for target in targets {
-            if out_of_time() {
+        let heads = match self.store.revoked_roles().await {
+            Ok(heads) => heads,
+            Err(e) => {
+                report
+                    .failures
+                    .push(format!("listing the revoked roles: {e}"));
+                report.roles_pending += 1;
+                report.finished = false;
                 return report;
             }
-            match self.reconcile(target, now).await {
+        };
+        let mut left = heads.len();
+        for head in heads {
+            if out_of_time(std::time::Duration::ZERO) {
+                report.roles_pending += u32::try_from(left).unwrap_or(u32::MAX);
+                report.finished = false;
+                return report;
+            }
+            left -= 1;
+            // Idle: nothing was live when its policy was last applied, nothing added since.
+            let idle = head
+                .applied
+                .as_ref()
+                .is_some_and(|a| a.marker == ABSENT && a.ledger_version == head.version);
+            if idle {
+                continue;
+            }
+            match self.reconcile(&head.role, now).await {
                 Ok(outcome) => {
                     report.policies_changed += u32::from(outcome.changed);
                     report.fallbacks += u32::from(outcome.fallback);
+                    report.repaired += u32::from(outcome.repaired);
                     report.pruned += outcome.pruned;
                 }
-                Err(e) => report.failures.push(e),
+                Err(e) => {
+                    report.failures.push(e);
+                    report.roles_pending += 1;
+                }
             }
         }
-        report.finished = true;
         report
     }
 
@@ -165,27 +225,17 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         }
     }
 
-    /// Makes `target`'s role carry exactly the policy its ledger calls for, then prunes the
-    /// ledger. Cheap when nothing changed: one query and one read, no IAM call.
-    pub async fn reconcile(&self, target: &Target, now: Timestamp) -> Result<RoleOutcome, String> {
-        let role = &target.role_arn;
-        let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what} `{role}`: {e}");
-        let entries = self
-            .store
-            .revocations(role)
-            .await
-            .map_err(|e| fail("reading the ledger of", &e))?;
-        let applied = self
-            .store
-            .applied_policy(role)
-            .await
-            .map_err(|e| fail("reading the applied policy of", &e))?;
-        let mut policy = derive(&entries, now, self.config.policy_budget);
-        if let Some(cutoff) = kept_cutoff(applied.as_deref(), &policy) {
-            policy = derive(&entries, cutoff, self.config.policy_budget);
+    /// The policy `ledger` calls for at `now`, keeping an applied fallback's cut-off while it
+    /// covers the same grants.
+    fn wanted(&self, ledger: &RoleLedger, now: Timestamp) -> RevocationPolicy {
+        let budget = self.config.policy_budget;
+        let mut policy = derive(&ledger.entries, now, budget);
+        let applied = ledger.applied.as_ref().map(|a| a.marker.as_str());
+        if let Some(cutoff) = kept_cutoff(applied, &policy) {
+            policy = derive(&ledger.entries, cutoff, budget);
             // Deriving at the cut-off keeps the document; the live set is still today's.
             if let RevocationPolicy::Fallback { grants, .. } = &mut policy {
-                *grants = live(&entries, now)
+                *grants = live(&ledger.entries, now)
                     .0
                     .iter()
                     .map(|e| e.grant_id.clone())
@@ -194,76 +244,210 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 grants.dedup();
             }
         }
-        let mut outcome = RoleOutcome::default();
-        let wanted = marker(&policy);
-        if applied.as_deref() != Some(wanted.as_str()) {
-            match policy.document() {
-                Some(document) => self.policies.put(target, POLICY_NAME, document).await,
-                None => self.policies.delete(target, POLICY_NAME).await,
+        policy
+    }
+
+    /// Makes `role` carry exactly the policy its ledger calls for, then prunes the ledger.
+    ///
+    /// Reconciles of one role are ordered by the ledger's version: the policy is recorded as
+    /// applied only if the ledger did not move since it was read, and a reconcile that lost
+    /// derives and applies again, so one that read an older ledger never has the last word.
+    /// When a document is wanted, IAM's copy is read back and put right if it differs, so a
+    /// policy deleted or edited out of band is restored (and audited). Cheap when nothing
+    /// changed: two reads and one `GetRolePolicy`, no write.
+    pub async fn reconcile(
+        &self,
+        role: &TargetRole,
+        now: Timestamp,
+    ) -> Result<RoleOutcome, String> {
+        let arn = &role.role_arn;
+        let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what} `{arn}`: {e}");
+        let mut lost_race = false;
+        let mut noted_fallback: Option<String> = None;
+        for _ in 0..RECONCILE_ATTEMPTS {
+            let ledger = self
+                .store
+                .role_ledger(arn)
+                .await
+                .map_err(|e| fail("reading the ledger of", &e))?;
+            if ledger.version == 0 {
+                return Ok(RoleOutcome::default());
             }
-            .map_err(|e| e.to_string())?;
-            outcome.changed = true;
+            let policy = self.wanted(&ledger, now);
+            let applied = AppliedPolicy {
+                marker: marker(&policy),
+                ledger_version: ledger.version,
+            };
+            let recorded = ledger.applied.as_ref() == Some(&applied);
+            let mut outcome = RoleOutcome::default();
+            // What IAM holds now, when a document must be there.
+            let mut found = None;
+            let in_place = match policy.document() {
+                Some(document) => {
+                    let actual = self
+                        .policies
+                        .get(role, POLICY_NAME)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let same = actual
+                        .as_deref()
+                        .is_some_and(|a| same_document(a, document));
+                    if !same && recorded && !lost_race {
+                        found = Some(match actual {
+                            None => "no revocation policy on the role".to_owned(),
+                            Some(_) => "a different revocation policy on the role".to_owned(),
+                        });
+                    }
+                    same
+                }
+                None => recorded,
+            };
+            if !in_place {
+                match policy.document() {
+                    Some(document) => self.policies.put(role, POLICY_NAME, document).await,
+                    None => self.policies.delete(role, POLICY_NAME).await,
+                }
+                .map_err(|e| e.to_string())?;
+                outcome.changed = true;
+            }
+            if let Some(found) = found {
+                outcome.repaired = true;
+                tracing::error!(role = %arn, found = %found, "REVOCATION POLICY DRIFT: put back what the ledger calls for");
+                for entry in live(&ledger.entries, now).0 {
+                    self.note(
+                        &entry.grant_id,
+                        Command::NoteRevocationRepaired {
+                            found: found.clone(),
+                        },
+                        now,
+                    )
+                    .await?;
+                }
+            }
+            let newly =
+                ledger.applied.as_ref().map(|a| a.marker.as_str()) != Some(applied.marker.as_str());
             if let RevocationPolicy::Fallback {
                 issued_before,
                 grants,
                 precise_chars,
                 ..
             } = &policy
+                && newly
+                && noted_fallback.as_deref() != Some(applied.marker.as_str())
             {
                 outcome.fallback = true;
                 tracing::error!(
-                    role = %role,
+                    role = %arn,
                     grants = grants.len(),
                     precise_chars,
                     budget = self.config.policy_budget,
                     cutoff = %issued_before,
                     "REVOCATION FALLBACK: every session of this role issued before the cut-off is denied"
                 );
-                for id in grants {
-                    self.note_fallback(id, *issued_before, now).await?;
+                let fallback = Command::NoteRevocationFallback {
+                    issued_before: *issued_before,
+                };
+                let bystanders = self.cut_bystanders(arn, grants, now).await?;
+                for id in grants.iter().chain(&bystanders) {
+                    self.note(id, fallback.clone(), now).await?;
+                }
+                noted_fallback = Some(applied.marker.clone());
+            }
+            if !recorded {
+                match self.store.record_applied(arn, &applied).await {
+                    Ok(()) => {}
+                    Err(StoreError::LedgerMoved { .. }) => {
+                        // Another revocation landed meanwhile; what was just put may be older
+                        // than what another reconcile put. Derive and apply again.
+                        lost_race = true;
+                        continue;
+                    }
+                    Err(e) => return Err(fail("recording the applied policy of", &e)),
                 }
             }
-            self.store
-                .record_applied(role, &wanted)
-                .await
-                .map_err(|e| fail("recording the applied policy of", &e))?;
+            outcome.covered = match &policy {
+                RevocationPolicy::Absent => Vec::new(),
+                RevocationPolicy::Precise { grants, .. }
+                | RevocationPolicy::Fallback { grants, .. } => grants.clone(),
+            };
+            for entry in live(&ledger.entries, now).1 {
+                self.store
+                    .remove_revocation(entry)
+                    .await
+                    .map_err(|e| fail("pruning the ledger of", &e))?;
+                outcome.pruned += 1;
+            }
+            return Ok(outcome);
         }
-        for entry in live(&entries, now).1 {
-            self.store
-                .remove_revocation(entry)
-                .await
-                .map_err(|e| fail("pruning the ledger of", &e))?;
-            outcome.pruned += 1;
-        }
-        Ok(outcome)
+        Err(fail(
+            "the ledger kept changing while reconciling",
+            &"the next sweep tries again",
+        ))
     }
 
-    /// Appends the fallback to one grant's audit trail, retrying over concurrent changes.
-    async fn note_fallback(
+    /// The active grants of others on `role` whose live sessions a fallback cut-off at `now`
+    /// denies too. Walks the open grants (the due index): a fallback is rare, and every such
+    /// person must be told.
+    async fn cut_bystanders(
         &self,
-        id: &jit_core::domain::GrantId,
-        issued_before: Timestamp,
+        role: &jit_core::domain::RoleArn,
+        revoked: &[GrantId],
         now: Timestamp,
-    ) -> Result<(), String> {
-        for _ in 0..5 {
+    ) -> Result<Vec<GrantId>, String> {
+        // Every open grant is due within its longest possible life; a year covers them all.
+        let horizon = now.plus_secs(366 * 86_400);
+        let mut found = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .list_due(
+                    horizon,
+                    &PageRequest {
+                        limit: PageRequest::MAX_LIMIT,
+                        cursor: cursor.take(),
+                    },
+                )
+                .await
+                .map_err(|e| format!("finding the sessions a fallback on `{role}` cuts: {e}"))?;
+            found.extend(
+                page.items
+                    .into_iter()
+                    .filter(|g| {
+                        g.state == GrantState::Active
+                            && &g.role_arn == role
+                            && g.sessions_valid_until.is_some_and(|until| until > now)
+                            && !revoked.contains(&g.id)
+                    })
+                    .map(|g| g.id),
+            );
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(found),
+            }
+        }
+    }
+
+    /// Appends a state-preserving note to one grant's audit trail, retrying over concurrent
+    /// changes.
+    async fn note(&self, id: &GrantId, command: Command, now: Timestamp) -> Result<(), String> {
+        let failed =
+            |e: &dyn std::fmt::Display| format!("auditing `{}` on `{id}`: {e}", command.name());
+        for _ in 0..NOTE_ATTEMPTS {
             let grant = match self.store.get(id).await {
                 Ok(Some(grant)) => grant,
                 Ok(None) => return Ok(()),
-                Err(e) => return Err(format!("auditing the fallback on `{id}`: {e}")),
+                Err(e) => return Err(failed(&e)),
             };
             let change = grant
-                .apply(
-                    Command::NoteRevocationFallback { issued_before },
-                    &Actor::Service(Service::Sweeper),
-                    now,
-                )
-                .map_err(|e| e.to_string())?;
+                .apply(command.clone(), &Actor::Service(Service::Sweeper), now)
+                .map_err(|e| failed(&e))?;
             match self.store.commit(&change).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(format!("auditing the fallback on `{id}`: {e}")),
+                Err(e) => return Err(failed(&e)),
             }
         }
-        Err(format!("auditing the fallback on `{id}`: it kept changing"))
+        Err(failed(&"it kept changing"))
     }
 }

@@ -10,40 +10,87 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jit_core::audit::AuditAction;
+use jit_core::audit::{AuditAction, AuditRecord};
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use jit_core::domain::{
-    Actor, Command, Grant, GrantDuration, GrantId, GrantState, GroupName, NewRequest, Reason,
-    Service, SessionKind, TargetId, UserId,
+    Actor, Change, Command, Creation, Grant, GrantDuration, GrantId, GrantState, GroupName,
+    NewRequest, Reason, RevocationEntry, RoleArn, Service, SessionKind, TargetId, TargetRole,
+    UserId,
 };
-use jit_core::policy::{Rules, Target};
-use jit_core::store::{DynamoStore, GrantStore, PageRequest};
+use jit_core::policy::Rules;
+use jit_core::store::{
+    AppliedPolicy, Created, DynamoStore, GrantStore, Idempotency, LedgerHead, Page, PageRequest,
+    RoleLedger, StoreError,
+};
 use jit_local::{Claims, TestTable};
 use jit_sweeper::{IamPolicies, PolicyError, RolePolicies, Sweeper, SweeperConfig};
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
-/// IAM on the emulator, with a switch that makes one role's calls fail.
+/// Gates that hold the next call of one kind until the test releases it, so a test can put
+/// two reconciles in the order a race would.
+#[derive(Default)]
+struct Gates(Mutex<Vec<Gate>>);
+
+/// One armed gate: the kind of call it holds, who to tell it arrived, what lets it go.
+type Gate = (&'static str, oneshot::Sender<()>, oneshot::Receiver<()>);
+
+impl Gates {
+    /// Holds the next `kind` call: `entered` fires when it arrives, sending on `release` lets
+    /// it go on.
+    fn arm(&self, kind: &'static str) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (entered_tx, entered) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        self.0.lock().unwrap().push((kind, entered_tx, release_rx));
+        (entered, release)
+    }
+
+    async fn pass(&self, kind: &'static str) {
+        let gate = {
+            let mut gates = self.0.lock().unwrap();
+            let at = gates.iter().position(|(k, _, _)| *k == kind);
+            at.map(|i| gates.remove(i))
+        };
+        if let Some((_, entered, release)) = gate {
+            entered.send(()).unwrap();
+            release.await.unwrap();
+        }
+    }
+}
+
+/// IAM on the emulator, with a switch that makes one role's calls fail and gates that hold a
+/// put or delete.
 struct Policies {
     iam: IamPolicies,
     broken_role: Mutex<Option<String>>,
+    gates: Arc<Gates>,
 }
 
 impl RolePolicies for Policies {
-    async fn put(&self, target: &Target, name: &str, document: &str) -> Result<(), PolicyError> {
-        self.check(target)?;
-        self.iam.put(target, name, document).await
+    async fn get(&self, role: &TargetRole, name: &str) -> Result<Option<String>, PolicyError> {
+        self.check(role)?;
+        self.iam.get(role, name).await
     }
-    async fn delete(&self, target: &Target, name: &str) -> Result<(), PolicyError> {
-        self.check(target)?;
-        self.iam.delete(target, name).await
+    async fn put(&self, role: &TargetRole, name: &str, document: &str) -> Result<(), PolicyError> {
+        self.check(role)?;
+        self.gates.pass("iam-write").await;
+        self.iam.put(role, name, document).await
+    }
+    async fn delete(&self, role: &TargetRole, name: &str) -> Result<(), PolicyError> {
+        self.check(role)?;
+        self.gates.pass("iam-write").await;
+        self.iam.delete(role, name).await
     }
 }
 
 impl Policies {
-    fn check(&self, target: &Target) -> Result<(), PolicyError> {
-        if self.broken_role.lock().unwrap().as_deref() == Some(target.id.as_str()) {
+    fn check(&self, role: &TargetRole) -> Result<(), PolicyError> {
+        let name = jit_sweeper::role_name(&role.role_arn);
+        if let Some(broken) = self.broken_role.lock().unwrap().as_deref()
+            && name.starts_with(&format!("{broken}-"))
+        {
             return Err(PolicyError {
-                role: target.role_arn.to_string(),
+                role: role.role_arn.to_string(),
                 why: "injected failure".into(),
             });
         }
@@ -51,13 +98,93 @@ impl Policies {
     }
 }
 
+/// DynamoDB on the emulator, with a gate that holds the write of the applied marker (a slow
+/// digest write).
+#[derive(Clone)]
+struct GatedStore {
+    inner: DynamoStore,
+    gates: Arc<Gates>,
+}
+
+impl GrantStore for GatedStore {
+    async fn create(
+        &self,
+        creation: &Creation,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        self.inner.create(creation, idempotency).await
+    }
+    async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn commit(&self, change: &Change) -> Result<(), StoreError> {
+        self.inner.commit(change).await
+    }
+    async fn list_by_requester(
+        &self,
+        requester: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        self.inner.list_by_requester(requester, page).await
+    }
+    async fn list_pending_for_target(
+        &self,
+        target: &TargetId,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        self.inner.list_pending_for_target(target, page).await
+    }
+    async fn list_due(
+        &self,
+        before: Timestamp,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        self.inner.list_due(before, page).await
+    }
+    async fn audit_of_grant(
+        &self,
+        id: &GrantId,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        self.inner.audit_of_grant(id, page).await
+    }
+    async fn audit_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        self.inner.audit_between(from, to, page).await
+    }
+    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
+        self.inner.revoked_roles().await
+    }
+    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
+        self.inner.role_ledger(role).await
+    }
+    async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
+        self.inner.remove_revocation(entry).await
+    }
+    async fn record_applied(
+        &self,
+        role: &RoleArn,
+        applied: &AppliedPolicy,
+    ) -> Result<(), StoreError> {
+        self.gates.pass("record-applied").await;
+        self.inner.record_applied(role, applied).await
+    }
+}
+
 struct Harness {
-    sweeper: Sweeper<DynamoStore, Policies>,
+    sweeper: Sweeper<GatedStore, Policies>,
     clock: Arc<ManualClock>,
     /// IAM in the broker's account, and in the target account through the revoker role.
     iam: aws_sdk_iam::Client,
     iam_other: aws_sdk_iam::Client,
     suffix: String,
+    gates: Arc<Gates>,
+    config: aws_config::SdkConfig,
+    targets: String,
 }
 
 const SRE: &[&str] = &["sre"];
@@ -87,15 +214,7 @@ impl Harness {
                 "role/jit/break-glass-admin",
                 &format!("role/jit/break-glass-admin-{suffix}"),
             );
-        let rules = Rules::from_sources(
-            &read("schema.cedarschema"),
-            vec![
-                ("access.cedar".into(), read("access.cedar")),
-                ("auto-approve.cedar".into(), read("auto-approve.cedar")),
-            ],
-            &targets,
-        )
-        .unwrap();
+        let rules = rules_from(&targets);
         let iam = aws_sdk_iam::Client::new(&config);
         let sts = aws_sdk_sts::Client::new(&config);
         // The target account's IAM, as the revoker role sees it.
@@ -134,28 +253,34 @@ impl Harness {
                 .unwrap();
         }
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
-        let sweeper = Sweeper {
-            store: DynamoStore::new(table.client.clone(), &table.name),
-            rules: Arc::new(rules),
-            clock: clock.clone(),
-            policies: Policies {
-                iam: IamPolicies::new(&config),
-                broken_role: Mutex::new(None),
-            },
-            config: SweeperConfig {
-                policy_budget: budget,
-                deadline_margin: Duration::ZERO,
-                page_size: 3,
-                ..SweeperConfig::default()
-            },
+        let gates = Arc::new(Gates::default());
+        let store = GatedStore {
+            inner: DynamoStore::new(table.client.clone(), &table.name),
+            gates: gates.clone(),
         };
+        let sweeper = sweeper_with(store, rules, clock.clone(), &config, &gates, budget);
         Self {
             sweeper,
             clock,
             iam,
             iam_other,
             suffix,
+            gates,
+            config,
+            targets,
         }
+    }
+
+    /// Another sweeper on the same table, IAM and clock, with the targets file edited.
+    fn with_targets(&self, edit: impl Fn(&str) -> String) -> Sweeper<GatedStore, Policies> {
+        sweeper_with(
+            self.sweeper.store.clone(),
+            rules_from(&edit(&self.targets)),
+            self.clock.clone(),
+            &self.config,
+            &self.gates,
+            self.sweeper.config.policy_budget,
+        )
     }
 
     fn now(&self) -> Timestamp {
@@ -163,7 +288,7 @@ impl Harness {
     }
 
     fn store(&self) -> &DynamoStore {
-        &self.sweeper.store
+        &self.sweeper.store.inner
     }
 
     async fn pending(&self, who: &str, target: &str, duration: &str) -> Grant {
@@ -175,7 +300,7 @@ impl Harness {
             requester: UserId::parse(who).unwrap(),
             requester_groups: vec![GroupName::parse("engineers").unwrap()],
             target: target.clone(),
-            role_arn: t.role_arn.clone(),
+            binding: t.binding(),
             duration: GrantDuration::parse(duration).unwrap(),
             reason: Reason::parse("investigating INC-42 in production").unwrap(),
             ticket: None,
@@ -267,31 +392,108 @@ impl Harness {
     }
 
     async fn revoke(&self, who: Option<(&str, &[&str])>, id: &GrantId, body: &str) -> (u16, Value) {
-        let claims = who.map(|(sub, groups)| Claims { sub, groups });
-        let path = format!("/grants/{id}/revoke");
-        let event =
-            jit_local::http_api_event(claims, "POST /grants/{id}/revoke", &path, Some(body), &[]);
-        let out = self
-            .sweeper
-            .handle_event(event, Instant::now() + Duration::from_secs(60))
+        revoke_with(&self.sweeper, who, id, body).await
+    }
+
+    /// The revocation policy on the role of a grant as recorded.
+    async fn policy_of(&self, g: &Grant) -> Option<Value> {
+        let client = if g.role_arn.as_str().contains(":222222222222:") {
+            &self.iam_other
+        } else {
+            &self.iam
+        };
+        let out = client
+            .get_role_policy()
+            .role_name(jit_sweeper::role_name(&g.role_arn))
+            .policy_name("jit-revocations")
+            .send()
             .await
-            .unwrap();
-        let status = out["statusCode"].as_u64().unwrap() as u16;
-        (
-            status,
-            serde_json::from_str(out["body"].as_str().unwrap()).unwrap_or(Value::Null),
-        )
+            .ok()?;
+        let text = out.policy_document;
+        let decoded = url::form_urlencoded::parse(format!("d={text}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or(text);
+        Some(serde_json::from_str(&decoded).unwrap())
     }
 
     async fn sweep(&self) -> Value {
-        let event = json!({"version": "0", "id": "53dc4d37", "detail-type": "Scheduled Event", "source": "aws.events",
-            "account": "123456789012", "time": "2027-01-13T10:00:00Z", "region": "eu-west-1",
-            "resources": ["arn:aws:events:eu-west-1:123456789012:rule/jit-sweep"], "detail": {}});
-        self.sweeper
-            .handle_event(event, Instant::now() + Duration::from_secs(60))
-            .await
-            .unwrap()
+        self.try_sweep().await.unwrap()
     }
+
+    /// The scheduled sweep, as Lambda invokes it: `Err` fails the invocation.
+    async fn try_sweep(&self) -> Result<Value, String> {
+        self.sweeper
+            .handle_event(scheduled_event(), Instant::now() + Duration::from_secs(60))
+            .await
+    }
+}
+
+fn scheduled_event() -> Value {
+    json!({"version": "0", "id": "53dc4d37", "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": "2027-01-13T10:00:00Z", "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/jit-sweep"], "detail": {}})
+}
+
+fn rules_from(targets: &str) -> Rules {
+    let dir = jit_local::workspace_root().join("infra/policies");
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+    Rules::from_sources(
+        &read("schema.cedarschema"),
+        vec![
+            ("access.cedar".into(), read("access.cedar")),
+            ("auto-approve.cedar".into(), read("auto-approve.cedar")),
+        ],
+        targets,
+    )
+    .unwrap()
+}
+
+fn sweeper_with(
+    store: GatedStore,
+    rules: Rules,
+    clock: Arc<ManualClock>,
+    config: &aws_config::SdkConfig,
+    gates: &Arc<Gates>,
+    budget: usize,
+) -> Sweeper<GatedStore, Policies> {
+    Sweeper {
+        store,
+        rules: Arc::new(rules),
+        clock,
+        policies: Policies {
+            iam: IamPolicies::new(config),
+            broken_role: Mutex::new(None),
+            gates: gates.clone(),
+        },
+        config: SweeperConfig {
+            policy_budget: budget,
+            deadline_margin: Duration::ZERO,
+            page_size: 3,
+            ..SweeperConfig::default()
+        },
+    }
+}
+
+async fn revoke_with(
+    sweeper: &Sweeper<GatedStore, Policies>,
+    who: Option<(&str, &[&str])>,
+    id: &GrantId,
+    body: &str,
+) -> (u16, Value) {
+    let claims = who.map(|(sub, groups)| Claims { sub, groups });
+    let path = format!("/grants/{id}/revoke");
+    let event =
+        jit_local::http_api_event(claims, "POST /grants/{id}/revoke", &path, Some(body), &[]);
+    let out = sweeper
+        .handle_event(event, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    let status = out["statusCode"].as_u64().unwrap() as u16;
+    (
+        status,
+        serde_json::from_str(out["body"].as_str().unwrap()).unwrap_or(Value::Null),
+    )
 }
 
 fn reason() -> String {
@@ -553,8 +755,14 @@ async fn iam_failing_on_one_role_leaves_the_others_and_the_next_sweep_repairs_it
     );
     assert!(h.policy("prod-logs-ro").await.is_none());
     assert!(h.policy("prod-deploy").await.is_some());
-    let report = h.sweep().await;
-    assert_eq!(report["failures"].as_array().unwrap().len(), 1, "{report}");
+    // The sweep that cannot reconcile a role fails its invocation, so Lambda's error metric
+    // and the template's alarm fire.
+    let err = h.try_sweep().await.unwrap_err();
+    assert!(
+        err.starts_with("sweep incomplete: 1 role(s) left unreconciled, 1 failure(s)")
+            && err.contains("injected failure"),
+        "{err}"
+    );
     *h.sweeper.policies.broken_role.lock().unwrap() = None;
     let report = h.sweep().await;
     assert!(
@@ -573,6 +781,22 @@ async fn an_oversized_ledger_falls_back_to_a_cut_off_audits_it_and_returns() {
     let h = Harness::new("fallback", 230).await;
     let a = h.with_session("alice", "prod-logs-ro", "1h", 600).await;
     let b = h.with_session("bob", "prod-logs-ro", "1h", 3000).await;
+    // Carol's active grant has a live session the cut-off will deny too; Dave has none yet,
+    // and Erin's is on another role.
+    let carol = h.with_session("carol", "prod-logs-ro", "1h", 1800).await;
+    let dave = {
+        let g = h.pending("dave", "prod-logs-ro", "1h").await;
+        h.apply(
+            &g,
+            Command::AutoApprove {
+                policies: vec!["t".into()],
+                policy_hash: "h".into(),
+            },
+            Actor::Service(Service::Approver),
+        )
+        .await
+    };
+    let erin = h.with_session("erin", "prod-deploy", "1h", 1800).await;
     assert_eq!(h.revoke(Some(("sam", SRE)), &a.id, &reason()).await.0, 200);
     assert_eq!(
         denied_grants(&h.policy("prod-logs-ro").await.unwrap()),
@@ -583,10 +807,43 @@ async fn an_oversized_ledger_falls_back_to_a_cut_off_audits_it_and_returns() {
     let policy = h.policy("prod-logs-ro").await.unwrap();
     let cutoff = policy["Statement"][0]["Condition"]["DateLessThan"]["aws:TokenIssueTime"].clone();
     assert_eq!(cutoff, json!(h.now().to_rfc3339()), "{policy}");
-    for g in [&a, &b] {
+    for g in [&a, &b, &carol] {
         assert_eq!(
             h.actions(&g.id).await.last(),
-            Some(&AuditAction::RevocationFallback)
+            Some(&AuditAction::RevocationFallback),
+            "{}",
+            g.requester
+        );
+    }
+    // Carol is told what it means for her: her older sessions are cut, new ones are not.
+    let records = h
+        .store()
+        .audit_of_grant(&carol.id, &PageRequest::first(50))
+        .await
+        .unwrap()
+        .items;
+    let note = records.last().unwrap();
+    assert_eq!(
+        (
+            note.to,
+            note.detail
+                .get("sessions_issued_before")
+                .map(String::as_str),
+            note.detail.get("effect").map(String::as_str)
+        ),
+        (
+            GrantState::Active,
+            Some(h.now().to_string().as_str()),
+            Some("live sessions issued before the cut-off are denied; new credentials are not")
+        )
+    );
+    for g in [&dave, &erin] {
+        assert!(
+            !h.actions(&g.id)
+                .await
+                .contains(&AuditAction::RevocationFallback),
+            "{} has no session the cut-off denies",
+            g.requester
         );
     }
     // The next sweep keeps the cut-off and audits nothing new (it only settles the other,
@@ -636,4 +893,240 @@ async fn unknown_events_are_errors() {
         .await
         .unwrap_err();
     assert!(err.starts_with("unrecognised event"), "{err}");
+}
+
+/// The grants a revocation policy denies.
+fn denied(policy: Option<Value>) -> Vec<String> {
+    policy.map(|p| denied_grants(&p)).unwrap_or_default()
+}
+
+fn sorted(ids: &[&GrantId]) -> Vec<String> {
+    let mut ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn two_revokes_racing_on_one_role_both_end_denied() {
+    // Revoke A reads the ledger {A} and its PutRolePolicy is slow; revoke B reads {A, B},
+    // puts its document, and its write of the applied marker is slow. A's stale document
+    // then lands last in IAM. Without ordering, IAM kept {A} while the marker claimed {A, B},
+    // and no sweep ever looked again.
+    let h = Harness::new("race-revokes", 10_240).await;
+    let a = h.with_session("alice", "prod-logs-ro", "1h", 1800).await;
+    let b = h.with_session("bob", "prod-logs-ro", "1h", 1800).await;
+    let why = reason();
+    let (a_in_iam, release_a) = h.gates.arm("iam-write");
+    let revoke_a = h.revoke(Some(("sam", SRE)), &a.id, &why);
+    let choreography = async {
+        a_in_iam.await.unwrap();
+        let (b_recording, release_b) = h.gates.arm("record-applied");
+        let revoke_b = h.revoke(Some(("sam", SRE)), &b.id, &why);
+        let steer = async {
+            b_recording.await.unwrap();
+            assert_eq!(
+                denied(h.policy("prod-logs-ro").await),
+                sorted(&[&a.id, &b.id]),
+                "B's document is in IAM"
+            );
+            // A's stale put lands now, then B's marker write.
+            release_a.send(()).unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            release_b.send(()).unwrap();
+        };
+        tokio::join!(revoke_b, steer).0
+    };
+    let ((status_a, body_a), (status_b, body_b)) = tokio::join!(revoke_a, choreography);
+    assert_eq!((status_a, status_b), (200, 200), "{body_a} {body_b}");
+    assert_eq!(
+        (
+            body_a["live_sessions"].as_str(),
+            body_b["live_sessions"].as_str()
+        ),
+        (Some("cut"), Some("cut"))
+    );
+    assert_eq!(
+        denied(h.policy("prod-logs-ro").await),
+        sorted(&[&a.id, &b.id]),
+        "every revoked grant is denied once both answered"
+    );
+    let report = h.sweep().await;
+    assert_eq!(report["policies_changed"], 0, "{report}");
+    assert_eq!(
+        denied(h.policy("prod-logs-ro").await),
+        sorted(&[&a.id, &b.id])
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_that_read_the_ledger_before_a_revoke_cannot_undo_it() {
+    // An earlier revocation's session lapses, so the sweep derives "no policy" and deletes
+    // it, slowly; meanwhile a new revoke puts its deny. The sweep's delete lands last.
+    let h = Harness::new("race-sweep", 10_240).await;
+    let old = h.with_session("olga", "prod-logs-ro", "1h", 900).await;
+    assert_eq!(
+        h.revoke(Some(("sam", SRE)), &old.id, &reason()).await.0,
+        200
+    );
+    h.clock.advance(901);
+    let fresh = h.with_session("alice", "prod-logs-ro", "1h", 1800).await;
+    let (sweep_in_iam, release_sweep) = h.gates.arm("iam-write");
+    let sweep = h.try_sweep();
+    let choreography = async {
+        sweep_in_iam.await.unwrap();
+        let answer = h.revoke(Some(("sam", SRE)), &fresh.id, &reason()).await;
+        assert_eq!(denied(h.policy("prod-logs-ro").await), sorted(&[&fresh.id]));
+        release_sweep.send(()).unwrap();
+        answer
+    };
+    let (report, (status, body)) = tokio::join!(sweep, choreography);
+    let report = report.unwrap();
+    assert_eq!(
+        (status, body["live_sessions"].as_str()),
+        (200, Some("cut")),
+        "{body}"
+    );
+    assert_eq!(
+        report["failures"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
+    assert_eq!(
+        denied(h.policy("prod-logs-ro").await),
+        sorted(&[&fresh.id]),
+        "the sweep re-derived after losing and put the deny back"
+    );
+}
+
+#[tokio::test]
+async fn a_policy_removed_or_edited_out_of_band_is_restored_by_the_next_sweep() {
+    let h = Harness::new("drift", 10_240).await;
+    let g = h.with_session("alice", "prod-logs-ro", "1h", 1800).await;
+    assert_eq!(h.revoke(Some(("sam", SRE)), &g.id, &reason()).await.0, 200);
+    let wanted = h.policy("prod-logs-ro").await.unwrap();
+    let role = jit_sweeper::role_name(&g.role_arn).to_owned();
+    let loosened = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
+        "Action": "s3:DeleteBucket", "Resource": "*"}]});
+    let recreate = || async {
+        h.iam
+            .delete_role_policy()
+            .role_name(&role)
+            .policy_name("jit-revocations")
+            .send()
+            .await
+            .unwrap();
+        h.iam.delete_role().role_name(&role).send().await.unwrap();
+        h.iam
+            .create_role()
+            .role_name(&role)
+            .path("/jit/")
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send()
+            .await
+            .unwrap();
+    };
+    for (how, found) in [
+        ("deleted", "no revocation policy on the role"),
+        ("edited", "a different revocation policy on the role"),
+        ("role recreated", "no revocation policy on the role"),
+    ] {
+        match how {
+            "deleted" => {
+                h.iam
+                    .delete_role_policy()
+                    .role_name(&role)
+                    .policy_name("jit-revocations")
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            "edited" => {
+                h.iam
+                    .put_role_policy()
+                    .role_name(&role)
+                    .policy_name("jit-revocations")
+                    .policy_document(loosened.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            _ => recreate().await,
+        }
+        let report = h.sweep().await;
+        assert_eq!(
+            (
+                report["repaired"].as_u64(),
+                report["policies_changed"].as_u64()
+            ),
+            (Some(1), Some(1)),
+            "{how}: {report}"
+        );
+        assert_eq!(h.policy("prod-logs-ro").await.unwrap(), wanted, "{how}");
+        let records = h
+            .store()
+            .audit_of_grant(&g.id, &PageRequest::first(50))
+            .await
+            .unwrap()
+            .items;
+        let note = records.last().unwrap();
+        assert_eq!(
+            (note.action, note.detail.get("found").map(String::as_str)),
+            (AuditAction::RevocationRepaired, Some(found)),
+            "{how}"
+        );
+        // Once in place again, a sweep finds nothing to repair.
+        let again = h.sweep().await;
+        assert_eq!(again["repaired"], 0, "{how}: {again}");
+    }
+}
+
+#[tokio::test]
+async fn revocation_follows_the_role_recorded_on_the_grant_not_the_targets_file() {
+    let h = Harness::new("moved", 10_240).await;
+    let moved = h.with_session("alice", "prod-logs-ro", "1h", 1800).await;
+    let removed = h.with_session("dan", "prod-db-admin", "1h", 1800).await;
+    // The targets file now points prod-logs-ro at another role, and no longer declares
+    // prod-db-admin (whose role lives in another account, reached through its revoker role).
+    let edited = h.with_targets(|targets| {
+        let mut file: Value = serde_json::from_str(targets).unwrap();
+        let list = file["targets"].as_array_mut().unwrap();
+        list.retain(|t| t["id"] != "prod-db-admin");
+        for t in list.iter_mut() {
+            if t["id"] == "prod-logs-ro" {
+                t["role_arn"] = json!("arn:aws:iam::111111111111:role/jit/some-other-role");
+            }
+        }
+        file.to_string()
+    });
+    let (status, body) = revoke_with(&edited, Some(("sam", SRE)), &moved.id, &reason()).await;
+    assert_eq!(
+        (status, body["live_sessions"].as_str()),
+        (200, Some("cut")),
+        "{body}"
+    );
+    assert_eq!(denied(h.policy_of(&moved).await), sorted(&[&moved.id]));
+    // The removed target's grant: revoked by its requester, cut through the recorded revoker.
+    let (status, body) =
+        revoke_with(&edited, Some(("dan", &["dba"])), &removed.id, &reason()).await;
+    assert_eq!(
+        (status, body["live_sessions"].as_str()),
+        (200, Some("cut")),
+        "{body}"
+    );
+    assert_eq!(denied(h.policy_of(&removed).await), sorted(&[&removed.id]));
+    // The sweep walks every role with ledger entries, declared or not: it repairs the
+    // removed target's role when its policy goes missing.
+    h.iam_other
+        .delete_role_policy()
+        .role_name(jit_sweeper::role_name(&removed.role_arn))
+        .policy_name("jit-revocations")
+        .send()
+        .await
+        .unwrap();
+    let report = edited
+        .handle_event(scheduled_event(), Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(report["repaired"], 1, "{report}");
+    assert_eq!(denied(h.policy_of(&removed).await), sorted(&[&removed.id]));
 }

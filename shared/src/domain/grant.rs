@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use super::lifecycle::TargetRole;
 use super::{
     Actor, GrantDuration, GrantId, GrantState, GroupName, Reason, RoleArn, TargetId, Ticket, UserId,
 };
@@ -31,6 +33,40 @@ pub struct Review {
     pub at: Timestamp,
 }
 
+/// Everything issuance and revocation need from the target, recorded when access is asked
+/// for: a later edit of the targets file never changes what an existing grant's credentials
+/// can do, nor where its revocation lands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleBinding {
+    /// The role credentials are issued for.
+    pub role_arn: RoleArn,
+    /// The role the sweeper assumes to change `role_arn`'s policies, when it lives in another
+    /// account than the broker.
+    pub revoker_role_arn: Option<RoleArn>,
+    /// The scope-down policy every session carries, minified; `None` means the role's own
+    /// rights.
+    pub session_policy: Option<String>,
+    /// The role's maximum session duration, in seconds.
+    pub max_session_secs: u32,
+}
+
+impl RoleBinding {
+    /// The role whose revocation policy cuts this grant's sessions.
+    pub fn target_role(&self) -> TargetRole {
+        TargetRole {
+            role_arn: self.role_arn.clone(),
+            revoker_role_arn: self.revoker_role_arn.clone(),
+        }
+    }
+
+    /// The SHA-256 of the session policy, hex, as audit records name it.
+    pub fn session_policy_digest(&self) -> Option<String> {
+        self.session_policy
+            .as_ref()
+            .map(|p| hex::encode(Sha256::digest(p.as_bytes())))
+    }
+}
+
 /// A request for access as a person made it, already checked by intake.
 #[derive(Debug, Clone)]
 pub struct NewRequest {
@@ -40,8 +76,9 @@ pub struct NewRequest {
     pub requester_groups: Vec<GroupName>,
     /// For which target.
     pub target: TargetId,
-    /// The target's role at the time of asking; the grant stays bound to it.
-    pub role_arn: RoleArn,
+    /// The target's role, revoker and session scope at the time of asking; the grant stays
+    /// bound to them.
+    pub binding: RoleBinding,
     /// For how long.
     pub duration: GrantDuration,
     /// Why.
@@ -73,6 +110,12 @@ pub struct Grant {
     pub target: TargetId,
     /// The role credentials are issued for.
     pub role_arn: RoleArn,
+    /// The role the sweeper assumes to change `role_arn`'s policies, if another account's.
+    pub revoker_role_arn: Option<RoleArn>,
+    /// The scope-down policy every session carries, as recorded when asked for.
+    pub session_policy: Option<String>,
+    /// The role's maximum session duration when asked for, in seconds.
+    pub max_session_secs: u32,
     /// How long access lasts once active.
     pub duration: GrantDuration,
     /// Why access was asked for.
@@ -135,7 +178,11 @@ impl Grant {
     pub fn open(id: GrantId, request: NewRequest, now: Timestamp) -> Creation {
         let mut detail = BTreeMap::from([
             ("target".to_owned(), request.target.to_string()),
-            ("role_arn".to_owned(), request.role_arn.to_string()),
+            ("role_arn".to_owned(), request.binding.role_arn.to_string()),
+            (
+                "max_session_secs".to_owned(),
+                request.binding.max_session_secs.to_string(),
+            ),
             (
                 "duration_secs".to_owned(),
                 request.duration.as_secs().to_string(),
@@ -147,6 +194,12 @@ impl Grant {
         }
         if request.break_glass {
             detail.insert("break_glass".to_owned(), "true".to_owned());
+        }
+        if let Some(revoker) = &request.binding.revoker_role_arn {
+            detail.insert("revoker_role_arn".to_owned(), revoker.to_string());
+        }
+        if let Some(digest) = request.binding.session_policy_digest() {
+            detail.insert("session_policy_sha256".to_owned(), digest);
         }
         if !request.requester_groups.is_empty() {
             let groups: Vec<&str> = request
@@ -174,7 +227,10 @@ impl Grant {
             requester: request.requester,
             requester_groups: request.requester_groups,
             target: request.target,
-            role_arn: request.role_arn,
+            role_arn: request.binding.role_arn,
+            revoker_role_arn: request.binding.revoker_role_arn,
+            session_policy: request.binding.session_policy,
+            max_session_secs: request.binding.max_session_secs,
             duration: request.duration,
             reason: request.reason,
             ticket: request.ticket,
@@ -204,6 +260,16 @@ impl Grant {
             GrantState::Pending => Some(self.decide_by),
             GrantState::Active => self.ends_at,
             _ => None,
+        }
+    }
+
+    /// What the grant was bound to when asked for: role, revoker, session scope.
+    pub fn binding(&self) -> RoleBinding {
+        RoleBinding {
+            role_arn: self.role_arn.clone(),
+            revoker_role_arn: self.revoker_role_arn.clone(),
+            session_policy: self.session_policy.clone(),
+            max_session_secs: self.max_session_secs,
         }
     }
 

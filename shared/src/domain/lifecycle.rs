@@ -88,10 +88,18 @@ pub enum Command {
     },
     /// The sweeper had to cut every session of the grant's role issued before `issued_before`,
     /// because the precise revocation policy no longer fit. Recorded on every grant it
-    /// concerns, whatever its state; the state never changes.
+    /// concerns, whatever its state: the revoked ones it is meant for, and the active grants
+    /// of others whose live sessions it cuts too. The state never changes.
     NoteRevocationFallback {
         /// The cut-off.
         issued_before: Timestamp,
+    },
+    /// The sweeper found the role's revocation policy missing or changed outside this system
+    /// (`found` says which) and put it back. Recorded on every grant the policy covers; the
+    /// state never changes.
+    NoteRevocationRepaired {
+        /// What IAM held instead of the wanted policy.
+        found: String,
     },
     /// Credentials valid until `expires_at` are about to be handed out.
     IssueSession {
@@ -124,8 +132,18 @@ impl Command {
             Self::IssueSession { .. } => "issue credentials for",
             Self::PostReview { .. } => "post-review",
             Self::NoteRevocationFallback { .. } => "note the revocation fallback on",
+            Self::NoteRevocationRepaired { .. } => "note the revocation repair on",
         }
     }
+}
+
+/// A role that carries a revocation policy, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TargetRole {
+    /// The role.
+    pub role_arn: RoleArn,
+    /// The role to assume for changing its policies when it lives in another account.
+    pub revoker_role_arn: Option<RoleArn>,
 }
 
 /// A role whose live sessions for one grant must be cut off until `until`.
@@ -133,6 +151,9 @@ impl Command {
 pub struct RevocationEntry {
     /// The role the sessions belong to.
     pub role_arn: RoleArn,
+    /// The role's revoker role, as recorded on the grant.
+    #[serde(default)]
+    pub revoker_role_arn: Option<RoleArn>,
     /// The grant whose sessions are cut (sessions carry it as a tag).
     pub grant_id: GrantId,
     /// When the last of those sessions expires; after that the entry can go.
@@ -173,6 +194,16 @@ impl Change {
     /// The revocation ledger entry the change writes, if any.
     pub fn revocation(&self) -> Option<&RevocationEntry> {
         self.revocation.as_ref()
+    }
+}
+
+impl RevocationEntry {
+    /// The role the entry's policy goes on, and how to reach it.
+    pub fn target_role(&self) -> TargetRole {
+        TargetRole {
+            role_arn: self.role_arn.clone(),
+            revoker_role_arn: self.revoker_role_arn.clone(),
+        }
     }
 }
 
@@ -300,7 +331,9 @@ impl Grant {
         // Annotations that never change the state are the only changes a closed grant takes.
         let annotation = matches!(
             command,
-            Command::PostReview { .. } | Command::NoteRevocationFallback { .. }
+            Command::PostReview { .. }
+                | Command::NoteRevocationFallback { .. }
+                | Command::NoteRevocationRepaired { .. }
         );
         if self.state.is_terminal() && !annotation {
             return Err(TransitionError::Terminal {
@@ -487,7 +520,21 @@ impl Grant {
                     issued_before.to_string(),
                 );
                 detail.insert("role_arn".to_owned(), self.role_arn.to_string());
+                if self.state == GrantState::Active {
+                    // Not this grant's revocation: someone else's cut this grant's sessions too.
+                    detail.insert(
+                        "effect".to_owned(),
+                        "live sessions issued before the cut-off are denied; new credentials are not"
+                            .to_owned(),
+                    );
+                }
                 AuditAction::RevocationFallback
+            }
+            Command::NoteRevocationRepaired { found } => {
+                require_service(Service::Sweeper)?;
+                detail.insert("found".to_owned(), found);
+                detail.insert("role_arn".to_owned(), self.role_arn.to_string());
+                AuditAction::RevocationRepaired
             }
             Command::IssueSession { kind, expires_at } => {
                 if actor != &Actor::User(self.requester.clone()) {
@@ -581,6 +628,14 @@ impl Grant {
                 id: self.id.clone(),
             });
         }
+        // A request nobody decided in time times out; the rules cannot open it late.
+        if now >= self.decide_by {
+            return Err(TransitionError::TimeRanOut {
+                id: self.id.clone(),
+                command,
+                at: self.decide_by,
+            });
+        }
         next.approvals_required = Some(0);
         next.activate(now);
         next.review_owed = break_glass;
@@ -625,6 +680,7 @@ impl Grant {
             .filter(|until| *until > now)
             .map(|until| RevocationEntry {
                 role_arn: self.role_arn.clone(),
+                revoker_role_arn: self.revoker_role_arn.clone(),
                 grant_id: self.id.clone(),
                 until,
             })

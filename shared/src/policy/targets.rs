@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::{GrantDuration, RoleArn, TargetId};
+use crate::domain::{GrantDuration, RoleArn, RoleBinding, TargetId};
 
 /// The longest session policy STS accepts, in characters, once minified.
 pub const SESSION_POLICY_MAX_CHARS: usize = 2048;
@@ -38,6 +38,19 @@ pub struct Target {
     /// The role the sweeper assumes to change this role's policies, when it lives in another
     /// account than the broker.
     pub revoker_role_arn: Option<RoleArn>,
+}
+
+impl Target {
+    /// What a request for this target records, so the grant keeps it whatever the targets
+    /// file says later.
+    pub fn binding(&self) -> RoleBinding {
+        RoleBinding {
+            role_arn: self.role_arn.clone(),
+            revoker_role_arn: self.revoker_role_arn.clone(),
+            session_policy: self.session_policy.clone(),
+            max_session_secs: self.max_session_secs,
+        }
+    }
 }
 
 #[derive(Deserialize)]

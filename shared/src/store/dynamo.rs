@@ -7,26 +7,28 @@
 //! | revocation | `ROLE#<role ARN>` | `REVOKED#<grant id>` | |
 //! | idempotency | `IDEM#<key>#<caller>` | `IDEM` | `expires_at` is the table's TTL attribute |
 //! | open slot | `OPEN#<target>#<requester>` | `OPEN` | held while the requester's grant for the target is open |
-//! | applied policy | `ROLE#<role ARN>` | `APPLIED` | digest of the revocation policy the role carries |
+//! | revoked role | `ROLES` | `ROLE#<role ARN>` | ledger `version` (bumped with every entry), revoker, and the `applied_marker`/`applied_version` of the policy last put |
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
-use serde::Serialize;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::cursor::Position;
 use super::{
-    Created, Cursor, DUE_SHARDS, GrantStore, Idempotency, Page, PageRequest, StoreError,
-    audit_sort_key, days_between, due_shard,
+    AppliedPolicy, Created, Cursor, DUE_SHARDS, GrantStore, Idempotency, LedgerHead, Page,
+    PageRequest, RoleLedger, StoreError, audit_sort_key, days_between, due_shard,
 };
 use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 use crate::domain::{
-    Change, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetId, UserId,
+    Change, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetId, TargetRole,
+    UserId,
 };
 
 type Item = HashMap<String, AttributeValue>;
@@ -90,7 +92,46 @@ impl TableLayout {
 const GRANT_SK: &str = "GRANT";
 const IDEM_SK: &str = "IDEM";
 const OPEN_SK: &str = "OPEN";
-const APPLIED_SK: &str = "APPLIED";
+/// The partition of the revoked-roles registry: written only by transitions that add a ledger
+/// entry (revocations, expiries with live sessions) and by reconciles, never by every write.
+const ROLES_PK: &str = "ROLES";
+
+fn role_sk(role: &RoleArn) -> String {
+    format!("ROLE#{role}")
+}
+
+/// A revoked-roles registry item as stored.
+#[derive(Debug, Deserialize)]
+struct RegistryItem {
+    role_arn: RoleArn,
+    #[serde(default)]
+    revoker_role_arn: Option<RoleArn>,
+    version: u64,
+    #[serde(default)]
+    applied_marker: Option<String>,
+    #[serde(default)]
+    applied_version: Option<u64>,
+}
+
+impl RegistryItem {
+    fn head(self) -> LedgerHead {
+        let applied = match (self.applied_marker, self.applied_version) {
+            (Some(marker), Some(ledger_version)) => Some(AppliedPolicy {
+                marker,
+                ledger_version,
+            }),
+            _ => None,
+        };
+        LedgerHead {
+            role: TargetRole {
+                role_arn: self.role_arn,
+                revoker_role_arn: self.revoker_role_arn,
+            },
+            version: self.version,
+            applied,
+        }
+    }
+}
 
 fn grant_pk(id: &GrantId) -> String {
     format!("GRANT#{id}")
@@ -225,6 +266,32 @@ impl DynamoStore {
             .build()
             .map_err(unavailable)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// A transaction item that bumps the version of `entry`'s role in the registry (creating
+    /// its item on the first entry), so a reconcile that read the ledger before this entry
+    /// cannot record its policy as current.
+    fn bump_ledger(&self, entry: &RevocationEntry) -> Result<TransactWriteItem, StoreError> {
+        let mut expression = "ADD #version :one SET role_arn = :role".to_owned();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(TableLayout::PARTITION_KEY, s(ROLES_PK))
+            .key(TableLayout::SORT_KEY, s(role_sk(&entry.role_arn)))
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":role", s(entry.role_arn.as_str()));
+        match &entry.revoker_role_arn {
+            Some(revoker) => {
+                expression.push_str(", revoker_role_arn = :revoker");
+                update = update.expression_attribute_values(":revoker", s(revoker.as_str()));
+            }
+            None => expression.push_str(" REMOVE revoker_role_arn"),
+        }
+        let update = update
+            .update_expression(expression)
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     /// Runs one transaction; on cancellation, the code of each item's refusal (`None` where
@@ -497,6 +564,7 @@ impl GrantStore for DynamoStore {
             let mut item = self.to_item(entry, "revocation")?;
             item.extend(Self::revocation_key(entry));
             items.push(self.put(item, None, &[], &[])?);
+            items.push(self.bump_ledger(entry)?);
         }
         if change.closes() {
             // Release the requester's slot for the target, if this grant holds it.
@@ -717,7 +785,47 @@ impl GrantStore for DynamoStore {
         Ok(Page { items, next: None })
     }
 
-    async fn revocations(&self, role: &RoleArn) -> Result<Vec<RevocationEntry>, StoreError> {
+    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
+        let mut heads = Vec::new();
+        let mut start = None;
+        loop {
+            let query = PartitionQuery {
+                index: None,
+                key: (TableLayout::PARTITION_KEY, ROLES_PK.to_owned()),
+                range: None,
+                forward: true,
+                start: start.take(),
+            };
+            let (page, last): (Vec<RegistryItem>, _) =
+                self.query_partition(query, PageRequest::MAX_LIMIT).await?;
+            heads.extend(page.into_iter().map(RegistryItem::head));
+            match (last, heads.last()) {
+                (Some(_), Some(head)) => {
+                    start = Some(HashMap::from([
+                        (TableLayout::PARTITION_KEY.to_owned(), s(ROLES_PK)),
+                        (
+                            TableLayout::SORT_KEY.to_owned(),
+                            s(role_sk(&head.role.role_arn)),
+                        ),
+                    ]));
+                }
+                _ => return Ok(heads),
+            }
+        }
+    }
+
+    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
+        // The version first: a transaction it counts has fully committed, so the entries
+        // queried next include every entry that version stands for.
+        let head = self
+            .get_item(ROLES_PK.to_owned(), &role_sk(role))
+            .await?
+            .map(|raw| {
+                serde_dynamo::from_item::<_, RegistryItem>(raw.clone())
+                    .map(RegistryItem::head)
+                    .map_err(|e| corrupt(&raw, e))
+            })
+            .transpose()?;
         let mut entries = Vec::new();
         let mut start = None;
         loop {
@@ -737,9 +845,14 @@ impl GrantStore for DynamoStore {
             entries.extend(page);
             match (last, entries.last()) {
                 (Some(_), Some(entry)) => start = Some(Self::revocation_key(entry)),
-                _ => return Ok(entries),
+                _ => break,
             }
         }
+        Ok(RoleLedger {
+            version: head.as_ref().map_or(0, |h| h.version),
+            applied: head.and_then(|h| h.applied),
+            entries,
+        })
     }
 
     async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
@@ -772,25 +885,33 @@ impl GrantStore for DynamoStore {
         }
     }
 
-    async fn applied_policy(&self, role: &RoleArn) -> Result<Option<String>, StoreError> {
-        let item = self.get_item(format!("ROLE#{role}"), APPLIED_SK).await?;
-        Ok(item.and_then(|i| match i.get("digest") {
-            Some(AttributeValue::S(d)) => Some(d.clone()),
-            _ => None,
-        }))
-    }
-
-    async fn record_applied(&self, role: &RoleArn, digest: &str) -> Result<(), StoreError> {
-        self.client
-            .put_item()
+    async fn record_applied(
+        &self,
+        role: &RoleArn,
+        applied: &AppliedPolicy,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .item(TableLayout::PARTITION_KEY, s(format!("ROLE#{role}")))
-            .item(TableLayout::SORT_KEY, s(APPLIED_SK))
-            .item("digest", s(digest))
+            .key(TableLayout::PARTITION_KEY, s(ROLES_PK))
+            .key(TableLayout::SORT_KEY, s(role_sk(role)))
+            .update_expression("SET applied_marker = :marker, applied_version = :version")
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":marker", s(applied.marker.as_str()))
+            .expression_attribute_values(":version", n(applied.ledger_version))
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Err(StoreError::LedgerMoved { role: role.clone() })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 

@@ -3,7 +3,10 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{Created, GrantStore, Idempotency, Page, PageRequest, StoreError};
+use super::{
+    AppliedPolicy, Created, GrantStore, Idempotency, LedgerHead, Page, PageRequest, RoleLedger,
+    StoreError,
+};
 use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
@@ -121,9 +124,14 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         self.inner.audit_between(from, to, page).await
     }
 
-    async fn revocations(&self, role: &RoleArn) -> Result<Vec<RevocationEntry>, StoreError> {
+    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
         Self::check(&self.reads)?;
-        self.inner.revocations(role).await
+        self.inner.revoked_roles().await
+    }
+
+    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
+        Self::check(&self.reads)?;
+        self.inner.role_ledger(role).await
     }
 
     async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
@@ -131,13 +139,12 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         self.inner.remove_revocation(entry).await
     }
 
-    async fn applied_policy(&self, role: &RoleArn) -> Result<Option<String>, StoreError> {
-        Self::check(&self.reads)?;
-        self.inner.applied_policy(role).await
-    }
-
-    async fn record_applied(&self, role: &RoleArn, digest: &str) -> Result<(), StoreError> {
+    async fn record_applied(
+        &self,
+        role: &RoleArn,
+        applied: &AppliedPolicy,
+    ) -> Result<(), StoreError> {
         Self::check(&self.writes)?;
-        self.inner.record_applied(role, digest).await
+        self.inner.record_applied(role, applied).await
     }
 }

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::cursor::Position;
 use super::{
-    Created, Cursor, GrantStore, Idempotency, Page, PageRequest, StoreError, audit_sort_key,
-    due_shard,
+    AppliedPolicy, Created, Cursor, GrantStore, Idempotency, LedgerHead, Page, PageRequest,
+    RoleLedger, StoreError, audit_sort_key, due_shard,
 };
 use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
@@ -22,7 +22,7 @@ struct Tables {
     idempotency: HashMap<(String, UserId), (GrantId, String, Timestamp)>,
     ledger: BTreeMap<(RoleArn, GrantId), RevocationEntry>,
     open: HashMap<(TargetId, UserId), GrantId>,
-    applied: HashMap<RoleArn, String>,
+    roles: BTreeMap<RoleArn, LedgerHead>,
 }
 
 /// Grants, audit records and the revocation ledger held in memory.
@@ -151,6 +151,16 @@ impl GrantStore for MemoryStore {
                 (entry.role_arn.clone(), entry.grant_id.clone()),
                 entry.clone(),
             );
+            let head = t
+                .roles
+                .entry(entry.role_arn.clone())
+                .or_insert_with(|| LedgerHead {
+                    role: entry.target_role(),
+                    version: 0,
+                    applied: None,
+                });
+            head.role = entry.target_role();
+            head.version += 1;
         }
         if change.closes() {
             let slot = (grant.target.clone(), grant.requester.clone());
@@ -287,14 +297,23 @@ impl GrantStore for MemoryStore {
         ))
     }
 
-    async fn revocations(&self, role: &RoleArn) -> Result<Vec<RevocationEntry>, StoreError> {
-        Ok(self
-            .lock()
-            .ledger
-            .values()
-            .filter(|e| &e.role_arn == role)
-            .cloned()
-            .collect())
+    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
+        Ok(self.lock().roles.values().cloned().collect())
+    }
+
+    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
+        let t = self.lock();
+        let head = t.roles.get(role);
+        Ok(RoleLedger {
+            version: head.map_or(0, |h| h.version),
+            applied: head.and_then(|h| h.applied.clone()),
+            entries: t
+                .ledger
+                .values()
+                .filter(|e| &e.role_arn == role)
+                .cloned()
+                .collect(),
+        })
     }
 
     async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
@@ -307,12 +326,18 @@ impl GrantStore for MemoryStore {
         Ok(())
     }
 
-    async fn applied_policy(&self, role: &RoleArn) -> Result<Option<String>, StoreError> {
-        Ok(self.lock().applied.get(role).cloned())
-    }
-
-    async fn record_applied(&self, role: &RoleArn, digest: &str) -> Result<(), StoreError> {
-        self.lock().applied.insert(role.clone(), digest.to_owned());
-        Ok(())
+    async fn record_applied(
+        &self,
+        role: &RoleArn,
+        applied: &AppliedPolicy,
+    ) -> Result<(), StoreError> {
+        let mut t = self.lock();
+        match t.roles.get_mut(role) {
+            Some(head) if head.version == applied.ledger_version => {
+                head.applied = Some(applied.clone());
+                Ok(())
+            }
+            _ => Err(StoreError::LedgerMoved { role: role.clone() }),
+        }
     }
 }

@@ -14,7 +14,8 @@ use std::future::Future;
 use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 use crate::domain::{
-    Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId, ValueError,
+    Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, TargetRole, UserId,
+    ValueError,
 };
 
 pub use cursor::Cursor;
@@ -150,6 +151,39 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
+/// What a role's revocation policy was last made: a marker of the document (its digest, or
+/// its absence), and the ledger version it was derived from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedPolicy {
+    /// The document's marker, as the sweeper computes it.
+    pub marker: String,
+    /// The ledger version the document was derived from.
+    pub ledger_version: u64,
+}
+
+/// A role with a revocation ledger, as the registry of such roles knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerHead {
+    /// The role, and how to reach it.
+    pub role: TargetRole,
+    /// Bumped by every transaction that adds to the role's ledger.
+    pub version: u64,
+    /// What was last applied to the role, if anything.
+    pub applied: Option<AppliedPolicy>,
+}
+
+/// One role's revocation ledger, read version first, so every entry the version counts is in
+/// `entries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleLedger {
+    /// The ledger's version; 0 for a role that never had an entry.
+    pub version: u64,
+    /// What was last applied to the role, if anything.
+    pub applied: Option<AppliedPolicy>,
+    /// The entries, pruned ones excluded.
+    pub entries: Vec<RevocationEntry>,
+}
+
 /// Why the store refused or failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -176,6 +210,14 @@ pub enum StoreError {
     IdempotencyKeyReused {
         /// The key.
         key: String,
+    },
+    /// A role's revocation ledger changed since it was read: derive its policy again.
+    #[error(
+        "the revocation ledger of `{role}` changed while its policy was applied; derive it again"
+    )]
+    LedgerMoved {
+        /// The role.
+        role: RoleArn,
     },
     /// A cursor that this query did not hand out.
     #[error("the page cursor is not valid for this query; start from the first page")]
@@ -253,30 +295,33 @@ pub trait GrantStore: Send + Sync {
         page: &PageRequest,
     ) -> impl Future<Output = Result<Page<AuditRecord>, StoreError>> + Send;
 
-    /// The revocation ledger of one role.
-    fn revocations(
+    /// Every role that ever had a revocation ledger entry, with its ledger version and what
+    /// was last applied to it. The sweep walks these, whatever the targets file says now.
+    fn revoked_roles(&self) -> impl Future<Output = Result<Vec<LedgerHead>, StoreError>> + Send;
+
+    /// One role's revocation ledger: its version, then its entries, then what was last
+    /// applied. A role never revoked reads as version 0 with nothing in it.
+    fn role_ledger(
         &self,
         role: &RoleArn,
-    ) -> impl Future<Output = Result<Vec<RevocationEntry>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<RoleLedger, StoreError>> + Send;
 
-    /// Removes a ledger entry whose sessions have all expired.
+    /// Removes a ledger entry whose sessions have all expired (an entry changed since it was
+    /// read stays). Pruning does not change the ledger's version: a lapsed entry never changes
+    /// the policy.
     fn remove_revocation(
         &self,
         entry: &RevocationEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// What was last applied to `role`'s revocation policy (a digest of the document, or of
-    /// its absence), if anything was recorded.
-    fn applied_policy(
-        &self,
-        role: &RoleArn,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-
-    /// Records that `role` now carries the policy with digest `digest`.
+    /// Records that `role` now carries the policy `applied` describes, only if the ledger is
+    /// still at `applied.ledger_version`; otherwise [`StoreError::LedgerMoved`], and the
+    /// caller derives and applies again. This orders the reconciles of one role: one that
+    /// read an older ledger can never record its document as the current one.
     fn record_applied(
         &self,
         role: &RoleArn,
-        digest: &str,
+        applied: &AppliedPolicy,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -4,7 +4,7 @@
 use jit_core::clock::Timestamp;
 use jit_core::domain::{
     Actor, Command, Creation, Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason,
-    ReviewDecision, RoleArn, Service, SessionKind, TargetId, UserId,
+    ReviewDecision, RoleArn, RoleBinding, Service, SessionKind, TargetId, UserId,
 };
 
 /// A fixed start time: 2027-01-15T08:00:00Z.
@@ -33,7 +33,13 @@ pub fn request(requester: &str, target: &str, duration_secs: u64) -> NewRequest 
         requester: user(requester),
         requester_groups: vec![GroupName::parse("engineers").unwrap()],
         target: TargetId::parse(target).unwrap(),
-        role_arn: RoleArn::parse(format!("arn:aws:iam::111122223333:role/jit-{target}")).unwrap(),
+        binding: RoleBinding {
+            role_arn: RoleArn::parse(format!("arn:aws:iam::111122223333:role/jit-{target}"))
+                .unwrap(),
+            revoker_role_arn: None,
+            session_policy: None,
+            max_session_secs: 3600,
+        },
         duration: GrantDuration::from_secs(duration_secs).unwrap(),
         reason: Reason::parse("investigating INC-42 in production").unwrap(),
         ticket: None,

@@ -104,7 +104,7 @@ impl Harness {
                 .map(|g| GroupName::parse(*g).unwrap())
                 .collect(),
             target: target.clone(),
-            role_arn: t.role_arn.clone(),
+            binding: t.binding(),
             duration: GrantDuration::parse(duration).unwrap(),
             reason: Reason::parse("investigating INC-42 in production").unwrap(),
             ticket: ticket.map(|t| Ticket::parse(t).unwrap()),
