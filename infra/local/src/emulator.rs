@@ -91,11 +91,18 @@ impl Emulator {
 
     /// Installs the emulator if needed and starts a new one on a free loopback port.
     pub fn start() -> Result<Emulator, EmulatorError> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a private emulator with extra environment variables for moto, such as
+    /// `MOTO_ACCOUNT_ID` (the account unsigned or test-credential calls land in).
+    pub fn start_with(env: &[(&str, &str)]) -> Result<Emulator, EmulatorError> {
         let python = ensure_installed()?;
         let script = workspace_root().join("infra/local/emulator.py");
         let mut child = Command::new(&python)
             .arg(&script)
             .args(["127.0.0.1", "0"])
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

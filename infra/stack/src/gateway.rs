@@ -1,0 +1,291 @@
+//! The HTTP API as API Gateway serves it: routes from the template, the JWT authorizer on
+//! every route, payload format 2.0 events to the function, and its answers when something
+//! goes wrong (401, 404, 413, 500, 503, each with API Gateway's own small JSON body and
+//! nothing of the function's error).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Map, Value, json};
+
+use crate::oidc::{Authorizer, gateway_claims};
+use crate::runtime::{FunctionError, FunctionRuntime};
+use crate::template::Template;
+use crate::timings::Timings;
+
+/// The largest request body API Gateway accepts.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// The gateway in front of the functions.
+pub struct Gateway {
+    pub(crate) template: Arc<Template>,
+    pub(crate) functions: HashMap<String, FunctionRuntime>,
+    pub(crate) authorizer: Authorizer,
+    pub(crate) timings: Timings,
+}
+
+fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(
+        json!({ "message": text }).to_string(),
+    )));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Gateway {
+    /// Serves one request.
+    pub async fn handle(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        let started = Instant::now();
+        let request_id = uuid::Uuid::now_v7().to_string();
+        let mut response = self.serve(request, &request_id, started).await;
+        if let Ok(id) = request_id.parse() {
+            response.headers_mut().insert("apigw-requestid", id);
+        }
+        response
+    }
+
+    async fn serve(
+        &self,
+        request: Request<Incoming>,
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let method = request.method().as_str().to_owned();
+        let path = request.uri().path().to_owned();
+        let query = request.uri().query().unwrap_or("").to_owned();
+        let Some((function, route, params)) = self.template.route(&method, &path) else {
+            return message(StatusCode::NOT_FOUND, "Not Found");
+        };
+        let identity = request
+            .headers()
+            .get(self.template.identity_header.as_str())
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let claims = match self.authorizer.check(identity.as_deref(), now_unix()) {
+            Ok(claims) => claims,
+            Err(why) => {
+                tracing::info!(route = %route.key(), why = %why, "authorizer refused the request");
+                let mut response = message(StatusCode::UNAUTHORIZED, "Unauthorized");
+                let challenge = format!(
+                    "Bearer scope=\"\" error=\"invalid_token\" error_description=\"{why}\""
+                );
+                if let Ok(value) = challenge.parse() {
+                    response.headers_mut().insert("www-authenticate", value);
+                }
+                return response;
+            }
+        };
+        let mut headers: Map<String, Value> = Map::new();
+        let mut cookies = Vec::new();
+        for (name, value) in request.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            if name == "cookie" {
+                cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_owned())));
+                continue;
+            }
+            match headers.get_mut(name.as_str()) {
+                Some(Value::String(existing)) => {
+                    existing.push(',');
+                    existing.push_str(&value);
+                }
+                _ => {
+                    headers.insert(name.as_str().to_owned(), Value::String(value));
+                }
+            }
+        }
+        let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
+        };
+        let (body, encoded) = match std::str::from_utf8(&body) {
+            _ if body.is_empty() => (Value::Null, false),
+            Ok(text) => (Value::String(text.to_owned()), false),
+            Err(_) => (Value::String(STANDARD.encode(&body)), true),
+        };
+        let mut query_params: Map<String, Value> = Map::new();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match query_params.get_mut(k.as_ref()) {
+                Some(Value::String(existing)) => {
+                    existing.push(',');
+                    existing.push_str(&v);
+                }
+                _ => {
+                    query_params.insert(k.into_owned(), Value::String(v.into_owned()));
+                }
+            }
+        }
+        let host = headers
+            .get("host")
+            .and_then(Value::as_str)
+            .unwrap_or("127.0.0.1")
+            .to_owned();
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let time = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+            ))
+            .unwrap_or_default();
+        let route_key = route.key();
+        let mut event = json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": headers,
+            "requestContext": {
+                "accountId": "111111111111",
+                "apiId": "local",
+                "authorizer": {"jwt": {"claims": gateway_claims(&claims), "scopes": null}},
+                "domainName": host,
+                "domainPrefix": host.split('.').next().unwrap_or("local"),
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": "127.0.0.1",
+                    "userAgent": headers.get("user-agent").cloned().unwrap_or(Value::Null),
+                },
+                "requestId": request_id,
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": time,
+                "timeEpoch": epoch_ms,
+            },
+            "body": body,
+            "isBase64Encoded": encoded,
+        });
+        if let Some(e) = event.as_object_mut() {
+            if !cookies.is_empty() {
+                e.insert("cookies".into(), Value::Array(cookies));
+            }
+            if !query_params.is_empty() {
+                e.insert("queryStringParameters".into(), Value::Object(query_params));
+            }
+            if !params.is_empty() {
+                e.insert("pathParameters".into(), json!(params));
+            }
+        }
+        let Some(runtime) = self.functions.get(&function.binary) else {
+            return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        };
+        let invoked = Instant::now();
+        let outcome = runtime.invoke(event).await;
+        self.timings
+            .record(&format!("function:{}", function.binary), invoked.elapsed());
+        let response = match outcome {
+            Ok(value) => to_response(&value),
+            Err(FunctionError::TimedOut(_)) => {
+                message(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+            }
+            Err(e) => {
+                tracing::warn!(route = %route_key, error = %e, "the function failed; answering 500");
+                message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        };
+        self.timings.record(
+            "gateway",
+            started.elapsed().saturating_sub(invoked.elapsed()),
+        );
+        response
+    }
+}
+
+/// A payload 2.0 response as API Gateway turns it into HTTP: with `statusCode`, as given;
+/// without, the whole value as a 200 JSON body; anything malformed, a 500.
+fn to_response(value: &Value) -> Response<Full<Bytes>> {
+    let Some(object) = value.as_object().filter(|o| o.contains_key("statusCode")) else {
+        let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+        response.headers_mut().insert(
+            "content-type",
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        return response;
+    };
+    let malformed = || message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+    let Some(status) = object
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .and_then(|s| StatusCode::from_u16(s).ok())
+    else {
+        return malformed();
+    };
+    let body = object.get("body").and_then(Value::as_str).unwrap_or("");
+    let body = if object.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
+        match STANDARD.decode(body) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(_) => return malformed(),
+        }
+    } else {
+        Bytes::from(body.to_owned())
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Some(map) = object.get("headers").and_then(Value::as_object) {
+        for (k, v) in map {
+            let text = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            if let (Ok(name), Ok(value)) = (
+                hyper::header::HeaderName::from_bytes(k.as_bytes()),
+                text.parse(),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    if let Some(list) = object.get("cookies").and_then(Value::as_array) {
+        for cookie in list.iter().filter_map(Value::as_str) {
+            if let Ok(value) = cookie.parse() {
+                headers.append("set-cookie", value);
+            }
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_answers_become_http_as_api_gateway_makes_them() {
+        let r = to_response(
+            &json!({"statusCode": 201, "headers": {"content-type": "application/problem+json"}, "body": "{}"}),
+        );
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        let r = to_response(&json!({"hello": "world"}));
+        assert_eq!(
+            (r.status().as_u16(), &r.headers()["content-type"]),
+            (200, "application/json")
+        );
+        for bad in [
+            json!({"statusCode": "two hundred"}),
+            json!({"statusCode": 99}),
+            json!({"statusCode": 200, "isBase64Encoded": true, "body": "%%%"}),
+        ] {
+            assert_eq!(to_response(&bad).status(), 500, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,420 @@
+//! A small OpenID provider for the local stack: an RSA signing key kept under the target
+//! directory, the discovery document and key set, and tokens for the demo people; and the JWT
+//! check API Gateway's authorizer makes, against the provider's published key set.
+
+use std::path::Path;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Map, Value, json};
+
+/// Why the provider could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("the local OpenID provider's key at `{path}`: {why}")]
+pub struct OidcError {
+    path: String,
+    why: String,
+}
+
+/// The local identity provider.
+pub struct Provider {
+    issuer: String,
+    audience: String,
+    key: KeyPair,
+    kid: String,
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+impl std::fmt::Debug for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Provider")
+            .field("issuer", &self.issuer)
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A person to mint a token for.
+#[derive(Debug, Clone)]
+pub struct Person {
+    /// The `sub` claim.
+    pub sub: String,
+    /// The groups, as the `groups` claim's array.
+    pub groups: Vec<String>,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl Provider {
+    /// The provider for `issuer` (its URL) and `audience`, signing with the key stored at
+    /// `key_path` (PKCS#8 DER), made once and kept so tokens outlive a restart.
+    pub fn load_or_create(
+        key_path: &Path,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self, OidcError> {
+        let fail = |why: String| OidcError {
+            path: key_path.display().to_string(),
+            why,
+        };
+        let key = match std::fs::read(key_path) {
+            Ok(der) => KeyPair::from_pkcs8(&der).map_err(|e| fail(e.to_string()))?,
+            Err(_) => {
+                let key = KeyPair::generate(KeySize::Rsa2048).map_err(|e| fail(e.to_string()))?;
+                let der = key.as_der().map_err(|e| fail(e.to_string()))?;
+                if let Some(dir) = key_path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+                }
+                write_private(key_path, der.as_ref()).map_err(|e| fail(e.to_string()))?;
+                key
+            }
+        };
+        let public = key.public_key();
+        let n = public.modulus().big_endian_without_leading_zero().to_vec();
+        let e = public.exponent().big_endian_without_leading_zero().to_vec();
+        let kid = b64(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &n).as_ref()[..8]);
+        Ok(Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            key,
+            kid,
+            n,
+            e,
+        })
+    }
+
+    /// The issuer URL (the `iss` of every token).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The audience every token is for.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// A signed ID token for `person`, valid `ttl_secs` from `now` (unix seconds).
+    pub fn mint(&self, person: &Person, now: i64, ttl_secs: i64) -> String {
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
+        let claims = json!({
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": person.sub,
+            "email": format!("{}@example.com", person.sub),
+            "groups": person.groups,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_secs,
+        });
+        self.sign(&header, &claims)
+    }
+
+    /// Signs any claims with the provider's key (tests use it to forge variations).
+    pub fn sign(&self, header: &Value, claims: &Value) -> String {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut signature = vec![0_u8; self.key.public_modulus_len()];
+        // Signing with a well-formed key cannot fail; an empty signature would be refused.
+        let _ = self.key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            input.as_bytes(),
+            &mut signature,
+        );
+        format!("{input}.{}", b64(&signature))
+    }
+
+    /// The OpenID discovery document.
+    pub fn discovery(&self) -> Value {
+        json!({
+            "issuer": self.issuer,
+            "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "response_types_supported": ["id_token"],
+            "subject_types_supported": ["public"],
+            "claims_supported": ["sub", "email", "groups", "aud", "iss", "exp", "iat"],
+        })
+    }
+
+    /// The key set, as `jwks_uri` serves it.
+    pub fn jwks(&self) -> Value {
+        json!({"keys": [{
+            "kty": "RSA",
+            "use": "sig",
+            "alg": "RS256",
+            "kid": self.kid,
+            "n": b64(&self.n),
+            "e": b64(&self.e),
+        }]})
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// Why the authorizer refused a token; API Gateway answers 401 to each.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// No token in the identity source.
+    #[error("no token")]
+    Missing,
+    /// Not a JWT, or a part does not decode.
+    #[error("the token is malformed")]
+    Malformed,
+    /// The key id is not in the key set, or the algorithm is not RSA.
+    #[error("the token is not signed by a known key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("the token's signature is invalid")]
+    BadSignature,
+    /// `iss` is not the configured issuer.
+    #[error("the token's issuer is not trusted")]
+    WrongIssuer,
+    /// Neither `aud` nor `client_id` names a configured audience.
+    #[error("the token is not for this API")]
+    WrongAudience,
+    /// `exp` has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future.
+    #[error("the token is not valid yet")]
+    NotYetValid,
+}
+
+/// API Gateway's JWT authorizer: issuer, audiences and the issuer's key set.
+#[derive(Debug, Clone)]
+pub struct Authorizer {
+    issuer: String,
+    audiences: Vec<String>,
+    keys: Vec<(String, Vec<u8>, Vec<u8>)>,
+}
+
+fn decode(part: &str) -> Result<Vec<u8>, Rejection> {
+    URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| Rejection::Malformed)
+}
+
+impl Authorizer {
+    /// An authorizer for tokens from `issuer` for `audiences`, checked against `jwks`.
+    pub fn new(issuer: &str, audiences: &[&str], jwks: &Value) -> Self {
+        let keys = jwks["keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter(|k| k["kty"] == "RSA")
+                    .filter_map(|k| {
+                        let n = URL_SAFE_NO_PAD.decode(k["n"].as_str()?).ok()?;
+                        let e = URL_SAFE_NO_PAD.decode(k["e"].as_str()?).ok()?;
+                        Some((k["kid"].as_str().unwrap_or_default().to_owned(), n, e))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            issuer: issuer.to_owned(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            keys,
+        }
+    }
+
+    /// Checks the identity source's value (`Bearer <jwt>` or the bare token) at `now`, as
+    /// API Gateway does: RSA signature by a key of the set, issuer, audience (`aud` or
+    /// `client_id`), `exp`, `nbf` and `iat`. The claims on success.
+    pub fn check(&self, value: Option<&str>, now: i64) -> Result<Map<String, Value>, Rejection> {
+        let value = value
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or(Rejection::Missing)?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .unwrap_or(value)
+            .trim();
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Rejection::Malformed);
+        };
+        let header: Value =
+            serde_json::from_slice(&decode(h)?).map_err(|_| Rejection::Malformed)?;
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&decode(c)?).map_err(|_| Rejection::Malformed)?;
+        let signature = decode(s)?;
+        if header["alg"] != "RS256" {
+            return Err(Rejection::UnknownKey);
+        }
+        let kid = header["kid"].as_str().unwrap_or_default();
+        let (_, n, e) = self
+            .keys
+            .iter()
+            .find(|(k, _, _)| k == kid)
+            .ok_or(Rejection::UnknownKey)?;
+        PublicKeyComponents { n, e }
+            .verify(
+                &RSA_PKCS1_2048_8192_SHA256,
+                format!("{h}.{c}").as_bytes(),
+                &signature,
+            )
+            .map_err(|_| Rejection::BadSignature)?;
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            return Err(Rejection::WrongIssuer);
+        }
+        let audiences: Vec<&str> = match claims.get("aud") {
+            Some(Value::String(a)) => vec![a.as_str()],
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
+            _ => claims
+                .get("client_id")
+                .and_then(Value::as_str)
+                .into_iter()
+                .collect(),
+        };
+        if !audiences
+            .iter()
+            .any(|a| self.audiences.iter().any(|w| w == a))
+        {
+            return Err(Rejection::WrongAudience);
+        }
+        let time = |name: &str| claims.get(name).and_then(Value::as_i64);
+        match time("exp") {
+            Some(exp) if exp > now => {}
+            _ => return Err(Rejection::Expired),
+        }
+        if time("nbf").is_some_and(|t| t > now) || time("iat").is_some_and(|t| t > now) {
+            return Err(Rejection::NotYetValid);
+        }
+        Ok(claims)
+    }
+}
+
+/// Claims as API Gateway passes them to the function: every value a string, arrays in its
+/// bracketed `[a b]` form, objects as JSON text.
+pub fn gateway_claims(claims: &Map<String, Value>) -> Map<String, Value> {
+    claims
+        .iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s.clone(),
+                Value::Array(items) => format!(
+                    "[{}]",
+                    items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            };
+            (k.clone(), Value::String(text))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider() -> Provider {
+        let path = jit_local::target_dir().join("jit-stack-test/oidc-key.der");
+        Provider::load_or_create(&path, "http://127.0.0.1:1", "jit-access").unwrap()
+    }
+
+    #[test]
+    fn tokens_are_checked_as_api_gateway_checks_them() {
+        let p = provider();
+        let auth = Authorizer::new(p.issuer(), &["jit-access"], &p.jwks());
+        let alice = Person {
+            sub: "alice".into(),
+            groups: vec!["sre".into(), "oncall".into()],
+        };
+        let now = 1_800_000_000;
+        let token = p.mint(&alice, now, 3600);
+        let claims = auth.check(Some(&format!("Bearer {token}")), now).unwrap();
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(auth.check(Some(&token), now).unwrap()["sub"], "alice");
+        let passed = gateway_claims(&claims);
+        assert_eq!(passed["groups"], "[sre oncall]");
+        assert_eq!(passed["exp"], (now + 3600).to_string());
+
+        let header = json!({"alg": "RS256", "kid": p.jwks()["keys"][0]["kid"]});
+        let base = json!({"iss": p.issuer(), "aud": "jit-access", "sub": "x", "exp": now + 60});
+        let with = |k: &str, v: Value| {
+            let mut c = base.clone();
+            c[k] = v;
+            p.sign(&header, &c)
+        };
+        let mut tampered = token.clone();
+        tampered.replace_range(tampered.len() - 5.., "AAAAA");
+        let other_key = json!({"alg": "RS256", "kid": "someone-else"});
+        let cases = [
+            (None, Rejection::Missing),
+            (Some("Bearer ".to_owned()), Rejection::Missing),
+            (
+                Some("Bearer not.a.jwt.at-all".to_owned()),
+                Rejection::Malformed,
+            ),
+            (Some(tampered), Rejection::BadSignature),
+            (Some(p.sign(&other_key, &base)), Rejection::UnknownKey),
+            (
+                Some(p.sign(&json!({"alg": "none", "kid": header["kid"]}), &base)),
+                Rejection::UnknownKey,
+            ),
+            (
+                Some(with("iss", json!("https://evil.example"))),
+                Rejection::WrongIssuer,
+            ),
+            (
+                Some(with("aud", json!("another-api"))),
+                Rejection::WrongAudience,
+            ),
+            (Some(with("exp", json!(now))), Rejection::Expired),
+            (Some(with("nbf", json!(now + 30))), Rejection::NotYetValid),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(
+                auth.check(value.as_deref(), now).map(|_| ()),
+                Err(expected.clone()),
+                "{value:?}"
+            );
+        }
+        // An audience list and client_id both count, as API Gateway reads them.
+        assert!(
+            auth.check(Some(&with("aud", json!(["x", "jit-access"]))), now)
+                .is_ok()
+        );
+        let mut by_client = base.clone();
+        by_client.as_object_mut().unwrap().remove("aud");
+        by_client["client_id"] = json!("jit-access");
+        assert!(auth.check(Some(&p.sign(&header, &by_client)), now).is_ok());
+        // The key is kept: a second provider signs tokens the first one's key set accepts.
+        let again = provider();
+        assert!(auth.check(Some(&again.mint(&alice, now, 60)), now).is_ok());
+    }
+}

@@ -1,0 +1,545 @@
+//! The Lambda Runtime API, served to the functions' real binaries: each instance is a process
+//! of its own with a Runtime API endpoint of its own (so the stack knows which process holds
+//! which invocation); instances of one function share its queue. An instance starts on
+//! demand when no idle one can take an invocation, up to a limit. A process that exits while it
+//! holds an invocation fails that invocation as Lambda does (`Runtime.ExitError`); one that
+//! exits before taking any fails the waiting invocations with its init error.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::template::FunctionDef;
+
+/// Why an invocation gave no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionError {
+    /// The handler returned an error.
+    #[error("{error_type}: {message}")]
+    Handled {
+        /// `errorType`.
+        error_type: String,
+        /// `errorMessage`.
+        message: String,
+    },
+    /// The process exited while it held the invocation.
+    #[error("Runtime.ExitError: the function's process exited during the invocation ({0})")]
+    Crashed(String),
+    /// No result within the function's timeout; the instance was stopped.
+    #[error("Sandbox.Timedout: the function timed out after {0:?}")]
+    TimedOut(Duration),
+    /// The function could not start.
+    #[error("Runtime.InitError: {0}")]
+    InitFailed(String),
+}
+
+type Reply = oneshot::Sender<Result<Value, FunctionError>>;
+
+struct Invocation {
+    id: String,
+    payload: Value,
+    deadline: Instant,
+    deadline_ms: u128,
+    reply: Reply,
+}
+
+/// Where the functions' output goes.
+#[derive(Debug, Clone)]
+pub enum LogSink {
+    /// Each line on the stack's standard error, prefixed with the instance.
+    Stderr,
+    /// Each function's lines appended to `<dir>/<binary>.log`.
+    Dir(PathBuf),
+}
+
+/// Everything the instances of one function share.
+struct Shared {
+    def: FunctionDef,
+    binary: PathBuf,
+    env: Vec<(String, String)>,
+    logs: LogSink,
+    max_instances: usize,
+    sender: mpsc::UnboundedSender<Invocation>,
+    receiver: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
+    waiting: AtomicUsize,
+    idle: AtomicUsize,
+    starting: AtomicUsize,
+    instances: AtomicUsize,
+    next_instance: AtomicU64,
+    /// Invocation id → (instance, reply).
+    in_flight: Mutex<HashMap<String, (u64, Reply)>>,
+    /// Instance → the sender that stops it.
+    stoppers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// Instance → its process id, while it runs.
+    pids: Mutex<HashMap<u64, u32>>,
+    init_error: Mutex<Option<String>>,
+    started: AtomicUsize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// One function's instances and queue.
+#[derive(Clone)]
+pub struct FunctionRuntime {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for FunctionRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionRuntime")
+            .field("binary", &self.shared.def.binary)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_ms(at: Instant) -> u128 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (now + at.saturating_duration_since(Instant::now())).as_millis()
+}
+
+impl FunctionRuntime {
+    /// A function whose instances run `binary` with `env` (the process's whole environment).
+    pub fn new(
+        def: FunctionDef,
+        binary: PathBuf,
+        env: Vec<(String, String)>,
+        logs: LogSink,
+        max_instances: usize,
+    ) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        Self {
+            shared: Arc::new(Shared {
+                def,
+                binary,
+                env,
+                logs,
+                max_instances: max_instances.max(1),
+                sender,
+                receiver: tokio::sync::Mutex::new(receiver),
+                waiting: AtomicUsize::new(0),
+                idle: AtomicUsize::new(0),
+                starting: AtomicUsize::new(0),
+                instances: AtomicUsize::new(0),
+                next_instance: AtomicU64::new(1),
+                in_flight: Mutex::new(HashMap::new()),
+                stoppers: Mutex::new(HashMap::new()),
+                pids: Mutex::new(HashMap::new()),
+                init_error: Mutex::new(None),
+                started: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// The function's binary name.
+    pub fn name(&self) -> &str {
+        &self.shared.def.binary
+    }
+
+    /// How many instances were started so far.
+    pub fn instances_started(&self) -> usize {
+        self.shared.started.load(Ordering::SeqCst)
+    }
+
+    /// The process ids of the running instances.
+    pub fn pids(&self) -> Vec<u32> {
+        lock(&self.shared.pids).values().copied().collect()
+    }
+
+    /// Invokes the function with `payload`, as Lambda's synchronous invoke does.
+    pub async fn invoke(&self, payload: Value) -> Result<Value, FunctionError> {
+        let s = &self.shared;
+        let timeout = s.def.timeout;
+        let (reply, result) = oneshot::channel();
+        let deadline = Instant::now() + timeout;
+        let id = uuid::Uuid::now_v7().to_string();
+        let waiting = s.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+        let ready = s.idle.load(Ordering::SeqCst) + s.starting.load(Ordering::SeqCst);
+        if waiting > ready && s.instances.load(Ordering::SeqCst) < s.max_instances {
+            self.start_instance();
+        }
+        let invocation = Invocation {
+            id: id.clone(),
+            payload,
+            deadline,
+            deadline_ms: unix_ms(deadline),
+            reply,
+        };
+        if s.sender.send(invocation).is_err() {
+            return Err(FunctionError::InitFailed("the runtime has stopped".into()));
+        }
+        match tokio::time::timeout(timeout + Duration::from_millis(500), result).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_)) => Err(FunctionError::Crashed("the invocation was dropped".into())),
+            Err(_) => {
+                // Lambda stops an instance that overran; its next invocation starts afresh.
+                let holder = lock(&s.in_flight).remove(&id).map(|(instance, _)| instance);
+                if let Some(instance) = holder
+                    && let Some(stop) = lock(&s.stoppers).remove(&instance)
+                {
+                    let _ = stop.send(());
+                }
+                Err(FunctionError::TimedOut(timeout))
+            }
+        }
+    }
+
+    fn start_instance(&self) {
+        let s = Arc::clone(&self.shared);
+        s.starting.fetch_add(1, Ordering::SeqCst);
+        s.instances.fetch_add(1, Ordering::SeqCst);
+        s.started.fetch_add(1, Ordering::SeqCst);
+        let instance = s.next_instance.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let outcome = run_instance(Arc::clone(&s), instance).await;
+            s.instances.fetch_sub(1, Ordering::SeqCst);
+            lock(&s.stoppers).remove(&instance);
+            lock(&s.pids).remove(&instance);
+            // Whatever it held fails as Lambda fails it.
+            let held: Vec<Reply> = {
+                let mut in_flight = lock(&s.in_flight);
+                let ids: Vec<String> = in_flight
+                    .iter()
+                    .filter(|(_, (i, _))| *i == instance)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                ids.iter()
+                    .filter_map(|id| in_flight.remove(id).map(|(_, r)| r))
+                    .collect()
+            };
+            for reply in held {
+                let _ = reply.send(Err(FunctionError::Crashed(outcome.clone())));
+            }
+            // An instance that never took an invocation and left no other to take them:
+            // fail what waits with its init error rather than leave callers hanging.
+            let init_error = lock(&s.init_error).clone();
+            if s.instances.load(Ordering::SeqCst) == 0 {
+                let why = init_error.unwrap_or(outcome);
+                let mut receiver = s.receiver.lock().await;
+                while let Ok(invocation) = receiver.try_recv() {
+                    s.waiting.fetch_sub(1, Ordering::SeqCst);
+                    let _ = invocation
+                        .reply
+                        .send(Err(FunctionError::InitFailed(why.clone())));
+                }
+            }
+        });
+    }
+}
+
+/// Runs one instance: its Runtime API endpoint and its process, until the process exits or the
+/// instance is stopped. Returns how it ended.
+async fn run_instance(s: Arc<Shared>, instance: u64) -> String {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
+        Err(e) => {
+            s.starting.fetch_sub(1, Ordering::SeqCst);
+            return format!("no port for the Runtime API: {e}");
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut command = tokio::process::Command::new(&s.binary);
+    command
+        .env_clear()
+        .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            s.starting.fetch_sub(1, Ordering::SeqCst);
+            let why = format!("cannot start `{}`: {e}", s.binary.display());
+            *lock(&s.init_error) = Some(why.clone());
+            return why;
+        }
+    };
+    if let Some(pid) = child.id() {
+        lock(&s.pids).insert(instance, pid);
+    }
+    let label = format!("{}#{instance}", s.def.binary);
+    for stream in [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        tokio::spawn(forward_logs(stream, label.clone(), s.logs.clone()));
+    }
+    let (stop, stopped) = oneshot::channel();
+    lock(&s.stoppers).insert(instance, stop);
+    let took_any = Arc::new(AtomicUsize::new(0));
+    let server = {
+        let s = Arc::clone(&s);
+        let took_any = Arc::clone(&took_any);
+        async move {
+            // Connections live in this set, so stopping the server stops them all (a dead
+            // instance's `next` must not go on taking invocations).
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let s = Arc::clone(&s);
+                let took_any = Arc::clone(&took_any);
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let s = Arc::clone(&s);
+                        let took_any = Arc::clone(&took_any);
+                        async move {
+                            Ok::<_, Infallible>(runtime_api(&s, instance, &took_any, request).await)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    };
+    let server = tokio::spawn(server);
+    let ended = tokio::select! {
+        status = child.wait() => match status {
+            Ok(status) => format!("exit {status}"),
+            Err(e) => format!("lost the process: {e}"),
+        },
+        _ = stopped => {
+            let _ = child.kill().await;
+            "stopped after a timeout".to_owned()
+        }
+    };
+    server.abort();
+    if took_any.load(Ordering::SeqCst) == 0 {
+        // Never reached `next`: still counted as starting.
+        s.starting.fetch_sub(1, Ordering::SeqCst);
+        let mut init = lock(&s.init_error);
+        if init.is_none() {
+            *init = Some(format!(
+                "the process ended before asking for work ({ended})"
+            ));
+        }
+    }
+    ended
+}
+
+async fn forward_logs(
+    stream: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+    label: String,
+    sink: LogSink,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    let mut file = match &sink {
+        LogSink::Dir(dir) => {
+            let _ = tokio::fs::create_dir_all(dir).await;
+            let name = label.split('#').next().unwrap_or("function");
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{name}.log")))
+                .await
+                .ok()
+        }
+        LogSink::Stderr => None,
+    };
+    while let Ok(Some(line)) = lines.next_line().await {
+        match file.as_mut() {
+            Some(f) => {
+                let _ = f.write_all(format!("[{label}] {line}\n").as_bytes()).await;
+            }
+            None => eprintln!("[{label}] {line}"),
+        }
+    }
+}
+
+/// Counts an instance as idle while it waits in `next`, however that wait ends.
+struct Idle<'a>(&'a AtomicUsize);
+
+impl<'a> Idle<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response
+}
+
+/// One Runtime API request from instance `instance`.
+async fn runtime_api(
+    s: &Arc<Shared>,
+    instance: u64,
+    took_any: &AtomicUsize,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let Some(rest) = path.strip_prefix("/2018-06-01/runtime/") else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({"errorMessage": "no such path"}),
+        );
+    };
+    match (method.as_str(), rest) {
+        ("GET", "invocation/next") => {
+            if took_any.fetch_add(1, Ordering::SeqCst) == 0 {
+                s.starting.fetch_sub(1, Ordering::SeqCst);
+            }
+            let idle = Idle::new(&s.idle);
+            let invocation = loop {
+                let next = s.receiver.lock().await.recv().await;
+                let Some(invocation) = next else {
+                    return reply(StatusCode::GONE, json!({"errorMessage": "shutting down"}));
+                };
+                s.waiting.fetch_sub(1, Ordering::SeqCst);
+                if invocation.deadline <= Instant::now() {
+                    let _ = invocation
+                        .reply
+                        .send(Err(FunctionError::TimedOut(s.def.timeout)));
+                    continue;
+                }
+                break invocation;
+            };
+            drop(idle);
+            let arn = format!(
+                "arn:aws:lambda:us-east-1:123456789012:function:{}",
+                s.def.logical_id
+            );
+            lock(&s.in_flight).insert(invocation.id.clone(), (instance, invocation.reply));
+            let mut response =
+                Response::new(Full::new(Bytes::from(invocation.payload.to_string())));
+            let headers = response.headers_mut();
+            for (name, value) in [
+                ("lambda-runtime-aws-request-id", invocation.id.clone()),
+                (
+                    "lambda-runtime-deadline-ms",
+                    invocation.deadline_ms.to_string(),
+                ),
+                ("lambda-runtime-invoked-function-arn", arn),
+                (
+                    "lambda-runtime-trace-id",
+                    format!("Root=1-{}-{};Sampled=0", &invocation.id[..8], instance),
+                ),
+                ("content-type", "application/json".to_owned()),
+            ] {
+                if let Ok(value) = value.parse() {
+                    headers.insert(name, value);
+                }
+            }
+            response
+        }
+        ("POST", "init/error") => {
+            let body = body_json(request).await;
+            let why = format!(
+                "{}: {}",
+                body["errorType"].as_str().unwrap_or("Runtime.InitError"),
+                body["errorMessage"].as_str().unwrap_or("")
+            );
+            tracing::warn!(function = %s.def.binary, error = %why, "init error");
+            *lock(&s.init_error) = Some(why);
+            reply(StatusCode::ACCEPTED, json!({"status": "OK"}))
+        }
+        ("POST", rest) => {
+            let Some((id, what)) = rest
+                .strip_prefix("invocation/")
+                .and_then(|r| r.split_once('/'))
+            else {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"errorMessage": "no such path"}),
+                );
+            };
+            let id = id.to_owned();
+            let what = what.to_owned();
+            let Some((_, waiting)) = lock(&s.in_flight).remove(&id) else {
+                return reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({"errorMessage": "no such invocation", "errorType": "InvalidRequestID"}),
+                );
+            };
+            let outcome = match what.as_str() {
+                "response" => {
+                    let bytes = body_bytes(request).await;
+                    Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                    }))
+                }
+                "error" => {
+                    let kind = request
+                        .headers()
+                        .get("lambda-runtime-function-error-type")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
+                    let body = body_json(request).await;
+                    Err(FunctionError::Handled {
+                        error_type: body["errorType"]
+                            .as_str()
+                            .map(str::to_owned)
+                            .or(kind)
+                            .unwrap_or_else(|| "Unhandled".into()),
+                        message: body["errorMessage"].as_str().unwrap_or("").to_owned(),
+                    })
+                }
+                _ => {
+                    return reply(
+                        StatusCode::NOT_FOUND,
+                        json!({"errorMessage": "no such path"}),
+                    );
+                }
+            };
+            let _ = waiting.send(outcome);
+            reply(StatusCode::ACCEPTED, json!({"status": "OK"}))
+        }
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            json!({"errorMessage": "no such path"}),
+        ),
+    }
+}
+
+async fn body_bytes(request: Request<Incoming>) -> Bytes {
+    request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default()
+}
+
+async fn body_json(request: Request<Incoming>) -> Value {
+    serde_json::from_slice(&body_bytes(request).await).unwrap_or(Value::Null)
+}

@@ -1,0 +1,193 @@
+//! What the stack creates on the emulator before the functions start: the table from the
+//! template and the demo target roles from `targets.json`, with trust policies taken from
+//! `infra/target-account.yaml` (and, in other accounts, that stack's revoker role).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use serde_yaml::Value as Yaml;
+
+use jit_core::policy::Rules;
+
+/// The broker's account in the example configuration: targets without a revoker role live
+/// here, so the emulator's default account is this one.
+pub const BROKER_ACCOUNT: &str = "111111111111";
+
+/// The roles the stack's functions stand for.
+pub fn issuer_role() -> String {
+    format!("arn:aws:iam::{BROKER_ACCOUNT}:role/jit-issuer")
+}
+
+/// The sweeper's role.
+pub fn sweeper_role() -> String {
+    format!("arn:aws:iam::{BROKER_ACCOUNT}:role/jit-sweeper")
+}
+
+/// A CloudFormation value as JSON, with `!Ref` and `!Sub` resolved from `refs`.
+pub fn cfn_json(value: &Yaml, refs: &BTreeMap<&str, String>) -> Value {
+    match value {
+        Yaml::Null => Value::Null,
+        Yaml::Bool(b) => json!(b),
+        Yaml::Number(n) => n
+            .as_i64()
+            .map(Value::from)
+            .or_else(|| n.as_f64().map(Value::from))
+            .unwrap_or(Value::Null),
+        Yaml::String(s) => json!(s),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(|i| cfn_json(i, refs)).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), cfn_json(v, refs))))
+                .collect(),
+        ),
+        Yaml::Tagged(t) => {
+            let inner = t.value.as_str().unwrap_or_default();
+            match t.tag.to_string().as_str() {
+                "!Ref" => json!(refs.get(inner).cloned().unwrap_or_else(|| inner.to_owned())),
+                "!Sub" => {
+                    let mut text = inner.to_owned();
+                    for (name, value) in refs {
+                        text = text.replace(&format!("${{{name}}}"), value);
+                    }
+                    json!(text)
+                }
+                _ => json!(inner),
+            }
+        }
+    }
+}
+
+fn iam_error(e: impl std::error::Error + Send + Sync + 'static) -> String {
+    aws_sdk_iam::error::DisplayErrorContext(e).to_string()
+}
+
+/// Creates every target role of `rules` in its account, trusted as `infra/target-account.yaml`
+/// trusts it, and each other account's revoker role. Returns how many roles were made.
+pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Result<usize, String> {
+    let path = jit_local::workspace_root().join("infra/target-account.yaml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc: Yaml = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let sts = aws_sdk_sts::Client::new(config);
+    let broker_iam = aws_sdk_iam::Client::new(config);
+    let mut made = 0;
+    let mut revokers_made = Vec::new();
+    for target in rules.targets() {
+        let account = target.account.as_str();
+        let refs = BTreeMap::from([
+            ("IssuerRoleArn", issuer_role()),
+            ("SweeperRoleArn", sweeper_role()),
+            ("AWS::Partition", "aws".to_owned()),
+            ("AWS::AccountId", account.to_owned()),
+        ]);
+        let resource = |name: &str| &doc["Resources"][name]["Properties"];
+        let iam = match &target.revoker_role_arn {
+            None => broker_iam.clone(),
+            Some(revoker) => {
+                // The account's IAM as its revoker role sees it (the emulator puts calls made
+                // with an assumed role's credentials in that role's account).
+                let creds = sts
+                    .assume_role()
+                    .role_arn(revoker.as_str())
+                    .role_session_name("jit-stack-setup")
+                    .send()
+                    .await
+                    .map_err(iam_error)?
+                    .credentials
+                    .ok_or("the emulator gave no credentials")?;
+                let conf = aws_sdk_iam::config::Builder::from(config)
+                    .credentials_provider(aws_credential_types::Credentials::new(
+                        creds.access_key_id,
+                        creds.secret_access_key,
+                        Some(creds.session_token),
+                        None,
+                        "jit-stack",
+                    ))
+                    .build();
+                let iam = aws_sdk_iam::Client::from_conf(conf);
+                if !revokers_made.contains(&account.to_owned()) {
+                    let revoker_props = resource("RevokerRole");
+                    let name = revoker.as_str().rsplit('/').next().unwrap_or("jit-revoker");
+                    iam.create_role()
+                        .role_name(name)
+                        .assume_role_policy_document(
+                            cfn_json(&revoker_props["AssumeRolePolicyDocument"], &refs).to_string(),
+                        )
+                        .send()
+                        .await
+                        .map_err(iam_error)?;
+                    if let Some(policies) = revoker_props["Policies"].as_sequence() {
+                        for p in policies {
+                            iam.put_role_policy()
+                                .role_name(name)
+                                .policy_name(p["PolicyName"].as_str().unwrap_or("revoker"))
+                                .policy_document(cfn_json(&p["PolicyDocument"], &refs).to_string())
+                                .send()
+                                .await
+                                .map_err(iam_error)?;
+                        }
+                    }
+                    revokers_made.push(account.to_owned());
+                    made += 1;
+                }
+                iam
+            }
+        };
+        let props = resource("TargetRole");
+        let name = target
+            .role_arn
+            .as_str()
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        iam.create_role()
+            .role_name(name)
+            .path("/jit/")
+            .max_session_duration(i32::try_from(target.max_session_secs).unwrap_or(3600))
+            .assume_role_policy_document(
+                cfn_json(&props["AssumeRolePolicyDocument"], &refs).to_string(),
+            )
+            .send()
+            .await
+            .map_err(iam_error)?;
+        made += 1;
+    }
+    for role in [issuer_role(), sweeper_role()] {
+        let name = role.rsplit('/').next().unwrap_or_default();
+        broker_iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(
+                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                    "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+                .to_string(),
+            )
+            .send()
+            .await
+            .map_err(iam_error)?;
+        made += 1;
+    }
+    Ok(made)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_policies_resolve_their_references() {
+        let yaml: Yaml = serde_yaml::from_str(
+            "Principal:\n  AWS: !Ref IssuerRoleArn\nResource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/jit/*\"\nN: 3\n",
+        )
+        .unwrap();
+        let refs = BTreeMap::from([
+            ("IssuerRoleArn", "arn:aws:iam::1:role/jit-issuer".to_owned()),
+            ("AWS::Partition", "aws".to_owned()),
+            ("AWS::AccountId", "222222222222".to_owned()),
+        ]);
+        assert_eq!(
+            cfn_json(&yaml, &refs),
+            json!({"Principal": {"AWS": "arn:aws:iam::1:role/jit-issuer"},
+                "Resource": "arn:aws:iam::222222222222:role/jit/*", "N": 3})
+        );
+    }
+}
