@@ -1,5 +1,7 @@
 //! `jit-stack --demo`: the main job, walked over HTTP against the running stack, one line a
 //! step. Every step checks what a person would check; the first that fails ends the walk.
+// Indexing a JSON or YAML value by key or position returns Null when absent: it never panics.
+#![allow(clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 
@@ -264,7 +266,7 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     say("8. sue revoked dan's grant: REVOKED, live sessions cut");
     let policy = revocation_policy(
         stack,
-        "arn:aws:iam::222222222222:role/jit-revoker",
+        Some("arn:aws:iam::222222222222:role/jit-revoker"),
         "prod-db-admin",
     )
     .await?;
@@ -329,29 +331,38 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     Ok(())
 }
 
-/// The revocation policy on `role` (in the revoker's account).
-pub async fn revocation_policy(stack: &Stack, revoker: &str, role: &str) -> Result<Value, String> {
-    let sts = aws_sdk_sts::Client::new(&stack.aws);
-    let creds = sts
-        .assume_role()
-        .role_arn(revoker)
-        .role_session_name("jit-demo")
-        .send()
-        .await
-        .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())?
-        .credentials
-        .ok_or("no credentials")?;
-    let iam = aws_sdk_iam::Client::from_conf(
-        aws_sdk_iam::config::Builder::from(&stack.aws)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                creds.access_key_id,
-                creds.secret_access_key,
-                Some(creds.session_token),
-                None,
-                "jit-demo",
-            ))
-            .build(),
-    );
+/// The revocation policy on `role`, read through `revoker` when the role lives in another
+/// account, or in the broker's account.
+pub async fn revocation_policy(
+    stack: &Stack,
+    revoker: Option<&str>,
+    role: &str,
+) -> Result<Value, String> {
+    let iam = match revoker {
+        None => aws_sdk_iam::Client::new(&stack.aws),
+        Some(revoker) => {
+            let creds = aws_sdk_sts::Client::new(&stack.aws)
+                .assume_role()
+                .role_arn(revoker)
+                .role_session_name("jit-demo")
+                .send()
+                .await
+                .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())?
+                .credentials
+                .ok_or("no credentials")?;
+            aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&stack.aws)
+                    .credentials_provider(aws_credential_types::Credentials::new(
+                        creds.access_key_id,
+                        creds.secret_access_key,
+                        Some(creds.session_token),
+                        None,
+                        "jit-demo",
+                    ))
+                    .build(),
+            )
+        }
+    };
     let doc = iam
         .get_role_policy()
         .role_name(role)
@@ -360,7 +371,8 @@ pub async fn revocation_policy(stack: &Stack, revoker: &str, role: &str) -> Resu
         .await
         .map_err(|e| aws_sdk_iam::error::DisplayErrorContext(e).to_string())?
         .policy_document;
-    let decoded = url::form_urlencoded::parse(format!("d={doc}").as_bytes())
+    // IAM returns the document URL-encoded.
+    let decoded = url::form_urlencoded::parse(format!("d={}", doc.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or(doc);

@@ -101,6 +101,8 @@ pub struct StackOptions {
     pub build: bool,
     /// How often the stream is read when it had nothing.
     pub stream_poll: Duration,
+    /// The rules (schema, policies, targets) the functions load, as the layer ships them.
+    pub policy_dir: PathBuf,
 }
 
 impl Default for StackOptions {
@@ -115,6 +117,7 @@ impl Default for StackOptions {
             function_env: Vec::new(),
             build: true,
             stream_poll: Duration::from_millis(100),
+            policy_dir: jit_local::workspace_root().join("infra/policies"),
         }
     }
 }
@@ -314,7 +317,7 @@ impl Stack {
             .table
             .and_then(|t| t.latest_stream_arn)
             .ok_or_else(|| StackError::Setup("the table has no stream".into()))?;
-        let rules = jit_core::policy::Rules::load_dir(&root.join("infra/policies"))
+        let rules = jit_core::policy::Rules::load_dir(&options.policy_dir)
             .map_err(|e| StackError::Setup(format!("policies: {e}")))?;
         setup::create_roles(&aws, &rules)
             .await
@@ -323,6 +326,10 @@ impl Stack {
             .await
             .map_err(|e| StackError::Setup(format!("federation stand-in: {e}")))?;
 
+        if let LogSink::Dir(dir) = &options.logs {
+            // Each run's logs alone, so what a reader finds is this run's.
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let home = options.state_dir.join("home");
         let _ = std::fs::create_dir_all(&home);
         let mut functions = HashMap::new();
@@ -333,7 +340,7 @@ impl Stack {
                 .map(|(k, v)| {
                     // The policies layer is mounted at /opt/policies in Lambda.
                     let v = match v.strip_prefix("/opt/policies") {
-                        Some(rest) => format!("{}{rest}", root.join("infra/policies").display()),
+                        Some(rest) => format!("{}{rest}", options.policy_dir.display()),
                         None => v.clone(),
                     };
                     (k.clone(), v)

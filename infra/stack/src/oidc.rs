@@ -79,7 +79,8 @@ impl Provider {
         let public = key.public_key();
         let n = public.modulus().big_endian_without_leading_zero().to_vec();
         let e = public.exponent().big_endian_without_leading_zero().to_vec();
-        let kid = b64(&aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &n).as_ref()[..8]);
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &n);
+        let kid = b64(digest.as_ref().get(..8).unwrap_or_default());
         Ok(Self {
             issuer: issuer.into(),
             audience: audience.into(),
@@ -252,10 +253,12 @@ impl Authorizer {
             .filter(|v| !v.is_empty())
             .ok_or(Rejection::Missing)?;
         let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .unwrap_or(value)
-            .trim();
+            .strip_prefix("Bearer")
+            .or_else(|| value.strip_prefix("bearer"))
+            .map_or(value, str::trim);
+        if token.is_empty() {
+            return Err(Rejection::Missing);
+        }
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -267,10 +270,13 @@ impl Authorizer {
         let claims: Map<String, Value> =
             serde_json::from_slice(&decode(c)?).map_err(|_| Rejection::Malformed)?;
         let signature = decode(s)?;
-        if header["alg"] != "RS256" {
+        if header.get("alg").and_then(Value::as_str) != Some("RS256") {
             return Err(Rejection::UnknownKey);
         }
-        let kid = header["kid"].as_str().unwrap_or_default();
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let (_, n, e) = self
             .keys
             .iter()

@@ -88,6 +88,9 @@ struct Shared {
     pids: Mutex<HashMap<u64, u32>>,
     init_error: Mutex<Option<String>>,
     started: AtomicUsize,
+    invocations: AtomicUsize,
+    /// The stack's runtime: instances live there, whoever invokes.
+    handle: tokio::runtime::Handle,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -117,6 +120,7 @@ fn unix_ms(at: Instant) -> u128 {
 
 impl FunctionRuntime {
     /// A function whose instances run `binary` with `env` (the process's whole environment).
+    /// Call it within the runtime the instances should live on.
     pub fn new(
         def: FunctionDef,
         binary: PathBuf,
@@ -144,6 +148,8 @@ impl FunctionRuntime {
                 pids: Mutex::new(HashMap::new()),
                 init_error: Mutex::new(None),
                 started: AtomicUsize::new(0),
+                invocations: AtomicUsize::new(0),
+                handle: tokio::runtime::Handle::current(),
             }),
         }
     }
@@ -151,6 +157,11 @@ impl FunctionRuntime {
     /// The function's binary name.
     pub fn name(&self) -> &str {
         &self.shared.def.binary
+    }
+
+    /// How many invocations were asked for so far.
+    pub fn invocations(&self) -> usize {
+        self.shared.invocations.load(Ordering::SeqCst)
     }
 
     /// How many instances were started so far.
@@ -166,6 +177,7 @@ impl FunctionRuntime {
     /// Invokes the function with `payload`, as Lambda's synchronous invoke does.
     pub async fn invoke(&self, payload: Value) -> Result<Value, FunctionError> {
         let s = &self.shared;
+        s.invocations.fetch_add(1, Ordering::SeqCst);
         let timeout = s.def.timeout;
         let (reply, result) = oneshot::channel();
         let deadline = Instant::now() + timeout;
@@ -207,7 +219,8 @@ impl FunctionRuntime {
         s.instances.fetch_add(1, Ordering::SeqCst);
         s.started.fetch_add(1, Ordering::SeqCst);
         let instance = s.next_instance.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
+        let handle = s.handle.clone();
+        handle.spawn(async move {
             let outcome = run_instance(Arc::clone(&s), instance).await;
             s.instances.fetch_sub(1, Ordering::SeqCst);
             lock(&s.stoppers).remove(&instance);
@@ -452,7 +465,10 @@ async fn runtime_api(
                 ("lambda-runtime-invoked-function-arn", arn),
                 (
                     "lambda-runtime-trace-id",
-                    format!("Root=1-{}-{};Sampled=0", &invocation.id[..8], instance),
+                    format!(
+                        "Root=1-{}-{instance};Sampled=0",
+                        invocation.id.get(..8).unwrap_or("0")
+                    ),
                 ),
                 ("content-type", "application/json".to_owned()),
             ] {
@@ -466,8 +482,12 @@ async fn runtime_api(
             let body = body_json(request).await;
             let why = format!(
                 "{}: {}",
-                body["errorType"].as_str().unwrap_or("Runtime.InitError"),
-                body["errorMessage"].as_str().unwrap_or("")
+                body.get("errorType")
+                    .and_then(Value::as_str)
+                    .unwrap_or("Runtime.InitError"),
+                body.get("errorMessage")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
             );
             tracing::warn!(function = %s.def.binary, error = %why, "init error");
             *lock(&s.init_error) = Some(why);
@@ -506,12 +526,17 @@ async fn runtime_api(
                         .map(str::to_owned);
                     let body = body_json(request).await;
                     Err(FunctionError::Handled {
-                        error_type: body["errorType"]
-                            .as_str()
+                        error_type: body
+                            .get("errorType")
+                            .and_then(Value::as_str)
                             .map(str::to_owned)
                             .or(kind)
                             .unwrap_or_else(|| "Unhandled".into()),
-                        message: body["errorMessage"].as_str().unwrap_or("").to_owned(),
+                        message: body
+                            .get("errorMessage")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
                     })
                 }
                 _ => {

@@ -204,11 +204,14 @@ impl StreamPoller {
                 let why = match outcome {
                     Ok(response) => {
                         let failed: Vec<&str> = if self.source.report_item_failures {
-                            response["batchItemFailures"]
-                                .as_array()
+                            response
+                                .get("batchItemFailures")
+                                .and_then(Value::as_array)
                                 .map(|l| {
                                     l.iter()
-                                        .filter_map(|f| f["itemIdentifier"].as_str())
+                                        .filter_map(|f| {
+                                            f.get("itemIdentifier").and_then(Value::as_str)
+                                        })
                                         .collect()
                                 })
                                 .unwrap_or_default()
@@ -217,8 +220,8 @@ impl StreamPoller {
                         };
                         // Lambda checkpoints before the first failed record and retries from it.
                         let first = pending.iter().position(|r| {
-                            r["dynamodb"]["SequenceNumber"]
-                                .as_str()
+                            r.pointer("/dynamodb/SequenceNumber")
+                                .and_then(Value::as_str)
                                 .is_some_and(|s| failed.contains(&s))
                         });
                         match first {

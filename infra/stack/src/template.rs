@@ -413,4 +413,94 @@ mod tests {
         assert_eq!(t.functions[0].environment["JIT_GROUPS_CLAIM"], "groups");
         assert_eq!(t.identity_header, "authorization");
     }
+
+    #[test]
+    fn the_openapi_document_and_the_template_name_the_same_routes() {
+        let root = jit_local::workspace_root();
+        let t = Template::load(&root.join("template.yaml"), &Bindings::default()).unwrap();
+        let mut in_template: Vec<String> = t
+            .functions
+            .iter()
+            .flat_map(|f| f.routes.iter().map(Route::key))
+            .collect();
+        in_template.sort();
+        let doc: Value =
+            serde_yaml::from_str(&std::fs::read_to_string(root.join("openapi.yaml")).unwrap())
+                .unwrap();
+        assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
+        let mut in_document = Vec::new();
+        for (path, item) in doc["paths"].as_mapping().unwrap() {
+            for (method, operation) in item.as_mapping().unwrap() {
+                let method = method.as_str().unwrap();
+                if !["get", "post", "put", "patch", "delete"].contains(&method) {
+                    continue;
+                }
+                let key = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
+                // Every route sits behind the authorizer, and says so.
+                assert!(
+                    operation["responses"]["401"].is_mapping(),
+                    "{key} documents no 401"
+                );
+                in_document.push(key);
+            }
+        }
+        in_document.sort();
+        assert_eq!(
+            in_template, in_document,
+            "template.yaml and openapi.yaml disagree"
+        );
+        assert!(doc["security"][0]["jwt"].is_sequence());
+    }
+
+    /// The `JIT_*` and `TABLE_NAME` names a source file spells out.
+    fn names_in(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, _) in text.match_indices('"') {
+            let rest = &text[i + 1..];
+            let end = rest.find('"').unwrap_or(0);
+            let word = &rest[..end];
+            if (word.starts_with("JIT_") || word == "TABLE_NAME")
+                && word.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            {
+                names.push(word.to_owned());
+            }
+        }
+        names
+    }
+
+    #[test]
+    fn every_variable_a_function_reads_is_set_in_the_template_and_in_the_readme() {
+        let root = jit_local::workspace_root();
+        let t = Template::load(&root.join("template.yaml"), &Bindings::default()).unwrap();
+        let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+        let mut read = Vec::new();
+        for dir in [
+            "shared/src",
+            "shared/src/policy",
+            "functions/intake/src",
+            "functions/approver/src",
+            "functions/issuer/src",
+            "functions/sweeper/src",
+        ] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "rs") {
+                    read.extend(names_in(&std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        read.sort();
+        read.dedup();
+        assert!(read.len() >= 7, "found {read:?}");
+        for name in &read {
+            assert!(
+                t.functions.iter().any(|f| f.environment.contains_key(name)),
+                "`{name}` is read but no function sets it in template.yaml"
+            );
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "`{name}` is not in the README's configuration table"
+            );
+        }
+    }
 }

@@ -1,0 +1,654 @@
+//! The broker end to end: over HTTP against the local stack, with the real function binaries
+//! behind the Runtime API, real tokens from the stack's OpenID provider, and the emulator.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::time::Duration;
+
+use jit_core::audit::{AuditRecord, verify};
+use jit_core::domain::GrantId;
+use jit_e2e::{Answer, Api, options, shared, start};
+use jit_stack::Stack;
+use serde_json::{Value, json};
+
+fn api(stack: &Stack) -> Api {
+    Api::new(&stack.api_url)
+}
+
+/// Asks for `target` as `token`; the new request's id.
+async fn ask(api: &Api, token: &str, target: &str, duration: &str, extra: Value) -> String {
+    let mut body = json!({"target": target, "duration": duration,
+        "reason": "end-to-end test of the broker", "ticket": "INC-1"});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let a = api
+        .call("POST", "/requests", Some(token), Some(body))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn state_of(api: &Api, id: &str, token: &str) -> Value {
+    let a = api
+        .call("GET", &format!("/requests/{id}"), Some(token), None)
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", a.body);
+    a.body
+}
+
+fn post(path: String) -> (String, String) {
+    ("POST".to_owned(), path)
+}
+
+async fn send(
+    api: &Api,
+    (method, path): (String, String),
+    token: &str,
+    body: Option<Value>,
+) -> Answer {
+    api.call(&method, &path, Some(token), body).await.unwrap()
+}
+
+/// Verifies every chain in an export of the window around now, and returns its records.
+async fn verified_export(api: &Api, auditor: &str) -> Vec<AuditRecord> {
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut records: Vec<AuditRecord> = Vec::new();
+    let mut next: Option<String> = None;
+    loop {
+        let mut path = format!(
+            "/audit?from={}&to={}&limit=100",
+            fmt(now - time::Duration::hours(1)),
+            fmt(now + time::Duration::hours(1))
+        );
+        if let Some(cursor) = &next {
+            path.push_str(&format!("&next={cursor}"));
+        }
+        let a = api.call("GET", &path, Some(auditor), None).await.unwrap();
+        assert_eq!(a.status, 200, "{}", a.body);
+        records.extend(
+            a.body["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| serde_json::from_value::<AuditRecord>(r.clone()).unwrap()),
+        );
+        match a.body["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    let mut grants: Vec<GrantId> = records.iter().map(|r| r.grant_id.clone()).collect();
+    grants.sort();
+    grants.dedup();
+    for grant in grants {
+        let mut chain: Vec<AuditRecord> = records
+            .iter()
+            .filter(|r| r.grant_id == grant)
+            .cloned()
+            .collect();
+        chain.sort_by_key(|r| r.seq);
+        // An export of a time window may start mid-chain only for grants older than it.
+        if chain[0].seq == 1 {
+            verify(&grant, &chain).unwrap();
+        }
+    }
+    records
+}
+
+#[tokio::test]
+async fn an_auto_approved_request_gives_credentials_sts_accepts_and_a_console_link() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let alice = stack.token("alice-auto", &["sre"]);
+    let id = ask(&api, &alice, "prod-logs-ro", "30m", json!({})).await;
+    let g = api
+        .wait_for(&id, &alice, Duration::from_secs(30), |g| {
+            g["state"] != "PENDING"
+        })
+        .await
+        .unwrap();
+    assert_eq!(g["state"], "ACTIVE", "{g}");
+    let c = send(
+        &api,
+        post(format!("/grants/{id}/credentials")),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    assert_eq!(c.body["Version"], 1);
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&stack.aws)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                c.body["AccessKeyId"].as_str().unwrap(),
+                c.body["SecretAccessKey"].as_str().unwrap(),
+                c.body["SessionToken"].as_str().map(str::to_owned),
+                None,
+                "e2e",
+            ))
+            .build(),
+    );
+    let arn = sts.get_caller_identity().send().await.unwrap().arn.unwrap();
+    assert_eq!(
+        arn,
+        format!("arn:aws:sts::111111111111:assumed-role/prod-logs-ro/alice-auto@{id}")
+    );
+    let l = send(
+        &api,
+        post(format!("/grants/{id}/console")),
+        &alice,
+        Some(json!({"destination": "https://console.aws.amazon.com/logs/home"})),
+    )
+    .await;
+    assert_eq!(l.status, 200, "{}", l.body);
+    assert!(l.body["url"].as_str().unwrap().contains("SigninToken="));
+    // Someone else cannot use it; the requester's grant shows the two sessions.
+    let bob = stack.token("bob-auto", &["engineers"]);
+    let other = send(&api, post(format!("/grants/{id}/credentials")), &bob, None).await;
+    assert_eq!(other.status, 404, "{}", other.body);
+    assert_eq!(state_of(&api, &id, &alice).await["sessions_issued"], 2);
+}
+
+#[tokio::test]
+async fn two_distinct_approvers_open_a_request_and_the_requester_cannot_approve_it() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let dan = stack.token("dan-two", &["dba"]);
+    let lee = stack.token("lee-two", &["dba-leads"]);
+    let sue = stack.token("sue-two", &["security"]);
+    let id = ask(&api, &dan, "prod-db-admin", "1h", json!({})).await;
+    let g = api
+        .wait_for(&id, &dan, Duration::from_secs(30), |g| {
+            !g["approvals_required"].is_null()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (g["state"].as_str(), g["approvals_required"].as_u64()),
+        (Some("PENDING"), Some(2))
+    );
+    let review = |decision: &str| Some(json!({"decision": decision, "comment": "checked"}));
+    let own = send(
+        &api,
+        post(format!("/requests/{id}/reviews")),
+        &dan,
+        review("approve"),
+    )
+    .await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    let first = send(
+        &api,
+        post(format!("/requests/{id}/reviews")),
+        &lee,
+        review("approve"),
+    )
+    .await;
+    assert_eq!(
+        (first.status, first.body["state"].as_str()),
+        (200, Some("PENDING")),
+        "{}",
+        first.body
+    );
+    let again = send(
+        &api,
+        post(format!("/requests/{id}/reviews")),
+        &lee,
+        review("approve"),
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let second = send(
+        &api,
+        post(format!("/requests/{id}/reviews")),
+        &sue,
+        review("approve"),
+    )
+    .await;
+    assert_eq!(
+        (second.status, second.body["state"].as_str()),
+        (200, Some("ACTIVE")),
+        "{}",
+        second.body
+    );
+}
+
+#[tokio::test]
+async fn a_denied_request_gives_nothing() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let erin = stack.token("erin-deny", &["engineers"]);
+    let sam = stack.token("sam-deny", &["sre"]);
+    // Write access needs business hours or a review; on a weekend it is refused outright.
+    let weekday = time::OffsetDateTime::now_utc()
+        .weekday()
+        .number_from_monday()
+        <= 5;
+    let hour = time::OffsetDateTime::now_utc().hour();
+    let target = if weekday && (7..19).contains(&hour) {
+        "prod-deploy"
+    } else {
+        "prod-logs-ro"
+    };
+    let id = ask(&api, &erin, target, "1h", json!({"ticket": null})).await;
+    api.wait_for(&id, &erin, Duration::from_secs(30), |g| {
+        !g["approvals_required"].is_null()
+    })
+    .await
+    .unwrap();
+    let d = send(
+        &api,
+        post(format!("/requests/{id}/reviews")),
+        &sam,
+        Some(json!({"decision": "deny", "comment": "use the read-only role"})),
+    )
+    .await;
+    assert_eq!(
+        (d.status, d.body["state"].as_str()),
+        (200, Some("DENIED")),
+        "{}",
+        d.body
+    );
+    let c = send(&api, post(format!("/grants/{id}/credentials")), &erin, None).await;
+    assert_eq!(c.status, 409, "{}", c.body);
+    assert!(
+        c.body["detail"].as_str().unwrap().contains("DENIED"),
+        "{}",
+        c.body
+    );
+}
+
+#[tokio::test]
+async fn revoking_cuts_the_live_session_through_the_roles_deny_policy() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let carol = stack.token("carol-revoke", &["sre"]);
+    let id = ask(&api, &carol, "prod-logs-ro", "1h", json!({})).await;
+    api.wait_for(&id, &carol, Duration::from_secs(30), |g| {
+        g["state"] == "ACTIVE"
+    })
+    .await
+    .unwrap();
+    let c = send(
+        &api,
+        post(format!("/grants/{id}/credentials")),
+        &carol,
+        None,
+    )
+    .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let r = send(
+        &api,
+        post(format!("/grants/{id}/revoke")),
+        &carol,
+        Some(json!({"reason": "done with the investigation"})),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body["live_sessions"].as_str()),
+        (200, Some("cut")),
+        "{}",
+        r.body
+    );
+    // The role in the broker's account denies the grant's tagged sessions.
+    let doc = jit_stack::demo::revocation_policy(stack, None, "prod-logs-ro")
+        .await
+        .unwrap();
+    let denied = doc["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalTag/jit-grant"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(denied.contains(&json!(id)), "{doc}");
+    // No more credentials, and a second revoke says why.
+    let again = send(
+        &api,
+        post(format!("/grants/{id}/credentials")),
+        &carol,
+        None,
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    let twice = send(
+        &api,
+        post(format!("/grants/{id}/revoke")),
+        &carol,
+        Some(json!({"reason": "done with the investigation"})),
+    )
+    .await;
+    assert_eq!(twice.status, 409, "{}", twice.body);
+}
+
+#[tokio::test]
+async fn break_glass_opens_at_once_and_owes_a_review_someone_else_records() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let bob = stack.token("bob-glass", &["sre", "oncall"]);
+    let sue = stack.token("sue-glass", &["security"]);
+    let id = ask(
+        &api,
+        &bob,
+        "break-glass-admin",
+        "30m",
+        json!({"break_glass": true}),
+    )
+    .await;
+    let g = api
+        .wait_for(&id, &bob, Duration::from_secs(30), |g| {
+            g["state"] != "PENDING"
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (g["state"].as_str(), g["review_owed"].as_bool()),
+        (Some("ACTIVE"), Some(true)),
+        "{g}"
+    );
+    let own = send(
+        &api,
+        post(format!("/grants/{id}/post-review")),
+        &bob,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    let done = send(
+        &api,
+        post(format!("/grants/{id}/post-review")),
+        &sue,
+        Some(json!({"comment": "justified: the primary was down"})),
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert_eq!(state_of(&api, &id, &bob).await["review_owed"], false);
+    let again = send(
+        &api,
+        post(format!("/grants/{id}/post-review")),
+        &sue,
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.body);
+    // Someone the rules do not permit to break the glass is refused, with the reason.
+    let erin = stack.token("erin-glass", &["engineers"]);
+    let a = api
+        .call(
+            "POST",
+            "/requests",
+            Some(&erin),
+            Some(
+                json!({"target": "prod-deploy", "duration": "1h", "break_glass": true,
+                "reason": "let me in, it is urgent", "ticket": "INC-9"}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 403, "{}", a.body);
+}
+
+#[tokio::test]
+async fn the_audit_export_verifies_and_only_auditors_get_it() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let fay = stack.token("fay-audit", &["sre"]);
+    let id = ask(&api, &fay, "prod-logs-ro", "15m", json!({})).await;
+    api.wait_for(&id, &fay, Duration::from_secs(30), |g| {
+        g["state"] == "ACTIVE"
+    })
+    .await
+    .unwrap();
+    let auditor = stack.token("ann-audit", &["security"]);
+    let records = verified_export(&api, &auditor).await;
+    let grant = GrantId::parse(id.as_str()).unwrap();
+    let mine: Vec<&AuditRecord> = records.iter().filter(|r| r.grant_id == grant).collect();
+    assert_eq!(mine.len(), 2, "requested and auto-approved");
+    let refused = api
+        .call(
+            "GET",
+            "/audit?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z",
+            Some(&fay),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.body);
+}
+
+#[tokio::test]
+async fn the_gateway_refuses_bad_tokens_itself_and_never_invokes_the_function() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let intake = stack.function("intake").unwrap();
+    let p = stack.provider();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let header = json!({"alg": "RS256", "kid": p.jwks()["keys"][0]["kid"]});
+    let claims = |patch: Value| {
+        let mut c = json!({"iss": p.issuer(), "aud": "jit-access", "sub": "mallory",
+            "groups": ["security"], "iat": now, "exp": now + 600});
+        for (k, v) in patch.as_object().cloned().unwrap_or_default() {
+            c[k] = v;
+        }
+        c
+    };
+    // A key of our own, published nowhere.
+    let rogue = jit_stack::Provider::load_or_create(
+        &jit_local::target_dir().join("jit-e2e/rogue-key.der"),
+        p.issuer(),
+        "jit-access",
+    )
+    .unwrap();
+    let good = p.sign(&header, &claims(json!({})));
+    let mut tampered = good.clone();
+    let payload_at = tampered.find('.').unwrap() + 1;
+    tampered.insert(payload_at, 'A');
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        ("not a JWT", Some("Bearer hello".into())),
+        (
+            "signed by another key",
+            Some(format!(
+                "Bearer {}",
+                rogue.sign(&header, &claims(json!({})))
+            )),
+        ),
+        ("tampered payload", Some(format!("Bearer {tampered}"))),
+        (
+            "expired",
+            Some(format!(
+                "Bearer {}",
+                p.sign(&header, &claims(json!({"exp": now - 1})))
+            )),
+        ),
+        (
+            "another audience",
+            Some(format!(
+                "Bearer {}",
+                p.sign(&header, &claims(json!({"aud": "other"})))
+            )),
+        ),
+        (
+            "another issuer",
+            Some(format!(
+                "Bearer {}",
+                p.sign(&header, &claims(json!({"iss": "https://idp.example"})))
+            )),
+        ),
+        (
+            "unsigned",
+            Some(format!("Bearer {}", {
+                let mut t = p.sign(
+                    &json!({"alg": "none", "kid": header["kid"]}),
+                    &claims(json!({})),
+                );
+                t.truncate(t.rfind('.').unwrap() + 1);
+                t
+            })),
+        ),
+    ];
+    let before = intake.invocations();
+    let http = reqwest::Client::new();
+    for (what, auth) in cases {
+        let mut request = http.get(format!(
+            "{}/audit?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z",
+            stack.api_url
+        ));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401, "{what}");
+        let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+        assert_eq!(body, json!({"message": "Unauthorized"}), "{what}");
+    }
+    assert_eq!(
+        intake.invocations(),
+        before,
+        "no refused request reached the function"
+    );
+    // A route the API does not have is API Gateway's 404, whatever the token.
+    let a = api
+        .call("DELETE", "/requests", Some(&good), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (404, json!({"message": "Not Found"}))
+    );
+    // The genuine token passes.
+    let ok = api
+        .call("GET", "/requests?scope=mine", Some(&good), None)
+        .await
+        .unwrap();
+    assert_eq!(ok.status, 200, "{}", ok.body);
+}
+
+#[tokio::test]
+async fn a_function_that_cannot_start_is_answered_as_api_gateway_would_with_nothing_leaked() {
+    // The issuer gets a broken policy set: its process exits at start-up with the file and
+    // line to fix, which must reach the logs and never the caller.
+    let broken = jit_local::target_dir().join("jit-e2e/broken-policies");
+    std::fs::create_dir_all(&broken).unwrap();
+    let src = jit_local::workspace_root().join("infra/policies");
+    for f in ["schema.cedarschema", "targets.json", "auto-approve.cedar"] {
+        std::fs::copy(src.join(f), broken.join(f)).unwrap();
+    }
+    std::fs::write(
+        broken.join("access.cedar"),
+        "permit (principal, action, resource) when { nonsense };",
+    )
+    .unwrap();
+    let mut opts = options("crash");
+    opts.function_env.push((
+        "issuer".into(),
+        "JIT_POLICY_DIR".into(),
+        broken.display().to_string(),
+    ));
+    let stack = start(opts).unwrap();
+    let api = api(&stack);
+    let gus = stack.token("gus-crash", &["sre"]);
+    let id = ask(&api, &gus, "prod-logs-ro", "30m", json!({})).await;
+    api.wait_for(&id, &gus, Duration::from_secs(30), |g| {
+        g["state"] == "ACTIVE"
+    })
+    .await
+    .unwrap();
+    let c = send(&api, post(format!("/grants/{id}/credentials")), &gus, None).await;
+    assert_eq!(
+        (c.status, c.body.clone()),
+        (500, json!({"message": "Internal Server Error"}))
+    );
+    let log = std::fs::read_to_string(stack.state_dir.join("logs/issuer.log")).unwrap();
+    assert!(
+        log.contains("access.cedar"),
+        "the log names the file to fix: {log}"
+    );
+    // Nothing was recorded, and the other functions are unaffected.
+    assert_eq!(state_of(&api, &id, &gus).await["sessions_issued"], 0);
+}
+
+#[tokio::test]
+async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time() {
+    // Five minutes is the shortest grant there is, so this test waits that long: a copy of the
+    // example rules with a five-minute decision window, and a sweep every two seconds.
+    let dir = jit_local::target_dir().join("jit-e2e/short-window-policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = jit_local::workspace_root().join("infra/policies");
+    for f in ["schema.cedarschema", "access.cedar", "auto-approve.cedar"] {
+        std::fs::copy(src.join(f), dir.join(f)).unwrap();
+    }
+    let mut targets: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("targets.json")).unwrap()).unwrap();
+    for t in targets["targets"].as_array_mut().unwrap() {
+        if t["id"] == "prod-logs-ro" {
+            t["decision_window"] = json!("5m");
+        }
+    }
+    std::fs::write(dir.join("targets.json"), targets.to_string()).unwrap();
+    let mut opts = options("timing");
+    opts.policy_dir = dir;
+    opts.sweep_every = Some(Duration::from_secs(2));
+    let stack = start(opts).unwrap();
+    let api = api(&stack);
+    let alice = stack.token("alice-timing", &["sre"]);
+    let erin = stack.token("erin-timing", &["engineers"]);
+    let active = ask(&api, &alice, "prod-logs-ro", "5m", json!({})).await;
+    api.wait_for(&active, &alice, Duration::from_secs(30), |g| {
+        g["state"] == "ACTIVE"
+    })
+    .await
+    .unwrap();
+    // A session of at least 15 minutes outlives the 5-minute grant: expiry must cut it.
+    let c = send(
+        &api,
+        post(format!("/grants/{active}/credentials")),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let waiting = ask(&api, &erin, "prod-logs-ro", "1h", json!({})).await;
+    api.wait_for(&waiting, &erin, Duration::from_secs(30), |g| {
+        !g["approvals_required"].is_null()
+    })
+    .await
+    .unwrap();
+    let expired = api
+        .wait_for(&active, &alice, Duration::from_secs(420), |g| {
+            g["state"] != "ACTIVE"
+        })
+        .await
+        .unwrap();
+    assert_eq!(expired["state"], "EXPIRED", "{expired}");
+    let timed_out = api
+        .wait_for(&waiting, &erin, Duration::from_secs(60), |g| {
+            g["state"] != "PENDING"
+        })
+        .await
+        .unwrap();
+    assert_eq!(timed_out["state"], "TIMED_OUT", "{timed_out}");
+    let doc = jit_stack::demo::revocation_policy(&stack, None, "prod-logs-ro")
+        .await
+        .unwrap();
+    let denied =
+        doc["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalTag/jit-grant"].clone();
+    assert!(denied.as_array().unwrap().contains(&json!(active)), "{doc}");
+    let c = send(
+        &api,
+        post(format!("/grants/{active}/credentials")),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(c.status, 409, "{}", c.body);
+    verified_export(&api, &stack.token("ann-timing", &["security"])).await;
+}
