@@ -35,6 +35,19 @@ async fn ask(api: &Api, token: &str, target: &str, duration: &str, extra: Value)
     a.body["id"].as_str().unwrap().to_owned()
 }
 
+/// Asks for `target` as one the rules approve at once, and waits until it is ACTIVE.
+async fn active(api: &Api, token: &str, target: &str, duration: &str) -> String {
+    let id = ask(api, token, target, duration, json!({})).await;
+    let g = api
+        .wait_for(&id, token, Duration::from_secs(30), |g| {
+            g["state"] != "PENDING"
+        })
+        .await
+        .unwrap();
+    assert_eq!(g["state"], "ACTIVE", "{g}");
+    id
+}
+
 async fn state_of(api: &Api, id: &str, token: &str) -> Value {
     let a = api
         .call("GET", &format!("/requests/{id}"), Some(token), None)
@@ -112,14 +125,7 @@ async fn an_auto_approved_request_gives_credentials_sts_accepts_and_a_console_li
     let stack = shared().unwrap();
     let api = api(stack);
     let alice = stack.token("alice-auto", &["sre"]);
-    let id = ask(&api, &alice, "prod-logs-ro", "30m", json!({})).await;
-    let g = api
-        .wait_for(&id, &alice, Duration::from_secs(30), |g| {
-            g["state"] != "PENDING"
-        })
-        .await
-        .unwrap();
-    assert_eq!(g["state"], "ACTIVE", "{g}");
+    let id = active(&api, &alice, "prod-logs-ro", "30m").await;
     let c = send(
         &api,
         post(format!("/grants/{id}/credentials")),
@@ -129,17 +135,7 @@ async fn an_auto_approved_request_gives_credentials_sts_accepts_and_a_console_li
     .await;
     assert_eq!(c.status, 200, "{}", c.body);
     assert_eq!(c.body["Version"], 1);
-    let sts = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(&stack.aws)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                c.body["AccessKeyId"].as_str().unwrap(),
-                c.body["SecretAccessKey"].as_str().unwrap(),
-                c.body["SessionToken"].as_str().map(str::to_owned),
-                None,
-                "e2e",
-            ))
-            .build(),
-    );
+    let sts = jit_stack::demo::session_client(&stack.aws, &c.body);
     let arn = sts.get_caller_identity().send().await.unwrap().arn.unwrap();
     assert_eq!(
         arn,
@@ -274,12 +270,7 @@ async fn revoking_cuts_the_live_session_through_the_roles_deny_policy() {
     let stack = shared().unwrap();
     let api = api(stack);
     let carol = stack.token("carol-revoke", &["sre"]);
-    let id = ask(&api, &carol, "prod-logs-ro", "1h", json!({})).await;
-    api.wait_for(&id, &carol, Duration::from_secs(30), |g| {
-        g["state"] == "ACTIVE"
-    })
-    .await
-    .unwrap();
+    let id = active(&api, &carol, "prod-logs-ro", "1h").await;
     let c = send(
         &api,
         post(format!("/grants/{id}/credentials")),
@@ -401,12 +392,7 @@ async fn the_audit_export_verifies_and_only_auditors_get_it() {
     let stack = shared().unwrap();
     let api = api(stack);
     let fay = stack.token("fay-audit", &["sre"]);
-    let id = ask(&api, &fay, "prod-logs-ro", "15m", json!({})).await;
-    api.wait_for(&id, &fay, Duration::from_secs(30), |g| {
-        g["state"] == "ACTIVE"
-    })
-    .await
-    .unwrap();
+    let id = active(&api, &fay, "prod-logs-ro", "15m").await;
     let auditor = stack.token("ann-audit", &["security"]);
     let records = verified_export(&api, &auditor).await;
     let grant = GrantId::parse(id.as_str()).unwrap();
@@ -556,12 +542,7 @@ async fn a_function_that_cannot_start_is_answered_as_api_gateway_would_with_noth
     let stack = start(opts).unwrap();
     let api = api(&stack);
     let gus = stack.token("gus-crash", &["sre"]);
-    let id = ask(&api, &gus, "prod-logs-ro", "30m", json!({})).await;
-    api.wait_for(&id, &gus, Duration::from_secs(30), |g| {
-        g["state"] == "ACTIVE"
-    })
-    .await
-    .unwrap();
+    let id = active(&api, &gus, "prod-logs-ro", "30m").await;
     let c = send(&api, post(format!("/grants/{id}/credentials")), &gus, None).await;
     assert_eq!(
         (c.status, c.body.clone()),
@@ -601,16 +582,11 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
     let api = api(&stack);
     let alice = stack.token("alice-timing", &["sre"]);
     let erin = stack.token("erin-timing", &["engineers"]);
-    let active = ask(&api, &alice, "prod-logs-ro", "5m", json!({})).await;
-    api.wait_for(&active, &alice, Duration::from_secs(30), |g| {
-        g["state"] == "ACTIVE"
-    })
-    .await
-    .unwrap();
+    let granted = active(&api, &alice, "prod-logs-ro", "5m").await;
     // A session of at least 15 minutes outlives the 5-minute grant: expiry must cut it.
     let c = send(
         &api,
-        post(format!("/grants/{active}/credentials")),
+        post(format!("/grants/{granted}/credentials")),
         &alice,
         None,
     )
@@ -623,7 +599,7 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
     .await
     .unwrap();
     let expired = api
-        .wait_for(&active, &alice, Duration::from_secs(420), |g| {
+        .wait_for(&granted, &alice, Duration::from_secs(420), |g| {
             g["state"] != "ACTIVE"
         })
         .await
@@ -641,10 +617,13 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
         .unwrap();
     let denied =
         doc["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalTag/jit-grant"].clone();
-    assert!(denied.as_array().unwrap().contains(&json!(active)), "{doc}");
+    assert!(
+        denied.as_array().unwrap().contains(&json!(granted)),
+        "{doc}"
+    );
     let c = send(
         &api,
-        post(format!("/grants/{active}/credentials")),
+        post(format!("/grants/{granted}/credentials")),
         &alice,
         None,
     )

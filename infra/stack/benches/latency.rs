@@ -24,6 +24,46 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// One auto-approved request to usable credentials: (time to ACTIVE, total).
+async fn flow(api: &Api, token: &str) -> (Duration, Duration) {
+    let started = Instant::now();
+    let a = api
+        .call(
+            "POST",
+            "/requests",
+            Some(token),
+            Some(json!({"target": "prod-logs-ro",
+            "duration": "30m", "reason": "measuring request to credentials", "ticket": "INC-1"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{}", a.body);
+    let id = a.body["id"].as_str().unwrap().to_owned();
+    loop {
+        let g = api
+            .call("GET", &format!("/requests/{id}"), Some(token), None)
+            .await
+            .unwrap();
+        if g.body["state"] == "ACTIVE" {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{}", g.body);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let active = started.elapsed();
+    let c = api
+        .call(
+            "POST",
+            &format!("/grants/{id}/credentials"),
+            Some(token),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.status, 200, "{}", c.body);
+    (active, started.elapsed())
+}
+
 #[tokio::main]
 async fn main() {
     let flows: usize = std::env::var("JIT_BENCH_FLOWS")
@@ -40,73 +80,15 @@ async fn main() {
     .await
     .unwrap();
     let api = Api::new(&stack.api_url);
-    // Warm one instance of each function, as a deployed function would be.
-    {
-        let token = stack.token("warm-up", &["sre"]);
-        let id = api
-            .call(
-                "POST",
-                "/requests",
-                Some(&token),
-                Some(json!({"target": "prod-logs-ro",
-                "duration": "30m", "reason": "warming the functions up", "ticket": "INC-0"})),
-            )
-            .await
-            .unwrap()
-            .body["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        api.wait_for(&id, &token, Duration::from_secs(30), |g| {
-            g["state"] == "ACTIVE"
-        })
-        .await
-        .unwrap();
-        api.call(
-            "POST",
-            &format!("/grants/{id}/credentials"),
-            Some(&token),
-            None,
-        )
-        .await
-        .unwrap();
-    }
+    // Warm one instance of each function first, as a deployed function would be.
+    flow(&api, &stack.token("warm-up", &["sre"])).await;
     stack.timings.take();
     let mut totals = Vec::new();
     let mut to_active = Vec::new();
     for i in 0..flows {
-        let token = stack.token(&format!("bench-{i}"), &["sre"]);
-        let started = Instant::now();
-        let a = api
-            .call("POST", "/requests", Some(&token), Some(json!({"target": "prod-logs-ro",
-                "duration": "30m", "reason": "measuring request to credentials", "ticket": "INC-1"})))
-            .await
-            .unwrap();
-        assert_eq!(a.status, 201, "{}", a.body);
-        let id = a.body["id"].as_str().unwrap().to_owned();
-        loop {
-            let g = api
-                .call("GET", &format!("/requests/{id}"), Some(&token), None)
-                .await
-                .unwrap();
-            if g.body["state"] == "ACTIVE" {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "{}", g.body);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        to_active.push(started.elapsed());
-        let c = api
-            .call(
-                "POST",
-                &format!("/grants/{id}/credentials"),
-                Some(&token),
-                None,
-            )
-            .await
-            .unwrap();
-        assert_eq!(c.status, 200, "{}", c.body);
-        totals.push(started.elapsed());
+        let (active, total) = flow(&api, &stack.token(&format!("bench-{i}"), &["sre"])).await;
+        to_active.push(active);
+        totals.push(total);
     }
     totals.sort();
     to_active.sort();

@@ -157,17 +157,7 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         c.body["AccessKeyId"].as_str().unwrap_or("?"),
         c.body["Expiration"].as_str().unwrap_or("?")
     ));
-    let sts = aws_sdk_sts::Client::from_conf(
-        aws_sdk_sts::config::Builder::from(&stack.aws)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                c.body["AccessKeyId"].as_str().unwrap_or_default(),
-                c.body["SecretAccessKey"].as_str().unwrap_or_default(),
-                c.body["SessionToken"].as_str().map(str::to_owned),
-                None,
-                "jit-demo",
-            ))
-            .build(),
-    );
+    let sts = session_client(&stack.aws, &c.body);
     let me = sts
         .get_caller_identity()
         .send()
@@ -329,6 +319,22 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         "11. every record's hash and link verified for both grants ({grants} chains)"
     ));
     Ok(())
+}
+
+/// An STS client that signs with the session in `credentials` (`credential_process` JSON).
+pub fn session_client(aws: &aws_config::SdkConfig, credentials: &Value) -> aws_sdk_sts::Client {
+    let field = |name: &str| credentials[name].as_str().unwrap_or_default().to_owned();
+    aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(aws)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                field("AccessKeyId"),
+                field("SecretAccessKey"),
+                Some(field("SessionToken")),
+                None,
+                "jit-session",
+            ))
+            .build(),
+    )
 }
 
 /// The revocation policy on `role`, read through `revoker` when the role lives in another

@@ -148,6 +148,9 @@ impl Drop for Stack {
         for task in &self.tasks {
             task.abort();
         }
+        for function in self.functions.values() {
+            function.stop();
+        }
     }
 }
 

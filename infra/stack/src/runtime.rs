@@ -77,6 +77,8 @@ struct Shared {
     receiver: tokio::sync::Mutex<mpsc::UnboundedReceiver<Invocation>>,
     waiting: AtomicUsize,
     idle: AtomicUsize,
+    /// Instances that answered and are on their way back to `next`.
+    finishing: AtomicUsize,
     starting: AtomicUsize,
     instances: AtomicUsize,
     next_instance: AtomicU64,
@@ -140,6 +142,7 @@ impl FunctionRuntime {
                 receiver: tokio::sync::Mutex::new(receiver),
                 waiting: AtomicUsize::new(0),
                 idle: AtomicUsize::new(0),
+                finishing: AtomicUsize::new(0),
                 starting: AtomicUsize::new(0),
                 instances: AtomicUsize::new(0),
                 next_instance: AtomicU64::new(1),
@@ -183,8 +186,7 @@ impl FunctionRuntime {
         let deadline = Instant::now() + timeout;
         let id = uuid::Uuid::now_v7().to_string();
         let waiting = s.waiting.fetch_add(1, Ordering::SeqCst) + 1;
-        let ready = s.idle.load(Ordering::SeqCst) + s.starting.load(Ordering::SeqCst);
-        if waiting > ready && s.instances.load(Ordering::SeqCst) < s.max_instances {
+        if waiting > ready(s) && s.instances.load(Ordering::SeqCst) < s.max_instances {
             self.start_instance();
         }
         let invocation = Invocation {
@@ -214,57 +216,81 @@ impl FunctionRuntime {
     }
 
     fn start_instance(&self) {
-        let s = Arc::clone(&self.shared);
-        s.starting.fetch_add(1, Ordering::SeqCst);
-        s.instances.fetch_add(1, Ordering::SeqCst);
-        s.started.fetch_add(1, Ordering::SeqCst);
-        let instance = s.next_instance.fetch_add(1, Ordering::SeqCst);
-        let handle = s.handle.clone();
-        handle.spawn(async move {
-            let outcome = run_instance(Arc::clone(&s), instance).await;
-            s.instances.fetch_sub(1, Ordering::SeqCst);
-            lock(&s.stoppers).remove(&instance);
-            lock(&s.pids).remove(&instance);
-            // Whatever it held fails as Lambda fails it.
-            let held: Vec<Reply> = {
-                let mut in_flight = lock(&s.in_flight);
-                let ids: Vec<String> = in_flight
-                    .iter()
-                    .filter(|(_, (i, _))| *i == instance)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                ids.iter()
-                    .filter_map(|id| in_flight.remove(id).map(|(_, r)| r))
-                    .collect()
-            };
-            for reply in held {
-                let _ = reply.send(Err(FunctionError::Crashed(outcome.clone())));
-            }
-            // An instance that never took an invocation and left no other to take them:
-            // fail what waits with its init error rather than leave callers hanging.
-            let init_error = lock(&s.init_error).clone();
-            if s.instances.load(Ordering::SeqCst) == 0 {
-                let why = init_error.unwrap_or(outcome);
-                let mut receiver = s.receiver.lock().await;
-                while let Ok(invocation) = receiver.try_recv() {
-                    s.waiting.fetch_sub(1, Ordering::SeqCst);
-                    let _ = invocation
-                        .reply
-                        .send(Err(FunctionError::InitFailed(why.clone())));
-                }
-            }
-        });
+        start_instance(&self.shared);
+    }
+
+    /// Stops every instance of the function.
+    pub fn stop(&self) {
+        for (_, stop) in lock(&self.shared.stoppers).drain() {
+            let _ = stop.send(());
+        }
     }
 }
 
+/// Instances that can take a call without a new one starting: idle in `next`, starting up,
+/// or just answered and on their way back to `next` (as Lambda reuses a warm sandbox).
+fn ready(s: &Shared) -> usize {
+    s.idle.load(Ordering::SeqCst)
+        + s.starting.load(Ordering::SeqCst)
+        + s.finishing.load(Ordering::SeqCst)
+}
+
+fn start_instance(shared: &Arc<Shared>) {
+    let s = Arc::clone(shared);
+    s.starting.fetch_add(1, Ordering::SeqCst);
+    s.instances.fetch_add(1, Ordering::SeqCst);
+    s.started.fetch_add(1, Ordering::SeqCst);
+    let instance = s.next_instance.fetch_add(1, Ordering::SeqCst);
+    let handle = s.handle.clone();
+    handle.spawn(async move {
+        let (outcome, took_work) = run_instance(Arc::clone(&s), instance).await;
+        s.instances.fetch_sub(1, Ordering::SeqCst);
+        lock(&s.stoppers).remove(&instance);
+        lock(&s.pids).remove(&instance);
+        // Whatever it held fails as Lambda fails it.
+        let held: Vec<Reply> = {
+            let mut in_flight = lock(&s.in_flight);
+            let ids: Vec<String> = in_flight
+                .iter()
+                .filter(|(_, (i, _))| *i == instance)
+                .map(|(id, _)| id.clone())
+                .collect();
+            ids.iter()
+                .filter_map(|id| in_flight.remove(id).map(|(_, r)| r))
+                .collect()
+        };
+        for reply in held {
+            let _ = reply.send(Err(FunctionError::Crashed(outcome.clone())));
+        }
+        if took_work {
+            // A sandbox that worked and died: what waits gets a fresh one, as in Lambda.
+            let waiting = s.waiting.load(Ordering::SeqCst);
+            if waiting > ready(&s) && s.instances.load(Ordering::SeqCst) < s.max_instances {
+                start_instance(&s);
+            }
+        } else if s.instances.load(Ordering::SeqCst) == 0 {
+            // It could not start and no other instance can take the calls: fail them with
+            // its init error rather than leave callers hanging; the next call tries again.
+            let why = lock(&s.init_error).clone().unwrap_or(outcome);
+            let mut receiver = s.receiver.lock().await;
+            while let Ok(invocation) = receiver.try_recv() {
+                s.waiting.fetch_sub(1, Ordering::SeqCst);
+                let _ = invocation
+                    .reply
+                    .send(Err(FunctionError::InitFailed(why.clone())));
+            }
+        }
+    });
+}
+
 /// Runs one instance: its Runtime API endpoint and its process, until the process exits or the
-/// instance is stopped. Returns how it ended.
-async fn run_instance(s: Arc<Shared>, instance: u64) -> String {
+/// instance is stopped. Returns how it ended, and whether it ever asked for work.
+async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
     let listener = match TcpListener::bind("127.0.0.1:0").await {
         Ok(l) => l,
         Err(e) => {
             s.starting.fetch_sub(1, Ordering::SeqCst);
-            return format!("no port for the Runtime API: {e}");
+            return (format!("no port for the Runtime API: {e}"), false);
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -283,7 +309,7 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> String {
             s.starting.fetch_sub(1, Ordering::SeqCst);
             let why = format!("cannot start `{}`: {e}", s.binary.display());
             *lock(&s.init_error) = Some(why.clone());
-            return why;
+            return (why, false);
         }
     };
     if let Some(pid) = child.id() {
@@ -308,9 +334,11 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> String {
     let (stop, stopped) = oneshot::channel();
     lock(&s.stoppers).insert(instance, stop);
     let took_any = Arc::new(AtomicUsize::new(0));
+    let finishing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let server = {
         let s = Arc::clone(&s);
         let took_any = Arc::clone(&took_any);
+        let finishing = Arc::clone(&finishing);
         async move {
             // Connections live in this set, so stopping the server stops them all (a dead
             // instance's `next` must not go on taking invocations).
@@ -321,12 +349,16 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> String {
                 };
                 let s = Arc::clone(&s);
                 let took_any = Arc::clone(&took_any);
+                let finishing = Arc::clone(&finishing);
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
                         let s = Arc::clone(&s);
                         let took_any = Arc::clone(&took_any);
+                        let finishing = Arc::clone(&finishing);
                         async move {
-                            Ok::<_, Infallible>(runtime_api(&s, instance, &took_any, request).await)
+                            Ok::<_, Infallible>(
+                                runtime_api(&s, instance, &took_any, &finishing, request).await,
+                            )
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -348,7 +380,11 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> String {
         }
     };
     server.abort();
-    if took_any.load(Ordering::SeqCst) == 0 {
+    if finishing.swap(false, Ordering::SeqCst) {
+        s.finishing.fetch_sub(1, Ordering::SeqCst);
+    }
+    let took_work = took_any.load(Ordering::SeqCst) > 0;
+    if !took_work {
         // Never reached `next`: still counted as starting.
         s.starting.fetch_sub(1, Ordering::SeqCst);
         let mut init = lock(&s.init_error);
@@ -358,7 +394,7 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> String {
             ));
         }
     }
-    ended
+    (ended, took_work)
 }
 
 async fn forward_logs(
@@ -417,6 +453,7 @@ async fn runtime_api(
     s: &Arc<Shared>,
     instance: u64,
     took_any: &AtomicUsize,
+    finishing: &std::sync::atomic::AtomicBool,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let method = request.method().clone();
@@ -431,6 +468,11 @@ async fn runtime_api(
         ("GET", "invocation/next") => {
             if took_any.fetch_add(1, Ordering::SeqCst) == 0 {
                 s.starting.fetch_sub(1, Ordering::SeqCst);
+                // It started: an earlier instance's init error no longer describes the function.
+                *lock(&s.init_error) = None;
+            }
+            if finishing.swap(false, Ordering::SeqCst) {
+                s.finishing.fetch_sub(1, Ordering::SeqCst);
             }
             let idle = Idle::new(&s.idle);
             let invocation = loop {
@@ -546,6 +588,9 @@ async fn runtime_api(
                     );
                 }
             };
+            if !finishing.swap(true, Ordering::SeqCst) {
+                s.finishing.fetch_add(1, Ordering::SeqCst);
+            }
             let _ = waiting.send(outcome);
             reply(StatusCode::ACCEPTED, json!({"status": "OK"}))
         }
@@ -567,4 +612,171 @@ async fn body_bytes(request: Request<Incoming>) -> Bytes {
 
 async fn body_json(request: Request<Incoming>) -> Value {
     serde_json::from_slice(&body_bytes(request).await).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A function written against the Runtime API in a few lines of Python: it does what the
+    /// event's `do` says, so each test can make it answer, fail, crash, stall or refuse to start.
+    const FUNCTION: &str = r#"
+import json, os, sys, time, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime"
+def post(path, body):
+    urllib.request.urlopen(urllib.request.Request(api + path, json.dumps(body).encode(), method="POST"))
+if os.environ.get("FAIL_INIT"):
+    post("/init/error", {"errorType": "Runtime.ConfigError", "errorMessage": "TABLE_NAME is not set"})
+    sys.exit(1)
+while True:
+    r = urllib.request.urlopen(api + "/invocation/next")
+    rid = r.headers["lambda-runtime-aws-request-id"]
+    deadline = int(r.headers["lambda-runtime-deadline-ms"])
+    event = json.loads(r.read())
+    what = event.get("do")
+    if what == "crash":
+        os._exit(3)
+    if what == "crash_later":
+        time.sleep(0.3)
+        os._exit(3)
+    if what == "sleep":
+        time.sleep(event["secs"])
+    if what == "fail":
+        post("/invocation/" + rid + "/error", {"errorType": "Boom", "errorMessage": "it broke"})
+        continue
+    post("/invocation/" + rid + "/response", {"echo": event, "pid": os.getpid(), "deadline_ms": deadline,
+        "arn": r.headers["lambda-runtime-invoked-function-arn"]})
+"#;
+
+    fn function(timeout_secs: u64, env: &[(&str, &str)]) -> FunctionRuntime {
+        function_with(timeout_secs, env, 3)
+    }
+
+    fn function_with(timeout_secs: u64, env: &[(&str, &str)], max: usize) -> FunctionRuntime {
+        let dir = jit_local::target_dir().join("jit-stack-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("function.py");
+        std::fs::write(&script, FUNCTION).unwrap();
+        let launcher = dir.join(format!("function-{}.sh", std::process::id()));
+        std::fs::write(
+            &launcher,
+            format!("#!/bin/sh\nexec python3 {}\n", script.display()),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&launcher, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let def = FunctionDef {
+            logical_id: "TestFunction".into(),
+            binary: "test".into(),
+            timeout: Duration::from_secs(timeout_secs),
+            memory_mb: 128,
+            environment: BTreeMap::new(),
+            routes: vec![],
+            stream: None,
+            schedule: None,
+        };
+        let mut vars = vec![("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())];
+        vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        FunctionRuntime::new(def, launcher, vars, LogSink::Dir(dir.join("logs")), max)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn invocations_get_lambdas_headers_answers_and_errors() {
+        let f = function(10, &[]);
+        let out = f.invoke(json!({"n": 1})).await.unwrap();
+        assert_eq!(out["echo"], json!({"n": 1}));
+        assert_eq!(
+            out["arn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:TestFunction"
+        );
+        let left = out["deadline_ms"].as_u64().unwrap() as i128
+            - SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as i128;
+        assert!((8_000..=10_500).contains(&left), "deadline {left} ms away");
+        assert_eq!(
+            f.invoke(json!({"do": "fail"})).await,
+            Err(FunctionError::Handled {
+                error_type: "Boom".into(),
+                message: "it broke".into()
+            })
+        );
+        // The same warm instance served all of it.
+        f.invoke(json!({})).await.unwrap();
+        assert_eq!(f.instances_started(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn overlapping_calls_start_more_instances_up_to_the_limit() {
+        let f = function(10, &[]);
+        let calls = (0..3).map(|_| f.invoke(json!({"do": "sleep", "secs": 1})));
+        let outs = futures::future::join_all(calls).await;
+        let mut pids: Vec<u64> = outs
+            .iter()
+            .map(|o| o.as_ref().unwrap()["pid"].as_u64().unwrap())
+            .collect();
+        pids.sort();
+        pids.dedup();
+        assert_eq!(pids.len(), 3, "three overlapping calls, three instances");
+        assert_eq!(f.instances_started(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_crash_fails_its_invocation_and_the_next_gets_a_new_instance() {
+        let f = function(10, &[]);
+        let first = f.invoke(json!({})).await.unwrap()["pid"].clone();
+        let crashed = f.invoke(json!({"do": "crash"})).await;
+        assert!(
+            matches!(crashed, Err(FunctionError::Crashed(ref why)) if why.contains("exit")),
+            "{crashed:?}"
+        );
+        let after = f.invoke(json!({})).await.unwrap()["pid"].clone();
+        assert_ne!(first, after);
+        assert_eq!(f.instances_started(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_queued_behind_a_crash_get_a_fresh_instance() {
+        let f = function_with(10, &[], 1);
+        f.invoke(json!({})).await.unwrap();
+        let (crashed, queued) = tokio::join!(f.invoke(json!({"do": "crash_later"})), async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            f.invoke(json!({"n": 2})).await
+        });
+        assert!(
+            matches!(crashed, Err(FunctionError::Crashed(_))),
+            "{crashed:?}"
+        );
+        assert_eq!(queued.unwrap()["echo"], json!({"n": 2}));
+        assert_eq!(f.instances_started(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_overrun_is_a_timeout_and_the_instance_is_stopped() {
+        let f = function(1, &[]);
+        let started = Instant::now();
+        let out = f.invoke(json!({"do": "sleep", "secs": 5})).await;
+        assert_eq!(out, Err(FunctionError::TimedOut(Duration::from_secs(1))));
+        assert!(started.elapsed() < Duration::from_secs(3));
+        f.invoke(json!({})).await.unwrap();
+        assert_eq!(
+            f.instances_started(),
+            2,
+            "the overrunning instance was replaced"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_init_error_fails_the_waiting_invocation_with_its_reason() {
+        let f = function(10, &[("FAIL_INIT", "1")]);
+        let out = f.invoke(json!({})).await;
+        assert_eq!(
+            out,
+            Err(FunctionError::InitFailed(
+                "Runtime.ConfigError: TABLE_NAME is not set".into()
+            ))
+        );
+    }
 }
