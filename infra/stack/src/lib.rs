@@ -435,7 +435,9 @@ impl Stack {
                 };
                 tasks.push(tokio::spawn(poller.run()));
             }
-            if let Some(every) = options.sweep_every.or(def.schedule) {
+            // Only a function the template schedules runs on a schedule; the flag changes how
+            // often.
+            if let Some(every) = def.schedule.map(|s| options.sweep_every.unwrap_or(s)) {
                 tasks.push(tokio::spawn(async move {
                     let mut ticks = tokio::time::interval(every);
                     ticks.tick().await;
