@@ -30,14 +30,20 @@ pub enum Outcome {
 
 impl<S: GrantStore, N: Notifier> Approver<S, N> {
     /// Decides every new request in the batch. Records that failed for a passing reason (the
-    /// database was unavailable) are reported so Lambda retries from them; records that can
-    /// never succeed are logged and skipped, so they block nothing.
+    /// database was unavailable or throttled) are reported so Lambda retries from them; records
+    /// that can never succeed (unreadable, or refused by the database) are logged and skipped,
+    /// so they block nothing.
     pub async fn handle_stream(&self, batch: Event) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
         for record in batch.records {
             match self.handle_record(&record).await {
                 Ok(outcome) => {
                     tracing::debug!(event = %record.event_id, ?outcome, "stream record handled");
+                }
+                // Retrying cannot fix a refusal (a missing permission, a missing table): holding
+                // up the shard would not either. The request times out on its own.
+                Err(e) if !e.is_transient() => {
+                    tracing::error!(event = %record.event_id, error = %e, "stream record refused by the database; not retried");
                 }
                 Err(e) => {
                     tracing::warn!(event = %record.event_id, error = %e, "stream record failed; it will be retried");

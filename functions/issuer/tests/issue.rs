@@ -524,120 +524,29 @@ async fn a_revocation_between_assume_role_and_the_write_drops_the_credentials() 
     );
 }
 
-/// A stand-in for STS on loopback that answers every request with one canned reply, in the
-/// shape STS itself sends (the Query protocol's XML `ErrorResponse`), so the SDK parses it and
-/// the issuer's own mapping decides what the caller is told.
-struct StsStandIn {
-    endpoint: String,
-    reply: Arc<std::sync::Mutex<(u16, String)>>,
-    requests: Arc<std::sync::atomic::AtomicU32>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for StsStandIn {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl StsStandIn {
-    async fn start() -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let reply = Arc::new(std::sync::Mutex::new((500, String::new())));
-        let requests = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let (r, n) = (reply.clone(), requests.clone());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((mut socket, _)) = listener.accept().await else {
-                    return;
-                };
-                let (r, n) = (r.clone(), n.clone());
-                tokio::spawn(async move {
-                    // Read the head, then the body its Content-Length announces.
-                    let mut buf = Vec::new();
-                    let mut chunk = [0_u8; 4096];
-                    loop {
-                        let Ok(read) = socket.read(&mut chunk).await else {
-                            return;
-                        };
-                        if read == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..read]);
-                        let text = String::from_utf8_lossy(&buf).to_string();
-                        if let Some(end) = text.find("\r\n\r\n") {
-                            let length = text[..end]
-                                .lines()
-                                .find_map(|l| {
-                                    let (k, v) = l.split_once(':')?;
-                                    k.eq_ignore_ascii_case("content-length")
-                                        .then(|| v.trim().parse::<usize>().ok())?
-                                })
-                                .unwrap_or(0);
-                            if buf.len() >= end + 4 + length {
-                                break;
-                            }
-                        }
-                    }
-                    n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let (status, body) = r.lock().unwrap().clone();
-                    let head = format!(
-                        "HTTP/1.1 {status} Error\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nx-amzn-RequestId: c6104cbe-af31-11e0-8154-cbc7ccf896c7\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = socket.write_all(head.as_bytes()).await;
-                    let _ = socket.write_all(body.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
-        Self {
-            endpoint,
-            reply,
-            requests,
-            task,
-        }
-    }
-
-    fn answer(&self, status: u16, kind: &str, code: &str, message: &str) {
-        let body = format!(
-            r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <Error>
-    <Type>{kind}</Type>
-    <Code>{code}</Code>
-    <Message>{message}</Message>
-  </Error>
-  <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
-</ErrorResponse>"#
-        );
-        *self.reply.lock().unwrap() = (status, body);
-    }
-
-    /// An STS client for it, retrying as the SDK does but without long back-offs.
-    async fn client(&self) -> aws_sdk_sts::Client {
-        let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
-        aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&config)
-                .endpoint_url(&self.endpoint)
-                .retry_config(
-                    aws_sdk_sts::config::retry::RetryConfig::standard()
-                        .with_max_attempts(2)
-                        .with_initial_backoff(std::time::Duration::from_millis(10)),
-                )
-                .build(),
-        )
-    }
+/// An STS client for `endpoint`, retrying as the SDK does but without long back-offs.
+async fn sts_at(endpoint: &str) -> aws_sdk_sts::Client {
+    let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
+    aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&config)
+            .endpoint_url(endpoint)
+            .retry_config(
+                aws_sdk_sts::config::retry::RetryConfig::standard()
+                    .with_max_attempts(2)
+                    .with_initial_backoff(std::time::Duration::from_millis(10)),
+            )
+            .build(),
+    )
 }
 
 #[tokio::test]
 async fn sts_errors_in_their_real_shape_say_what_to_fix_and_write_nothing() {
     let h = Harness::new("sts-fail").await;
     let g = h.active("alice", "prod-logs-ro", "1h").await;
-    let sts = StsStandIn::start().await;
+    // STS's own error answers, from a loopback endpoint, through the real SDK client.
+    let sts = jit_local::CannedEndpoint::start().await.unwrap();
     let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
-    let issuer = h.issuer_with(rules, sts.client().await);
+    let issuer = h.issuer_with(rules, sts_at(&sts.endpoint).await);
     let denied = "User: arn:aws:sts::123456789012:assumed-role/jit-issuer/issuer is not \
         authorized to perform: sts:TagSession on resource: \
         arn:aws:iam::111111111111:role/jit/prod-logs-ro";
@@ -688,7 +597,7 @@ async fn sts_errors_in_their_real_shape_say_what_to_fix_and_write_nothing() {
             "STS refused: RegionDisabledException: STS is not activated",
         ),
     ] {
-        sts.answer(status, kind, code, message);
+        sts.sts_error(status, kind, code, message);
         let reply = call_on(&issuer, Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None).await;
         assert_eq!(reply.status, expected, "{code}: {}", reply.body);
         assert!(
@@ -703,7 +612,7 @@ async fn sts_errors_in_their_real_shape_say_what_to_fix_and_write_nothing() {
             "{code}: nothing written"
         );
     }
-    assert!(sts.requests.load(std::sync::atomic::Ordering::SeqCst) >= 5);
+    assert!(sts.requests() >= 5);
 }
 
 #[tokio::test]

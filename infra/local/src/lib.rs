@@ -3,6 +3,7 @@
 //! command is built on them.
 
 mod calls;
+mod canned;
 mod emulator;
 mod events;
 mod federation;
@@ -11,6 +12,7 @@ mod table;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use calls::CallCounter;
+pub use canned::CannedEndpoint;
 pub use emulator::{
     Emulator, EmulatorError, ensure_installed, ensure_venv, target_dir, workspace_root,
 };

@@ -475,8 +475,8 @@ mod tests {
         let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
         let mut read = Vec::new();
         for dir in [
-            "shared/src",
-            "shared/src/policy",
+            "shared/core/src",
+            "shared/core/src/policy",
             "functions/intake/src",
             "functions/approver/src",
             "functions/issuer/src",

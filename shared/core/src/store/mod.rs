@@ -230,13 +230,113 @@ pub enum StoreError {
         /// What is wrong.
         why: String,
     },
-    /// The database could not be reached or refused for load; nothing was changed.
-    #[error("the database is unavailable ({why}); nothing was changed, try again")]
+    /// The database could not be reached, timed out, throttled, or a race a retry resolves:
+    /// nothing was changed, and retrying helps.
+    #[error("the database is unavailable ({cause}); nothing was changed, try again")]
     Unavailable {
         /// What went wrong.
-        why: String,
+        #[source]
+        cause: Cause,
+    },
+    /// The database refused the call in a way retrying cannot fix: the function's role lacks a
+    /// permission, the table or an index does not exist, the request is malformed. The
+    /// deployment needs fixing.
+    #[error(
+        "the database refused the call ({cause}); retrying will not help, the deployment needs fixing"
+    )]
+    Refused {
+        /// What the database said.
+        #[source]
+        cause: Cause,
     },
 }
+
+impl StoreError {
+    /// A passing failure with `message`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::Unavailable {
+            cause: Cause::message(message),
+        }
+    }
+
+    /// Whether a retry can help: a passing failure or a conflicting change.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::Conflict { .. } | Self::LedgerMoved { .. }
+        )
+    }
+}
+
+/// Why a call to the database failed, kept whole: the service's error code when it gave one,
+/// a readable description, and the underlying error as the source.
+#[derive(Clone)]
+pub struct Cause {
+    code: Option<String>,
+    text: String,
+    source: Option<std::sync::Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    /// A cause that is only a message.
+    pub fn message(text: impl Into<String>) -> Self {
+        Self {
+            code: None,
+            text: text.into(),
+            source: None,
+        }
+    }
+
+    /// A cause from an error, with the service's error code if it gave one.
+    pub fn new(
+        code: Option<&str>,
+        text: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            code: code.map(str::to_owned),
+            text: text.into(),
+            source: Some(std::sync::Arc::new(source)),
+        }
+    }
+
+    /// The service's error code, such as `AccessDeniedException`.
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cause")
+            .field("code", &self.code)
+            .field("text", &self.text)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Causes are equal when they say the same: the source is kept for logs, not compared.
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.text == other.text
+    }
+}
+
+impl Eq for Cause {}
 
 /// The store port: everything the functions persist or read.
 pub trait GrantStore: Send + Sync {

@@ -1,18 +1,9 @@
 //! Bulk import into DynamoDB: what it writes reads back exactly as created ones do.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
-
+use crate::support::*;
 use jit_core::audit::verify_against_head;
 use jit_core::store::{DynamoStore, GrantStore, PageRequest, StoreError};
 use jit_local::TestTable;
-use support::*;
 
 #[tokio::test]
 async fn imported_requests_read_back_with_their_chains_indexes_and_slots() {

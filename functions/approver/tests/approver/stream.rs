@@ -1,22 +1,13 @@
 //! Auto-approval from the table stream: real-shaped batches, one write per decision, partial
 //! batch failures, poison records and redelivery.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
 
 use std::collections::BTreeMap;
 
+use crate::support::*;
 use jit_core::audit::AuditAction;
 use jit_core::domain::GrantState;
 use jit_core::store::{GrantStore, PageRequest};
 use serde_json::json;
-use support::*;
 
 fn one_write() -> BTreeMap<String, u64> {
     BTreeMap::from([("DynamoDB.TransactWriteItems".to_owned(), 1)])
@@ -275,4 +266,48 @@ async fn an_unknown_event_is_an_error_not_a_guess() {
         .await
         .unwrap_err();
     assert!(err.starts_with("not a DynamoDB stream batch"), "{err}");
+}
+
+#[tokio::test]
+async fn a_record_the_database_refuses_is_not_retried_and_a_throttled_one_is() {
+    let h = Harness::new("db-errors").await;
+    let g = h
+        .request(
+            "alice",
+            &["sre"],
+            "prod-logs-ro",
+            "30m",
+            Some("INC-1"),
+            false,
+        )
+        .await;
+    let record = h.insert_record(&g.id).await;
+    let sequence = record["dynamodb"]["SequenceNumber"].clone();
+    let dynamo = jit_local::CannedEndpoint::start().await.unwrap();
+    let approver = jit_approver::Approver {
+        store: jit_core::store::DynamoStore::new(dynamo.dynamodb_client(2).await, "jit-grants"),
+        rules: h.approver.rules.clone(),
+        clock: h.clock.clone(),
+        notifier: h.notices.clone(),
+        config: jit_approver::ApproverConfig::default(),
+    };
+    let deliver = |records| approver.handle_event(jit_local::stream_batch(records));
+    dynamo.dynamodb_error(
+        400,
+        "AccessDeniedException",
+        "User is not authorized to perform: dynamodb:TransactWriteItems",
+    );
+    let out = deliver(vec![record.clone()]).await.unwrap();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([]),
+        "retrying cannot fix a refusal"
+    );
+    dynamo.dynamodb_error(400, "ProvisionedThroughputExceededException", "slow down");
+    let out = deliver(vec![record]).await.unwrap();
+    assert_eq!(
+        out["batchItemFailures"],
+        json!([{"itemIdentifier": sequence}]),
+        "throttling is retried from that record"
+    );
 }

@@ -1,11 +1,4 @@
 //! The real `intake` binary refuses to start on a bad policy set and says where to look.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::process::Command;
 

@@ -1,17 +1,9 @@
 //! One contract, two adapters: every test here runs against the in-memory store and against
 //! DynamoDB on the local emulator, so the in-memory store cannot accept what DynamoDB refuses.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
 
 use std::collections::BTreeSet;
 
+use crate::support::*;
 use jit_core::audit::{AuditRecord, verify_against_head};
 use jit_core::clock::Timestamp;
 use jit_core::domain::TargetRole;
@@ -21,7 +13,6 @@ use jit_core::store::{
     LedgerHead, MemoryStore, Page, PageRequest, RoleLedger, StoreError,
 };
 use jit_local::{CallCounter, TestTable};
-use support::*;
 
 /// What each contract test gets: a store, and for DynamoDB the counter of its AWS calls.
 struct Fixture<S> {

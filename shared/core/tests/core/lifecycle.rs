@@ -1,20 +1,11 @@
 //! The lifecycle's rules, as a table: every state × command × actor, and the special cases.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
-
+use crate::support::*;
 use jit_core::audit::AuditAction;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{
     Actor, Command, Grant, GrantId, GrantState, ReviewDecision, Service, TransitionError,
 };
-use support::*;
 
 /// A grant brought to a named situation through legal transitions only.
 fn grant_in(situation: &str) -> Grant {

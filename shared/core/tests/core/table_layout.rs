@@ -1,12 +1,5 @@
 //! The table the code queries is the table `template.yaml` deploys, and the table the tests
 //! and the local stack create on the emulator is that same definition.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use jit_core::store::TableLayout;
 use jit_local::{KeyAttribute, TableDefinition, TestTable};

@@ -49,9 +49,7 @@ impl<S> FailingStore<S> {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failing {
-            Err(StoreError::Unavailable {
-                why: "injected failure".to_owned(),
-            })
+            Err(StoreError::unavailable("injected failure"))
         } else {
             Ok(())
         }

@@ -1,11 +1,4 @@
 //! The emulator harness: it starts on a free port, serves the SDK, and stops with its owner.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

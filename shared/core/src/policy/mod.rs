@@ -400,7 +400,7 @@ mod tests {
     /// The split policy set answers exactly as Cedar does over the whole set.
     #[test]
     fn the_index_decides_exactly_as_the_whole_set() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/policies");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/policies");
         let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap_or_default();
         let tricky = r#"
             permit (principal == Jit::User::"u0", action, resource);

@@ -1,11 +1,4 @@
 //! Reading the table from a template: what it takes and what it refuses.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

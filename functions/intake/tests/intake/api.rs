@@ -1,20 +1,11 @@
 //! The intake API end to end through the handler: real API Gateway events, DynamoDB on the
 //! emulator, the example rules.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
-mod support;
-
+use crate::support::*;
 use jit_core::audit::{AuditRecord, verify_against_head};
 use jit_core::domain::GrantId;
 use jit_core::store::{GrantStore, PageRequest};
 use serde_json::json;
-use support::*;
 
 fn body(target: &str, duration: &str) -> String {
     json!({"target": target, "duration": duration, "reason": "investigating INC-42 in production", "ticket": "INC-42"})

@@ -179,7 +179,7 @@ fn main() {
     measure("1,000 generated, unscoped", &unscoped, &questions, 5_000);
 }
 
-/// The workspace root, from this crate's manifest directory (`shared/`).
+/// The workspace root, from this crate's manifest directory (`shared/core/`).
 fn workspace_root() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -1,21 +1,12 @@
 //! Human reviews and break-glass post-reviews over the API, including twenty reviewers at once.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
 
 use std::sync::Arc;
 
+use crate::support::*;
 use jit_core::audit::{AuditAction, verify_against_head};
 use jit_core::domain::{Grant, GrantState};
 use jit_core::store::{GrantStore, PageRequest};
 use serde_json::json;
-use support::*;
 
 const SRE: &[&str] = &["sre"];
 const SECURITY: &[&str] = &["security"];

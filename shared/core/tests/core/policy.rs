@@ -1,11 +1,4 @@
 //! The example rules in `infra/policies/`, and what loading refuses.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cursor::Position;
 use super::{
-    AppliedPolicy, Created, Cursor, DUE_SHARDS, GrantStore, Idempotency, LedgerHead, Page,
+    AppliedPolicy, Cause, Created, Cursor, DUE_SHARDS, GrantStore, Idempotency, LedgerHead, Page,
     PageRequest, RoleLedger, StoreError, audit_sort_key, days_between, due_shard,
 };
 use crate::audit::AuditRecord;
@@ -264,7 +264,7 @@ impl DynamoStore {
             .set_expression_attribute_names((!names.is_empty()).then_some(names))
             .set_expression_attribute_values((!values.is_empty()).then_some(values))
             .build()
-            .map_err(unavailable)?;
+            .map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -290,7 +290,7 @@ impl DynamoStore {
         let update = update
             .update_expression(expression)
             .build()
-            .map_err(unavailable)?;
+            .map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
@@ -308,15 +308,23 @@ impl DynamoStore {
             .await
         {
             Ok(_) => Ok(Ok(())),
-            Err(SdkError::ServiceError(e)) => match e.into_err() {
-                TransactWriteItemsError::TransactionCanceledException(c) => Ok(Err(c
-                    .cancellation_reasons()
-                    .iter()
-                    .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
-                    .collect())),
-                other => Err(unavailable(other)),
-            },
-            Err(e) => Err(unavailable(e)),
+            Err(SdkError::ServiceError(e))
+                if matches!(
+                    e.err(),
+                    TransactWriteItemsError::TransactionCanceledException(_)
+                ) =>
+            {
+                let reasons = match e.err() {
+                    TransactWriteItemsError::TransactionCanceledException(c) => c
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().filter(|c| *c != "None").map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Ok(Err(reasons))
+            }
+            Err(e) => Err(sdk_error(e)),
         }
     }
 
@@ -330,7 +338,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(sdk_error)?;
         Ok(out.item)
     }
 
@@ -373,7 +381,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(sdk_error)?;
             for raw in out.items.unwrap_or_default() {
                 let value = serde_dynamo::from_item(raw.clone()).map_err(|e| corrupt(&raw, e))?;
                 items.push(value);
@@ -419,9 +427,63 @@ impl SortCondition {
     }
 }
 
-fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Unavailable {
-        why: DisplayErrorContext(e).to_string(),
+/// Error codes DynamoDB answers for passing conditions: load, throttling, its own faults.
+const TRANSIENT_CODES: [&str; 7] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+    "LimitExceededException",
+];
+
+/// An SDK error, classified: what retrying can fix (unreachable, timed out, throttled, a 5xx)
+/// is `Unavailable`; anything else (access denied, no such table, a malformed request) is
+/// `Refused`. The SDK error is kept as the source.
+fn sdk_error<E>(e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let text = DisplayErrorContext(&e).to_string();
+    let (code, transient) = match &e {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().map(str::to_owned);
+            let status = service.raw().status().as_u16();
+            let transient = status >= 500
+                || code
+                    .as_deref()
+                    .is_some_and(|c| TRANSIENT_CODES.contains(&c));
+            (code, transient)
+        }
+        SdkError::ConstructionFailure(_) => (None, false),
+        _ => (None, true),
+    };
+    let cause = Cause::new(code.as_deref(), text, e);
+    if transient {
+        StoreError::Unavailable { cause }
+    } else {
+        StoreError::Refused { cause }
+    }
+}
+
+/// A request this adapter could not even build: a bug, never worth a retry.
+fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Refused {
+        cause: Cause::new(None, e.to_string(), e),
+    }
+}
+
+/// A cancelled transaction whose reasons are not the version checks this adapter expects.
+fn cancelled(refusals: &[Option<String>]) -> StoreError {
+    let passing = refusals.iter().flatten().all(|c| {
+        c == "ThrottlingError" || c == "TransactionConflict" || c == "ConditionalCheckFailed"
+    });
+    let cause = Cause::message(format!("transaction cancelled: {refusals:?}"));
+    if passing {
+        StoreError::Unavailable { cause }
+    } else {
+        StoreError::Refused { cause }
     }
 }
 
@@ -532,9 +594,7 @@ impl GrantStore for DynamoStore {
         if refused(2) == Some("ConditionalCheckFailed") {
             return Err(self.already_open(grant).await);
         }
-        Err(StoreError::Unavailable {
-            why: format!("transaction cancelled: {refusals:?}"),
-        })
+        Err(cancelled(&refusals))
     }
 
     async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
@@ -575,7 +635,7 @@ impl GrantStore for DynamoStore {
                 .condition_expression("attribute_not_exists(pk) OR grant_id = :id")
                 .expression_attribute_values(":id", s(grant.id.as_str()))
                 .build()
-                .map_err(unavailable)?;
+                .map_err(build_error)?;
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
         match self.transact(items).await? {
@@ -591,9 +651,7 @@ impl GrantStore for DynamoStore {
                     id: grant.id.clone(),
                 })
             }
-            Err(refusals) => Err(StoreError::Unavailable {
-                why: format!("transaction cancelled: {refusals:?}"),
-            }),
+            Err(refusals) => Err(cancelled(&refusals)),
         }
     }
 
@@ -863,7 +921,7 @@ impl GrantStore for DynamoStore {
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":until", n(entry.until.unix_seconds()))
             .build()
-            .map_err(unavailable)?;
+            .map_err(build_error)?;
         // One item, but through a transaction so a refused condition reads the same as
         // everywhere else; an entry changed since it was read simply stays.
         match self
@@ -879,9 +937,7 @@ impl GrantStore for DynamoStore {
             {
                 Ok(())
             }
-            Err(refusals) => Err(StoreError::Unavailable {
-                why: format!("transaction cancelled: {refusals:?}"),
-            }),
+            Err(refusals) => Err(cancelled(&refusals)),
         }
     }
 
@@ -910,7 +966,7 @@ impl GrantStore for DynamoStore {
             {
                 Err(StoreError::LedgerMoved { role: role.clone() })
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(sdk_error(e)),
         }
     }
 }
@@ -940,7 +996,7 @@ impl DynamoStore {
                 let put = PutRequest::builder()
                     .set_item(Some(item))
                     .build()
-                    .map_err(unavailable)?;
+                    .map_err(build_error)?;
                 requests.push(WriteRequest::builder().put_request(put).build());
             }
         }
@@ -953,7 +1009,7 @@ impl DynamoStore {
                     .request_items(&self.table, pending)
                     .send()
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(sdk_error)?;
                 pending = out
                     .unprocessed_items
                     .and_then(|mut u| u.remove(&self.table))
@@ -964,9 +1020,9 @@ impl DynamoStore {
                 tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
             }
             if !pending.is_empty() {
-                return Err(StoreError::Unavailable {
-                    why: "the database kept refusing part of a batch".to_owned(),
-                });
+                return Err(StoreError::unavailable(
+                    "the database kept refusing part of a batch",
+                ));
             }
         }
         Ok(creations.len())
@@ -987,10 +1043,9 @@ impl DynamoStore {
                 },
             },
             // Released between the refusal and this read: the caller may simply retry.
-            _ => StoreError::Unavailable {
-                why: "the open request for this target closed while this one was checked"
-                    .to_owned(),
-            },
+            _ => StoreError::unavailable(
+                "the open request for this target closed while this one was checked",
+            ),
         }
     }
 
@@ -1006,9 +1061,9 @@ impl DynamoStore {
         };
         let Some(item) = self.get_item(pk.clone(), IDEM_SK).await? else {
             // The key expired and was deleted between our write and this read: a retry wins.
-            return Err(StoreError::Unavailable {
-                why: "the idempotency key changed while it was checked".to_owned(),
-            });
+            return Err(StoreError::unavailable(
+                "the idempotency key changed while it was checked",
+            ));
         };
         let text = |name: &str| match item.get(name) {
             Some(AttributeValue::S(v)) => Some(v.clone()),

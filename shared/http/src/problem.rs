@@ -126,6 +126,17 @@ impl From<StoreError> for Problem {
                 tracing::warn!(error = %e, "database unavailable");
                 Self::unavailable(e.to_string())
             }
+            StoreError::Refused { cause } => {
+                tracing::error!(error = %e, code = ?cause.code(), "the database refused the call: the deployment needs fixing");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "misconfigured",
+                    format!(
+                        "the database refused the request ({}): the function's permissions or the table are misconfigured; the operators have been alerted, retrying will not help",
+                        cause.code().unwrap_or("refused")
+                    ),
+                )
+            }
             // Reconciles retry this themselves; should it ever reach a caller, retrying helps.
             StoreError::LedgerMoved { .. } => Self::unavailable(e.to_string()),
         }

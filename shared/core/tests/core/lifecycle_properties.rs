@@ -1,18 +1,10 @@
 //! Property: random sequences of commands by random actors at random times, against the
 //! in-memory store, never reach an illegal state, never lose or duplicate an audit record, and
 //! every chain verifies.
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-
-mod support;
 
 use std::collections::HashMap;
 
+use crate::support::*;
 use jit_core::audit::verify_against_head;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{
@@ -20,7 +12,6 @@ use jit_core::domain::{
 };
 use jit_core::store::{GrantStore, MemoryStore, PageRequest, StoreError};
 use proptest::prelude::*;
-use support::*;
 
 #[derive(Debug, Clone)]
 enum Op {

@@ -1,12 +1,5 @@
 //! `template.yaml` and `infra/target-account.yaml` pass cfn-lint (installed, pinned, by the
 //! test itself).
-// Tests may unwrap and index: a panic is how a test fails.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
 
 use std::process::Command;
 
