@@ -1,8 +1,6 @@
 //! Human reviews over the API: `POST /requests/{id}/reviews` and
 //! `POST /grants/{id}/post-review`.
 
-use std::time::Duration;
-
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -11,19 +9,17 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, Grant, GrantId, ReviewDecision};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
-use jit_core::store::{GrantStore, StoreError};
+use jit_core::store::GrantStore;
+use jit_core::transition::{Retry, transition};
 use jit_http::{
     Problem, body_text, caller, json, match_route, no_such_route, optional_body, parse_body,
-    respond, views,
+    respond, transition_problem, views,
 };
 
 use crate::{Approver, Notifier};
 
 /// The longest comment a reviewer may leave.
 pub const MAX_COMMENT_CHARS: usize = 2000;
-
-/// How often a review is retried when other reviews race it.
-const CONFLICT_RETRIES: u32 = 12;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,7 +90,7 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         Ok(json(StatusCode::OK, &views::grant(&grant)))
     }
 
-    /// Applies a review by `caller`, re-reading and retrying when concurrent reviews race it.
+    /// Applies a review by `caller`, deciding afresh whenever concurrent reviews race it.
     async fn review(
         &self,
         id: &str,
@@ -102,48 +98,34 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         caller: &Caller,
         now: Timestamp,
     ) -> Result<Grant, Problem> {
-        let not_found = || Problem::not_found("request");
-        let id = GrantId::parse(id).map_err(|_| not_found())?;
+        let id = GrantId::parse(id).map_err(|_| Problem::not_found("request"))?;
         let actor = Actor::User(caller.user.clone());
-        for attempt in 0..CONFLICT_RETRIES {
-            let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
-            if !self.rules.may_see(&grant, caller, now) {
-                return Err(not_found());
+        let change = transition(&self.store, &id, &Retry::STANDARD, |grant| {
+            if !self.rules.may_see(grant, caller, now) {
+                return Err(Problem::not_found("request"));
             }
             let permitted = self.rules.decide(
                 caller,
                 Action::Approve,
                 &grant.target,
-                &AccessContext::of_grant(&grant, now),
+                &AccessContext::of_grant(grant, now),
             );
             if !permitted.allowed {
                 return Err(Problem::forbidden(
                     permitted.explain_denial(Action::Approve, grant.target.as_str()),
                 ));
             }
-            let change = grant.apply(command.clone(), &actor, now)?;
-            match self.store.commit(&change).await {
-                Ok(()) => {
-                    tracing::info!(
-                        grant = %grant.id,
-                        reviewer = %caller.user,
-                        action = %change.audit().action,
-                        state = %change.grant().state,
-                        "review recorded"
-                    );
-                    return Ok(change.grant().clone());
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    // Another review landed first: back off a little, read again, decide afresh.
-                    let spread = u64::from(caller.user.as_str().len() as u32 % 7);
-                    let wait = 5 * u64::from(attempt + 1) + spread;
-                    tokio::time::sleep(Duration::from_millis(wait)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Problem::conflict(
-            "the request kept changing while the review was recorded; try again",
-        ))
+            Ok(grant.apply(command.clone(), &actor, now)?)
+        })
+        .await
+        .map_err(|f| transition_problem(f, "request"))?;
+        tracing::info!(
+            grant = %change.grant().id,
+            reviewer = %caller.user,
+            action = %change.audit().action,
+            state = %change.grant().state,
+            "review recorded"
+        );
+        Ok(change.grant().clone())
     }
 }

@@ -19,7 +19,8 @@ use jit_core::store::{
 };
 
 use crate::{App, Problem};
-use jit_http::{body_text, json, optional_body, parse_body, query, views};
+use jit_core::transition::{Retry, transition};
+use jit_http::{body_text, json, optional_body, parse_body, query, transition_problem, views};
 
 /// The body of `POST /requests`.
 #[derive(Debug, Deserialize)]
@@ -41,9 +42,6 @@ struct CancelBody {}
 
 /// How many results a listing returns unless asked otherwise.
 const DEFAULT_LIMIT: u32 = 50;
-
-/// How often a cancel is retried when another change raced it.
-const CONFLICT_RETRIES: usize = 3;
 
 fn duration_of(value: &Value) -> Result<GrantDuration, Problem> {
     let parsed = match value {
@@ -245,24 +243,21 @@ impl<S: GrantStore> App<S> {
     ) -> Result<Response<Body>, Problem> {
         let _: CancelBody = optional_body(request)?;
         let actor = Actor::User(caller.user.clone());
-        for _ in 0..CONFLICT_RETRIES {
-            let grant = self.visible_grant(id, caller, now).await?;
+        let id = GrantId::parse(id).map_err(|_| Problem::not_found("request"))?;
+        let change = transition(&self.store, &id, &Retry::STANDARD, |grant| {
+            if !self.rules.may_see(grant, caller, now) {
+                return Err(Problem::not_found("request"));
+            }
             if grant.requester != caller.user {
                 return Err(Problem::forbidden(
                     "only the requester may cancel a request",
                 ));
             }
-            let change = grant.apply(Command::Cancel, &actor, now)?;
-            match self.store.commit(&change).await {
-                Ok(()) => return Ok(json(StatusCode::OK, &views::grant(change.grant()))),
-                // Someone else changed it meanwhile: read it again and decide afresh.
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Problem::conflict(
-            "the request kept changing while it was being cancelled; try again",
-        ))
+            Ok(grant.apply(Command::Cancel, &actor, now)?)
+        })
+        .await
+        .map_err(|f| transition_problem(f, "request"))?;
+        Ok(json(StatusCode::OK, &views::grant(change.grant())))
     }
 
     pub(crate) async fn list(

@@ -8,16 +8,14 @@ use serde_json::json;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, Grant, GrantId, SessionKind};
 use jit_core::identity::Caller;
-use jit_core::store::{GrantStore, StoreError};
-use jit_http::{Problem, json, optional_body};
+use jit_core::store::GrantStore;
+use jit_core::transition::{Retry, transition_from};
+use jit_http::{Problem, hidden_or_forbidden, json, optional_body, transition_problem};
 
 use crate::federation::{SigninFederation, console_destination, login_url};
 use crate::naming::{GRANT_TAG, REQUESTER_TAG, role_session_name, source_identity, tag_value};
 use crate::sts::{BrokerError, SessionBroker, SessionCredentials, SessionRequest};
 use crate::{Issuer, MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS};
-
-/// How often the final write is retried when another change to the grant raced it.
-const CONFLICT_RETRIES: usize = 5;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,11 +61,14 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         let id = GrantId::parse(id).map_err(|_| not_found())?;
         let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
         if grant.requester != caller.user {
-            return if self.rules.may_see(&grant, caller, now) {
-                Err(Problem::forbidden("only the requester may use a grant"))
-            } else {
-                Err(not_found())
-            };
+            return Err(hidden_or_forbidden(
+                &self.rules,
+                &grant,
+                caller,
+                now,
+                "grant",
+                "only the requester may use a grant",
+            ));
         }
         Ok(grant)
     }
@@ -159,42 +160,29 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         };
 
         // Record it, re-checking the grant: revoked or expired meanwhile means no credentials.
-        let mut current = grant;
-        for _ in 0..CONFLICT_RETRIES {
-            let change = current.apply(
+        let change = transition_from(&self.store, grant, &Retry::STANDARD, |current| {
+            Ok::<_, Problem>(current.apply(
                 Command::IssueSession {
                     kind,
                     expires_at: credentials.expiration,
                 },
                 &actor,
                 now,
-            )?;
-            match self.store.commit(&change).await {
-                Ok(()) => {
-                    tracing::info!(
-                        grant = %current.id,
-                        requester = %current.requester,
-                        role = %current.role_arn,
-                        session = %request.session_name,
-                        expires = %credentials.expiration,
-                        kind = %kind,
-                        "session issued"
-                    );
-                    return Ok((change.grant().clone(), credentials, token));
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    current = self
-                        .store
-                        .get(&current.id)
-                        .await?
-                        .ok_or_else(|| Problem::not_found("grant"))?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Problem::conflict(
-            "the grant kept changing while the session was recorded; no credentials were issued, try again",
-        ))
+            )?)
+        })
+        .await
+        .map_err(|f| transition_problem(f, "grant"))?;
+        let issued = change.grant();
+        tracing::info!(
+            grant = %issued.id,
+            requester = %issued.requester,
+            role = %issued.role_arn,
+            session = %request.session_name,
+            expires = %credentials.expiration,
+            kind = %kind,
+            "session issued"
+        );
+        Ok((issued.clone(), credentials, token))
     }
 
     pub(crate) async fn credentials(

@@ -9,14 +9,14 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, GrantId, Reason};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
-use jit_core::store::{GrantStore, StoreError};
-use jit_http::{Problem, body_text, json, parse_body, views};
+use jit_core::store::GrantStore;
+use jit_core::transition::{Retry, transition};
+use jit_http::{
+    Problem, body_text, hidden_or_forbidden, json, parse_body, transition_problem, views,
+};
 
 use crate::Sweeper;
 use crate::iam::RolePolicies;
-
-/// How often a revocation is retried when another change raced it.
-const CONFLICT_RETRIES: usize = 5;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,11 +37,9 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     ) -> Result<Response<Body>, Problem> {
         let body: RevokeBody = parse_body(body_text(request)?)?;
         let reason = Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
-        let not_found = || Problem::not_found("grant");
-        let id = GrantId::parse(id).map_err(|_| not_found())?;
+        let id = GrantId::parse(id).map_err(|_| Problem::not_found("grant"))?;
         let actor = Actor::User(caller.user.clone());
-        for _ in 0..CONFLICT_RETRIES {
-            let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
+        let change = transition(&self.store, &id, &Retry::STANDARD, |grant| {
             let permitted = grant.requester == caller.user
                 || self
                     .rules
@@ -49,53 +47,51 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                         caller,
                         Action::Revoke,
                         &grant.target,
-                        &AccessContext::of_grant(&grant, now),
+                        &AccessContext::of_grant(grant, now),
                     )
                     .allowed;
             if !permitted {
-                return Err(if self.rules.may_see(&grant, caller, now) {
-                    Problem::forbidden(format!(
+                return Err(hidden_or_forbidden(
+                    &self.rules,
+                    grant,
+                    caller,
+                    now,
+                    "grant",
+                    format!(
                         "no policy permits you to Revoke on target `{}`",
                         grant.target
-                    ))
-                } else {
-                    not_found()
-                });
+                    ),
+                ));
             }
-            let change = grant.apply(
+            Ok(grant.apply(
                 Command::Revoke {
                     reason: reason.clone(),
                 },
                 &actor,
                 now,
-            )?;
-            match self.store.commit(&change).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            tracing::warn!(grant = %grant.id, by = %caller.user, target = %grant.target, "grant revoked");
-            // The role as recorded on the grant, whatever the targets file says now. "cut"
-            // only once a policy that denies this grant is in place and recorded as current.
-            let sessions = match change.revocation() {
-                None => "none-live",
-                Some(entry) => match self.reconcile(&entry.target_role(), now).await {
-                    Ok(outcome) if outcome.covered.contains(&grant.id) => "cut",
-                    Ok(_) => "pending",
-                    Err(e) => {
-                        tracing::error!(grant = %grant.id, error = %e, "revocation policy not applied; the next sweep retries");
-                        "pending"
-                    }
-                },
-            };
-            let mut body = views::grant(change.grant());
-            if let Some(fields) = body.as_object_mut() {
-                fields.insert("live_sessions".to_owned(), json!(sessions));
-            }
-            return Ok(json(StatusCode::OK, &body));
+            )?)
+        })
+        .await
+        .map_err(|f| transition_problem(f, "grant"))?;
+        let grant = change.grant();
+        tracing::warn!(grant = %grant.id, by = %caller.user, target = %grant.target, "grant revoked");
+        // The role as recorded on the grant, whatever the targets file says now. "cut"
+        // only once a policy that denies this grant is in place and recorded as current.
+        let sessions = match change.revocation() {
+            None => "none-live",
+            Some(entry) => match self.reconcile(&entry.target_role(), now).await {
+                Ok(outcome) if outcome.covered.contains(&grant.id) => "cut",
+                Ok(_) => "pending",
+                Err(e) => {
+                    tracing::error!(grant = %grant.id, error = %e, "revocation policy not applied; the next sweep retries");
+                    "pending"
+                }
+            },
+        };
+        let mut body = views::grant(grant);
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("live_sessions".to_owned(), json!(sessions));
         }
-        Err(Problem::conflict(
-            "the grant kept changing while it was revoked; try again",
-        ))
+        Ok(json(StatusCode::OK, &body))
     }
 }

@@ -15,6 +15,7 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Service, TargetRole};
 use jit_core::revocation::{POLICY_NAME, RevocationPolicy, derive, live};
 use jit_core::store::{AppliedPolicy, GrantStore, PageRequest, RoleLedger, StoreError};
+use jit_core::transition::{Retry, TransitionFailure, transition};
 
 use crate::Sweeper;
 use crate::iam::RolePolicies;
@@ -62,9 +63,6 @@ pub struct RoleOutcome {
 
 /// How often a reconcile derives and applies again when the ledger moved under it.
 const RECONCILE_ATTEMPTS: usize = 5;
-
-/// How often an audit note is retried over concurrent changes to its grant.
-const NOTE_ATTEMPTS: usize = 5;
 
 /// The marker of a role that should carry no revocation policy.
 const ABSENT: &str = "absent";
@@ -429,25 +427,17 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     }
 
     /// Appends a state-preserving note to one grant's audit trail, retrying over concurrent
-    /// changes.
+    /// changes. A grant that no longer exists needs no note.
     async fn note(&self, id: &GrantId, command: Command, now: Timestamp) -> Result<(), String> {
-        let failed =
-            |e: &dyn std::fmt::Display| format!("auditing `{}` on `{id}`: {e}", command.name());
-        for _ in 0..NOTE_ATTEMPTS {
-            let grant = match self.store.get(id).await {
-                Ok(Some(grant)) => grant,
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(failed(&e)),
-            };
-            let change = grant
-                .apply(command.clone(), &Actor::Service(Service::Sweeper), now)
-                .map_err(|e| failed(&e))?;
-            match self.store.commit(&change).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(failed(&e)),
-            }
+        let name = command.name();
+        let sweeper = Actor::Service(Service::Sweeper);
+        match transition(&self.store, id, &Retry::STANDARD, |grant| {
+            grant.apply(command.clone(), &sweeper, now)
+        })
+        .await
+        {
+            Ok(_) | Err(TransitionFailure::NotFound) => Ok(()),
+            Err(failure) => Err(format!("auditing `{name}` on `{id}`: {failure}")),
         }
-        Err(failed(&"it kept changing"))
     }
 }

@@ -9,3 +9,4 @@ pub mod identity;
 pub mod policy;
 pub mod revocation;
 pub mod store;
+pub mod transition;

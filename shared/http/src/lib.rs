@@ -208,6 +208,41 @@ pub fn response_to_event(response: &Response<Body>) -> Value {
     })
 }
 
+/// A failed transition as the caller is told it: an unknown id is `what` not found, a refusal
+/// is the decision's own problem, a grant that kept changing is a 409 to retry, a store
+/// failure maps as store failures do.
+pub fn transition_problem(
+    failure: jit_core::transition::TransitionFailure<Problem>,
+    what: &'static str,
+) -> Problem {
+    use jit_core::transition::TransitionFailure;
+    match failure {
+        TransitionFailure::NotFound => Problem::not_found(what),
+        TransitionFailure::Refused(problem) => problem,
+        TransitionFailure::KeptChanging => Problem::conflict(format!(
+            "the {what} kept changing while this was recorded; nothing was done, try again"
+        )),
+        TransitionFailure::Store(e) => e.into(),
+    }
+}
+
+/// The refusal for a caller who may not act on a grant: 403 with `forbidden` when they may see
+/// it, otherwise 404 as if it did not exist, so ids cannot be probed.
+pub fn hidden_or_forbidden(
+    rules: &jit_core::policy::Rules,
+    grant: &jit_core::domain::Grant,
+    caller: &jit_core::identity::Caller,
+    now: jit_core::clock::Timestamp,
+    what: &'static str,
+    forbidden: impl Into<String>,
+) -> Problem {
+    if rules.may_see(grant, caller, now) {
+        Problem::forbidden(forbidden)
+    } else {
+        Problem::not_found(what)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
