@@ -13,7 +13,7 @@ use std::sync::Arc;
 use jit_core::clock::Clock;
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 pub use notify::{LogNotifier, Notifier};
 pub use stream::Outcome;
@@ -60,21 +60,39 @@ pub struct Approver<S, N> {
     pub config: ApproverConfig,
 }
 
+/// What Lambda delivers to the approver: a batch from the table's stream, or a request from
+/// the HTTP API. Anything else does not deserialize, so the runtime refuses it before the
+/// handler runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ApproverEvent {
+    /// New requests, from the event source mapping.
+    Stream(aws_lambda_events::event::dynamodb::Event),
+    /// A review or post-review.
+    Http(Box<jit_http::ApiGatewayV2httpRequest>),
+}
+
+/// What the approver answers each source.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum ApproverResponse {
+    /// The records to retry (`batchItemFailures`).
+    Stream(aws_lambda_events::event::streams::DynamoDbEventResponse),
+    /// The HTTP response, payload format 2.0.
+    Http(Box<jit_http::ApiGatewayV2httpResponse>),
+}
+
 impl<S: GrantStore, N: Notifier> Approver<S, N> {
-    /// Handles whatever Lambda delivered: a stream batch or an API Gateway request. Returns
-    /// the JSON Lambda expects back for that source.
-    pub async fn handle_event(&self, event: Value) -> Result<Value, String> {
-        if event.get("Records").is_some() {
-            let batch: aws_lambda_events::event::dynamodb::Event = serde_json::from_value(event)
-                .map_err(|e| format!("not a DynamoDB stream batch: {e}"))?;
-            let response = self.handle_stream(batch).await;
-            return serde_json::to_value(response).map_err(|e| e.to_string());
+    /// Handles whatever Lambda delivered and answers in the shape that source expects.
+    pub async fn handle_event(&self, event: ApproverEvent) -> ApproverResponse {
+        match event {
+            ApproverEvent::Stream(batch) => {
+                ApproverResponse::Stream(self.handle_stream(batch).await)
+            }
+            ApproverEvent::Http(request) => {
+                let response = self.handle_http(jit_http::into_request(*request)).await;
+                ApproverResponse::Http(Box::new(jit_http::into_response_event(&response)))
+            }
         }
-        if event.get("requestContext").is_some() {
-            let request = jit_http::request_from_event(&event)?;
-            let response = self.handle_http(request).await;
-            return Ok(jit_http::response_to_event(&response));
-        }
-        Err("unrecognised event: neither a DynamoDB stream batch nor an API Gateway request".into())
     }
 }

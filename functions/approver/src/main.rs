@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 
-use jit_approver::{Approver, ApproverConfig, LogNotifier};
+use jit_approver::{Approver, ApproverConfig, ApproverEvent, LogNotifier};
 use jit_core::clock::SystemClock;
 use jit_core::policy::Rules;
 use jit_core::store::DynamoStore;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -28,14 +27,9 @@ async fn main() -> Result<(), Error> {
         config: ApproverConfig::from_env(),
     });
     tracing::info!(policy_hash = %approver.rules.hash(), "approver ready");
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<ApproverEvent>| {
         let approver = Arc::clone(&approver);
-        async move {
-            approver
-                .handle_event(event.payload)
-                .await
-                .map_err(Error::from)
-        }
+        async move { Ok::<_, Error>(approver.handle_event(event.payload).await) }
     }))
     .await
 }

@@ -103,7 +103,7 @@ async fn main() {
     let mut ok = 0;
     for event in &events {
         let response = issuer
-            .handle(jit_http::request_from_event(event).unwrap())
+            .handle(jit_http::into_request(serde_json::from_value(event.clone()).unwrap()))
             .await;
         ok += usize::from(response.status().is_success());
     }

@@ -213,7 +213,7 @@ async fn call_on(
             .1
             .replace("{id}", id.as_str());
         let event = jit_local::http_api_event(claims, route, &path, body, &[]);
-        let request = jit_http::request_from_event(&event).unwrap();
+        let request = jit_http::into_request(serde_json::from_value(event).unwrap());
         let response = issuer.handle(request).await;
         let status = response.status().as_u16();
         let bytes: &[u8] = response.body().as_ref();

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lambda_http::{Body, Request, Response};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 
 use jit_core::clock::Clock;
 use jit_core::policy::Rules;
@@ -78,6 +78,54 @@ impl SweeperConfig {
     }
 }
 
+/// What Lambda delivers to the sweeper: the schedule's EventBridge event, or a revoke request
+/// from the HTTP API. Anything else does not deserialize, so the runtime refuses it before the
+/// handler runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SweeperEvent {
+    /// The EventBridge rule's scheduled event.
+    Schedule(Box<aws_lambda_events::event::cloudwatch_events::CloudWatchEvent>),
+    /// `POST /grants/{id}/revoke`.
+    Http(Box<jit_http::ApiGatewayV2httpRequest>),
+}
+
+/// What the sweeper answers each source.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum SweeperResponse {
+    /// What the sweep did.
+    Report(SweepReport),
+    /// The HTTP response, payload format 2.0.
+    Http(Box<jit_http::ApiGatewayV2httpResponse>),
+}
+
+/// Why a scheduled sweep fails its invocation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SweepError {
+    /// Some roles were left unreconciled, or something failed; the next sweep retries it all.
+    #[error(
+        "sweep incomplete: {roles_pending} role(s) left unreconciled, {} failure(s): {}",
+        failures.len(),
+        failures.join("; ")
+    )]
+    Incomplete {
+        /// Roles whose revocation policy may not be in force.
+        roles_pending: u32,
+        /// What failed.
+        failures: Vec<String>,
+    },
+}
+
+impl From<SweepError> for lambda_runtime::Diagnostic {
+    fn from(e: SweepError) -> Self {
+        Self {
+            error_type: "SweepIncomplete".to_owned(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
 /// Everything the sweeper needs, built once per Lambda instance.
 pub struct Sweeper<S, P> {
     /// Where grants and the ledger live.
@@ -116,31 +164,35 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     /// `deadline` is when Lambda will stop this invocation. A sweep that left any role
     /// unreconciled, or failed at anything, fails the invocation, so Lambda's error metric and
     /// the template's alarm fire; the next sweep retries all of it.
-    pub async fn handle_event(&self, event: Value, deadline: Instant) -> Result<Value, String> {
-        if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-            let report = self.sweep(deadline).await;
-            println!(
-                "{}",
-                roles_pending_metric(report.roles_pending, self.clock.now())
-            );
-            if report.roles_pending > 0 || !report.failures.is_empty() {
-                tracing::error!(?report, "sweep incomplete");
-                return Err(format!(
-                    "sweep incomplete: {} role(s) left unreconciled, {} failure(s): {}",
-                    report.roles_pending,
-                    report.failures.len(),
-                    report.failures.join("; ")
-                ));
+    pub async fn handle_event(
+        &self,
+        event: SweeperEvent,
+        deadline: Instant,
+    ) -> Result<SweeperResponse, SweepError> {
+        match event {
+            SweeperEvent::Schedule(_) => {
+                let report = self.sweep(deadline).await;
+                println!(
+                    "{}",
+                    roles_pending_metric(report.roles_pending, self.clock.now())
+                );
+                if report.roles_pending > 0 || !report.failures.is_empty() {
+                    tracing::error!(?report, "sweep incomplete");
+                    return Err(SweepError::Incomplete {
+                        roles_pending: report.roles_pending,
+                        failures: report.failures,
+                    });
+                }
+                tracing::info!(?report, "sweep done");
+                Ok(SweeperResponse::Report(report))
             }
-            tracing::info!(?report, "sweep done");
-            return serde_json::to_value(report).map_err(|e| e.to_string());
+            SweeperEvent::Http(request) => {
+                let response = self.handle_http(jit_http::into_request(*request)).await;
+                Ok(SweeperResponse::Http(Box::new(
+                    jit_http::into_response_event(&response),
+                )))
+            }
         }
-        if event.get("requestContext").is_some() {
-            let request = jit_http::request_from_event(&event)?;
-            let response = self.handle_http(request).await;
-            return Ok(jit_http::response_to_event(&response));
-        }
-        Err("unrecognised event: neither the sweep schedule nor an API Gateway request".into())
     }
 
     /// Handles one API Gateway request. Never fails: every outcome is a response.

@@ -10,9 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use jit_core::clock::SystemClock;
 use jit_core::policy::Rules;
 use jit_core::store::DynamoStore;
-use jit_sweeper::{IamPolicies, Sweeper, SweeperConfig};
+use jit_sweeper::{IamPolicies, Sweeper, SweeperConfig, SweeperEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -29,7 +28,7 @@ async fn main() -> Result<(), Error> {
         config: SweeperConfig::from_env()?,
     });
     tracing::info!(policy_hash = %sweeper.rules.hash(), "sweeper ready");
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SweeperEvent>| {
         let sweeper = Arc::clone(&sweeper);
         // The invocation's deadline, as an instant on this machine's monotonic clock.
         let left = event
@@ -38,12 +37,7 @@ async fn main() -> Result<(), Error> {
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
         let deadline = Instant::now() + left;
-        async move {
-            sweeper
-                .handle_event(event.payload, deadline)
-                .await
-                .map_err(Error::from)
-        }
+        async move { sweeper.handle_event(event.payload, deadline).await }
     }))
     .await
 }

@@ -423,10 +423,19 @@ impl Harness {
 
     /// The scheduled sweep, as Lambda invokes it: `Err` fails the invocation.
     async fn try_sweep(&self) -> Result<Value, String> {
-        self.sweeper
-            .handle_event(scheduled_event(), Instant::now() + Duration::from_secs(60))
-            .await
+        invoke(&self.sweeper, scheduled_event()).await
     }
+}
+
+/// Invokes `sweeper` with `event` as the runtime would: deserialized into its event type, the
+/// answer serialized back; `Err` is the failed invocation's message.
+async fn invoke(sweeper: &Sweeper<GatedStore, Policies>, event: Value) -> Result<Value, String> {
+    let event: jit_sweeper::SweeperEvent = serde_json::from_value(event).unwrap();
+    sweeper
+        .handle_event(event, Instant::now() + Duration::from_secs(60))
+        .await
+        .map(|out| serde_json::to_value(out).unwrap())
+        .map_err(|e| e.to_string())
 }
 
 fn scheduled_event() -> Value {
@@ -485,10 +494,7 @@ async fn revoke_with(
     let path = format!("/grants/{id}/revoke");
     let event =
         jit_local::http_api_event(claims, "POST /grants/{id}/revoke", &path, Some(body), &[]);
-    let out = sweeper
-        .handle_event(event, Instant::now() + Duration::from_secs(60))
-        .await
-        .unwrap();
+    let out = invoke(sweeper, event).await.unwrap();
     let status = out["statusCode"].as_u64().unwrap() as u16;
     (
         status,
@@ -884,15 +890,34 @@ async fn an_oversized_ledger_falls_back_to_a_cut_off_audits_it_and_returns() {
     );
 }
 
-#[tokio::test]
-async fn unknown_events_are_errors() {
-    let h = Harness::new("events", 10_240).await;
-    let err = h
-        .sweeper
-        .handle_event(json!({"Records": []}), Instant::now())
-        .await
-        .unwrap_err();
-    assert!(err.starts_with("unrecognised event"), "{err}");
+#[test]
+fn each_event_source_deserializes_to_its_variant_and_anything_else_is_refused() {
+    use jit_sweeper::SweeperEvent;
+    assert!(matches!(
+        serde_json::from_value(scheduled_event()).unwrap(),
+        SweeperEvent::Schedule(_)
+    ));
+    let http = jit_local::http_api_event(
+        None,
+        "POST /grants/{id}/revoke",
+        "/grants/x/revoke",
+        None,
+        &[],
+    );
+    assert!(matches!(
+        serde_json::from_value(http).unwrap(),
+        SweeperEvent::Http(_)
+    ));
+    for other in [
+        json!({"Records": []}),
+        json!({}),
+        json!({"detail-type": "Scheduled Event"}),
+    ] {
+        assert!(
+            serde_json::from_value::<SweeperEvent>(other.clone()).is_err(),
+            "{other}"
+        );
+    }
 }
 
 /// The grants a revocation policy denies.
@@ -1123,10 +1148,7 @@ async fn revocation_follows_the_role_recorded_on_the_grant_not_the_targets_file(
         .send()
         .await
         .unwrap();
-    let report = edited
-        .handle_event(scheduled_event(), Instant::now() + Duration::from_secs(60))
-        .await
-        .unwrap();
+    let report = invoke(&edited, scheduled_event()).await.unwrap();
     assert_eq!(report["repaired"], 1, "{report}");
     assert_eq!(denied(h.policy_of(&removed).await), sorted(&[&removed.id]));
 }

@@ -187,25 +187,23 @@ pub fn no_such_route(request: &Request) -> Problem {
     )
 }
 
-/// An API Gateway HTTP API (payload 2.0) event as an `http` request.
-pub fn request_from_event(event: &Value) -> Result<Request, String> {
-    lambda_http::request::from_str(&event.to_string()).map_err(|e| e.to_string())
+/// An HTTP API request (payload format 2.0) as Lambda delivers it, for the functions' typed
+/// event enums.
+pub use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+
+/// The `http` request a payload 2.0 event stands for.
+pub fn into_request(event: ApiGatewayV2httpRequest) -> Request {
+    lambda_http::request::LambdaRequest::ApiGatewayV2(event).into()
 }
 
-/// An `http` response as the JSON API Gateway expects back (payload 2.0, text bodies).
-pub fn response_to_event(response: &Response<Body>) -> Value {
-    let headers: serde_json::Map<String, Value> = response
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::from(v.to_str().ok()?))))
-        .collect();
+/// A response as the payload 2.0 answer API Gateway reads.
+pub fn into_response_event(response: &Response<Body>) -> ApiGatewayV2httpResponse {
+    let mut event = ApiGatewayV2httpResponse::default();
+    event.status_code = i64::from(response.status().as_u16());
+    event.headers = response.headers().clone();
     let body: &[u8] = response.body().as_ref();
-    serde_json::json!({
-        "statusCode": response.status().as_u16(),
-        "headers": headers,
-        "body": String::from_utf8_lossy(body),
-        "isBase64Encoded": false,
-    })
+    event.body = Some(Body::Text(String::from_utf8_lossy(body).into_owned()));
+    event
 }
 
 /// A failed transition as the caller is told it: an unknown id is `what` not found, a refusal

@@ -251,21 +251,36 @@ async fn a_request_cancelled_before_its_record_arrives_is_left_alone() {
     assert_eq!(h.grant(&g.id).await.state, GrantState::Cancelled);
 }
 
-#[tokio::test]
-async fn an_unknown_event_is_an_error_not_a_guess() {
-    let h = Harness::new("unknown").await;
-    let err = h
-        .approver
-        .handle_event(json!({"detail-type": "Scheduled Event"}))
-        .await
-        .unwrap_err();
-    assert!(err.starts_with("unrecognised event"), "{err}");
-    let err = h
-        .approver
-        .handle_event(json!({"Records": "nope"}))
-        .await
-        .unwrap_err();
-    assert!(err.starts_with("not a DynamoDB stream batch"), "{err}");
+#[test]
+fn each_event_source_deserializes_to_its_variant_and_anything_else_is_refused() {
+    use jit_approver::ApproverEvent;
+    let http = jit_local::http_api_event(
+        None,
+        "POST /requests/{id}/reviews",
+        "/requests/x/reviews",
+        None,
+        &[],
+    );
+    assert!(matches!(
+        serde_json::from_value(http).unwrap(),
+        ApproverEvent::Http(_)
+    ));
+    let record = jit_local::stream_record("INSERT", json!({}), json!({}), 1);
+    assert!(matches!(
+        serde_json::from_value(jit_local::stream_batch(vec![record])).unwrap(),
+        ApproverEvent::Stream(_)
+    ));
+    // What Lambda never sends this function is refused before the handler runs.
+    for other in [
+        json!({"detail-type": "Scheduled Event"}),
+        json!({"Records": "nope"}),
+        json!({}),
+    ] {
+        assert!(
+            serde_json::from_value::<ApproverEvent>(other.clone()).is_err(),
+            "{other}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -291,20 +306,20 @@ async fn a_record_the_database_refuses_is_not_retried_and_a_throttled_one_is() {
         notifier: h.notices.clone(),
         config: jit_approver::ApproverConfig::default(),
     };
-    let deliver = |records| approver.handle_event(jit_local::stream_batch(records));
+    let deliver = |records| deliver_to(&approver, records);
     dynamo.dynamodb_error(
         400,
         "AccessDeniedException",
         "User is not authorized to perform: dynamodb:TransactWriteItems",
     );
-    let out = deliver(vec![record.clone()]).await.unwrap();
+    let out = deliver(vec![record.clone()]).await;
     assert_eq!(
         out["batchItemFailures"],
         json!([]),
         "retrying cannot fix a refusal"
     );
     dynamo.dynamodb_error(400, "ProvisionedThroughputExceededException", "slow down");
-    let out = deliver(vec![record]).await.unwrap();
+    let out = deliver(vec![record]).await;
     assert_eq!(
         out["batchItemFailures"],
         json!([{"itemIdentifier": sequence}]),

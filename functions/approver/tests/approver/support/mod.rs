@@ -143,10 +143,7 @@ impl Harness {
 
     /// Delivers a batch as Lambda would and returns what the function answered.
     pub async fn deliver(&self, records: Vec<Value>) -> Value {
-        self.approver
-            .handle_event(jit_local::stream_batch(records))
-            .await
-            .unwrap()
+        deliver_to(&self.approver, records).await
     }
 
     pub async fn grant(&self, id: &GrantId) -> Grant {
@@ -163,7 +160,7 @@ impl Harness {
     ) -> Reply {
         let claims = who.map(|(sub, groups)| Claims { sub, groups });
         let event = jit_local::http_api_event(claims, route, path, body, &[]);
-        let out = self.approver.handle_event(event).await.unwrap();
+        let out = invoke(&self.approver, event).await;
         let status = out["statusCode"].as_u64().unwrap() as u16;
         let body = serde_json::from_str(out["body"].as_str().unwrap()).unwrap_or(Value::Null);
         if status >= 400 {
@@ -171,4 +168,22 @@ impl Harness {
         }
         Reply { status, body }
     }
+}
+
+/// Invokes `approver` with `event` as the runtime would: deserialized into its event type,
+/// the answer serialized back.
+pub async fn invoke<S: jit_core::store::GrantStore, N: jit_approver::Notifier>(
+    approver: &Approver<S, N>,
+    event: Value,
+) -> Value {
+    let event: jit_approver::ApproverEvent = serde_json::from_value(event).unwrap();
+    serde_json::to_value(approver.handle_event(event).await).unwrap()
+}
+
+/// Delivers a stream batch of `records` to `approver`.
+pub async fn deliver_to<S: jit_core::store::GrantStore, N: jit_approver::Notifier>(
+    approver: &Approver<S, N>,
+    records: Vec<Value>,
+) -> Value {
+    invoke(approver, jit_local::stream_batch(records)).await
 }
