@@ -16,9 +16,7 @@ use std::time::Instant;
 use aws_lambda_events::event::dynamodb::Event;
 use jit_approver::{Approver, ApproverConfig, LogNotifier, Outcome};
 use jit_core::clock::{ManualClock, Timestamp};
-use jit_core::domain::{
-    Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, TargetId, Ticket, UserId,
-};
+use jit_core::domain::{Grant, GrantId, NewRequest};
 use jit_core::policy::Rules;
 use jit_core::store::{DynamoStore, GrantStore, MemoryStore};
 use jit_local::TestTable;
@@ -29,24 +27,13 @@ const RECORDS: usize = 500;
 const BATCH: usize = 25;
 
 fn rules() -> Arc<Rules> {
-    Arc::new(Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap())
+    Arc::new(jit_test_support::example_rules())
 }
 
 fn request(rules: &Rules, i: usize) -> NewRequest {
-    let target = TargetId::parse("prod-logs-ro").unwrap();
-    let t = rules.target(&target).unwrap();
-    NewRequest {
-        requester: UserId::parse(format!("sre-{i}")).unwrap(),
-        requester_groups: vec![GroupName::parse("sre").unwrap()],
-        target,
-        binding: t.binding(),
-        duration: GrantDuration::parse("30m").unwrap(),
-        reason: Reason::parse("investigating INC-42 in production").unwrap(),
-        ticket: Some(Ticket::parse("INC-42").unwrap()),
-        break_glass: false,
-        decision_window_secs: 3600,
-        policy_hash: rules.hash().to_owned(),
-    }
+    let new =
+        jit_test_support::request(rules, &format!("sre-{i}"), &["sre"], "prod-logs-ro", "30m");
+    jit_test_support::with_ticket(new, "INC-42")
 }
 
 #[tokio::main]

@@ -13,10 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use jit_core::clock::{Clock, SystemClock};
-use jit_core::domain::{
-    Actor, Command, Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, Service,
-    TargetId, UserId,
-};
+use jit_core::domain::{Actor, Command, Grant, GrantId, Service};
 use jit_core::policy::Rules;
 use jit_core::store::{DynamoStore, GrantStore};
 use jit_issuer::{HttpFederation, Issuer, IssuerConfig, StsBroker};
@@ -38,23 +35,16 @@ async fn main() {
         Arc::new(Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap());
     let clock = Arc::new(SystemClock);
     let store = DynamoStore::new(table.client.clone(), &table.name);
-    let target = TargetId::parse("prod-logs-ro").unwrap();
-    let binding = rules.target(&target).unwrap().binding();
     let mut grants = Vec::new();
     for i in 0..GRANTS {
         let now = clock.now();
-        let new = NewRequest {
-            requester: UserId::parse(format!("user-{i}")).unwrap(),
-            requester_groups: vec![GroupName::parse("engineers").unwrap()],
-            target: target.clone(),
-            binding: binding.clone(),
-            duration: GrantDuration::parse("1h").unwrap(),
-            reason: Reason::parse("investigating INC-42 in production").unwrap(),
-            ticket: None,
-            break_glass: false,
-            decision_window_secs: 3600,
-            policy_hash: rules.hash().to_owned(),
-        };
+        let new = jit_test_support::request(
+            &rules,
+            &format!("user-{i}"),
+            &["engineers"],
+            "prod-logs-ro",
+            "1h",
+        );
         let creation = Grant::open(GrantId::generate(now), new, now);
         store.create(&creation, None).await.unwrap();
         let change = creation
@@ -103,7 +93,9 @@ async fn main() {
     let mut ok = 0;
     for event in &events {
         let response = issuer
-            .handle(jit_http::into_request(serde_json::from_value(event.clone()).unwrap()))
+            .handle(jit_http::into_request(
+                serde_json::from_value(event.clone()).unwrap(),
+            ))
             .await;
         ok += usize::from(response.status().is_success());
     }

@@ -12,10 +12,7 @@ use std::sync::Arc;
 
 use jit_core::audit::AuditAction;
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
-use jit_core::domain::{
-    Actor, Command, Grant, GrantDuration, GrantId, GrantState, GroupName, NewRequest, Reason,
-    Service, TargetId, UserId,
-};
+use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Reason, Service, UserId};
 use jit_core::policy::Rules;
 use jit_core::store::{DynamoStore, GrantStore, PageRequest};
 use jit_issuer::{
@@ -53,16 +50,7 @@ struct Harness {
     federation: FederationStandIn,
 }
 
-struct Reply {
-    status: u16,
-    body: Value,
-}
-
-impl Reply {
-    fn detail(&self) -> &str {
-        self.body["detail"].as_str().unwrap_or("")
-    }
-}
+use jit_test_support::Reply;
 
 impl Harness {
     async fn new(label: &str) -> Self {
@@ -107,25 +95,9 @@ impl Harness {
 
     /// A request by `who`, decided by the rules to need review (pending).
     async fn pending(&self, who: &str, target: &str, duration: &str) -> Grant {
-        let now = self.now();
-        let rules = &self.issuer.rules;
-        let target = TargetId::parse(target).unwrap();
-        let t = rules.target(&target).unwrap();
-        let new = NewRequest {
-            requester: UserId::parse(who).unwrap(),
-            requester_groups: vec![GroupName::parse("engineers").unwrap()],
-            target: target.clone(),
-            binding: t.binding(),
-            duration: GrantDuration::parse(duration).unwrap(),
-            reason: Reason::parse("investigating INC-42 in production").unwrap(),
-            ticket: None,
-            break_glass: false,
-            decision_window_secs: 3600,
-            policy_hash: rules.hash().to_owned(),
-        };
-        let creation = Grant::open(GrantId::generate(now), new, now);
-        self.store().create(&creation, None).await.unwrap();
-        creation.grant().clone()
+        let new =
+            jit_test_support::request(&self.issuer.rules, who, &["engineers"], target, duration);
+        jit_test_support::create(self.store(), new, self.now()).await
     }
 
     /// An active grant, as the approver would leave it.
@@ -157,13 +129,7 @@ impl Harness {
     }
 
     async fn audit_actions(&self, id: &GrantId) -> Vec<AuditAction> {
-        let records = self
-            .store()
-            .audit_of_grant(id, &PageRequest::first(50))
-            .await
-            .unwrap()
-            .items;
-        records.iter().map(|r| r.action).collect()
+        jit_test_support::actions(self.store(), id).await
     }
 
     async fn call(

@@ -16,9 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jit_core::clock::{ManualClock, Timestamp};
-use jit_core::domain::{
-    Creation, Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, TargetId, UserId,
-};
+use jit_core::domain::{Creation, Grant, GrantId};
 use jit_core::policy::Rules;
 use jit_core::store::DynamoStore;
 use jit_local::TestTable;
@@ -35,27 +33,14 @@ fn size(name: &str, default: usize) -> usize {
 
 /// A pending request by `user`, due (decide-by passed) or due in a day.
 fn request(rules: &Rules, user: &str, due: bool) -> Creation {
-    let target = TargetId::parse("prod-deploy").unwrap();
-    let t = rules.target(&target).unwrap();
     let created = NOW.plus_secs(-3600);
-    let new = NewRequest {
-        requester: UserId::parse(user).unwrap(),
-        requester_groups: vec![GroupName::parse("engineers").unwrap()],
-        target,
-        binding: t.binding(),
-        duration: GrantDuration::parse("1h").unwrap(),
-        reason: Reason::parse("investigating INC-42 in production").unwrap(),
-        ticket: None,
-        break_glass: false,
-        decision_window_secs: if due { 1800 } else { 86_400 },
-        policy_hash: rules.hash().to_owned(),
-    };
+    let mut new = jit_test_support::request(rules, user, &["engineers"], "prod-deploy", "1h");
+    new.decision_window_secs = if due { 1800 } else { 86_400 };
     Grant::open(GrantId::generate(created), new, created)
 }
 
 async fn run(label: &str, due: usize, not_due: usize) {
-    let rules =
-        Arc::new(Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap());
+    let rules = Arc::new(jit_test_support::example_rules());
     let table = TestTable::create(label).await.unwrap();
     let store = DynamoStore::new(table.client.clone(), &table.name);
     let started = Instant::now();

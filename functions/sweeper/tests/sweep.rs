@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use jit_core::audit::{AuditAction, AuditRecord};
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use jit_core::domain::{
-    Actor, Change, Command, Creation, Grant, GrantDuration, GrantId, GrantState, GroupName,
-    NewRequest, Reason, RevocationEntry, RoleArn, Service, SessionKind, TargetId, TargetRole,
-    UserId,
+    Actor, Change, Command, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn,
+    Service, SessionKind, TargetId, TargetRole, UserId,
 };
 use jit_core::policy::Rules;
 use jit_core::store::{
@@ -292,25 +291,11 @@ impl Harness {
     }
 
     async fn pending(&self, who: &str, target: &str, duration: &str) -> Grant {
-        let now = self.now();
-        let rules = &self.sweeper.rules;
-        let target = TargetId::parse(target).unwrap();
-        let t = rules.target(&target).unwrap();
-        let new = NewRequest {
-            requester: UserId::parse(who).unwrap(),
-            requester_groups: vec![GroupName::parse("engineers").unwrap()],
-            target: target.clone(),
-            binding: t.binding(),
-            duration: GrantDuration::parse(duration).unwrap(),
-            reason: Reason::parse("investigating INC-42 in production").unwrap(),
-            ticket: None,
-            break_glass: false,
-            decision_window_secs: 1800,
-            policy_hash: rules.hash().to_owned(),
-        };
-        let creation = Grant::open(GrantId::generate(now), new, now);
-        self.store().create(&creation, None).await.unwrap();
-        creation.grant().clone()
+        let mut new =
+            jit_test_support::request(&self.sweeper.rules, who, &["engineers"], target, duration);
+        // These tests time requests out after half an hour, whatever the target says.
+        new.decision_window_secs = 1800;
+        jit_test_support::create(self.store(), new, self.now()).await
     }
 
     async fn apply(&self, g: &Grant, command: Command, actor: Actor) -> Grant {
@@ -355,13 +340,7 @@ impl Harness {
     }
 
     async fn actions(&self, id: &GrantId) -> Vec<AuditAction> {
-        let records = self
-            .store()
-            .audit_of_grant(id, &PageRequest::first(50))
-            .await
-            .unwrap()
-            .items;
-        records.iter().map(|r| r.action).collect()
+        jit_test_support::actions(self.store(), id).await
     }
 
     /// The revocation policy on a target's role, if any.

@@ -1,6 +1,7 @@
 //! Time: one value type and an injected clock, so expiry is testable without sleeping.
 
 use std::fmt;
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use serde::{Deserialize, Serialize};
@@ -82,9 +83,11 @@ impl Clock for SystemClock {
 }
 
 /// A clock that moves only when told to, for tests and simulations.
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct ManualClock(AtomicI64);
 
+#[cfg(any(test, feature = "test-util"))]
 impl ManualClock {
     /// A clock standing at `start`.
     pub fn at(start: Timestamp) -> Self {
@@ -102,6 +105,7 @@ impl ManualClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         Timestamp(self.0.load(Ordering::SeqCst))

@@ -130,4 +130,103 @@ mod tests {
         let spread: std::collections::BTreeSet<Duration> = (0..50).map(|_| r.delay(3)).collect();
         assert!(spread.len() > 10, "jittered: {spread:?}");
     }
+
+    use crate::domain::{Actor, Command, NewRequest, Service};
+    use crate::store::{FailingStore, MemoryStore};
+
+    async fn pending(store: &FailingStore<MemoryStore>) -> Grant {
+        let rules = crate::policy::Rules::load_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/policies"),
+        )
+        .unwrap();
+        let now = crate::clock::Timestamp::from_unix_seconds(1_800_000_000);
+        let t = rules
+            .target(&crate::domain::TargetId::parse("prod-logs-ro").unwrap())
+            .unwrap();
+        let request = NewRequest {
+            requester: crate::domain::UserId::parse("alice").unwrap(),
+            requester_groups: vec![],
+            target: t.id.clone(),
+            binding: t.binding(),
+            duration: crate::domain::GrantDuration::parse("1h").unwrap(),
+            reason: crate::domain::Reason::parse("investigating an incident").unwrap(),
+            ticket: None,
+            break_glass: false,
+            decision_window_secs: 600,
+            policy_hash: "h".into(),
+        };
+        let creation = Grant::open(GrantId::generate(now), request, now);
+        store.create(&creation, None).await.unwrap();
+        creation.grant().clone()
+    }
+
+    fn await_review(grant: &Grant) -> Result<Change, crate::domain::TransitionError> {
+        grant.apply(
+            Command::AwaitReview {
+                approvals_required: 1,
+                policy_hash: "h".into(),
+            },
+            &Actor::Service(Service::Approver),
+            grant.created_at,
+        )
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_is_decided_afresh_and_recorded_once() {
+        let store = FailingStore::new(MemoryStore::new());
+        let g = pending(&store).await;
+        // The read passes, the first commit loses its race, the second wins.
+        store.fail_nth(2, StoreError::Conflict { id: g.id.clone() });
+        let mut decisions = 0;
+        let change = transition(&store, &g.id, &Retry::STANDARD, |grant| {
+            decisions += 1;
+            await_review(grant)
+        })
+        .await
+        .unwrap();
+        assert_eq!(decisions, 2);
+        assert_eq!(change.grant().version, 2);
+        let records = store
+            .audit_of_grant(&g.id, &crate::store::PageRequest::first(10))
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(records.len(), 2, "requested, then one AWAITING_REVIEW");
+    }
+
+    #[tokio::test]
+    async fn a_grant_that_keeps_changing_gives_up_after_the_attempts_and_changes_nothing() {
+        let store = FailingStore::new(MemoryStore::new());
+        let g = pending(&store).await;
+        let retry = Retry {
+            attempts: 4,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        };
+        store.fail_writes_with(100, StoreError::Conflict { id: g.id.clone() });
+        let mut decisions = 0;
+        let outcome = transition(&store, &g.id, &retry, |grant| {
+            decisions += 1;
+            await_review(grant)
+        })
+        .await;
+        assert_eq!(outcome.map(|_| ()), Err(TransitionFailure::KeptChanging));
+        assert_eq!(decisions, 4);
+        assert_eq!(store.inner().get(&g.id).await.unwrap().unwrap(), g);
+        // Refusals and failures end it at once.
+        let unknown = GrantId::generate(g.created_at);
+        assert_eq!(
+            transition(&store, &unknown, &retry, await_review)
+                .await
+                .map(|_| ()),
+            Err(TransitionFailure::NotFound)
+        );
+        store.fail_nth(1, StoreError::unavailable("down"));
+        assert_eq!(
+            transition(&store, &g.id, &retry, await_review)
+                .await
+                .map(|_| ()),
+            Err(TransitionFailure::Store(StoreError::unavailable("down")))
+        );
+    }
 }

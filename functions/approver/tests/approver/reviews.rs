@@ -356,3 +356,31 @@ async fn a_break_glass_grant_owes_a_post_review_that_someone_else_records() {
         "justified: INC-9 outage"
     );
 }
+
+#[tokio::test]
+async fn a_review_whose_request_keeps_changing_is_refused_with_a_409_and_records_nothing() {
+    let h = Harness::new("kept-changing").await;
+    let g = h
+        .request("dan", &["dba"], "prod-db-admin", "1h", Some("CHG-1"), false)
+        .await;
+    h.deliver(vec![h.insert_record(&g.id).await]).await;
+    let before = h.grant(&g.id).await;
+    h.approver.store.fail_writes_with(
+        jit_core::transition::Retry::STANDARD.attempts,
+        jit_core::store::StoreError::Conflict { id: g.id.clone() },
+    );
+    let reply = h
+        .call(
+            Some(("lee", &["dba-leads"])),
+            "POST /requests/{id}/reviews",
+            &format!("/requests/{}/reviews", g.id),
+            Some(r#"{"decision": "approve"}"#),
+        )
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(
+        reply.detail(),
+        "the request kept changing while this was recorded; nothing was done, try again"
+    );
+    assert_eq!(h.grant(&g.id).await, before);
+}

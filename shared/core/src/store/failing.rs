@@ -1,7 +1,7 @@
-//! A store that fails on purpose: wraps a real one and makes the next N writes or reads fail
-//! as an unavailable database would. Reliability tests are written against it.
+//! A store that fails on purpose: wraps a real one and makes chosen calls fail with a chosen
+//! error, as a failing or racing database would. Reliability tests are written against it.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use super::{
     AppliedPolicy, Created, GrantStore, Idempotency, LedgerHead, Page, PageRequest, RoleLedger,
@@ -11,12 +11,23 @@ use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
 
-/// Wraps `S`; `fail_writes(n)` and `fail_reads(n)` make the next `n` calls of that kind fail.
+/// One planned failure: which calls it applies to, how many of those pass first, how many
+/// then fail, and with what.
+#[derive(Debug, Clone)]
+struct Plan {
+    writes_only: bool,
+    pass_first: u32,
+    failures: u32,
+    error: StoreError,
+}
+
+/// Wraps `S` and fails calls as planned: `fail_nth(k, e)` fails the k-th call from now,
+/// `fail_writes_with(n, e)` the next `n` writes, `fail_writes(n)` the next `n` writes as an
+/// unavailable database would.
 #[derive(Debug, Default)]
 pub struct FailingStore<S> {
     inner: S,
-    writes: AtomicU32,
-    reads: AtomicU32,
+    plans: Mutex<Vec<Plan>>,
 }
 
 impl<S> FailingStore<S> {
@@ -24,19 +35,34 @@ impl<S> FailingStore<S> {
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            writes: AtomicU32::new(0),
-            reads: AtomicU32::new(0),
+            plans: Mutex::new(Vec::new()),
         }
     }
 
-    /// The next `n` writes (create, commit, remove) fail.
+    /// The next `n` writes (create, commit, ledger and marker writes) fail as an unavailable
+    /// database would.
     pub fn fail_writes(&self, n: u32) {
-        self.writes.store(n, Ordering::SeqCst);
+        self.fail_writes_with(n, StoreError::unavailable("injected failure"));
     }
 
-    /// The next `n` reads fail.
-    pub fn fail_reads(&self, n: u32) {
-        self.reads.store(n, Ordering::SeqCst);
+    /// The next `n` writes fail with `error` (a `Conflict` makes every commit lose its race).
+    pub fn fail_writes_with(&self, n: u32, error: StoreError) {
+        self.plan(Plan {
+            writes_only: true,
+            pass_first: 0,
+            failures: n,
+            error,
+        });
+    }
+
+    /// The `k`-th call from now (1 is the next), read or write, fails with `error`.
+    pub fn fail_nth(&self, k: u32, error: StoreError) {
+        self.plan(Plan {
+            writes_only: false,
+            pass_first: k.saturating_sub(1),
+            failures: 1,
+            error,
+        });
     }
 
     /// The wrapped store.
@@ -44,15 +70,27 @@ impl<S> FailingStore<S> {
         &self.inner
     }
 
-    fn check(counter: &AtomicU32) -> Result<(), StoreError> {
-        let failing = counter
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if failing {
-            Err(StoreError::unavailable("injected failure"))
-        } else {
-            Ok(())
+    fn plan(&self, plan: Plan) {
+        self.plans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(plan);
+    }
+
+    /// Counts one call against the plans; the planned error if this call is to fail.
+    fn check(&self, write: bool) -> Result<(), StoreError> {
+        let mut plans = self.plans.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut outcome = Ok(());
+        for plan in plans.iter_mut().filter(|p| write || !p.writes_only) {
+            if plan.pass_first > 0 {
+                plan.pass_first -= 1;
+            } else if plan.failures > 0 && outcome.is_ok() {
+                plan.failures -= 1;
+                outcome = Err(plan.error.clone());
+            }
         }
+        plans.retain(|p| p.failures > 0);
+        outcome
     }
 }
 
@@ -62,17 +100,17 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         creation: &Creation,
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
-        Self::check(&self.writes)?;
+        self.check(true)?;
         self.inner.create(creation, idempotency).await
     }
 
     async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.get(id).await
     }
 
     async fn commit(&self, change: &Change) -> Result<(), StoreError> {
-        Self::check(&self.writes)?;
+        self.check(true)?;
         self.inner.commit(change).await
     }
 
@@ -81,7 +119,7 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         requester: &UserId,
         page: &PageRequest,
     ) -> Result<Page<Grant>, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.list_by_requester(requester, page).await
     }
 
@@ -90,7 +128,7 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         target: &TargetId,
         page: &PageRequest,
     ) -> Result<Page<Grant>, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.list_pending_for_target(target, page).await
     }
 
@@ -99,7 +137,7 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         before: Timestamp,
         page: &PageRequest,
     ) -> Result<Page<Grant>, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.list_due(before, page).await
     }
 
@@ -108,7 +146,7 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         id: &GrantId,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.audit_of_grant(id, page).await
     }
 
@@ -118,22 +156,22 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         to: Timestamp,
         page: &PageRequest,
     ) -> Result<Page<AuditRecord>, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.audit_between(from, to, page).await
     }
 
     async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.revoked_roles().await
     }
 
     async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
-        Self::check(&self.reads)?;
+        self.check(false)?;
         self.inner.role_ledger(role).await
     }
 
     async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
-        Self::check(&self.writes)?;
+        self.check(true)?;
         self.inner.remove_revocation(entry).await
     }
 
@@ -142,7 +180,7 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
         role: &RoleArn,
         applied: &AppliedPolicy,
     ) -> Result<(), StoreError> {
-        Self::check(&self.writes)?;
+        self.check(true)?;
         self.inner.record_applied(role, applied).await
     }
 }

@@ -6,7 +6,9 @@
 
 mod cursor;
 mod dynamo;
+#[cfg(any(test, feature = "test-util"))]
 mod failing;
+#[cfg(any(test, feature = "test-util"))]
 mod memory;
 
 use std::future::Future;
@@ -20,7 +22,9 @@ use crate::domain::{
 
 pub use cursor::Cursor;
 pub use dynamo::{DynamoStore, TableLayout};
+#[cfg(any(test, feature = "test-util"))]
 pub use failing::FailingStore;
+#[cfg(any(test, feature = "test-util"))]
 pub use memory::MemoryStore;
 
 /// How many shards the due-time index spreads its writes over. Sweeps query each shard.

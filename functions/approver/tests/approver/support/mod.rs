@@ -8,16 +8,13 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_dynamodb::types::AttributeValue;
 use jit_approver::{Approver, ApproverConfig, Notifier};
 use jit_core::clock::{Clock, ManualClock, Timestamp};
-use jit_core::domain::{
-    Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, TargetId, Ticket, UserId,
-};
-use jit_core::policy::Rules;
+use jit_core::domain::{Grant, GrantId, Ticket};
 use jit_core::store::{DynamoStore, FailingStore, GrantStore};
 use jit_local::{Claims, TestTable};
 use serde_json::Value;
 
 /// Wednesday 2027-01-13, 10:00 UTC.
-pub const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
+pub use jit_test_support::{Reply, WEDNESDAY_10};
 
 /// Notices sent, for assertions.
 #[derive(Debug, Default, Clone)]
@@ -46,21 +43,10 @@ pub struct Harness {
     sequence: std::sync::atomic::AtomicU64,
 }
 
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Reply {
-    pub fn detail(&self) -> &str {
-        self.body["detail"].as_str().unwrap_or("")
-    }
-}
-
 impl Harness {
     pub async fn new(label: &str) -> Self {
         let table = TestTable::create(label).await.unwrap();
-        let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+        let rules = jit_test_support::example_rules();
         let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
         let notices = Recorded::default();
         let approver = Approver {
@@ -93,28 +79,11 @@ impl Harness {
         ticket: Option<&str>,
         break_glass: bool,
     ) -> Grant {
-        let now = self.clock.now();
-        let rules = &self.approver.rules;
-        let target = TargetId::parse(target).unwrap();
-        let t = rules.target(&target).unwrap();
-        let new = NewRequest {
-            requester: UserId::parse(who).unwrap(),
-            requester_groups: groups
-                .iter()
-                .map(|g| GroupName::parse(*g).unwrap())
-                .collect(),
-            target: target.clone(),
-            binding: t.binding(),
-            duration: GrantDuration::parse(duration).unwrap(),
-            reason: Reason::parse("investigating INC-42 in production").unwrap(),
-            ticket: ticket.map(|t| Ticket::parse(t).unwrap()),
-            break_glass,
-            decision_window_secs: i64::from(t.decision_window_secs),
-            policy_hash: rules.hash().to_owned(),
-        };
-        let creation = Grant::open(GrantId::generate(now), new, now);
-        self.store().create(&creation, None).await.unwrap();
-        creation.grant().clone()
+        let mut new =
+            jit_test_support::request(&self.approver.rules, who, groups, target, duration);
+        new.ticket = ticket.map(|t| Ticket::parse(t).unwrap());
+        new.break_glass = break_glass;
+        jit_test_support::create(self.store(), new, self.clock.now()).await
     }
 
     /// The stored item of a grant, exactly as DynamoDB holds it.

@@ -4,8 +4,7 @@
 
 use std::sync::Arc;
 
-use jit_core::clock::{ManualClock, Timestamp};
-use jit_core::policy::Rules;
+use jit_core::clock::ManualClock;
 use jit_core::store::DynamoStore;
 use jit_intake::{App, IntakeConfig, ticket_pattern};
 use jit_local::TestTable;
@@ -13,7 +12,7 @@ use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
 
 /// Wednesday 2027-01-13, 10:00 UTC: inside business hours.
-pub const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
+pub use jit_test_support::WEDNESDAY_10;
 
 /// Who calls: a subject and its groups, or nobody.
 #[derive(Debug, Clone, Copy)]
@@ -52,7 +51,7 @@ impl Reply {
 impl Harness {
     pub async fn new(label: &str) -> Self {
         let table = TestTable::create(label).await.unwrap();
-        let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+        let rules = jit_test_support::example_rules();
         let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
         let app = App {
             store: DynamoStore::new(table.client.clone(), &table.name),

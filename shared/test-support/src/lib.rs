@@ -1,0 +1,114 @@
+//! What the tests and benchmarks of every crate share, in one place: a fixed clock reading,
+//! the example rules, requests built the way intake builds them, audit look-ups, and the
+//! reply of an HTTP handler.
+// Helpers for tests: a broken fixture should stop the test where it is, loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use jit_core::audit::{AuditAction, AuditRecord};
+use jit_core::clock::Timestamp;
+use jit_core::domain::{
+    Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, TargetId, Ticket, UserId,
+};
+use jit_core::policy::Rules;
+use jit_core::store::{GrantStore, PageRequest};
+use serde_json::Value;
+
+/// Wednesday 2027-01-13, 10:00 UTC: inside every business-hours rule.
+pub const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
+
+/// The example rules of `infra/policies`.
+pub fn example_rules() -> Rules {
+    Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap()
+}
+
+/// A request by `who` in `groups` for `target`, bound to the target as `rules` declare it, as
+/// intake would make it: no ticket, no break-glass, the target's decision window. Set the
+/// public fields for anything else.
+pub fn request(
+    rules: &Rules,
+    who: &str,
+    groups: &[&str],
+    target: &str,
+    duration: &str,
+) -> NewRequest {
+    let target = TargetId::parse(target).unwrap();
+    let t = rules.target(&target).unwrap();
+    NewRequest {
+        requester: UserId::parse(who).unwrap(),
+        requester_groups: groups
+            .iter()
+            .map(|g| GroupName::parse(*g).unwrap())
+            .collect(),
+        target: target.clone(),
+        binding: t.binding(),
+        duration: GrantDuration::parse(duration).unwrap(),
+        reason: Reason::parse("investigating INC-42 in production").unwrap(),
+        ticket: None,
+        break_glass: false,
+        decision_window_secs: i64::from(t.decision_window_secs),
+        policy_hash: rules.hash().to_owned(),
+    }
+}
+
+/// The same request with a ticket.
+pub fn with_ticket(mut request: NewRequest, ticket: &str) -> NewRequest {
+    request.ticket = Some(Ticket::parse(ticket).unwrap());
+    request
+}
+
+/// Stores `request` as new at `now`, as intake would, and returns the request.
+pub async fn create<S: GrantStore>(store: &S, request: NewRequest, now: Timestamp) -> Grant {
+    let creation = Grant::open(GrantId::generate(now), request, now);
+    store.create(&creation, None).await.unwrap();
+    creation.grant().clone()
+}
+
+/// A grant's audit records, in chain order.
+pub async fn audit<S: GrantStore>(store: &S, id: &GrantId) -> Vec<AuditRecord> {
+    store
+        .audit_of_grant(id, &PageRequest::first(PageRequest::MAX_LIMIT))
+        .await
+        .unwrap()
+        .items
+}
+
+/// The last audit record of a grant.
+pub async fn last_audit<S: GrantStore>(store: &S, id: &GrantId) -> AuditRecord {
+    audit(store, id)
+        .await
+        .pop()
+        .expect("the grant has an audit trail")
+}
+
+/// What the audit records of a grant say happened, in order.
+pub async fn actions<S: GrantStore>(store: &S, id: &GrantId) -> Vec<AuditAction> {
+    audit(store, id).await.iter().map(|r| r.action).collect()
+}
+
+/// An HTTP handler's answer: status and JSON body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status.
+    pub status: u16,
+    /// The body (`Null` when empty or not JSON).
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem's `detail`, or "".
+    pub fn detail(&self) -> &str {
+        self.body
+            .get("detail")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+
+    /// A handler's response, as a caller reads it.
+    pub fn of(response: &lambda_http::Response<lambda_http::Body>) -> Self {
+        let bytes: &[u8] = response.body().as_ref();
+        Self {
+            status: response.status().as_u16(),
+            body: serde_json::from_slice(bytes).unwrap_or(Value::Null),
+        }
+    }
+}
