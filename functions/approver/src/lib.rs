@@ -36,13 +36,10 @@ impl Default for ApproverConfig {
 impl ApproverConfig {
     /// Reads `JIT_GROUPS_CLAIM`.
     pub fn from_env() -> Self {
-        let mut config = Self::default();
-        if let Ok(claim) = std::env::var("JIT_GROUPS_CLAIM")
-            && !claim.is_empty()
-        {
-            config.groups_claim = claim;
+        Self {
+            groups_claim: jit_http::startup::setting("JIT_GROUPS_CLAIM")
+                .unwrap_or_else(|| Self::default().groups_claim),
         }
-        config
     }
 }
 

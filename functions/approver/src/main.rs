@@ -8,20 +8,16 @@ use std::sync::Arc;
 
 use jit_approver::{Approver, ApproverConfig, ApproverEvent, LogNotifier};
 use jit_core::clock::SystemClock;
-use jit_core::policy::Rules;
-use jit_core::store::DynamoStore;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    // A bad policy set stops the function here, with the file and line to fix.
-    let rules = Rules::load_from_env().map_err(|e| format!("policies: {e}"))?;
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // A bad policy set or setting stops the function here, saying what to fix.
+    let base = jit_http::startup::foundation().await?;
     let approver = Arc::new(Approver {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
-        rules: Arc::new(rules),
+        store: base.store,
+        rules: base.rules,
         clock: Arc::new(SystemClock),
         notifier: LogNotifier,
         config: ApproverConfig::from_env(),

@@ -15,6 +15,7 @@ use lambda_http::{Body, Request, Response};
 use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
+use jit_http::startup::{StartupError, parsed, setting};
 use jit_http::{caller, match_route, no_such_route, respond};
 
 pub use jit_http::{MAX_BODY_BYTES, Problem};
@@ -42,26 +43,20 @@ impl Default for IntakeConfig {
 
 impl IntakeConfig {
     /// Reads `JIT_GROUPS_CLAIM` and `JIT_TICKET_PATTERN`; a bad pattern is refused.
-    pub fn from_env() -> Result<Self, String> {
-        let mut config = Self::default();
-        if let Ok(claim) = std::env::var("JIT_GROUPS_CLAIM")
-            && !claim.is_empty()
-        {
-            config.groups_claim = claim;
-        }
-        if let Ok(pattern) = std::env::var("JIT_TICKET_PATTERN")
-            && !pattern.is_empty()
-        {
-            config.ticket_pattern = Some(ticket_pattern(&pattern)?);
-        }
-        Ok(config)
+    pub fn from_env() -> Result<Self, StartupError> {
+        let defaults = Self::default();
+        Ok(Self {
+            groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
+            ticket_pattern: parsed("JIT_TICKET_PATTERN", ticket_pattern)?,
+            ..defaults
+        })
     }
 }
 
 /// Compiles a ticket pattern so that it must match the whole ticket.
 pub fn ticket_pattern(pattern: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("JIT_TICKET_PATTERN `{pattern}` is not a valid pattern: {e}"))
+        .map_err(|e| format!("is not a valid pattern: {e}"))
 }
 
 /// Everything a handler needs, built once per Lambda instance.

@@ -17,6 +17,7 @@ use lambda_http::{Body, Request, Response};
 use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
+use jit_http::startup::setting;
 use jit_http::{Problem, caller, match_route, no_such_route, respond};
 
 pub use federation::{
@@ -52,18 +53,11 @@ impl Default for IssuerConfig {
 impl IssuerConfig {
     /// Reads `JIT_GROUPS_CLAIM` and `JIT_SIGNIN_ISSUER`.
     pub fn from_env() -> Self {
-        let mut config = Self::default();
-        for (name, slot) in [
-            ("JIT_GROUPS_CLAIM", &mut config.groups_claim),
-            ("JIT_SIGNIN_ISSUER", &mut config.signin_issuer),
-        ] {
-            if let Ok(value) = std::env::var(name)
-                && !value.is_empty()
-            {
-                *slot = value;
-            }
+        let defaults = Self::default();
+        Self {
+            groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
+            signin_issuer: setting("JIT_SIGNIN_ISSUER").unwrap_or(defaults.signin_issuer),
         }
-        config
     }
 }
 

@@ -6,27 +6,26 @@
 use std::sync::Arc;
 
 use jit_core::clock::SystemClock;
-use jit_core::policy::Rules;
-use jit_core::store::DynamoStore;
 use jit_issuer::{AWS_FEDERATION_ENDPOINT, HttpFederation, Issuer, IssuerConfig, StsBroker};
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    // A bad policy set stops the function here, with the file and line to fix.
-    let rules = Rules::load_from_env().map_err(|e| format!("policies: {e}"))?;
-    let table = std::env::var("TABLE_NAME").map_err(|_| "TABLE_NAME is not set")?;
-    let endpoint = std::env::var("JIT_FEDERATION_ENDPOINT")
-        .unwrap_or_else(|_| AWS_FEDERATION_ENDPOINT.to_owned());
-    let endpoint = url::Url::parse(&endpoint)
-        .map_err(|e| format!("JIT_FEDERATION_ENDPOINT `{endpoint}` is not a URL: {e}"))?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // A bad policy set or setting stops the function here, saying what to fix.
+    let base = jit_http::startup::foundation().await?;
+    let endpoint = jit_http::startup::parsed("JIT_FEDERATION_ENDPOINT", |text| {
+        url::Url::parse(text).map_err(|e| format!("is not a URL: {e}"))
+    })?;
+    let endpoint = match endpoint {
+        Some(url) => url,
+        None => url::Url::parse(AWS_FEDERATION_ENDPOINT)?,
+    };
     let issuer = Arc::new(Issuer {
-        store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
-        rules: Arc::new(rules),
+        store: base.store,
+        rules: base.rules,
         clock: Arc::new(SystemClock),
-        broker: StsBroker::new(aws_sdk_sts::Client::new(&aws)),
+        broker: StsBroker::new(aws_sdk_sts::Client::new(&base.aws)),
         federation: HttpFederation::new(endpoint)?,
         config: IssuerConfig::from_env(),
     });

@@ -18,6 +18,7 @@ use jit_core::clock::Clock;
 use jit_core::policy::Rules;
 use jit_core::revocation::INLINE_POLICY_LIMIT;
 use jit_core::store::GrantStore;
+use jit_http::startup::{StartupError, parsed, setting};
 use jit_http::{caller, match_route, no_such_route, respond};
 
 pub use iam::{IamPolicies, PolicyError, RolePolicies, role_name};
@@ -56,25 +57,19 @@ impl Default for SweeperConfig {
 impl SweeperConfig {
     /// Reads `JIT_GROUPS_CLAIM` and `JIT_REVOCATION_POLICY_BUDGET` (for roles that carry other
     /// inline policies: the limit less what those use).
-    pub fn from_env() -> Result<Self, String> {
-        let mut config = Self::default();
-        if let Ok(claim) = std::env::var("JIT_GROUPS_CLAIM")
-            && !claim.is_empty()
-        {
-            config.groups_claim = claim;
-        }
-        if let Ok(budget) = std::env::var("JIT_REVOCATION_POLICY_BUDGET")
-            && !budget.is_empty()
-        {
-            config.policy_budget = budget
-                .parse()
+    pub fn from_env() -> Result<Self, StartupError> {
+        let defaults = Self::default();
+        let budget = parsed("JIT_REVOCATION_POLICY_BUDGET", |text| {
+            text.parse()
                 .ok()
                 .filter(|b| (200..=INLINE_POLICY_LIMIT).contains(b))
-                .ok_or_else(|| {
-                    format!("JIT_REVOCATION_POLICY_BUDGET `{budget}` must be 200 to {INLINE_POLICY_LIMIT}")
-                })?;
-        }
-        Ok(config)
+                .ok_or_else(|| format!("must be 200 to {INLINE_POLICY_LIMIT}"))
+        })?;
+        Ok(Self {
+            groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
+            policy_budget: budget.unwrap_or(defaults.policy_budget),
+            ..defaults
+        })
     }
 }
 

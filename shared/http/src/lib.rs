@@ -3,6 +3,7 @@
 //! the conversion between API Gateway's event and response JSON and `http` types.
 
 mod problem;
+pub mod startup;
 pub mod views;
 
 use lambda_http::http::{HeaderValue, StatusCode};
