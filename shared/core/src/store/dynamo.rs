@@ -528,6 +528,33 @@ fn last_created(item: Option<Item>) -> Result<Option<Cursor>, StoreError> {
     .transpose()
 }
 
+impl DynamoStore {
+    /// One page of the grants in `partition` of an index sorted by creation time, oldest
+    /// first when `forward`; the cursor holds a position, the key is rebuilt here.
+    async fn list_by_creation(
+        &self,
+        index: IndexLayout,
+        partition: String,
+        forward: bool,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let start = Position::created(page.cursor.as_ref())?
+            .map(|(at, id)| grant_index_start(index, &partition, n(at.unix_seconds()), &id));
+        let query = PartitionQuery {
+            index: Some(index.name),
+            key: (index.partition_key, partition),
+            range: None,
+            forward,
+            start,
+        };
+        let (items, last) = self.query_partition(query, page.clamped_limit()).await?;
+        Ok(Page {
+            items,
+            next: last_created(last)?,
+        })
+    }
+}
+
 impl GrantStore for DynamoStore {
     async fn create(
         &self,
@@ -660,22 +687,9 @@ impl GrantStore for DynamoStore {
         requester: &UserId,
         page: &PageRequest,
     ) -> Result<Page<Grant>, StoreError> {
-        let index = TableLayout::BY_REQUESTER;
         let partition = format!("USER#{requester}");
-        let start = Position::created(page.cursor.as_ref())?
-            .map(|(at, id)| grant_index_start(index, &partition, n(at.unix_seconds()), &id));
-        let query = PartitionQuery {
-            index: Some(index.name),
-            key: (index.partition_key, partition),
-            range: None,
-            forward: false,
-            start,
-        };
-        let (items, last) = self.query_partition(query, page.clamped_limit()).await?;
-        Ok(Page {
-            items,
-            next: last_created(last)?,
-        })
+        self.list_by_creation(TableLayout::BY_REQUESTER, partition, false, page)
+            .await
     }
 
     async fn list_pending_for_target(
@@ -683,22 +697,9 @@ impl GrantStore for DynamoStore {
         target: &TargetId,
         page: &PageRequest,
     ) -> Result<Page<Grant>, StoreError> {
-        let index = TableLayout::PENDING_BY_TARGET;
         let partition = format!("TARGET#{target}");
-        let start = Position::created(page.cursor.as_ref())?
-            .map(|(at, id)| grant_index_start(index, &partition, n(at.unix_seconds()), &id));
-        let query = PartitionQuery {
-            index: Some(index.name),
-            key: (index.partition_key, partition),
-            range: None,
-            forward: true,
-            start,
-        };
-        let (items, last) = self.query_partition(query, page.clamped_limit()).await?;
-        Ok(Page {
-            items,
-            next: last_created(last)?,
-        })
+        self.list_by_creation(TableLayout::PENDING_BY_TARGET, partition, true, page)
+            .await
     }
 
     async fn list_due(
