@@ -10,13 +10,13 @@
 //!
 //! Anything else is a [`TransitionError`]; terminal states never change.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Actor, Grant, GrantId, GrantState, Reason, Review, ReviewDecision, RoleArn, Service};
-use crate::audit::{AuditAction, AuditEntry, AuditRecord};
+use super::step::Step;
+use super::{Actor, Grant, GrantId, GrantState, Reason, ReviewDecision, RoleArn};
+use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 
 /// The kind of credentials handed out.
@@ -326,8 +326,6 @@ impl Grant {
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Change, TransitionError> {
-        let id = &self.id;
-        let name = command.name();
         // Annotations that never change the state are the only changes a closed grant takes.
         let annotation = matches!(
             command,
@@ -337,345 +335,53 @@ impl Grant {
         );
         if self.state.is_terminal() && !annotation {
             return Err(TransitionError::Terminal {
-                id: id.clone(),
-                command: name,
+                id: self.id.clone(),
+                command: command.name(),
                 state: self.state,
             });
         }
-        let wrong_state = || TransitionError::WrongState {
-            id: id.clone(),
-            command: name,
-            state: self.state,
-        };
-        let not_permitted = |why| TransitionError::NotPermitted {
-            id: id.clone(),
-            actor: actor.clone(),
-            command: name,
-            why,
-        };
-        let require_service = |service: Service| {
-            if actor == &Actor::Service(service) {
-                Ok(())
-            } else {
-                Err(not_permitted("only the system may do this"))
-            }
-        };
-
-        let mut next = self.clone();
-        let mut detail = BTreeMap::new();
-        let mut policy_hash = None;
-        let mut revocation = None;
+        let mut step = Step::new(self, actor, now, command.name());
         let action = match command {
             Command::AwaitReview {
                 approvals_required,
-                policy_hash: hash,
-            } => {
-                require_service(Service::Approver)?;
-                self.require_pending(wrong_state)?;
-                if self.approvals_required.is_some() {
-                    return Err(TransitionError::AlreadyEvaluated { id: id.clone() });
-                }
-                next.approvals_required = Some(approvals_required.max(1));
-                detail.insert(
-                    "approvals_required".to_owned(),
-                    approvals_required.max(1).to_string(),
-                );
-                detail.insert("decide_by".to_owned(), self.decide_by.to_string());
-                next.policy_hash.clone_from(&hash);
-                policy_hash = Some(hash);
-                AuditAction::AwaitingReview
-            }
+                policy_hash,
+            } => step.await_review(approvals_required, policy_hash)?,
             Command::AutoApprove {
                 policies,
-                policy_hash: hash,
-            } => {
-                self.activate_by_rules(&mut next, actor, false, now)?;
-                detail.insert("policies".to_owned(), policies.join(","));
-                next.policy_hash.clone_from(&hash);
-                policy_hash = Some(hash);
-                AuditAction::AutoApproved
-            }
+                policy_hash,
+            } => step.activate_by_rules(false, policies, policy_hash)?,
             Command::BreakGlass {
                 policies,
-                policy_hash: hash,
-            } => {
-                self.activate_by_rules(&mut next, actor, true, now)?;
-                detail.insert("policies".to_owned(), policies.join(","));
-                next.policy_hash.clone_from(&hash);
-                policy_hash = Some(hash);
-                AuditAction::BreakGlassActivated
-            }
-            Command::Review { decision, comment } => {
-                let Actor::User(reviewer) = actor else {
-                    return Err(not_permitted("only a person may review"));
-                };
-                if reviewer == &self.requester {
-                    return Err(not_permitted("a requester cannot review their own request"));
-                }
-                self.require_pending(wrong_state)?;
-                let Some(required) = self.approvals_required else {
-                    return Err(TransitionError::NotYetEvaluated { id: id.clone() });
-                };
-                if now >= self.decide_by {
-                    return Err(TransitionError::TimeRanOut {
-                        id: id.clone(),
-                        command: name,
-                        at: self.decide_by,
-                    });
-                }
-                if self.reviews.iter().any(|r| &r.reviewer == reviewer) {
-                    return Err(TransitionError::AlreadyReviewed {
-                        id: id.clone(),
-                        reviewer: actor.clone(),
-                    });
-                }
-                next.reviews.push(Review {
-                    reviewer: reviewer.clone(),
-                    decision,
-                    at: now,
-                });
-                if let Some(comment) = comment {
-                    detail.insert("comment".to_owned(), comment);
-                }
-                match decision {
-                    ReviewDecision::Deny => {
-                        next.close(GrantState::Denied, now);
-                        AuditAction::Denied
-                    }
-                    ReviewDecision::Approve => {
-                        let approvals = next.approval_count();
-                        detail.insert("approvals".to_owned(), format!("{approvals}/{required}"));
-                        if u32::try_from(approvals).unwrap_or(u32::MAX) >= required {
-                            next.activate(now);
-                        }
-                        AuditAction::Approved
-                    }
-                }
-            }
-            Command::Cancel => {
-                if actor != &Actor::User(self.requester.clone()) {
-                    return Err(not_permitted("only the requester may cancel"));
-                }
-                self.require_pending(wrong_state)?;
-                next.close(GrantState::Cancelled, now);
-                AuditAction::Cancelled
-            }
-            Command::TimeOut => {
-                require_service(Service::Sweeper)?;
-                self.require_pending(wrong_state)?;
-                if now < self.decide_by {
-                    return Err(TransitionError::NotDue {
-                        id: id.clone(),
-                        command: name,
-                        due: self.decide_by,
-                    });
-                }
-                next.close(GrantState::TimedOut, now);
-                AuditAction::TimedOut
-            }
-            Command::Expire => {
-                require_service(Service::Sweeper)?;
-                let ends_at = self.require_active(wrong_state)?;
-                if now < ends_at {
-                    return Err(TransitionError::NotDue {
-                        id: id.clone(),
-                        command: name,
-                        due: ends_at,
-                    });
-                }
-                next.close(GrantState::Expired, now);
-                revocation = self.revocation_after(now);
-                AuditAction::Expired
-            }
-            Command::Revoke { reason } => {
-                if !matches!(actor, Actor::User(_)) {
-                    return Err(not_permitted("only a person may revoke"));
-                }
-                self.require_active(wrong_state)?;
-                next.close(GrantState::Revoked, now);
-                detail.insert("reason".to_owned(), reason.as_str().to_owned());
-                revocation = self.revocation_after(now);
-                AuditAction::Revoked
-            }
-            Command::PostReview { comment } => {
-                let Actor::User(reviewer) = actor else {
-                    return Err(not_permitted("only a person may review"));
-                };
-                if reviewer == &self.requester {
-                    return Err(not_permitted("a requester cannot review their own access"));
-                }
-                if !self.review_owed {
-                    return Err(TransitionError::NoReviewOwed { id: id.clone() });
-                }
-                next.review_owed = false;
-                if let Some(comment) = comment {
-                    detail.insert("comment".to_owned(), comment);
-                }
-                AuditAction::PostReviewed
-            }
-            Command::NoteRevocationFallback { issued_before } => {
-                require_service(Service::Sweeper)?;
-                detail.insert(
-                    "sessions_issued_before".to_owned(),
-                    issued_before.to_string(),
-                );
-                detail.insert("role_arn".to_owned(), self.role_arn.to_string());
-                if self.state == GrantState::Active {
-                    // Not this grant's revocation: someone else's cut this grant's sessions too.
-                    detail.insert(
-                        "effect".to_owned(),
-                        "live sessions issued before the cut-off are denied; new credentials are not"
-                            .to_owned(),
-                    );
-                }
-                AuditAction::RevocationFallback
-            }
-            Command::NoteRevocationRepaired { found } => {
-                require_service(Service::Sweeper)?;
-                detail.insert("found".to_owned(), found);
-                detail.insert("role_arn".to_owned(), self.role_arn.to_string());
-                AuditAction::RevocationRepaired
-            }
-            Command::IssueSession { kind, expires_at } => {
-                if actor != &Actor::User(self.requester.clone()) {
-                    return Err(not_permitted("only the requester may use a grant"));
-                }
-                let ends_at = self.require_active(wrong_state)?;
-                if now >= ends_at {
-                    return Err(TransitionError::TimeRanOut {
-                        id: id.clone(),
-                        command: name,
-                        at: ends_at,
-                    });
-                }
-                if expires_at <= now {
-                    return Err(TransitionError::SessionInPast {
-                        id: id.clone(),
-                        now,
-                        expires_at,
-                    });
-                }
-                next.sessions_issued = next.sessions_issued.saturating_add(1);
-                next.sessions_valid_until = self.sessions_valid_until.max(Some(expires_at));
-                detail.insert("kind".to_owned(), kind.to_string());
-                detail.insert("session_expires_at".to_owned(), expires_at.to_string());
-                detail.insert("session".to_owned(), next.sessions_issued.to_string());
-                AuditAction::SessionIssued
-            }
-        };
-
-        if let Some(entry) = &revocation {
-            detail.insert("revoke_sessions_until".to_owned(), entry.until.to_string());
-        }
-        let audit = AuditRecord::chained(
-            id,
-            &self.audit_head,
-            AuditEntry {
-                at: now,
-                actor: actor.clone(),
-                action,
-                from: Some(self.state),
-                to: next.state,
-                detail,
                 policy_hash,
-            },
-        );
-        next.version = self.version.saturating_add(1);
-        next.audit_head = audit.head();
-        Ok(Change {
-            grant: next,
-            expected_version: self.version,
-            audit,
-            revocation,
-        })
-    }
-
-    /// The checks and changes shared by auto-approval and break-glass.
-    fn activate_by_rules(
-        &self,
-        next: &mut Grant,
-        actor: &Actor,
-        break_glass: bool,
-        now: Timestamp,
-    ) -> Result<(), TransitionError> {
-        let command = if break_glass {
-            "break glass on"
-        } else {
-            "auto-approve"
+            } => step.activate_by_rules(true, policies, policy_hash)?,
+            Command::Review { decision, comment } => step.review(decision, comment)?,
+            Command::Cancel => step.cancel()?,
+            Command::TimeOut => step.time_out()?,
+            Command::Expire => step.expire()?,
+            Command::Revoke { reason } => step.revoke(&reason)?,
+            Command::PostReview { comment } => step.post_review(comment)?,
+            Command::NoteRevocationFallback { issued_before } => {
+                step.note_fallback(issued_before)?
+            }
+            Command::NoteRevocationRepaired { found } => step.note_repaired(found)?,
+            Command::IssueSession { kind, expires_at } => step.issue_session(kind, expires_at)?,
         };
-        if actor != &Actor::Service(Service::Approver) {
-            return Err(TransitionError::NotPermitted {
-                id: self.id.clone(),
-                actor: actor.clone(),
-                command,
-                why: "only the system may do this",
-            });
-        }
-        if self.state != GrantState::Pending {
-            return Err(TransitionError::WrongState {
-                id: self.id.clone(),
-                command,
-                state: self.state,
-            });
-        }
-        if self.approvals_required.is_some() {
-            return Err(TransitionError::AlreadyEvaluated {
-                id: self.id.clone(),
-            });
-        }
-        if break_glass && !self.break_glass {
-            return Err(TransitionError::NotBreakGlass {
-                id: self.id.clone(),
-            });
-        }
-        // A request nobody decided in time times out; the rules cannot open it late.
-        if now >= self.decide_by {
-            return Err(TransitionError::TimeRanOut {
-                id: self.id.clone(),
-                command,
-                at: self.decide_by,
-            });
-        }
-        next.approvals_required = Some(0);
-        next.activate(now);
-        next.review_owed = break_glass;
-        Ok(())
+        Ok(step.finish(action))
     }
 
-    fn require_pending(
-        &self,
-        wrong_state: impl Fn() -> TransitionError,
-    ) -> Result<(), TransitionError> {
-        if self.state == GrantState::Pending {
-            Ok(())
-        } else {
-            Err(wrong_state())
-        }
-    }
-
-    fn require_active(
-        &self,
-        wrong_state: impl Fn() -> TransitionError,
-    ) -> Result<Timestamp, TransitionError> {
-        match (self.state, self.ends_at) {
-            (GrantState::Active, Some(ends_at)) => Ok(ends_at),
-            _ => Err(wrong_state()),
-        }
-    }
-
-    fn activate(&mut self, now: Timestamp) {
+    pub(super) fn activate(&mut self, now: Timestamp) {
         self.state = GrantState::Active;
         self.activated_at = Some(now);
         self.ends_at = Some(now.plus_secs(i64::from(self.duration.as_secs())));
     }
 
-    fn close(&mut self, state: GrantState, now: Timestamp) {
+    pub(super) fn close(&mut self, state: GrantState, now: Timestamp) {
         self.state = state;
         self.closed_at = Some(now);
     }
 
     /// A ledger entry when sessions handed out for this grant outlive `now`.
-    fn revocation_after(&self, now: Timestamp) -> Option<RevocationEntry> {
+    pub(super) fn revocation_after(&self, now: Timestamp) -> Option<RevocationEntry> {
         self.sessions_valid_until
             .filter(|until| *until > now)
             .map(|until| RevocationEntry {

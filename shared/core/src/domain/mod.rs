@@ -2,6 +2,7 @@
 
 mod grant;
 mod lifecycle;
+mod step;
 mod values;
 
 use std::fmt;

@@ -1,0 +1,374 @@
+//! The rules of each command, one method each: who may cause it, in which states and at which
+//! times, and what it changes and records. [`super::Grant::apply`] dispatches to these.
+
+use std::collections::BTreeMap;
+
+use super::lifecycle::{Change, RevocationEntry, SessionKind, TransitionError};
+use super::{Actor, Grant, GrantState, Reason, Review, ReviewDecision, Service, UserId};
+use crate::audit::{AuditAction, AuditEntry, AuditRecord};
+use crate::clock::Timestamp;
+
+/// One transition being worked out: the grant as it was, who acts and when, and what the
+/// change has made so far (the grant as it becomes, the audit detail, the policy hash and any
+/// revocation entry).
+pub(super) struct Step<'a> {
+    grant: &'a Grant,
+    actor: &'a Actor,
+    now: Timestamp,
+    command: &'static str,
+    next: Grant,
+    detail: BTreeMap<String, String>,
+    policy_hash: Option<String>,
+    revocation: Option<RevocationEntry>,
+}
+
+impl<'a> Step<'a> {
+    pub(super) fn new(
+        grant: &'a Grant,
+        actor: &'a Actor,
+        now: Timestamp,
+        command: &'static str,
+    ) -> Self {
+        Self {
+            grant,
+            actor,
+            now,
+            command,
+            next: grant.clone(),
+            detail: BTreeMap::new(),
+            policy_hash: None,
+            revocation: None,
+        }
+    }
+
+    /// The change: the grant with its version and chain head moved on, and the audit record.
+    pub(super) fn finish(self, action: AuditAction) -> Change {
+        let Self {
+            grant,
+            actor,
+            now,
+            mut next,
+            mut detail,
+            policy_hash,
+            revocation,
+            ..
+        } = self;
+        if let Some(entry) = &revocation {
+            detail.insert("revoke_sessions_until".to_owned(), entry.until.to_string());
+        }
+        let audit = AuditRecord::chained(
+            &grant.id,
+            &grant.audit_head,
+            AuditEntry {
+                at: now,
+                actor: actor.clone(),
+                action,
+                from: Some(grant.state),
+                to: next.state,
+                detail,
+                policy_hash,
+            },
+        );
+        next.version = grant.version.saturating_add(1);
+        next.audit_head = audit.head();
+        Change {
+            grant: next,
+            expected_version: grant.version,
+            audit,
+            revocation,
+        }
+    }
+
+    pub(super) fn wrong_state(&self) -> TransitionError {
+        TransitionError::WrongState {
+            id: self.grant.id.clone(),
+            command: self.command,
+            state: self.grant.state,
+        }
+    }
+
+    pub(super) fn not_permitted(&self, why: &'static str) -> TransitionError {
+        TransitionError::NotPermitted {
+            id: self.grant.id.clone(),
+            actor: self.actor.clone(),
+            command: self.command,
+            why,
+        }
+    }
+
+    pub(super) fn require_service(&self, service: Service) -> Result<(), TransitionError> {
+        if self.actor == &Actor::Service(service) {
+            Ok(())
+        } else {
+            Err(self.not_permitted("only the system may do this"))
+        }
+    }
+
+    pub(super) fn require_pending(&self) -> Result<(), TransitionError> {
+        if self.grant.state == GrantState::Pending {
+            Ok(())
+        } else {
+            Err(self.wrong_state())
+        }
+    }
+
+    /// The end of an active grant, or why it is not active.
+    pub(super) fn require_active(&self) -> Result<Timestamp, TransitionError> {
+        match (self.grant.state, self.grant.ends_at) {
+            (GrantState::Active, Some(ends_at)) => Ok(ends_at),
+            _ => Err(self.wrong_state()),
+        }
+    }
+
+    pub(super) fn time_ran_out(&self, at: Timestamp) -> TransitionError {
+        TransitionError::TimeRanOut {
+            id: self.grant.id.clone(),
+            command: self.command,
+            at,
+        }
+    }
+
+    pub(super) fn not_due(&self, due: Timestamp) -> TransitionError {
+        TransitionError::NotDue {
+            id: self.grant.id.clone(),
+            command: self.command,
+            due,
+        }
+    }
+
+    /// The person acting, or why a service may not.
+    pub(super) fn person(&self, why: &'static str) -> Result<&'a UserId, TransitionError> {
+        match self.actor {
+            Actor::User(user) => Ok(user),
+            Actor::Service(_) => Err(self.not_permitted(why)),
+        }
+    }
+
+    pub(super) fn await_review(
+        &mut self,
+        required: u32,
+        hash: String,
+    ) -> Result<AuditAction, TransitionError> {
+        self.require_service(Service::Approver)?;
+        self.require_pending()?;
+        if self.grant.approvals_required.is_some() {
+            return Err(TransitionError::AlreadyEvaluated {
+                id: self.grant.id.clone(),
+            });
+        }
+        let required = required.max(1);
+        self.next.approvals_required = Some(required);
+        self.detail
+            .insert("approvals_required".to_owned(), required.to_string());
+        self.detail
+            .insert("decide_by".to_owned(), self.grant.decide_by.to_string());
+        self.next.policy_hash.clone_from(&hash);
+        self.policy_hash = Some(hash);
+        Ok(AuditAction::AwaitingReview)
+    }
+
+    /// Auto-approval and break-glass: the rules open the request at once.
+    pub(super) fn activate_by_rules(
+        &mut self,
+        break_glass: bool,
+        policies: Vec<String>,
+        hash: String,
+    ) -> Result<AuditAction, TransitionError> {
+        self.require_service(Service::Approver)?;
+        self.require_pending()?;
+        if self.grant.approvals_required.is_some() {
+            return Err(TransitionError::AlreadyEvaluated {
+                id: self.grant.id.clone(),
+            });
+        }
+        if break_glass && !self.grant.break_glass {
+            return Err(TransitionError::NotBreakGlass {
+                id: self.grant.id.clone(),
+            });
+        }
+        // A request nobody decided in time times out; the rules cannot open it late.
+        if self.now >= self.grant.decide_by {
+            return Err(self.time_ran_out(self.grant.decide_by));
+        }
+        self.next.approvals_required = Some(0);
+        self.next.activate(self.now);
+        self.next.review_owed = break_glass;
+        self.detail
+            .insert("policies".to_owned(), policies.join(","));
+        self.next.policy_hash.clone_from(&hash);
+        self.policy_hash = Some(hash);
+        Ok(if break_glass {
+            AuditAction::BreakGlassActivated
+        } else {
+            AuditAction::AutoApproved
+        })
+    }
+
+    pub(super) fn review(
+        &mut self,
+        decision: ReviewDecision,
+        comment: Option<String>,
+    ) -> Result<AuditAction, TransitionError> {
+        let reviewer = self.person("only a person may review")?;
+        if reviewer == &self.grant.requester {
+            return Err(self.not_permitted("a requester cannot review their own request"));
+        }
+        self.require_pending()?;
+        let Some(required) = self.grant.approvals_required else {
+            return Err(TransitionError::NotYetEvaluated {
+                id: self.grant.id.clone(),
+            });
+        };
+        if self.now >= self.grant.decide_by {
+            return Err(self.time_ran_out(self.grant.decide_by));
+        }
+        if self.grant.reviews.iter().any(|r| &r.reviewer == reviewer) {
+            return Err(TransitionError::AlreadyReviewed {
+                id: self.grant.id.clone(),
+                reviewer: self.actor.clone(),
+            });
+        }
+        self.next.reviews.push(Review {
+            reviewer: reviewer.clone(),
+            decision,
+            at: self.now,
+        });
+        if let Some(comment) = comment {
+            self.detail.insert("comment".to_owned(), comment);
+        }
+        match decision {
+            ReviewDecision::Deny => {
+                self.next.close(GrantState::Denied, self.now);
+                Ok(AuditAction::Denied)
+            }
+            ReviewDecision::Approve => {
+                let approvals = self.next.approval_count();
+                self.detail
+                    .insert("approvals".to_owned(), format!("{approvals}/{required}"));
+                if u32::try_from(approvals).unwrap_or(u32::MAX) >= required {
+                    self.next.activate(self.now);
+                }
+                Ok(AuditAction::Approved)
+            }
+        }
+    }
+
+    pub(super) fn cancel(&mut self) -> Result<AuditAction, TransitionError> {
+        if self.actor != &Actor::User(self.grant.requester.clone()) {
+            return Err(self.not_permitted("only the requester may cancel"));
+        }
+        self.require_pending()?;
+        self.next.close(GrantState::Cancelled, self.now);
+        Ok(AuditAction::Cancelled)
+    }
+
+    pub(super) fn time_out(&mut self) -> Result<AuditAction, TransitionError> {
+        self.require_service(Service::Sweeper)?;
+        self.require_pending()?;
+        if self.now < self.grant.decide_by {
+            return Err(self.not_due(self.grant.decide_by));
+        }
+        self.next.close(GrantState::TimedOut, self.now);
+        Ok(AuditAction::TimedOut)
+    }
+
+    pub(super) fn expire(&mut self) -> Result<AuditAction, TransitionError> {
+        self.require_service(Service::Sweeper)?;
+        let ends_at = self.require_active()?;
+        if self.now < ends_at {
+            return Err(self.not_due(ends_at));
+        }
+        self.next.close(GrantState::Expired, self.now);
+        self.revocation = self.grant.revocation_after(self.now);
+        Ok(AuditAction::Expired)
+    }
+
+    pub(super) fn revoke(&mut self, reason: &Reason) -> Result<AuditAction, TransitionError> {
+        self.person("only a person may revoke")?;
+        self.require_active()?;
+        self.next.close(GrantState::Revoked, self.now);
+        self.detail
+            .insert("reason".to_owned(), reason.as_str().to_owned());
+        self.revocation = self.grant.revocation_after(self.now);
+        Ok(AuditAction::Revoked)
+    }
+
+    pub(super) fn post_review(
+        &mut self,
+        comment: Option<String>,
+    ) -> Result<AuditAction, TransitionError> {
+        let reviewer = self.person("only a person may review")?;
+        if reviewer == &self.grant.requester {
+            return Err(self.not_permitted("a requester cannot review their own access"));
+        }
+        if !self.grant.review_owed {
+            return Err(TransitionError::NoReviewOwed {
+                id: self.grant.id.clone(),
+            });
+        }
+        self.next.review_owed = false;
+        if let Some(comment) = comment {
+            self.detail.insert("comment".to_owned(), comment);
+        }
+        Ok(AuditAction::PostReviewed)
+    }
+
+    pub(super) fn note_fallback(
+        &mut self,
+        issued_before: Timestamp,
+    ) -> Result<AuditAction, TransitionError> {
+        self.require_service(Service::Sweeper)?;
+        self.detail.insert(
+            "sessions_issued_before".to_owned(),
+            issued_before.to_string(),
+        );
+        self.detail
+            .insert("role_arn".to_owned(), self.grant.role_arn.to_string());
+        if self.grant.state == GrantState::Active {
+            // Not this grant's revocation: someone else's cut this grant's sessions too.
+            self.detail.insert(
+                "effect".to_owned(),
+                "live sessions issued before the cut-off are denied; new credentials are not"
+                    .to_owned(),
+            );
+        }
+        Ok(AuditAction::RevocationFallback)
+    }
+
+    pub(super) fn note_repaired(&mut self, found: String) -> Result<AuditAction, TransitionError> {
+        self.require_service(Service::Sweeper)?;
+        self.detail.insert("found".to_owned(), found);
+        self.detail
+            .insert("role_arn".to_owned(), self.grant.role_arn.to_string());
+        Ok(AuditAction::RevocationRepaired)
+    }
+
+    pub(super) fn issue_session(
+        &mut self,
+        kind: SessionKind,
+        expires_at: Timestamp,
+    ) -> Result<AuditAction, TransitionError> {
+        if self.actor != &Actor::User(self.grant.requester.clone()) {
+            return Err(self.not_permitted("only the requester may use a grant"));
+        }
+        let ends_at = self.require_active()?;
+        if self.now >= ends_at {
+            return Err(self.time_ran_out(ends_at));
+        }
+        if expires_at <= self.now {
+            return Err(TransitionError::SessionInPast {
+                id: self.grant.id.clone(),
+                now: self.now,
+                expires_at,
+            });
+        }
+        self.next.sessions_issued = self.next.sessions_issued.saturating_add(1);
+        self.next.sessions_valid_until = self.grant.sessions_valid_until.max(Some(expires_at));
+        self.detail.insert("kind".to_owned(), kind.to_string());
+        self.detail
+            .insert("session_expires_at".to_owned(), expires_at.to_string());
+        self.detail
+            .insert("session".to_owned(), self.next.sessions_issued.to_string());
+        Ok(AuditAction::SessionIssued)
+    }
+}
