@@ -1,0 +1,85 @@
+//! DynamoDB's errors, classified: what a retry can fix, and what only a fix of the deployment
+//! can.
+
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::*;
+use crate::store::{Cause, StoreError};
+
+/// Error codes DynamoDB answers for passing conditions: load, throttling, its own faults.
+pub(super) const TRANSIENT_CODES: [&str; 7] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "TransactionInProgressException",
+    "LimitExceededException",
+];
+
+/// An SDK error, classified: what retrying can fix (unreachable, timed out, throttled, a 5xx)
+/// is `Unavailable`; anything else (access denied, no such table, a malformed request) is
+/// `Refused`. The SDK error is kept as the source.
+pub(super) fn sdk_error<E>(
+    e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let text = DisplayErrorContext(&e).to_string();
+    let (code, transient) = match &e {
+        SdkError::ServiceError(service) => {
+            let code = service.err().code().map(str::to_owned);
+            let status = service.raw().status().as_u16();
+            let transient = status >= 500
+                || code
+                    .as_deref()
+                    .is_some_and(|c| TRANSIENT_CODES.contains(&c));
+            (code, transient)
+        }
+        SdkError::ConstructionFailure(_) => (None, false),
+        _ => (None, true),
+    };
+    let cause = Cause::new(code.as_deref(), text, e);
+    if transient {
+        StoreError::Unavailable { cause }
+    } else {
+        StoreError::Refused { cause }
+    }
+}
+
+/// A request this adapter could not even build: a bug, never worth a retry.
+pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Refused {
+        cause: Cause::new(None, e.to_string(), e),
+    }
+}
+
+/// A cancelled transaction whose reasons are not the version checks this adapter expects.
+pub(super) fn cancelled(refusals: &[Option<String>]) -> StoreError {
+    let passing = refusals.iter().flatten().all(|c| {
+        c == "ThrottlingError" || c == "TransactionConflict" || c == "ConditionalCheckFailed"
+    });
+    let cause = Cause::message(format!("transaction cancelled: {refusals:?}"));
+    if passing {
+        StoreError::Unavailable { cause }
+    } else {
+        StoreError::Refused { cause }
+    }
+}
+
+pub(super) fn corrupt(item: &Item, e: serde_dynamo::Error) -> StoreError {
+    let key = |k: &str| match item.get(k) {
+        Some(AttributeValue::S(v)) => v.clone(),
+        _ => "?".to_owned(),
+    };
+    StoreError::Corrupt {
+        key: format!(
+            "{}/{}",
+            key(TableLayout::PARTITION_KEY),
+            key(TableLayout::SORT_KEY)
+        ),
+        why: e.to_string(),
+    }
+}

@@ -1,0 +1,40 @@
+//! The DynamoDB adapter: one table, every write one conditional `TransactWriteItems`.
+//!
+//! | item | pk | sk | index attributes |
+//! |---|---|---|---|
+//! | request/grant | `GRANT#<id>` | `GRANT` | `requester_key`+`created_at`; `pending_target`+`created_at` while pending; `due_shard`+`due_at` while open |
+//! | audit record | `GRANT#<id>` | `AUDIT#<seq, 10 digits>` | `audit_day`+`audit_key` |
+//! | revocation | `ROLE#<role ARN>` | `REVOKED#<grant id>` | |
+//! | idempotency | `IDEM#<key>#<caller>` | `IDEM` | `expires_at` is the table's TTL attribute |
+//! | open slot | `OPEN#<target>#<requester>` | `OPEN` | held while the requester's grant for the target is open |
+//! | revoked role | `ROLES` | `ROLE#<role ARN>` | ledger `version` (bumped with every entry), revoker, and the `applied_marker`/`applied_version` of the policy last put |
+
+mod calls;
+mod errors;
+mod import;
+mod layout;
+mod store;
+
+use aws_sdk_dynamodb::Client;
+
+use calls::*;
+use errors::*;
+use layout::*;
+pub use layout::{IndexLayout, TableLayout};
+
+/// The grants, audit trail and revocation ledger in one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// A store over `table`, using `client` (built once per Lambda instance).
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}

@@ -1,0 +1,462 @@
+//! The store port on DynamoDB: every write one conditional `TransactWriteItems`, every read
+//! consistent where the table allows.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
+
+use super::*;
+use crate::audit::AuditRecord;
+use crate::clock::Timestamp;
+use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
+use crate::store::cursor::Position;
+use crate::store::{
+    AppliedPolicy, Created, Cursor, DUE_SHARDS, GrantStore, Idempotency, LedgerHead, Page,
+    PageRequest, RoleLedger, StoreError, audit_sort_key, days_between,
+};
+
+impl DynamoStore {
+    /// One page of the grants in `partition` of an index sorted by creation time, oldest
+    /// first when `forward`; the cursor holds a position, the key is rebuilt here.
+    pub(super) async fn list_by_creation(
+        &self,
+        index: IndexLayout,
+        partition: String,
+        forward: bool,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let start = Position::created(page.cursor.as_ref())?
+            .map(|(at, id)| grant_index_start(index, &partition, n(at.unix_seconds()), &id));
+        let query = PartitionQuery {
+            index: Some(index.name),
+            key: (index.partition_key, partition),
+            range: None,
+            forward,
+            start,
+        };
+        let (items, last) = self.query_partition(query, page.clamped_limit()).await?;
+        Ok(Page {
+            items,
+            next: last_created(last)?,
+        })
+    }
+}
+
+impl GrantStore for DynamoStore {
+    async fn create(
+        &self,
+        creation: &Creation,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Created, StoreError> {
+        let grant = creation.grant();
+        let mut items = vec![
+            self.put(
+                self.grant_item(grant)?,
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?,
+            self.put(
+                self.audit_item(creation.audit())?,
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?,
+            self.put(
+                HashMap::from([
+                    (
+                        TableLayout::PARTITION_KEY.into(),
+                        s(Self::open_slot_pk(grant)),
+                    ),
+                    (TableLayout::SORT_KEY.into(), s(OPEN_SK)),
+                    ("grant_id".into(), s(grant.id.as_str())),
+                ]),
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?,
+        ];
+        if let Some(idem) = idempotency {
+            let mut item = Self::idempotency_key(idem);
+            item.insert("grant_id".into(), s(grant.id.as_str()));
+            item.insert("fingerprint".into(), s(&idem.fingerprint));
+            item.insert(
+                TableLayout::TTL_ATTRIBUTE.into(),
+                n(idem.expires_at.unix_seconds()),
+            );
+            // An expired key that TTL has not deleted yet (it can take days) is free again.
+            items.push(self.put(
+                item,
+                Some("attribute_not_exists(pk) OR #expires <= :now"),
+                &[("#expires", TableLayout::TTL_ATTRIBUTE)],
+                &[(":now", n(idem.now.unix_seconds()))],
+            )?);
+        }
+        let refusals = match self.transact(items).await? {
+            Ok(()) => return Ok(Created::New(grant.clone())),
+            Err(refusals) => refusals,
+        };
+        let refused = |i: usize| refusals.get(i).and_then(Option::as_deref);
+        if let (Some(idem), Some("ConditionalCheckFailed")) = (idempotency, refused(3)) {
+            return self.replay(idem).await;
+        }
+        if refused(0) == Some("ConditionalCheckFailed") {
+            return Err(StoreError::AlreadyExists {
+                id: grant.id.clone(),
+            });
+        }
+        if refused(2) == Some("ConditionalCheckFailed") {
+            return Err(self.already_open(grant).await);
+        }
+        Err(cancelled(&refusals))
+    }
+
+    async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
+        self.get_item(grant_pk(id), GRANT_SK)
+            .await?
+            .map(|raw| serde_dynamo::from_item(raw.clone()).map_err(|e| corrupt(&raw, e)))
+            .transpose()
+    }
+
+    async fn commit(&self, change: &Change) -> Result<(), StoreError> {
+        let grant = change.grant();
+        let mut items = vec![
+            self.put(
+                self.grant_item(grant)?,
+                Some("#version = :expected"),
+                &[("#version", "version")],
+                &[(":expected", n(change.expected_version()))],
+            )?,
+            self.put(
+                self.audit_item(change.audit())?,
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?,
+        ];
+        if let Some(entry) = change.revocation() {
+            let mut item = self.to_item(entry, "revocation")?;
+            item.extend(Self::revocation_key(entry));
+            items.push(self.put(item, None, &[], &[])?);
+            items.push(self.bump_ledger(entry)?);
+        }
+        if change.closes() {
+            // Release the requester's slot for the target, if this grant holds it.
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key(TableLayout::PARTITION_KEY, s(Self::open_slot_pk(grant)))
+                .key(TableLayout::SORT_KEY, s(OPEN_SK))
+                .condition_expression("attribute_not_exists(pk) OR grant_id = :id")
+                .expression_attribute_values(":id", s(grant.id.as_str()))
+                .build()
+                .map_err(build_error)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        match self.transact(items).await? {
+            Ok(()) => Ok(()),
+            // A stale version, a taken chain position, or a transaction racing ours on the same
+            // grant: all mean someone else changed it first.
+            Err(refusals)
+                if refusals.iter().flatten().all(|code| {
+                    code == "ConditionalCheckFailed" || code == "TransactionConflict"
+                }) =>
+            {
+                Err(StoreError::Conflict {
+                    id: grant.id.clone(),
+                })
+            }
+            Err(refusals) => Err(cancelled(&refusals)),
+        }
+    }
+
+    async fn list_by_requester(
+        &self,
+        requester: &UserId,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let partition = format!("USER#{requester}");
+        self.list_by_creation(TableLayout::BY_REQUESTER, partition, false, page)
+            .await
+    }
+
+    async fn list_pending_for_target(
+        &self,
+        target: &TargetId,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let partition = format!("TARGET#{target}");
+        self.list_by_creation(TableLayout::PENDING_BY_TARGET, partition, true, page)
+            .await
+    }
+
+    async fn list_due(
+        &self,
+        before: Timestamp,
+        page: &PageRequest,
+    ) -> Result<Page<Grant>, StoreError> {
+        let index = TableLayout::DUE;
+        let limit = page.clamped_limit();
+        let resume = Position::due(page.cursor.as_ref())?;
+        let first_shard = resume.as_ref().map_or(0, |(shard, _, _)| *shard);
+        let mut items: Vec<Grant> = Vec::new();
+        for shard in first_shard..DUE_SHARDS {
+            let partition = format!("DUE#{shard}");
+            let start = resume
+                .as_ref()
+                .filter(|(s, _, _)| *s == shard)
+                .map(|(_, at, id)| grant_index_start(index, &partition, n(at.unix_seconds()), id));
+            let query = PartitionQuery {
+                index: Some(index.name),
+                key: (index.partition_key, partition),
+                range: SortCondition::new(
+                    index.sort_key.0,
+                    "#rk <= :before",
+                    vec![(":before", n(before.unix_seconds()))],
+                ),
+                forward: true,
+                start,
+            };
+            let want = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            let (found, _) = self.query_partition::<Grant>(query, want).await?;
+            items.extend(found);
+            if items.len() as u64 == u64::from(limit) {
+                let next = items.last().and_then(|g| {
+                    g.due_at().map(|at| {
+                        Cursor::encode(&Position::Due {
+                            shard,
+                            at,
+                            id: g.id.clone(),
+                        })
+                    })
+                });
+                return Ok(Page { items, next });
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    async fn audit_of_grant(
+        &self,
+        id: &GrantId,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let after = Position::chain(page.cursor.as_ref())?;
+        let pk = grant_pk(id);
+        let start = after.map(|seq| {
+            HashMap::from([
+                (TableLayout::PARTITION_KEY.to_owned(), s(&pk)),
+                (TableLayout::SORT_KEY.to_owned(), s(audit_sk(seq))),
+            ])
+        });
+        let query = PartitionQuery {
+            index: None,
+            key: (TableLayout::PARTITION_KEY, pk),
+            range: SortCondition::new(
+                TableLayout::SORT_KEY,
+                "begins_with(#rk, :prefix)",
+                vec![(":prefix", s("AUDIT#"))],
+            ),
+            forward: true,
+            start,
+        };
+        let (items, last) = self
+            .query_partition::<AuditRecord>(query, page.clamped_limit())
+            .await?;
+        let next = last
+            .and(items.last())
+            .map(|r| Cursor::encode(&Position::Chain { seq: r.seq }));
+        Ok(Page { items, next })
+    }
+
+    async fn audit_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        page: &PageRequest,
+    ) -> Result<Page<AuditRecord>, StoreError> {
+        let index = TableLayout::AUDIT_BY_DAY;
+        let limit = page.clamped_limit();
+        let after = Position::audit(page.cursor.as_ref())?;
+        let resume = match &after {
+            Some(key) => Some(parse_audit_key(key).ok_or(StoreError::BadCursor)?),
+            None => None,
+        };
+        let lo = format!("{:012}", from.unix_seconds().max(0));
+        // `~` sorts after every digit and `#`, so this bound includes the whole last second.
+        let hi = format!("{:012}~", to.unix_seconds().saturating_sub(1).max(0));
+        let mut items: Vec<AuditRecord> = Vec::new();
+        for day in days_between(from, to) {
+            let day_name = day.utc_day();
+            if resume
+                .as_ref()
+                .is_some_and(|(at, _, _)| at.utc_day() > day_name)
+            {
+                continue;
+            }
+            let partition = format!("AUDIT#{day_name}");
+            let start = match (&after, &resume) {
+                (Some(key), Some((at, id, seq))) if at.utc_day() == day_name => {
+                    Some(HashMap::from([
+                        (index.partition_key.to_owned(), s(&partition)),
+                        (index.sort_key.0.to_owned(), s(key)),
+                        (TableLayout::PARTITION_KEY.to_owned(), s(grant_pk(id))),
+                        (TableLayout::SORT_KEY.to_owned(), s(audit_sk(*seq))),
+                    ]))
+                }
+                _ => None,
+            };
+            let query = PartitionQuery {
+                index: Some(index.name),
+                key: (index.partition_key, partition),
+                range: SortCondition::new(
+                    index.sort_key.0,
+                    "#rk BETWEEN :lo AND :hi",
+                    vec![(":lo", s(&lo)), (":hi", s(&hi))],
+                ),
+                forward: true,
+                start,
+            };
+            let want = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            let (found, _) = self.query_partition::<AuditRecord>(query, want).await?;
+            items.extend(found);
+            if items.len() as u64 == u64::from(limit) {
+                let next = items.last().map(|r| {
+                    Cursor::encode(&Position::Audit {
+                        key: audit_sort_key(r),
+                    })
+                });
+                return Ok(Page { items, next });
+            }
+        }
+        Ok(Page { items, next: None })
+    }
+
+    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
+        let mut heads = Vec::new();
+        let mut start = None;
+        loop {
+            let query = PartitionQuery {
+                index: None,
+                key: (TableLayout::PARTITION_KEY, ROLES_PK.to_owned()),
+                range: None,
+                forward: true,
+                start: start.take(),
+            };
+            let (page, last): (Vec<RegistryItem>, _) =
+                self.query_partition(query, PageRequest::MAX_LIMIT).await?;
+            heads.extend(page.into_iter().map(RegistryItem::head));
+            match (last, heads.last()) {
+                (Some(_), Some(head)) => {
+                    start = Some(HashMap::from([
+                        (TableLayout::PARTITION_KEY.to_owned(), s(ROLES_PK)),
+                        (
+                            TableLayout::SORT_KEY.to_owned(),
+                            s(role_sk(&head.role.role_arn)),
+                        ),
+                    ]));
+                }
+                _ => return Ok(heads),
+            }
+        }
+    }
+
+    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
+        // The version first: a transaction it counts has fully committed, so the entries
+        // queried next include every entry that version stands for.
+        let head = self
+            .get_item(ROLES_PK.to_owned(), &role_sk(role))
+            .await?
+            .map(|raw| {
+                serde_dynamo::from_item::<_, RegistryItem>(raw.clone())
+                    .map(RegistryItem::head)
+                    .map_err(|e| corrupt(&raw, e))
+            })
+            .transpose()?;
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let query = PartitionQuery {
+                index: None,
+                key: (TableLayout::PARTITION_KEY, format!("ROLE#{role}")),
+                range: SortCondition::new(
+                    TableLayout::SORT_KEY,
+                    "begins_with(#rk, :prefix)",
+                    vec![(":prefix", s("REVOKED#"))],
+                ),
+                forward: true,
+                start: start.take(),
+            };
+            let (page, last): (Vec<RevocationEntry>, _) =
+                self.query_partition(query, PageRequest::MAX_LIMIT).await?;
+            entries.extend(page);
+            match (last, entries.last()) {
+                (Some(_), Some(entry)) => start = Some(Self::revocation_key(entry)),
+                _ => break,
+            }
+        }
+        Ok(RoleLedger {
+            version: head.as_ref().map_or(0, |h| h.version),
+            applied: head.and_then(|h| h.applied),
+            entries,
+        })
+    }
+
+    async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::revocation_key(entry)))
+            .condition_expression("#until = :until")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":until", n(entry.until.unix_seconds()))
+            .build()
+            .map_err(build_error)?;
+        // One item, but through a transaction so a refused condition reads the same as
+        // everywhere else; an entry changed since it was read simply stays.
+        match self
+            .transact(vec![TransactWriteItem::builder().delete(delete).build()])
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(refusals)
+                if refusals
+                    .iter()
+                    .flatten()
+                    .all(|c| c == "ConditionalCheckFailed") =>
+            {
+                Ok(())
+            }
+            Err(refusals) => Err(cancelled(&refusals)),
+        }
+    }
+
+    async fn record_applied(
+        &self,
+        role: &RoleArn,
+        applied: &AppliedPolicy,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(TableLayout::PARTITION_KEY, s(ROLES_PK))
+            .key(TableLayout::SORT_KEY, s(role_sk(role)))
+            .update_expression("SET applied_marker = :marker, applied_version = :version")
+            .condition_expression("#version = :version")
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":marker", s(applied.marker.as_str()))
+            .expression_attribute_values(":version", n(applied.ledger_version))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), UpdateItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Err(StoreError::LedgerMoved { role: role.clone() })
+            }
+            Err(e) => Err(sdk_error(e)),
+        }
+    }
+}
