@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::de::DeserializeOwned;
 
-use super::super::StoreError;
 use super::*;
 use crate::domain::RevocationEntry;
+use crate::store::StoreError;
 
 impl DynamoStore {
     /// A transaction item that puts `item`, if `condition` (with its `#name` and `:value`
