@@ -6,12 +6,11 @@
 
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
-use serde_dynamo::AttributeValue;
 
 use jit_core::domain::{Actor, Command, Grant, GrantState, Service};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
-use jit_core::store::{GrantStore, StoreError};
+use jit_core::store::{DynamoStore, GrantStore, StoreError, StreamImage};
 
 use crate::{Approver, Notifier};
 
@@ -60,15 +59,9 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         if record.event_name != "INSERT" {
             return Ok(Outcome::Skipped("not an insert"));
         }
-        let sort_key = match record.change.keys.get("sk") {
-            Some(AttributeValue::S(sk)) => sk.as_str(),
-            _ => "",
-        };
-        if sort_key != "GRANT" {
-            return Ok(Outcome::Skipped("not a request"));
-        }
-        let grant: Grant = match serde_dynamo::from_item(record.change.new_image.clone()) {
-            Ok(grant) => grant,
+        let grant = match DynamoStore::stream_image(&record.change.keys, &record.change.new_image) {
+            Ok(StreamImage::Grant(grant)) => grant,
+            Ok(StreamImage::Other) => return Ok(Outcome::Skipped("not a request")),
             Err(e) => {
                 // Retrying cannot fix it; the request (if it is one) times out on its own.
                 tracing::error!(event = %record.event_id, error = %e, "unreadable request image skipped");

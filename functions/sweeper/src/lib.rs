@@ -22,7 +22,7 @@ use jit_http::startup::{StartupError, parsed, setting};
 use jit_http::{caller, match_route, no_such_route, respond};
 
 pub use iam::{IamPolicies, PolicyError, RolePolicies, role_name};
-pub use sweep::{RoleOutcome, SweepReport};
+pub use sweep::{ReconcileError, RoleOutcome, SweepReport};
 
 /// Settings read once at start-up.
 #[derive(Debug, Clone)]

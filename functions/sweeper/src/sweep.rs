@@ -18,7 +18,7 @@ use jit_core::store::{AppliedPolicy, GrantStore, PageRequest, RoleLedger, StoreE
 use jit_core::transition::{Retry, TransitionFailure, transition};
 
 use crate::Sweeper;
-use crate::iam::RolePolicies;
+use crate::iam::{PolicyError, RolePolicies};
 
 /// What one sweep did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -59,6 +59,43 @@ pub struct RoleOutcome {
     pub pruned: u32,
     /// The grants whose sessions the policy now in place denies.
     pub covered: Vec<GrantId>,
+}
+
+/// Why a role could not be reconciled; the next sweep tries again.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReconcileError {
+    /// The store failed at a step.
+    #[error("{what} `{role}`: {source}")]
+    Store {
+        /// The step.
+        what: &'static str,
+        /// The role.
+        role: jit_core::domain::RoleArn,
+        /// What the store said.
+        #[source]
+        source: StoreError,
+    },
+    /// IAM refused or failed.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// Revocations kept landing while the role was reconciled.
+    #[error(
+        "the ledger of `{role}` kept changing while it was reconciled; the next sweep tries again"
+    )]
+    KeptChanging {
+        /// The role.
+        role: jit_core::domain::RoleArn,
+    },
+    /// An audit note could not be appended.
+    #[error("auditing `{action}` on `{grant}`: {why}")]
+    Audit {
+        /// The note.
+        action: &'static str,
+        /// The grant.
+        grant: GrantId,
+        /// Why not.
+        why: String,
+    },
 }
 
 /// How often a reconcile derives and applies again when the ledger moved under it.
@@ -194,7 +231,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                     report.pruned += outcome.pruned;
                 }
                 Err(e) => {
-                    report.failures.push(e);
+                    report.failures.push(e.to_string());
                     report.roles_pending += 1;
                 }
             }
@@ -257,9 +294,13 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         &self,
         role: &TargetRole,
         now: Timestamp,
-    ) -> Result<RoleOutcome, String> {
+    ) -> Result<RoleOutcome, ReconcileError> {
         let arn = &role.role_arn;
-        let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what} `{arn}`: {e}");
+        let fail = |what: &'static str, source: StoreError| ReconcileError::Store {
+            what,
+            role: arn.clone(),
+            source,
+        };
         let mut lost_race = false;
         let mut noted_fallback: Option<String> = None;
         for _ in 0..RECONCILE_ATTEMPTS {
@@ -267,7 +308,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 .store
                 .role_ledger(arn)
                 .await
-                .map_err(|e| fail("reading the ledger of", &e))?;
+                .map_err(|e| fail("reading the ledger of", e))?;
             if ledger.version == 0 {
                 return Ok(RoleOutcome::default());
             }
@@ -282,11 +323,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
             let mut found = None;
             let in_place = match policy.document() {
                 Some(document) => {
-                    let actual = self
-                        .policies
-                        .get(role, POLICY_NAME)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let actual = self.policies.get(role, POLICY_NAME).await?;
                     let same = actual
                         .as_deref()
                         .is_some_and(|a| same_document(a, document));
@@ -304,8 +341,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 match policy.document() {
                     Some(document) => self.policies.put(role, POLICY_NAME, document).await,
                     None => self.policies.delete(role, POLICY_NAME).await,
-                }
-                .map_err(|e| e.to_string())?;
+                }?;
                 outcome.changed = true;
             }
             if let Some(found) = found {
@@ -360,7 +396,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                         lost_race = true;
                         continue;
                     }
-                    Err(e) => return Err(fail("recording the applied policy of", &e)),
+                    Err(e) => return Err(fail("recording the applied policy of", e)),
                 }
             }
             outcome.covered = match &policy {
@@ -372,15 +408,12 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 self.store
                     .remove_revocation(entry)
                     .await
-                    .map_err(|e| fail("pruning the ledger of", &e))?;
+                    .map_err(|e| fail("pruning the ledger of", e))?;
                 outcome.pruned += 1;
             }
             return Ok(outcome);
         }
-        Err(fail(
-            "the ledger kept changing while reconciling",
-            &"the next sweep tries again",
-        ))
+        Err(ReconcileError::KeptChanging { role: arn.clone() })
     }
 
     /// The active grants of others on `role` whose live sessions a fallback cut-off at `now`
@@ -391,7 +424,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         role: &jit_core::domain::RoleArn,
         revoked: &[GrantId],
         now: Timestamp,
-    ) -> Result<Vec<GrantId>, String> {
+    ) -> Result<Vec<GrantId>, ReconcileError> {
         // Every open grant is due within its longest possible life; a year covers them all.
         let horizon = now.plus_secs(366 * 86_400);
         let mut found = Vec::new();
@@ -407,7 +440,11 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                     },
                 )
                 .await
-                .map_err(|e| format!("finding the sessions a fallback on `{role}` cuts: {e}"))?;
+                .map_err(|source| ReconcileError::Store {
+                    what: "finding the sessions a fallback cuts on",
+                    role: role.clone(),
+                    source,
+                })?;
             found.extend(
                 page.items
                     .into_iter()
@@ -428,7 +465,12 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
 
     /// Appends a state-preserving note to one grant's audit trail, retrying over concurrent
     /// changes. A grant that no longer exists needs no note.
-    async fn note(&self, id: &GrantId, command: Command, now: Timestamp) -> Result<(), String> {
+    async fn note(
+        &self,
+        id: &GrantId,
+        command: Command,
+        now: Timestamp,
+    ) -> Result<(), ReconcileError> {
         let name = command.name();
         let sweeper = Actor::Service(Service::Sweeper);
         match transition(&self.store, id, &Retry::STANDARD, |grant| {
@@ -437,7 +479,11 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         .await
         {
             Ok(_) | Err(TransitionFailure::NotFound) => Ok(()),
-            Err(failure) => Err(format!("auditing `{name}` on `{id}`: {failure}")),
+            Err(failure) => Err(ReconcileError::Audit {
+                action: name,
+                grant: id.clone(),
+                why: failure.to_string(),
+            }),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::domain::{
 };
 
 pub use cursor::Cursor;
-pub use dynamo::{DynamoStore, TableLayout};
+pub use dynamo::{DynamoStore, StreamImage, TableLayout};
 #[cfg(any(test, feature = "test-util"))]
 pub use failing::FailingStore;
 #[cfg(any(test, feature = "test-util"))]

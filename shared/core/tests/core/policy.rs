@@ -25,7 +25,7 @@ fn caller(sub: &str, groups: &str) -> Caller {
 }
 
 /// Wednesday 2027-01-13, 10:00 UTC.
-const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
+use jit_test_support::WEDNESDAY_10;
 
 fn ctx(
     duration_secs: u32,

@@ -245,3 +245,36 @@ pub(super) fn parse_audit_key(key: &str) -> Option<(Timestamp, GrantId, u64)> {
     let seq = parts.next()?.parse().ok()?;
     Some((Timestamp::from_unix_seconds(at), id, seq))
 }
+
+/// What a table stream record's keys and new image hold, read with the table's layout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamImage {
+    /// A request or grant item.
+    Grant(Box<Grant>),
+    /// Some other item (an audit record, a ledger entry, a slot...).
+    Other,
+}
+
+impl DynamoStore {
+    /// Reads a stream record's `keys` and `new_image` (as the event carries them) with the
+    /// table's layout: a request or grant, or another item. An image that claims to be a grant
+    /// but cannot be read is `Corrupt`.
+    pub fn stream_image(
+        keys: &serde_dynamo::Item,
+        new_image: &serde_dynamo::Item,
+    ) -> Result<StreamImage, StoreError> {
+        let sort_key = match keys.get(TableLayout::SORT_KEY) {
+            Some(serde_dynamo::AttributeValue::S(sk)) => sk.as_str(),
+            _ => "",
+        };
+        if sort_key != GRANT_SK {
+            return Ok(StreamImage::Other);
+        }
+        serde_dynamo::from_item(new_image.clone())
+            .map(|grant| StreamImage::Grant(Box::new(grant)))
+            .map_err(|e| StoreError::Corrupt {
+                key: format!("{:?}", keys.get(TableLayout::PARTITION_KEY)),
+                why: e.to_string(),
+            })
+    }
+}

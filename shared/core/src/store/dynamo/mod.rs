@@ -20,7 +20,7 @@ use aws_sdk_dynamodb::Client;
 use calls::*;
 use errors::*;
 use layout::*;
-pub use layout::{IndexLayout, TableLayout};
+pub use layout::{IndexLayout, StreamImage, TableLayout};
 
 /// The grants, audit trail and revocation ledger in one DynamoDB table.
 #[derive(Debug, Clone)]
