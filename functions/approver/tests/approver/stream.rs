@@ -44,13 +44,7 @@ async fn a_request_the_rules_allow_is_activated_in_one_write() {
         Some(WEDNESDAY_10.plus_secs(2 + 1800)),
         "counted from activation"
     );
-    let audit = h
-        .store()
-        .audit_of_grant(&g.id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
-    let last = audit.last().unwrap();
+    let last = jit_test_support::last_audit(h.store(), &g.id).await;
     assert_eq!(last.action, AuditAction::AutoApproved);
     assert_eq!(last.detail["policies"], "sre-read-only-with-ticket");
     assert_eq!(last.policy_hash.as_deref(), Some(h.approver.rules.hash()));
