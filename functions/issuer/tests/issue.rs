@@ -14,7 +14,7 @@ use jit_core::audit::AuditAction;
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Reason, Service, UserId};
 use jit_core::policy::Rules;
-use jit_core::store::{DynamoStore, GrantStore, PageRequest};
+use jit_core::store::{DynamoStore, GrantStore};
 use jit_issuer::{
     BrokerError, HttpFederation, Issuer, IssuerConfig, SessionBroker, SessionCredentials,
     SessionRequest, StsBroker,
@@ -741,12 +741,7 @@ async fn the_console_link_comes_from_the_federation_endpoint() {
             .unwrap()
             .starts_with("ASIA")
     );
-    let records = h
-        .store()
-        .audit_of_grant(&g.id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
+    let records = jit_test_support::audit(h.store(), &g.id).await;
     let last = records.last().unwrap();
     assert_eq!(
         (last.action, last.detail["kind"].as_str()),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::support::*;
 use jit_core::audit::{AuditAction, verify_against_head};
 use jit_core::domain::{Grant, GrantState};
-use jit_core::store::{GrantStore, PageRequest};
+use jit_core::store::GrantStore;
 use serde_json::json;
 
 const SRE: &[&str] = &["sre"];
@@ -236,12 +236,7 @@ async fn twenty_reviewers_at_once_end_in_one_legal_outcome() {
         }
     }
     let g = h.grant(&g.id).await;
-    let audit = h
-        .store()
-        .audit_of_grant(&g.id, &PageRequest::first(100))
-        .await
-        .unwrap()
-        .items;
+    let audit = jit_test_support::audit(h.store(), &g.id).await;
     verify_against_head(&g.id, &audit, &g.audit_head).unwrap();
     let reviews: Vec<_> = audit
         .iter()
@@ -338,12 +333,7 @@ async fn a_break_glass_grant_owes_a_post_review_that_someone_else_records() {
         "{}",
         twice.detail()
     );
-    let audit = h
-        .store()
-        .audit_of_grant(&g.id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
+    let audit = jit_test_support::audit(h.store(), &g.id).await;
     assert_eq!(audit.last().unwrap().action, AuditAction::PostReviewed);
     assert_eq!(
         audit.last().unwrap().detail["comment"],

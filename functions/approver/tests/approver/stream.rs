@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use crate::support::*;
 use jit_core::audit::AuditAction;
 use jit_core::domain::GrantState;
-use jit_core::store::{GrantStore, PageRequest};
+use jit_core::store::GrantStore;
 use serde_json::json;
 
 fn one_write() -> BTreeMap<String, u64> {
@@ -76,12 +76,7 @@ async fn a_request_the_rules_do_not_allow_waits_for_the_targets_reviewers() {
         (db.state, db.approvals_required),
         (GrantState::Pending, Some(2))
     );
-    let audit = h
-        .store()
-        .audit_of_grant(&db.id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
+    let audit = jit_test_support::audit(h.store(), &db.id).await;
     assert_eq!(audit.last().unwrap().action, AuditAction::AwaitingReview);
     assert_eq!(audit.last().unwrap().detail["approvals_required"], "2");
     assert_eq!(
@@ -121,12 +116,7 @@ async fn break_glass_opens_at_once_loudly_with_a_review_owed() {
         (g.state, g.review_owed, g.break_glass),
         (GrantState::Active, true, true)
     );
-    let audit = h
-        .store()
-        .audit_of_grant(&g.id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
+    let audit = jit_test_support::audit(h.store(), &g.id).await;
     assert_eq!(
         audit.last().unwrap().action,
         AuditAction::BreakGlassActivated
@@ -166,12 +156,7 @@ async fn a_redelivered_batch_changes_nothing() {
         notices,
         "nobody is told twice"
     );
-    let audit = h
-        .store()
-        .audit_of_grant(&b.id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
+    let audit = jit_test_support::audit(h.store(), &b.id).await;
     assert_eq!(audit.len(), 2);
 }
 

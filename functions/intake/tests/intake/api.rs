@@ -4,7 +4,7 @@
 use crate::support::*;
 use jit_core::audit::{AuditRecord, verify_against_head};
 use jit_core::domain::GrantId;
-use jit_core::store::{GrantStore, PageRequest};
+use jit_core::store::GrantStore;
 use serde_json::json;
 
 fn body(target: &str, duration: &str) -> String {
@@ -49,13 +49,7 @@ async fn a_permitted_request_is_created_pending_with_its_audit_record() {
         format!("/requests/{id}").as_str()
     );
     let id = GrantId::parse(id).unwrap();
-    let records = h
-        .app
-        .store
-        .audit_of_grant(&id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
+    let records = jit_test_support::audit(&h.app.store, &id).await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].policy_hash.as_deref(), Some(h.app.rules.hash()));
     assert_eq!(records[0].actor.to_string(), "user:alice");
@@ -523,13 +517,7 @@ async fn only_the_requester_cancels_and_only_while_pending() {
         .await
         .unwrap()
         .unwrap();
-    let records = h
-        .app
-        .store
-        .audit_of_grant(&grant.id, &PageRequest::first(10))
-        .await
-        .unwrap()
-        .items;
+    let records = jit_test_support::audit(&h.app.store, &grant.id).await;
     verify_against_head(&grant.id, &records, &grant.audit_head).unwrap();
     assert_eq!(records.len(), 2);
 }
