@@ -57,6 +57,23 @@ async fn state_of(api: &Api, id: &str, token: &str) -> Value {
     a.body
 }
 
+/// Pulls credentials for grant `id` as `token`.
+async fn pull(api: &Api, id: &str, token: &str) -> Answer {
+    send(api, post(format!("/grants/{id}/credentials")), token, None).await
+}
+
+/// Revokes grant `id` as `token`.
+async fn revoke(api: &Api, id: &str, token: &str) -> Answer {
+    let reason = json!({"reason": "done with the investigation"});
+    send(
+        api,
+        post(format!("/grants/{id}/revoke")),
+        token,
+        Some(reason),
+    )
+    .await
+}
+
 fn post(path: String) -> (String, String) {
     ("POST".to_owned(), path)
 }
@@ -126,13 +143,7 @@ async fn an_auto_approved_request_gives_credentials_sts_accepts_and_a_console_li
     let api = api(stack);
     let alice = stack.token("alice-auto", &["sre"]);
     let id = active(&api, &alice, "prod-logs-ro", "30m").await;
-    let c = send(
-        &api,
-        post(format!("/grants/{id}/credentials")),
-        &alice,
-        None,
-    )
-    .await;
+    let c = pull(&api, &id, &alice).await;
     assert_eq!(c.status, 200, "{}", c.body);
     assert_eq!(c.body["Version"], 1);
     let sts = jit_stack::demo::session_client(&stack.aws, &c.body);
@@ -152,7 +163,7 @@ async fn an_auto_approved_request_gives_credentials_sts_accepts_and_a_console_li
     assert!(l.body["url"].as_str().unwrap().contains("SigninToken="));
     // Someone else cannot use it; the requester's grant shows the two sessions.
     let bob = stack.token("bob-auto", &["engineers"]);
-    let other = send(&api, post(format!("/grants/{id}/credentials")), &bob, None).await;
+    let other = pull(&api, &id, &bob).await;
     assert_eq!(other.status, 404, "{}", other.body);
     assert_eq!(state_of(&api, &id, &alice).await["sessions_issued"], 2);
 }
@@ -256,7 +267,7 @@ async fn a_denied_request_gives_nothing() {
         "{}",
         d.body
     );
-    let c = send(&api, post(format!("/grants/{id}/credentials")), &erin, None).await;
+    let c = pull(&api, &id, &erin).await;
     assert_eq!(c.status, 409, "{}", c.body);
     assert!(
         c.body["detail"].as_str().unwrap().contains("DENIED"),
@@ -271,21 +282,9 @@ async fn revoking_cuts_the_live_session_through_the_roles_deny_policy() {
     let api = api(stack);
     let carol = stack.token("carol-revoke", &["sre"]);
     let id = active(&api, &carol, "prod-logs-ro", "1h").await;
-    let c = send(
-        &api,
-        post(format!("/grants/{id}/credentials")),
-        &carol,
-        None,
-    )
-    .await;
+    let c = pull(&api, &id, &carol).await;
     assert_eq!(c.status, 200, "{}", c.body);
-    let r = send(
-        &api,
-        post(format!("/grants/{id}/revoke")),
-        &carol,
-        Some(json!({"reason": "done with the investigation"})),
-    )
-    .await;
+    let r = revoke(&api, &id, &carol).await;
     assert_eq!(
         (r.status, r.body["live_sessions"].as_str()),
         (200, Some("cut")),
@@ -302,21 +301,9 @@ async fn revoking_cuts_the_live_session_through_the_roles_deny_policy() {
         .clone();
     assert!(denied.contains(&json!(id)), "{doc}");
     // No more credentials, and a second revoke says why.
-    let again = send(
-        &api,
-        post(format!("/grants/{id}/credentials")),
-        &carol,
-        None,
-    )
-    .await;
+    let again = pull(&api, &id, &carol).await;
     assert_eq!(again.status, 409, "{}", again.body);
-    let twice = send(
-        &api,
-        post(format!("/grants/{id}/revoke")),
-        &carol,
-        Some(json!({"reason": "done with the investigation"})),
-    )
-    .await;
+    let twice = revoke(&api, &id, &carol).await;
     assert_eq!(twice.status, 409, "{}", twice.body);
 }
 
@@ -543,7 +530,7 @@ async fn a_function_that_cannot_start_is_answered_as_api_gateway_would_with_noth
     let api = api(&stack);
     let gus = stack.token("gus-crash", &["sre"]);
     let id = active(&api, &gus, "prod-logs-ro", "30m").await;
-    let c = send(&api, post(format!("/grants/{id}/credentials")), &gus, None).await;
+    let c = pull(&api, &id, &gus).await;
     assert_eq!(
         (c.status, c.body.clone()),
         (500, json!({"message": "Internal Server Error"}))
@@ -584,13 +571,7 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
     let erin = stack.token("erin-timing", &["engineers"]);
     let granted = active(&api, &alice, "prod-logs-ro", "5m").await;
     // A session of at least 15 minutes outlives the 5-minute grant: expiry must cut it.
-    let c = send(
-        &api,
-        post(format!("/grants/{granted}/credentials")),
-        &alice,
-        None,
-    )
-    .await;
+    let c = pull(&api, &granted, &alice).await;
     assert_eq!(c.status, 200, "{}", c.body);
     let waiting = ask(&api, &erin, "prod-logs-ro", "1h", json!({})).await;
     api.wait_for(&waiting, &erin, Duration::from_secs(30), |g| {
@@ -621,13 +602,7 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
         denied.as_array().unwrap().contains(&json!(granted)),
         "{doc}"
     );
-    let c = send(
-        &api,
-        post(format!("/grants/{granted}/credentials")),
-        &alice,
-        None,
-    )
-    .await;
+    let c = pull(&api, &granted, &alice).await;
     assert_eq!(c.status, 409, "{}", c.body);
     verified_export(&api, &stack.token("ann-timing", &["security"])).await;
 }
