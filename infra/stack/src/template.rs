@@ -477,6 +477,7 @@ mod tests {
         for dir in [
             "shared/core/src",
             "shared/core/src/policy",
+            "shared/http/src",
             "functions/intake/src",
             "functions/approver/src",
             "functions/issuer/src",
