@@ -316,6 +316,7 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
         lock(&s.pids).insert(instance, pid);
     }
     let label = format!("{}#{instance}", s.def.binary);
+    let mut forwarders = Vec::new();
     for stream in [
         child
             .stdout
@@ -329,7 +330,11 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
     .into_iter()
     .flatten()
     {
-        tokio::spawn(forward_logs(stream, label.clone(), s.logs.clone()));
+        forwarders.push(tokio::spawn(forward_logs(
+            stream,
+            label.clone(),
+            s.logs.clone(),
+        )));
     }
     let (stop, stopped) = oneshot::channel();
     lock(&s.stoppers).insert(instance, stop);
@@ -380,6 +385,10 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
         }
     };
     server.abort();
+    // What the process wrote before it ended is in the log before its end is reported.
+    for forwarder in forwarders {
+        let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+    }
     if finishing.swap(false, Ordering::SeqCst) {
         s.finishing.fetch_sub(1, Ordering::SeqCst);
     }
