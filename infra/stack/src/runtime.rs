@@ -665,9 +665,13 @@ while True:
     fn function_with(timeout_secs: u64, env: &[(&str, &str)], max: usize) -> FunctionRuntime {
         let dir = jit_local::target_dir().join("jit-stack-test");
         std::fs::create_dir_all(&dir).unwrap();
-        let script = dir.join("function.py");
+        // A file of its own per test: tests run in parallel, and a script rewritten while
+        // another test's process starts it would be read half-written.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let script = dir.join(format!("function-{}-{n}.py", std::process::id()));
         std::fs::write(&script, FUNCTION).unwrap();
-        let launcher = dir.join(format!("function-{}.sh", std::process::id()));
+        let launcher = dir.join(format!("function-{}-{n}.sh", std::process::id()));
         std::fs::write(
             &launcher,
             format!("#!/bin/sh\nexec python3 {}\n", script.display()),
