@@ -9,13 +9,14 @@ use lambda_http::{Error, Request, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    // A bad policy set or setting stops the function here, saying what to fix.
+    // A bad setting or policy set stops the function here, saying what to fix.
+    let config = IntakeConfig::from_env()?;
     let base = jit_http::startup::foundation().await?;
     let app = Arc::new(App {
         store: base.store,
         rules: base.rules,
         clock: Arc::new(SystemClock),
-        config: IntakeConfig::from_env()?,
+        config,
     });
     tracing::info!(policy_hash = %app.rules.hash(), "intake ready");
     lambda_http::run(service_fn(move |request: Request| {

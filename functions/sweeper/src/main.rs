@@ -14,14 +14,15 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    // A bad policy set or setting stops the function here, saying what to fix.
+    // A bad setting or policy set stops the function here, saying what to fix.
+    let config = SweeperConfig::from_env()?;
     let base = jit_http::startup::foundation().await?;
     let sweeper = Arc::new(Sweeper {
         store: base.store,
         rules: base.rules,
         clock: Arc::new(SystemClock),
         policies: IamPolicies::new(&base.aws),
-        config: SweeperConfig::from_env()?,
+        config,
     });
     tracing::info!(policy_hash = %sweeper.rules.hash(), "sweeper ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SweeperEvent>| {

@@ -1131,3 +1131,26 @@ async fn revocation_follows_the_role_recorded_on_the_grant_not_the_targets_file(
     assert_eq!(report["repaired"], 1, "{report}");
     assert_eq!(denied(h.policy_of(&removed).await), sorted(&[&removed.id]));
 }
+
+#[test]
+fn a_policy_budget_out_of_range_stops_the_function_naming_it() {
+    for budget in ["50", "20000", "lots"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sweeper"))
+            .env(
+                "JIT_POLICY_DIR",
+                jit_local::workspace_root().join("infra/policies"),
+            )
+            .env("TABLE_NAME", "unused")
+            .env("JIT_REVOCATION_POLICY_BUDGET", budget)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{budget}");
+        assert!(
+            stderr.contains(&format!(
+                "Error: JIT_REVOCATION_POLICY_BUDGET `{budget}` must be 200 to 10240"
+            )),
+            "{budget}: {stderr}"
+        );
+    }
+}

@@ -86,8 +86,6 @@ struct Shared {
     in_flight: Mutex<HashMap<String, (u64, Reply)>>,
     /// Instance → the sender that stops it.
     stoppers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
-    /// Instance → its process id, while it runs.
-    pids: Mutex<HashMap<u64, u32>>,
     init_error: Mutex<Option<String>>,
     started: AtomicUsize,
     invocations: AtomicUsize,
@@ -148,7 +146,6 @@ impl FunctionRuntime {
                 next_instance: AtomicU64::new(1),
                 in_flight: Mutex::new(HashMap::new()),
                 stoppers: Mutex::new(HashMap::new()),
-                pids: Mutex::new(HashMap::new()),
                 init_error: Mutex::new(None),
                 started: AtomicUsize::new(0),
                 invocations: AtomicUsize::new(0),
@@ -170,11 +167,6 @@ impl FunctionRuntime {
     /// How many instances were started so far.
     pub fn instances_started(&self) -> usize {
         self.shared.started.load(Ordering::SeqCst)
-    }
-
-    /// The process ids of the running instances.
-    pub fn pids(&self) -> Vec<u32> {
-        lock(&self.shared.pids).values().copied().collect()
     }
 
     /// Invokes the function with `payload`, as Lambda's synchronous invoke does.
@@ -246,7 +238,6 @@ fn start_instance(shared: &Arc<Shared>) {
         let (outcome, took_work) = run_instance(Arc::clone(&s), instance).await;
         s.instances.fetch_sub(1, Ordering::SeqCst);
         lock(&s.stoppers).remove(&instance);
-        lock(&s.pids).remove(&instance);
         // Whatever it held fails as Lambda fails it.
         let held: Vec<Reply> = {
             let mut in_flight = lock(&s.in_flight);
@@ -312,9 +303,6 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
             return (why, false);
         }
     };
-    if let Some(pid) = child.id() {
-        lock(&s.pids).insert(instance, pid);
-    }
     let label = format!("{}#{instance}", s.def.binary);
     let mut forwarders = Vec::new();
     for stream in [

@@ -40,3 +40,22 @@ fn a_missing_policy_directory_is_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_ticket_pattern_that_does_not_compile_stops_the_function_naming_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_intake"))
+        .env(
+            "JIT_POLICY_DIR",
+            jit_local::workspace_root().join("infra/policies"),
+        )
+        .env("TABLE_NAME", "unused")
+        .env("JIT_TICKET_PATTERN", "[A-Z+")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("Error: JIT_TICKET_PATTERN `[A-Z+` is not a valid pattern"),
+        "{stderr}"
+    );
+}

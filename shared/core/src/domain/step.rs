@@ -144,11 +144,9 @@ impl<'a> Step<'a> {
         }
     }
 
-    pub(super) fn await_review(
-        &mut self,
-        required: u32,
-        hash: String,
-    ) -> Result<AuditAction, TransitionError> {
+    /// The approver's rules decide a pending request once: the checks every rules decision
+    /// shares.
+    fn require_unevaluated(&self) -> Result<(), TransitionError> {
         self.require_service(Service::Approver)?;
         self.require_pending()?;
         if self.grant.approvals_required.is_some() {
@@ -156,6 +154,15 @@ impl<'a> Step<'a> {
                 id: self.grant.id.clone(),
             });
         }
+        Ok(())
+    }
+
+    pub(super) fn await_review(
+        &mut self,
+        required: u32,
+        hash: String,
+    ) -> Result<AuditAction, TransitionError> {
+        self.require_unevaluated()?;
         let required = required.max(1);
         self.next.approvals_required = Some(required);
         self.detail
@@ -174,13 +181,7 @@ impl<'a> Step<'a> {
         policies: Vec<String>,
         hash: String,
     ) -> Result<AuditAction, TransitionError> {
-        self.require_service(Service::Approver)?;
-        self.require_pending()?;
-        if self.grant.approvals_required.is_some() {
-            return Err(TransitionError::AlreadyEvaluated {
-                id: self.grant.id.clone(),
-            });
-        }
+        self.require_unevaluated()?;
         if break_glass && !self.grant.break_glass {
             return Err(TransitionError::NotBreakGlass {
                 id: self.grant.id.clone(),
