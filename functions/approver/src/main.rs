@@ -14,7 +14,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A bad policy set or setting stops the function here, saying what to fix.
-    let base = jit_http::startup::foundation().await?;
+    let base = jit_http::startup::foundation(jit_core::domain::Service::Approver).await?;
     let approver = Arc::new(Approver {
         store: base.store,
         rules: base.rules,

@@ -5,6 +5,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use jit_core::clock::Timestamp;
+use jit_core::domain::GrantId;
 use jit_core::identity::Caller;
 use jit_core::policy::Action;
 use jit_core::store::{Cursor, GrantStore, PageRequest};
@@ -69,11 +70,24 @@ impl<S: GrantStore> App<S> {
             cursor: query(request, "next").map(Cursor::from_client),
         };
         let page = self.store.audit_between(from, to, &page).await?;
+        // What an auditor needs to check the page offline: the heads of its grants (records
+        // dropped from a chain's end), the checkpoints of the range (whole grants dropped),
+        // and the keys the signatures verify under.
+        let mut ids: Vec<GrantId> = page.items.iter().map(|r| r.grant_id.clone()).collect();
+        ids.sort();
+        ids.dedup();
+        let heads = self.store.heads(&ids).await?;
+        let checkpoints = self.store.checkpoints_between(from, to).await?;
         tracing::info!(auditor = %caller.user, from = %from, to = %to, records = page.items.len(), "audit exported");
         Ok(json(
             StatusCode::OK,
             &json!({
+                "from": from,
+                "to": to,
                 "records": page.items.iter().map(views::audit).collect::<Vec<_>>(),
+                "heads": heads,
+                "checkpoints": checkpoints,
+                "keys": self.keys.public_keys(),
                 "next": page.next.map(|c| c.as_str().to_owned()),
             }),
         ))

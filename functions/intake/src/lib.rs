@@ -69,6 +69,8 @@ pub struct App<S> {
     pub clock: Arc<dyn Clock>,
     /// Settings.
     pub config: IntakeConfig,
+    /// The functions' public keys, exported with the audit trail.
+    pub keys: Arc<jit_core::trust::KeyRing>,
 }
 
 /// The routes this function serves.

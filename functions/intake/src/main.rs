@@ -11,12 +11,13 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad setting or policy set stops the function here, saying what to fix.
     let config = IntakeConfig::from_env()?;
-    let base = jit_http::startup::foundation().await?;
+    let base = jit_http::startup::foundation(jit_core::domain::Service::Intake).await?;
     let app = Arc::new(App {
         store: base.store,
         rules: base.rules,
         clock: Arc::new(SystemClock),
         config,
+        keys: base.keys,
     });
     tracing::info!(policy_hash = %app.rules.hash(), "intake ready");
     lambda_http::run(service_fn(move |request: Request| {

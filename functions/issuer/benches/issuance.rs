@@ -15,7 +15,8 @@ use std::time::Instant;
 use jit_core::clock::{Clock, SystemClock};
 use jit_core::domain::{Actor, Command, Grant, GrantId, Service};
 use jit_core::policy::Rules;
-use jit_core::store::{DynamoStore, GrantStore};
+use jit_core::store::{DynamoStore, GrantStore, SignedStore};
+use jit_core::trust::LocalKeys;
 use jit_issuer::{HttpFederation, Issuer, IssuerConfig, StsBroker};
 use jit_local::{CallCounter, Claims, TestTable};
 
@@ -34,7 +35,11 @@ async fn main() {
     let rules =
         Arc::new(Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap());
     let clock = Arc::new(SystemClock);
-    let store = DynamoStore::new(table.client.clone(), &table.name);
+    let keys = LocalKeys::generate();
+    let store = SignedStore::new(
+        DynamoStore::new(table.client.clone(), &table.name),
+        Arc::new(keys.clone()),
+    );
     let mut grants = Vec::new();
     for i in 0..GRANTS {
         let now = clock.now();
@@ -69,6 +74,7 @@ async fn main() {
         federation: HttpFederation::new(url::Url::parse("http://127.0.0.1:9/federation").unwrap())
             .unwrap(),
         config: IssuerConfig::default(),
+        keys: Arc::new(keys.ring()),
     };
     let events: Vec<_> = grants
         .iter()

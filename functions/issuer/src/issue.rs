@@ -10,6 +10,7 @@ use jit_core::domain::{Actor, Command, Grant, GrantId, SessionKind};
 use jit_core::identity::Caller;
 use jit_core::store::GrantStore;
 use jit_core::transition::{Retry, transition_from};
+use jit_core::trust::check_grant;
 use jit_http::{Problem, hidden_or_forbidden, json, optional_body, transition_problem};
 
 use crate::federation::{SigninFederation, console_destination, login_url};
@@ -26,6 +27,25 @@ struct NoBody {}
 struct ConsoleBody {
     #[serde(default)]
     destination: Option<String>,
+}
+
+/// The `EvidenceRejected` metric in CloudWatch Embedded Metric Format, per target: the template
+/// alarms on any.
+fn evidence_metric(grant: &Grant, at: Timestamp) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": at.unix_seconds() * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": "JitAccess",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "EvidenceRejected", "Unit": "Count"}],
+            }],
+        },
+        "GrantId": grant.id.as_str(),
+        "Target": grant.target.as_str(),
+        "EvidenceRejected": 1,
+    })
+    .to_string()
 }
 
 fn broker_problem(e: BrokerError) -> Problem {
@@ -59,7 +79,9 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
     ) -> Result<Grant, Problem> {
         let not_found = || Problem::not_found("grant");
         let id = GrantId::parse(id).map_err(|_| not_found())?;
-        let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
+        // The grant and its whole chain in one query: what is about to be acted on is checked
+        // against signed evidence, not taken on the word of whoever wrote the item.
+        let (grant, records) = self.store.evidence(&id).await?.ok_or_else(not_found)?;
         if grant.requester != caller.user {
             return Err(hidden_or_forbidden(
                 &self.rules,
@@ -68,6 +90,23 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
                 now,
                 "grant",
                 "only the requester may use a grant",
+            ));
+        }
+        if let Err(broken) = check_grant(&grant, &records, &self.keys) {
+            tracing::error!(
+                grant = %grant.id,
+                requester = %grant.requester,
+                problem = %broken,
+                "grant refused: its record failed verification; the table was written outside the functions"
+            );
+            println!("{}", evidence_metric(&grant, now));
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "evidence-unverified",
+                format!(
+                    "this grant's record failed verification ({broken}); no credentials were \
+                     issued. Its audit trail was changed outside the system: tell your security team"
+                ),
             ));
         }
         Ok(grant)

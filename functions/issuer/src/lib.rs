@@ -75,6 +75,8 @@ pub struct Issuer<S, B, F> {
     pub federation: F,
     /// Settings.
     pub config: IssuerConfig,
+    /// The functions' public keys: a grant's evidence must verify under them.
+    pub keys: Arc<jit_core::trust::KeyRing>,
 }
 
 /// The routes this function serves.

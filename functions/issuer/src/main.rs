@@ -13,7 +13,7 @@ use lambda_http::{Error, Request, service_fn};
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad policy set or setting stops the function here, saying what to fix.
-    let base = jit_http::startup::foundation().await?;
+    let base = jit_http::startup::foundation(jit_core::domain::Service::Issuer).await?;
     let endpoint = jit_http::startup::parsed("JIT_FEDERATION_ENDPOINT", |text| {
         url::Url::parse(text).map_err(|e| format!("is not a URL: {e}"))
     })?;
@@ -28,6 +28,7 @@ async fn main() -> Result<(), Error> {
         broker: StsBroker::new(aws_sdk_sts::Client::new(&base.aws)),
         federation: HttpFederation::new(endpoint)?,
         config: IssuerConfig::from_env(),
+        keys: base.keys,
     });
     tracing::info!(policy_hash = %issuer.rules.hash(), "issuer ready");
     lambda_http::run(service_fn(move |request: Request| {

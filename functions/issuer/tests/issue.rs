@@ -14,7 +14,8 @@ use jit_core::audit::AuditAction;
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Reason, Service, UserId};
 use jit_core::policy::Rules;
-use jit_core::store::{DynamoStore, GrantStore};
+use jit_core::store::{DynamoStore, GrantStore, SignedStore};
+use jit_core::trust::LocalKeys;
 use jit_issuer::{
     BrokerError, HttpFederation, Issuer, IssuerConfig, SessionBroker, SessionCredentials,
     SessionRequest, StsBroker,
@@ -42,8 +43,13 @@ impl SessionBroker for Broker {
     }
 }
 
+/// The store the tests write through: each record signed by its author's key, as the four
+/// functions would.
+type Store = SignedStore<DynamoStore>;
+
 struct Harness {
-    issuer: Arc<Issuer<DynamoStore, Broker, HttpFederation>>,
+    issuer: Arc<Issuer<Store, Broker, HttpFederation>>,
+    keys: LocalKeys,
     clock: Arc<ManualClock>,
     table: TestTable,
     sts_calls: CallCounter,
@@ -67,8 +73,12 @@ impl Harness {
         // STS stamps expirations from the real clock, so the test clock starts there too.
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+        let keys = LocalKeys::generate();
         let issuer = Issuer {
-            store: DynamoStore::new(table.client.clone(), &table.name),
+            store: SignedStore::new(
+                DynamoStore::new(table.client.clone(), &table.name),
+                Arc::new(keys.clone()),
+            ),
             rules: Arc::new(rules),
             clock: clock.clone(),
             broker: Broker {
@@ -79,9 +89,11 @@ impl Harness {
             federation: HttpFederation::new(url::Url::parse(&federation.endpoint).unwrap())
                 .unwrap(),
             config: IssuerConfig::default(),
+            keys: Arc::new(keys.ring()),
         };
         Self {
             issuer: Arc::new(issuer),
+            keys,
             clock,
             table,
             sts_calls,
@@ -120,7 +132,7 @@ impl Harness {
         change.grant().clone()
     }
 
-    fn store(&self) -> &DynamoStore {
+    fn store(&self) -> &Store {
         &self.issuer.store
     }
 
@@ -147,7 +159,7 @@ impl Harness {
         &self,
         rules: Rules,
         sts: aws_sdk_sts::Client,
-    ) -> Issuer<DynamoStore, Broker, HttpFederation> {
+    ) -> Issuer<Store, Broker, HttpFederation> {
         Issuer {
             store: self.issuer.store.clone(),
             rules: Arc::new(rules),
@@ -160,12 +172,13 @@ impl Harness {
             federation: HttpFederation::new(url::Url::parse(&self.federation.endpoint).unwrap())
                 .unwrap(),
             config: IssuerConfig::default(),
+            keys: Arc::clone(&self.issuer.keys),
         }
     }
 }
 
 async fn call_on(
-    issuer: &Issuer<DynamoStore, Broker, HttpFederation>,
+    issuer: &Issuer<Store, Broker, HttpFederation>,
     who: Option<(&str, &[&str])>,
     route: &str,
     id: &GrantId,
@@ -226,10 +239,11 @@ async fn an_active_grant_gets_scoped_credentials_in_one_read_one_assume_role_one
         .call(Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None)
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
+    // The one read is a query of the grant's partition: the grant and its chain, verified.
     assert_eq!(
         h.calls(),
         BTreeMap::from([
-            ("DynamoDB.GetItem".to_owned(), 1),
+            ("DynamoDB.Query".to_owned(), 1),
             ("DynamoDB.TransactWriteItems".to_owned(), 1),
             ("STS.AssumeRole".to_owned(), 1),
         ])
@@ -442,6 +456,7 @@ async fn a_revocation_between_assume_role_and_the_write_drops_the_credentials() 
     let h = Harness::new("race").await;
     let g = h.active("alice", "prod-logs-ro", "1h").await;
     let (now, grant, table) = (h.now(), g.clone(), h.table.name.clone());
+    let keys = h.keys.clone();
     let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
     let revoked = Arc::new(std::sync::Mutex::new(false));
     let flag = revoked.clone();
@@ -450,7 +465,10 @@ async fn a_revocation_between_assume_role_and_the_write_drops_the_credentials() 
         std::thread::spawn(move || {
             tokio::runtime::Runtime::new().unwrap().block_on(async {
                 // Its own client: the test's runtime is blocked while this runs.
-                let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+                let store = SignedStore::new(
+                    DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table),
+                    Arc::new(keys),
+                );
                 let change = grant
                     .apply(
                         Command::Revoke {
@@ -775,4 +793,139 @@ async fn the_console_link_comes_from_the_federation_endpoint() {
         reply.detail()
     );
     assert_eq!(h.grant(&g.id).await, before);
+}
+
+/// What someone who can write the table, or holds one function's key, might do to get
+/// credentials without the approver's say-so; each is refused before STS is called.
+#[tokio::test]
+async fn a_grant_whose_evidence_does_not_verify_gets_no_credentials() {
+    use jit_core::trust::{LocalKey, record_message};
+
+    let h = Harness::new("forged").await;
+    let raw = h.store().inner().clone();
+    let auto_approve = |g: &Grant, now| {
+        g.apply(
+            Command::AutoApprove {
+                policies: vec!["forged".into()],
+                policy_hash: "h".into(),
+            },
+            &Actor::Service(Service::Approver),
+            now,
+        )
+        .unwrap()
+    };
+    let put_grant = |grant: Grant| {
+        let table = h.table.clone();
+        async move {
+            let mut item: std::collections::HashMap<_, _> = serde_dynamo::to_item(&grant).unwrap();
+            item.insert(
+                "pk".into(),
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", grant.id)),
+            );
+            item.insert(
+                "sk".into(),
+                aws_sdk_dynamodb::types::AttributeValue::S("GRANT".into()),
+            );
+            table
+                .client
+                .put_item()
+                .table_name(&table.name)
+                .set_item(Some(item))
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+
+    let mut cases: Vec<(&str, GrantId, &str)> = Vec::new();
+
+    // 1. Intake's key (a compromised intake) signs the activation: a well-formed chain whose
+    //    activating record is not the approver's.
+    let g = h.pending("alice", "prod-logs-ro", "1h").await;
+    let change = auto_approve(&g, h.now());
+    let intake = h.keys.key(Service::Intake);
+    let forged = intake.sign_as(&record_message(&change.audit().hash));
+    raw.commit(&change.with_signature(forged)).await.unwrap();
+    cases.push((
+        "intake's key on an activation",
+        g.id,
+        "only the approver function",
+    ));
+
+    // 2. Someone with table access and no key at all appends an unsigned activation.
+    let g = h.pending("bob", "prod-logs-ro", "1h").await;
+    raw.commit(&auto_approve(&g, h.now())).await.unwrap();
+    cases.push(("an unsigned activation", g.id, "not signed"));
+
+    // 3. A key from outside the deployment, claiming to be the approver's.
+    let g = h.pending("carol", "prod-logs-ro", "1h").await;
+    let change = auto_approve(&g, h.now());
+    let stranger = LocalKey::generate(Service::Approver);
+    let forged = stranger.sign_as(&record_message(&change.audit().hash));
+    raw.commit(&change.with_signature(forged)).await.unwrap();
+    cases.push(("an outside key", g.id, "not one of the functions' keys"));
+
+    // 4. A properly approved grant whose item is rewritten to last ten hours longer.
+    let g = h.active("dave", "prod-logs-ro", "1h").await;
+    let mut longer = h.grant(&g.id).await;
+    longer.ends_at = longer.ends_at.map(|t| t.plus_secs(36_000));
+    put_grant(longer).await;
+    cases.push(("an extended end time", g.id, "end time"));
+
+    // 5. A pending request's item set to ACTIVE with its chain left as it was.
+    let g = h.pending("erin", "prod-logs-ro", "1h").await;
+    let mut active = h.grant(&g.id).await;
+    active.state = GrantState::Active;
+    active.activated_at = Some(h.now());
+    active.ends_at = Some(h.now().plus_secs(3600));
+    put_grant(active).await;
+    cases.push(("a state written directly", g.id, "state"));
+
+    // 6. A properly approved grant moved to another role.
+    let g = h.active("frank", "prod-logs-ro", "1h").await;
+    let mut moved = h.grant(&g.id).await;
+    moved.role_arn =
+        jit_core::domain::RoleArn::parse("arn:aws:iam::111111111111:role/jit/prod-admin").unwrap();
+    put_grant(moved).await;
+    cases.push(("another role", g.id, "role"));
+
+    for (case, id, says) in cases {
+        let who = h.grant(&id).await.requester;
+        let before = h.audit_actions(&id).await;
+        h.calls();
+        let reply = h
+            .call(Some((who.as_str(), ENGINEER)), CREDENTIALS, &id, None)
+            .await;
+        assert_eq!(reply.status, 409, "{case}: {}", reply.body);
+        assert!(
+            reply.body["type"]
+                .as_str()
+                .unwrap()
+                .ends_with("evidence-unverified"),
+            "{case}: {}",
+            reply.body
+        );
+        assert!(
+            reply.detail().contains("failed verification") && reply.detail().contains(says),
+            "{case}: {}",
+            reply.detail()
+        );
+        assert!(reply.body.get("AccessKeyId").is_none(), "{case}");
+        let calls = h.calls();
+        assert!(!calls.contains_key("STS.AssumeRole"), "{case}: {calls:?}");
+        assert_eq!(
+            calls.get("DynamoDB.Query"),
+            Some(&1),
+            "{case}: one read, nothing written: {calls:?}"
+        );
+        assert_eq!(calls.values().sum::<u64>(), 1, "{case}: {calls:?}");
+        assert_eq!(h.audit_actions(&id).await, before, "{case}");
+    }
+
+    // The same grant, signed by the approver, is served: the refusals above are the evidence's.
+    let g = h.active("grace", "prod-logs-ro", "1h").await;
+    let reply = h
+        .call(Some(("grace", ENGINEER)), CREDENTIALS, &g.id, None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }

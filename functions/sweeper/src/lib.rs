@@ -18,6 +18,7 @@ use jit_core::clock::Clock;
 use jit_core::policy::Rules;
 use jit_core::revocation::INLINE_POLICY_LIMIT;
 use jit_core::store::GrantStore;
+use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, parsed, setting};
 use jit_http::{caller, match_route, no_such_route, respond};
 
@@ -39,6 +40,8 @@ pub struct SweeperConfig {
     pub deadline_margin: Duration,
     /// How much of the invocation settling due items leaves for reconciling roles.
     pub role_reserve: Duration,
+    /// How the audit trail is cut into checkpointed periods.
+    pub checkpoint_period: CheckpointPeriod,
 }
 
 impl Default for SweeperConfig {
@@ -50,6 +53,7 @@ impl Default for SweeperConfig {
             page_size: 100,
             deadline_margin: Duration::from_secs(5),
             role_reserve: Duration::from_secs(15),
+            checkpoint_period: CheckpointPeriod::HOURLY,
         }
     }
 }
@@ -65,9 +69,27 @@ impl SweeperConfig {
                 .filter(|b| (200..=INLINE_POLICY_LIMIT).contains(b))
                 .ok_or_else(|| format!("must be 200 to {INLINE_POLICY_LIMIT}"))
         })?;
+        let length = parsed("JIT_CHECKPOINT_PERIOD_SECS", |text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| (60..=86_400).contains(n) && 86_400 % n == 0)
+                .ok_or_else(|| "must be 60 to 86400 seconds and divide a day".to_owned())
+        })?
+        .unwrap_or(defaults.checkpoint_period.length_secs);
+        let grace = parsed("JIT_CHECKPOINT_GRACE_SECS", |text| {
+            text.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| "must be a whole number of seconds, at least 1".to_owned())
+        })?
+        .unwrap_or(defaults.checkpoint_period.grace_secs);
         Ok(Self {
             groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
             policy_budget: budget.unwrap_or(defaults.policy_budget),
+            checkpoint_period: CheckpointPeriod {
+                length_secs: length,
+                grace_secs: grace,
+            },
             ..defaults
         })
     }

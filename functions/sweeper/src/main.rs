@@ -16,7 +16,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A bad setting or policy set stops the function here, saying what to fix.
     let config = SweeperConfig::from_env()?;
-    let base = jit_http::startup::foundation().await?;
+    let base = jit_http::startup::foundation(jit_core::domain::Service::Sweeper).await?;
     let sweeper = Arc::new(Sweeper {
         store: base.store,
         rules: base.rules,

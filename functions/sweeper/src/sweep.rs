@@ -16,6 +16,7 @@ use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Service, Targ
 use jit_core::revocation::{POLICY_NAME, RevocationPolicy, derive, live};
 use jit_core::store::{AppliedPolicy, GrantStore, PageRequest, RoleLedger, StoreError};
 use jit_core::transition::{Retry, TransitionFailure, transition};
+use jit_core::trust::Checkpoint;
 
 use crate::Sweeper;
 use crate::iam::{PolicyError, RolePolicies};
@@ -40,6 +41,8 @@ pub struct SweepReport {
     /// Roles left unreconciled (a failure, or the deadline): their revocations may not be in
     /// force until a later sweep reconciles them.
     pub roles_pending: u32,
+    /// Signed checkpoints written for closed periods.
+    pub checkpoints: u32,
     /// What failed; each is retried by the next sweep.
     pub failures: Vec<String>,
     /// False when the deadline stopped it early.
@@ -196,6 +199,9 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 }
             }
         }
+        if !out_of_time(self.config.role_reserve) {
+            self.checkpoint(now, &mut report).await;
+        }
         let heads = match self.store.revoked_roles().await {
             Ok(heads) => heads,
             Err(e) => {
@@ -241,6 +247,94 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
 
     /// Times out or expires one due grant. `None` when it was no longer due (settled by
     /// another sweep or changed meanwhile).
+    /// Writes the signed checkpoint of each closed period since the latest one (at most a
+    /// day's worth per sweep). With no checkpoint yet, the chain starts with the period before
+    /// the current one. Each checkpoint's sequence number and hash also go to the log: an
+    /// anchor outside the table, for comparing against an export.
+    async fn checkpoint(&self, now: Timestamp, report: &mut SweepReport) {
+        const MOST_PER_SWEEP: usize = 24;
+        let period = self.config.checkpoint_period;
+        let mut prev = match self.store.latest_checkpoint().await {
+            Ok(latest) => latest,
+            Err(e) => {
+                report
+                    .failures
+                    .push(format!("reading the latest checkpoint: {e}"));
+                return;
+            }
+        };
+        let mut start = match &prev {
+            Some(p) => p.period_end,
+            None => period.containing(now).0.plus_secs(-period.length_secs),
+        };
+        for _ in 0..MOST_PER_SWEEP {
+            let end = start.plus_secs(period.length_secs);
+            if !period.closed(end, now) {
+                return;
+            }
+            let records = match self.period_records(start, end).await {
+                Ok(records) => records,
+                Err(e) => {
+                    report.failures.push(format!(
+                        "reading the audit records from {start} for its checkpoint: {e}"
+                    ));
+                    return;
+                }
+            };
+            let checkpoint = Checkpoint::next(prev.as_ref(), start, end, &records);
+            match self.store.put_checkpoint(&checkpoint).await {
+                Ok(()) => {
+                    report.checkpoints += 1;
+                    tracing::info!(
+                        checkpoint = checkpoint.seq,
+                        hash = %checkpoint.hash,
+                        period_start = %start,
+                        period_end = %end,
+                        records = checkpoint.count,
+                        "audit checkpoint signed"
+                    );
+                }
+                // Another sweep wrote it first; it carries on from there next time.
+                Err(StoreError::CheckpointTaken { .. }) => return,
+                Err(e) => {
+                    report
+                        .failures
+                        .push(format!("writing checkpoint {}: {e}", checkpoint.seq));
+                    return;
+                }
+            }
+            prev = Some(checkpoint);
+            start = end;
+        }
+    }
+
+    async fn period_records(
+        &self,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Result<Vec<jit_core::audit::AuditRecord>, StoreError> {
+        let mut records = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .store
+                .audit_between(
+                    start,
+                    end,
+                    &PageRequest {
+                        limit: PageRequest::MAX_LIMIT,
+                        cursor: cursor.take(),
+                    },
+                )
+                .await?;
+            records.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(records),
+            }
+        }
+    }
+
     async fn settle(&self, grant: Grant, now: Timestamp) -> Result<Option<GrantState>, String> {
         let command = match grant.state {
             GrantState::Pending => Command::TimeOut,

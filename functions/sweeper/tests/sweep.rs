@@ -19,7 +19,11 @@ use jit_core::domain::{
 use jit_core::policy::Rules;
 use jit_core::store::{
     AppliedPolicy, Created, DynamoStore, GrantStore, Idempotency, LedgerHead, Page, PageRequest,
-    RoleLedger, StoreError,
+    RoleLedger, SignedStore, StoreError,
+};
+use jit_core::trust::{
+    AuditExport, Checkpoint, ExportBreak, GrantHead, LocalKey, LocalKeys, record_message,
+    verify_export,
 };
 use jit_local::{Claims, TestTable};
 use jit_sweeper::{IamPolicies, PolicyError, RolePolicies, Sweeper, SweeperConfig};
@@ -101,8 +105,11 @@ impl Policies {
 /// digest write).
 #[derive(Clone)]
 struct GatedStore {
-    inner: DynamoStore,
+    inner: SignedStore<DynamoStore>,
     gates: Arc<Gates>,
+    /// The four functions' keys the records are signed with.
+    keys: LocalKeys,
+    table: TestTable,
 }
 
 impl GrantStore for GatedStore {
@@ -118,6 +125,28 @@ impl GrantStore for GatedStore {
     }
     async fn commit(&self, change: &Change) -> Result<(), StoreError> {
         self.inner.commit(change).await
+    }
+    async fn evidence(
+        &self,
+        id: &GrantId,
+    ) -> Result<Option<(Grant, Vec<AuditRecord>)>, StoreError> {
+        self.inner.evidence(id).await
+    }
+    async fn heads(&self, ids: &[GrantId]) -> Result<Vec<GrantHead>, StoreError> {
+        self.inner.heads(ids).await
+    }
+    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        self.inner.latest_checkpoint().await
+    }
+    async fn checkpoints_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        self.inner.checkpoints_between(from, to).await
+    }
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        self.inner.put_checkpoint(checkpoint).await
     }
     async fn list_by_requester(
         &self,
@@ -253,9 +282,15 @@ impl Harness {
         }
         let clock = Arc::new(ManualClock::at(SystemClock.now()));
         let gates = Arc::new(Gates::default());
+        let keys = LocalKeys::generate();
         let store = GatedStore {
-            inner: DynamoStore::new(table.client.clone(), &table.name),
+            inner: SignedStore::new(
+                DynamoStore::new(table.client.clone(), &table.name),
+                Arc::new(keys.clone()),
+            ),
             gates: gates.clone(),
+            keys,
+            table: table.clone(),
         };
         let sweeper = sweeper_with(store, rules, clock.clone(), &config, &gates, budget);
         Self {
@@ -286,7 +321,7 @@ impl Harness {
         self.clock.now()
     }
 
-    fn store(&self) -> &DynamoStore {
+    fn store(&self) -> &SignedStore<DynamoStore> {
         &self.sweeper.store.inner
     }
 
@@ -1153,4 +1188,158 @@ fn a_policy_budget_out_of_range_stops_the_function_naming_it() {
             "{budget}: {stderr}"
         );
     }
+}
+
+/// The export an auditor would get for `[from, to)`, read from the table.
+async fn export_of(h: &Harness, from: Timestamp, to: Timestamp) -> AuditExport {
+    let store = h.store();
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .audit_between(
+                from,
+                to,
+                &PageRequest {
+                    limit: 100,
+                    cursor: cursor.take(),
+                },
+            )
+            .await
+            .unwrap();
+        records.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let mut ids: Vec<GrantId> = records.iter().map(|r| r.grant_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    AuditExport {
+        from: Some(from),
+        to: Some(to),
+        keys: h.sweeper.store.keys.ring().public_keys(),
+        heads: store.heads(&ids).await.unwrap(),
+        checkpoints: store.checkpoints_between(from, to).await.unwrap(),
+        records,
+    }
+}
+
+#[tokio::test]
+async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_deleted_grants() {
+    let h = Harness::new("checkpoints", 10_240).await;
+    let hour = 3600;
+    let start = Timestamp::from_unix_seconds((h.now().unix_seconds() / hour + 1) * hour);
+    let end = start.plus_secs(hour);
+    h.clock.set(start.plus_secs(10));
+    // A sweep inside the period writes no checkpoint: none is closed yet.
+    assert_eq!(h.sweep().await["checkpoints"], 0);
+
+    h.pending("alice", "prod-logs-ro", "1h").await;
+    let bob = h.with_session("bob", "prod-logs-ro", "1h", 900).await;
+    h.clock.advance(60);
+    let (status, body) = h
+        .revoke(
+            Some(("sam", SRE)),
+            &bob.id,
+            r#"{"reason":"done with it, thanks"}"#,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let carol = h.pending("carol", "prod-db-admin", "1h").await;
+
+    // Past the end and the grace: the next sweep signs the period's checkpoint.
+    h.clock.set(end.plus_secs(301));
+    assert_eq!(h.sweep().await["checkpoints"], 1);
+    // One checkpoint per period: the next sweep has nothing new to sign.
+    assert_eq!(h.sweep().await["checkpoints"], 0);
+
+    let export = export_of(&h, start, end).await;
+    assert_eq!(export.checkpoints.len(), 1);
+    assert_eq!(export.checkpoints[0].count, 1 + 4 + 1);
+    let summary = verify_export(&export, None).unwrap();
+    assert_eq!(
+        (summary.grants, summary.records, summary.periods),
+        (3, 6, 1)
+    );
+    // The keys an auditor pinned beforehand verify it just as well.
+    verify_export(&export, Some(&h.sweeper.store.keys.ring())).unwrap();
+
+    // One byte edited in the exported text.
+    let text = serde_json::to_string(&export).unwrap();
+    let edited = text.replacen("done with it, thanks", "done with it, thankz", 1);
+    assert_ne!(edited, text);
+    let edited: AuditExport = serde_json::from_str(&edited).unwrap();
+    let broken = verify_export(&edited, None).unwrap_err();
+    assert!(
+        matches!(&broken, ExportBreak::Record { grant_id, seq: 4, problem } if grant_id == &bob.id && problem.contains("altered")),
+        "{broken}"
+    );
+
+    // One record dropped from the middle of a chain.
+    let mut dropped = export.clone();
+    dropped
+        .records
+        .retain(|r| !(r.grant_id == bob.id && r.seq == 2));
+    let broken = verify_export(&dropped, None).unwrap_err();
+    assert!(
+        matches!(&broken, ExportBreak::Record { seq: 3, problem, .. } if problem.contains("record 2 is missing")),
+        "{broken}"
+    );
+
+    // A record rewritten and signed with a key that is not one of the functions'.
+    let mut forged = export.clone();
+    let stranger = LocalKey::generate(Service::Sweeper);
+    let record = forged
+        .records
+        .iter_mut()
+        .find(|r| r.grant_id == bob.id && r.seq == 4)
+        .unwrap();
+    record
+        .detail
+        .insert("reason".to_owned(), "routine".to_owned());
+    record.hash = record.compute_hash();
+    record.signature = Some(stranger.sign_as(&record_message(&record.hash)));
+    let broken = verify_export(&forged, None).unwrap_err();
+    assert!(
+        matches!(&broken, ExportBreak::Record { seq: 4, problem, .. } if problem.contains("not one of the functions' keys")),
+        "{broken}"
+    );
+
+    // A whole grant deleted from the table with its chain, as an insider could: the export
+    // of the closed period no longer matches what the sweeper signed.
+    let table = &h.sweeper.store.table;
+    for sk in ["GRANT".to_owned(), "AUDIT#0000000001".to_owned()] {
+        table
+            .client
+            .delete_item()
+            .table_name(&table.name)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", carol.id)),
+            )
+            .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk))
+            .send()
+            .await
+            .unwrap();
+    }
+    let export = export_of(&h, start, end).await;
+    assert!(export.records.iter().all(|r| r.grant_id != carol.id));
+    let broken = verify_export(&export, None).unwrap_err();
+    assert_eq!(
+        broken,
+        ExportBreak::Period {
+            seq: 1,
+            start,
+            end,
+            signed: 6,
+            found: 5,
+            digest: String::new(),
+        }
+    );
+    assert!(
+        broken.to_string().contains("held 6 audit records"),
+        "{broken}"
+    );
 }

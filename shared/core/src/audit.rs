@@ -126,6 +126,10 @@ pub struct AuditRecord {
     pub prev_hash: String,
     /// This record's hash.
     pub hash: String,
+    /// The writing function's signature over the hash; not part of the hash, so the chain
+    /// reads the same with or without it. See [`crate::trust`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::trust::RecordSignature>,
 }
 
 /// The parts of a record a transition supplies; the chain supplies the rest.
@@ -162,6 +166,7 @@ impl AuditRecord {
             policy_hash: entry.policy_hash,
             prev_hash: head.hash.clone(),
             hash: String::new(),
+            signature: None,
         };
         record.hash = record.compute_hash();
         record

@@ -10,3 +10,4 @@ pub mod policy;
 pub mod revocation;
 pub mod store;
 pub mod transition;
+pub mod trust;

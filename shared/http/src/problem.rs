@@ -138,7 +138,9 @@ impl From<StoreError> for Problem {
                 )
             }
             // Reconciles retry this themselves; should it ever reach a caller, retrying helps.
-            StoreError::LedgerMoved { .. } => Self::unavailable(e.to_string()),
+            StoreError::LedgerMoved { .. } | StoreError::CheckpointTaken { .. } => {
+                Self::unavailable(e.to_string())
+            }
         }
     }
 }

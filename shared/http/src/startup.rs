@@ -1,11 +1,14 @@
 //! What every function does at start-up, one way: its settings from the environment, the
 //! rules (a bad policy set stops the function with the file and line to fix), the AWS
-//! configuration and the grant store on the table.
+//! configuration, the functions' public keys, and the grant store on the table, signing with
+//! the function's own key.
 
 use std::sync::Arc;
 
+use jit_core::domain::Service;
 use jit_core::policy::{PolicyError, Rules};
-use jit_core::store::DynamoStore;
+use jit_core::store::{DynamoStore, SignedStore};
+use jit_core::trust::{KeyRing, KmsKey, SignError, load_key_ring};
 
 /// Why a function could not start; each says what to fix.
 #[derive(thiserror::Error)]
@@ -19,6 +22,9 @@ pub enum StartupError {
         /// The variable.
         name: &'static str,
     },
+    /// The functions' public keys could not be read.
+    #[error("the signing keys' public halves could not be read: {0}")]
+    Keys(#[from] SignError),
     /// A setting has a value the function cannot use.
     #[error("{name} `{value}` {why}")]
     Invalid {
@@ -59,19 +65,49 @@ pub struct Foundation {
     pub rules: Arc<Rules>,
     /// The AWS configuration of the function's role.
     pub aws: aws_config::SdkConfig,
-    /// The grant store on `TABLE_NAME`.
-    pub store: DynamoStore,
+    /// The grant store on `TABLE_NAME`, signing with the function's key.
+    pub store: SignedStore<DynamoStore>,
+    /// The four functions' public keys, read once.
+    pub keys: Arc<KeyRing>,
 }
 
-/// Loads the rules, the AWS configuration and the store, or says what is wrong.
-pub async fn foundation() -> Result<Foundation, StartupError> {
+/// The setting naming each function's KMS key.
+pub fn key_setting(service: Service) -> &'static str {
+    match service {
+        Service::Intake => "JIT_KEY_INTAKE",
+        Service::Approver => "JIT_KEY_APPROVER",
+        Service::Issuer => "JIT_KEY_ISSUER",
+        Service::Sweeper => "JIT_KEY_SWEEPER",
+    }
+}
+
+/// Loads the rules, the AWS configuration, the keys and the store of the function `me`, or
+/// says what is wrong.
+pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
     let rules = Rules::load_from_env()?;
     let table = setting("TABLE_NAME").ok_or(StartupError::Missing { name: "TABLE_NAME" })?;
+    let mut key_ids = Vec::new();
+    for service in Service::ALL {
+        let name = key_setting(service);
+        let id = setting(name).ok_or(StartupError::Missing { name })?;
+        key_ids.push((service, id));
+    }
+    let own = key_ids
+        .iter()
+        .find(|(s, _)| *s == me)
+        .map(|(_, id)| id.clone())
+        .unwrap_or_default();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let kms = aws_sdk_kms::Client::new(&aws);
+    let keys = load_key_ring(&kms, &key_ids).await?;
+    let store = SignedStore::new(
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+        Arc::new(KmsKey::new(kms, me, own)),
+    );
     Ok(Foundation {
         rules: Arc::new(rules),
         aws,
         store,
+        keys: Arc::new(keys),
     })
 }

@@ -555,6 +555,22 @@ async fn auditors_export_records_that_verify_and_others_are_refused() {
         .unwrap();
     verify_against_head(&grant.id, &records, &grant.audit_head).unwrap();
     assert_eq!(reply.body["records"][0]["time"], "2027-01-13T10:00:00Z");
+    // The page carries what an offline check needs: signatures, heads and keys; it verifies
+    // as it is, and not once a record is edited.
+    let export: jit_core::trust::AuditExport = serde_json::from_value(reply.body.clone()).unwrap();
+    assert_eq!(export.keys.len(), 4);
+    assert_eq!(export.heads.len(), 1);
+    assert!(export.records.iter().all(|r| r.signature.is_some()));
+    let summary = jit_core::trust::verify_export(&export, None).unwrap();
+    assert_eq!((summary.grants, summary.records), (1, 2));
+    let mut edited = export.clone();
+    edited.records[1]
+        .detail
+        .insert("reason".to_owned(), "nothing to see".to_owned());
+    assert!(matches!(
+        jit_core::trust::verify_export(&edited, None),
+        Err(jit_core::trust::ExportBreak::Record { seq: 2, .. })
+    ));
 
     assert_eq!(
         h.call(SAM_SRE, "GET /audit", &format!("/audit?{range}"), None)

@@ -2,7 +2,10 @@
 //! loopback endpoint: a refusal retrying cannot fix is a 500 that names the misconfiguration
 //! (and nothing of the resource), throttling is a 503 after the SDK's retries.
 
-use jit_core::store::DynamoStore;
+use std::sync::Arc;
+
+use jit_core::store::{DynamoStore, SignedStore};
+use jit_core::trust::LocalKeys;
 
 use crate::support::*;
 
@@ -10,7 +13,10 @@ use crate::support::*;
 async fn a_refusal_is_a_500_naming_the_misconfiguration_and_throttling_a_503() {
     let mut h = Harness::new("db-errors").await;
     let dynamo = jit_local::CannedEndpoint::start().await.unwrap();
-    h.app.store = DynamoStore::new(dynamo.dynamodb_client(3).await, "jit-grants");
+    h.app.store = SignedStore::new(
+        DynamoStore::new(dynamo.dynamodb_client(3).await, "jit-grants"),
+        Arc::new(LocalKeys::generate()),
+    );
     dynamo.dynamodb_error(
         400,
         "AccessDeniedException",

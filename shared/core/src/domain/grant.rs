@@ -171,6 +171,12 @@ impl Creation {
     pub fn audit(&self) -> &AuditRecord {
         &self.audit
     }
+
+    /// The creation with `signature` on its audit record.
+    pub fn with_signature(mut self, signature: crate::trust::RecordSignature) -> Self {
+        self.audit.signature = Some(signature);
+        self
+    }
 }
 
 impl Grant {

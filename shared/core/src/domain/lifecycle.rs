@@ -195,6 +195,13 @@ impl Change {
     pub fn revocation(&self) -> Option<&RevocationEntry> {
         self.revocation.as_ref()
     }
+
+    /// The change with `signature` on its audit record. Anyone may attach one; verification
+    /// decides whether it counts.
+    pub fn with_signature(mut self, signature: crate::trust::RecordSignature) -> Self {
+        self.audit.signature = Some(signature);
+        self
+    }
 }
 
 impl RevocationEntry {

@@ -73,7 +73,7 @@ impl fmt::Display for GrantState {
 }
 
 /// One of the system's own functions, when it (not a person) causes a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     /// Takes requests in.
@@ -87,13 +87,23 @@ pub enum Service {
 }
 
 impl Service {
-    fn as_str(self) -> &'static str {
+    /// Every function, in a fixed order.
+    pub const ALL: [Service; 4] = [Self::Intake, Self::Approver, Self::Issuer, Self::Sweeper];
+
+    /// The function's name, as in `intake`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Intake => "intake",
             Self::Approver => "approver",
             Self::Issuer => "issuer",
             Self::Sweeper => "sweeper",
         }
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -10,6 +10,7 @@ use super::{
 use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
 use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
+use crate::trust::{Checkpoint, GrantHead};
 
 /// One planned failure: which calls it applies to, how many of those pass first, how many
 /// then fail, and with what.
@@ -121,6 +122,38 @@ impl<S: GrantStore> GrantStore for FailingStore<S> {
     ) -> Result<Page<Grant>, StoreError> {
         self.check(false)?;
         self.inner.list_by_requester(requester, page).await
+    }
+
+    async fn evidence(
+        &self,
+        id: &GrantId,
+    ) -> Result<Option<(Grant, Vec<AuditRecord>)>, StoreError> {
+        self.check(false)?;
+        self.inner.evidence(id).await
+    }
+
+    async fn heads(&self, ids: &[GrantId]) -> Result<Vec<GrantHead>, StoreError> {
+        self.check(false)?;
+        self.inner.heads(ids).await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        self.check(false)?;
+        self.inner.latest_checkpoint().await
+    }
+
+    async fn checkpoints_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        self.check(false)?;
+        self.inner.checkpoints_between(from, to).await
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        self.check(true)?;
+        self.inner.put_checkpoint(checkpoint).await
     }
 
     async fn list_pending_for_target(

@@ -14,6 +14,7 @@ use crate::clock::Timestamp;
 use crate::domain::{
     Change, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetId, UserId,
 };
+use crate::trust::{Checkpoint, GrantHead};
 
 #[derive(Debug, Default)]
 struct Tables {
@@ -23,6 +24,7 @@ struct Tables {
     ledger: BTreeMap<(RoleArn, GrantId), RevocationEntry>,
     open: HashMap<(TargetId, UserId), GrantId>,
     roles: BTreeMap<RoleArn, LedgerHead>,
+    checkpoints: BTreeMap<Timestamp, Checkpoint>,
 }
 
 /// Grants, audit records and the revocation ledger held in memory.
@@ -169,6 +171,63 @@ impl GrantStore for MemoryStore {
             }
         }
         t.grants.insert(grant.id.clone(), grant.clone());
+        Ok(())
+    }
+
+    async fn evidence(
+        &self,
+        id: &GrantId,
+    ) -> Result<Option<(Grant, Vec<AuditRecord>)>, StoreError> {
+        let t = self.lock();
+        Ok(t.grants.get(id).map(|g| {
+            let records = t
+                .audit
+                .range((id.clone(), 0)..=(id.clone(), u64::MAX))
+                .map(|(_, r)| r.clone())
+                .collect();
+            (g.clone(), records)
+        }))
+    }
+
+    async fn heads(&self, ids: &[GrantId]) -> Result<Vec<GrantHead>, StoreError> {
+        let t = self.lock();
+        Ok(ids
+            .iter()
+            .filter_map(|id| t.grants.get(id))
+            .map(|g| GrantHead {
+                grant_id: g.id.clone(),
+                head: g.audit_head.clone(),
+            })
+            .collect())
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.lock().checkpoints.values().next_back().cloned())
+    }
+
+    async fn checkpoints_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .values()
+            .filter(|c| c.period_start < to && c.period_end > from)
+            .cloned()
+            .collect())
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        let mut t = self.lock();
+        if t.checkpoints.contains_key(&checkpoint.period_start) {
+            return Err(StoreError::CheckpointTaken {
+                seq: checkpoint.seq,
+            });
+        }
+        t.checkpoints
+            .insert(checkpoint.period_start, checkpoint.clone());
         Ok(())
     }
 

@@ -10,6 +10,7 @@ mod dynamo;
 mod failing;
 #[cfg(any(test, feature = "test-util"))]
 mod memory;
+mod signed;
 
 use std::future::Future;
 
@@ -19,6 +20,7 @@ use crate::domain::{
     Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, TargetRole, UserId,
     ValueError,
 };
+use crate::trust::{Checkpoint, GrantHead};
 
 pub use cursor::Cursor;
 pub use dynamo::{DynamoStore, StreamImage, TableLayout};
@@ -26,6 +28,7 @@ pub use dynamo::{DynamoStore, StreamImage, TableLayout};
 pub use failing::FailingStore;
 #[cfg(any(test, feature = "test-util"))]
 pub use memory::MemoryStore;
+pub use signed::SignedStore;
 
 /// How many shards the due-time index spreads its writes over. Sweeps query each shard.
 pub const DUE_SHARDS: u32 = 8;
@@ -191,6 +194,12 @@ pub struct RoleLedger {
 /// Why the store refused or failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// A checkpoint for this period exists already (another sweep wrote it first).
+    #[error("checkpoint {seq} exists already")]
+    CheckpointTaken {
+        /// The checkpoint's position.
+        seq: u64,
+    },
     /// The grant changed since it was read (or the change raced another): read it again.
     #[error("request `{id}` was changed by someone else at the same time; read it again and retry")]
     Conflict {
@@ -361,6 +370,38 @@ pub trait GrantStore: Send + Sync {
     /// its audit record, any revocation entry and, when the grant closes, the release of the
     /// requester's open slot for the target; or nothing at all.
     fn commit(&self, change: &Change) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A grant and its whole audit chain in order, read together (one query on the grant's
+    /// partition, where the DynamoDB adapter keeps both): what is checked before acting.
+    fn evidence(
+        &self,
+        id: &GrantId,
+    ) -> impl Future<Output = Result<Option<(Grant, Vec<AuditRecord>)>, StoreError>> + Send;
+
+    /// The chain heads of the grants `ids`, for exports; grants that do not exist are left out.
+    fn heads(
+        &self,
+        ids: &[GrantId],
+    ) -> impl Future<Output = Result<Vec<GrantHead>, StoreError>> + Send;
+
+    /// The latest checkpoint, if one was written.
+    fn latest_checkpoint(
+        &self,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, StoreError>> + Send;
+
+    /// The checkpoints of periods that overlap `[from, to)`, oldest first.
+    fn checkpoints_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Checkpoint>, StoreError>> + Send;
+
+    /// Stores a checkpoint, unless its period has one already
+    /// ([`StoreError::CheckpointTaken`]).
+    fn put_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A person's requests, newest first.
     fn list_by_requester(

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use jit_core::clock::ManualClock;
-use jit_core::store::DynamoStore;
+use jit_core::store::{DynamoStore, SignedStore};
+use jit_core::trust::LocalKeys;
 use jit_intake::{App, IntakeConfig, ticket_pattern};
 use jit_local::TestTable;
 use lambda_http::http::HeaderMap;
@@ -31,7 +32,7 @@ pub const DAN_DBA: Who = Who::User("dan", "dba");
 pub const NOBODY: Who = Who::Anonymous;
 
 pub struct Harness {
-    pub app: App<DynamoStore>,
+    pub app: App<SignedStore<DynamoStore>>,
     pub clock: Arc<ManualClock>,
     pub table: TestTable,
 }
@@ -53,14 +54,19 @@ impl Harness {
         let table = TestTable::create(label).await.unwrap();
         let rules = jit_test_support::example_rules();
         let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
+        let keys = LocalKeys::generate();
         let app = App {
-            store: DynamoStore::new(table.client.clone(), &table.name),
+            store: SignedStore::new(
+                DynamoStore::new(table.client.clone(), &table.name),
+                Arc::new(keys.clone()),
+            ),
             rules: Arc::new(rules),
             clock: clock.clone(),
             config: IntakeConfig {
                 ticket_pattern: Some(ticket_pattern("[A-Z]+-[0-9]+").unwrap()),
                 ..IntakeConfig::default()
             },
+            keys: Arc::new(keys.ring()),
         };
         Self { app, clock, table }
     }

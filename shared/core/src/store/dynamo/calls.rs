@@ -122,9 +122,23 @@ impl DynamoStore {
         query: PartitionQuery,
         limit: u32,
     ) -> Result<(Vec<T>, Option<Item>), StoreError> {
-        let mut items = Vec::new();
+        let (raw, last) = self.query_items(query, limit).await?;
+        let items = raw
+            .into_iter()
+            .map(|raw| serde_dynamo::from_item(raw.clone()).map_err(|e| corrupt(&raw, e)))
+            .collect::<Result<Vec<T>, _>>()?;
+        Ok((items, last))
+    }
+
+    /// The raw items of a partition query, up to `limit`, and the last one when the limit was
+    /// reached (where a next page would start).
+    pub(super) async fn query_items(
+        &self,
+        query: PartitionQuery,
+        limit: u32,
+    ) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+        let mut items: Vec<Item> = Vec::new();
         let mut start = query.start;
-        let mut last_item = None;
         loop {
             let remaining = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
             let mut names = HashMap::from([("#pk".to_owned(), query.key.0.to_owned())]);
@@ -156,18 +170,15 @@ impl DynamoStore {
                 .send()
                 .await
                 .map_err(sdk_error)?;
-            for raw in out.items.unwrap_or_default() {
-                let value = serde_dynamo::from_item(raw.clone()).map_err(|e| corrupt(&raw, e))?;
-                items.push(value);
-                last_item = Some(raw);
-            }
+            items.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(lek) if (items.len() as u64) < u64::from(limit) => start = Some(lek),
                 _ => break,
             }
         }
         let full = items.len() as u64 == u64::from(limit);
-        Ok((items, last_item.filter(|_| full)))
+        let last = items.last().cloned().filter(|_| full);
+        Ok((items, last))
     }
 }
 

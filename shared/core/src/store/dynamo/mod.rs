@@ -8,12 +8,14 @@
 //! | idempotency | `IDEM#<key>#<caller>` | `IDEM` | `expires_at` is the table's TTL attribute |
 //! | open slot | `OPEN#<target>#<requester>` | `OPEN` | held while the requester's grant for the target is open |
 //! | revoked role | `ROLES` | `ROLE#<role ARN>` | ledger `version` (bumped with every entry), revoker, and the `applied_marker`/`applied_version` of the policy last put |
+//! | checkpoint | `CHECKPOINTS` | `PERIOD#<start, 12 digits>` | the sweeper's signed count and digest of a closed period's records |
 
 mod calls;
 mod errors;
 mod import;
 mod layout;
 mod store;
+mod trust;
 
 use aws_sdk_dynamodb::Client;
 

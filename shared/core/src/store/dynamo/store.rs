@@ -16,6 +16,7 @@ use crate::store::{
     AppliedPolicy, Created, Cursor, DUE_SHARDS, GrantStore, Idempotency, LedgerHead, Page,
     PageRequest, RoleLedger, StoreError, audit_sort_key, days_between,
 };
+use crate::trust::{Checkpoint, GrantHead};
 
 impl DynamoStore {
     /// One page of the grants in `partition` of an index sorted by creation time, oldest
@@ -169,6 +170,33 @@ impl GrantStore for DynamoStore {
             }
             Err(refusals) => Err(cancelled(&refusals)),
         }
+    }
+
+    async fn evidence(
+        &self,
+        id: &GrantId,
+    ) -> Result<Option<(Grant, Vec<AuditRecord>)>, StoreError> {
+        self.read_evidence(id).await
+    }
+
+    async fn heads(&self, ids: &[GrantId]) -> Result<Vec<GrantHead>, StoreError> {
+        self.read_heads(ids).await
+    }
+
+    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self.read_checkpoints(None).await?.pop())
+    }
+
+    async fn checkpoints_between(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        self.read_checkpoints(Some((from, to))).await
+    }
+
+    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+        self.write_checkpoint(checkpoint).await
     }
 
     async fn list_by_requester(

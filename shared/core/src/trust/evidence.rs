@@ -1,0 +1,188 @@
+//! Checking a grant against its evidence before acting on it: the chain up to the grant's
+//! head, every record's signature by the function allowed to write it, and the grant's fields
+//! that matter (who, which role, which scope, how long, since when) against what the signed
+//! records say.
+
+use crate::audit::{AuditAction, AuditRecord, ChainBreak, verify_against_head};
+use crate::domain::{Actor, Grant, GrantState};
+
+use super::{KeyRing, SignatureProblem, author_of, record_message};
+
+/// Why a grant's evidence does not hold; the first problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceBreak {
+    /// The chain itself is broken.
+    #[error("its audit chain is broken: {0}")]
+    Chain(#[from] ChainBreak),
+    /// A record's signature does not count.
+    #[error("audit record {seq} ({action}) does not count: {problem}")]
+    Signature {
+        /// The record.
+        seq: u64,
+        /// What it records.
+        action: AuditAction,
+        /// What is wrong with its signature.
+        problem: SignatureProblem,
+    },
+    /// The grant says something its signed records do not.
+    #[error("the grant's {field} is `{stored}` but its signed audit record {seq} says `{signed}`")]
+    Mismatch {
+        /// The field.
+        field: &'static str,
+        /// What the grant item holds.
+        stored: String,
+        /// What the signed record says.
+        signed: String,
+        /// The record.
+        seq: u64,
+    },
+    /// The chain does not start with a request.
+    #[error("its audit chain does not start with the request")]
+    NoRequest,
+}
+
+/// Checks `grant` against `records` (its whole chain, in order) and the functions' keys.
+pub fn check_grant(
+    grant: &Grant,
+    records: &[AuditRecord],
+    ring: &KeyRing,
+) -> Result<(), EvidenceBreak> {
+    verify_against_head(&grant.id, records, &grant.audit_head)?;
+    for record in records {
+        ring.verify(
+            record.signature.as_ref(),
+            author_of(record.action),
+            &record_message(&record.hash),
+        )
+        .map_err(|problem| EvidenceBreak::Signature {
+            seq: record.seq,
+            action: record.action,
+            problem,
+        })?;
+    }
+    let first = records
+        .first()
+        .filter(|r| r.action == AuditAction::Requested)
+        .ok_or(EvidenceBreak::NoRequest)?;
+    let mismatch = |field, stored: String, signed: String, seq| {
+        if stored == signed {
+            Ok(())
+        } else {
+            Err(EvidenceBreak::Mismatch {
+                field,
+                stored,
+                signed,
+                seq,
+            })
+        }
+    };
+    let said = |r: &AuditRecord, key: &str| r.detail.get(key).cloned().unwrap_or_default();
+    mismatch(
+        "requester",
+        Actor::User(grant.requester.clone()).to_string(),
+        first.actor.to_string(),
+        1,
+    )?;
+    mismatch("target", grant.target.to_string(), said(first, "target"), 1)?;
+    mismatch(
+        "role",
+        grant.role_arn.to_string(),
+        said(first, "role_arn"),
+        1,
+    )?;
+    mismatch(
+        "revoker role",
+        grant
+            .revoker_role_arn
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default(),
+        said(first, "revoker_role_arn"),
+        1,
+    )?;
+    mismatch(
+        "session policy digest",
+        grant.binding().session_policy_digest().unwrap_or_default(),
+        said(first, "session_policy_sha256"),
+        1,
+    )?;
+    mismatch(
+        "longest session",
+        grant.max_session_secs.to_string(),
+        said(first, "max_session_secs"),
+        1,
+    )?;
+    mismatch(
+        "duration",
+        grant.duration.as_secs().to_string(),
+        said(first, "duration_secs"),
+        1,
+    )?;
+    mismatch(
+        "break-glass flag",
+        grant.break_glass.to_string(),
+        first.detail.contains_key("break_glass").to_string(),
+        1,
+    )?;
+
+    let mut reviews = grant.reviews.iter();
+    for record in records {
+        match record.action {
+            AuditAction::AwaitingReview => mismatch(
+                "approvals required",
+                grant
+                    .approvals_required
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+                said(record, "approvals_required"),
+                record.seq,
+            )?,
+            AuditAction::Approved | AuditAction::Denied => {
+                let stored = reviews
+                    .next()
+                    .map(|r| format!("{} at {}", Actor::User(r.reviewer.clone()), r.at))
+                    .unwrap_or_default();
+                mismatch(
+                    "review",
+                    stored,
+                    format!("{} at {}", record.actor, record.at),
+                    record.seq,
+                )?;
+            }
+            _ => {}
+        }
+        if record.to == GrantState::Active && record.from == Some(GrantState::Pending) {
+            let ends = record.at.plus_secs(i64::from(grant.duration.as_secs()));
+            mismatch(
+                "activation time",
+                grant
+                    .activated_at
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                record.at.to_string(),
+                record.seq,
+            )?;
+            mismatch(
+                "end time",
+                grant.ends_at.map(|t| t.to_string()).unwrap_or_default(),
+                ends.to_string(),
+                record.seq,
+            )?;
+        }
+    }
+    if let Some(extra) = reviews.next() {
+        return Err(EvidenceBreak::Mismatch {
+            field: "review",
+            stored: format!("{} at {}", Actor::User(extra.reviewer.clone()), extra.at),
+            signed: String::new(),
+            seq: grant.audit_head.seq,
+        });
+    }
+    let last = records.last().unwrap_or(first);
+    mismatch(
+        "state",
+        grant.state.to_string(),
+        last.to.to_string(),
+        last.seq,
+    )
+}
