@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
-use jit_core::audit::{AuditRecord, verify};
+use jit_core::audit::AuditRecord;
 use jit_core::domain::GrantId;
+use jit_core::trust::{AuditExport, ExportSummary, verify_export};
 use jit_e2e::{Answer, Api, options, shared, start};
 use jit_stack::Stack;
 use serde_json::{Value, json};
@@ -87,14 +88,16 @@ async fn send(
     api.call(&method, &path, Some(token), body).await.unwrap()
 }
 
-/// Verifies every chain in an export of the window around now, and returns its records.
-async fn verified_export(api: &Api, auditor: &str) -> Vec<AuditRecord> {
+/// Exports the window around now page by page, checks it offline as an auditor would (every
+/// record's hash, link and KMS signature by its author, each grant's head, and each signed
+/// checkpoint of a closed minute against the records of that minute), and returns its records.
+async fn verified_export(api: &Api, auditor: &str) -> (Vec<AuditRecord>, ExportSummary) {
     let fmt = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     };
     let now = time::OffsetDateTime::now_utc();
-    let mut records: Vec<AuditRecord> = Vec::new();
+    let mut export = AuditExport::default();
     let mut next: Option<String> = None;
     loop {
         let mut path = format!(
@@ -107,34 +110,34 @@ async fn verified_export(api: &Api, auditor: &str) -> Vec<AuditRecord> {
         }
         let a = api.call("GET", &path, Some(auditor), None).await.unwrap();
         assert_eq!(a.status, 200, "{}", a.body);
-        records.extend(
-            a.body["records"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|r| serde_json::from_value::<AuditRecord>(r.clone()).unwrap()),
-        );
+        let page: AuditExport = serde_json::from_value(a.body.clone()).unwrap();
+        export.from = page.from;
+        export.to = page.to;
+        export.keys = page.keys;
+        export.checkpoints = page.checkpoints;
+        export.records.extend(page.records);
+        export.heads.extend(page.heads);
         match a.body["next"].as_str() {
             Some(cursor) => next = Some(cursor.to_owned()),
             None => break,
         }
     }
-    let mut grants: Vec<GrantId> = records.iter().map(|r| r.grant_id.clone()).collect();
-    grants.sort();
-    grants.dedup();
-    for grant in grants {
-        let mut chain: Vec<AuditRecord> = records
-            .iter()
-            .filter(|r| r.grant_id == grant)
-            .cloned()
-            .collect();
-        chain.sort_by_key(|r| r.seq);
-        // An export of a time window may start mid-chain only for grants older than it.
-        if chain[0].seq == 1 {
-            verify(&grant, &chain).unwrap();
-        }
-    }
-    records
+    // A grant on two pages has two heads: the later read is the longer chain.
+    export
+        .heads
+        .sort_by(|a, b| (&a.grant_id, b.head.seq).cmp(&(&b.grant_id, a.head.seq)));
+    export.heads.dedup_by(|a, b| a.grant_id == b.grant_id);
+    assert_eq!(export.keys.len(), 4, "the four functions' public keys");
+    assert!(
+        export.records.iter().all(|r| r
+            .signature
+            .as_ref()
+            .is_some_and(|s| s.key_id.starts_with("arn:aws:kms:"))),
+        "every record is signed with a KMS key"
+    );
+    let summary = verify_export(&export, None)
+        .unwrap_or_else(|broken| panic!("the export does not verify: {broken}"));
+    (export.records, summary)
 }
 
 #[tokio::test]
@@ -381,7 +384,7 @@ async fn the_audit_export_verifies_and_only_auditors_get_it() {
     let fay = stack.token("fay-audit", &["sre"]);
     let id = active(&api, &fay, "prod-logs-ro", "15m").await;
     let auditor = stack.token("ann-audit", &["security"]);
-    let records = verified_export(&api, &auditor).await;
+    let (records, _) = verified_export(&api, &auditor).await;
     let grant = GrantId::parse(id.as_str()).unwrap();
     let mine: Vec<&AuditRecord> = records.iter().filter(|r| r.grant_id == grant).collect();
     assert_eq!(mine.len(), 2, "requested and auto-approved");
@@ -611,5 +614,8 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
     );
     let c = pull(&api, &granted, &alice).await;
     assert_eq!(c.status, 409, "{}", c.body);
-    verified_export(&api, &stack.token("ann-timing", &["security"])).await;
+    // Minute-long checkpoint periods: several closed during the wait, each signed by the
+    // sweeper and matching the records of its minute.
+    let (_, summary) = verified_export(&api, &stack.token("ann-timing", &["security"])).await;
+    assert!(summary.periods >= 3, "{summary:?}");
 }

@@ -325,6 +325,9 @@ impl Stack {
         setup::create_roles(&aws, &rules)
             .await
             .map_err(|e| StackError::Setup(format!("creating the demo roles: {e}")))?;
+        let signing_keys = setup::create_signing_keys(&aws)
+            .await
+            .map_err(|e| StackError::Setup(format!("creating the signing keys: {e}")))?;
         let federation = jit_local::FederationStandIn::start()
             .await
             .map_err(|e| StackError::Setup(format!("federation stand-in: {e}")))?;
@@ -344,7 +347,8 @@ impl Stack {
                     // The policies layer is mounted at /opt/policies in Lambda.
                     let v = match v.strip_prefix("/opt/policies") {
                         Some(rest) => format!("{}{rest}", options.policy_dir.display()),
-                        None => v.clone(),
+                        // `!Ref` of a signing key: the key made in the emulator.
+                        None => signing_keys.get(v).cloned().unwrap_or_else(|| v.clone()),
                     };
                     (k.clone(), v)
                 })
@@ -365,6 +369,9 @@ impl Stack {
                 ),
                 ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
                 ("JIT_FEDERATION_ENDPOINT", federation.endpoint.clone()),
+                // Minute-long checkpoint periods, so a local run shows signed checkpoints soon.
+                ("JIT_CHECKPOINT_PERIOD_SECS", "60".to_owned()),
+                ("JIT_CHECKPOINT_GRACE_SECS", "10".to_owned()),
                 ("HOME", home.display().to_string()),
                 ("PATH", std::env::var("PATH").unwrap_or_default()),
             ] {

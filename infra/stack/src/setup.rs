@@ -59,6 +59,37 @@ pub fn cfn_json(value: &Yaml, refs: &BTreeMap<&str, String>) -> Value {
     }
 }
 
+/// The template's signing keys, by logical id: one per function.
+pub const SIGNING_KEYS: [&str; 4] = [
+    "IntakeSigningKey",
+    "ApproverSigningKey",
+    "IssuerSigningKey",
+    "SweeperSigningKey",
+];
+
+/// Creates each function's signing key in the emulator's KMS as the template declares it
+/// (ECC_NIST_P256, SIGN_VERIFY). Returns logical id → key id, what `!Ref` gives in AWS.
+pub async fn create_signing_keys(
+    config: &aws_config::SdkConfig,
+) -> Result<BTreeMap<String, String>, String> {
+    let kms = aws_sdk_kms::Client::new(config);
+    let mut keys = BTreeMap::new();
+    for name in SIGNING_KEYS {
+        let key = kms
+            .create_key()
+            .key_spec(aws_sdk_kms::types::KeySpec::EccNistP256)
+            .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+            .description(format!("jit-access {name}"))
+            .send()
+            .await
+            .map_err(|e| aws_sdk_kms::error::DisplayErrorContext(e).to_string())?
+            .key_metadata
+            .ok_or("the emulator created a key without metadata")?;
+        keys.insert(name.to_owned(), key.key_id);
+    }
+    Ok(keys)
+}
+
 fn iam_error(e: impl std::error::Error + Send + Sync + 'static) -> String {
     aws_sdk_iam::error::DisplayErrorContext(e).to_string()
 }
@@ -73,6 +104,7 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
     let broker_iam = aws_sdk_iam::Client::new(config);
     let mut made = 0;
     let mut revokers_made = Vec::new();
+    let mut boundaries_made: Vec<String> = Vec::new();
     for target in rules.targets() {
         let account = target.account.as_str();
         let refs = BTreeMap::from([
@@ -80,6 +112,13 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
             ("SweeperRoleArn", sweeper_role()),
             ("AWS::Partition", "aws".to_owned()),
             ("AWS::AccountId", account.to_owned()),
+            (
+                "BoundaryName",
+                doc["Parameters"]["BoundaryName"]["Default"]
+                    .as_str()
+                    .unwrap_or("jit-target-boundary")
+                    .to_owned(),
+            ),
         ]);
         let resource = |name: &str| &doc["Resources"][name]["Properties"];
         let iam = match &target.revoker_role_arn {
@@ -141,9 +180,32 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
             .rsplit('/')
             .next()
             .unwrap_or_default();
+        // The account's permissions boundary, once per account, as the template makes it.
+        let boundary_name = doc["Parameters"]["BoundaryName"]["Default"]
+            .as_str()
+            .unwrap_or("jit-target-boundary");
+        let boundary = format!("arn:aws:iam::{account}:policy/{boundary_name}");
+        if !boundaries_made.contains(&account.to_owned()) {
+            let made = iam
+                .create_policy()
+                .policy_name(boundary_name)
+                .policy_document(
+                    cfn_json(&resource("TargetBoundary")["PolicyDocument"], &refs).to_string(),
+                )
+                .send()
+                .await;
+            // The emulator may keep managed policy names in one namespace for every account.
+            if let Err(e) = made
+                && !iam_error(e).contains("EntityAlreadyExists")
+            {
+                return Err(format!("creating the permissions boundary {boundary}"));
+            }
+            boundaries_made.push(account.to_owned());
+        }
         iam.create_role()
             .role_name(name)
             .path("/jit/")
+            .permissions_boundary(boundary)
             .max_session_duration(i32::try_from(target.max_session_secs).unwrap_or(3600))
             .assume_role_policy_document(
                 cfn_json(&props["AssumeRolePolicyDocument"], &refs).to_string(),

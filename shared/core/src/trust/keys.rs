@@ -64,6 +64,15 @@ pub enum SignatureProblem {
     },
 }
 
+/// A KMS key named by ARN or by bare id is the same key: KMS answers `Sign` with the ARN and
+/// may answer `GetPublicKey` with either.
+fn key_ref(id: &str) -> &str {
+    match id.strip_prefix("arn:") {
+        Some(rest) if rest.contains(":kms:") => id.rsplit('/').next().unwrap_or(id),
+        _ => id,
+    }
+}
+
 /// The functions' public keys: what verification trusts.
 #[derive(Debug, Clone, Default)]
 pub struct KeyRing {
@@ -81,7 +90,7 @@ impl KeyRing {
                     .decode(&key.spki)
                     .ok()
                     .and_then(|der| ParsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, der).ok());
-                (key.key_id.clone(), (key, parsed))
+                (key_ref(&key.key_id).to_owned(), (key, parsed))
             })
             .collect();
         Self { keys }
@@ -105,12 +114,11 @@ impl KeyRing {
         message: &[u8],
     ) -> Result<(), SignatureProblem> {
         let signature = signature.ok_or(SignatureProblem::Unsigned)?;
-        let (key, parsed) =
-            self.keys
-                .get(&signature.key_id)
-                .ok_or_else(|| SignatureProblem::UnknownKey {
-                    key_id: signature.key_id.clone(),
-                })?;
+        let (key, parsed) = self.keys.get(key_ref(&signature.key_id)).ok_or_else(|| {
+            SignatureProblem::UnknownKey {
+                key_id: signature.key_id.clone(),
+            }
+        })?;
         if key.signer != signature.signer {
             return Err(SignatureProblem::WrongOwner {
                 claimed: signature.signer,
@@ -318,6 +326,22 @@ mod tests {
             ring.verify(Some(&stranger), Service::Approver, &message),
             Err(SignatureProblem::UnknownKey { .. })
         ));
+    }
+
+    #[test]
+    fn a_kms_key_named_by_id_in_the_ring_verifies_signatures_naming_its_arn() {
+        let key = LocalKey::generate(Service::Issuer);
+        let mut public = key.public_key();
+        public.key_id = "1234abcd-12ab-34cd-56ef-1234567890ab".to_owned();
+        let ring = KeyRing::new([public]);
+        let message = record_message(&"03".repeat(32));
+        let mut sig = key.sign_as(&message);
+        sig.key_id = "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+            .to_owned();
+        ring.verify(Some(&sig), Service::Issuer, &message).unwrap();
+        // An alias-like name that merely ends the same way is another key.
+        sig.key_id = "local:issuer/1234abcd-12ab-34cd-56ef-1234567890ab".to_owned();
+        assert!(ring.verify(Some(&sig), Service::Issuer, &message).is_err());
     }
 
     #[tokio::test]
