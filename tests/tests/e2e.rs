@@ -17,6 +17,9 @@ use jit_e2e::{Answer, Api, options, shared, start};
 use jit_stack::Stack;
 use serde_json::{Value, json};
 
+#[path = "e2e/iam.rs"]
+mod iam;
+
 fn api(stack: &Stack) -> Api {
     Api::new(&stack.api_url)
 }

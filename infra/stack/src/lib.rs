@@ -10,6 +10,7 @@
 pub mod demo;
 mod gateway;
 pub mod oidc;
+pub mod recorder;
 mod runtime;
 pub mod setup;
 mod stream;
@@ -103,6 +104,9 @@ pub struct StackOptions {
     pub stream_poll: Duration,
     /// The rules (schema, policies, targets) the functions load, as the layer ships them.
     pub policy_dir: PathBuf,
+    /// Whether to put a recording pass-through between each function and the emulator, so
+    /// [`Stack::aws_calls`] holds every AWS call each function made.
+    pub record_aws_calls: bool,
 }
 
 impl Default for StackOptions {
@@ -118,6 +122,7 @@ impl Default for StackOptions {
             build: true,
             stream_poll: Duration::from_millis(100),
             policy_dir: jit_local::workspace_root().join("infra/policies"),
+            record_aws_calls: false,
         }
     }
 }
@@ -136,6 +141,10 @@ pub struct Stack {
     pub state_dir: PathBuf,
     /// Durations the stack measured.
     pub timings: Timings,
+    /// Every AWS call each function made, when the options asked for recording.
+    pub aws_calls: recorder::AwsCalls,
+    /// The functions' signing keys in the emulator: template logical id → key id.
+    pub signing_keys: BTreeMap<String, String>,
     provider: Arc<Provider>,
     functions: HashMap<String, FunctionRuntime>,
     tasks: Vec<JoinHandle<()>>,
@@ -339,7 +348,22 @@ impl Stack {
         let home = options.state_dir.join("home");
         let _ = std::fs::create_dir_all(&home);
         let mut functions = HashMap::new();
+        let aws_calls = recorder::AwsCalls::default();
+        let mut recorders = Vec::new();
         for def in &template.functions {
+            let endpoint = if options.record_aws_calls {
+                let (url, task) = recorder::start(
+                    def.binary.clone(),
+                    emulator.endpoint().to_owned(),
+                    aws_calls.clone(),
+                )
+                .await
+                .map_err(StackError::Setup)?;
+                recorders.push(task);
+                url
+            } else {
+                emulator.endpoint().to_owned()
+            };
             let mut env: BTreeMap<String, String> = def
                 .environment
                 .iter()
@@ -354,7 +378,7 @@ impl Stack {
                 })
                 .collect();
             for (k, v) in [
-                ("AWS_ENDPOINT_URL", emulator.endpoint().to_owned()),
+                ("AWS_ENDPOINT_URL", endpoint),
                 ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
                 ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
                 ("AWS_SESSION_TOKEN", "testing".to_owned()),
@@ -395,7 +419,7 @@ impl Stack {
         }
 
         let timings = Timings::default();
-        let mut tasks = Vec::new();
+        let mut tasks = recorders;
         let gateway = Arc::new(gateway::Gateway {
             template: Arc::clone(&template),
             functions: functions.clone(),
@@ -465,6 +489,8 @@ impl Stack {
             table: TABLE.to_owned(),
             state_dir: options.state_dir,
             timings,
+            aws_calls,
+            signing_keys,
             provider,
             functions,
             tasks,
