@@ -2,6 +2,10 @@
 //! over HTTP against the local stack, and where the time goes (the gateway's own share, each
 //! function's invocations, the stream's delay).
 //!
+//! Then, on a second stack whose functions reach the emulator through the recording
+//! pass-through, the AWS calls each function makes per flow, and what one KMS signature costs
+//! on the emulator next to a local software key.
+//!
 //! `cargo bench -p jit-stack --bench latency` (`JIT_BENCH_FLOWS` sets how many, default 50).
 // A benchmark may unwrap: a panic is how it reports a broken run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -114,4 +118,88 @@ async fn main() {
             ms(percentile(&took, 95.0))
         );
     }
+    drop(stack);
+    calls_per_flow().await;
+}
+
+/// AWS calls per auto-approved request → credentials flow, per function, counted by the
+/// recording pass-through; and one KMS `Sign` on the emulator against a software key.
+async fn calls_per_flow() {
+    const FLOWS: usize = 10;
+    let state_dir = jit_local::target_dir().join("jit-bench-calls");
+    let stack = Stack::start(StackOptions {
+        port: 0,
+        logs: LogSink::Dir(state_dir.join("logs")),
+        state_dir,
+        record_aws_calls: true,
+        // No scheduled sweep in the count: its calls do not belong to the flow.
+        sweep_every: Some(Duration::from_secs(3600)),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let api = Api::new(&stack.api_url);
+    flow(&api, &stack.token("warm-up", &["sre"])).await;
+    let functions = ["intake", "approver", "issuer"];
+    let before: Vec<usize> = functions
+        .iter()
+        .map(|f| stack.aws_calls.of(f).len())
+        .collect();
+    for i in 0..FLOWS {
+        flow(&api, &stack.token(&format!("count-{i}"), &["sre"])).await;
+    }
+    println!(
+        "AWS calls per flow (request, auto-approval, credentials; the requester polls its \
+         request with GET, one GetItem each), mean of {FLOWS}:"
+    );
+    for (function, skip) in functions.iter().zip(before) {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for call in stack.aws_calls.of(function).into_iter().skip(skip) {
+            *counts
+                .entry(format!("{}:{}", call.service, call.operation))
+                .or_default() += 1;
+        }
+        let line: Vec<String> = counts
+            .iter()
+            .map(|(op, n)| format!("{op} {:.2}", *n as f64 / FLOWS as f64))
+            .collect();
+        println!("  {function:<9} {}", line.join(", "));
+    }
+
+    let kms = aws_sdk_kms::Client::new(&stack.aws);
+    let key_id = stack.signing_keys["IntakeSigningKey"].clone();
+    let kms_key = jit_core::trust::KmsKey::new(kms, jit_core::domain::Service::Intake, key_id);
+    let local = jit_core::trust::LocalKey::generate(jit_core::domain::Service::Intake);
+    let ring = jit_core::trust::KeyRing::new([local.public_key()]);
+    let message = jit_core::trust::record_message(&"ab".repeat(32));
+    let us = |d: Duration| format!("{:.0} µs", d.as_secs_f64() * 1e6);
+    let time = |label: &str, took: &mut Vec<Duration>| {
+        took.sort();
+        println!(
+            "  {label:<34} p50 {:>9}  p95 {:>9}",
+            us(percentile(took, 50.0)),
+            us(percentile(took, 95.0))
+        );
+    };
+    use jit_core::trust::SigningKey;
+    let (mut on_kms, mut on_local, mut verifying) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..200 {
+        let t = Instant::now();
+        kms_key
+            .sign(jit_core::domain::Service::Intake, message.clone())
+            .await
+            .unwrap();
+        on_kms.push(t.elapsed());
+        let t = Instant::now();
+        let sig = local.sign_as(&message);
+        on_local.push(t.elapsed());
+        let t = Instant::now();
+        ring.verify(Some(&sig), jit_core::domain::Service::Intake, &message)
+            .unwrap();
+        verifying.push(t.elapsed());
+    }
+    println!("one signature, 200 each:");
+    time("KMS Sign on the emulator", &mut on_kms);
+    time("software P-256 key (no call)", &mut on_local);
+    time("local verification", &mut verifying);
 }

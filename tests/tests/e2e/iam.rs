@@ -87,7 +87,7 @@ fn statements(function: &str, keys: &BTreeMap<String, String>) -> Vec<Statement>
         for statement in policy["Statement"].as_sequence().unwrap() {
             // `!If [condition, statement, AWS::NoValue]`: the statement, when it applies.
             let statement = match statement {
-                Yaml::Tagged(t) if t.tag.to_string() == "!If" => t.value[1].clone(),
+                Yaml::Tagged(t) if t.tag == "!If" => t.value[1].clone(),
                 other => other.clone(),
             };
             assert_eq!(statement["Effect"].as_str(), Some("Allow"));
@@ -307,10 +307,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
         state_of(&api, &cancelled, &erin).await["state"],
         "CANCELLED"
     );
-    for path in [
-        "/requests?scope=mine",
-        "/requests?scope=reviewable",
-    ] {
+    for path in ["/requests?scope=mine", "/requests?scope=reviewable"] {
         let r = api.call("GET", path, Some(&sam), None).await.unwrap();
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }

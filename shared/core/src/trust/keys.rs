@@ -169,7 +169,7 @@ impl LocalKey {
             .expect("the system provides randomness");
         let spki = pair.public_key().as_der().map(|d| d.as_ref().to_vec());
         let fingerprint = spki
-            .map(|d| hex::encode(&sha2_digest(&d)[..8]))
+            .map(|d| hex::encode(sha2_digest(&d).iter().take(8).copied().collect::<Vec<u8>>()))
             .unwrap_or_default();
         Self {
             signer,
