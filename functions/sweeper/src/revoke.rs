@@ -5,18 +5,29 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use jit_core::audit::{AuditAction, AuditRecord};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, GrantId, Reason};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
 use jit_core::store::GrantStore;
-use jit_core::transition::{Retry, transition};
+use jit_core::transition::{Retry, transition_from};
 use jit_http::{
     Problem, body_text, hidden_or_forbidden, json, parse_body, transition_problem, views,
 };
 
 use crate::Sweeper;
 use crate::iam::RolePolicies;
+
+/// The latest session expiry a grant's SESSION_ISSUED records state.
+fn latest_session_expiry(records: &[AuditRecord]) -> Option<Timestamp> {
+    records
+        .iter()
+        .filter(|r| r.action == AuditAction::SessionIssued)
+        .filter_map(|r| r.detail.get("session_expires_at"))
+        .filter_map(|t| Timestamp::parse_rfc3339(t))
+        .max()
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +50,19 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         let reason = Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
         let id = GrantId::parse(id).map_err(|_| Problem::not_found("grant"))?;
         let actor = Actor::User(caller.user.clone());
-        let change = transition(&self.store, &id, &Retry::STANDARD, |grant| {
+        // The grant with its chain, in the one read a revoke makes. Its sessions are cut up to
+        // the latest expiry its SESSION_ISSUED records state, not only what the grant item
+        // says: an item edited to claim earlier expiries cannot shorten the revocation.
+        let (grant, records) = self
+            .store
+            .evidence(&id)
+            .await?
+            .ok_or_else(|| Problem::not_found("grant"))?;
+        let recorded = latest_session_expiry(&records);
+        let change = transition_from(&self.store, grant, &Retry::STANDARD, |grant| {
+            let mut grant = grant.clone();
+            grant.sessions_valid_until = grant.sessions_valid_until.max(recorded);
+            let grant = &grant;
             let permitted = grant.requester == caller.user
                 || self
                     .rules

@@ -1343,3 +1343,45 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
         "{broken}"
     );
 }
+
+#[tokio::test]
+async fn a_revoke_cuts_sessions_until_the_signed_expiry_whatever_the_item_claims() {
+    let h = Harness::new("revoke-lowered", 10_240).await;
+    let g = h.with_session("alice", "prod-logs-ro", "1h", 3600).await;
+    let signed_expiry = h.grant(&g.id).await.sessions_valid_until.unwrap();
+    // Someone with table access claims the session ends in a minute, hoping the revocation
+    // lapses (and its deny is pruned) while the session still works.
+    let mut lowered = h.grant(&g.id).await;
+    lowered.sessions_valid_until = Some(h.now().plus_secs(60));
+    let mut item: std::collections::HashMap<_, _> = serde_dynamo::to_item(&lowered).unwrap();
+    item.insert(
+        "pk".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", g.id)),
+    );
+    item.insert(
+        "sk".into(),
+        aws_sdk_dynamodb::types::AttributeValue::S("GRANT".into()),
+    );
+    let table = &h.sweeper.store.table;
+    table
+        .client
+        .put_item()
+        .table_name(&table.name)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+
+    let (status, body) = h.revoke(Some(("sam", SRE)), &g.id, &reason()).await;
+    assert_eq!(status, 200, "{body}");
+    let ledger = h.store().role_ledger(&g.role_arn).await.unwrap();
+    let entry = ledger.entries.iter().find(|e| e.grant_id == g.id).unwrap();
+    assert_eq!(entry.until, signed_expiry);
+    // Past the claimed minute the grant is still denied, and stays so until the real expiry.
+    h.clock.advance(600);
+    h.sweep().await;
+    assert_eq!(
+        denied_grants(&h.policy("prod-logs-ro").await.unwrap()),
+        [g.id.to_string()]
+    );
+}
