@@ -79,6 +79,7 @@ async fn main() {
         clock: Arc::new(ManualClock::at(AT)),
         notifier: LogNotifier,
         config: ApproverConfig::default(),
+        keys: Arc::new(jit_core::trust::KeyRing::default()),
     };
     let events: Vec<Event> = batches
         .iter()
@@ -125,6 +126,7 @@ async fn main() {
         clock: Arc::new(ManualClock::at(AT)),
         notifier: LogNotifier,
         config: ApproverConfig::default(),
+        keys: Arc::new(jit_core::trust::KeyRing::default()),
     };
     let mut grants: Vec<Grant> = Vec::new();
     for i in 0..RECORDS {

@@ -55,6 +55,8 @@ pub struct Approver<S, N> {
     pub notifier: N,
     /// Settings.
     pub config: ApproverConfig,
+    /// The functions' public keys: a request's evidence must verify before it is reviewed.
+    pub keys: Arc<jit_core::trust::KeyRing>,
 }
 
 /// What Lambda delivers to the approver: a batch from the table's stream, or a request from

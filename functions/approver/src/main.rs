@@ -21,6 +21,7 @@ async fn main() -> Result<(), Error> {
         clock: Arc::new(SystemClock),
         notifier: LogNotifier,
         config: ApproverConfig::from_env(),
+        keys: base.keys,
     });
     tracing::info!(policy_hash = %approver.rules.hash(), "approver ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApproverEvent>| {

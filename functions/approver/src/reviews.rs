@@ -10,10 +10,11 @@ use jit_core::domain::{Actor, Command, Grant, GrantId, ReviewDecision};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
 use jit_core::store::GrantStore;
-use jit_core::transition::{Retry, transition};
+use jit_core::transition::{Retry, transition_from};
+use jit_core::trust::check_grant;
 use jit_http::{
-    Problem, body_text, caller, json, match_route, no_such_route, optional_body, parse_body,
-    respond, transition_problem, views,
+    Problem, body_text, caller, evidence_refused, json, match_route, no_such_route, optional_body,
+    parse_body, respond, transition_problem, views,
 };
 
 use crate::{Approver, Notifier};
@@ -100,7 +101,26 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
     ) -> Result<Grant, Problem> {
         let id = GrantId::parse(id).map_err(|_| Problem::not_found("request"))?;
         let actor = Actor::User(caller.user.clone());
-        let change = transition(&self.store, &id, &Retry::STANDARD, |grant| {
+        // The request with its chain, in the one read a review makes: approvals are counted
+        // against what the signed records say (approvals required, earlier reviews), never
+        // against an item someone edited.
+        let (grant, records) = self
+            .store
+            .evidence(&id)
+            .await?
+            .ok_or_else(|| Problem::not_found("request"))?;
+        if !self.rules.may_see(&grant, caller, now) {
+            return Err(Problem::not_found("request"));
+        }
+        if let Err(broken) = check_grant(&grant, &records, &self.keys) {
+            return Err(evidence_refused(
+                &grant,
+                &broken,
+                now,
+                "no review was recorded",
+            ));
+        }
+        let change = transition_from(&self.store, grant, &Retry::STANDARD, |grant| {
             if !self.rules.may_see(grant, caller, now) {
                 return Err(Problem::not_found("request"));
             }

@@ -11,7 +11,9 @@ use jit_core::identity::Caller;
 use jit_core::store::GrantStore;
 use jit_core::transition::{Retry, transition_from};
 use jit_core::trust::check_grant;
-use jit_http::{Problem, hidden_or_forbidden, json, optional_body, transition_problem};
+use jit_http::{
+    Problem, evidence_refused, hidden_or_forbidden, json, optional_body, transition_problem,
+};
 
 use crate::federation::{SigninFederation, console_destination, login_url};
 use crate::naming::{GRANT_TAG, REQUESTER_TAG, role_session_name, source_identity, tag_value};
@@ -27,25 +29,6 @@ struct NoBody {}
 struct ConsoleBody {
     #[serde(default)]
     destination: Option<String>,
-}
-
-/// The `EvidenceRejected` metric in CloudWatch Embedded Metric Format, per target: the template
-/// alarms on any.
-fn evidence_metric(grant: &Grant, at: Timestamp) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": at.unix_seconds() * 1000,
-            "CloudWatchMetrics": [{
-                "Namespace": "JitAccess",
-                "Dimensions": [[]],
-                "Metrics": [{"Name": "EvidenceRejected", "Unit": "Count"}],
-            }],
-        },
-        "GrantId": grant.id.as_str(),
-        "Target": grant.target.as_str(),
-        "EvidenceRejected": 1,
-    })
-    .to_string()
 }
 
 fn broker_problem(e: BrokerError) -> Problem {
@@ -93,20 +76,11 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
             ));
         }
         if let Err(broken) = check_grant(&grant, &records, &self.keys) {
-            tracing::error!(
-                grant = %grant.id,
-                requester = %grant.requester,
-                problem = %broken,
-                "grant refused: its record failed verification; the table was written outside the functions"
-            );
-            println!("{}", evidence_metric(&grant, now));
-            return Err(Problem::new(
-                StatusCode::CONFLICT,
-                "evidence-unverified",
-                format!(
-                    "this grant's record failed verification ({broken}); no credentials were \
-                     issued. Its audit trail was changed outside the system: tell your security team"
-                ),
+            return Err(evidence_refused(
+                &grant,
+                &broken,
+                now,
+                "no credentials were issued",
             ));
         }
         Ok(grant)

@@ -225,6 +225,45 @@ pub fn transition_problem(
     }
 }
 
+/// Refuses to act on a grant whose evidence does not verify: an error log, the
+/// `EvidenceRejected` metric (CloudWatch Embedded Metric Format, which the template alarms on),
+/// and 409 `evidence-unverified` saying nothing was done.
+pub fn evidence_refused(
+    grant: &jit_core::domain::Grant,
+    broken: &jit_core::trust::EvidenceBreak,
+    now: jit_core::clock::Timestamp,
+    nothing_done: &str,
+) -> Problem {
+    tracing::error!(
+        grant = %grant.id,
+        requester = %grant.requester,
+        problem = %broken,
+        "grant refused: its record failed verification; the table was written outside the functions"
+    );
+    let metric = serde_json::json!({
+        "_aws": {
+            "Timestamp": now.unix_seconds() * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": "JitAccess",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "EvidenceRejected", "Unit": "Count"}],
+            }],
+        },
+        "GrantId": grant.id.as_str(),
+        "Target": grant.target.as_str(),
+        "EvidenceRejected": 1,
+    });
+    println!("{metric}");
+    Problem::new(
+        StatusCode::CONFLICT,
+        "evidence-unverified",
+        format!(
+            "this grant's record failed verification ({broken}); {nothing_done}. Its audit \
+             trail was changed outside the system: tell your security team"
+        ),
+    )
+}
+
 /// The refusal for a caller who may not act on a grant: 403 with `forbidden` when they may see
 /// it, otherwise 404 as if it did not exist, so ids cannot be probed.
 pub fn hidden_or_forbidden(

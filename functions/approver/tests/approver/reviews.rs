@@ -368,3 +368,51 @@ async fn a_review_whose_request_keeps_changing_is_refused_with_a_409_and_records
     );
     assert_eq!(h.grant(&g.id).await, before);
 }
+
+#[tokio::test]
+async fn a_request_edited_in_the_table_is_not_reviewed() {
+    let h = Harness::new("edited").await;
+    let g = pending(&h, "dan", &["dba"], "prod-db-admin").await;
+    assert_eq!(h.grant(&g.id).await.approvals_required, Some(2));
+    // Someone with table access lowers the approvals the rules asked for, so one approval
+    // would open it.
+    let mut item = h.raw_item(&g.id).await;
+    item.insert(
+        "approvals_required".into(),
+        aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+    );
+    h.table
+        .client
+        .put_item()
+        .table_name(&h.table.name)
+        .set_item(Some(item))
+        .send()
+        .await
+        .unwrap();
+    let reply = post(&h, Some(("lee", LEADS)), g.id.as_str(), &review("approve")).await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(
+        reply.body["type"],
+        "urn:jit-access:problem:evidence-unverified"
+    );
+    assert!(
+        reply.detail().contains("approvals required")
+            && reply.detail().contains("no review was recorded"),
+        "{}",
+        reply.detail()
+    );
+    let after = h.grant(&g.id).await;
+    assert_eq!(
+        (after.state, after.reviews.len()),
+        (jit_core::domain::GrantState::Pending, 0)
+    );
+    // Someone who may not see it still gets the 404, not the tampering news.
+    let stranger = post(
+        &h,
+        Some(("eve", &["engineers"])),
+        g.id.as_str(),
+        &review("approve"),
+    )
+    .await;
+    assert_eq!(stranger.status, 404, "{}", stranger.body);
+}

@@ -128,7 +128,7 @@ fn the_broker_outputs_the_roles_the_target_account_stack_asks_for() {
 }
 
 #[test]
-fn a_failing_sweep_and_unreconciled_roles_raise_alarms() {
+fn a_failing_sweep_unreconciled_roles_and_rejected_evidence_raise_alarms() {
     let broker = yaml("template.yaml");
     let errors = &broker["Resources"]["SweeperErrorsAlarm"]["Properties"];
     assert_eq!(
@@ -147,5 +147,16 @@ fn a_failing_sweep_and_unreconciled_roles_raise_alarms() {
             pending["TreatMissingData"].as_str()
         ),
         (Some("JitAccess"), Some("RolesPending"), Some("breaching"))
+    );
+    // The metric the issuer and approver emit when a grant's evidence does not verify (its
+    // name is the one `jit_http::evidence_refused` writes).
+    let rejected = &broker["Resources"]["EvidenceRejectedAlarm"]["Properties"];
+    assert_eq!(
+        (
+            rejected["Namespace"].as_str(),
+            rejected["MetricName"].as_str(),
+            rejected["Threshold"].as_i64()
+        ),
+        (Some("JitAccess"), Some("EvidenceRejected"), Some(1))
     );
 }

@@ -9,7 +9,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use jit_approver::{Approver, ApproverConfig, Notifier};
 use jit_core::clock::{Clock, ManualClock, Timestamp};
 use jit_core::domain::{Grant, GrantId, Ticket};
-use jit_core::store::{DynamoStore, FailingStore, GrantStore};
+use jit_core::store::{DynamoStore, FailingStore, GrantStore, SignedStore};
+use jit_core::trust::LocalKeys;
 use jit_local::{Claims, TestTable};
 use serde_json::Value;
 
@@ -36,7 +37,7 @@ impl Notifier for Recorded {
 }
 
 pub struct Harness {
-    pub approver: Approver<FailingStore<DynamoStore>, Recorded>,
+    pub approver: Approver<FailingStore<SignedStore<DynamoStore>>, Recorded>,
     pub clock: Arc<ManualClock>,
     pub table: TestTable,
     pub notices: Recorded,
@@ -49,12 +50,17 @@ impl Harness {
         let rules = jit_test_support::example_rules();
         let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
         let notices = Recorded::default();
+        let keys = LocalKeys::generate();
         let approver = Approver {
-            store: FailingStore::new(DynamoStore::new(table.client.clone(), &table.name)),
+            store: FailingStore::new(SignedStore::new(
+                DynamoStore::new(table.client.clone(), &table.name),
+                Arc::new(keys.clone()),
+            )),
             rules: Arc::new(rules),
             clock: clock.clone(),
             notifier: notices.clone(),
             config: ApproverConfig::default(),
+            keys: Arc::new(keys.ring()),
         };
         Self {
             approver,
@@ -65,7 +71,7 @@ impl Harness {
         }
     }
 
-    pub fn store(&self) -> &DynamoStore {
+    pub fn store(&self) -> &SignedStore<DynamoStore> {
         self.approver.store.inner()
     }
 
