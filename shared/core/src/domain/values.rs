@@ -200,6 +200,18 @@ impl GrantId {
         let ts = uuid::Timestamp::from_unix(uuid::NoContext, seconds, 0);
         Self(uuid::Uuid::new_v7(ts).hyphenated().to_string())
     }
+
+    /// When the grant was created, as its id (a UUIDv7) records it; `None` for an id that is
+    /// not a UUIDv7.
+    pub fn created_at(&self) -> Option<Timestamp> {
+        let (seconds, _) = uuid::Uuid::parse_str(&self.0)
+            .ok()?
+            .get_timestamp()?
+            .to_unix();
+        i64::try_from(seconds)
+            .ok()
+            .map(Timestamp::from_unix_seconds)
+    }
 }
 
 /// Why access is wanted, in the requester's words.
@@ -442,6 +454,10 @@ mod tests {
         assert!(GrantId::parse("../../etc").is_err());
         let id = GrantId::generate(Timestamp::from_unix_seconds(1_800_000_000));
         assert_eq!(GrantId::parse(id.as_str()).unwrap(), id);
+        assert_eq!(
+            id.created_at(),
+            Some(Timestamp::from_unix_seconds(1_800_000_000))
+        );
     }
 
     #[test]

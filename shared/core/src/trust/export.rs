@@ -124,6 +124,21 @@ pub fn verify_export(
     for (grant_id, records) in &mut grants {
         records.sort_by_key(|r| r.seq);
         check_chain(grant_id, records, ring)?;
+        // A chain may start before the range, but not one whose grant was created inside it
+        // (its id, a UUIDv7 the records' hashes cover, says when).
+        let created = grant_id.created_at();
+        let inside =
+            |t: Timestamp| export.from.is_none_or(|f| f <= t) && export.to.is_none_or(|to| t < to);
+        if records.first().is_some_and(|r| r.seq != 1) && created.is_some_and(inside) {
+            return Err(ExportBreak::Record {
+                grant_id: (*grant_id).clone(),
+                seq: 1,
+                problem: format!(
+                    "it is missing: the grant was created at {}, inside the exported range",
+                    created.map(|t| t.to_string()).unwrap_or_default()
+                ),
+            });
+        }
         let last = records.last().map(|r| (r.seq, r.hash.as_str()));
         let head = heads.get(grant_id).ok_or_else(|| ExportBreak::Head {
             grant_id: (*grant_id).clone(),

@@ -1,0 +1,115 @@
+//! `jit policy check` and `jit policy explain`: the rules as the functions load and apply
+//! them, offline.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::{GrantDuration, TargetId};
+use jit_core::identity::Caller;
+use jit_core::policy::{AccessContext, Action, Rules};
+use serde_json::{Value, json};
+
+use crate::api::Failure;
+
+/// Loads the rules in `dir` as a function would: schema, policies, targets. A broken file is
+/// reported with its name and line.
+pub fn check(dir: &Path) -> Result<Value, Failure> {
+    let rules = Rules::load_dir(dir).map_err(|e| Failure::Usage(e.to_string()))?;
+    Ok(json!({
+        "ok": true,
+        "policies": rules.policy_count(),
+        "targets": rules.targets().map(|t| t.id.to_string()).collect::<Vec<_>>(),
+        "policy_hash": rules.hash(),
+    }))
+}
+
+/// What the rules would do with a request: what intake and the approver decide, in order.
+pub struct Question<'a> {
+    /// The requester.
+    pub user: &'a str,
+    /// Their groups.
+    pub groups: &'a [String],
+    /// The target asked for.
+    pub target: &'a str,
+    /// For how long (`30m`, `1h`).
+    pub duration: &'a str,
+    /// The ticket, if any.
+    pub ticket: Option<&'a str>,
+    /// The reason.
+    pub reason: &'a str,
+    /// Whether break-glass is invoked.
+    pub break_glass: bool,
+    /// When (RFC 3339); now when absent.
+    pub at: Option<&'a str>,
+}
+
+/// Refused (by which policy and why), needs N approvals, or auto-approved (by which policy).
+pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Value, Failure> {
+    let rules = Rules::load_dir(dir).map_err(|e| Failure::Usage(e.to_string()))?;
+    let claims = HashMap::from([
+        ("sub".to_owned(), q.user.to_owned()),
+        ("groups".to_owned(), format!("[{}]", q.groups.join(" "))),
+    ]);
+    let caller =
+        Caller::from_claims(&claims, "groups").map_err(|e| Failure::Usage(e.to_string()))?;
+    let target = TargetId::parse(q.target).map_err(|e| Failure::Usage(e.to_string()))?;
+    let declared = rules
+        .target(&target)
+        .ok_or_else(|| Failure::Usage(format!("target `{target}` is not declared")))?;
+    let duration = GrantDuration::parse(q.duration).map_err(|e| Failure::Usage(e.to_string()))?;
+    let at = match q.at {
+        Some(text) => Timestamp::parse_rfc3339(text)
+            .ok_or_else(|| Failure::Usage(format!("`{text}` is not an RFC 3339 time")))?,
+        None => Timestamp::from_unix_seconds(time::OffsetDateTime::now_utc().unix_timestamp()),
+    };
+    let context = AccessContext {
+        duration_secs: duration.as_secs(),
+        reason: q.reason.to_owned(),
+        ticket: q.ticket.map(str::to_owned),
+        break_glass: q.break_glass,
+        at,
+    };
+    let request = rules.decide(&caller, Action::Request, &target, &context);
+    if !request.allowed {
+        return Ok(json!({
+            "outcome": "refused",
+            "why": request.explain_denial(Action::Request, target.as_str()),
+            "policies": request.policies,
+        }));
+    }
+    if q.break_glass {
+        let glass = rules.decide(&caller, Action::BreakGlass, &target, &context);
+        if !glass.allowed {
+            return Ok(json!({
+                "outcome": "refused",
+                "why": glass.explain_denial(Action::BreakGlass, target.as_str()),
+                "policies": glass.policies,
+            }));
+        }
+        return Ok(json!({
+            "outcome": "break-glass",
+            "why": "opens at once, loudly, with a review owed afterwards",
+            "policies": glass.policies,
+        }));
+    }
+    let auto = rules.decide(&caller, Action::AutoApprove, &target, &context);
+    if auto.allowed {
+        return Ok(json!({
+            "outcome": "auto-approved",
+            "why": format!("approved at once by {}", auto.policies.join(", ")),
+            "policies": auto.policies,
+        }));
+    }
+    Ok(json!({
+        "outcome": "needs-approval",
+        "approvals_required": declared.approvals_required.max(1),
+        "why": format!(
+            "permitted to ask (by {}); waits for {} approval(s) from people the rules permit to \
+             Approve, never the requester",
+            request.policies.join(", "),
+            declared.approvals_required.max(1)
+        ),
+        "policies": request.policies,
+    }))
+}

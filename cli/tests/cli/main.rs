@@ -1,0 +1,304 @@
+//! The `jit` binary end to end against the local stack: real tokens, the real function
+//! binaries, KMS-signed records, and the real AWS CLI (from PyPI) reading `credential_process`.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use jit_stack::{LogSink, Stack, StackOptions};
+use serde_json::Value;
+
+const JIT: &str = env!("CARGO_BIN_EXE_jit");
+
+/// Runs `jit args` with `env` (and nothing else of the caller's JIT_* settings).
+fn jit(env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(JIT);
+    command.args(args);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("JIT_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().unwrap()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_str(stdout(out).trim())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
+}
+
+fn rfc3339(offset_secs: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// The AWS CLI, installed (pinned) into a virtualenv of its own.
+fn aws_cli() -> PathBuf {
+    jit_local::ensure_venv("awscli-venv", "cli/tests/requirements-awscli.txt")
+        .unwrap()
+        .with_file_name("aws")
+}
+
+fn caller_identity(aws: &Path, config: &Path, endpoint: &str, env: &[(&str, &str)]) -> Value {
+    let out = Command::new(aws)
+        .args([
+            "sts",
+            "get-caller-identity",
+            "--profile",
+            "jit",
+            "--output",
+            "json",
+        ])
+        .args(["--endpoint-url", endpoint])
+        .env("AWS_CONFIG_FILE", config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "aws: {}", stderr(&out));
+    json_of(&out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verified() {
+    let state_dir = jit_local::target_dir().join("jit-cli-tests");
+    let stack = Stack::start(StackOptions {
+        port: 0,
+        logs: LogSink::Dir(state_dir.join("logs")),
+        state_dir: state_dir.clone(),
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let aws = tokio::task::spawn_blocking(aws_cli).await.unwrap();
+    let endpoint = stack.aws.endpoint_url().unwrap().to_owned();
+    let cache = state_dir.join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let alice = stack.token("alice-cli", &["sre"]);
+    let sue = stack.token("sue-cli", &["security"]);
+    let api = stack.api_url.clone();
+    let cache_dir = cache.display().to_string();
+    let as_alice: Vec<(&str, &str)> = vec![
+        ("JIT_API_URL", &api),
+        ("JIT_TOKEN", &alice),
+        ("JIT_CACHE_DIR", &cache_dir),
+    ];
+
+    // What the rules say before asking, offline.
+    let explained = jit(
+        &[],
+        &[
+            "policy",
+            "explain",
+            "--user",
+            "alice-cli",
+            "--groups",
+            "sre",
+            "--target",
+            "prod-logs-ro",
+            "--for",
+            "30m",
+            "--ticket",
+            "INC-7",
+            "--output",
+            "json",
+            "--dir",
+            &jit_local::workspace_root()
+                .join("infra/policies")
+                .display()
+                .to_string(),
+        ],
+    );
+    assert_eq!(code(&explained), 0, "{}", stderr(&explained));
+
+    // Ask and wait: the rules approve it at once.
+    let asked = jit(
+        &as_alice,
+        &[
+            "request",
+            "prod-logs-ro",
+            "--for",
+            "30m",
+            "--reason",
+            "checking the error rates",
+            "--ticket",
+            "INC-7",
+            "--wait",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&asked), 0, "{}", stderr(&asked));
+    let grant = json_of(&asked);
+    assert_eq!(grant["state"], "ACTIVE", "{grant}");
+    let id = grant["id"].as_str().unwrap().to_owned();
+
+    // The AWS CLI through `credential_process`, by target: the grant's role, twice; the second
+    // time the API is unreachable, so it can only come from the cache.
+    let config = state_dir.join("aws-config");
+    std::fs::write(
+        &config,
+        format!("[profile jit]\nregion = us-east-1\ncredential_process = {JIT} credentials prod-logs-ro\n"),
+    )
+    .unwrap();
+    let first = caller_identity(&aws, &config, &endpoint, &as_alice);
+    let arn = first["Arn"].as_str().unwrap().to_owned();
+    assert!(arn.contains(":assumed-role/prod-logs-ro/"), "{first}");
+    let offline: Vec<(&str, &str)> = vec![
+        ("JIT_API_URL", "http://127.0.0.1:9"),
+        ("JIT_TOKEN", &alice),
+        ("JIT_CACHE_DIR", &cache_dir),
+    ];
+    let second = caller_identity(&aws, &config, &endpoint, &offline);
+    assert_eq!(second["Arn"].as_str(), Some(arn.as_str()));
+    let entry = cache.join(format!("{id}.json"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&entry).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the cache file is private");
+    }
+    // With the cache off, the unreachable API is reported as such.
+    let mut no_cache = offline.clone();
+    no_cache.push(("JIT_NO_CACHE", "1"));
+    let refused = jit(&no_cache, &["credentials", "prod-logs-ro"]);
+    assert_eq!(code(&refused), 6, "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("cannot be reached"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!stderr(&refused).contains("SecretAccessKey"));
+
+    // A command run with the session: it sees it, and its exit code comes back.
+    let ran = jit(
+        &as_alice,
+        &[
+            "exec",
+            "prod-logs-ro",
+            "--",
+            "sh",
+            "-c",
+            "test -n \"$AWS_SESSION_TOKEN\" && test -n \"$AWS_ACCESS_KEY_ID\" && exit 7",
+        ],
+    );
+    assert_eq!(code(&ran), 7, "{}", stderr(&ran));
+
+    // Lists and reads.
+    let listed = jit(&as_alice, &["ls", "--output", "json"]);
+    assert_eq!(code(&listed), 0, "{}", stderr(&listed));
+    assert!(
+        json_of(&listed)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["id"] == id.as_str())
+    );
+    let missing = jit(&as_alice, &["show", "0190c0de-0000-7000-8000-000000000001"]);
+    assert_eq!(code(&missing), 4, "{}", stderr(&missing));
+    let no_token = jit(&[("JIT_API_URL", &api)], &["ls"]);
+    assert_eq!(code(&no_token), 3, "{}", stderr(&no_token));
+    let bad_token = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN", "not-a-token")],
+        &["ls"],
+    );
+    assert_eq!(code(&bad_token), 3, "{}", stderr(&bad_token));
+
+    // Revoke: the cached session is dropped at once, and the target has no grant any more.
+    let revoked = jit(
+        &as_alice,
+        &["revoke", &id, "--reason", "done with the error rates"],
+    );
+    assert_eq!(code(&revoked), 0, "{}", stderr(&revoked));
+    assert!(!entry.exists(), "the revoked grant's session is forgotten");
+    let none = jit(&as_alice, &["credentials", "prod-logs-ro"]);
+    assert_eq!(code(&none), 8, "{}", stderr(&none));
+    assert!(
+        stderr(&none).contains("jit request prod-logs-ro"),
+        "{}",
+        stderr(&none)
+    );
+
+    // The audit, exported by an auditor and verified offline; one edited byte and one removed
+    // line are each caught.
+    let exported = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN", &sue)],
+        &[
+            "audit",
+            "export",
+            "--from",
+            &rfc3339(-3600),
+            "--to",
+            &rfc3339(3600),
+        ],
+    );
+    assert_eq!(code(&exported), 0, "{}", stderr(&exported));
+    let text = stdout(&exported);
+    let file = state_dir.join("audit.jsonl");
+    std::fs::write(&file, &text).unwrap();
+    let verified = jit(
+        &[],
+        &[
+            "audit",
+            "verify",
+            &file.display().to_string(),
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&verified), 0, "{}", stderr(&verified));
+    assert!(json_of(&verified)["records"].as_u64().unwrap() >= 4);
+
+    let edited = text.replacen("checking the error rates", "checking the error ratez", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&file, &edited).unwrap();
+    let caught = jit(&[], &["audit", "verify", &file.display().to_string()]);
+    assert_eq!(code(&caught), 7, "{}", stdout(&caught));
+    assert!(stderr(&caught).contains("altered"), "{}", stderr(&caught));
+
+    let lines: Vec<&str> = text.lines().collect();
+    let first_record = lines
+        .iter()
+        .position(|l| {
+            l.contains("\"type\":\"record\"") && l.contains(&id) && l.contains("\"seq\":1,")
+        })
+        .unwrap();
+    let removed: String = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != first_record)
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
+    std::fs::write(&file, removed).unwrap();
+    let caught = jit(&[], &["audit", "verify", &file.display().to_string()]);
+    assert_eq!(code(&caught), 7, "{}", stdout(&caught));
+    assert!(
+        stderr(&caught).contains("does not verify"),
+        "{}",
+        stderr(&caught)
+    );
+}
