@@ -79,8 +79,8 @@ impl Api {
     ) -> Result<Value, Failure> {
         let token = self.token.as_deref().ok_or_else(|| {
             Failure::SignIn(
-                "not signed in: set JIT_TOKEN, or `token_command` in the config file \
-                 (see `jit --help`)"
+                "not signed in: run `jit login` (or set JIT_TOKEN, or `token_command` in the \
+                 config file)"
                     .to_owned(),
             )
         })?;
@@ -114,7 +114,7 @@ impl Api {
         Err(match status {
             401 => Failure::SignIn(format!(
                 "the API refused your token ({detail}): it is missing, expired or not for this \
-                 API; sign in again"
+                 API; run `jit login`"
             )),
             403 | 404 => Failure::Refused(detail),
             409 => Failure::Conflict(detail),

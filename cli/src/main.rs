@@ -4,9 +4,26 @@
 // missing field and never panics (the lint cannot tell it from slice indexing).
 #![allow(clippy::indexing_slicing)]
 
+/// A line on stderr for the person at the terminal; a closed stderr is not worth a panic.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// As `note!`, without the line end (the waiting spinner).
+macro_rules! note_inline {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod api;
 mod audit;
 mod cache;
+mod login;
 mod policy;
 
 use std::io::{IsTerminal, Write};
@@ -48,6 +65,25 @@ enum Output {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Sign in with the organisation's identity provider (browser, or a code with
+    /// --no-browser).
+    Login {
+        /// The provider's issuer URL (default: JIT_ISSUER, then `issuer` in the config file).
+        #[arg(long, env = "JIT_ISSUER")]
+        issuer: Option<String>,
+        /// The client id registered for the command (default: `client_id` in the config
+        /// file, then `jit-cli`).
+        #[arg(long, env = "JIT_CLIENT_ID")]
+        client_id: Option<String>,
+        /// Sign in with a code on another device instead of a browser here.
+        #[arg(long)]
+        no_browser: bool,
+        /// Print the sign-in address without trying to open a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
+    /// Forget the stored sign-in.
+    Logout,
     /// Ask for access to a target.
     Request {
         /// The target, as `jit policy check` lists them.
@@ -205,6 +241,10 @@ enum PolicyCommand {
 #[serde(deny_unknown_fields)]
 struct Config {
     api_url: Option<String>,
+    /// The identity provider's issuer URL, for `jit login`.
+    issuer: Option<String>,
+    /// The client id registered for the command.
+    client_id: Option<String>,
     /// A command that prints a token (for example one that asks the organisation's provider).
     token_command: Option<String>,
 }
@@ -213,13 +253,14 @@ fn home() -> PathBuf {
     std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
 }
 
-fn config_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("JIT_CONFIG") {
-        return PathBuf::from(p);
-    }
+fn config_dir() -> PathBuf {
     std::env::var_os("XDG_CONFIG_HOME")
         .map_or_else(|| home().join(".config"), PathBuf::from)
-        .join("jit/config.json")
+        .join("jit")
+}
+
+fn config_path() -> PathBuf {
+    std::env::var_os("JIT_CONFIG").map_or_else(|| config_dir().join("config.json"), PathBuf::from)
 }
 
 fn cache_dir() -> PathBuf {
@@ -240,8 +281,9 @@ fn load_config() -> Result<Config, Failure> {
     }
 }
 
-/// The token: `JIT_TOKEN`, else what the configured token command prints.
-fn token(config: &Config) -> Result<Option<String>, Failure> {
+/// The token: `JIT_TOKEN`, else what the configured token command prints, else the one
+/// `jit login` stored (renewed with its refresh token when it is about to expire).
+async fn token(config: &Config) -> Result<Option<String>, Failure> {
     if let Ok(token) = std::env::var("JIT_TOKEN")
         && !token.trim().is_empty()
     {
@@ -251,7 +293,7 @@ fn token(config: &Config) -> Result<Option<String>, Failure> {
         .ok()
         .or_else(|| config.token_command.clone())
     else {
-        return Ok(None);
+        return login::current(&login::path(config_dir())).await;
     };
     let out = std::process::Command::new("sh")
         .arg("-c")
@@ -419,6 +461,41 @@ async fn review(
 }
 
 async fn run(cli: Cli) -> Result<u8, Failure> {
+    match &cli.command {
+        Command::Login {
+            issuer,
+            client_id,
+            no_browser,
+            no_open,
+        } => {
+            let config = load_config()?;
+            let issuer = issuer.clone().or(config.issuer).ok_or_else(|| {
+                Failure::Usage(
+                    "no identity provider: pass --issuer, set JIT_ISSUER, or put `issuer` in \
+                     the config file"
+                        .into(),
+                )
+            })?;
+            let client_id = client_id
+                .clone()
+                .or(config.client_id)
+                .unwrap_or_else(|| "jit-cli".to_owned());
+            let session = login::login(&issuer, &client_id, *no_browser, !*no_open).await?;
+            let path = login::path(config_dir());
+            login::save(&path, &session)?;
+            note!("signed in; the token is kept in {}", path.display());
+            return Ok(0);
+        }
+        Command::Logout => {
+            let path = login::path(config_dir());
+            match std::fs::remove_file(&path) {
+                Ok(()) => note!("signed out"),
+                Err(_) => note!("not signed in"),
+            }
+            return Ok(0);
+        }
+        _ => {}
+    }
     let needs_api = !matches!(
         cli.command,
         Command::Policy { .. }
@@ -441,7 +518,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             "no API URL: pass --api, set JIT_API_URL, or put `api_url` in the config file".into(),
         ));
     }
-    let token = if needs_api { token(&config) } else { Ok(None) };
+    let token = if needs_api {
+        token(&config).await
+    } else {
+        Ok(None)
+    };
     let ctx = Ctx {
         api: Api::new(&base, token.as_ref().ok().cloned().flatten())?,
         cache: Cache::new(cache_dir()),
@@ -490,7 +571,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     .await?;
                 if g["state"] != "PENDING" {
                     if spin {
-                        eprint!("\r\x1b[K");
+                        note_inline!("\r\x1b[K");
                     }
                     let granted = g["state"] == "ACTIVE";
                     ctx.print(&g, |g| {
@@ -511,7 +592,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 if spin {
                     let reviews = g["reviews"].as_array().map_or(0, Vec::len);
                     let needed = g["approvals_required"].as_u64().unwrap_or(0);
-                    eprint!(
+                    note_inline!(
                         "\r{} waiting for approval of {id} ({reviews}/{needed} reviews)",
                         frames.get(tick % 4).copied().unwrap_or('|')
                     );
@@ -649,7 +730,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     "xdg-open"
                 };
                 if let Err(e) = std::process::Command::new(opener).arg(&url).status() {
-                    eprintln!("could not open a browser ({e}); the link is below");
+                    note!("could not open a browser ({e}); the link is below");
                 }
             }
             ctx.print(&link, |_| url.clone());
@@ -683,6 +764,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             });
             Ok(0)
         }
+        Command::Login { .. } | Command::Logout => Ok(0),
         Command::Policy {
             command: PolicyCommand::Check { dir },
         } => {
@@ -756,7 +838,7 @@ async fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
             // Never a secret here: failures carry API details and paths, not credentials.
-            eprintln!("jit: {failure}");
+            note!("jit: {failure}");
             ExitCode::from(failure.exit_code())
         }
     }

@@ -16,8 +16,9 @@ use serde_json::Value;
 
 const JIT: &str = env!("CARGO_BIN_EXE_jit");
 
-/// Runs `jit args` with `env` (and nothing else of the caller's JIT_* settings).
-fn jit(env: &[(&str, &str)], args: &[&str]) -> Output {
+/// `jit args` with `env`, none of the caller's JIT_* settings, and config and cache
+/// directories of the tests' own.
+fn command(env: &[(&str, &str)], args: &[&str]) -> Command {
     let mut command = Command::new(JIT);
     command.args(args);
     for (name, _) in std::env::vars() {
@@ -25,8 +26,78 @@ fn jit(env: &[(&str, &str)], args: &[&str]) -> Output {
             command.env_remove(name);
         }
     }
+    let home = jit_local::target_dir().join("jit-cli-tests");
+    command
+        .env("XDG_CONFIG_HOME", home.join("xdg-config"))
+        .env("XDG_CACHE_HOME", home.join("xdg-cache"));
     command.envs(env.iter().copied());
-    command.output().unwrap()
+    command
+}
+
+fn jit(env: &[(&str, &str)], args: &[&str]) -> Output {
+    command(env, args).output().unwrap()
+}
+
+/// Runs `jit login` with `args` and acts as the person at the browser: follows the address it
+/// prints (on the line holding `prefix`), picks `person` on the provider's page, and returns
+/// `jit`'s exit code.
+async fn sign_in(env: &[(&str, &str)], args: &[&str], prefix: &str, person: &str) -> i32 {
+    use std::io::BufRead;
+    let mut child = command(env, args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let prefix = prefix.to_owned();
+    let (found, address) = tokio::sync::oneshot::channel();
+    // Reads all of jit's stderr, so its last lines never meet a closed pipe.
+    std::thread::spawn(move || {
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains(&prefix)
+                && let Some(i) = line.find("http")
+                && let Some(tx) = found.take()
+            {
+                let _ = tx.send(line[i..].trim_end_matches(')').to_owned());
+            }
+        }
+    });
+    let address = address.await.expect("jit login prints where to sign in");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = browser
+        .get(&address)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let href = page
+        .split("href=\"")
+        .skip(1)
+        .map(|rest| rest.split('"').next().unwrap().replace("&amp;", "&"))
+        .find(|href| href.ends_with(&format!("person={person}")))
+        .unwrap_or_else(|| panic!("no link for {person} in {page}"));
+    let base = url::Url::parse(&address).unwrap();
+    let picked = browser.get(base.join(&href).unwrap()).send().await.unwrap();
+    if let Some(location) = picked.headers().get("location") {
+        // The provider sends the browser back to jit's loopback address with the code.
+        let back = browser
+            .get(location.to_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(back.status(), 200);
+    }
+    tokio::task::spawn_blocking(move || child.wait().unwrap().code().unwrap_or(-1))
+        .await
+        .unwrap()
 }
 
 fn code(out: &Output) -> i32 {
@@ -98,13 +169,40 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     let endpoint = stack.aws.endpoint_url().unwrap().to_owned();
     let cache = state_dir.join("cache");
     let _ = std::fs::remove_dir_all(&cache);
-    let alice = stack.token("alice-cli", &["sre"]);
-    let sue = stack.token("sue-cli", &["security"]);
     let api = stack.api_url.clone();
     let cache_dir = cache.display().to_string();
+
+    // Sign in for real: alice by authorization code with PKCE through the "browser", sue
+    // with a device code. Everything after uses the stored tokens.
+    let alice_file = state_dir.join("alice-token.json").display().to_string();
+    let sue_file = state_dir.join("sue-token.json").display().to_string();
+    let _ = std::fs::remove_file(&alice_file);
+    let _ = std::fs::remove_file(&sue_file);
+    let signed = sign_in(
+        &[("JIT_TOKEN_FILE", &alice_file)],
+        &["login", "--issuer", &stack.issuer, "--no-open"],
+        "http",
+        "alice",
+    )
+    .await;
+    assert_eq!(signed, 0, "jit login by PKCE");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&alice_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the stored token is private");
+    }
+    let signed = sign_in(
+        &[("JIT_TOKEN_FILE", &sue_file)],
+        &["login", "--issuer", &stack.issuer, "--no-browser"],
+        "(or open",
+        "sue",
+    )
+    .await;
+    assert_eq!(signed, 0, "jit login by device code");
     let as_alice: Vec<(&str, &str)> = vec![
         ("JIT_API_URL", &api),
-        ("JIT_TOKEN", &alice),
+        ("JIT_TOKEN_FILE", &alice_file),
         ("JIT_CACHE_DIR", &cache_dir),
     ];
 
@@ -170,7 +268,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     assert!(arn.contains(":assumed-role/prod-logs-ro/"), "{first}");
     let offline: Vec<(&str, &str)> = vec![
         ("JIT_API_URL", "http://127.0.0.1:9"),
-        ("JIT_TOKEN", &alice),
+        ("JIT_TOKEN_FILE", &alice_file),
         ("JIT_CACHE_DIR", &cache_dir),
     ];
     let second = caller_identity(&aws, &config, &endpoint, &offline);
@@ -220,13 +318,39 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     );
     let missing = jit(&as_alice, &["show", "0190c0de-0000-7000-8000-000000000001"]);
     assert_eq!(code(&missing), 4, "{}", stderr(&missing));
-    let no_token = jit(&[("JIT_API_URL", &api)], &["ls"]);
+    let nowhere = state_dir.join("no-token.json").display().to_string();
+    let no_token = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &nowhere)],
+        &["ls"],
+    );
     assert_eq!(code(&no_token), 3, "{}", stderr(&no_token));
+    assert!(
+        stderr(&no_token).contains("jit login"),
+        "{}",
+        stderr(&no_token)
+    );
     let bad_token = jit(
         &[("JIT_API_URL", &api), ("JIT_TOKEN", "not-a-token")],
         &["ls"],
     );
     assert_eq!(code(&bad_token), 3, "{}", stderr(&bad_token));
+
+    // Signed out, nothing works until the next sign-in.
+    let logged_out = jit(&[("JIT_TOKEN_FILE", &sue_file)], &["logout"]);
+    assert_eq!(code(&logged_out), 0);
+    let sue_signed_out = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &sue_file)],
+        &["ls"],
+    );
+    assert_eq!(code(&sue_signed_out), 3, "{}", stderr(&sue_signed_out));
+    let signed = sign_in(
+        &[("JIT_TOKEN_FILE", &sue_file)],
+        &["login", "--issuer", &stack.issuer, "--no-browser"],
+        "(or open",
+        "sue",
+    )
+    .await;
+    assert_eq!(signed, 0);
 
     // Revoke: the cached session is dropped at once, and the target has no grant any more.
     let revoked = jit(
@@ -246,7 +370,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     // The audit, exported by an auditor and verified offline; one edited byte and one removed
     // line are each caught.
     let exported = jit(
-        &[("JIT_API_URL", &api), ("JIT_TOKEN", &sue)],
+        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &sue_file)],
         &[
             "audit",
             "export",

@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod recorder;
 mod runtime;
 pub mod setup;
+pub mod signin;
 mod stream;
 pub mod template;
 mod timings;
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -431,18 +432,61 @@ impl Stack {
             async move { gateway.handle(request).await }
         })));
         let p = Arc::clone(&provider);
+        let signin = Arc::new(signin::SignIn::new(Arc::clone(&provider)));
         tasks.push(tokio::spawn(serve(
             idp,
             move |request: Request<Incoming>| {
                 let p = Arc::clone(&p);
+                let signin = Arc::clone(&signin);
                 async move {
-                    match request.uri().path() {
+                    let path = request.uri().path().to_owned();
+                    match path.as_str() {
                         "/.well-known/openid-configuration" => json_response(&p.discovery()),
                         "/.well-known/jwks.json" => json_response(&p.jwks()),
                         _ => {
-                            let mut r = json_response(&json!({"error": "not_found"}));
-                            *r.status_mut() = hyper::StatusCode::NOT_FOUND;
-                            r
+                            let method = request.method().as_str().to_owned();
+                            let query: HashMap<String, String> = url::form_urlencoded::parse(
+                                request.uri().query().unwrap_or_default().as_bytes(),
+                            )
+                            .into_owned()
+                            .collect();
+                            let body = request
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let form: HashMap<String, String> =
+                                url::form_urlencoded::parse(&body).into_owned().collect();
+                            match signin.handle(&method, &path, &query, &form) {
+                                Some(answer) => {
+                                    let mut r = Response::new(Full::new(Bytes::from(answer.body)));
+                                    *r.status_mut() = hyper::StatusCode::from_u16(answer.status)
+                                        .unwrap_or(hyper::StatusCode::BAD_REQUEST);
+                                    r.headers_mut().insert(
+                                        "content-type",
+                                        hyper::header::HeaderValue::from_static(
+                                            answer.content_type,
+                                        ),
+                                    );
+                                    r.headers_mut().insert(
+                                        "cache-control",
+                                        hyper::header::HeaderValue::from_static("no-store"),
+                                    );
+                                    if let Some(location) = answer
+                                        .location
+                                        .and_then(|l| hyper::header::HeaderValue::from_str(&l).ok())
+                                    {
+                                        r.headers_mut().insert("location", location);
+                                    }
+                                    r
+                                }
+                                None => {
+                                    let mut r = json_response(&json!({"error": "not_found"}));
+                                    *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+                                    r
+                                }
+                            }
                         }
                     }
                 }

@@ -140,8 +140,17 @@ impl Provider {
         json!({
             "issuer": self.issuer,
             "jwks_uri": format!("{}/.well-known/jwks.json", self.issuer),
+            "authorization_endpoint": format!("{}/authorize", self.issuer),
+            "token_endpoint": format!("{}/token", self.issuer),
+            "device_authorization_endpoint": format!("{}/device_authorization", self.issuer),
+            "grant_types_supported": [
+                "authorization_code",
+                "refresh_token",
+                "urn:ietf:params:oauth:grant-type:device_code"
+            ],
+            "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "response_types_supported": ["id_token"],
+            "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
             "claims_supported": ["sub", "email", "groups", "aud", "iss", "exp", "iat"],
         })
