@@ -84,6 +84,8 @@ enum Command {
     },
     /// Forget the stored sign-in.
     Logout,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Ask for access to a target.
     Request {
         /// The target, as `jit policy check` lists them.
@@ -486,6 +488,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             note!("signed in; the token is kept in {}", path.display());
             return Ok(0);
         }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "jit", &mut std::io::stdout());
+            return Ok(0);
+        }
         Command::Logout => {
             let path = login::path(config_dir());
             match std::fs::remove_file(&path) {
@@ -764,7 +771,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             });
             Ok(0)
         }
-        Command::Login { .. } | Command::Logout => Ok(0),
+        Command::Login { .. } | Command::Logout | Command::Completions { .. } => Ok(0),
         Command::Policy {
             command: PolicyCommand::Check { dir },
         } => {

@@ -206,32 +206,66 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         ("JIT_CACHE_DIR", &cache_dir),
     ];
 
-    // What the rules say before asking, offline.
-    let explained = jit(
-        &[],
-        &[
+    // Shell completions name the commands.
+    let completions = jit(&[], &["completions", "bash"]);
+    assert_eq!(code(&completions), 0);
+    assert!(stdout(&completions).contains("credentials"));
+
+    // What the rules say before asking, offline, on the rules the functions load.
+    let dir = jit_local::workspace_root()
+        .join("infra/policies")
+        .display()
+        .to_string();
+    let explain = |user: &str, groups: &str, target: &str, extra: &[&str]| {
+        let mut args = vec![
             "policy",
             "explain",
             "--user",
-            "alice-cli",
+            user,
             "--groups",
-            "sre",
+            groups,
             "--target",
-            "prod-logs-ro",
+            target,
             "--for",
             "30m",
-            "--ticket",
-            "INC-7",
+            "--at",
+            "2027-01-13T10:00:00Z",
             "--output",
             "json",
             "--dir",
-            &jit_local::workspace_root()
-                .join("infra/policies")
-                .display()
-                .to_string(),
-        ],
+            &dir,
+        ];
+        args.extend_from_slice(extra);
+        let out = jit(&[], &args);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        json_of(&out)
+    };
+    let auto = explain("alice", "sre", "prod-logs-ro", &["--ticket", "INC-7"]);
+    assert_eq!(auto["outcome"], "auto-approved", "{auto}");
+    let review = explain("erin", "engineers", "prod-logs-ro", &[]);
+    assert_eq!(
+        (
+            review["outcome"].as_str(),
+            review["approvals_required"].as_u64()
+        ),
+        (Some("needs-approval"), Some(1)),
+        "{review}"
     );
-    assert_eq!(code(&explained), 0, "{}", stderr(&explained));
+    let refused = explain("dan", "dba", "prod-db-admin", &[]);
+    assert_eq!(refused["outcome"], "refused", "{refused}");
+    assert!(
+        refused["why"].as_str().unwrap().contains("ticket"),
+        "{refused}"
+    );
+    let checked = jit(&[], &["policy", "check", &dir]);
+    assert_eq!(code(&checked), 0, "{}", stderr(&checked));
+    let broken = jit(&[], &["policy", "check", &state_dir.display().to_string()]);
+    assert_eq!(
+        code(&broken),
+        2,
+        "a directory without rules: {}",
+        stderr(&broken)
+    );
 
     // Ask and wait: the rules approve it at once.
     let asked = jit(
