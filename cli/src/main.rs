@@ -109,6 +109,8 @@ enum Command {
         #[arg(long, default_value = "15m")]
         timeout: String,
     },
+    /// The targets you may ask for, and whether a ticket is needed.
+    Targets,
     /// List your requests, or the ones you may review.
     Ls {
         /// Pending requests you may approve instead of your own.
@@ -608,6 +610,34 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
+        }
+        Command::Targets => {
+            let list = ctx.api.call("GET", "/targets", None).await?;
+            ctx.print(&list, |l| {
+                let items = l["items"].as_array().cloned().unwrap_or_default();
+                if items.is_empty() {
+                    return "no target you may ask for".to_owned();
+                }
+                items
+                    .iter()
+                    .map(|t| {
+                        format!(
+                            "{:<20} up to {:<4} {} approval(s){}  {}",
+                            t["id"].as_str().unwrap_or_default(),
+                            t["max_duration"].as_str().unwrap_or_default(),
+                            t["approvals_required"],
+                            if t["ticket_required"] == true {
+                                ", ticket needed"
+                            } else {
+                                ""
+                            },
+                            t["description"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            Ok(0)
         }
         Command::Ls { reviewable, state } => {
             let scope = if reviewable { "reviewable" } else { "mine" };

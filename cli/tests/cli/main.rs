@@ -267,6 +267,19 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         stderr(&broken)
     );
 
+    // What alice may ask for.
+    let targets = jit(&as_alice, &["targets", "--output", "json"]);
+    assert_eq!(code(&targets), 0, "{}", stderr(&targets));
+    assert!(
+        json_of(&targets)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "prod-logs-ro"),
+        "{}",
+        stdout(&targets)
+    );
+
     // Ask and wait: the rules approve it at once.
     let asked = jit(
         &as_alice,

@@ -7,6 +7,7 @@
 
 mod audit;
 mod requests;
+mod targets;
 
 use std::sync::Arc;
 
@@ -74,11 +75,12 @@ pub struct App<S> {
 }
 
 /// The routes this function serves.
-const ROUTES: [&str; 5] = [
+const ROUTES: [&str; 6] = [
     "POST /requests",
     "GET /requests",
     "GET /requests/{id}",
     "POST /requests/{id}/cancel",
+    "GET /targets",
     "GET /audit",
 ];
 
@@ -97,6 +99,7 @@ impl<S: GrantStore> App<S> {
             Some(("POST /requests/{id}/cancel", Some(id))) => {
                 self.cancel(request, &id, &caller, now).await
             }
+            Some(("GET /targets", _)) => Ok(self.targets(&caller, now)),
             Some(("GET /audit", _)) => self.export_audit(request, &caller, now).await,
             _ => Err(no_such_route(request)),
         }

@@ -703,3 +703,44 @@ async fn identity_comes_only_from_the_authorizer() {
         unknown.detail()
     );
 }
+
+#[tokio::test]
+async fn targets_lists_what_each_caller_may_ask_for_and_when_a_ticket_is_needed() {
+    let h = Harness::new("targets").await;
+    let listed = |reply: &Reply| -> Vec<(String, bool)> {
+        reply.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["id"].as_str().unwrap().to_owned(),
+                    t["ticket_required"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Wednesday 10:00: write access is in business hours.
+    let alice = h.call(ALICE, "GET /targets", "/targets", None).await;
+    assert_eq!(alice.status, 200, "{}", alice.body);
+    assert_eq!(
+        listed(&alice),
+        [
+            ("prod-deploy".to_owned(), false),
+            ("prod-logs-ro".to_owned(), false)
+        ]
+    );
+    let dan = h.call(DAN_DBA, "GET /targets", "/targets", None).await;
+    assert_eq!(listed(&dan), [("prod-db-admin".to_owned(), true)]);
+    let sam = h.call(SAM_SRE, "GET /targets", "/targets", None).await;
+    assert_eq!(listed(&sam).len(), 4);
+    assert!(listed(&sam).contains(&("break-glass-admin".to_owned(), true)));
+    // At night, write access is not offered.
+    h.clock.set(jit_core::clock::Timestamp::from_unix_seconds(
+        WEDNESDAY_10.unix_seconds() + 12 * 3600,
+    ));
+    let night = h.call(ALICE, "GET /targets", "/targets", None).await;
+    assert_eq!(listed(&night), [("prod-logs-ro".to_owned(), false)]);
+    let nobody = h.call(NOBODY, "GET /targets", "/targets", None).await;
+    assert_eq!(nobody.status, 401, "{}", nobody.body);
+}

@@ -1,0 +1,55 @@
+//! `GET /targets`: what the caller may ask for, so clients can offer only that.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+use jit_core::clock::Timestamp;
+use jit_core::identity::Caller;
+use jit_core::policy::{AccessContext, Action};
+use jit_core::store::GrantStore;
+
+use crate::App;
+use jit_http::json;
+
+impl<S: GrantStore> App<S> {
+    /// The declared targets the rules permit `caller` to Request now, for up to an hour (or
+    /// the target's longest duration if shorter): asked once without a ticket and once with
+    /// one, so a client can say when a ticket is needed. The decision at request time is
+    /// still the rules' own, with the real duration, reason and ticket.
+    pub(crate) fn targets(&self, caller: &Caller, now: Timestamp) -> Response<Body> {
+        let items: Vec<_> = self
+            .rules
+            .targets()
+            .filter_map(|t| {
+                let ask = |ticket: Option<&str>| {
+                    let context = AccessContext {
+                        duration_secs: t.max_duration.as_secs().min(3600),
+                        reason: "listing the targets one may ask for".to_owned(),
+                        ticket: ticket.map(str::to_owned),
+                        break_glass: false,
+                        at: now,
+                    };
+                    self.rules
+                        .decide(caller, Action::Request, &t.id, &context)
+                        .allowed
+                };
+                let without = ask(None);
+                let with = without || ask(Some("TICKET-1"));
+                with.then(|| {
+                    json!({
+                        "id": t.id.as_str(),
+                        "description": t.description,
+                        "account": t.account,
+                        "environment": t.environment,
+                        "tier": t.tier,
+                        "max_duration": t.max_duration.to_string(),
+                        "approvals_required": t.approvals_required,
+                        "ticket_required": !without,
+                    })
+                })
+            })
+            .collect();
+        json(StatusCode::OK, &json!({ "items": items }))
+    }
+}
