@@ -200,6 +200,43 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     )
     .await;
     assert_eq!(signed, 0, "jit login by device code");
+
+    // A stored token about to expire is renewed with its refresh token, without a sign-in;
+    // a refresh token the provider does not know means signing in again.
+    let stored: Value =
+        serde_json::from_str(&std::fs::read_to_string(&alice_file).unwrap()).unwrap();
+    let mut expiring = stored.clone();
+    expiring["expires_at"] = serde_json::json!(0);
+    std::fs::write(&alice_file, expiring.to_string()).unwrap();
+    let renewed = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &alice_file)],
+        &["ls"],
+    );
+    assert_eq!(code(&renewed), 0, "{}", stderr(&renewed));
+    let after: Value =
+        serde_json::from_str(&std::fs::read_to_string(&alice_file).unwrap()).unwrap();
+    assert_ne!(
+        after["refresh_token"], stored["refresh_token"],
+        "refresh tokens rotate"
+    );
+    assert!(
+        after["expires_at"].as_i64().unwrap() > time::OffsetDateTime::now_utc().unix_timestamp()
+    );
+    let mut unknown = after.clone();
+    unknown["expires_at"] = serde_json::json!(0);
+    unknown["refresh_token"] = serde_json::json!("not-one-the-provider-issued");
+    let unknown_file = state_dir.join("unknown-token.json").display().to_string();
+    std::fs::write(&unknown_file, unknown.to_string()).unwrap();
+    let expired = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &unknown_file)],
+        &["ls"],
+    );
+    assert_eq!(code(&expired), 3, "{}", stderr(&expired));
+    assert!(
+        stderr(&expired).contains("run `jit login`"),
+        "{}",
+        stderr(&expired)
+    );
     let as_alice: Vec<(&str, &str)> = vec![
         ("JIT_API_URL", &api),
         ("JIT_TOKEN_FILE", &alice_file),
