@@ -817,21 +817,8 @@ async fn a_grant_whose_evidence_does_not_verify_gets_no_credentials() {
     let put_grant = |grant: Grant| {
         let table = h.table.clone();
         async move {
-            let mut item: std::collections::HashMap<_, _> = serde_dynamo::to_item(&grant).unwrap();
-            item.insert(
-                "pk".into(),
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", grant.id)),
-            );
-            item.insert(
-                "sk".into(),
-                aws_sdk_dynamodb::types::AttributeValue::S("GRANT".into()),
-            );
             table
-                .client
-                .put_item()
-                .table_name(&table.name)
-                .set_item(Some(item))
-                .send()
+                .put_raw(&format!("GRANT#{}", grant.id), "GRANT", &grant)
                 .await
                 .unwrap();
         }

@@ -1353,22 +1353,10 @@ async fn a_revoke_cuts_sessions_until_the_signed_expiry_whatever_the_item_claims
     // lapses (and its deny is pruned) while the session still works.
     let mut lowered = h.grant(&g.id).await;
     lowered.sessions_valid_until = Some(h.now().plus_secs(60));
-    let mut item: std::collections::HashMap<_, _> = serde_dynamo::to_item(&lowered).unwrap();
-    item.insert(
-        "pk".into(),
-        aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", g.id)),
-    );
-    item.insert(
-        "sk".into(),
-        aws_sdk_dynamodb::types::AttributeValue::S("GRANT".into()),
-    );
-    let table = &h.sweeper.store.table;
-    table
-        .client
-        .put_item()
-        .table_name(&table.name)
-        .set_item(Some(item))
-        .send()
+    h.sweeper
+        .store
+        .table
+        .put_raw(&format!("GRANT#{}", g.id), "GRANT", &lowered)
         .await
         .unwrap();
 

@@ -45,6 +45,29 @@ pub enum TestTableError {
 }
 
 impl TestTable {
+    /// Writes `value` as the item `pk`/`sk`, straight into the table as someone with write
+    /// access could, past every check of the code: how tests play an insider.
+    pub async fn put_raw<T: serde::Serialize>(
+        &self,
+        pk: &str,
+        sk: &str,
+        value: &T,
+    ) -> Result<(), String> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut item: std::collections::HashMap<String, AttributeValue> =
+            serde_dynamo::to_item(value).map_err(|e| e.to_string())?;
+        item.insert("pk".into(), AttributeValue::S(pk.to_owned()));
+        item.insert("sk".into(), AttributeValue::S(sk.to_owned()));
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+    }
+
     /// Creates a table of its own for one test, so tests can run in parallel on one emulator.
     pub async fn create(label: &str) -> Result<Self, TestTableError> {
         static NEXT: AtomicU32 = AtomicU32::new(0);

@@ -317,6 +317,37 @@ impl Cause {
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()
     }
+
+    /// An AWS SDK error (of any service), kept whole, and whether a retry can help: the
+    /// service unreachable, timed out, a 5xx, or one of its `transient_codes`. A request that
+    /// could not even be built never is.
+    pub(crate) fn of_sdk_error<E>(
+        e: aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+        transient_codes: &[&str],
+    ) -> (Self, bool)
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+    {
+        use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+        let text = DisplayErrorContext(&e).to_string();
+        let (code, transient) = match &e {
+            SdkError::ServiceError(service) => {
+                let code = service.err().code().map(str::to_owned);
+                let transient = service.raw().status().as_u16() >= 500
+                    || code
+                        .as_deref()
+                        .is_some_and(|c| transient_codes.contains(&c));
+                (code, transient)
+            }
+            SdkError::ConstructionFailure(_) => (None, false),
+            _ => (None, true),
+        };
+        (Self::new(code.as_deref(), text, e), transient)
+    }
 }
 
 impl std::fmt::Debug for Cause {

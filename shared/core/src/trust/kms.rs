@@ -1,6 +1,6 @@
 //! Signing with a function's KMS key, and reading the functions' public keys once per start.
 
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use base64::Engine;
@@ -22,24 +22,9 @@ fn kms_error<E>(e: SdkError<E, aws_sdk_kms::config::http::HttpResponse>) -> Sign
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let text = DisplayErrorContext(&e).to_string();
-    let (code, transient) = match &e {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().map(str::to_owned);
-            let transient = service.raw().status().as_u16() >= 500
-                || code
-                    .as_deref()
-                    .is_some_and(|c| TRANSIENT_CODES.contains(&c));
-            (code, transient)
-        }
-        SdkError::ConstructionFailure(_) => (None, false),
-        _ => (None, true),
-    };
-    let cause = Cause::new(code.as_deref(), text, e);
-    if transient {
-        SignError::Unavailable(cause)
-    } else {
-        SignError::Refused(cause)
+    match Cause::of_sdk_error(e, &TRANSIENT_CODES) {
+        (cause, true) => SignError::Unavailable(cause),
+        (cause, false) => SignError::Refused(cause),
     }
 }
 

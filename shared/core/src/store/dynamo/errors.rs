@@ -1,7 +1,7 @@
 //! DynamoDB's errors, classified: what a retry can fix, and what only a fix of the deployment
 //! can.
 
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::*;
@@ -27,25 +27,9 @@ pub(super) fn sdk_error<E>(
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let text = DisplayErrorContext(&e).to_string();
-    let (code, transient) = match &e {
-        SdkError::ServiceError(service) => {
-            let code = service.err().code().map(str::to_owned);
-            let status = service.raw().status().as_u16();
-            let transient = status >= 500
-                || code
-                    .as_deref()
-                    .is_some_and(|c| TRANSIENT_CODES.contains(&c));
-            (code, transient)
-        }
-        SdkError::ConstructionFailure(_) => (None, false),
-        _ => (None, true),
-    };
-    let cause = Cause::new(code.as_deref(), text, e);
-    if transient {
-        StoreError::Unavailable { cause }
-    } else {
-        StoreError::Refused { cause }
+    match Cause::of_sdk_error(e, &TRANSIENT_CODES) {
+        (cause, true) => StoreError::Unavailable { cause },
+        (cause, false) => StoreError::Refused { cause },
     }
 }
 
