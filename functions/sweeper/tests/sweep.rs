@@ -10,20 +10,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jit_core::audit::{AuditAction, AuditRecord};
+use jit_core::audit::AuditAction;
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use jit_core::domain::{
-    Actor, Change, Command, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn,
-    Service, SessionKind, TargetId, TargetRole, UserId,
+    Actor, Change, Command, Creation, Grant, GrantId, GrantState, RoleArn, Service, SessionKind,
+    TargetId, TargetRole,
 };
 use jit_core::policy::Rules;
 use jit_core::store::{
-    AppliedPolicy, Created, DynamoStore, GrantStore, Idempotency, LedgerHead, Page, PageRequest,
-    RoleLedger, SignedStore, StoreError,
+    AppliedPolicy, Created, DynamoStore, GrantStore, Idempotency, PageRequest, SignedStore,
+    StoreError,
 };
 use jit_core::trust::{
-    AuditExport, Checkpoint, ExportBreak, GrantHead, LocalKey, LocalKeys, record_message,
-    verify_export,
+    AuditExport, Checkpoint, ExportBreak, LocalKey, LocalKeys, record_message, verify_export,
 };
 use jit_local::{Claims, TestTable};
 use jit_sweeper::{IamPolicies, PolicyError, RolePolicies, Sweeper, SweeperConfig};
@@ -113,6 +112,8 @@ struct GatedStore {
 }
 
 impl GrantStore for GatedStore {
+    jit_core::delegate_grant_store_reads!(inner);
+
     async fn create(
         &self,
         creation: &Creation,
@@ -120,78 +121,11 @@ impl GrantStore for GatedStore {
     ) -> Result<Created, StoreError> {
         self.inner.create(creation, idempotency).await
     }
-    async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
-        self.inner.get(id).await
-    }
     async fn commit(&self, change: &Change) -> Result<(), StoreError> {
         self.inner.commit(change).await
     }
-    async fn evidence(
-        &self,
-        id: &GrantId,
-    ) -> Result<Option<(Grant, Vec<AuditRecord>)>, StoreError> {
-        self.inner.evidence(id).await
-    }
-    async fn heads(&self, ids: &[GrantId]) -> Result<Vec<GrantHead>, StoreError> {
-        self.inner.heads(ids).await
-    }
-    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        self.inner.latest_checkpoint().await
-    }
-    async fn checkpoints_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<Checkpoint>, StoreError> {
-        self.inner.checkpoints_between(from, to).await
-    }
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
         self.inner.put_checkpoint(checkpoint).await
-    }
-    async fn list_by_requester(
-        &self,
-        requester: &UserId,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.inner.list_by_requester(requester, page).await
-    }
-    async fn list_pending_for_target(
-        &self,
-        target: &TargetId,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.inner.list_pending_for_target(target, page).await
-    }
-    async fn list_due(
-        &self,
-        before: Timestamp,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.inner.list_due(before, page).await
-    }
-    async fn audit_of_grant(
-        &self,
-        id: &GrantId,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        self.inner.audit_of_grant(id, page).await
-    }
-    async fn audit_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        self.inner.audit_between(from, to, page).await
-    }
-    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
-        self.inner.revoked_roles().await
-    }
-    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
-        self.inner.role_ledger(role).await
-    }
-    async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
-        self.inner.remove_revocation(entry).await
     }
     async fn record_applied(
         &self,

@@ -4,15 +4,11 @@
 
 use std::sync::Arc;
 
-use super::{
-    AppliedPolicy, Cause, Created, GrantStore, Idempotency, LedgerHead, Page, PageRequest,
-    RoleLedger, StoreError,
-};
+use super::{AppliedPolicy, Cause, Created, GrantStore, Idempotency, StoreError};
 use crate::audit::AuditRecord;
-use crate::clock::Timestamp;
-use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
+use crate::domain::{Change, Creation, RoleArn};
 use crate::trust::{
-    Checkpoint, GrantHead, RecordSignature, SignError, SigningKey, author_of, checkpoint_message,
+    Checkpoint, RecordSignature, SignError, SigningKey, author_of, checkpoint_message,
     record_message,
 };
 
@@ -53,6 +49,8 @@ fn sign_error(e: SignError) -> StoreError {
 }
 
 impl<S: GrantStore> GrantStore for SignedStore<S> {
+    crate::delegate_grant_store_reads!(inner);
+
     async fn create(
         &self,
         creation: &Creation,
@@ -63,37 +61,10 @@ impl<S: GrantStore> GrantStore for SignedStore<S> {
         self.inner.create(&signed, idempotency).await
     }
 
-    async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
-        self.inner.get(id).await
-    }
-
     async fn commit(&self, change: &Change) -> Result<(), StoreError> {
         let signature = self.sign_record(change.audit()).await?;
         let signed = change.clone().with_signature(signature);
         self.inner.commit(&signed).await
-    }
-
-    async fn evidence(
-        &self,
-        id: &GrantId,
-    ) -> Result<Option<(Grant, Vec<AuditRecord>)>, StoreError> {
-        self.inner.evidence(id).await
-    }
-
-    async fn heads(&self, ids: &[GrantId]) -> Result<Vec<GrantHead>, StoreError> {
-        self.inner.heads(ids).await
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        self.inner.latest_checkpoint().await
-    }
-
-    async fn checkpoints_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<Checkpoint>, StoreError> {
-        self.inner.checkpoints_between(from, to).await
     }
 
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
@@ -108,59 +79,6 @@ impl<S: GrantStore> GrantStore for SignedStore<S> {
         let mut signed = checkpoint.clone();
         signed.signature = Some(signature);
         self.inner.put_checkpoint(&signed).await
-    }
-
-    async fn list_by_requester(
-        &self,
-        requester: &UserId,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.inner.list_by_requester(requester, page).await
-    }
-
-    async fn list_pending_for_target(
-        &self,
-        target: &TargetId,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.inner.list_pending_for_target(target, page).await
-    }
-
-    async fn list_due(
-        &self,
-        before: Timestamp,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.inner.list_due(before, page).await
-    }
-
-    async fn audit_of_grant(
-        &self,
-        id: &GrantId,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        self.inner.audit_of_grant(id, page).await
-    }
-
-    async fn audit_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        self.inner.audit_between(from, to, page).await
-    }
-
-    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
-        self.inner.revoked_roles().await
-    }
-
-    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
-        self.inner.role_ledger(role).await
-    }
-
-    async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
-        self.inner.remove_revocation(entry).await
     }
 
     async fn record_applied(
