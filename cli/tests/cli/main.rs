@@ -117,6 +117,13 @@ fn json_of(out: &Output) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(out), stderr(out)))
 }
 
+/// `jit ls` with the token file `file`: refused as not signed in (exit 3), saying to sign in.
+fn asks_to_sign_in(api: &str, file: &str) {
+    let out = jit(&[("JIT_API_URL", api), ("JIT_TOKEN_FILE", file)], &["ls"]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("jit login"), "{}", stderr(&out));
+}
+
 fn rfc3339(offset_secs: i64) -> String {
     (time::OffsetDateTime::now_utc() + time::Duration::seconds(offset_secs))
         .format(&time::format_description::well_known::Rfc3339)
@@ -227,16 +234,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     unknown["refresh_token"] = serde_json::json!("not-one-the-provider-issued");
     let unknown_file = state_dir.join("unknown-token.json").display().to_string();
     std::fs::write(&unknown_file, unknown.to_string()).unwrap();
-    let expired = jit(
-        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &unknown_file)],
-        &["ls"],
-    );
-    assert_eq!(code(&expired), 3, "{}", stderr(&expired));
-    assert!(
-        stderr(&expired).contains("run `jit login`"),
-        "{}",
-        stderr(&expired)
-    );
+    asks_to_sign_in(&api, &unknown_file);
     let as_alice: Vec<(&str, &str)> = vec![
         ("JIT_API_URL", &api),
         ("JIT_TOKEN_FILE", &alice_file),
@@ -403,16 +401,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     let missing = jit(&as_alice, &["show", "0190c0de-0000-7000-8000-000000000001"]);
     assert_eq!(code(&missing), 4, "{}", stderr(&missing));
     let nowhere = state_dir.join("no-token.json").display().to_string();
-    let no_token = jit(
-        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &nowhere)],
-        &["ls"],
-    );
-    assert_eq!(code(&no_token), 3, "{}", stderr(&no_token));
-    assert!(
-        stderr(&no_token).contains("jit login"),
-        "{}",
-        stderr(&no_token)
-    );
+    asks_to_sign_in(&api, &nowhere);
     let bad_token = jit(
         &[("JIT_API_URL", &api), ("JIT_TOKEN", "not-a-token")],
         &["ls"],
@@ -422,11 +411,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     // Signed out, nothing works until the next sign-in.
     let logged_out = jit(&[("JIT_TOKEN_FILE", &sue_file)], &["logout"]);
     assert_eq!(code(&logged_out), 0);
-    let sue_signed_out = jit(
-        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &sue_file)],
-        &["ls"],
-    );
-    assert_eq!(code(&sue_signed_out), 3, "{}", stderr(&sue_signed_out));
+    asks_to_sign_in(&api, &sue_file);
     let signed = sign_in(
         &[("JIT_TOKEN_FILE", &sue_file)],
         &["login", "--issuer", &stack.issuer, "--no-browser"],
