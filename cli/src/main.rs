@@ -488,6 +488,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let path = login::path(config_dir());
             login::save(&path, &session)?;
             note!("signed in; the token is kept in {}", path.display());
+            if cli.output == Output::Json {
+                println!("{}", json!({"signed_in": true, "token_file": path}));
+            }
             return Ok(0);
         }
         Command::Completions { shell } => {
@@ -500,6 +503,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             match std::fs::remove_file(&path) {
                 Ok(()) => note!("signed out"),
                 Err(_) => note!("not signed in"),
+            }
+            if cli.output == Output::Json {
+                println!("{}", json!({"signed_in": false}));
             }
             return Ok(0);
         }

@@ -409,8 +409,12 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     assert_eq!(code(&bad_token), 3, "{}", stderr(&bad_token));
 
     // Signed out, nothing works until the next sign-in.
-    let logged_out = jit(&[("JIT_TOKEN_FILE", &sue_file)], &["logout"]);
+    let logged_out = jit(
+        &[("JIT_TOKEN_FILE", &sue_file)],
+        &["logout", "--output", "json"],
+    );
     assert_eq!(code(&logged_out), 0);
+    assert_eq!(json_of(&logged_out)["signed_in"], false);
     asks_to_sign_in(&api, &sue_file);
     let signed = sign_in(
         &[("JIT_TOKEN_FILE", &sue_file)],
