@@ -12,4 +12,5 @@ mod support;
 
 mod api;
 mod errors;
+mod inputs;
 mod startup;
