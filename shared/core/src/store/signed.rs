@@ -89,3 +89,85 @@ impl<S: GrantStore> GrantStore for SignedStore<S> {
         self.inner.record_applied(role, applied).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Timestamp;
+    use crate::domain::{
+        Actor, Command, Grant, GrantDuration, GrantId, NewRequest, Reason, Service, TargetId,
+        UserId,
+    };
+    use crate::store::MemoryStore;
+    use crate::trust::{LocalKey, LocalKeys, check_grant};
+
+    fn creation() -> Creation {
+        let rules = crate::policy::Rules::load_dir(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/policies"),
+        )
+        .unwrap();
+        let target = rules
+            .target(&TargetId::parse("prod-logs-ro").unwrap())
+            .unwrap();
+        let now = Timestamp::from_unix_seconds(1_800_000_000);
+        let request = NewRequest {
+            requester: UserId::parse("alice").unwrap(),
+            requester_groups: vec![],
+            target: target.id.clone(),
+            binding: target.binding(),
+            duration: GrantDuration::parse("1h").unwrap(),
+            reason: Reason::parse("investigating an incident").unwrap(),
+            ticket: None,
+            break_glass: false,
+            decision_window_secs: 600,
+            policy_hash: "h".into(),
+        };
+        Grant::open(GrantId::generate(now), request, now)
+    }
+
+    fn auto_approve(grant: &Grant) -> Change {
+        grant
+            .apply(
+                Command::AutoApprove {
+                    policies: vec!["p".into()],
+                    policy_hash: "h".into(),
+                },
+                &Actor::Service(Service::Approver),
+                grant.created_at,
+            )
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_function_cannot_write_a_record_it_does_not_author_and_nothing_is_stored() {
+        let intake = SignedStore::new(
+            MemoryStore::new(),
+            Arc::new(LocalKey::generate(Service::Intake)),
+        );
+        let created = creation();
+        intake.create(&created, None).await.unwrap();
+        let refused = intake.commit(&auto_approve(created.grant())).await;
+        assert!(
+            matches!(&refused, Err(StoreError::Refused { cause }) if cause.to_string().contains("the intake function may not sign for the approver function")),
+            "{refused:?}"
+        );
+        let (grant, records) = intake.evidence(&created.grant().id).await.unwrap().unwrap();
+        assert_eq!(
+            (grant.state, records.len()),
+            (crate::domain::GrantState::Pending, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn what_the_authors_sign_verifies_as_evidence() {
+        let keys = LocalKeys::generate();
+        let store = SignedStore::new(MemoryStore::new(), Arc::new(keys.clone()));
+        let created = creation();
+        store.create(&created, None).await.unwrap();
+        store.commit(&auto_approve(created.grant())).await.unwrap();
+        let (grant, records) = store.evidence(&created.grant().id).await.unwrap().unwrap();
+        check_grant(&grant, &records, &keys.ring()).unwrap();
+        // The same records under another deployment's keys are not evidence.
+        assert!(check_grant(&grant, &records, &LocalKeys::generate().ring()).is_err());
+    }
+}
