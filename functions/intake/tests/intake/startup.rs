@@ -59,3 +59,46 @@ fn a_ticket_pattern_that_does_not_compile_stops_the_function_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn missing_or_unknown_signing_keys_stop_the_function_naming_them() {
+    let policies = jit_local::workspace_root().join("infra/policies");
+    let base = |command: &mut Command| {
+        command
+            .env("JIT_POLICY_DIR", &policies)
+            .env("TABLE_NAME", "unused");
+    };
+    let mut missing = Command::new(env!("CARGO_BIN_EXE_intake"));
+    base(&mut missing);
+    let out = missing.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("JIT_KEY_INTAKE is not set"), "{stderr}");
+
+    // Keys that do not exist in KMS (the emulator's): the public halves cannot be read.
+    let emulator = jit_local::Emulator::shared().unwrap();
+    let mut unknown = Command::new(env!("CARGO_BIN_EXE_intake"));
+    base(&mut unknown);
+    for name in [
+        "JIT_KEY_INTAKE",
+        "JIT_KEY_APPROVER",
+        "JIT_KEY_ISSUER",
+        "JIT_KEY_SWEEPER",
+    ] {
+        unknown.env(name, "11111111-2222-3333-4444-555555555555");
+    }
+    let out = unknown
+        .env("AWS_ENDPOINT_URL", emulator.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("the signing keys' public halves could not be read")
+            && stderr.contains("NotFoundException"),
+        "{stderr}"
+    );
+}
