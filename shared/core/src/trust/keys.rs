@@ -226,12 +226,7 @@ impl SigningKey for LocalKey {
         message: Vec<u8>,
     ) -> BoxFuture<'a, Result<RecordSignature, SignError>> {
         Box::pin(async move {
-            if author != self.signer {
-                return Err(SignError::NotAuthor {
-                    holder: self.signer,
-                    needed: author,
-                });
-            }
+            SignError::require_author(self.signer, author)?;
             Ok(self.sign_as(&message))
         })
     }

@@ -54,12 +54,7 @@ impl SigningKey for KmsKey {
         message: Vec<u8>,
     ) -> BoxFuture<'a, Result<RecordSignature, SignError>> {
         Box::pin(async move {
-            if author != self.signer {
-                return Err(SignError::NotAuthor {
-                    holder: self.signer,
-                    needed: author,
-                });
-            }
+            SignError::require_author(self.signer, author)?;
             let out = self
                 .client
                 .sign()

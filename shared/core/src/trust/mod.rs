@@ -113,6 +113,21 @@ pub enum SignError {
     },
 }
 
+impl SignError {
+    /// Refuses a key held by `holder` a record `author` must sign: the check every single-key
+    /// signer makes before signing anything.
+    pub fn require_author(holder: Service, author: Service) -> Result<(), Self> {
+        if holder == author {
+            Ok(())
+        } else {
+            Err(Self::NotAuthor {
+                holder,
+                needed: author,
+            })
+        }
+    }
+}
+
 /// A boxed future, so signing keys can be shared as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
