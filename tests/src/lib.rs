@@ -4,6 +4,8 @@
 use std::ops::Deref;
 use std::sync::OnceLock;
 
+pub mod browser;
+
 pub use jit_stack::demo::{Answer, Api};
 use jit_stack::{LogSink, Stack, StackOptions};
 

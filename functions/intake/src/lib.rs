@@ -8,6 +8,9 @@
 mod audit;
 mod requests;
 mod targets;
+mod web;
+
+pub use web::WebConfig;
 
 use std::sync::Arc;
 
@@ -72,17 +75,23 @@ pub struct App<S> {
     pub config: IntakeConfig,
     /// The functions' public keys, exported with the audit trail.
     pub keys: Arc<jit_core::trust::KeyRing>,
+    /// Where the web page signs in.
+    pub web: WebConfig,
 }
 
 /// The routes this function serves.
-const ROUTES: [&str; 6] = [
+const ROUTES: [&str; 7] = [
     "POST /requests",
     "GET /requests",
     "GET /requests/{id}",
     "POST /requests/{id}/cancel",
+    "GET /requests/{id}/audit",
     "GET /targets",
     "GET /audit",
 ];
+
+/// The web page's routes, which API Gateway serves without its authorizer.
+const PUBLIC_ROUTES: [&str; 2] = ["GET /", "GET /web/{file}"];
 
 impl<S: GrantStore> App<S> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
@@ -91,6 +100,16 @@ impl<S: GrantStore> App<S> {
     }
 
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
+        match match_route(request, &PUBLIC_ROUTES) {
+            Some(("GET /", _)) => return Ok(self.web_index()),
+            Some(("GET /web/{file}", _)) => {
+                let file = jit_http::path_parameter(request, "file")
+                    .or_else(|| request.uri().path().rsplit('/').next())
+                    .unwrap_or_default();
+                return self.web_file(file);
+            }
+            _ => {}
+        }
         let caller = caller(request, &self.config.groups_claim)?;
         match match_route(request, &ROUTES) {
             Some(("POST /requests", _)) => self.create(request, &caller, now).await,
@@ -98,6 +117,9 @@ impl<S: GrantStore> App<S> {
             Some(("GET /requests/{id}", Some(id))) => self.get(&id, &caller, now).await,
             Some(("POST /requests/{id}/cancel", Some(id))) => {
                 self.cancel(request, &id, &caller, now).await
+            }
+            Some(("GET /requests/{id}/audit", Some(id))) => {
+                self.grant_trail(&id, &caller, now).await
             }
             Some(("GET /targets", _)) => Ok(self.targets(&caller, now)),
             Some(("GET /audit", _)) => self.export_audit(request, &caller, now).await,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use jit_core::clock::SystemClock;
-use jit_intake::{App, IntakeConfig};
+use jit_intake::{App, IntakeConfig, WebConfig};
 use lambda_http::{Error, Request, service_fn};
 
 #[tokio::main]
@@ -11,6 +11,7 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad setting or policy set stops the function here, saying what to fix.
     let config = IntakeConfig::from_env()?;
+    let web = WebConfig::from_env(&config.groups_claim);
     let base = jit_http::startup::foundation(jit_core::domain::Service::Intake).await?;
     let app = Arc::new(App {
         store: base.store,
@@ -18,6 +19,7 @@ async fn main() -> Result<(), Error> {
         clock: Arc::new(SystemClock),
         config,
         keys: base.keys,
+        web,
     });
     tracing::info!(policy_hash = %app.rules.hash(), "intake ready");
     lambda_http::run(service_fn(move |request: Request| {

@@ -79,7 +79,16 @@ impl Gateway {
             .get(self.template.identity_header.as_str())
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let claims = match self.authorizer.check(identity.as_deref(), now_unix()) {
+        // A route with `Authorizer: NONE` runs whatever the request carries, and the function
+        // sees no authorizer context at all (as API Gateway sends it).
+        let checked = if route.public {
+            Ok(None)
+        } else {
+            self.authorizer
+                .check(identity.as_deref(), now_unix())
+                .map(Some)
+        };
+        let claims = match checked {
             Ok(claims) => claims,
             Err(why) => {
                 tracing::info!(route = %route.key(), why = %why, "authorizer refused the request");
@@ -156,7 +165,6 @@ impl Gateway {
             "requestContext": {
                 "accountId": "111111111111",
                 "apiId": "local",
-                "authorizer": {"jwt": {"claims": gateway_claims(&claims), "scopes": null}},
                 "domainName": host,
                 "domainPrefix": host.split('.').next().unwrap_or("local"),
                 "http": {
@@ -175,6 +183,16 @@ impl Gateway {
             "body": body,
             "isBase64Encoded": encoded,
         });
+        if let Some(claims) = &claims
+            && let Some(context) = event
+                .get_mut("requestContext")
+                .and_then(Value::as_object_mut)
+        {
+            context.insert(
+                "authorizer".into(),
+                json!({"jwt": {"claims": gateway_claims(claims), "scopes": null}}),
+            );
+        }
         if let Some(e) = event.as_object_mut() {
             if !cookies.is_empty() {
                 e.insert("cookies".into(), Value::Array(cookies));

@@ -440,7 +440,7 @@ impl Stack {
                 let signin = Arc::clone(&signin);
                 async move {
                     let path = request.uri().path().to_owned();
-                    match path.as_str() {
+                    let mut response = match path.as_str() {
                         "/.well-known/openid-configuration" => json_response(&p.discovery()),
                         "/.well-known/jwks.json" => json_response(&p.jwks()),
                         _ => {
@@ -488,7 +488,19 @@ impl Stack {
                                 }
                             }
                         }
+                    };
+                    // What a browser page on another origin reads (the web page's sign-in),
+                    // as providers serve it: discovery, keys and the token endpoint.
+                    if matches!(
+                        path.as_str(),
+                        "/.well-known/openid-configuration" | "/.well-known/jwks.json" | "/token"
+                    ) {
+                        response.headers_mut().insert(
+                            "access-control-allow-origin",
+                            hyper::header::HeaderValue::from_static("*"),
+                        );
                     }
+                    response
                 }
             },
         )));

@@ -31,6 +31,8 @@ pub struct Route {
     pub method: String,
     /// The path template, with `{name}` parameters.
     pub path: String,
+    /// Served without the authorizer (`Auth: {Authorizer: NONE}`): the web page's files.
+    pub public: bool,
 }
 
 impl Route {
@@ -124,6 +126,41 @@ fn tagged(value: &Value) -> Option<(String, &Value)> {
     }
 }
 
+/// A value as CloudFormation resolves it, for what the template uses in environment
+/// variables: `!Ref` of a parameter, `!Select [n, list]` and `!Join [sep, list]` over a
+/// comma-delimited parameter, and plain scalars.
+fn intrinsic(value: &Value, params: &BTreeMap<String, String>) -> String {
+    let list = |v: &Value| -> Vec<String> {
+        match v {
+            Value::Sequence(items) => items.iter().map(|i| intrinsic(i, params)).collect(),
+            other => intrinsic(other, params)
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    };
+    match tagged(value) {
+        Some((tag, inner)) if tag == "!Ref" => {
+            let name = inner.as_str().unwrap_or_default();
+            params.get(name).cloned().unwrap_or_else(|| name.to_owned())
+        }
+        Some((tag, Value::Sequence(args))) if tag == "!Select" => {
+            let n = args.first().and_then(Value::as_u64).unwrap_or(0);
+            let items = args.get(1).map(list).unwrap_or_default();
+            usize::try_from(n)
+                .ok()
+                .and_then(|n| items.get(n).cloned())
+                .unwrap_or_default()
+        }
+        Some((tag, Value::Sequence(args))) if tag == "!Join" => {
+            let separator = args.first().and_then(Value::as_str).unwrap_or("");
+            args.get(1).map(list).unwrap_or_default().join(separator)
+        }
+        _ => scalar(value).unwrap_or_default(),
+    }
+}
+
 fn rate(expression: &str) -> Option<Duration> {
     let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
     let (n, unit) = inner.trim().split_once(' ')?;
@@ -162,15 +199,7 @@ impl Template {
             }
         }
         params.extend(bindings.values.clone());
-        let resolve = |value: &Value| -> String {
-            if let Some((tag, inner)) = tagged(value)
-                && tag == "!Ref"
-            {
-                let name = inner.as_str().unwrap_or_default();
-                return params.get(name).cloned().unwrap_or_else(|| name.to_owned());
-            }
-            scalar(value).unwrap_or_default()
-        };
+        let resolve = |value: &Value| -> String { intrinsic(value, &params) };
         let globals = doc
             .get("Globals")
             .and_then(|g| g.get("Function"))
@@ -255,9 +284,15 @@ impl Template {
                             let (Some(method), Some(path)) = (method, path) else {
                                 return Err(shape(format!("{id}.{name} needs Method and Path")));
                             };
+                            let public = ep
+                                .get("Auth")
+                                .and_then(|a| a.get("Authorizer"))
+                                .and_then(Value::as_str)
+                                == Some("NONE");
                             routes.push(Route {
                                 method: method.to_ascii_uppercase(),
                                 path: path.to_owned(),
+                                public,
                             });
                         }
                         Some("DynamoDB") => {
@@ -373,7 +408,13 @@ mod tests {
     #[test]
     fn the_workspace_template_gives_four_functions_their_routes_stream_and_schedule() {
         let bindings = Bindings {
-            values: BTreeMap::from([("GrantsTable".to_owned(), "jit-grants".to_owned())]),
+            values: BTreeMap::from([
+                ("GrantsTable".to_owned(), "jit-grants".to_owned()),
+                (
+                    "JwtAudience".to_owned(),
+                    "jit-access,other-client".to_owned(),
+                ),
+            ]),
         };
         let t = Template::load(
             &jit_local::workspace_root().join("template.yaml"),
@@ -412,6 +453,19 @@ mod tests {
         assert_eq!(t.functions[0].environment["TABLE_NAME"], "jit-grants");
         assert_eq!(t.functions[0].environment["JIT_GROUPS_CLAIM"], "groups");
         assert_eq!(t.identity_header, "authorization");
+        // The web page signs in where the authorizer's tokens come from, as the first
+        // audience, and only its files skip the authorizer.
+        let intake = &t.functions[0].environment;
+        assert_eq!(intake["JIT_WEB_CLIENT_ID"], "jit-access");
+        assert_eq!(intake["JIT_WEB_ORIGINS"], "");
+        let public: Vec<String> = t
+            .functions
+            .iter()
+            .flat_map(|f| &f.routes)
+            .filter(|r| r.public)
+            .map(Route::key)
+            .collect();
+        assert_eq!(public, ["GET /", "GET /web/{file}"]);
     }
 
     #[test]
@@ -436,11 +490,27 @@ mod tests {
                     continue;
                 }
                 let key = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
-                // Every route sits behind the authorizer, and says so.
-                assert!(
-                    operation["responses"]["401"].is_mapping(),
-                    "{key} documents no 401"
-                );
+                // Every route sits behind the authorizer, and says so, but the web page's
+                // files, which the template serves without it and the document says need
+                // no token.
+                let public = t
+                    .functions
+                    .iter()
+                    .flat_map(|f| &f.routes)
+                    .any(|r| r.key() == key && r.public);
+                if public {
+                    assert!(
+                        operation["security"]
+                            .as_sequence()
+                            .is_some_and(Vec::is_empty),
+                        "{key} is public in the template but not in the document"
+                    );
+                } else {
+                    assert!(
+                        operation["responses"]["401"].is_mapping(),
+                        "{key} documents no 401"
+                    );
+                }
                 in_document.push(key);
             }
         }

@@ -316,6 +316,10 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
         let r = api.call("GET", path, Some(&sam), None).await.unwrap();
         assert_eq!(r.status, 200, "{path}: {}", r.body);
     }
+    // A grant's trail for its page: one query on the grant's partition.
+    let trail = format!("/requests/{cancelled}/audit");
+    let r = api.call("GET", &trail, Some(&erin), None).await.unwrap();
+    assert_eq!(r.status, 200, "{trail}: {}", r.body);
     super::verified_export(&api, &sue).await;
 
     // A closed minute gets its signed checkpoint from a sweep.

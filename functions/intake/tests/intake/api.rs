@@ -327,14 +327,7 @@ async fn a_request_is_visible_to_its_requester_approvers_and_auditors_only() {
     let h = Harness::new("read").await;
     let id = h.request(ALICE, "prod-logs-ro", "1h").await;
     let path = format!("/requests/{id}");
-    for (who, status) in [
-        (ALICE, 200),
-        (SAM_SRE, 200),
-        (SUE_SECURITY, 200),
-        (BOB, 404),
-        (DAN_DBA, 404),
-        (NOBODY, 401),
-    ] {
+    for (who, status) in SEES_ALICES_REQUEST {
         let reply = h.call(who, "GET /requests/{id}", &path, None).await;
         assert_eq!(reply.status, status, "{who:?}: {}", reply.body);
         if status == 200 {

@@ -14,3 +14,4 @@ mod api;
 mod errors;
 mod inputs;
 mod startup;
+mod web;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use jit_core::clock::ManualClock;
 use jit_core::store::{DynamoStore, SignedStore};
 use jit_core::trust::LocalKeys;
-use jit_intake::{App, IntakeConfig, ticket_pattern};
+use jit_intake::{App, IntakeConfig, WebConfig, ticket_pattern};
 use jit_local::TestTable;
 use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
@@ -30,6 +30,17 @@ pub const SAM_SRE: Who = Who::User("sam", "sre");
 pub const SUE_SECURITY: Who = Who::User("sue", "security");
 pub const DAN_DBA: Who = Who::User("dan", "dba");
 pub const NOBODY: Who = Who::Anonymous;
+
+/// Who sees alice's prod-logs-ro request (its requester, an approver, an auditor) and what
+/// everyone else gets: 404 as if it did not exist, or 401 without an identity.
+pub const SEES_ALICES_REQUEST: [(Who, u16); 6] = [
+    (ALICE, 200),
+    (SAM_SRE, 200),
+    (SUE_SECURITY, 200),
+    (BOB, 404),
+    (DAN_DBA, 404),
+    (NOBODY, 401),
+];
 
 pub struct Harness {
     pub app: App<SignedStore<DynamoStore>>,
@@ -67,6 +78,12 @@ impl Harness {
                 ..IntakeConfig::default()
             },
             keys: Arc::new(keys.ring()),
+            web: WebConfig {
+                issuer: Some("https://login.example.com/tenant".into()),
+                client_id: Some("jit-web".into()),
+                groups_claim: "groups".into(),
+                extra_origins: Vec::new(),
+            },
         };
         Self { app, clock, table }
     }
@@ -105,6 +122,18 @@ impl Harness {
             headers,
             body,
         }
+    }
+
+    /// Sends a request whose answer need not be JSON (the web page's files): status,
+    /// headers and the body as text.
+    pub async fn call_text(&self, who: Who, route: &str, path: &str) -> (u16, HeaderMap, String) {
+        let event = event(who, route, path, None, &[]);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = self.app.handle(request).await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = String::from_utf8(response.body().as_ref().to_vec()).unwrap();
+        (status, headers, body)
     }
 
     /// Creates a request as `who` and returns its id.

@@ -1,0 +1,238 @@
+//! The web page in headless Chromium against a local stack of its own: sign-in through the
+//! stack's provider (authorization code with PKCE), a request with a hostile reason, a review,
+//! credentials the emulator's STS accepts, a console link, revocation and the audit export,
+//! with screenshots of each page under `<target>/screenshots/`.
+
+use jit_e2e::browser::Browser;
+use jit_e2e::{options, start};
+use serde_json::json;
+
+/// A reason that would run script, or load an image with a handler, if the page ever put
+/// text into HTML.
+const HOSTILE: &str =
+    "<script>window.__pwned=1</script> \"><img src=x onerror=\"window.__pwned=2\"> checking";
+
+async fn sign_in(b: &Browser, who: &str) {
+    let button = b.find("#sign-in").await.unwrap();
+    b.click(&button).await.unwrap();
+    // The provider's page: pick the demo person.
+    let person = b.find_text("a", &format!("{who} (")).await.unwrap();
+    b.click(&person).await.unwrap();
+    b.find_text("#who", who).await.unwrap();
+    // The code and state are gone from the address bar at once.
+    let url = b.url().await.unwrap();
+    assert!(!url.contains("code=") && !url.contains("state="), "{url}");
+}
+
+async fn sign_out(b: &Browser) {
+    let button = b.find_text("button", "Sign out").await.unwrap();
+    b.click(&button).await.unwrap();
+    b.find("#sign-in").await.unwrap();
+}
+
+async fn nav(b: &Browser, label: &str) {
+    let link = b.find_text("#nav a", label).await.unwrap();
+    b.click(&link).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_revocation() {
+    let stack = start(options("browser")).unwrap();
+    let shots = jit_local::target_dir().join("screenshots");
+    let b = Browser::start(shots.clone()).await.unwrap();
+    let home = format!("{}/", stack.api_url);
+
+    // Signed out: focus starts on the page's heading (a screen reader announces it), and the
+    // keyboard goes from there to the sign-in button.
+    b.goto(&home).await.unwrap();
+    b.find("#sign-in").await.unwrap();
+    b.screenshot("01-signed-out").await.unwrap();
+    assert_eq!(b.keys("\u{E004}").await.unwrap(), "sign-in");
+
+    // alice asks for read-only logs without a ticket: the rules want one approval.
+    sign_in(&b, "alice").await;
+    b.wait_text("My requests").await.unwrap();
+    nav(&b, "Ask for access").await;
+    let target = b
+        .find("#target option[value='prod-logs-ro']")
+        .await
+        .unwrap();
+    b.click(&target).await.unwrap();
+    let hour = b.find("#duration option[value='1h']").await.unwrap();
+    b.click(&hour).await.unwrap();
+    // The form says which fields are which, to a screen reader too.
+    for id in ["target", "duration", "reason", "ticket", "break-glass"] {
+        let label = b.find(&format!("label[for='{id}']")).await.unwrap();
+        assert!(
+            !b.text(&label).await.unwrap().is_empty(),
+            "{id} has no label"
+        );
+    }
+    let glass = b.find("#break-glass").await.unwrap();
+    b.click(&glass).await.unwrap();
+    b.wait_text("Use it only in an emergency").await.unwrap();
+    b.click(&glass).await.unwrap();
+    let reason = b.find("#reason").await.unwrap();
+    b.type_into(&reason, HOSTILE).await.unwrap();
+    b.screenshot("02-request-form").await.unwrap();
+    let submit = b.find_text("button", "Ask for access").await.unwrap();
+    b.click(&submit).await.unwrap();
+    b.wait_text("Audit trail").await.unwrap();
+    b.wait_text("PENDING").await.unwrap();
+    let shown = b.find("dd.reason").await.unwrap();
+    assert_eq!(b.text(&shown).await.unwrap(), HOSTILE);
+    let url = b.url().await.unwrap();
+    let id = url.rsplit('/').next().unwrap().to_owned();
+    b.screenshot("03-grant-pending").await.unwrap();
+
+    // bob (sre) sees it to review, with the reason as text, and approves.
+    sign_out(&b).await;
+    sign_in(&b, "bob").await;
+    nav(&b, "To review").await;
+    b.wait_text("alice asks for prod-logs-ro").await.unwrap();
+    let page = b.wait_text("What the rules said").await.unwrap();
+    assert!(page.contains(HOSTILE), "{page}");
+    assert!(page.contains("needs 1 approval"), "{page}");
+    b.screenshot("04-review").await.unwrap();
+    let comment = b.find(&format!("#comment-{id}")).await.unwrap();
+    b.type_into(&comment, "looks right").await.unwrap();
+    let approve = b.find_text("button", "Approve").await.unwrap();
+    b.click(&approve).await.unwrap();
+    b.wait_text("Approved prod-logs-ro for alice: now ACTIVE")
+        .await
+        .unwrap();
+
+    // alice sees it active, with time left counting down.
+    sign_out(&b).await;
+    sign_in(&b, "alice").await;
+    b.wait_text("Active grants").await.unwrap();
+    let countdown = b.find(".countdown").await.unwrap();
+    let first = b.text(&countdown).await.unwrap();
+    assert!(first.ends_with("left"), "{first}");
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_ne!(
+        b.text(&countdown).await.unwrap(),
+        first,
+        "the countdown is live"
+    );
+    b.screenshot("05-my-requests").await.unwrap();
+
+    // Its page: the trail verified in the page, credentials only when asked for, and they
+    // work against STS.
+    let link = b.find_text("table a", "prod-logs-ro").await.unwrap();
+    b.click(&link).await.unwrap();
+    let check = b.find("#trail-check").await.unwrap();
+    let verdict = b.text(&check).await.unwrap();
+    assert!(verdict.starts_with("Verified: 3 records"), "{verdict}");
+    assert!(
+        b.page_text()
+            .await
+            .unwrap()
+            .contains(&format!("credential_process = jit credentials {id}"))
+    );
+    let reveal = b.find_text("button", "Show credentials").await.unwrap();
+    b.click(&reveal).await.unwrap();
+    let secret = b.find("#credentials").await.unwrap();
+    let text = b.text(&secret).await.unwrap();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("{name} not shown: {text}"))
+            .to_owned()
+    };
+    let credentials = json!({
+        "AccessKeyId": value("AWS_ACCESS_KEY_ID"),
+        "SecretAccessKey": value("AWS_SECRET_ACCESS_KEY"),
+        "SessionToken": value("AWS_SESSION_TOKEN"),
+    });
+    let sts = jit_stack::demo::session_client(&stack.aws, &credentials);
+    let arn = sts.get_caller_identity().send().await.unwrap().arn.unwrap();
+    assert!(arn.contains(":assumed-role/prod-logs-ro/alice@"), "{arn}");
+    b.screenshot("06-grant-credentials").await.unwrap();
+    let hide = b.find_text("button", "Hide credentials").await.unwrap();
+    b.click(&hide).await.unwrap();
+    let gone = b
+        .script(
+            "return document.getElementById('credentials') === null;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(gone, true);
+    let console = b.find_text("button", "Console sign-in link").await.unwrap();
+    b.click(&console).await.unwrap();
+    let console_link = b.find("#console-link").await.unwrap();
+    let href = b.attribute(&console_link, "href").await.unwrap().unwrap();
+    assert!(href.contains("SigninToken="), "{href}");
+    assert_eq!(
+        b.attribute(&console_link, "rel").await.unwrap().as_deref(),
+        Some("noopener noreferrer")
+    );
+
+    // Revoke from the page.
+    let why = b.find("#revoke-reason").await.unwrap();
+    b.type_into(&why, "done with the investigation")
+        .await
+        .unwrap();
+    let revoke = b.find_text("button", "Revoke").await.unwrap();
+    b.click(&revoke).await.unwrap();
+    b.wait_text("REVOKED").await.unwrap();
+    let verdict = b
+        .text(&b.find("#trail-check").await.unwrap())
+        .await
+        .unwrap();
+    assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
+    b.screenshot("07-grant-revoked").await.unwrap();
+
+    // Nothing ran from the reason, and nothing sign-in related was left in storage.
+    let storage = b
+        .script(
+            "return {pwned: window.__pwned === undefined ? null : window.__pwned, \
+             local: localStorage.length, session: sessionStorage.length, \
+             images: document.querySelectorAll('main img').length};",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        storage,
+        json!({"pwned": null, "local": 0, "session": 0, "images": 0})
+    );
+
+    // sue, an auditor, exports today's trail and the page verifies it.
+    sign_out(&b).await;
+    sign_in(&b, "sue").await;
+    nav(&b, "Audit").await;
+    let export = b.find_text("button", "Export and verify").await.unwrap();
+    b.click(&export).await.unwrap();
+    let verdict = b
+        .text(&b.find("#audit-check").await.unwrap())
+        .await
+        .unwrap();
+    assert!(verdict.starts_with("Verified: "), "{verdict}");
+    b.screenshot("08-audit").await.unwrap();
+
+    // The strict policy never had to refuse anything the page itself does, and it does refuse
+    // an inline script, as it would one smuggled into the page.
+    let errors = b.console_errors().await.unwrap();
+    assert!(
+        !errors.iter().any(|e| e.contains("Content Security Policy")),
+        "{errors:?}"
+    );
+    let ran = b
+        .script(
+            "const s = document.createElement('script'); s.textContent = 'window.__inline = 1'; \
+             document.head.append(s); return window.__inline === 1;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ran, false, "an inline script ran");
+    let errors = b.console_errors().await.unwrap();
+    assert!(
+        errors.iter().any(|e| e.contains("Content Security Policy")),
+        "{errors:?}"
+    );
+    eprintln!("screenshots in {}", shots.display());
+    b.quit().await;
+}

@@ -1,0 +1,509 @@
+// The jit-access web page: sign-in (OpenID Connect, authorization code with PKCE), my requests,
+// the request form, what I can review, a grant's page and the audit export.
+//
+// Rules this file keeps: every value from the API or the provider reaches the page as text
+// (textContent, never innerHTML); the token lives in this module's memory only (a reload signs
+// in again); only the PKCE verifier and state wait in sessionStorage across the provider's
+// redirect, and are removed at once; session credentials are fetched when asked for, shown,
+// and dropped when hidden or the view changes.
+
+import { verifyExport, verifyTrail } from "/web/verify.js";
+
+const main = document.getElementById("main");
+const statusLine = document.getElementById("status");
+const PKCE_KEY = "jit.signin";
+
+let config = null;
+let provider = null;
+let session = null; // { token, claims, expiresAt (ms), obtainedAt (ms) }
+
+// ---------- small helpers ----------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "dataset") Object.assign(el.dataset, v);
+    else el.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function say(text, kind = "info") {
+  statusLine.textContent = text;
+  statusLine.className = kind;
+}
+
+function b64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomText(n = 32) {
+  return b64url(crypto.getRandomValues(new Uint8Array(n)));
+}
+
+function claimsOf(jwt) {
+  const part = jwt.split(".")[1] || "";
+  const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
+  return JSON.parse(decodeURIComponent(Array.from(json, (c) => "%" + c.charCodeAt(0).toString(16).padStart(2, "0")).join("")));
+}
+
+function groupsOf(claims) {
+  const g = claims[config.groups_claim] ?? claims.groups ?? [];
+  return Array.isArray(g) ? g : String(g).split(/[ ,]+/).filter(Boolean);
+}
+
+function left(seconds) {
+  if (seconds <= 0) return "ended";
+  const h_ = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+  return h_ ? `${h_}h ${String(m).padStart(2, "0")}m left` : `${m}m ${String(s).padStart(2, "0")}s left`;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "—";
+}
+
+class ApiError extends Error {
+  constructor(status, message, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+// ---------- sign-in ----------
+
+async function signIn() {
+  const verifier = randomText(32);
+  const challenge = b64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
+  const state = randomText(16);
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state, back: location.hash || "#/" }));
+  const url = new URL(provider.authorization_endpoint);
+  url.search = new URLSearchParams({
+    response_type: "code",
+    client_id: config.client_id,
+    redirect_uri: redirectUri(),
+    scope: "openid email",
+    state,
+    code_challenge: challenge,
+    code_challenge_method: "S256",
+  }).toString();
+  location.assign(url.toString());
+  return new Promise(() => {}); // the page is leaving
+}
+
+function redirectUri() {
+  return `${location.origin}/`;
+}
+
+// Back from the provider with ?code&state: exchange the code, forget the verifier, and take the
+// code out of the address bar before anything else runs.
+async function finishSignIn(params) {
+  const saved = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null");
+  sessionStorage.removeItem(PKCE_KEY);
+  history.replaceState(null, "", `/${saved?.back || "#/"}`);
+  if (params.get("error")) throw new Error(`the provider refused the sign-in: ${params.get("error_description") || params.get("error")}`);
+  if (!saved || saved.state !== params.get("state")) throw new Error("the sign-in answer does not match the sign-in this page started; sign in again");
+  const res = await fetch(provider.token_endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({
+      grant_type: "authorization_code",
+      code: params.get("code"),
+      redirect_uri: redirectUri(),
+      client_id: config.client_id,
+      code_verifier: saved.verifier,
+    }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(`the provider refused the code: ${body.error_description || body.error || res.status}`);
+  const token = body.id_token || body.access_token;
+  const claims = claimsOf(token);
+  const expiresAt = (claims.exp ? claims.exp * 1000 : Date.now() + (body.expires_in || 3600) * 1000);
+  session = { token, claims, expiresAt, obtainedAt: Date.now() };
+  setTimeout(() => say("Your sign-in has expired: the next action signs you in again.", "warn"), Math.max(0, expiresAt - Date.now()));
+}
+
+function signOut() {
+  session = null;
+  history.replaceState(null, "", "/");
+  say("Signed out.");
+  render();
+}
+
+// ---------- the API ----------
+
+async function api(method, path, body) {
+  if (!session || Date.now() >= session.expiresAt - 5000) return signIn();
+  const init = { method, headers: { authorization: `Bearer ${session.token}` } };
+  if (body !== undefined) {
+    init.headers["content-type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    throw new ApiError(0, `the API cannot be reached (${e.message}); try again`);
+  }
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+  if (res.status === 401) {
+    // A token this page just got and the API refuses will not get better by signing in again.
+    if (Date.now() - session.obtainedAt < 15000) throw new ApiError(401, "the API does not accept this sign-in (check the provider's client id and issuer)", data);
+    return signIn();
+  }
+  if (!res.ok) {
+    const detail = data?.detail || data?.message || `HTTP ${res.status}`;
+    throw new ApiError(res.status, res.status === 503 || res.status === 429 ? `${detail} (this is temporary: try again)` : detail, data);
+  }
+  return data;
+}
+
+// ---------- views ----------
+
+function view(title, ...content) {
+  main.replaceChildren(h("h1", { tabindex: "-1" }, title), ...content.flat(2));
+  main.querySelector("h1").focus();
+  document.title = `${title} · jit-access`;
+}
+
+function failure(e) {
+  return h("p", { class: "error", role: "alert" }, e.message || String(e));
+}
+
+function stateBadge(state) {
+  return h("span", { class: `state state-${state.toLowerCase()}` }, state);
+}
+
+function countdown(grant) {
+  if (grant.state !== "ACTIVE" || !grant.ends_at) return "";
+  return h("span", { class: "countdown", dataset: { ends: grant.ends_at } }, left(Math.round((Date.parse(grant.ends_at) - Date.now()) / 1000)));
+}
+
+setInterval(() => {
+  for (const el of document.querySelectorAll("[data-ends]")) {
+    el.textContent = left(Math.round((Date.parse(el.dataset.ends) - Date.now()) / 1000));
+  }
+}, 1000);
+
+function grantTable(items, caption) {
+  if (!items.length) return h("p", {}, "Nothing here yet.");
+  return h("table", {},
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, ["Target", "State", "Time", "Reason", "Requested"].map((t) => h("th", { scope: "col" }, t)))),
+    h("tbody", {}, items.map((g) => h("tr", {},
+      h("td", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, g.target)),
+      h("td", {}, stateBadge(g.state)),
+      h("td", {}, g.state === "ACTIVE" ? countdown(g) : g.duration),
+      h("td", { class: "reason" }, g.reason),
+      h("td", {}, when(g.created_at)),
+    ))));
+}
+
+async function myRequests() {
+  view("My requests", h("p", {}, "Loading…"));
+  const page = await api("GET", "/requests?scope=mine&limit=50");
+  const active = page.items.filter((g) => g.state === "ACTIVE");
+  const pending = page.items.filter((g) => g.state === "PENDING");
+  const closed = page.items.filter((g) => !["ACTIVE", "PENDING"].includes(g.state));
+  view("My requests",
+    h("p", {}, h("a", { href: "#/new", class: "button" }, "Ask for access")),
+    grantTable(active, "Active grants"),
+    grantTable(pending, "Waiting for a decision"),
+    grantTable(closed, "Ended"));
+}
+
+async function requestForm() {
+  view("Ask for access", h("p", {}, "Loading…"));
+  const targets = (await api("GET", "/targets")).items;
+  if (!targets.length) return view("Ask for access", h("p", {}, "The rules let you ask for no target."));
+  const durations = ["15m", "30m", "1h", "2h", "4h", "8h", "12h"];
+  const secs = (d) => (d.endsWith("h") ? parseInt(d) * 3600 : parseInt(d) * 60);
+  const maxOf = (t) => {
+    const m = /^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$/.exec(t.max_duration) || [];
+    return (+m[1] || 0) * 3600 + (+m[2] || 0) * 60 + (+m[3] || 0) || 43200;
+  };
+  const target = h("select", { id: "target", name: "target", required: true },
+    targets.map((t) => h("option", { value: t.id }, `${t.id}: ${t.description}`)));
+  const duration = h("select", { id: "duration", name: "duration" });
+  const ticketNote = h("span", { id: "ticket-note", class: "hint" });
+  const ticket = h("input", { id: "ticket", name: "ticket", type: "text", autocomplete: "off", "aria-describedby": "ticket-note" });
+  const reason = h("textarea", { id: "reason", name: "reason", rows: 3, required: true, minlength: 10, "aria-describedby": "reason-note" });
+  const breakGlass = h("input", { id: "break-glass", name: "break_glass", type: "checkbox", "aria-describedby": "break-glass-warning" });
+  const warning = h("p", { id: "break-glass-warning", class: "warning", hidden: true },
+    "Break-glass opens access at once, without approval, for people the rules allow to break glass. " +
+    "Security is told, and the grant owes a review afterwards. Use it only in an emergency.");
+  const error = h("div", { class: "form-error", "aria-live": "assertive" });
+  const update = () => {
+    const t = targets.find((x) => x.id === target.value);
+    duration.replaceChildren(...durations.filter((d) => secs(d) <= maxOf(t)).map((d) => h("option", { value: d }, d)));
+    ticket.required = t.ticket_required;
+    ticketNote.textContent = t.ticket_required ? "Required for this target." : "Optional.";
+  };
+  target.addEventListener("change", update);
+  breakGlass.addEventListener("change", () => { warning.hidden = !breakGlass.checked; });
+  update();
+  const form = h("form", { novalidate: true },
+    h("div", { class: "field" }, h("label", { for: "target" }, "Target"), target),
+    h("div", { class: "field" }, h("label", { for: "duration" }, "For how long"), duration),
+    h("div", { class: "field" }, h("label", { for: "reason" }, "Reason"), reason,
+      h("span", { id: "reason-note", class: "hint" }, "At least 10 characters: what you will do and why.")),
+    h("div", { class: "field" }, h("label", { for: "ticket" }, "Ticket"), ticket, ticketNote),
+    h("div", { class: "field check" }, breakGlass, h("label", { for: "break-glass" }, "Break glass (emergency)")),
+    warning, error,
+    h("button", { type: "submit" }, "Ask for access"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.replaceChildren();
+    if (reason.value.trim().length < 10) return error.append(failure(new Error("Say why in at least 10 characters.")));
+    if (ticket.required && !ticket.value.trim()) return error.append(failure(new Error("This target needs a ticket.")));
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      const grant = await api("POST", "/requests", {
+        target: target.value, duration: duration.value, reason: reason.value.trim(),
+        ticket: ticket.value.trim() || null, break_glass: breakGlass.checked,
+      });
+      say(`Asked for ${grant.target}: ${grant.state}.`);
+      location.hash = `#/grant/${encodeURIComponent(grant.id)}`;
+    } catch (e) {
+      error.append(failure(e));
+      button.disabled = false;
+    }
+  });
+  view("Ask for access", form);
+}
+
+async function toReview() {
+  view("To review", h("p", {}, "Loading…"));
+  const page = await api("GET", "/requests?scope=reviewable&state=PENDING&limit=50");
+  const me = session.claims.sub;
+  const cards = [];
+  for (const g of page.items) {
+    const trail = await api("GET", `/requests/${encodeURIComponent(g.id)}/audit`).catch(() => null);
+    const awaiting = trail?.records.find((r) => r.action === "AWAITING_REVIEW");
+    const approvals = g.reviews.filter((r) => r.decision === "approve").length;
+    const comment = h("textarea", { id: `comment-${g.id}`, rows: 2, maxlength: 2000 });
+    const error = h("div", { "aria-live": "assertive" });
+    const decide = (decision) => async () => {
+      error.replaceChildren();
+      if (decision === "deny" && !comment.value.trim()) return error.append(failure(new Error("Say why you deny it.")));
+      try {
+        const after = await api("POST", `/requests/${encodeURIComponent(g.id)}/reviews`, {
+          decision, ...(comment.value.trim() ? { comment: comment.value.trim() } : {}),
+        });
+        say(`${decision === "approve" ? "Approved" : "Denied"} ${after.target} for ${after.requester}: now ${after.state}.`);
+        await toReview();
+      } catch (e) {
+        error.append(failure(e));
+      }
+    };
+    const reviewed = g.reviews.some((r) => r.reviewer === me);
+    cards.push(h("article", { class: "card review", "aria-labelledby": `title-${g.id}` },
+      h("h2", { id: `title-${g.id}` }, `${g.requester} asks for ${g.target}`),
+      h("dl", {},
+        h("dt", {}, "Reason"), h("dd", { class: "reason" }, g.reason),
+        h("dt", {}, "Ticket"), h("dd", {}, g.ticket || "none"),
+        h("dt", {}, "Duration"), h("dd", {}, g.duration),
+        h("dt", {}, "Break-glass"), h("dd", {}, g.break_glass ? "yes" : "no"),
+        h("dt", {}, "What the rules said"), h("dd", {},
+          `Not auto-approved: needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
+          `to be decided by ${when(g.decide_by)} (policy set ${String(awaiting?.policy_hash || g.policy_hash).slice(0, 12)}).`),
+        h("dt", {}, "Approvals so far"), h("dd", {}, `${approvals} of ${g.approvals_required ?? "?"}` +
+          (g.reviews.length ? ` (${g.reviews.map((r) => `${r.reviewer}: ${r.decision}`).join(", ")})` : ""))),
+      reviewed ? h("p", {}, "You have reviewed this request.") : [
+        h("div", { class: "field" }, h("label", { for: `comment-${g.id}` }, "Comment (required to deny)"), comment),
+        h("div", { class: "actions" },
+          h("button", { type: "button", class: "approve", onclick: decide("approve") }, "Approve"),
+          h("button", { type: "button", class: "deny", onclick: decide("deny") }, "Deny")),
+        error,
+      ],
+      h("p", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, "Its page and trail"))));
+  }
+  view("To review", cards.length ? cards : h("p", {}, "Nothing waits for your review."));
+}
+
+async function grantPage(id) {
+  view("Grant", h("p", {}, "Loading…"));
+  const trail = await api("GET", `/requests/${encodeURIComponent(id)}/audit`);
+  const g = trail.grant;
+  const problem = await verifyTrail(trail);
+  const mine = g.requester === session.claims.sub;
+  const parts = [];
+  parts.push(h("dl", { class: "grant" },
+    h("dt", {}, "State"), h("dd", {}, stateBadge(g.state), " ", countdown(g)),
+    h("dt", {}, "Requester"), h("dd", {}, g.requester),
+    h("dt", {}, "Role"), h("dd", {}, h("code", {}, g.role_arn)),
+    h("dt", {}, "Reason"), h("dd", { class: "reason" }, g.reason),
+    h("dt", {}, "Ticket"), h("dd", {}, g.ticket || "none"),
+    h("dt", {}, "Duration"), h("dd", {}, g.duration),
+    h("dt", {}, "Ends"), h("dd", {}, when(g.ends_at)),
+    h("dt", {}, "Grant id"), h("dd", {}, h("code", {}, g.id))));
+
+  const actions = h("div", { class: "actions" });
+  const output = h("div", { class: "output", "aria-live": "polite" });
+  if (g.state === "ACTIVE" && mine) {
+    parts.push(h("section", { "aria-labelledby": "use-title" },
+      h("h2", { id: "use-title" }, "Use it"),
+      h("p", {}, "Add this profile to ~/.aws/config; the jit command fetches and caches the credentials:"),
+      h("pre", { class: "snippet" }, `[profile ${g.target}]\ncredential_process = jit credentials ${g.id}`)));
+    let shown = null;
+    const reveal = h("button", { type: "button", onclick: async () => {
+      if (shown) { shown.remove(); shown = null; reveal.textContent = "Show credentials"; return; }
+      try {
+        const c = await api("POST", `/grants/${encodeURIComponent(g.id)}/credentials`);
+        shown = h("div", { class: "secret" },
+          h("p", {}, `Session credentials, valid until ${when(c.Expiration)}. They are not stored; hide them when done.`),
+          h("pre", { id: "credentials" }, `export AWS_ACCESS_KEY_ID=${c.AccessKeyId}\nexport AWS_SECRET_ACCESS_KEY=${c.SecretAccessKey}\nexport AWS_SESSION_TOKEN=${c.SessionToken}`));
+        output.replaceChildren(shown);
+        reveal.textContent = "Hide credentials";
+      } catch (e) { output.replaceChildren(failure(e)); }
+    } }, "Show credentials");
+    const consoleButton = h("button", { type: "button", onclick: async () => {
+      try {
+        const link = await api("POST", `/grants/${encodeURIComponent(g.id)}/console`);
+        output.replaceChildren(h("p", {}, h("a", { id: "console-link", href: link.url, target: "_blank", rel: "noopener noreferrer" },
+          "Open the AWS console"), ` (the session ends ${when(link.expires_at)})`));
+      } catch (e) { output.replaceChildren(failure(e)); }
+    } }, "Console sign-in link");
+    actions.append(reveal, consoleButton);
+  }
+  if (g.state === "PENDING" && mine) {
+    actions.append(h("button", { type: "button", class: "deny", onclick: async () => {
+      try { await api("POST", `/requests/${encodeURIComponent(g.id)}/cancel`); say("Cancelled."); await grantPage(id); }
+      catch (e) { output.replaceChildren(failure(e)); }
+    } }, "Cancel request"));
+  }
+  if (g.state === "ACTIVE") {
+    const reason = h("input", { id: "revoke-reason", type: "text", autocomplete: "off" });
+    actions.append(h("span", { class: "revoke" },
+      h("label", { for: "revoke-reason" }, "Reason to revoke"), reason,
+      h("button", { type: "button", class: "deny", onclick: async () => {
+        if (!reason.value.trim()) return output.replaceChildren(failure(new Error("Say why you revoke it.")));
+        try {
+          await api("POST", `/grants/${encodeURIComponent(g.id)}/revoke`, { reason: reason.value.trim() });
+          say("Revoked: live sessions are cut off.");
+          await grantPage(id);
+        } catch (e) { output.replaceChildren(failure(e)); }
+      } }, "Revoke")));
+  }
+  if (actions.childNodes.length) parts.push(actions, output);
+
+  parts.push(h("section", { "aria-labelledby": "trail-title" },
+    h("h2", { id: "trail-title" }, "Audit trail"),
+    h("p", { class: problem ? "error" : "ok", id: "trail-check" },
+      problem ? `The trail does not verify: ${problem}` : `Verified: ${trail.records.length} records, each hash, link and signature checked in this page.`),
+    h("table", {},
+      h("thead", {}, h("tr", {}, ["#", "When", "What", "Who", "Details", "Signed by"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, trail.records.map((r) => h("tr", {},
+        h("td", {}, r.seq), h("td", {}, when(r.time)), h("td", {}, r.action), h("td", {}, r.actor),
+        h("td", { class: "detail" }, Object.entries(r.detail).map(([k, v]) => `${k}: ${v}`).join("; ")),
+        h("td", {}, r.signature?.signer || "unsigned")))))));
+  view(`${g.target} for ${g.requester}`, ...parts);
+}
+
+async function auditPage() {
+  const today = new Date();
+  const day = (d) => d.toISOString().slice(0, 10);
+  const from = h("input", { id: "from", type: "date", value: day(today), required: true });
+  const to = h("input", { id: "to", type: "date", value: day(new Date(today.getTime() + 86400000)), required: true });
+  const result = h("div", { "aria-live": "polite" });
+  const form = h("form", {},
+    h("div", { class: "field" }, h("label", { for: "from" }, "From (UTC day)"), from),
+    h("div", { class: "field" }, h("label", { for: "to" }, "To (UTC day)"), to),
+    h("button", { type: "submit" }, "Export and verify"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    result.replaceChildren(h("p", {}, "Exporting…"));
+    try {
+      const exp = { from: 0, to: 0, records: [], heads: [], checkpoints: [], keys: [] };
+      let next = null;
+      do {
+        const q = new URLSearchParams({ from: `${from.value}T00:00:00Z`, to: `${to.value}T00:00:00Z`, limit: "100" });
+        if (next) q.set("next", next);
+        const page = await api("GET", `/audit?${q}`);
+        Object.assign(exp, { from: page.from, to: page.to, keys: page.keys });
+        exp.records.push(...page.records);
+        for (const hd of page.heads) {
+          const known = exp.heads.find((x) => x.grant_id === hd.grant_id);
+          if (!known) exp.heads.push(hd); else if (hd.head.seq > known.head.seq) known.head = hd.head;
+        }
+        for (const c of page.checkpoints) if (!exp.checkpoints.some((x) => x.seq === c.seq)) exp.checkpoints.push(c);
+        next = page.next;
+      } while (next);
+      const summary = await verifyExport(exp);
+      const blob = new Blob([JSON.stringify(exp, null, 2)], { type: "application/json" });
+      result.replaceChildren(
+        h("p", { id: "audit-check", class: summary.problem ? "error" : "ok" },
+          summary.problem ? `The export does not verify: ${summary.problem}`
+            : `Verified: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints; every hash, link, signature, head and checkpoint holds.`),
+        h("p", {}, h("a", { href: URL.createObjectURL(blob), download: `jit-audit-${from.value}.json` }, "Download the export")),
+        h("p", { class: "hint" }, "For an independent check, run `jit audit export` and `jit audit verify` with keys you pinned yourself."));
+    } catch (e) {
+      result.replaceChildren(failure(e));
+    }
+  });
+  view("Audit export", h("p", {}, "For auditors: every record of a time range, checked in this page."), form, result);
+}
+
+// ---------- routing ----------
+
+function signedOut() {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("who").textContent = "";
+  view("Just-in-time access",
+    h("p", {}, "Ask for time-bound access to production roles, review others' requests, and check the audit trail."),
+    h("button", { type: "button", id: "sign-in", onclick: () => signIn() }, "Sign in"));
+}
+
+async function render() {
+  if (!session) return signedOut();
+  document.getElementById("nav").hidden = false;
+  const who = document.getElementById("who");
+  who.replaceChildren(`${session.claims.email || session.claims.sub} (${groupsOf(session.claims).join(", ")}) `,
+    h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
+  const route = location.hash.replace(/^#/, "") || "/";
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.getAttribute("href") === `#${route}`) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  try {
+    const grant = /^\/grant\/([^/]+)$/.exec(route);
+    if (grant) await grantPage(decodeURIComponent(grant[1]));
+    else if (route === "/new") await requestForm();
+    else if (route === "/review") await toReview();
+    else if (route === "/audit") await auditPage();
+    else await myRequests();
+  } catch (e) {
+    view("Something went wrong", failure(e));
+  }
+}
+
+window.addEventListener("hashchange", () => {
+  if (location.hash.startsWith("#/")) render();
+});
+
+async function start() {
+  try {
+    const res = await fetch("/web/config.json");
+    config = await res.json();
+    if (!res.ok) throw new Error(config.detail || "the page has no sign-in settings");
+    const discovery = await fetch(`${config.issuer.replace(/\/$/, "")}/.well-known/openid-configuration`).catch(() => null);
+    if (!discovery?.ok) throw new Error(`the identity provider (${config.issuer}) cannot be reached`);
+    provider = await discovery.json();
+    const params = new URLSearchParams(location.search);
+    if (params.has("code") || params.has("error")) await finishSignIn(params);
+  } catch (e) {
+    view("Cannot sign in", failure(e), h("button", { type: "button", onclick: () => location.replace("/") }, "Try again"));
+    return;
+  }
+  await render();
+}
+
+start();

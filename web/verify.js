@@ -1,0 +1,241 @@
+// Checks an audit trail in the browser, the way `jit audit verify` and
+// `jit_core::trust::verify_export` do: every record's hash from its contents, the links between
+// records, each signature by the function that writes that kind of record (ECDSA P-256 over
+// SHA-256, with WebCrypto), chain heads, and signed checkpoints against the periods they cover.
+// Returns the first break in words, or null when everything holds.
+
+const enc = new TextEncoder();
+export const GENESIS = "0".repeat(64);
+const RECORD_TAG = "jit-audit-v1";
+const SIGNED_RECORD_TAG = "jit-audit-record-v1\0";
+const SIGNED_CHECKPOINT_TAG = "jit-audit-checkpoint-v1\0";
+const CHECKPOINT_TAG = "jit-checkpoint-v1";
+const PERIOD_TAG = "jit-audit-period-v1";
+
+const AUTHORS = {
+  REQUESTED: "intake", CANCELLED: "intake",
+  AWAITING_REVIEW: "approver", AUTO_APPROVED: "approver", BREAK_GLASS_ACTIVATED: "approver",
+  APPROVED: "approver", DENIED: "approver", POST_REVIEWED: "approver",
+  SESSION_ISSUED: "issuer",
+  TIMED_OUT: "sweeper", EXPIRED: "sweeper", REVOKED: "sweeper",
+  REVOCATION_FALLBACK: "sweeper", REVOCATION_REPAIRED: "sweeper",
+};
+
+function concat(parts) {
+  const total = parts.reduce((n, p) => n + p.length, 0);
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+// Length-prefixed fields (u32 big-endian), after a tag: the canonical encoding the hashes use.
+function fields(tag, values) {
+  const parts = [enc.encode(tag)];
+  for (const v of values) {
+    const bytes = enc.encode(String(v));
+    const len = new Uint8Array(4);
+    new DataView(len.buffer).setUint32(0, bytes.length);
+    parts.push(len, bytes);
+  }
+  return concat(parts);
+}
+
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function hexBytes(hex) {
+  if (!/^([0-9a-f]{2})*$/.test(hex)) return enc.encode(hex);
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+function base64Bytes(text) {
+  const raw = atob(text);
+  return Uint8Array.from(raw, (c) => c.charCodeAt(0));
+}
+
+// Byte order, as Rust's BTreeMap<String, _> sorts keys (the same as UTF-16 order for ASCII).
+function byteOrder(a, b) {
+  const x = enc.encode(a), y = enc.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i] - y[i];
+  return x.length - y.length;
+}
+
+export async function recordHash(r) {
+  const detail = r.detail || {};
+  const keys = Object.keys(detail).sort(byteOrder);
+  const values = [
+    r.grant_id, r.seq, r.at, r.actor, r.action, r.from || "", r.to, keys.length,
+  ];
+  for (const k of keys) values.push(k, detail[k]);
+  values.push(r.policy_hash || "", r.prev_hash);
+  return sha256Hex(fields(RECORD_TAG, values));
+}
+
+export async function checkpointHash(c) {
+  return sha256Hex(fields(CHECKPOINT_TAG, [
+    c.seq, c.period_start, c.period_end, c.count, c.digest, c.prev_hash,
+  ]));
+}
+
+async function periodDigest(records) {
+  const sorted = [...records].sort((a, b) =>
+    a.at - b.at || byteOrder(a.grant_id, b.grant_id) || a.seq - b.seq);
+  const values = [];
+  for (const r of sorted) values.push(r.grant_id, r.seq, r.hash);
+  return { count: sorted.length, digest: await sha256Hex(fields(PERIOD_TAG, values)) };
+}
+
+// A DER ECDSA signature (what KMS returns) as the r‖s pair WebCrypto takes.
+function derToRaw(der) {
+  let i = 0;
+  const take = () => der[i++];
+  if (take() !== 0x30) throw new Error("not a DER signature");
+  let len = take();
+  if (len & 0x80) i += len & 0x7f;
+  const integer = () => {
+    if (take() !== 0x02) throw new Error("not a DER signature");
+    const n = take();
+    let bytes = der.slice(i, i + n);
+    i += n;
+    while (bytes.length > 32 && bytes[0] === 0) bytes = bytes.slice(1);
+    if (bytes.length > 32) throw new Error("not a P-256 signature");
+    const out = new Uint8Array(32);
+    out.set(bytes, 32 - bytes.length);
+    return out;
+  };
+  return concat([integer(), integer()]);
+}
+
+// When a UUIDv7 grant id says the grant was created (unix seconds), or null.
+function uuidv7Seconds(id) {
+  const hex = id.replace(/-/g, "");
+  if (!/^[0-9a-f]{32}$/i.test(hex) || hex[12] !== "7") return null;
+  return Math.floor(parseInt(hex.slice(0, 12), 16) / 1000);
+}
+
+const keyRef = (id) => (id.startsWith("arn:") && id.includes(":kms:") ? id.split("/").pop() : id);
+
+export async function keyRing(publicKeys) {
+  const ring = new Map();
+  for (const k of publicKeys || []) {
+    const key = await crypto.subtle.importKey(
+      "spki", base64Bytes(k.spki), { name: "ECDSA", namedCurve: "P-256" }, false, ["verify"]);
+    ring.set(keyRef(k.key_id), { signer: k.signer, key });
+  }
+  return ring;
+}
+
+// Why `signature` is not `author`'s over `tag ‖ hash`, or null.
+async function signatureProblem(ring, signature, author, tag, hash) {
+  if (!signature) return "it is not signed";
+  const entry = ring.get(keyRef(signature.key_id));
+  if (!entry) return `it is signed with key ${signature.key_id}, which is not one of the functions' keys`;
+  if (entry.signer !== signature.signer) {
+    return `it claims the ${signature.signer} function's signature but the key is the ${entry.signer}'s`;
+  }
+  if (signature.signer !== author) return `it is signed by the ${signature.signer} function, but only the ${author} function writes it`;
+  let ok = false;
+  try {
+    ok = await crypto.subtle.verify(
+      { name: "ECDSA", hash: "SHA-256" }, entry.key,
+      derToRaw(base64Bytes(signature.value)), concat([enc.encode(tag), hexBytes(hash)]));
+  } catch (e) {
+    return `its signature is malformed (${e.message})`;
+  }
+  return ok ? null : "its signature does not verify";
+}
+
+// One grant's records, in order from seq 1 (or from `first` for a partial range), against its
+// head if known. Returns the head reached, or throws a message.
+async function checkChain(grantId, records, ring, first) {
+  let expected = first ? records[0]?.seq ?? 1 : 1;
+  let prev = null;
+  for (const r of records) {
+    const where = `grant ${grantId}, record ${r.seq}`;
+    if (r.grant_id !== grantId) throw `${where} belongs to grant ${r.grant_id}`;
+    if (r.seq !== expected) throw `grant ${grantId}: expected record ${expected} but found record ${r.seq}`;
+    if (expected === 1 && r.prev_hash !== GENESIS) throw `${where} does not start the chain`;
+    if (prev && r.prev_hash !== prev.hash) throw `${where} does not link to record ${prev.seq}`;
+    const computed = await recordHash(r);
+    if (computed !== r.hash) throw `${where} was altered: its contents hash to ${computed}, not ${r.hash}`;
+    const author = AUTHORS[r.action];
+    if (!author) throw `${where} has an unknown action ${r.action}`;
+    const problem = await signatureProblem(ring, r.signature, author, SIGNED_RECORD_TAG, r.hash);
+    if (problem) throw `${where} (${r.action}): ${problem}`;
+    prev = r;
+    expected += 1;
+  }
+  return prev ? { seq: prev.seq, hash: prev.hash } : null;
+}
+
+// A grant's whole trail (GET /requests/{id}/audit): every record, linked from the first to the
+// grant's head, each signed by its author. Returns null or the first break.
+export async function verifyTrail(trail) {
+  try {
+    const ring = await keyRing(trail.keys);
+    const head = await checkChain(trail.grant.id, trail.records, ring, false);
+    const want = trail.grant.audit_head;
+    if (!head || head.seq !== want.seq || head.hash !== want.hash) {
+      return `the trail ends at record ${head ? head.seq : 0}, but the grant's head is record ${want.seq}`;
+    }
+    return null;
+  } catch (e) {
+    return typeof e === "string" ? e : e.message;
+  }
+}
+
+// An export (pages of GET /audit merged: from, to, records, heads, checkpoints, keys).
+// Returns { problem, grants, records, checkpoints }.
+export async function verifyExport(exp) {
+  const summary = { problem: null, grants: 0, records: exp.records.length, checkpoints: exp.checkpoints.length };
+  try {
+    const ring = await keyRing(exp.keys);
+    const byGrant = new Map();
+    for (const r of exp.records) {
+      if (!byGrant.has(r.grant_id)) byGrant.set(r.grant_id, []);
+      byGrant.get(r.grant_id).push(r);
+    }
+    summary.grants = byGrant.size;
+    const heads = new Map(exp.heads.map((h) => [h.grant_id, h.head]));
+    for (const [grantId, records] of byGrant) {
+      records.sort((a, b) => a.seq - b.seq);
+      // A range may start mid-chain, but not for a grant created inside it.
+      const created = uuidv7Seconds(grantId);
+      if (records[0].seq !== 1 && created !== null && created >= exp.from) {
+        throw `grant ${grantId}: record 1 is missing (the grant was created inside the range)`;
+      }
+      const last = await checkChain(grantId, records, ring, true);
+      const head = heads.get(grantId);
+      if (!head) throw `grant ${grantId}: the export has no head for it`;
+      if (last.seq > head.seq) throw `grant ${grantId}: record ${last.seq} is past its head (${head.seq})`;
+      if (last.seq === head.seq && last.hash !== head.hash) throw `grant ${grantId}: its last record is not its head`;
+    }
+    const cps = [...exp.checkpoints].sort((a, b) => a.seq - b.seq);
+    let prev = null;
+    for (const c of cps) {
+      const where = `checkpoint ${c.seq}`;
+      const computed = await checkpointHash(c);
+      if (computed !== c.hash) throw `${where} was altered`;
+      if (prev && c.seq === prev.seq + 1 && c.prev_hash !== prev.hash) throw `${where} does not link to checkpoint ${prev.seq}`;
+      const problem = await signatureProblem(ring, c.signature, "sweeper", SIGNED_CHECKPOINT_TAG, c.hash);
+      if (problem) throw `${where}: ${problem}`;
+      if (c.period_start >= exp.from && c.period_end <= exp.to) {
+        const inPeriod = exp.records.filter((r) => r.at >= c.period_start && r.at < c.period_end);
+        const { count, digest } = await periodDigest(inPeriod);
+        if (count !== c.count) {
+          throw `the period from ${new Date(c.period_start * 1000).toISOString()} held ${c.count} audit records when ${where} was signed, but the export has ${count}`;
+        }
+        if (digest !== c.digest) throw `the records of ${where}'s period are not the ones it signed`;
+      }
+      prev = c;
+    }
+  } catch (e) {
+    summary.problem = typeof e === "string" ? e : e.message;
+  }
+  return summary;
+}
