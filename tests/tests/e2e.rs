@@ -19,6 +19,8 @@ use serde_json::{Value, json};
 
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/faults.rs"]
+mod faults;
 #[path = "e2e/iam.rs"]
 mod iam;
 

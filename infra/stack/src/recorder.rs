@@ -25,14 +25,92 @@ pub struct AwsCall {
     pub request: Value,
 }
 
-/// The calls of every recorded function, by binary.
+/// A fault the pass-through puts on one call, the way AWS and networks fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The service fails (500 `InternalFailure`); nothing happened.
+    Fail,
+    /// The service throttles (400 `ThrottlingException`); nothing happened.
+    Throttle,
+    /// No answer comes; the client's own timeout must give up.
+    Timeout,
+    /// The call is carried out, and its answer is lost (500 after the work was done).
+    LoseAnswer,
+    /// The service is down for a moment: this call and the next two (the SDK's standard
+    /// retries of it) fail, so the function sees the failure itself.
+    Outage,
+}
+
+impl Fault {
+    /// Every kind of fault.
+    pub const ALL: [Self; 5] = [
+        Self::Fail,
+        Self::Throttle,
+        Self::Timeout,
+        Self::LoseAnswer,
+        Self::Outage,
+    ];
+}
+
+#[derive(Debug, Default)]
+struct Plan {
+    /// (binary, the call from arming that gets it (1-based), fault)
+    armed: Option<(String, usize, Fault)>,
+    /// Calls `armed`'s binary made since arming.
+    seen: usize,
+    /// Whether the armed fault was used.
+    fired: bool,
+}
+
+/// The calls of every recorded function, by binary, and the fault planned for one of them.
 #[derive(Debug, Clone, Default)]
-pub struct AwsCalls(Arc<Mutex<BTreeMap<String, Vec<AwsCall>>>>);
+pub struct AwsCalls {
+    calls: Arc<Mutex<BTreeMap<String, Vec<AwsCall>>>>,
+    plan: Arc<Mutex<Plan>>,
+}
 
 impl AwsCalls {
+    /// Puts `fault` on the `nth` call (from 1) `binary` makes from now on; replaces any other.
+    pub fn arm(&self, binary: &str, nth: usize, fault: Fault) {
+        *self.plan.lock().unwrap_or_else(PoisonError::into_inner) = Plan {
+            armed: Some((binary.to_owned(), nth, fault)),
+            seen: 0,
+            fired: false,
+        };
+    }
+
+    /// Takes the plan away; whether its fault was used.
+    pub fn disarm(&self) -> bool {
+        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
+        let fired = plan.fired;
+        *plan = Plan::default();
+        fired
+    }
+
+    /// The fault for `binary`'s next call, if this is the planned one.
+    fn fault_for(&self, binary: &str) -> Option<Fault> {
+        let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
+        let (armed, nth, fault) = plan.armed.clone()?;
+        if armed != binary {
+            return None;
+        }
+        plan.seen += 1;
+        let hit = match fault {
+            Fault::Outage => (nth..nth.saturating_add(3)).contains(&plan.seen),
+            _ => plan.seen == nth,
+        };
+        hit.then(|| {
+            plan.fired = true;
+            match fault {
+                Fault::Outage => Fault::Fail,
+                other => other,
+            }
+        })
+    }
+
     /// Every call `binary` made so far.
     pub fn of(&self, binary: &str) -> Vec<AwsCall> {
-        self.0
+        self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(binary)
@@ -41,7 +119,7 @@ impl AwsCalls {
     }
 
     fn push(&self, binary: &str, call: AwsCall) {
-        self.0
+        self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(binary.to_owned())
@@ -87,7 +165,49 @@ fn parse(body: &[u8], target: Option<&str>) -> (Option<String>, Value) {
     (operation, Value::Object(fields))
 }
 
-/// Starts a pass-through to `upstream` that records `binary`'s calls into `calls`; its URL.
+/// The error answer of `fault` in the protocol of the call: JSON for the services that name
+/// their operation in `X-Amz-Target` (DynamoDB, KMS), XML for the query protocol (STS, IAM).
+fn fault_answer(fault: Fault, json_protocol: bool) -> Response<Full<Bytes>> {
+    let (status, code) = match fault {
+        Fault::Throttle => (400, "ThrottlingException"),
+        _ => (500, "InternalFailure"),
+    };
+    let (body, kind) = if json_protocol {
+        let code = if code == "InternalFailure" {
+            "com.amazonaws.dynamodb.v20120810#InternalServerError"
+        } else {
+            "com.amazonaws.dynamodb.v20120810#ThrottlingException"
+        };
+        (
+            serde_json::json!({"__type": code, "message": "injected by the test"}).to_string(),
+            "application/x-amz-json-1.0",
+        )
+    } else {
+        let code = if code == "ThrottlingException" {
+            "Throttling"
+        } else {
+            code
+        };
+        (
+            format!(
+                "<ErrorResponse><Error><Type>Receiver</Type><Code>{code}</Code>\
+                 <Message>injected by the test</Message></Error>\
+                 <RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+            ),
+            "text/xml",
+        )
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    r.headers_mut().insert(
+        "content-type",
+        hyper::header::HeaderValue::from_static(kind),
+    );
+    r
+}
+
+/// Starts a pass-through to `upstream` that records `binary`'s calls into `calls`, and puts
+/// on them the fault `calls` plans; its URL.
 pub async fn start(
     binary: String,
     upstream: String,
@@ -138,6 +258,18 @@ pub async fn start(
                     request: parsed,
                 },
             );
+            let fault = calls.fault_for(&binary);
+            match fault {
+                Some(Fault::Timeout) => {
+                    // Longer than any client waits: the caller's timeout ends it.
+                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                    return fault_answer(Fault::Fail, target.is_some());
+                }
+                Some(f @ (Fault::Fail | Fault::Throttle)) => {
+                    return fault_answer(f, target.is_some());
+                }
+                _ => {}
+            }
             let mut forward = client.request(method, format!("{upstream}{path}"));
             for (name, value) in &headers {
                 if name != "host" && name != "content-length" {
@@ -152,6 +284,11 @@ pub async fn start(
                     return r;
                 }
             };
+            if fault == Some(Fault::LoseAnswer) {
+                // The work is done upstream; the answer never reaches the caller.
+                drop(reply);
+                return fault_answer(Fault::Fail, target.is_some());
+            }
             let status = reply.status();
             let reply_headers = reply.headers().clone();
             let bytes = reply.bytes().await.unwrap_or_default();

@@ -81,6 +81,19 @@ pub fn key_setting(service: Service) -> &'static str {
     }
 }
 
+/// How long an AWS call may take: an attempt that gets no answer in 2 s is abandoned and
+/// retried (the SDK's standard retries, 3 attempts), and the whole call gives up after 7 s,
+/// so a call that hangs ends as a retryable 503 from the function itself, well inside API
+/// Gateway's and the functions' 10 s, rather than as an instance killed at its timeout
+/// (without this, the SDK waits for an answer as long as the Lambda lives).
+pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(1))
+        .operation_attempt_timeout(std::time::Duration::from_secs(2))
+        .operation_timeout(std::time::Duration::from_secs(7))
+        .build()
+}
+
 /// Loads the rules, the AWS configuration, the keys and the store of the function `me`, or
 /// says what is wrong.
 pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
@@ -97,7 +110,10 @@ pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
         .find(|(s, _)| *s == me)
         .map(|(_, id)| id.clone())
         .unwrap_or_default();
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(aws_timeouts())
+        .load()
+        .await;
     let kms = aws_sdk_kms::Client::new(&aws);
     let keys = load_key_ring(&kms, &key_ids).await?;
     let store = SignedStore::new(

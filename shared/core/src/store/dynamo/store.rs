@@ -45,6 +45,21 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// Whether `record` is stored at its position in its chain (a strongly consistent read):
+    /// how a write whose answer was lost is told from one that lost a race.
+    async fn landed(&self, record: &AuditRecord) -> Result<bool, StoreError> {
+        let stored = self
+            .get_item(grant_pk(&record.grant_id), &audit_sk(record.seq))
+            .await?;
+        Ok(stored
+            .as_ref()
+            .and_then(|item| item.get("hash"))
+            .and_then(|hash| hash.as_s().ok())
+            .is_some_and(|hash| *hash == record.hash))
+    }
+}
+
 impl GrantStore for DynamoStore {
     async fn create(
         &self,
@@ -104,6 +119,11 @@ impl GrantStore for DynamoStore {
             return self.replay(idem).await;
         }
         if refused(0) == Some("ConditionalCheckFailed") {
+            // Our own write, whose answer was lost and which the SDK sent again: ids are
+            // random, so the stored request with our first record is ours.
+            if self.landed(creation.audit()).await? {
+                return Ok(Created::New(grant.clone()));
+            }
             return Err(StoreError::AlreadyExists {
                 id: grant.id.clone(),
             });
@@ -164,6 +184,13 @@ impl GrantStore for DynamoStore {
                     code == "ConditionalCheckFailed" || code == "TransactionConflict"
                 }) =>
             {
+                // The write that "lost" may be our own: carried out, its answer lost, and sent
+                // again by the SDK's retry. A transaction is all or nothing and the record's
+                // hash covers its whole content and its predecessor, so finding our record at
+                // its position means the whole change is in.
+                if self.landed(change.audit()).await? {
+                    return Ok(());
+                }
                 Err(StoreError::Conflict {
                     id: grant.id.clone(),
                 })

@@ -1,0 +1,416 @@
+//! One fault at every AWS call of every handler, on the real binaries: a pass-through between
+//! each function and the emulator makes the N-th call fail (500), throttle, hang past the
+//! SDK's timeout, be carried out and lose its answer, or fail with the SDK's two retries of it
+//! (an outage the function itself sees). For every (handler, position, fault):
+//! the caller gets what it asked for or a retryable 503 (never a 500, never a wrong refusal);
+//! every grant's stored state is what its signed chain says (no change without its record);
+//! no credentials leave without a SESSION_ISSUED record; and a revocation is never forgotten:
+//! once the next sweep has run, the role denies every revoked grant's sessions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jit_core::domain::{GrantId, Service};
+use jit_core::store::{DynamoStore, GrantStore};
+use jit_core::trust::{KeyRing, check_grant, load_key_ring};
+use jit_e2e::{Api, options, start};
+use jit_stack::Stack;
+use jit_stack::recorder::Fault;
+use serde_json::{Value, json};
+
+/// The handlers, each as the operation a caller performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    /// `POST /requests` (intake).
+    Create,
+    /// Auto-approval from the table stream (approver).
+    AutoApprove,
+    /// `POST /requests/{id}/cancel` (intake).
+    Cancel,
+    /// `POST /requests/{id}/reviews` (approver).
+    Review,
+    /// `POST /grants/{id}/credentials` (issuer).
+    Credentials,
+    /// `POST /grants/{id}/revoke` (sweeper).
+    Revoke,
+    /// A scheduled sweep after a revocation (sweeper).
+    Sweep,
+}
+
+impl Op {
+    const ALL: [Self; 7] = [
+        Self::Create,
+        Self::AutoApprove,
+        Self::Cancel,
+        Self::Review,
+        Self::Credentials,
+        Self::Revoke,
+        Self::Sweep,
+    ];
+
+    fn binary(self) -> &'static str {
+        match self {
+            Self::Create | Self::Cancel => "intake",
+            Self::AutoApprove | Self::Review => "approver",
+            Self::Credentials => "issuer",
+            Self::Revoke | Self::Sweep => "sweeper",
+        }
+    }
+}
+
+struct Harness {
+    stack: jit_e2e::Running,
+    api: Api,
+    store: DynamoStore,
+    ring: KeyRing,
+    people: std::sync::atomic::AtomicUsize,
+    /// Grants that were revoked and must be denied on their role.
+    revoked: std::sync::Mutex<Vec<String>>,
+}
+
+/// What a case did: the HTTP status the caller saw (none for the stream and the schedule) and
+/// the grant it worked on.
+struct Outcome {
+    status: Option<u16>,
+    body: Value,
+    grant: String,
+}
+
+impl Outcome {
+    fn http(status: u16, body: Value, grant: String) -> Self {
+        Self {
+            status: Some(status),
+            body,
+            grant,
+        }
+    }
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let mut o = options("faults");
+        o.record_aws_calls = true;
+        // Sweeps only when a case asks for one.
+        o.sweep_every = Some(Duration::from_secs(24 * 3600));
+        let stack = start(o).unwrap();
+        let api = Api::new(&stack.api_url);
+        let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), &stack.table);
+        let kms = aws_sdk_kms::Client::new(&stack.aws);
+        let keys: Vec<(Service, String)> = [
+            (Service::Intake, "IntakeSigningKey"),
+            (Service::Approver, "ApproverSigningKey"),
+            (Service::Issuer, "IssuerSigningKey"),
+            (Service::Sweeper, "SweeperSigningKey"),
+        ]
+        .iter()
+        .map(|(s, logical)| (*s, stack.signing_keys[*logical].clone()))
+        .collect();
+        let ring = load_key_ring(&kms, &keys).await.unwrap();
+        Self {
+            stack,
+            api,
+            store,
+            ring,
+            people: 0.into(),
+            revoked: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn stack(&self) -> &Stack {
+        &self.stack
+    }
+
+    /// A new requester (each has one open request per target at most) in `group`.
+    fn person(&self, group: &str) -> String {
+        let n = self
+            .people
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stack().token(&format!("fault-{n}"), &[group])
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let a = self
+            .api
+            .call(method, path, Some(token), body)
+            .await
+            .unwrap();
+        (a.status, a.body)
+    }
+
+    /// Asks for prod-logs-ro; with a ticket the rules approve it at once, without one it
+    /// needs a reviewer.
+    async fn ask(&self, token: &str, ticket: bool) -> (u16, Value) {
+        let mut body = json!({"target": "prod-logs-ro", "duration": "1h",
+            "reason": "fault injection at every AWS call"});
+        if ticket {
+            body["ticket"] = json!("INC-9");
+        }
+        self.call("POST", "/requests", token, Some(body)).await
+    }
+
+    /// Waits until the grant is decided (the stream has run): its state.
+    async fn decided(&self, id: &str, token: &str) -> Value {
+        self.api
+            .wait_for(id, token, Duration::from_secs(60), |g| {
+                g["state"] != "PENDING" || !g["approvals_required"].is_null()
+            })
+            .await
+            .unwrap()
+    }
+
+    async fn active(&self, token: &str) -> String {
+        let (status, body) = self.ask(token, true).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let g = self.decided(&id, token).await;
+        assert_eq!(g["state"], "ACTIVE", "{g}");
+        id
+    }
+
+    async fn awaiting_review(&self, token: &str) -> String {
+        let (status, body) = self.ask(token, false).await;
+        assert_eq!(status, 201, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let g = self.decided(&id, token).await;
+        assert_eq!(g["approvals_required"], 1, "{g}");
+        id
+    }
+
+    async fn pull(&self, grant: &str, token: &str) -> (u16, Value) {
+        let path = format!("/grants/{grant}/credentials");
+        self.call("POST", &path, token, None).await
+    }
+
+    async fn revoke(&self, grant: &str, token: &str) -> (u16, Value) {
+        let path = format!("/grants/{grant}/revoke");
+        let reason = json!({"reason": "fault injection"});
+        self.call("POST", &path, token, Some(reason)).await
+    }
+
+    /// A new requester's active grant with a live session: (their token, the grant).
+    async fn in_use(&self) -> (String, String) {
+        let me = self.person("sre");
+        let grant = self.active(&me).await;
+        let (status, body) = self.pull(&grant, &me).await;
+        assert_eq!(status, 200, "{body}");
+        (me, grant)
+    }
+
+    /// Sets up what `op` needs, arms `fault` (if any) at call `nth` of its function, runs it,
+    /// and disarms; whether the fault was used, what came of it, and how many calls the
+    /// function made from the arming on.
+    async fn run(&self, op: Op, fault: Option<(usize, Fault)>) -> (bool, Outcome, usize) {
+        let armed_at = std::cell::Cell::new(0);
+        let arm = || {
+            armed_at.set(self.stack().aws_calls.of(op.binary()).len());
+            if let Some((nth, f)) = fault {
+                self.stack().aws_calls.arm(op.binary(), nth, f);
+            }
+        };
+        let outcome = match op {
+            Op::Create => {
+                let me = self.person("sre");
+                arm();
+                let (status, body) = self.ask(&me, true).await;
+                let grant = body["id"].as_str().unwrap_or_default().to_owned();
+                Outcome::http(status, body, grant)
+            }
+            Op::AutoApprove => {
+                let me = self.person("sre");
+                arm();
+                let (status, body) = self.ask(&me, true).await;
+                assert_eq!(status, 201, "{body}");
+                let grant = body["id"].as_str().unwrap().to_owned();
+                // The stream retries a failed batch: the decision must still come.
+                let g = self.decided(&grant, &me).await;
+                Outcome {
+                    status: None,
+                    body: g,
+                    grant,
+                }
+            }
+            Op::Cancel => {
+                let me = self.person("engineers");
+                let grant = self.awaiting_review(&me).await;
+                arm();
+                let path = format!("/requests/{grant}/cancel");
+                let (status, body) = self.call("POST", &path, &me, None).await;
+                Outcome::http(status, body, grant)
+            }
+            Op::Review => {
+                let me = self.person("engineers");
+                let reviewer = self.person("sre");
+                let grant = self.awaiting_review(&me).await;
+                arm();
+                let approve = json!({"decision": "approve"});
+                let path = format!("/requests/{grant}/reviews");
+                let (status, body) = self.call("POST", &path, &reviewer, Some(approve)).await;
+                Outcome::http(status, body, grant)
+            }
+            Op::Credentials => {
+                let me = self.person("sre");
+                let grant = self.active(&me).await;
+                arm();
+                let (status, body) = self.pull(&grant, &me).await;
+                Outcome::http(status, body, grant)
+            }
+            Op::Revoke => {
+                let (me, grant) = self.in_use().await;
+                arm();
+                let (status, body) = self.revoke(&grant, &me).await;
+                Outcome::http(status, body, grant)
+            }
+            Op::Sweep => {
+                let (me, grant) = self.in_use().await;
+                let (status, body) = self.revoke(&grant, &me).await;
+                assert_eq!(status, 200, "{body}");
+                // The sweep after it (drift checks, expiries, checkpoints) meets the fault.
+                arm();
+                let report = self.stack().sweep().await;
+                Outcome {
+                    status: None,
+                    body: report.unwrap_or_else(|e| json!({"error": e.to_string()})),
+                    grant,
+                }
+            }
+        };
+        let fired = self.stack().aws_calls.disarm();
+        let calls = self.stack().aws_calls.of(op.binary()).len() - armed_at.get();
+        (fired, outcome, calls)
+    }
+
+    /// The invariants every case must keep; a description of the first broken one.
+    async fn check(&self, op: Op, outcome: &Outcome) -> Result<(), String> {
+        if let Some(status) = outcome.status {
+            let expected = match op {
+                Op::Create => 201,
+                _ => 200,
+            };
+            if status != expected && status != 503 {
+                return Err(format!(
+                    "answered {status} (neither {expected} nor a retryable 503): {}",
+                    outcome.body
+                ));
+            }
+        }
+        let Ok(id) = GrantId::parse(&outcome.grant) else {
+            // A create answered 503 before any id was given: nothing may have been stored
+            // for that caller but a complete request (checked by the export below).
+            return Ok(());
+        };
+        let (grant, records) = self
+            .store
+            .evidence(&id)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("the grant is gone")?;
+        check_grant(&grant, &records, &self.ring)
+            .map_err(|e| format!("the stored grant disagrees with its signed chain: {e}"))?;
+        let issued = records
+            .iter()
+            .filter(|r| r.action.as_str() == "SESSION_ISSUED")
+            .count();
+        if issued < usize::try_from(grant.sessions_issued).unwrap_or(usize::MAX) {
+            return Err(format!(
+                "{} sessions counted, {issued} recorded",
+                grant.sessions_issued
+            ));
+        }
+        let state = grant.state.as_str();
+        match (op, outcome.status) {
+            (Op::Credentials, Some(200)) if issued == 0 => {
+                return Err("credentials left without a SESSION_ISSUED record".into());
+            }
+            (Op::Credentials, Some(200)) => {
+                let key = outcome.body["AccessKeyId"].as_str().unwrap_or_default();
+                if key.is_empty() {
+                    return Err(format!("200 without credentials: {}", outcome.body));
+                }
+            }
+            (Op::AutoApprove, None) if state != "ACTIVE" => {
+                return Err(format!("the stream never decided it: {state}"));
+            }
+            // (A new request's state moves on as soon as the stream decides it.)
+            (Op::Cancel | Op::Review, Some(200))
+                if outcome.body["state"].as_str() != Some(state) =>
+            {
+                return Err(format!(
+                    "answered {} but the grant is {state}",
+                    outcome.body["state"]
+                ));
+            }
+            _ => {}
+        }
+        if state == "REVOKED" {
+            self.revoked.lock().unwrap().push(outcome.grant.clone());
+        }
+        Ok(())
+    }
+}
+
+/// How many calls `op` makes when nothing fails, once its function is warm.
+async fn calls_of(h: &Harness, op: Op) -> usize {
+    let (_, warm, _) = h.run(op, None).await;
+    h.check(op, &warm).await.unwrap();
+    let (_, outcome, calls) = h.run(op, None).await;
+    h.check(op, &outcome).await.unwrap();
+    calls
+}
+
+#[tokio::test]
+async fn one_fault_at_every_aws_call_of_every_handler_loses_nothing() {
+    let h = Harness::new().await;
+    let mut ran = BTreeMap::new();
+    let mut retryable = 0;
+    let mut broken = Vec::new();
+    for op in Op::ALL {
+        let positions = calls_of(&h, op).await;
+        assert!(positions > 0, "{op:?} made no AWS call");
+        for nth in 1..=positions {
+            for fault in Fault::ALL {
+                let (fired, outcome, _) = h.run(op, Some((nth, fault))).await;
+                // A sweep's work depends on what is due; every other handler makes the same
+                // calls each time.
+                assert!(
+                    fired || op == Op::Sweep,
+                    "{op:?}: call {nth} of {positions} never came"
+                );
+                *ran.entry(format!("{op:?}")).or_insert(0) += 1;
+                if outcome.status == Some(503) {
+                    retryable += 1;
+                }
+                if let Err(e) = h.check(op, &outcome).await {
+                    broken.push(format!("{op:?}, call {nth}, {fault:?}: {e}"));
+                }
+            }
+        }
+    }
+    // Whatever a fault left for later, the next sweep finishes: every revoked grant is denied
+    // on its role.
+    let report = h.stack().sweep().await.unwrap();
+    let doc = jit_stack::demo::revocation_policy(h.stack(), None, "prod-logs-ro")
+        .await
+        .unwrap()
+        .to_string();
+    for id in h.revoked.lock().unwrap().iter() {
+        if !doc.contains(id.as_str()) && !doc.contains("aws:TokenIssueTime") {
+            broken.push(format!(
+                "revoked grant {id} is not denied after a sweep: {report}"
+            ));
+        }
+    }
+    let total: usize = ran.values().sum();
+    eprintln!(
+        "fault injection: {total} cases (handler × position × fault) {ran:?}; {retryable} answered 503"
+    );
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+    // And the whole trail still verifies offline, as an auditor checks it.
+    let sue = h.stack().token("sue-faults", &["security"]);
+    super::verified_export(&h.api, &sue).await;
+}
