@@ -23,6 +23,10 @@ mod browser;
 mod faults;
 #[path = "e2e/iam.rs"]
 mod iam;
+#[path = "e2e/races.rs"]
+mod races;
+#[path = "e2e/schema.rs"]
+mod schema;
 
 fn api(stack: &Stack) -> Api {
     Api::new(&stack.api_url)

@@ -39,6 +39,9 @@ pub enum Fault {
     /// The service is down for a moment: this call and the next two (the SDK's standard
     /// retries of it) fail, so the function sees the failure itself.
     Outage,
+    /// The call is held this many milliseconds, then carried out: a slow call that widens a
+    /// race window on purpose.
+    Delay(u64),
 }
 
 impl Fault {
@@ -56,6 +59,8 @@ impl Fault {
 struct Plan {
     /// (binary, the call from arming that gets it (1-based), fault)
     armed: Option<(String, usize, Fault)>,
+    /// Only calls of this operation count, when set.
+    operation: Option<String>,
     /// Calls `armed`'s binary made since arming.
     seen: usize,
     /// Whether the armed fault was used.
@@ -74,8 +79,17 @@ impl AwsCalls {
     pub fn arm(&self, binary: &str, nth: usize, fault: Fault) {
         *self.plan.lock().unwrap_or_else(PoisonError::into_inner) = Plan {
             armed: Some((binary.to_owned(), nth, fault)),
-            seen: 0,
-            fired: false,
+            ..Plan::default()
+        };
+    }
+
+    /// Puts `fault` on the next `operation` call (`TransactWriteItems`, `PutRolePolicy`, ...)
+    /// `binary` makes; replaces any other plan.
+    pub fn arm_on(&self, binary: &str, operation: &str, fault: Fault) {
+        *self.plan.lock().unwrap_or_else(PoisonError::into_inner) = Plan {
+            armed: Some((binary.to_owned(), 1, fault)),
+            operation: Some(operation.to_owned()),
+            ..Plan::default()
         };
     }
 
@@ -87,11 +101,11 @@ impl AwsCalls {
         fired
     }
 
-    /// The fault for `binary`'s next call, if this is the planned one.
-    fn fault_for(&self, binary: &str) -> Option<Fault> {
+    /// The fault for `binary`'s next call (of `operation`), if this is the planned one.
+    fn fault_for(&self, binary: &str, operation: &str) -> Option<Fault> {
         let mut plan = self.plan.lock().unwrap_or_else(PoisonError::into_inner);
         let (armed, nth, fault) = plan.armed.clone()?;
-        if armed != binary {
+        if armed != binary || plan.operation.as_deref().is_some_and(|o| o != operation) {
             return None;
         }
         plan.seen += 1;
@@ -249,17 +263,21 @@ pub async fn start(
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
             let (operation, parsed) = parse(&body, target.as_deref());
+            let operation = operation.unwrap_or_default();
+            let fault = calls.fault_for(&binary, &operation);
             calls.push(
                 &binary,
                 AwsCall {
                     service,
-                    operation: operation.unwrap_or_default(),
+                    operation,
                     access_key,
                     request: parsed,
                 },
             );
-            let fault = calls.fault_for(&binary);
             match fault {
+                Some(Fault::Delay(ms)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                }
                 Some(Fault::Timeout) => {
                     // Longer than any client waits: the caller's timeout ends it.
                     tokio::time::sleep(std::time::Duration::from_secs(60)).await;

@@ -58,11 +58,13 @@ impl Op {
     }
 }
 
-struct Harness {
+/// A stack of its own with a recording (and fault-injecting) pass-through per function, the
+/// table and the functions' keys to check grants against, and the calls tests make.
+pub(super) struct Harness {
     stack: jit_e2e::Running,
-    api: Api,
-    store: DynamoStore,
-    ring: KeyRing,
+    pub(super) api: Api,
+    pub(super) store: DynamoStore,
+    pub(super) ring: KeyRing,
     people: std::sync::atomic::AtomicUsize,
     /// Grants that were revoked and must be denied on their role.
     revoked: std::sync::Mutex<Vec<String>>,
@@ -87,8 +89,8 @@ impl Outcome {
 }
 
 impl Harness {
-    async fn new() -> Self {
-        let mut o = options("faults");
+    pub(super) async fn new(name: &str) -> Self {
+        let mut o = options(name);
         o.record_aws_calls = true;
         // Sweeps only when a case asks for one.
         o.sweep_every = Some(Duration::from_secs(24 * 3600));
@@ -116,19 +118,19 @@ impl Harness {
         }
     }
 
-    fn stack(&self) -> &Stack {
+    pub(super) fn stack(&self) -> &Stack {
         &self.stack
     }
 
     /// A new requester (each has one open request per target at most) in `group`.
-    fn person(&self, group: &str) -> String {
+    pub(super) fn person(&self, group: &str) -> String {
         let n = self
             .people
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.stack().token(&format!("fault-{n}"), &[group])
     }
 
-    async fn call(
+    pub(super) async fn call(
         &self,
         method: &str,
         path: &str,
@@ -145,7 +147,7 @@ impl Harness {
 
     /// Asks for prod-logs-ro; with a ticket the rules approve it at once, without one it
     /// needs a reviewer.
-    async fn ask(&self, token: &str, ticket: bool) -> (u16, Value) {
+    pub(super) async fn ask(&self, token: &str, ticket: bool) -> (u16, Value) {
         let mut body = json!({"target": "prod-logs-ro", "duration": "1h",
             "reason": "fault injection at every AWS call"});
         if ticket {
@@ -155,7 +157,7 @@ impl Harness {
     }
 
     /// Waits until the grant is decided (the stream has run): its state.
-    async fn decided(&self, id: &str, token: &str) -> Value {
+    pub(super) async fn decided(&self, id: &str, token: &str) -> Value {
         self.api
             .wait_for(id, token, Duration::from_secs(60), |g| {
                 g["state"] != "PENDING" || !g["approvals_required"].is_null()
@@ -164,7 +166,7 @@ impl Harness {
             .unwrap()
     }
 
-    async fn active(&self, token: &str) -> String {
+    pub(super) async fn active(&self, token: &str) -> String {
         let (status, body) = self.ask(token, true).await;
         assert_eq!(status, 201, "{body}");
         let id = body["id"].as_str().unwrap().to_owned();
@@ -173,7 +175,7 @@ impl Harness {
         id
     }
 
-    async fn awaiting_review(&self, token: &str) -> String {
+    pub(super) async fn awaiting_review(&self, token: &str) -> String {
         let (status, body) = self.ask(token, false).await;
         assert_eq!(status, 201, "{body}");
         let id = body["id"].as_str().unwrap().to_owned();
@@ -182,24 +184,45 @@ impl Harness {
         id
     }
 
-    async fn pull(&self, grant: &str, token: &str) -> (u16, Value) {
+    pub(super) async fn pull(&self, grant: &str, token: &str) -> (u16, Value) {
         let path = format!("/grants/{grant}/credentials");
         self.call("POST", &path, token, None).await
     }
 
-    async fn revoke(&self, grant: &str, token: &str) -> (u16, Value) {
+    pub(super) async fn revoke(&self, grant: &str, token: &str) -> (u16, Value) {
+        self.revoke_because(grant, token, "fault injection").await
+    }
+
+    pub(super) async fn revoke_because(
+        &self,
+        grant: &str,
+        token: &str,
+        reason: &str,
+    ) -> (u16, Value) {
         let path = format!("/grants/{grant}/revoke");
-        let reason = json!({"reason": "fault injection"});
+        let reason = json!({ "reason": reason });
         self.call("POST", &path, token, Some(reason)).await
     }
 
     /// A new requester's active grant with a live session: (their token, the grant).
-    async fn in_use(&self) -> (String, String) {
+    pub(super) async fn in_use(&self) -> (String, String) {
         let me = self.person("sre");
         let grant = self.active(&me).await;
         let (status, body) = self.pull(&grant, &me).await;
         assert_eq!(status, 200, "{body}");
         (me, grant)
+    }
+
+    /// Grant `id` and its chain, after checking that the stored grant is what its signed
+    /// chain says.
+    pub(super) async fn verified(
+        &self,
+        id: &str,
+    ) -> (jit_core::domain::Grant, Vec<jit_core::audit::AuditRecord>) {
+        let id = GrantId::parse(id).unwrap();
+        let (grant, records) = self.store.evidence(&id).await.unwrap().unwrap();
+        check_grant(&grant, &records, &self.ring).unwrap();
+        (grant, records)
     }
 
     /// Sets up what `op` needs, arms `fault` (if any) at call `nth` of its function, runs it,
@@ -365,7 +388,7 @@ async fn calls_of(h: &Harness, op: Op) -> usize {
 
 #[tokio::test]
 async fn one_fault_at_every_aws_call_of_every_handler_loses_nothing() {
-    let h = Harness::new().await;
+    let h = Harness::new("faults").await;
     let mut ran = BTreeMap::new();
     let mut retryable = 0;
     let mut broken = Vec::new();

@@ -1,0 +1,237 @@
+//! Races over HTTP against the real binaries, with the windows held open on purpose: the
+//! pass-through in front of a function holds one of its AWS calls (a delay, not luck) while the
+//! competing calls go through, and storms of concurrent reviews, cancels, revokes, credential
+//! pulls and sweeps hit one grant and one role. Afterwards: one legal outcome, every chain
+//! verifies against its grant, no credentials left once REVOKED was committed (each 200 has
+//! its SESSION_ISSUED record, and every one of those precedes the REVOKED record), and the
+//! role's policy denies every revoked grant.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use jit_core::audit::AuditRecord;
+use jit_stack::recorder::Fault;
+use serde_json::{Value, json};
+
+use super::faults::Harness;
+
+fn seq_of(records: &[AuditRecord], action: &str) -> Vec<u64> {
+    records
+        .iter()
+        .filter(|r| r.action.as_str() == action)
+        .map(|r| r.seq)
+        .collect()
+}
+
+/// Every credential answer that was a 200 has its own SESSION_ISSUED record, and none of those
+/// comes after the revocation.
+fn no_credentials_after_revocation(records: &[AuditRecord], pulled: usize) {
+    let issued = seq_of(records, "SESSION_ISSUED");
+    assert_eq!(
+        issued.len(),
+        pulled,
+        "{pulled} credentials left, {} recorded",
+        issued.len()
+    );
+    if let Some(revoked) = seq_of(records, "REVOKED").first() {
+        assert!(
+            issued.iter().all(|s| s < revoked),
+            "a session was issued after the revocation: {issued:?} vs {revoked}"
+        );
+    }
+}
+
+async fn denied_on_role(h: &Harness) -> String {
+    jit_stack::demo::revocation_policy(h.stack(), None, "prod-logs-ro")
+        .await
+        .map(|doc| doc.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn races_over_http_end_in_one_legal_outcome_and_leave_nothing_behind() {
+    let harness = Harness::new("races").await;
+    let h = &harness;
+
+    // 1. A credential pull whose record write is held while the grant is revoked: the pull
+    //    re-reads, finds it REVOKED, and hands nothing out (STS's session is discarded).
+    let me = h.person("sre");
+    let grant = h.active(&me).await;
+    h.stack()
+        .aws_calls
+        .arm_on("issuer", "TransactWriteItems", Fault::Delay(1500));
+    let (pull, revoke) = tokio::join!(h.pull(&grant, &me), async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        h.revoke(&grant, &me).await
+    });
+    assert!(
+        h.stack().aws_calls.disarm(),
+        "the issuer's write was never held"
+    );
+    assert_eq!(revoke.0, 200, "{}", revoke.1);
+    assert_eq!(
+        pull.0, 409,
+        "a pull that lost to the revocation: {}",
+        pull.1
+    );
+    let (g, records) = h.verified(&grant).await;
+    assert_eq!(g.state.as_str(), "REVOKED");
+    no_credentials_after_revocation(&records, 0);
+
+    // 2. The other way round: the revocation's write is held while a pull goes through. The
+    //    session is recorded before the revocation, and the role denies it.
+    let me = h.person("sre");
+    let grant = h.active(&me).await;
+    h.stack()
+        .aws_calls
+        .arm_on("sweeper", "TransactWriteItems", Fault::Delay(1500));
+    let (revoke, pull) = tokio::join!(h.revoke(&grant, &me), async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        h.pull(&grant, &me).await
+    });
+    assert!(
+        h.stack().aws_calls.disarm(),
+        "the sweeper's write was never held"
+    );
+    assert_eq!(pull.0, 200, "{}", pull.1);
+    assert_eq!(revoke.0, 200, "{}", revoke.1);
+    let (_, records) = h.verified(&grant).await;
+    no_credentials_after_revocation(&records, 1);
+    assert!(
+        denied_on_role(h).await.contains(&grant),
+        "{grant} not denied"
+    );
+
+    // 3. Reviews and cancels on one request, one reviewer's write held: exactly one decision.
+    let requester = h.person("engineers");
+    let grant = h.awaiting_review(&requester).await;
+    h.stack()
+        .aws_calls
+        .arm_on("approver", "TransactWriteItems", Fault::Delay(800));
+    let path = format!("/requests/{grant}/reviews");
+    let mut calls = Vec::new();
+    for i in 0..8 {
+        let reviewer = h.person("sre");
+        let body = if i % 4 == 3 {
+            json!({"decision": "deny", "comment": "not now"})
+        } else {
+            json!({"decision": "approve"})
+        };
+        let path = path.clone();
+        calls.push(Box::pin(async move {
+            ("review", h.call("POST", &path, &reviewer, Some(body)).await)
+        })
+            as std::pin::Pin<
+                Box<dyn std::future::Future<Output = (&str, (u16, Value))>>,
+            >);
+    }
+    for _ in 0..2 {
+        let path = format!("/requests/{grant}/cancel");
+        let requester = requester.clone();
+        calls.push(Box::pin(async move {
+            ("cancel", h.call("POST", &path, &requester, None).await)
+        }));
+    }
+    let answers = join_all(calls).await;
+    h.stack().aws_calls.disarm();
+    let won: Vec<&(&str, (u16, Value))> = answers.iter().filter(|(_, (s, _))| *s == 200).collect();
+    assert_eq!(won.len(), 1, "exactly one decision wins: {answers:?}");
+    for (_, (status, body)) in &answers {
+        assert!(
+            *status == 200 || *status == 409,
+            "a loser is told the state, nothing else: {status} {body}"
+        );
+    }
+    let (g, records) = h.verified(&grant).await;
+    assert_eq!(
+        Some(g.state.as_str()),
+        won[0].1.1["state"].as_str(),
+        "the winner's answer is the stored state"
+    );
+    let decisions = records
+        .iter()
+        .filter(|r| ["APPROVED", "DENIED", "CANCELLED"].contains(&r.action.as_str()))
+        .count();
+    assert_eq!(decisions, 1, "one decision recorded: {records:?}");
+
+    // 4. A storm on one grant: pulls, revokes by the requester and an SRE, and sweeps.
+    let (me, grant) = h.in_use().await;
+    let sre = h.person("sre");
+    h.stack()
+        .aws_calls
+        .arm_on("issuer", "AssumeRole", Fault::Delay(300));
+    let pulls = join_all((0..8).map(|_| h.pull(&grant, &me)));
+    // (Three different calls: two calls alike in every field in the same second are one call
+    // to the trail, and the second is answered as a replay of the first.)
+    let revokes = join_all([
+        h.revoke_because(&grant, &me, "done early"),
+        h.revoke_because(&grant, &sre, "incident closed"),
+        h.revoke_because(&grant, &me, "no longer needed"),
+    ]);
+    let sweeps = join_all((0..2).map(|_| h.stack().sweep()));
+    let (pulls, revokes, sweeps) = tokio::join!(pulls, revokes, sweeps);
+    h.stack().aws_calls.disarm();
+    assert_eq!(
+        revokes.iter().filter(|(s, _)| *s == 200).count(),
+        1,
+        "one revocation: {revokes:?}"
+    );
+    assert!(sweeps.iter().all(Result::is_ok), "{sweeps:?}");
+    assert!(
+        pulls.iter().all(|(s, _)| *s == 200 || *s == 409),
+        "{pulls:?}"
+    );
+    let pulled = pulls.iter().filter(|(s, _)| *s == 200).count();
+    let (g, records) = h.verified(&grant).await;
+    assert_eq!(g.state.as_str(), "REVOKED");
+    // The one pull before the storm, and those of the storm that won.
+    no_credentials_after_revocation(&records, pulled + 1);
+    assert!(
+        denied_on_role(h).await.contains(&grant),
+        "{grant} not denied"
+    );
+
+    // 5. Revocations of four grants on one role at once, the first role change held, with a
+    //    sweep in the middle: the role ends up denying all four.
+    let mut grants = Vec::new();
+    for _ in 0..4 {
+        grants.push(h.in_use().await);
+    }
+    h.stack()
+        .aws_calls
+        .arm_on("sweeper", "PutRolePolicy", Fault::Delay(1500));
+    let revokes = join_all(grants.iter().map(|(me, g)| h.revoke(g, me)));
+    let sweep = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        h.stack().sweep().await
+    };
+    let (revokes, sweep) = tokio::join!(revokes, sweep);
+    h.stack().aws_calls.disarm();
+    assert!(sweep.is_ok(), "{sweep:?}");
+    for ((_, g), (status, body)) in grants.iter().zip(&revokes) {
+        assert_eq!(*status, 200, "{g}: {body}");
+        h.verified(g).await;
+    }
+    // What a revocation promised as cut is denied now; the rest by the next sweep at the latest.
+    let policy = denied_on_role(h).await;
+    for ((_, g), (_, body)) in grants.iter().zip(&revokes) {
+        if body["live_sessions"] == "cut" {
+            assert!(
+                policy.contains(g.as_str()),
+                "{g} said cut but is not denied: {policy}"
+            );
+        }
+    }
+    h.stack().sweep().await.unwrap();
+    let policy = denied_on_role(h).await;
+    for (_, g) in &grants {
+        assert!(
+            policy.contains(g.as_str()),
+            "{g} not denied after a sweep: {policy}"
+        );
+    }
+
+    // Everything the storms wrote verifies offline.
+    let sue = h.stack().token("sue-races", &["security"]);
+    super::verified_export(&h.api, &sue).await;
+}
