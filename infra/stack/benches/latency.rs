@@ -122,8 +122,70 @@ async fn main() {
     calls_per_flow().await;
 }
 
-/// AWS calls per auto-approved request → credentials flow, per function, counted by the
-/// recording pass-through; and one KMS `Sign` on the emulator against a software key.
+const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
+
+fn snapshot(stack: &Stack) -> Vec<usize> {
+    FUNCTIONS
+        .iter()
+        .map(|f| stack.aws_calls.of(f).len())
+        .collect()
+}
+
+/// The calls each function made since `before`, per flow, next to the design's minimum.
+fn print_calls(stack: &Stack, before: &[usize], flows: usize, what: &str, minimum: &str) {
+    println!("AWS calls per flow: {what}; mean of {flows}:");
+    for (function, skip) in FUNCTIONS.iter().zip(before) {
+        let mut counts = std::collections::BTreeMap::<String, usize>::new();
+        for call in stack.aws_calls.of(function).into_iter().skip(*skip) {
+            *counts
+                .entry(format!("{}:{}", call.service, call.operation))
+                .or_default() += 1;
+        }
+        if counts.is_empty() {
+            continue;
+        }
+        let line: Vec<String> = counts
+            .iter()
+            .map(|(op, n)| format!("{op} {:.2}", *n as f64 / flows as f64))
+            .collect();
+        println!("  {function:<9} {}", line.join(", "));
+    }
+    println!("  the design's minimum: {minimum}");
+}
+
+async fn ask(api: &Api, token: &str, target: &str, duration: &str) -> String {
+    let a = api
+        .call(
+            "POST",
+            "/requests",
+            Some(token),
+            Some(json!({"target": target,
+            "duration": duration, "reason": "measuring the calls per flow", "ticket": "INC-1"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 201, "{}", a.body);
+    a.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn wait(api: &Api, token: &str, id: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let started = Instant::now();
+    loop {
+        let g = api
+            .call("GET", &format!("/requests/{id}"), Some(token), None)
+            .await
+            .unwrap();
+        if done(&g.body) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{}", g.body);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// AWS calls per flow (auto-approved request to credentials, two approvers, revocation, a
+/// sweep), per function, counted by the recording pass-through, each next to the design's
+/// minimum; and one KMS `Sign` on the emulator against a software key.
 async fn calls_per_flow() {
     const FLOWS: usize = 10;
     let state_dir = jit_local::target_dir().join("jit-bench-calls");
@@ -140,31 +202,103 @@ async fn calls_per_flow() {
     .unwrap();
     let api = Api::new(&stack.api_url);
     flow(&api, &stack.token("warm-up", &["sre"])).await;
-    let functions = ["intake", "approver", "issuer"];
-    let before: Vec<usize> = functions
-        .iter()
-        .map(|f| stack.aws_calls.of(f).len())
-        .collect();
+    let before = snapshot(&stack);
     for i in 0..FLOWS {
         flow(&api, &stack.token(&format!("count-{i}"), &["sre"])).await;
     }
-    println!(
-        "AWS calls per flow (request, auto-approval, credentials; the requester polls its \
-         request with GET, one GetItem each), mean of {FLOWS}:"
+    print_calls(
+        &stack,
+        &before,
+        FLOWS,
+        "request, auto-approval, credentials (the requester polls its request with GET, one \
+         GetItem each)",
+        "intake 1 TransactWriteItems + 1 Sign; approver 1 TransactWriteItems + 1 Sign; issuer \
+         1 Query + 1 AssumeRole + 1 TransactWriteItems + 1 Sign: one write and one signature \
+         per audit record, one read of the evidence before issuing, one STS call",
     );
-    for (function, skip) in functions.iter().zip(before) {
-        let mut counts = std::collections::BTreeMap::<String, usize>::new();
-        for call in stack.aws_calls.of(function).into_iter().skip(skip) {
-            *counts
-                .entry(format!("{}:{}", call.service, call.operation))
-                .or_default() += 1;
+
+    // Two approvers on a target in another account.
+    let before = snapshot(&stack);
+    for i in 0..FLOWS {
+        let dan = stack.token(&format!("dan-{i}"), &["dba"]);
+        let id = ask(&api, &dan, "prod-db-admin", "30m").await;
+        wait(&api, &dan, &id, |g| g["approvals_required"] == 2).await;
+        for approver in [
+            stack.token("lee", &["dba-leads"]),
+            stack.token("sue", &["security"]),
+        ] {
+            let r = api
+                .call(
+                    "POST",
+                    &format!("/requests/{id}/reviews"),
+                    Some(&approver),
+                    Some(json!({"decision": "approve"})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
         }
-        let line: Vec<String> = counts
-            .iter()
-            .map(|(op, n)| format!("{op} {:.2}", *n as f64 / FLOWS as f64))
-            .collect();
-        println!("  {function:<9} {}", line.join(", "));
+        wait(&api, &dan, &id, |g| g["state"] == "ACTIVE").await;
     }
+    print_calls(
+        &stack,
+        &before,
+        FLOWS,
+        "request, two approvals (the requester polls its request with GET)",
+        "intake 1 TransactWriteItems + 1 Sign; approver 2 Query (each review verifies the \
+         chain) + 3 TransactWriteItems + 3 Sign (the rules' AWAITING_REVIEW, then each review)",
+    );
+
+    // Revocation of a grant with a live session (same account), then a sweep.
+    let mut grants = Vec::new();
+    for i in 0..FLOWS {
+        let who = stack.token(&format!("rev-{i}"), &["sre"]);
+        let id = ask(&api, &who, "prod-logs-ro", "30m").await;
+        wait(&api, &who, &id, |g| g["state"] == "ACTIVE").await;
+        let c = api
+            .call(
+                "POST",
+                &format!("/grants/{id}/credentials"),
+                Some(&who),
+                None,
+            )
+            .await
+            .unwrap();
+        assert_eq!(c.status, 200, "{}", c.body);
+        grants.push((who, id));
+    }
+    let before = snapshot(&stack);
+    for (who, id) in &grants {
+        let r = api
+            .call(
+                "POST",
+                &format!("/grants/{id}/revoke"),
+                Some(who),
+                Some(json!({"reason": "measuring revocation"})),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    print_calls(
+        &stack,
+        &before,
+        FLOWS,
+        "revoke with a live session",
+        "sweeper 1 Query (evidence) + 1 TransactWriteItems + 1 Sign for the record and the \
+         ledger entry, then the role's policy: 1 Query of the role's ledger + 1 PutRolePolicy \
+         (+ its applied marker)",
+    );
+    let before = snapshot(&stack);
+    stack.sweep().await.unwrap();
+    print_calls(
+        &stack,
+        &before,
+        1,
+        "one scheduled sweep with nothing due",
+        "sweeper: the due index per shard, the roles registry, each role's policy read back \
+         for drift; the checkpoint of a closed period when one is owed",
+    );
 
     let kms = aws_sdk_kms::Client::new(&stack.aws);
     let key_id = stack.signing_keys["IntakeSigningKey"].clone();

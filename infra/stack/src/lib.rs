@@ -150,6 +150,7 @@ pub struct Stack {
     functions: HashMap<String, FunctionRuntime>,
     tasks: Vec<JoinHandle<()>>,
     _federation: jit_local::FederationStandIn,
+    environments: HashMap<String, Vec<(String, String)>>,
     _emulator: jit_local::Emulator,
 }
 
@@ -215,7 +216,9 @@ pub fn provider(state_dir: &std::path::Path, issuer: &str) -> Result<Provider, S
     )?)
 }
 
-async fn serve<F, Fut>(listener: TcpListener, handler: F)
+/// Serves HTTP/1 on `listener` with `handler`, each connection on a task of its own, until
+/// dropped.
+pub async fn serve<F, Fut>(listener: TcpListener, handler: F)
 where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
@@ -349,6 +352,7 @@ impl Stack {
         let home = options.state_dir.join("home");
         let _ = std::fs::create_dir_all(&home);
         let mut functions = HashMap::new();
+        let mut environments = HashMap::new();
         let aws_calls = recorder::AwsCalls::default();
         let mut recorders = Vec::new();
         for def in &template.functions {
@@ -407,12 +411,14 @@ impl Stack {
                     env.insert(k.clone(), v.clone());
                 }
             }
+            let env: Vec<(String, String)> = env.into_iter().collect();
+            environments.insert(def.binary.clone(), env.clone());
             functions.insert(
                 def.binary.clone(),
                 FunctionRuntime::new(
                     def.clone(),
                     binary_dir().join(&def.binary),
-                    env.into_iter().collect(),
+                    env,
                     options.logs.clone(),
                     options.max_instances,
                 ),
@@ -547,6 +553,7 @@ impl Stack {
             timings,
             aws_calls,
             signing_keys,
+            environments,
             provider,
             functions,
             tasks,
@@ -571,6 +578,35 @@ impl Stack {
     /// The identity provider (tests forge variations of its tokens).
     pub fn provider(&self) -> &Provider {
         &self.provider
+    }
+
+    /// The four functions' public keys, read from the emulator's KMS: what an auditor pins.
+    pub async fn key_ring(&self) -> Result<jit_core::trust::KeyRing, String> {
+        use jit_core::domain::Service;
+        let keys: Vec<(Service, String)> = [
+            (Service::Intake, "IntakeSigningKey"),
+            (Service::Approver, "ApproverSigningKey"),
+            (Service::Issuer, "IssuerSigningKey"),
+            (Service::Sweeper, "SweeperSigningKey"),
+        ]
+        .into_iter()
+        .map(|(s, logical)| {
+            (
+                s,
+                self.signing_keys.get(logical).cloned().unwrap_or_default(),
+            )
+        })
+        .collect();
+        let kms = aws_sdk_kms::Client::new(&self.aws);
+        jit_core::trust::load_key_ring(&kms, &keys)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The environment the stack gives `binary`'s processes (the template's variables with
+    /// the emulator's endpoint, keys and credentials): for running a build of it elsewhere.
+    pub fn environment(&self, binary: &str) -> Option<&[(String, String)]> {
+        self.environments.get(binary).map(Vec::as_slice)
     }
 
     /// One function's runtime, by binary name.

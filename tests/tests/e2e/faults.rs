@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jit_core::domain::{GrantId, Service};
+use jit_core::domain::GrantId;
 use jit_core::store::{DynamoStore, GrantStore};
-use jit_core::trust::{KeyRing, check_grant, load_key_ring};
+use jit_core::trust::{KeyRing, check_grant};
 use jit_e2e::{Api, options, start};
 use jit_stack::Stack;
 use jit_stack::recorder::Fault;
@@ -97,17 +97,7 @@ impl Harness {
         let stack = start(o).unwrap();
         let api = Api::new(&stack.api_url);
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), &stack.table);
-        let kms = aws_sdk_kms::Client::new(&stack.aws);
-        let keys: Vec<(Service, String)> = [
-            (Service::Intake, "IntakeSigningKey"),
-            (Service::Approver, "ApproverSigningKey"),
-            (Service::Issuer, "IssuerSigningKey"),
-            (Service::Sweeper, "SweeperSigningKey"),
-        ]
-        .iter()
-        .map(|(s, logical)| (*s, stack.signing_keys[*logical].clone()))
-        .collect();
-        let ring = load_key_ring(&kms, &keys).await.unwrap();
+        let ring = stack.key_ring().await.unwrap();
         Self {
             stack,
             api,

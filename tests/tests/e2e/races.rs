@@ -161,8 +161,6 @@ async fn races_over_http_end_in_one_legal_outcome_and_leave_nothing_behind() {
         .aws_calls
         .arm_on("issuer", "AssumeRole", Fault::Delay(300));
     let pulls = join_all((0..8).map(|_| h.pull(&grant, &me)));
-    // (Three different calls: two calls alike in every field in the same second are one call
-    // to the trail, and the second is answered as a replay of the first.)
     let revokes = join_all([
         h.revoke_because(&grant, &me, "done early"),
         h.revoke_because(&grant, &sre, "incident closed"),

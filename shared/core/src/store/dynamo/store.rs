@@ -45,18 +45,35 @@ impl DynamoStore {
     }
 }
 
+/// The attribute on an audit record's item naming the call that wrote it (outside the record
+/// and its hash): how a write whose answer was lost is told from another caller's.
+const WRITE_ID: &str = "write_id";
+
 impl DynamoStore {
-    /// Whether `record` is stored at its position in its chain (a strongly consistent read):
-    /// how a write whose answer was lost is told from one that lost a race.
-    async fn landed(&self, record: &AuditRecord) -> Result<bool, StoreError> {
+    /// `record`'s item, marked with `write_id`.
+    fn marked_audit_item(&self, record: &AuditRecord, write_id: &str) -> Result<Item, StoreError> {
+        let mut item = self.audit_item(record)?;
+        item.insert(WRITE_ID.into(), s(write_id));
+        Ok(item)
+    }
+
+    /// Whether this very call's write of `record` is stored (a strongly consistent read of the
+    /// record's position): how a transaction carried out but whose answer was lost, and which
+    /// the SDK then sent again and saw refused, is told from one that lost a race. A
+    /// transaction is all or nothing, so the record being there means the whole change is.
+    async fn landed(&self, record: &AuditRecord, write_id: &str) -> Result<bool, StoreError> {
         let stored = self
             .get_item(grant_pk(&record.grant_id), &audit_sk(record.seq))
             .await?;
-        Ok(stored
-            .as_ref()
-            .and_then(|item| item.get("hash"))
-            .and_then(|hash| hash.as_s().ok())
-            .is_some_and(|hash| *hash == record.hash))
+        let field = |name: &str| {
+            stored
+                .as_ref()
+                .and_then(|item| item.get(name))
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+        };
+        Ok(field(WRITE_ID).as_deref() == Some(write_id)
+            && field("hash").as_deref() == Some(record.hash.as_str()))
     }
 }
 
@@ -67,6 +84,7 @@ impl GrantStore for DynamoStore {
         idempotency: Option<&Idempotency>,
     ) -> Result<Created, StoreError> {
         let grant = creation.grant();
+        let write_id = uuid::Uuid::now_v7().to_string();
         let mut items = vec![
             self.put(
                 self.grant_item(grant)?,
@@ -75,7 +93,7 @@ impl GrantStore for DynamoStore {
                 &[],
             )?,
             self.put(
-                self.audit_item(creation.audit())?,
+                self.marked_audit_item(creation.audit(), &write_id)?,
                 Some("attribute_not_exists(pk)"),
                 &[],
                 &[],
@@ -119,9 +137,8 @@ impl GrantStore for DynamoStore {
             return self.replay(idem).await;
         }
         if refused(0) == Some("ConditionalCheckFailed") {
-            // Our own write, whose answer was lost and which the SDK sent again: ids are
-            // random, so the stored request with our first record is ours.
-            if self.landed(creation.audit()).await? {
+            // This call's own write, whose answer was lost and which the SDK sent again.
+            if self.landed(creation.audit(), &write_id).await? {
                 return Ok(Created::New(grant.clone()));
             }
             return Err(StoreError::AlreadyExists {
@@ -143,6 +160,7 @@ impl GrantStore for DynamoStore {
 
     async fn commit(&self, change: &Change) -> Result<(), StoreError> {
         let grant = change.grant();
+        let write_id = uuid::Uuid::now_v7().to_string();
         let mut items = vec![
             self.put(
                 self.grant_item(grant)?,
@@ -151,7 +169,7 @@ impl GrantStore for DynamoStore {
                 &[(":expected", n(change.expected_version()))],
             )?,
             self.put(
-                self.audit_item(change.audit())?,
+                self.marked_audit_item(change.audit(), &write_id)?,
                 Some("attribute_not_exists(pk)"),
                 &[],
                 &[],
@@ -184,11 +202,9 @@ impl GrantStore for DynamoStore {
                     code == "ConditionalCheckFailed" || code == "TransactionConflict"
                 }) =>
             {
-                // The write that "lost" may be our own: carried out, its answer lost, and sent
-                // again by the SDK's retry. A transaction is all or nothing and the record's
-                // hash covers its whole content and its predecessor, so finding our record at
-                // its position means the whole change is in.
-                if self.landed(change.audit()).await? {
+                // The write that "lost" may be this very one: carried out, its answer lost,
+                // and sent again by the SDK's retry.
+                if self.landed(change.audit(), &write_id).await? {
                     return Ok(());
                 }
                 Err(StoreError::Conflict {

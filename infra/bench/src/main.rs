@@ -1,0 +1,517 @@
+//! The benchmark command: `cargo run --release -p jit-bench` (from the workspace root).
+//!
+//! Builds the four functions in release, then measures in one run on this machine, and writes
+//! `BENCHMARKS.md`:
+//! - cold starts of each function side by side with (a) a bare `lambda_runtime` function,
+//!   (b) the same with a DynamoDB client doing one `GetItem`, and (c) a Python handler doing
+//!   that `GetItem` with boto3 under awslambdaric: process start to the first Runtime API
+//!   `next`, the first invocation, and peak RSS after it, the median of `JIT_BENCH_STARTS`
+//!   (default 10) starts each, taken in turns so that noise falls on all alike. Every one is
+//!   served by the same Runtime API (this program's) against the same emulator;
+//! - each function's release binary and zipped size, here and (unless `--no-arm64`) for arm64
+//!   as `sam build` makes them (`infra/deploy/check`);
+//! - the other benchmarks' own reports (`cargo bench`): latency and AWS calls per flow over
+//!   HTTP, Cedar decisions, sweeps, auto-approval and issuance.
+
+// A benchmark may unwrap: a failure is a crash with a message, which is what we want here.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
+
+/// What one start measured.
+#[derive(Debug, Clone, Copy)]
+struct Start {
+    /// Process start to its first `next`.
+    init: Duration,
+    /// The first event handed over to its response.
+    first: Duration,
+    /// Peak resident memory after the first invocation, in KiB (`VmHWM`).
+    rss_kib: u64,
+}
+
+#[derive(Default)]
+struct Seen {
+    next_at: Option<Instant>,
+    sent_at: Option<Instant>,
+    done_at: Option<Instant>,
+    error: Option<String>,
+}
+
+/// A Runtime API for one start: hands `event` to the first `next`, records when things
+/// happened, and holds every later `next` until the process is stopped.
+async fn runtime_api(event: Value) -> (String, Arc<Mutex<Seen>>, Arc<Notify>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let done = Arc::new(Notify::new());
+    let (s, d) = (Arc::clone(&seen), Arc::clone(&done));
+    tokio::spawn(jit_stack::serve(
+        listener,
+        move |request: Request<Incoming>| {
+            let (seen, done, event) = (Arc::clone(&s), Arc::clone(&d), event.clone());
+            async move {
+                let path = request.uri().path().to_owned();
+                let now = Instant::now();
+                if path.ends_with("/invocation/next") {
+                    let first = {
+                        let mut seen = seen.lock().unwrap();
+                        let first = seen.next_at.is_none();
+                        if first {
+                            seen.next_at = Some(now);
+                        }
+                        first
+                    };
+                    if !first {
+                        std::future::pending::<()>().await;
+                    }
+                    let deadline = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis()
+                        + 30_000;
+                    let mut r = Response::new(Full::new(Bytes::from(event.to_string())));
+                    let h = r.headers_mut();
+                    h.insert("lambda-runtime-aws-request-id", "bench-1".parse().unwrap());
+                    h.insert(
+                        "lambda-runtime-deadline-ms",
+                        deadline.to_string().parse().unwrap(),
+                    );
+                    h.insert(
+                        "lambda-runtime-invoked-function-arn",
+                        "arn:aws:lambda:us-east-1:111111111111:function:bench"
+                            .parse()
+                            .unwrap(),
+                    );
+                    h.insert(
+                        "lambda-runtime-trace-id",
+                        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
+                    );
+                    h.insert("content-type", "application/json".parse().unwrap());
+                    seen.lock().unwrap().sent_at = Some(Instant::now());
+                    return r;
+                }
+                if path.ends_with("/response") {
+                    seen.lock().unwrap().done_at = Some(now);
+                } else {
+                    seen.lock().unwrap().error = Some(path.clone());
+                }
+                done.notify_one();
+                let mut r = Response::new(Full::new(Bytes::from_static(b"{}")));
+                *r.status_mut() = hyper::StatusCode::ACCEPTED;
+                r
+            }
+        },
+    ));
+    (address, seen, done)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One cold start of `program` with `env`, given `event`.
+async fn start_once(
+    program: &[String],
+    env: &[(String, String)],
+    cwd: &Path,
+    event: Value,
+) -> Start {
+    let (address, seen, done) = runtime_api(event).await;
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(&program[0])
+        .args(&program[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("AWS_LAMBDA_RUNTIME_API", &address)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    if tokio::time::timeout(Duration::from_secs(60), done.notified())
+        .await
+        .is_err()
+    {
+        panic!("{} gave no answer in 60 s", program.join(" "));
+    }
+    let rss_kib = peak_rss_kib(pid);
+    let _ = child.kill().await;
+    let seen = seen.lock().unwrap();
+    if let Some(e) = &seen.error {
+        panic!("{} failed: {e}", program.join(" "));
+    }
+    Start {
+        init: seen.next_at.unwrap() - started,
+        first: seen.done_at.unwrap() - seen.sent_at.unwrap(),
+        rss_kib,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.stderr(Stdio::inherit()).output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn zipped_size(path: &Path) -> u64 {
+    let script = "import io,sys,zipfile\nb=io.BytesIO()\nz=zipfile.ZipFile(b,'w',zipfile.ZIP_DEFLATED)\nz.write(sys.argv[1],'bootstrap')\nz.close()\nprint(len(b.getvalue()))";
+    run(Command::new("python3").args(["-c", script]).arg(path))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or("?".into(), |kib| {
+            format!("{:.0} GiB", kib as f64 / 1024.0 / 1024.0)
+        });
+    let kernel = run(Command::new("uname").arg("-srm")).trim().to_owned();
+    let rustc = run(Command::new("rustc").arg("--version"))
+        .trim()
+        .to_owned();
+    format!("{cpu}, {cores} cores, {memory} memory; {kernel}; {rustc}")
+}
+
+#[tokio::main]
+async fn main() {
+    let arm64 = !std::env::args().any(|a| a == "--no-arm64");
+    let starts: usize = std::env::var("JIT_BENCH_STARTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let root = jit_local::workspace_root();
+    let target = jit_local::target_dir();
+    let begun = Instant::now();
+    let mut report = String::new();
+
+    eprintln!("== building the four functions in release");
+    let mut build = Command::new("cargo");
+    build
+        .current_dir(&root)
+        .args(["build", "--release", "--quiet"]);
+    for f in FUNCTIONS {
+        build.args(["-p", &format!("jit-{f}")]);
+    }
+    build.args(["-p", "jit-bench", "--bins"]);
+    run(&mut build);
+    let release = target.join("release");
+
+    eprintln!("== the Python baseline's virtualenv");
+    let python =
+        jit_local::ensure_venv("bench-python-venv", "infra/bench/python/requirements.txt").unwrap();
+
+    eprintln!("== a stack for the emulator, table, keys and roles");
+    let state_dir = target.join("jit-bench-coldstart");
+    let stack = jit_stack::Stack::start(jit_stack::StackOptions {
+        port: 0,
+        logs: jit_stack::LogSink::Dir(state_dir.join("logs")),
+        state_dir,
+        sweep_every: Some(Duration::from_secs(24 * 3600)),
+        ..jit_stack::StackOptions::default()
+    })
+    .await
+    .unwrap();
+    let base_env: Vec<(String, String)> = stack
+        .environment("intake")
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with("AWS_") || k == "TABLE_NAME" || k == "PATH" || k == "HOME")
+        .cloned()
+        .collect();
+    let claims = jit_local::Claims {
+        sub: "bench",
+        groups: &["sre"],
+    };
+    let unknown = "01a22100-0000-7000-8000-000000000000";
+    let events: BTreeMap<&str, Value> = BTreeMap::from([
+        (
+            "intake",
+            jit_local::http_api_event(
+                Some(claims),
+                "GET /requests/{id}",
+                &format!("/requests/{unknown}"),
+                None,
+                &[],
+            ),
+        ),
+        (
+            "approver",
+            jit_local::http_api_event(
+                Some(claims),
+                "POST /requests/{id}/reviews",
+                &format!("/requests/{unknown}/reviews"),
+                Some(r#"{"decision":"approve"}"#),
+                &[("content-type", "application/json")],
+            ),
+        ),
+        (
+            "issuer",
+            jit_local::http_api_event(
+                Some(claims),
+                "POST /grants/{id}/credentials",
+                &format!("/grants/{unknown}/credentials"),
+                None,
+                &[],
+            ),
+        ),
+        ("sweeper", jit_stack::scheduled_event()),
+    ]);
+
+    struct Subject {
+        name: String,
+        program: Vec<String>,
+        env: Vec<(String, String)>,
+        cwd: PathBuf,
+        event: Value,
+    }
+    let mut subjects = Vec::new();
+    for f in FUNCTIONS {
+        subjects.push(Subject {
+            name: f.to_owned(),
+            program: vec![release.join(f).display().to_string()],
+            env: stack.environment(f).unwrap().to_vec(),
+            cwd: root.clone(),
+            event: events[f].clone(),
+        });
+    }
+    subjects.push(Subject {
+        name: "(a) bare lambda_runtime".into(),
+        program: vec![release.join("bare-hello").display().to_string()],
+        env: base_env.clone(),
+        cwd: root.clone(),
+        event: json!({}),
+    });
+    subjects.push(Subject {
+        name: "(b) bare + DynamoDB GetItem".into(),
+        program: vec![release.join("bare-getitem").display().to_string()],
+        env: base_env.clone(),
+        cwd: root.clone(),
+        event: json!({}),
+    });
+    subjects.push(Subject {
+        name: "(c) Python, boto3 GetItem".into(),
+        program: vec![
+            python.display().to_string(),
+            "-m".into(),
+            "awslambdaric".into(),
+            "handler.handler".into(),
+        ],
+        env: base_env.clone(),
+        cwd: root.join("infra/bench/python"),
+        event: json!({}),
+    });
+
+    eprintln!("== cold starts: {starts} of each, in turns");
+    let mut results: Vec<Vec<Start>> = subjects.iter().map(|_| Vec::new()).collect();
+    for round in 0..=starts {
+        for (i, s) in subjects.iter().enumerate() {
+            let one = start_once(&s.program, &s.env, &s.cwd, s.event.clone()).await;
+            // The first round warms the page cache and the emulator; it is not counted.
+            if round > 0 {
+                results[i].push(one);
+            }
+        }
+    }
+    drop(stack);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let summary: Vec<(f64, f64, f64)> = results
+        .iter()
+        .map(|r| {
+            (
+                median(r.iter().map(|s| ms(s.init)).collect()),
+                median(r.iter().map(|s| ms(s.first)).collect()),
+                median(r.iter().map(|s| s.rss_kib as f64 / 1024.0).collect()),
+            )
+        })
+        .collect();
+    let b = summary[5];
+    let c = summary[6];
+    let _ = writeln!(report, "## Cold start\n");
+    let _ = writeln!(
+        report,
+        "Process start to its first Runtime API `next` (init), the first invocation (event \
+         handed over to its response), and peak RSS (`VmHWM`) after it: the median of {starts} \
+         starts each, in turns, after one unmeasured round. Release builds for this machine; \
+         the same Runtime API (this program) and the same emulator on loopback for all. The \
+         functions' first invocations each read the table (intake `GET /requests/{{id}}`, the \
+         approver a review, the issuer a credentials call, each for an unknown grant: one \
+         query or read and a 404; the sweeper a scheduled sweep); their init includes reading \
+         the four public keys from KMS.\n"
+    );
+    let _ = writeln!(
+        report,
+        "| | init | first invocation | init + first | peak RSS | init ÷ (b) | (c) ÷ (init + first) |"
+    );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
+    for (s, (init, first, rss)) in subjects.iter().zip(&summary) {
+        let _ = writeln!(
+            report,
+            "| {} | {init:.1} ms | {first:.1} ms | {:.1} ms | {rss:.1} MB | {:.2}× | {:.1}× |",
+            s.name,
+            init + first,
+            init / b.0,
+            (c.0 + c.1) / (init + first),
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\nGoals, for each function: init within 1.5× of (b); init + first invocation at least 4× faster than (c); at most 30 MB peak RSS.\n"
+    );
+    for (s, (init, first, rss)) in subjects.iter().zip(&summary).take(4) {
+        let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+        let _ = writeln!(
+            report,
+            "- {}: init {:.2}× (b), {}; {:.1}× faster than (c), {}; {rss:.1} MB, {}.",
+            s.name,
+            init / b.0,
+            verdict(init / b.0 <= 1.5),
+            (c.0 + c.1) / (init + first),
+            verdict((c.0 + c.1) / (init + first) >= 4.0),
+            verdict(*rss <= 30.0),
+        );
+    }
+
+    let _ = writeln!(report, "\n## Sizes\n");
+    let _ = writeln!(
+        report,
+        "| function | release binary (this machine, {}) | zipped |",
+        std::env::consts::ARCH
+    );
+    let _ = writeln!(report, "|---|---:|---:|");
+    for f in FUNCTIONS {
+        let path = release.join(f);
+        let size = std::fs::metadata(&path).unwrap().len();
+        let _ = writeln!(
+            report,
+            "| {f} | {} | {} |",
+            mb(size),
+            mb(zipped_size(&path))
+        );
+    }
+    if arm64 {
+        eprintln!("== arm64: infra/deploy/check (sam build with cargo-lambda and zig)");
+        let out = run(Command::new("bash")
+            .current_dir(&root)
+            .arg("infra/deploy/check"));
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("arm64 bootstrap"))
+            .collect();
+        let _ = writeln!(
+            report,
+            "\nFor arm64, as `sam build` packages them (`infra/deploy/check`; goal: under 5 MB zipped):\n\n```\n{}\n```",
+            lines.join("\n")
+        );
+    } else {
+        let _ = writeln!(report, "\n(arm64 sizes skipped: `--no-arm64`.)");
+    }
+
+    for (title, package, bench, note) in [
+        (
+            "Latency over HTTP, and AWS calls per flow",
+            "jit-stack",
+            "latency",
+            "The local stack over HTTP (its function binaries are the dev-profile builds the stack runs); then, on a second stack through the recording pass-through, the AWS calls each function makes per flow.",
+        ),
+        (
+            "Cedar decisions",
+            "jit-core",
+            "cedar",
+            "`Rules::decide`, the example policies and 1,000 generated ones.",
+        ),
+        (
+            "Sweeps",
+            "jit-sweeper",
+            "sweep",
+            "10,000 due grants among 100,000 not due, against DynamoDB on the emulator.",
+        ),
+        (
+            "Auto-approval",
+            "jit-approver",
+            "auto_approve",
+            "The approver's handler per stream record.",
+        ),
+        (
+            "Issuance",
+            "jit-issuer",
+            "issuance",
+            "The issuer's handler per credentials call, against STS and DynamoDB on the emulator.",
+        ),
+    ] {
+        eprintln!("== cargo bench -p {package} --bench {bench}");
+        let out = run(Command::new("cargo")
+            .current_dir(&root)
+            .args(["bench", "--quiet", "-p", package, "--bench", bench]));
+        let _ = writeln!(
+            report,
+            "\n## {title}\n\n{note} `cargo bench -p {package} --bench {bench}`:\n\n```\n{}\n```",
+            out.trim_end()
+        );
+    }
+
+    let took = begun.elapsed().as_secs();
+    let header = format!(
+        "# Benchmarks\n\nEvery figure below comes from one run of `cargo run --release -p jit-bench` \
+         (which builds what it measures in release mode), on {}, finished {} after {} min {} s. \
+         The machine is shared and noisy: compare figures within this file, not with another \
+         run's.\n\nMachine: {}.\n\n",
+        run(Command::new("date").args(["-u", "+%Y-%m-%d"])).trim(),
+        run(Command::new("date").args(["-u", "+%H:%M UTC"])).trim(),
+        took / 60,
+        took % 60,
+        machine(),
+    );
+    let path = root.join("BENCHMARKS.md");
+    std::fs::write(&path, format!("{header}{report}")).unwrap();
+    eprintln!("wrote {}", path.display());
+}
