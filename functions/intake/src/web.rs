@@ -132,7 +132,13 @@ impl<S: GrantStore> App<S> {
                 });
                 asset(&self.web, &body.to_string(), "application/json")
             }
-            _ => return Err(Problem::not_found("file")),
+            _ => {
+                return Err(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "no-such-file",
+                    "the web page has no such file (it has app.js, verify.js, app.css and config.json)",
+                ));
+            }
         })
     }
 
