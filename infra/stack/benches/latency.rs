@@ -168,21 +168,6 @@ async fn ask(api: &Api, token: &str, target: &str, duration: &str) -> String {
     a.body["id"].as_str().unwrap().to_owned()
 }
 
-async fn wait(api: &Api, token: &str, id: &str, done: impl Fn(&serde_json::Value) -> bool) {
-    let started = Instant::now();
-    loop {
-        let g = api
-            .call("GET", &format!("/requests/{id}"), Some(token), None)
-            .await
-            .unwrap();
-        if done(&g.body) {
-            return;
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "{}", g.body);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// AWS calls per flow (auto-approved request to credentials, two approvers, revocation, a
 /// sweep), per function, counted by the recording pass-through, each next to the design's
 /// minimum; and one KMS `Sign` on the emulator against a software key.
@@ -222,7 +207,11 @@ async fn calls_per_flow() {
     for i in 0..FLOWS {
         let dan = stack.token(&format!("dan-{i}"), &["dba"]);
         let id = ask(&api, &dan, "prod-db-admin", "30m").await;
-        wait(&api, &dan, &id, |g| g["approvals_required"] == 2).await;
+        api.wait_for(&id, &dan, Duration::from_secs(30), |g| {
+            g["approvals_required"] == 2
+        })
+        .await
+        .unwrap();
         for approver in [
             stack.token("lee", &["dba-leads"]),
             stack.token("sue", &["security"]),
@@ -238,7 +227,11 @@ async fn calls_per_flow() {
                 .unwrap();
             assert_eq!(r.status, 200, "{}", r.body);
         }
-        wait(&api, &dan, &id, |g| g["state"] == "ACTIVE").await;
+        api.wait_for(&id, &dan, Duration::from_secs(30), |g| {
+            g["state"] == "ACTIVE"
+        })
+        .await
+        .unwrap();
     }
     print_calls(
         &stack,
@@ -254,7 +247,11 @@ async fn calls_per_flow() {
     for i in 0..FLOWS {
         let who = stack.token(&format!("rev-{i}"), &["sre"]);
         let id = ask(&api, &who, "prod-logs-ro", "30m").await;
-        wait(&api, &who, &id, |g| g["state"] == "ACTIVE").await;
+        api.wait_for(&id, &who, Duration::from_secs(30), |g| {
+            g["state"] == "ACTIVE"
+        })
+        .await
+        .unwrap();
         let c = api
             .call(
                 "POST",
