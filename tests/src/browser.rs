@@ -171,6 +171,17 @@ impl Browser {
         .await
     }
 
+    /// Runs `script` (an async function body whose last argument is the callback that ends
+    /// it) with `args`; what it passed to that callback.
+    pub async fn script_async(&self, script: &str, args: Value) -> Result<Value, String> {
+        self.raw(
+            "POST",
+            "/execute/async",
+            json!({"script": script, "args": args}),
+        )
+        .await
+    }
+
     /// The first element matching `css`, waiting up to 15 s for it to appear.
     pub async fn find(&self, css: &str) -> Result<Element, String> {
         let deadline = Instant::now() + Duration::from_secs(15);

@@ -184,6 +184,42 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
     b.screenshot("07-grant-revoked").await.unwrap();
 
+    // The page's verifier is the one that said "Verified": the same trail with one detail
+    // edited, a record dropped, or a signature moved to a record its signer does not write is
+    // refused, each with its reason.
+    let alice = stack.token("alice", &["engineers", "sre"]);
+    let trail = jit_stack::demo::Api::new(&stack.api_url)
+        .call("GET", &format!("/requests/{id}/audit"), Some(&alice), None)
+        .await
+        .unwrap();
+    assert_eq!(trail.status, 200, "{}", trail.body);
+    let verdicts = b
+        .script_async(
+            "const trail = arguments[0], done = arguments[arguments.length - 1];
+             import('/web/verify.js').then(async (m) => {
+               const edited = structuredClone(trail);
+               edited.records[1].detail.approvals_required = '0';
+               const dropped = structuredClone(trail);
+               dropped.records.splice(2, 1);
+               const moved = structuredClone(trail);
+               moved.records[0].signature = moved.records[1].signature;
+               done([await m.verifyTrail(trail), await m.verifyTrail(edited),
+                     await m.verifyTrail(dropped), await m.verifyTrail(moved)]);
+             }).catch((e) => done(['the verifier did not load: ' + e]));",
+            json!([trail.body]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(verdicts[0], serde_json::Value::Null, "{verdicts}");
+    for (i, reason) in [
+        (1, "record 2 was altered"),
+        (2, "expected record 3 but found record 4"),
+        (3, "only the intake function writes it"),
+    ] {
+        let said = verdicts[i].as_str().unwrap_or_default();
+        assert!(said.contains(reason), "case {i}: {verdicts}");
+    }
+
     // Nothing ran from the reason, and nothing sign-in related was left in storage.
     let storage = b
         .script(

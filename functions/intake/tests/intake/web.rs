@@ -56,6 +56,15 @@ async fn the_page_is_served_to_anyone_with_a_strict_policy_and_no_inline_script(
             assert_eq!(config["client_id"], "jit-web");
         }
     }
+    // A deployment without sign-in settings says what to set, and still serves the page.
+    let mut h = h;
+    h.app.web.client_id = None;
+    let (status, _, body) = h
+        .call_text(NOBODY, "GET /web/{file}", "/web/config.json")
+        .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("JIT_WEB_CLIENT_ID"), "{body}");
+    assert_eq!(h.call_text(NOBODY, "GET /", "/").await.0, 200);
     for file in ["index.html", "..%2FCargo.toml", "main.rs", "APP.JS"] {
         let (status, _, body) = h
             .call_text(NOBODY, "GET /web/{file}", &format!("/web/{file}"))
