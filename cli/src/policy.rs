@@ -49,7 +49,10 @@ pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Value, Failure> {
     let rules = Rules::load_dir(dir).map_err(|e| Failure::Usage(e.to_string()))?;
     let claims = HashMap::from([
         ("sub".to_owned(), q.user.to_owned()),
-        ("groups".to_owned(), format!("[{}]", q.groups.join(" "))),
+        (
+            "groups".to_owned(),
+            serde_json::to_string(&q.groups).unwrap_or_default(),
+        ),
     ]);
     let caller =
         Caller::from_claims(&claims, "groups").map_err(|e| Failure::Usage(e.to_string()))?;

@@ -78,6 +78,11 @@ fn fingerprint(request: &NewRequest) -> String {
     hex::encode(h.finalize())
 }
 
+/// How many store queries one listing call may make: a filter that passes few items (a
+/// caller who may approve little, `limit=1`) ends the page early with a `next` cursor rather
+/// than reading every pending request in one call.
+const QUERIES_PER_LISTING: u32 = 8;
+
 /// A `reviewable` listing's position: which target, and where within it.
 #[derive(Debug, Serialize, Deserialize)]
 struct ReviewCursor {
@@ -315,11 +320,14 @@ impl<S: GrantStore> App<S> {
         ))
     }
 
-    /// Pages through `fetch` until `limit` items pass `keep`; every item fetched is either
-    /// returned or skipped, so the store's cursor is exactly where the next page starts.
+    /// Pages through `fetch` until `limit` items pass `keep` or `budget` store queries are
+    /// spent; every item fetched is either returned or skipped, so the store's cursor is
+    /// exactly where the next page starts. A page cut short by the budget says `next` like any
+    /// other, so one call costs at most `budget` queries however few items pass.
     async fn collect<F, Fut>(
         limit: u32,
         mut cursor: Option<Cursor>,
+        budget: &mut u32,
         mut fetch: F,
         keep: impl Fn(&Grant) -> bool,
     ) -> Result<(Vec<Grant>, Option<Cursor>), Problem>
@@ -330,6 +338,7 @@ impl<S: GrantStore> App<S> {
         let mut items = Vec::new();
         loop {
             let remaining = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
+            *budget = budget.saturating_sub(1);
             let page = fetch(PageRequest {
                 limit: remaining,
                 cursor: cursor.take(),
@@ -337,7 +346,7 @@ impl<S: GrantStore> App<S> {
             .await?;
             items.extend(page.items.into_iter().filter(|g| keep(g)));
             match page.next {
-                Some(next) if items.len() < limit as usize => cursor = Some(next),
+                Some(next) if items.len() < limit as usize && *budget > 0 => cursor = Some(next),
                 next => return Ok((items, next)),
             }
         }
@@ -352,9 +361,11 @@ impl<S: GrantStore> App<S> {
     ) -> Result<(Vec<Grant>, Option<String>), Problem> {
         let store = &self.store;
         let user = &caller.user;
+        let mut budget = QUERIES_PER_LISTING;
         let (items, next) = Self::collect(
             limit,
             next.map(Cursor::from_client),
+            &mut budget,
             |page| async move { store.list_by_requester(user, &page).await },
             |g| state.is_none_or(|s| g.state == s),
         )
@@ -389,12 +400,24 @@ impl<S: GrantStore> App<S> {
         }
         let mut items = Vec::new();
         let mut inner = start.c.map(Cursor::from_client);
+        let mut budget = QUERIES_PER_LISTING;
+        let cursor = |t: usize, c: Option<Cursor>| {
+            let cursor = ReviewCursor {
+                t,
+                c: c.map(|c| c.as_str().to_owned()),
+            };
+            Some(URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default()))
+        };
         for (index, target) in targets.iter().enumerate().skip(start.t) {
+            if budget == 0 {
+                return Ok((items, cursor(index, None)));
+            }
             let store = &self.store;
             let remaining = limit.saturating_sub(u32::try_from(items.len()).unwrap_or(u32::MAX));
             let (found, after) = Self::collect(
                 remaining,
                 inner.take(),
+                &mut budget,
                 |page| async move { store.list_pending_for_target(target, &page).await },
                 |g| {
                     g.requester != caller.user
@@ -413,12 +436,10 @@ impl<S: GrantStore> App<S> {
             .await?;
             items.extend(found);
             if let Some(after) = after {
-                let cursor = ReviewCursor {
-                    t: index,
-                    c: Some(after.as_str().to_owned()),
-                };
-                let text = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&cursor).unwrap_or_default());
-                return Ok((items, Some(text)));
+                return Ok((items, cursor(index, Some(after))));
+            }
+            if items.len() >= limit as usize && index + 1 < targets.len() {
+                return Ok((items, cursor(index + 1, None)));
             }
         }
         Ok((items, None))

@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 const HTTP_API_EVENT: &str = include_str!("../fixtures/http-api-jwt.json");
@@ -104,6 +106,30 @@ pub fn http_api_event(
                 &claim("groups"),
                 json!(format!("[{}]", c.groups.join(" "))),
             );
+            // The bearer token the authorizer verified, carrying the same claims (with the
+            // groups as the array the identity provider sent); its signature is not read
+            // past the authorizer.
+            let mut payload = e
+                .pointer("/requestContext/authorizer/jwt/claims")
+                .cloned()
+                .unwrap_or_default();
+            for time in ["iat", "exp"] {
+                let seconds = payload.get(time).and_then(Value::as_str);
+                if let Some(n) = seconds.and_then(|t| t.parse::<u64>().ok()) {
+                    set(&mut payload, &[time], json!(n));
+                }
+            }
+            set(&mut payload, &["groups"], json!(c.groups));
+            if !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+            {
+                set(
+                    &mut e,
+                    &["headers", "authorization"],
+                    json!(bearer(&payload)),
+                );
+            }
         }
         None => {
             if let Some(ctx) = e.get_mut("requestContext").and_then(Value::as_object_mut) {
@@ -115,6 +141,16 @@ pub fn http_api_event(
         }
     }
     e
+}
+
+/// `Bearer <token>` for a JWT with `payload` and a placeholder signature.
+pub fn bearer(payload: &Value) -> String {
+    let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    format!(
+        "Bearer {}.{}.c2lnbmF0dXJl",
+        part(&json!({"alg": "RS256", "kid": "local"})),
+        part(payload)
+    )
 }
 
 /// An item in DynamoDB's JSON form (`{"S": "..."}`), as stream records carry it.

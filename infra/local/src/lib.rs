@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use calls::CallCounter;
 pub use canned::CannedEndpoint;
 pub use emulator::{
-    Emulator, EmulatorError, ensure_installed, ensure_venv, target_dir, workspace_root,
+    BROKER_ACCOUNT, Emulator, EmulatorError, ensure_installed, ensure_venv, target_dir,
+    workspace_root,
 };
 pub use events::{
-    Claims, dynamodb_json, http_api_event, stream_batch, stream_insert, stream_record,
+    Claims, bearer, dynamodb_json, http_api_event, stream_batch, stream_insert, stream_record,
 };
 pub use federation::{FederationLog, FederationStandIn};
 pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};

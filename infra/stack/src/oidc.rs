@@ -10,6 +10,7 @@ use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
 use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jit_core::identity::gateway_form;
 use serde_json::{Map, Value, json};
 
 /// Why the provider could not be set up.
@@ -333,22 +334,7 @@ impl Authorizer {
 pub fn gateway_claims(claims: &Map<String, Value>) -> Map<String, Value> {
     claims
         .iter()
-        .map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s.clone(),
-                Value::Array(items) => format!(
-                    "[{}]",
-                    items
-                        .iter()
-                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                ),
-                Value::Null => String::new(),
-                other => other.to_string(),
-            };
-            (k.clone(), Value::String(text))
-        })
+        .map(|(k, v)| (k.clone(), Value::String(gateway_form(v))))
         .collect()
 }
 

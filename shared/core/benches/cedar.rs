@@ -25,7 +25,7 @@ const AT: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
 fn caller(sub: &str, groups: &[&str]) -> Caller {
     let claims = HashMap::from([
         ("sub".to_owned(), sub.to_owned()),
-        ("groups".to_owned(), format!("[{}]", groups.join(" "))),
+        ("groups".to_owned(), serde_json::to_string(groups).unwrap()),
     ]);
     Caller::from_claims(&claims, "groups").unwrap()
 }

@@ -98,7 +98,15 @@ pub fn caller(request: &Request, groups_claim: &str) -> Result<Caller, Problem> 
             "the request carries no verified identity; call through the API with a valid token",
         ));
     };
-    Caller::from_claims(claims, groups_claim).map_err(|e| Problem::unauthenticated(e.to_string()))
+    // API Gateway joins repeated headers with commas: only a single token can be the one the
+    // authorizer verified.
+    let mut headers = request.headers().get_all("authorization").iter();
+    let authorization = match (headers.next(), headers.next()) {
+        (Some(only), None) => only.to_str().ok().filter(|v| !v.contains(',')),
+        _ => None,
+    };
+    Caller::from_authorizer(claims, authorization, groups_claim)
+        .map_err(|e| Problem::unauthenticated(e.to_string()))
 }
 
 /// A JSON response with `status`.

@@ -476,6 +476,44 @@ async fn listings_page_and_filter_and_reviewable_shows_what_one_may_approve() {
 }
 
 #[tokio::test]
+async fn a_reviewable_listing_costs_a_bounded_number_of_queries_per_call() {
+    let h = Harness::new("list-bounded").await;
+    // Twenty pending requests sue (security) may not approve, then one she may.
+    for n in 0..20 {
+        let who: &'static str = Box::leak(format!("user{n}").into_boxed_str());
+        h.request(Who::User(who, "engineers"), "prod-logs-ro", "1h")
+            .await;
+        h.clock.advance(1);
+    }
+    let hers = h.request(SAM_SRE, "break-glass-admin", "1h").await;
+    h.table.calls.take();
+    let mut seen = Vec::new();
+    let mut calls = 0;
+    let mut path = "/requests?scope=reviewable&limit=1".to_owned();
+    loop {
+        calls += 1;
+        assert!(calls < 30, "the listing does not end");
+        let reply = h.call(SUE_SECURITY, "GET /requests", &path, None).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let queries = h.table.calls.take().get("Query").copied().unwrap_or(0);
+        assert!(queries <= 8, "one call made {queries} queries");
+        seen.extend(
+            reply.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_str().unwrap().to_owned()),
+        );
+        match reply.body["next"].as_str() {
+            Some(next) => path = format!("/requests?scope=reviewable&limit=1&next={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, [hers], "paging on finds what she may approve");
+    assert!(calls > 1, "twenty refusals were not read in one call");
+}
+
+#[tokio::test]
 async fn only_the_requester_cancels_and_only_while_pending() {
     let h = Harness::new("cancel").await;
     let id = h.request(ALICE, "prod-logs-ro", "1h").await;
@@ -655,6 +693,66 @@ async fn authorization_table() {
             assert_eq!(reply.status, want, "{route} by {who:?}: {}", reply.body);
         }
     }
+}
+
+#[tokio::test]
+async fn a_group_name_with_a_space_is_one_group_not_two() {
+    let h = Harness::new("group-space").await;
+    // The identity provider says carl is in one group, "Contractors sre"; API Gateway passes
+    // it as "[Contractors sre]". Read as two groups, carl would be in `sre` and could break
+    // the glass on the admin role.
+    let carl = jit_local::Claims {
+        sub: "carl",
+        groups: &["Contractors sre"],
+    };
+    let ask = json!({"target": "break-glass-admin", "duration": "1h", "ticket": "INC-7",
+        "reason": "production is down, paging everyone", "break_glass": true})
+    .to_string();
+    let event =
+        jit_local::http_api_event(Some(carl), "POST /requests", "/requests", Some(&ask), &[]);
+    assert_eq!(
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["groups"],
+        "[Contractors sre]"
+    );
+    let reply = h.call_event(&event).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(
+        reply.detail().contains("no policy permits you"),
+        "{}",
+        reply.detail()
+    );
+    // The same request from sam, who is in `sre`, breaks the glass: the refusal above is the
+    // group's name, not the request.
+    let sam = jit_local::Claims {
+        sub: "sam",
+        groups: &["sre", "Contractors sre"],
+    };
+    let event =
+        jit_local::http_api_event(Some(sam), "POST /requests", "/requests", Some(&ask), &[]);
+    assert_eq!(h.call_event(&event).await.status, 201);
+    // Without the token the authorizer verified (none, another one, two headers joined), the
+    // flattened list is not split: 401 saying what to send.
+    let other = jit_local::bearer(&json!({"sub": "carl", "groups": ["sre"]}));
+    let joined = format!("{other}, {other}");
+    for header in ["", "Basic Y2FybDpwdw==", other.as_str(), joined.as_str()] {
+        let event = jit_local::http_api_event(
+            Some(carl),
+            "POST /requests",
+            "/requests",
+            Some(&ask),
+            &[("authorization", header)],
+        );
+        let reply = h.call_event(&event).await;
+        assert_eq!(reply.status, 401, "{header}: {}", reply.body);
+        assert!(
+            reply
+                .detail()
+                .contains("exactly one `Authorization` header"),
+            "{}",
+            reply.detail()
+        );
+    }
+    assert_eq!(h.writes(), 1, "only sam's request was written");
 }
 
 #[tokio::test]

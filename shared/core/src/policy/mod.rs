@@ -436,7 +436,11 @@ mod tests {
         for (n, group_list) in groups.iter().enumerate() {
             let claims = std::collections::HashMap::from([
                 ("sub".to_owned(), format!("u{}", n % 3)),
-                ("groups".to_owned(), format!("[{group_list}]")),
+                (
+                    "groups".to_owned(),
+                    serde_json::to_string(&group_list.split_whitespace().collect::<Vec<_>>())
+                        .unwrap(),
+                ),
             ]);
             let caller = Caller::from_claims(&claims, "groups").unwrap();
             for action in Action::ALL {

@@ -19,7 +19,10 @@ fn rules() -> Rules {
 fn caller(sub: &str, groups: &str) -> Caller {
     let claims = HashMap::from([
         ("sub".to_owned(), sub.to_owned()),
-        ("groups".to_owned(), format!("[{groups}]")),
+        (
+            "groups".to_owned(),
+            serde_json::to_string(&groups.split_whitespace().collect::<Vec<_>>()).unwrap(),
+        ),
     ]);
     Caller::from_claims(&claims, "groups").unwrap()
 }

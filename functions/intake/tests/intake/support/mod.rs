@@ -101,7 +101,12 @@ impl Harness {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let event = event(who, route, path, body, headers);
+        self.call_event(&event(who, route, path, body, headers))
+            .await
+    }
+
+    /// Sends an API Gateway event as it is.
+    pub async fn call_event(&self, event: &Value) -> Reply {
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let response = self.app.handle(request).await;
         let status = response.status().as_u16();
