@@ -17,10 +17,12 @@ Two fixes keep moto faithful to DynamoDB's transactions:
 """
 
 import copy
+import os
 import sys
 import threading
 
 import moto.dynamodb.models as dynamodb_models
+import moto.iam.models as moto_iam_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
@@ -88,6 +90,13 @@ def _journalled_transact_write_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = _journalled_transact_write_items
+
+# The account that calls with plain test credentials land in. moto's own MOTO_ACCOUNT_ID puts
+# every call there, an assumed role's too, so a role in another account would be changed in
+# this one; this sets only the default, and credentials from AssumeRole stay in the assumed
+# role's account, as they are on AWS.
+if os.environ.get("JIT_DEFAULT_ACCOUNT"):
+    moto_iam_models.DEFAULT_ACCOUNT_ID = os.environ["JIT_DEFAULT_ACCOUNT"]
 
 
 def main() -> None:

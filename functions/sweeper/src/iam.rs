@@ -2,6 +2,9 @@
 //! through that account's revoker role, in another.
 
 use std::future::Future;
+use std::sync::Arc;
+
+use tokio::sync::OnceCell;
 
 use aws_sdk_iam::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
@@ -51,11 +54,19 @@ pub fn role_name(arn: &RoleArn) -> &str {
 
 /// IAM through the SDK. A target with a revoker role is changed with that role's credentials
 /// (assumed per call, so they never outlive their use).
+///
+/// IAM's policy calls address a role by name within the caller's account, so before any call
+/// the account of the credentials in use must be the recorded role ARN's account: a target in
+/// another account without a revoker role (or with a revoker role in yet another account) would
+/// otherwise change a same-named role in the wrong account and read it back as done.
 #[derive(Debug, Clone)]
 pub struct IamPolicies {
     config: aws_config::SdkConfig,
     iam: aws_sdk_iam::Client,
     sts: aws_sdk_sts::Client,
+    /// The broker's own account, from `sts:GetCallerIdentity` (which needs no permission),
+    /// asked once.
+    own_account: Arc<OnceCell<String>>,
 }
 
 impl IamPolicies {
@@ -65,18 +76,51 @@ impl IamPolicies {
             config: config.clone(),
             iam: aws_sdk_iam::Client::new(config),
             sts: aws_sdk_sts::Client::new(config),
+            own_account: Arc::new(OnceCell::new()),
         }
     }
 
-    /// The client that may change `role`.
+    /// The client that may change `role`, once its account is known to be the role's.
     async fn client_for(&self, role: &TargetRole) -> Result<aws_sdk_iam::Client, PolicyError> {
-        let Some(revoker) = &role.revoker_role_arn else {
-            return Ok(self.iam.clone());
-        };
         let failed = |why: String| PolicyError {
             role: role.role_arn.to_string(),
             why,
         };
+        let Some(wanted) = role.role_arn.account() else {
+            return Err(failed(
+                "the recorded role is not an IAM role ARN naming its account".to_owned(),
+            ));
+        };
+        let Some(revoker) = &role.revoker_role_arn else {
+            let own = self
+                .own_account
+                .get_or_try_init(|| async {
+                    let out = self.sts.get_caller_identity().send().await.map_err(|e| {
+                        failed(format!(
+                            "asking STS which account the sweeper is in: {}",
+                            DisplayErrorContext(e)
+                        ))
+                    })?;
+                    out.account
+                        .ok_or_else(|| failed("STS did not say the sweeper's account".to_owned()))
+                })
+                .await?;
+            if own != wanted {
+                return Err(failed(format!(
+                    "the role is in account {wanted} and the grant recorded no revoker role \
+                     there; the sweeper's own credentials are for account {own}, where a \
+                     role of the same name would be changed instead (deploy \
+                     infra/target-account.yaml with CreateRevoker=true in {wanted} and name \
+                     its revoker role on the target)"
+                )));
+            }
+            return Ok(self.iam.clone());
+        };
+        if revoker.account() != Some(wanted) {
+            return Err(failed(format!(
+                "the recorded revoker role `{revoker}` is not in the role's account {wanted}"
+            )));
+        }
         let out = self
             .sts
             .assume_role()
@@ -91,6 +135,14 @@ impl IamPolicies {
                     DisplayErrorContext(e)
                 ))
             })?;
+        let assumed = out.assumed_role_user.as_ref().map(|u| u.arn.as_str());
+        let assumed_account = assumed.and_then(|arn| arn.split(':').nth(4));
+        if assumed_account != Some(wanted) {
+            return Err(failed(format!(
+                "assuming `{revoker}` gave a session in account {} rather than {wanted}",
+                assumed_account.unwrap_or("(unnamed)")
+            )));
+        }
         let creds = out
             .credentials
             .ok_or_else(|| failed(format!("assuming `{revoker}` gave no credentials")))?;

@@ -260,8 +260,13 @@ impl Harness {
     }
 
     async fn pending(&self, who: &str, target: &str, duration: &str) -> Grant {
-        let mut new =
-            jit_test_support::request(&self.sweeper.rules, who, &["engineers"], target, duration);
+        self.pending_under(&self.sweeper.rules, who, target, duration)
+            .await
+    }
+
+    /// A pending request made under `rules` (an edited targets file).
+    async fn pending_under(&self, rules: &Rules, who: &str, target: &str, duration: &str) -> Grant {
+        let mut new = jit_test_support::request(rules, who, &["engineers"], target, duration);
         // These tests time requests out after half an hour, whatever the target says.
         new.decision_window_secs = 1800;
         jit_test_support::create(self.store(), new, self.now()).await
@@ -282,9 +287,14 @@ impl Harness {
         session_secs: i64,
     ) -> Grant {
         let g = self.pending(who, target, duration).await;
+        self.activated_with_session(&g, session_secs).await
+    }
+
+    /// `g` activated, with one session handed out that lasts `session_secs`.
+    async fn activated_with_session(&self, g: &Grant, session_secs: i64) -> Grant {
         let g = self
             .apply(
-                &g,
+                g,
                 Command::AutoApprove {
                     policies: vec!["t".into()],
                     policy_hash: "h".into(),
@@ -582,6 +592,50 @@ async fn a_role_in_another_account_is_changed_through_its_revoker_role() {
         .send()
         .await;
     assert!(own.is_err());
+}
+
+#[tokio::test]
+async fn a_role_the_sweeper_cannot_reach_in_its_own_account_is_pending_never_cut() {
+    let h = Harness::new("wrong-account", 10_240).await;
+    // prod-logs-ro-<suffix> exists in the broker's account (Harness made it). The target now
+    // names a role of that name in account 333333333333, with no revoker role. IAM addresses
+    // roles by name in the caller's account, so changing it with the sweeper's own
+    // credentials would put the deny on the broker account's role, read it back as done, and
+    // leave the real sessions live. (A revoker role in yet another account is refused when
+    // the targets file loads, and again by the sweeper before it assumes one.)
+    let name = format!("prod-logs-ro-{}", h.suffix);
+    let edited = h.with_targets(|targets| {
+        let mut file: Value = serde_json::from_str(targets).unwrap();
+        for t in file["targets"].as_array_mut().unwrap() {
+            if t["id"] == "prod-logs-ro" {
+                t["role_arn"] = json!(format!("arn:aws:iam::333333333333:role/jit/{name}"));
+                t["account"] = json!("333333333333");
+                t.as_object_mut().unwrap().remove("revoker_role_arn");
+            }
+        }
+        file.to_string()
+    });
+    let g = h
+        .pending_under(&edited.rules, "alice", "prod-logs-ro", "1h")
+        .await;
+    let g = h.activated_with_session(&g, 1800).await;
+    assert_eq!(g.role_arn.account(), Some("333333333333"));
+    let (status, body) = revoke_with(&edited, Some(("sam", SRE)), &g.id, &reason()).await;
+    assert_eq!(
+        (status, body["live_sessions"].as_str()),
+        (200, Some("pending")),
+        "{body}"
+    );
+    assert_eq!(h.grant(&g.id).await.state, GrantState::Revoked);
+    // Nothing landed on the broker account's role of the same name.
+    assert!(h.policy("prod-logs-ro").await.is_none());
+    // Every sweep fails its invocation (the alarm) and says why, until it can be reached.
+    let err = invoke(&edited, scheduled_event()).await.unwrap_err();
+    assert!(
+        err.contains("333333333333") && err.contains("the grant recorded no revoker role there"),
+        "{err}"
+    );
+    assert!(h.policy("prod-logs-ro").await.is_none());
 }
 
 #[tokio::test]

@@ -64,6 +64,10 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
+/// The example configuration's broker account: the emulator's default account, where calls
+/// made with plain test credentials land.
+pub const BROKER_ACCOUNT: &str = "111111111111";
+
 /// A running emulator, reachable at [`Emulator::endpoint`].
 #[derive(Debug)]
 pub struct Emulator {
@@ -83,7 +87,9 @@ impl Emulator {
                     endpoint: url,
                     _lifeline: None,
                 }),
-                _ => Emulator::start().map_err(|e| e.to_string()),
+                // Test credentials land in the example's broker account, as on the stack.
+                _ => Emulator::start_with(&[("JIT_DEFAULT_ACCOUNT", BROKER_ACCOUNT)])
+                    .map_err(|e| e.to_string()),
             })
             .as_ref()
             .map_err(|e| EmulatorError::StartFailed(e.clone()))
@@ -95,7 +101,7 @@ impl Emulator {
     }
 
     /// Starts a private emulator with extra environment variables for moto, such as
-    /// `MOTO_ACCOUNT_ID` (the account unsigned or test-credential calls land in).
+    /// `JIT_DEFAULT_ACCOUNT` (the account plain test-credential calls land in; see `emulator.py`).
     pub fn start_with(env: &[(&str, &str)]) -> Result<Emulator, EmulatorError> {
         let python = ensure_installed()?;
         let script = workspace_root().join("infra/local/emulator.py");

@@ -313,7 +313,7 @@ impl Stack {
         }
 
         let emulator = tokio::task::spawn_blocking(|| {
-            jit_local::Emulator::start_with(&[("MOTO_ACCOUNT_ID", setup::BROKER_ACCOUNT)])
+            jit_local::Emulator::start_with(&[("JIT_DEFAULT_ACCOUNT", setup::BROKER_ACCOUNT)])
         })
         .await
         .map_err(|e| StackError::Setup(e.to_string()))??;

@@ -13,7 +13,7 @@ use jit_core::policy::Rules;
 
 /// The broker's account in the example configuration: targets without a revoker role live
 /// here, so the emulator's default account is this one.
-pub const BROKER_ACCOUNT: &str = "111111111111";
+pub const BROKER_ACCOUNT: &str = jit_local::BROKER_ACCOUNT;
 
 /// The roles the stack's functions stand for.
 pub fn issuer_role() -> String {
@@ -27,7 +27,23 @@ pub fn sweeper_role() -> String {
 
 /// A CloudFormation value as JSON, with `!Ref` and `!Sub` resolved from `refs`.
 pub fn cfn_json(value: &Yaml, refs: &BTreeMap<&str, String>) -> Value {
-    match value {
+    let refs = refs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    resolve(value, &refs)
+}
+
+/// A CloudFormation value as JSON: `!Ref`, `!Sub`, `!GetAtt` resolved from `refs` (a
+/// `!GetAtt X.Arn` is the ref `X.Arn`; a `CommaDelimitedList` parameter is an array), `!If`
+/// from the conditions in `refs` (`Condition::<name>`: `true` or `false`), `!Join`,
+/// `!Select`, and `AWS::NoValue` dropped from lists and maps.
+pub fn resolve(value: &Yaml, refs: &BTreeMap<String, Value>) -> Value {
+    resolved(value, refs).unwrap_or(Value::Null)
+}
+
+fn resolved(value: &Yaml, refs: &BTreeMap<String, Value>) -> Option<Value> {
+    Some(match value {
         Yaml::Null => Value::Null,
         Yaml::Bool(b) => json!(b),
         Yaml::Number(n) => n
@@ -36,27 +52,56 @@ pub fn cfn_json(value: &Yaml, refs: &BTreeMap<&str, String>) -> Value {
             .or_else(|| n.as_f64().map(Value::from))
             .unwrap_or(Value::Null),
         Yaml::String(s) => json!(s),
-        Yaml::Sequence(items) => Value::Array(items.iter().map(|i| cfn_json(i, refs)).collect()),
+        Yaml::Sequence(items) => {
+            Value::Array(items.iter().filter_map(|i| resolved(i, refs)).collect())
+        }
         Yaml::Mapping(map) => Value::Object(
             map.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), cfn_json(v, refs))))
+                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), resolved(v, refs)?)))
                 .collect(),
         ),
         Yaml::Tagged(t) => {
-            let inner = t.value.as_str().unwrap_or_default();
+            let inner = &t.value;
             match t.tag.to_string().as_str() {
-                "!Ref" => json!(refs.get(inner).cloned().unwrap_or_else(|| inner.to_owned())),
+                "!Ref" if inner.as_str() == Some("AWS::NoValue") => return None,
+                "!Ref" | "!GetAtt" => {
+                    let name = inner.as_str().unwrap_or_default();
+                    refs.get(name).cloned().unwrap_or_else(|| json!(name))
+                }
                 "!Sub" => {
-                    let mut text = inner.to_owned();
+                    let mut text = inner.as_str().unwrap_or_default().to_owned();
                     for (name, value) in refs {
-                        text = text.replace(&format!("${{{name}}}"), value);
+                        if let Some(v) = value.as_str() {
+                            text = text.replace(&format!("${{{name}}}"), v);
+                        }
                     }
                     json!(text)
                 }
-                _ => json!(inner),
+                "!If" => {
+                    let condition = inner[0].as_str().unwrap_or_default();
+                    let on = refs.get(&format!("Condition::{condition}")) == Some(&json!(true));
+                    return resolved(&inner[if on { 1 } else { 2 }], refs);
+                }
+                "!Join" => {
+                    let sep = inner[0].as_str().unwrap_or_default();
+                    let parts = resolve(&inner[1], refs);
+                    let parts: Vec<String> = parts
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p.as_str().unwrap_or_default().to_owned())
+                        .collect();
+                    json!(parts.join(sep))
+                }
+                "!Select" => {
+                    let at = inner[0].as_u64().unwrap_or_default();
+                    let list = resolve(&inner[1], refs);
+                    list[usize::try_from(at).unwrap_or_default()].clone()
+                }
+                _ => resolve(inner, refs),
             }
         }
-    }
+    })
 }
 
 /// The template's signing keys, by logical id: one per function.

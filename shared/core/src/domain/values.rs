@@ -184,6 +184,24 @@ string_value!(
     "no control characters"
 );
 
+impl RoleArn {
+    /// The account the role is in: the fifth field of `arn:partition:iam::account:role/...`,
+    /// when the ARN has that shape.
+    pub fn account(&self) -> Option<&str> {
+        let mut fields = self.as_str().splitn(6, ':');
+        match (fields.next(), fields.nth(3), fields.next()) {
+            (Some("arn"), Some(account), Some(resource))
+                if account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && resource.starts_with("role/") =>
+            {
+                Some(account)
+            }
+            _ => None,
+        }
+    }
+}
+
 string_value!(
     /// A grant's id: a time-ordered UUID, so ids sort by creation.
     GrantId,
@@ -458,6 +476,25 @@ mod tests {
             id.created_at(),
             Some(Timestamp::from_unix_seconds(1_800_000_000))
         );
+    }
+
+    #[test]
+    fn a_role_arn_names_its_account() {
+        for (arn, account) in [
+            (
+                "arn:aws:iam::222222222222:role/jit/prod-logs-ro",
+                Some("222222222222"),
+            ),
+            (
+                "arn:aws-us-gov:iam::333333333333:role/x",
+                Some("333333333333"),
+            ),
+            ("arn:aws:iam::22222222222:role/short", None),
+            ("arn:aws:iam::222222222222:user/alice", None),
+            ("prod-logs-ro", None),
+        ] {
+            assert_eq!(RoleArn::parse(arn).unwrap().account(), account, "{arn}");
+        }
     }
 
     #[test]
