@@ -5,6 +5,7 @@ use std::ops::Deref;
 use std::sync::OnceLock;
 
 pub mod browser;
+pub mod iam;
 
 pub use jit_stack::demo::{Answer, Api};
 use jit_stack::{LogSink, Stack, StackOptions};

@@ -21,6 +21,8 @@ use serde_json::{Value, json};
 mod browser;
 #[path = "e2e/faults.rs"]
 mod faults;
+#[path = "e2e/guardrails.rs"]
+mod guardrails;
 #[path = "e2e/iam.rs"]
 mod iam;
 #[path = "e2e/races.rs"]

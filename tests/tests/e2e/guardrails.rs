@@ -1,0 +1,333 @@
+//! The guardrails as IAM itself evaluates them (`jit_e2e::iam`, a real policy evaluator):
+//! the revocation documents the sweeper derives, a target role's permissions boundary against
+//! the broker's own resources, and what no function may ever do. Each document is also
+//! mutated, statement by statement, and every mutant must change some answer here (or be
+//! named as equivalent): a test that no mutant can fail proves nothing.
+
+use std::collections::BTreeMap;
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::{GrantId, RevocationEntry, RoleArn};
+use jit_core::revocation::{INLINE_POLICY_LIMIT, RevocationPolicy, derive, policy_chars};
+use jit_e2e::iam::{Case, Decision, Expectation, evaluate, mutation_report, resolve, yaml};
+use serde_json::{Value, json};
+
+/// The example's target account for the roles evaluated here.
+const ACCOUNT: &str = "333333333333";
+
+/// When the sweeper derives the documents.
+const NOW: Timestamp = Timestamp::from_unix_seconds(1_800_000_000);
+
+/// What a session does, in a spread of services: reads, writes, deletes, code changes, keys,
+/// secrets.
+fn sampled_actions() -> Vec<(&'static str, String)> {
+    let a = ACCOUNT;
+    vec![
+        (
+            "s3:GetObject",
+            "arn:aws:s3:::prod-data/reports/q3.csv".into(),
+        ),
+        (
+            "s3:PutObject",
+            "arn:aws:s3:::prod-data/reports/q3.csv".into(),
+        ),
+        ("s3:DeleteBucket", "arn:aws:s3:::prod-data".into()),
+        ("ec2:DescribeInstances", "*".into()),
+        (
+            "ec2:TerminateInstances",
+            format!("arn:aws:ec2:us-east-1:{a}:instance/i-0abc"),
+        ),
+        (
+            "dynamodb:Scan",
+            format!("arn:aws:dynamodb:us-east-1:{a}:table/orders"),
+        ),
+        (
+            "dynamodb:DeleteTable",
+            format!("arn:aws:dynamodb:us-east-1:{a}:table/orders"),
+        ),
+        (
+            "logs:FilterLogEvents",
+            format!("arn:aws:logs:us-east-1:{a}:log-group:/app/api"),
+        ),
+        (
+            "lambda:UpdateFunctionCode",
+            format!("arn:aws:lambda:us-east-1:{a}:function:api"),
+        ),
+        (
+            "kms:Decrypt",
+            format!("arn:aws:kms:us-east-1:{a}:key/1234abcd-12ab-34cd-56ef-1234567890ab"),
+        ),
+        (
+            "secretsmanager:GetSecretValue",
+            format!("arn:aws:secretsmanager:us-east-1:{a}:secret:db-AbCdEf"),
+        ),
+        (
+            "rds:DeleteDBInstance",
+            format!("arn:aws:rds:us-east-1:{a}:db:prod"),
+        ),
+        ("cloudwatch:GetMetricData", "*".into()),
+        (
+            "sqs:SendMessage",
+            format!("arn:aws:sqs:us-east-1:{a}:orders"),
+        ),
+    ]
+}
+
+fn managed(name: &str) -> Value {
+    let path = jit_local::workspace_root().join("tests/iam/managed-policies.json");
+    let all: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    all[name]["document"].clone()
+}
+
+/// The target account stack's permissions boundary, as `infra/target-account.yaml` makes it.
+fn target_boundary() -> Value {
+    let doc = yaml("infra/target-account.yaml");
+    let refs = BTreeMap::from([
+        ("AWS::Partition".to_owned(), json!("aws")),
+        ("AWS::AccountId".to_owned(), json!(ACCOUNT)),
+    ]);
+    resolve(
+        &doc["Resources"]["TargetBoundary"]["Properties"]["PolicyDocument"],
+        &refs,
+    )
+}
+
+fn grant(n: u32) -> GrantId {
+    GrantId::parse(format!("0190c0de-0000-7000-8000-{n:012}")).unwrap()
+}
+
+fn entries(role: &str, grants: impl IntoIterator<Item = u32>) -> Vec<RevocationEntry> {
+    grants
+        .into_iter()
+        .map(|n| RevocationEntry {
+            role_arn: RoleArn::parse(role).unwrap(),
+            revoker_role_arn: None,
+            grant_id: grant(n),
+            until: NOW.plus_secs(1800),
+        })
+        .collect()
+}
+
+/// A live session of `role` for grant `n`, issued `issued` seconds before `NOW`, calling
+/// `action` on `resource` with the role's policies, its boundary and `revocations` on it.
+fn session_case(
+    role: &str,
+    base: &Value,
+    session_policy: Option<&Value>,
+    n: u32,
+    issued: i64,
+    (action, resource): (&str, &str),
+    revocations: Option<&Value>,
+) -> Case {
+    let name = role.rsplit('/').next().unwrap();
+    let mut case = Case::new(
+        &format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/{name}/alice@{}",
+            grant(n)
+        ),
+        action,
+        resource,
+        ACCOUNT,
+    )
+    .with("aws:PrincipalArn", role)
+    .with("aws:PrincipalAccount", ACCOUNT)
+    .with("aws:PrincipalTag/jit-grant", grant(n).as_str())
+    .with("aws:PrincipalTag/jit-requester", "alice")
+    .with("aws:SourceIdentity", "alice")
+    .with("aws:TokenIssueTime", NOW.plus_secs(-issued).to_rfc3339())
+    .with("aws:CurrentTime", NOW.plus_secs(5).to_rfc3339())
+    .identity("managed", base);
+    if let Some(doc) = revocations {
+        case = case.identity("jit-revocations", doc);
+    }
+    case.boundary = Some(target_boundary());
+    case.session_policy = session_policy.cloned();
+    case
+}
+
+/// The sessions evaluated against one revocation document: a few of the revoked grants (one
+/// minute old: every live revoked session is older than the cut-off) and other grants issued
+/// a minute before, exactly at and a second after the cut-off.
+fn sessions(policy: &RevocationPolicy, others: &[u32]) -> Vec<(u32, bool, i64)> {
+    let revoked = match policy {
+        RevocationPolicy::Precise { grants, .. } | RevocationPolicy::Fallback { grants, .. } => {
+            numbers(grants)
+        }
+        RevocationPolicy::Absent => Vec::new(),
+    };
+    let mut out: Vec<(u32, bool, i64)> = revoked
+        .iter()
+        .take(3)
+        .chain(revoked.last())
+        .map(|n| (*n, true, 60))
+        .collect();
+    for n in others {
+        for issued in [60, 0, -1] {
+            out.push((*n, false, issued));
+        }
+    }
+    out
+}
+
+/// What a role's sessions may do, with `document` as the role's revocation policy: each
+/// sampled action, for each session, must be as it is without the document (`baseline`),
+/// except that a revoked grant's sessions, and under the fallback every session issued before
+/// the cut-off, are denied everything.
+fn revocation_expectations(
+    role: &str,
+    base: &Value,
+    session_policy: Option<&Value>,
+    policy: &RevocationPolicy,
+    others: &[u32],
+    document: &Value,
+    baseline: &[Decision],
+) -> Vec<Expectation> {
+    let fallback = matches!(policy, RevocationPolicy::Fallback { .. });
+    let mut out = Vec::new();
+    let mut i = 0;
+    for (n, revoked, issued) in sessions(policy, others) {
+        for (action, resource) in sampled_actions() {
+            let case = session_case(
+                role,
+                base,
+                session_policy,
+                n,
+                issued,
+                (action, &resource),
+                Some(document),
+            );
+            let cut = revoked || (fallback && issued > 0);
+            out.push(Expectation {
+                case,
+                allowed: baseline[i].allowed() && !cut,
+            });
+            i += 1;
+        }
+    }
+    out
+}
+
+/// What each session may do with no revocation policy on the role.
+fn baseline(
+    role: &str,
+    base: &Value,
+    session_policy: Option<&Value>,
+    policy: &RevocationPolicy,
+    others: &[u32],
+) -> Vec<Decision> {
+    let mut cases = Vec::new();
+    for (n, _, issued) in sessions(policy, others) {
+        for (action, resource) in sampled_actions() {
+            cases.push(session_case(
+                role,
+                base,
+                session_policy,
+                n,
+                issued,
+                (action, &resource),
+                None,
+            ));
+        }
+    }
+    evaluate(&cases).unwrap()
+}
+
+fn numbers(grants: &[GrantId]) -> Vec<u32> {
+    grants
+        .iter()
+        .map(|g| g.as_str().rsplit('-').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+fn target(id: &str) -> Value {
+    let path = jit_local::workspace_root().join("infra/policies/targets.json");
+    let targets: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    targets["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn the_revocation_documents_deny_exactly_the_revoked_sessions() {
+    let admin_role = format!("arn:aws:iam::{ACCOUNT}:role/jit/break-glass-admin");
+    let logs_role = format!("arn:aws:iam::{ACCOUNT}:role/jit/prod-logs-ro");
+    // The precise form; the precise form as large as the budget allows; the fallback.
+    let precise = derive(&entries(&admin_role, [1, 2, 3]), NOW, INLINE_POLICY_LIMIT);
+    let mut n = 3;
+    let at_limit = loop {
+        let next = derive(&entries(&admin_role, 1..=n + 1), NOW, INLINE_POLICY_LIMIT);
+        if matches!(next, RevocationPolicy::Fallback { .. }) {
+            break derive(&entries(&admin_role, 1..=n), NOW, INLINE_POLICY_LIMIT);
+        }
+        n += 1;
+    };
+    let at_limit_chars = policy_chars(at_limit.document().unwrap());
+    assert!(
+        at_limit_chars <= INLINE_POLICY_LIMIT && at_limit_chars > INLINE_POLICY_LIMIT - 60,
+        "{at_limit_chars}"
+    );
+    let fallback = derive(&entries(&admin_role, 1..=n + 1), NOW, INLINE_POLICY_LIMIT);
+    assert!(matches!(fallback, RevocationPolicy::Fallback { .. }));
+    let admin = managed("AdministratorAccess");
+    // A read-only role narrowed by its session policy: what the session policy refuses stays
+    // refused, what it allows is cut for the revoked grant only.
+    let read_only = managed("ReadOnlyAccess");
+    let logs_session = target("prod-logs-ro")["session_policy"].clone();
+    let logs = derive(&entries(&logs_role, [7]), NOW, INLINE_POLICY_LIMIT);
+
+    let forms: [(&str, &str, &Value, Option<&Value>, &RevocationPolicy); 4] = [
+        ("precise (3 grants)", &admin_role, &admin, None, &precise),
+        (
+            "precise at the size limit",
+            &admin_role,
+            &admin,
+            None,
+            &at_limit,
+        ),
+        (
+            "aws:TokenIssueTime fallback",
+            &admin_role,
+            &admin,
+            None,
+            &fallback,
+        ),
+        (
+            "precise on a read-only role with its session policy",
+            &logs_role,
+            &read_only,
+            Some(&logs_session),
+            &logs,
+        ),
+    ];
+    let mut evaluations = 0;
+    for (label, role, base, session, policy) in forms {
+        let others = [5000, 5001];
+        let before = baseline(role, base, session, policy, &others);
+        let allowed_before = before.iter().filter(|d| d.allowed()).count();
+        assert!(
+            allowed_before > 0,
+            "{label}: the role can do nothing at all"
+        );
+        let document: Value = serde_json::from_str(policy.document().unwrap()).unwrap();
+        let report = mutation_report(label, &document, &[], |doc| {
+            revocation_expectations(role, base, session, policy, &others, doc, &before)
+        })
+        .unwrap();
+        evaluations += before.len() * (2 + report.killed.len() + report.equivalent.len());
+        println!("{report}");
+        assert!(report.survived.is_empty(), "{report}");
+        if label.starts_with("precise on a read-only") {
+            assert!(
+                allowed_before < before.len(),
+                "the session policy narrows what the role may do"
+            );
+        }
+    }
+    println!(
+        "revocation documents: about {evaluations} evaluations; {n} grants fit at {at_limit_chars} characters; the fallback cuts every session of the role issued before its cut-off (the other grants' too) and none issued at or after it"
+    );
+}
