@@ -7,15 +7,32 @@ use std::path::Path;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{GrantDuration, TargetId};
 use jit_core::identity::Caller;
-use jit_core::policy::{AccessContext, Action, Rules};
+use jit_core::policy::{AccessContext, Action, Isolation, Rules};
 use serde_json::{Value, json};
 
 use crate::api::Failure;
 
 /// Loads the rules in `dir` as a function would: schema, policies, targets. A broken file is
-/// reported with its name and line.
-pub fn check(dir: &Path) -> Result<Value, Failure> {
-    let rules = Rules::load_dir(dir).map_err(|e| Failure::Usage(e.to_string()))?;
+/// reported with its name and line, and so is every target a deployment placed as `isolation`
+/// says would refuse (intake and the issuer refuse them at run time).
+pub fn check(dir: &Path, isolation: Isolation) -> Result<Value, Failure> {
+    if let Some(a) = &isolation.broker_account
+        && (a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(Failure::Usage(format!(
+            "--broker-account `{a}` is not a 12-digit AWS account id"
+        )));
+    }
+    let rules = Rules::load_dir(dir)
+        .map_err(|e| Failure::Usage(e.to_string()))?
+        .with_isolation(isolation);
+    let refused: Vec<String> = rules
+        .targets()
+        .filter_map(|t| rules.isolation_problem(t))
+        .collect();
+    if !refused.is_empty() {
+        return Err(Failure::Usage(refused.join("\n")));
+    }
     Ok(json!({
         "ok": true,
         "policies": rules.policy_count(),

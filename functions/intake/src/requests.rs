@@ -203,6 +203,12 @@ impl<S: GrantStore> App<S> {
             )
             .with("policies", decision.policies));
         }
+        if let Some(why) = self.rules.isolation_problem(target) {
+            tracing::error!(target = %target_id, why = %why, "request refused: target not isolated from the broker");
+            return Err(Problem::target_not_isolated(format!(
+                "{why}; no request was made"
+            )));
+        }
         let idempotency = idempotency_key.map(|key| Idempotency {
             key,
             caller: caller.user.clone(),

@@ -116,6 +116,15 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
                 grant.target
             )));
         }
+        // What the grant recorded, judged as this deployment is placed now.
+        let isolation = self.rules.isolation();
+        if let Some(why) = isolation.problem(&grant.role_arn, grant.revoker_role_arn.as_ref()) {
+            tracing::error!(grant = %grant.id, target = %grant.target, why = %why, "credentials refused: target not isolated from the broker");
+            return Err(Problem::target_not_isolated(format!(
+                "target `{}` ({}): {why}; no credentials were issued",
+                grant.target, target.location
+            )));
+        }
         Ok(())
     }
 

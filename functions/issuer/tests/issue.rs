@@ -13,7 +13,7 @@ use std::sync::Arc;
 use jit_core::audit::AuditAction;
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
 use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Reason, Service, UserId};
-use jit_core::policy::Rules;
+use jit_core::policy::{Isolation, Rules};
 use jit_core::store::{DynamoStore, GrantStore, SignedStore};
 use jit_core::trust::LocalKeys;
 use jit_issuer::{
@@ -263,7 +263,7 @@ async fn an_active_grant_gets_scoped_credentials_in_one_read_one_assume_role_one
     let sent = h.last_assume_role();
     assert_eq!(
         sent["RoleArn"],
-        "arn:aws:iam::111111111111:role/jit/prod-logs-ro"
+        "arn:aws:iam::333333333333:role/jit/prod-logs-ro"
     );
     assert_eq!(sent["RoleSessionName"], format!("alice@{}", g.id));
     assert_eq!(sent["SourceIdentity"], "alice");
@@ -533,7 +533,7 @@ async fn sts_errors_in_their_real_shape_say_what_to_fix_and_write_nothing() {
     let issuer = h.issuer_with(rules, sts_at(&sts.endpoint).await);
     let denied = "User: arn:aws:sts::123456789012:assumed-role/jit-issuer/issuer is not \
         authorized to perform: sts:TagSession on resource: \
-        arn:aws:iam::111111111111:role/jit/prod-logs-ro";
+        arn:aws:iam::333333333333:role/jit/prod-logs-ro";
     for (status, kind, code, message, expected, problem, says) in [
         (
             403,
@@ -646,9 +646,9 @@ async fn issuance_keeps_the_scope_recorded_with_the_grant_and_refuses_a_changed_
         (
             "role changed",
             Box::new(|f: &mut Value| {
-                logs(f)["role_arn"] = json!("arn:aws:iam::111111111111:role/jit/other");
+                logs(f)["role_arn"] = json!("arn:aws:iam::333333333333:role/jit/other");
             }),
-            "target `prod-logs-ro` now names role `arn:aws:iam::111111111111:role/jit/other`",
+            "target `prod-logs-ro` now names role `arn:aws:iam::333333333333:role/jit/other`",
         ),
         (
             "target removed",
@@ -695,6 +695,48 @@ async fn issuance_keeps_the_scope_recorded_with_the_grant_and_refuses_a_changed_
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(h.last_assume_role()["Policy"], recorded);
+}
+
+#[tokio::test]
+async fn a_target_the_deployment_does_not_isolate_from_the_broker_gets_no_credentials() {
+    let h = Harness::new("isolation").await;
+    let g = h.active("alice", "prod-logs-ro", "1h").await;
+    let dir = jit_local::workspace_root().join("infra/policies");
+    let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
+    // The broker now runs in the target's own account (333333333333): without the opt-in a
+    // session there could change the broker, so nothing is issued; with it, it is.
+    for (opted_in, status) in [(false, 409), (true, 200)] {
+        let calls = CallCounter::new();
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config)
+                .interceptor(calls.clone())
+                .build(),
+        );
+        let rules = Rules::load_dir(&dir).unwrap().with_isolation(Isolation {
+            broker_account: Some("333333333333".into()),
+            targets_in_broker_account: opted_in,
+        });
+        let issuer = h.issuer_with(rules, sts);
+        let reply = call_on(&issuer, Some(("alice", ENGINEER)), CREDENTIALS, &g.id, None).await;
+        assert_eq!(reply.status, status, "opted in: {opted_in}: {}", reply.body);
+        if status == 409 {
+            assert!(
+                reply.body["type"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("target-not-isolated")
+            );
+            assert!(
+                reply.detail().starts_with(
+                    "target `prod-logs-ro` (targets.json:4): its role is in the broker's own account 333333333333"
+                ) && reply.detail().ends_with("no credentials were issued"),
+                "{}",
+                reply.detail()
+            );
+            assert!(calls.take().is_empty(), "no STS call");
+            assert_eq!(h.grant(&g.id).await.version, g.version, "nothing written");
+        }
+    }
 }
 
 #[tokio::test]
@@ -872,7 +914,7 @@ async fn a_grant_whose_evidence_does_not_verify_gets_no_credentials() {
     let g = h.active("frank", "prod-logs-ro", "1h").await;
     let mut moved = h.grant(&g.id).await;
     moved.role_arn =
-        jit_core::domain::RoleArn::parse("arn:aws:iam::111111111111:role/jit/prod-admin").unwrap();
+        jit_core::domain::RoleArn::parse("arn:aws:iam::333333333333:role/jit/prod-admin").unwrap();
     put_grant(moved).await;
     cases.push(("another role", g.id, "role"));
 

@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -140,9 +141,9 @@ impl GrantStore for GatedStore {
 struct Harness {
     sweeper: Sweeper<GatedStore, Policies>,
     clock: Arc<ManualClock>,
-    /// IAM in the broker's account, and in the target account through the revoker role.
+    /// IAM in the broker's account, and in each target account through its revoker role.
     iam: aws_sdk_iam::Client,
-    iam_other: aws_sdk_iam::Client,
+    accounts: BTreeMap<String, aws_sdk_iam::Client>,
     suffix: String,
     gates: Arc<Gates>,
     config: aws_config::SdkConfig,
@@ -179,33 +180,37 @@ impl Harness {
         let rules = rules_from(&targets);
         let iam = aws_sdk_iam::Client::new(&config);
         let sts = aws_sdk_sts::Client::new(&config);
-        // The target account's IAM, as the revoker role sees it.
-        let assumed = sts
-            .assume_role()
-            .role_arn("arn:aws:iam::222222222222:role/jit-revoker")
-            .role_session_name("test-setup")
-            .send()
-            .await
-            .unwrap()
-            .credentials
-            .unwrap();
-        let other = aws_sdk_iam::config::Builder::from(&config)
-            .credentials_provider(aws_credential_types::Credentials::new(
-                assumed.access_key_id,
-                assumed.secret_access_key,
-                Some(assumed.session_token),
-                None,
-                "test",
-            ))
-            .build();
-        let iam_other = aws_sdk_iam::Client::from_conf(other);
+        // Each target account's IAM, as its revoker role sees it.
+        let mut accounts = BTreeMap::new();
         for target in rules.targets() {
-            let client = if target.account == "222222222222" {
-                &iam_other
-            } else {
-                &iam
+            let Some(revoker) = &target.revoker_role_arn else {
+                continue;
             };
-            client
+            if accounts.contains_key(&target.account) {
+                continue;
+            }
+            let assumed = sts
+                .assume_role()
+                .role_arn(revoker.as_str())
+                .role_session_name("test-setup")
+                .send()
+                .await
+                .unwrap()
+                .credentials
+                .unwrap();
+            let conf = aws_sdk_iam::config::Builder::from(&config)
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    assumed.access_key_id,
+                    assumed.secret_access_key,
+                    Some(assumed.session_token),
+                    None,
+                    "test",
+                ))
+                .build();
+            accounts.insert(target.account.clone(), aws_sdk_iam::Client::from_conf(conf));
+        }
+        for target in rules.targets() {
+            accounts[&target.account]
                 .create_role()
                 .role_name(jit_sweeper::role_name(&target.role_arn))
                 .path("/jit/")
@@ -231,7 +236,7 @@ impl Harness {
             sweeper,
             clock,
             iam,
-            iam_other,
+            accounts,
             suffix,
             gates,
             config,
@@ -322,6 +327,11 @@ impl Harness {
         jit_test_support::actions(self.store(), id).await
     }
 
+    /// IAM in the account of `role`.
+    fn iam_of(&self, role: &RoleArn) -> &aws_sdk_iam::Client {
+        &self.accounts[role.account().unwrap()]
+    }
+
     /// The revocation policy on a target's role, if any.
     async fn policy(&self, target: &str) -> Option<Value> {
         let t = self
@@ -329,24 +339,7 @@ impl Harness {
             .rules
             .target(&TargetId::parse(target).unwrap())
             .unwrap();
-        let client = if t.account == "222222222222" {
-            &self.iam_other
-        } else {
-            &self.iam
-        };
-        let out = client
-            .get_role_policy()
-            .role_name(jit_sweeper::role_name(&t.role_arn))
-            .policy_name("jit-revocations")
-            .send()
-            .await
-            .ok()?;
-        let text = out.policy_document;
-        let decoded = url::form_urlencoded::parse(format!("d={text}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or(text);
-        Some(serde_json::from_str(&decoded).unwrap())
+        policy_in(self.iam_of(&t.role_arn), &t.role_arn).await
     }
 
     async fn revoke(&self, who: Option<(&str, &[&str])>, id: &GrantId, body: &str) -> (u16, Value) {
@@ -355,24 +348,7 @@ impl Harness {
 
     /// The revocation policy on the role of a grant as recorded.
     async fn policy_of(&self, g: &Grant) -> Option<Value> {
-        let client = if g.role_arn.as_str().contains(":222222222222:") {
-            &self.iam_other
-        } else {
-            &self.iam
-        };
-        let out = client
-            .get_role_policy()
-            .role_name(jit_sweeper::role_name(&g.role_arn))
-            .policy_name("jit-revocations")
-            .send()
-            .await
-            .ok()?;
-        let text = out.policy_document;
-        let decoded = url::form_urlencoded::parse(format!("d={text}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or(text);
-        Some(serde_json::from_str(&decoded).unwrap())
+        policy_in(self.iam_of(&g.role_arn), &g.role_arn).await
     }
 
     async fn sweep(&self) -> Value {
@@ -383,6 +359,23 @@ impl Harness {
     async fn try_sweep(&self) -> Result<Value, String> {
         invoke(&self.sweeper, scheduled_event()).await
     }
+}
+
+/// The revocation policy on `role` as `iam` (that account's IAM) holds it, if any.
+async fn policy_in(iam: &aws_sdk_iam::Client, role: &RoleArn) -> Option<Value> {
+    let out = iam
+        .get_role_policy()
+        .role_name(jit_sweeper::role_name(role))
+        .policy_name("jit-revocations")
+        .send()
+        .await
+        .ok()?;
+    let text = out.policy_document;
+    let decoded = url::form_urlencoded::parse(format!("d={text}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or(text);
+    Some(serde_json::from_str(&decoded).unwrap())
 }
 
 /// Invokes `sweeper` with `event` as the runtime would: deserialized into its event type, the
@@ -579,6 +572,17 @@ async fn revocation_is_refused_to_the_wrong_people_and_states() {
 #[tokio::test]
 async fn a_role_in_another_account_is_changed_through_its_revoker_role() {
     let h = Harness::new("cross", 10_240).await;
+    // A role of the same name in the broker's own account, as one StackSet deploying the
+    // target stack everywhere would make.
+    let name = format!("prod-db-admin-{}", h.suffix);
+    h.iam
+        .create_role()
+        .role_name(&name)
+        .path("/jit/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
     let g = h.with_session("dan", "prod-db-admin", "1h", 1800).await;
     assert_eq!(h.revoke(Some(("sam", SRE)), &g.id, &reason()).await.0, 200);
     let policy = h.policy("prod-db-admin").await.unwrap();
@@ -587,29 +591,37 @@ async fn a_role_in_another_account_is_changed_through_its_revoker_role() {
     let own = h
         .iam
         .get_role_policy()
-        .role_name(format!("prod-db-admin-{}", h.suffix))
+        .role_name(&name)
         .policy_name("jit-revocations")
         .send()
         .await;
-    assert!(own.is_err());
+    assert!(own.is_err(), "{own:?}");
 }
 
 #[tokio::test]
 async fn a_role_the_sweeper_cannot_reach_in_its_own_account_is_pending_never_cut() {
     let h = Harness::new("wrong-account", 10_240).await;
-    // prod-logs-ro-<suffix> exists in the broker's account (Harness made it). The target now
-    // names a role of that name in account 333333333333, with no revoker role. IAM addresses
-    // roles by name in the caller's account, so changing it with the sweeper's own
-    // credentials would put the deny on the broker account's role, read it back as done, and
-    // leave the real sessions live. (A revoker role in yet another account is refused when
-    // the targets file loads, and again by the sweeper before it assumes one.)
+    // The target names a role in account 444444444444 with no revoker role, and a role of
+    // that name exists in the broker's account. IAM addresses roles by name in the caller's
+    // account, so changing it with the sweeper's own credentials would put the deny on the
+    // broker account's role, read it back as done, and leave the real sessions live. (A
+    // revoker role in yet another account is refused when the targets file loads, and again
+    // by the sweeper before it assumes one.)
     let name = format!("prod-logs-ro-{}", h.suffix);
+    h.iam
+        .create_role()
+        .role_name(&name)
+        .path("/jit/")
+        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+        .send()
+        .await
+        .unwrap();
     let edited = h.with_targets(|targets| {
         let mut file: Value = serde_json::from_str(targets).unwrap();
         for t in file["targets"].as_array_mut().unwrap() {
             if t["id"] == "prod-logs-ro" {
-                t["role_arn"] = json!(format!("arn:aws:iam::333333333333:role/jit/{name}"));
-                t["account"] = json!("333333333333");
+                t["role_arn"] = json!(format!("arn:aws:iam::444444444444:role/jit/{name}"));
+                t["account"] = json!("444444444444");
                 t.as_object_mut().unwrap().remove("revoker_role_arn");
             }
         }
@@ -619,7 +631,7 @@ async fn a_role_the_sweeper_cannot_reach_in_its_own_account_is_pending_never_cut
         .pending_under(&edited.rules, "alice", "prod-logs-ro", "1h")
         .await;
     let g = h.activated_with_session(&g, 1800).await;
-    assert_eq!(g.role_arn.account(), Some("333333333333"));
+    assert_eq!(g.role_arn.account(), Some("444444444444"));
     let (status, body) = revoke_with(&edited, Some(("sam", SRE)), &g.id, &reason()).await;
     assert_eq!(
         (status, body["live_sessions"].as_str()),
@@ -628,14 +640,15 @@ async fn a_role_the_sweeper_cannot_reach_in_its_own_account_is_pending_never_cut
     );
     assert_eq!(h.grant(&g.id).await.state, GrantState::Revoked);
     // Nothing landed on the broker account's role of the same name.
-    assert!(h.policy("prod-logs-ro").await.is_none());
+    let own = RoleArn::parse(format!("arn:aws:iam::111111111111:role/jit/{name}")).unwrap();
+    assert!(policy_in(&h.iam, &own).await.is_none());
     // Every sweep fails its invocation (the alarm) and says why, until it can be reached.
     let err = invoke(&edited, scheduled_event()).await.unwrap_err();
     assert!(
-        err.contains("333333333333") && err.contains("the grant recorded no revoker role there"),
+        err.contains("444444444444") && err.contains("the grant recorded no revoker role there"),
         "{err}"
     );
-    assert!(h.policy("prod-logs-ro").await.is_none());
+    assert!(policy_in(&h.iam, &own).await.is_none());
 }
 
 #[tokio::test]
@@ -1032,19 +1045,18 @@ async fn a_policy_removed_or_edited_out_of_band_is_restored_by_the_next_sweep() 
     assert_eq!(h.revoke(Some(("sam", SRE)), &g.id, &reason()).await.0, 200);
     let wanted = h.policy("prod-logs-ro").await.unwrap();
     let role = jit_sweeper::role_name(&g.role_arn).to_owned();
+    let iam = h.iam_of(&g.role_arn);
     let loosened = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Deny",
         "Action": "s3:DeleteBucket", "Resource": "*"}]});
     let recreate = || async {
-        h.iam
-            .delete_role_policy()
+        iam.delete_role_policy()
             .role_name(&role)
             .policy_name("jit-revocations")
             .send()
             .await
             .unwrap();
-        h.iam.delete_role().role_name(&role).send().await.unwrap();
-        h.iam
-            .create_role()
+        iam.delete_role().role_name(&role).send().await.unwrap();
+        iam.create_role()
             .role_name(&role)
             .path("/jit/")
             .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
@@ -1059,8 +1071,7 @@ async fn a_policy_removed_or_edited_out_of_band_is_restored_by_the_next_sweep() 
     ] {
         match how {
             "deleted" => {
-                h.iam
-                    .delete_role_policy()
+                iam.delete_role_policy()
                     .role_name(&role)
                     .policy_name("jit-revocations")
                     .send()
@@ -1068,8 +1079,7 @@ async fn a_policy_removed_or_edited_out_of_band_is_restored_by_the_next_sweep() 
                     .unwrap();
             }
             "edited" => {
-                h.iam
-                    .put_role_policy()
+                iam.put_role_policy()
                     .role_name(&role)
                     .policy_name("jit-revocations")
                     .policy_document(loosened.to_string())
@@ -1120,7 +1130,7 @@ async fn revocation_follows_the_role_recorded_on_the_grant_not_the_targets_file(
         list.retain(|t| t["id"] != "prod-db-admin");
         for t in list.iter_mut() {
             if t["id"] == "prod-logs-ro" {
-                t["role_arn"] = json!("arn:aws:iam::111111111111:role/jit/some-other-role");
+                t["role_arn"] = json!("arn:aws:iam::333333333333:role/jit/some-other-role");
             }
         }
         file.to_string()
@@ -1143,7 +1153,7 @@ async fn revocation_follows_the_role_recorded_on_the_grant_not_the_targets_file(
     assert_eq!(denied(h.policy_of(&removed).await), sorted(&[&removed.id]));
     // The sweep walks every role with ledger entries, declared or not: it repairs the
     // removed target's role when its policy goes missing.
-    h.iam_other
+    h.iam_of(&removed.role_arn)
         .delete_role_policy()
         .role_name(jit_sweeper::role_name(&removed.role_arn))
         .policy_name("jit-revocations")

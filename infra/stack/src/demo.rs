@@ -254,12 +254,7 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         return Err(format!("the live session should be cut: {}", r.body));
     }
     say("8. sue revoked dan's grant: REVOKED, live sessions cut");
-    let policy = revocation_policy(
-        stack,
-        Some("arn:aws:iam::222222222222:role/jit-revoker"),
-        "prod-db-admin",
-    )
-    .await?;
+    let policy = revocation_policy(stack, "prod-db-admin").await?;
     let denied =
         policy["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalTag/jit-grant"].clone();
     if !denied
@@ -337,13 +332,23 @@ pub fn session_client(aws: &aws_config::SdkConfig, credentials: &Value) -> aws_s
     )
 }
 
-/// The revocation policy on `role`, read through `revoker` when the role lives in another
-/// account, or in the broker's account.
-pub async fn revocation_policy(
-    stack: &Stack,
-    revoker: Option<&str>,
-    role: &str,
-) -> Result<Value, String> {
+/// The revocation policy on the role of `target` (as the example's `targets.json` declares
+/// it), read through its revoker role when it names one, or in the broker's account.
+pub async fn revocation_policy(stack: &Stack, target: &str) -> Result<Value, String> {
+    let rules =
+        jit_core::policy::Rules::load_dir(&jit_local::workspace_root().join("infra/policies"))
+            .map_err(|e| e.to_string())?;
+    let declared = jit_core::domain::TargetId::parse(target)
+        .ok()
+        .and_then(|id| rules.target(&id).cloned())
+        .ok_or_else(|| format!("no target `{target}`"))?;
+    let role = declared
+        .role_arn
+        .as_str()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default();
+    let revoker = declared.revoker_role_arn.as_ref().map(|r| r.as_str());
     let iam = match revoker {
         None => aws_sdk_iam::Client::new(&stack.aws),
         Some(revoker) => {

@@ -295,6 +295,10 @@ impl Stack {
         let bindings = Bindings {
             values: BTreeMap::from([
                 ("GrantsTable".to_owned(), TABLE.to_owned()),
+                (
+                    "AWS::AccountId".to_owned(),
+                    setup::BROKER_ACCOUNT.to_owned(),
+                ),
                 ("JwtIssuer".to_owned(), issuer.clone()),
                 ("JwtAudience".to_owned(), AUDIENCE.to_owned()),
             ]),

@@ -71,6 +71,13 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, "conflict", detail)
     }
 
+    /// 409 `target-not-isolated`: the deployment refuses the target (its role is in the
+    /// broker's own account without the opt-in, or elsewhere without a revoker role); `detail`
+    /// names where it is declared and what to change.
+    pub fn target_not_isolated(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "target-not-isolated", detail)
+    }
+
     /// 503: a dependency failed; nothing was changed.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)

@@ -33,7 +33,7 @@ async fn a_permitted_request_is_created_pending_with_its_audit_record() {
     );
     assert_eq!(
         b["role_arn"],
-        "arn:aws:iam::111111111111:role/jit/prod-logs-ro"
+        "arn:aws:iam::333333333333:role/jit/prod-logs-ro"
     );
     assert_eq!(
         (b["duration_secs"].as_u64(), b["ticket"].as_str()),
@@ -693,6 +693,65 @@ async fn authorization_table() {
             assert_eq!(reply.status, want, "{route} by {who:?}: {}", reply.body);
         }
     }
+}
+
+#[tokio::test]
+async fn a_target_the_deployment_does_not_isolate_from_the_broker_takes_no_request() {
+    let mut h = Harness::new("isolation").await;
+    // The broker in the example targets' account (333333333333), without the opt-in: a
+    // session there could change the broker. prod-db-admin (222222222222, with its revoker
+    // role) is still fine.
+    let placed = |opted_in| {
+        std::sync::Arc::new(jit_test_support::example_rules().with_isolation(
+            jit_core::policy::Isolation {
+                broker_account: Some("333333333333".into()),
+                targets_in_broker_account: opted_in,
+            },
+        ))
+    };
+    h.app.rules = placed(false);
+    let reply = h
+        .call(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+        )
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert!(
+        reply.body["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("target-not-isolated")
+    );
+    assert!(
+        reply.detail().starts_with(
+            "target `prod-logs-ro` (targets.json:4): its role is in the broker's own account 333333333333"
+        ) && reply.detail().ends_with("no request was made"),
+        "{}",
+        reply.detail()
+    );
+    assert_eq!(h.writes(), 0, "nothing written");
+    let reply = h
+        .call(
+            DAN_DBA,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-db-admin", "1h")),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    h.app.rules = placed(true);
+    let reply = h
+        .call(
+            ALICE,
+            "POST /requests",
+            "/requests",
+            Some(&body("prod-logs-ro", "1h")),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
 }
 
 #[tokio::test]

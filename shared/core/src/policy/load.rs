@@ -12,6 +12,7 @@ use miette::Diagnostic;
 use sha2::{Digest, Sha256};
 
 use super::index::PolicyIndex;
+use super::isolation::Isolation;
 use super::targets::{self, Target};
 use super::{Action, DEFAULT_POLICY_DIR, POLICY_DIR_ENV, PolicyError, Rules};
 
@@ -75,7 +76,11 @@ impl Rules {
     pub fn load_from_env() -> Result<Self, PolicyError> {
         let dir = std::env::var_os(POLICY_DIR_ENV)
             .map_or_else(|| PathBuf::from(DEFAULT_POLICY_DIR), PathBuf::from);
-        Self::load_dir(&dir)
+        let isolation = Isolation::from_env().map_err(|why| PolicyError::Invalid {
+            location: "the function's settings".to_owned(),
+            why,
+        })?;
+        Ok(Self::load_dir(&dir)?.with_isolation(isolation))
     }
 
     /// Loads `schema.cedarschema`, every `*.cedar` file and `targets.json` from `dir`.
@@ -234,6 +239,7 @@ impl Rules {
             hash: hex::encode(h.finalize()),
             names,
             authorizer: Authorizer::new(),
+            isolation: Isolation::default(),
         })
     }
 }

@@ -2,6 +2,7 @@
 //! validated against the schema once at start-up, and asked one question per decision.
 
 mod index;
+mod isolation;
 mod load;
 mod targets;
 
@@ -20,6 +21,7 @@ use crate::clock::Timestamp;
 use crate::domain::{Grant, TargetId};
 use crate::identity::Caller;
 
+pub use isolation::{BROKER_ACCOUNT_ENV, Isolation, TARGETS_IN_BROKER_ACCOUNT_ENV};
 pub use targets::{MAX_APPROVALS, SESSION_POLICY_MAX_CHARS, Target};
 
 /// Where the Lambda layer puts the policy directory.
@@ -172,9 +174,29 @@ pub struct Rules {
     hash: String,
     names: Names,
     authorizer: Authorizer,
+    isolation: Isolation,
 }
 
 impl Rules {
+    /// The same rules in a deployment placed as `isolation` says.
+    pub fn with_isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Where the broker runs and whether targets may share its account.
+    pub fn isolation(&self) -> &Isolation {
+        &self.isolation
+    }
+
+    /// Why `target` may not be asked for in this deployment (its role in the broker's account
+    /// without the opt-in, or elsewhere without a revoker role), naming where it is declared.
+    pub fn isolation_problem(&self, target: &Target) -> Option<String> {
+        self.isolation
+            .problem(&target.role_arn, target.revoker_role_arn.as_ref())
+            .map(|why| format!("target `{}` ({}): {why}", target.id, target.location))
+    }
+
     /// The SHA-256 of the schema, targets and policy files: which rules made a decision.
     pub fn hash(&self) -> &str {
         &self.hash

@@ -38,6 +38,8 @@ pub struct Target {
     /// The role the sweeper assumes to change this role's policies, when it lives in another
     /// account than the broker.
     pub revoker_role_arn: Option<RoleArn>,
+    /// Where it is declared: `targets.json` and the line of its id.
+    pub location: String,
 }
 
 impl Target {
@@ -86,7 +88,8 @@ pub(crate) fn parse_targets(text: &str) -> Result<Vec<Target>, String> {
     let mut targets: Vec<Target> = Vec::new();
     for raw in file.targets {
         let name = raw.id.clone();
-        let target = check(raw).map_err(|e| format!("target `{name}`: {e}"))?;
+        let mut target = check(raw).map_err(|e| format!("target `{name}`: {e}"))?;
+        target.location = location_of(text, &name);
         if targets.iter().any(|t| t.id == target.id) {
             return Err(format!("target `{name}` is declared twice"));
         }
@@ -96,6 +99,17 @@ pub(crate) fn parse_targets(text: &str) -> Result<Vec<Target>, String> {
         return Err("no targets are declared".to_owned());
     }
     Ok(targets)
+}
+
+/// `targets.json:<line>` of the target's id, or the file alone when it cannot be found.
+fn location_of(text: &str, id: &str) -> String {
+    let quoted = format!("\"{id}\"");
+    text.lines()
+        .position(|l| l.contains("\"id\"") && l.contains(&quoted))
+        .map_or_else(
+            || "targets.json".to_owned(),
+            |n| format!("targets.json:{}", n + 1),
+        )
 }
 
 fn check(raw: RawTarget) -> Result<Target, String> {
@@ -197,6 +211,7 @@ fn check(raw: RawTarget) -> Result<Target, String> {
         approvals_required: raw.approvals_required,
         decision_window_secs: decision_window.as_secs(),
         session_policy,
+        location: String::new(),
     })
 }
 
