@@ -487,8 +487,28 @@ pub fn mutation_report(
     known_equivalent: &[(&str, &'static str)],
     with: impl Fn(&Value) -> Vec<Expectation>,
 ) -> Result<MutationReport, String> {
+    mutation_report_of(label, doc, None, known_equivalent, with)
+}
+
+/// As [`mutation_report`], mutating only the statements whose `Sid` is in `statements`
+/// (all when `None`).
+pub fn mutation_report_of(
+    label: &str,
+    doc: &Value,
+    statements: Option<&[&str]>,
+    known_equivalent: &[(&str, &'static str)],
+    with: impl Fn(&Value) -> Vec<Expectation>,
+) -> Result<MutationReport, String> {
     let original = with(doc);
-    let all = mutants(doc);
+    let all: Vec<Mutant> = mutants(doc)
+        .into_iter()
+        .filter(|m| {
+            statements.is_none_or(|sids| {
+                sids.iter()
+                    .any(|sid| m.what.starts_with(&format!("statement {sid}:")))
+            })
+        })
+        .collect();
     let sets: Vec<Vec<Expectation>> = all.iter().map(|m| with(&m.document)).collect();
     let cases: Vec<Case> = original
         .iter()
@@ -531,4 +551,128 @@ pub fn mutation_report(
         }
     }
     Ok(report)
+}
+
+/// The example broker's account.
+pub const BROKER: &str = "111111111111";
+
+/// The example's target accounts (`TargetAccountIds`).
+pub const TARGET_ACCOUNTS: [&str; 2] = ["222222222222", "333333333333"];
+
+/// The example's key administrator role (`KeyAdministratorRoleArn`).
+pub const KEY_ADMINISTRATOR: &str = "arn:aws:iam::111111111111:role/jit-key-admin";
+
+/// The four functions, as the template names them (`intake` → `IntakeFunction`).
+pub const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
+
+fn logical(function: &str) -> String {
+    format!("{}{}", function[..1].to_uppercase(), &function[1..])
+}
+
+/// A function's role ARN in the example deployment.
+pub fn function_role(function: &str) -> String {
+    format!("arn:aws:iam::{BROKER}:role/jit-{function}")
+}
+
+/// A function's own session, as its calls reach AWS.
+pub fn function_session(function: &str) -> String {
+    format!("arn:aws:sts::{BROKER}:assumed-role/jit-{function}/{function}")
+}
+
+/// A signing key's ARN from its id.
+pub fn key_arn(id: &str) -> String {
+    format!("arn:aws:kms:us-east-1:{BROKER}:key/{id}")
+}
+
+/// What `template.yaml`'s references resolve to in the example broker account: the table and
+/// `keys` (logical id → key id) as the local stack made them, function and role ARNs, the
+/// example's target accounts; no organisation, no alarm topic, no targets in the broker's
+/// account unless `targets_in_broker_account`.
+pub fn broker_refs(
+    table: &str,
+    keys: &BTreeMap<String, String>,
+    targets_in_broker_account: bool,
+) -> BTreeMap<String, Value> {
+    let mut refs = BTreeMap::from([
+        ("AWS::Partition".to_owned(), json!("aws")),
+        ("AWS::Region".to_owned(), json!("us-east-1")),
+        ("AWS::AccountId".to_owned(), json!(BROKER)),
+        ("AWS::URLSuffix".to_owned(), json!("amazonaws.com")),
+        ("AWS::StackName".to_owned(), json!("jit-access")),
+        (
+            "AWS::StackId".to_owned(),
+            json!(format!(
+                "arn:aws:cloudformation:us-east-1:{BROKER}:stack/jit-access/6f1c2e70-0000-11ef-9000-0a1b2c3d4e5f"
+            )),
+        ),
+        ("GrantsTable".to_owned(), json!(table)),
+        (
+            "GrantsTable.Arn".to_owned(),
+            json!(format!("arn:aws:dynamodb:us-east-1:{BROKER}:table/{table}")),
+        ),
+        ("TargetAccountIds".to_owned(), json!(TARGET_ACCOUNTS)),
+        ("TargetOrgId".to_owned(), json!("")),
+        (
+            "TargetRoleBoundaryName".to_owned(),
+            json!("jit-target-boundary"),
+        ),
+        (
+            "KeyAdministratorRoleArn".to_owned(),
+            json!(KEY_ADMINISTRATOR),
+        ),
+        ("HttpApi".to_owned(), json!("a1b2c3d4e5")),
+        (
+            "ApproverDeadLetters.Arn".to_owned(),
+            json!(format!(
+                "arn:aws:sqs:us-east-1:{BROKER}:jit-access-ApproverDeadLetters-Q1W2E3R4T5Y6"
+            )),
+        ),
+        (
+            "SweeperFunctionSweep.Arn".to_owned(),
+            json!(format!(
+                "arn:aws:events:us-east-1:{BROKER}:rule/jit-access-SweeperFunctionSweep-A1B2C3D4E5F6"
+            )),
+        ),
+        ("Condition::TrustsOrg".to_owned(), json!(false)),
+        ("Condition::HasAlarmTopic".to_owned(), json!(false)),
+        (
+            "Condition::TargetsInBrokerAccount".to_owned(),
+            json!(targets_in_broker_account),
+        ),
+    ]);
+    for (name, id) in keys {
+        refs.insert(format!("{name}.Arn"), json!(key_arn(id)));
+        refs.insert(name.clone(), json!(id));
+    }
+    for alarm in [
+        "SweeperErrorsAlarm",
+        "RevocationsPendingAlarm",
+        "EvidenceRejectedAlarm",
+    ] {
+        refs.insert(
+            format!("{alarm}.Arn"),
+            json!(format!(
+                "arn:aws:cloudwatch:us-east-1:{BROKER}:alarm:jit-access-{alarm}-Z9Y8X7W6V5U4"
+            )),
+        );
+    }
+    for f in FUNCTIONS {
+        let name = format!("jit-access-{}Function-AbCdEf123456", logical(f));
+        refs.insert(format!("{}Function", logical(f)), json!(name));
+        refs.insert(
+            format!("{}Function.Arn", logical(f)),
+            json!(format!("arn:aws:lambda:us-east-1:{BROKER}:function:{name}")),
+        );
+        refs.insert(
+            format!("{}FunctionRole.Arn", logical(f)),
+            json!(function_role(f)),
+        );
+        refs.insert(
+            format!("{}LogGroup.Arn", logical(f)),
+            json!(format!(
+                "arn:aws:logs:us-east-1:{BROKER}:log-group:/aws/lambda/{name}:*"
+            )),
+        );
+    }
+    refs
 }

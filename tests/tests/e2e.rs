@@ -166,7 +166,7 @@ async fn an_auto_approved_request_gives_credentials_sts_accepts_and_a_console_li
     let arn = sts.get_caller_identity().send().await.unwrap().arn.unwrap();
     assert_eq!(
         arn,
-        format!("arn:aws:sts::111111111111:assumed-role/prod-logs-ro/alice-auto@{id}")
+        format!("arn:aws:sts::333333333333:assumed-role/prod-logs-ro/alice-auto@{id}")
     );
     let l = send(
         &api,
@@ -308,7 +308,7 @@ async fn revoking_cuts_the_live_session_through_the_roles_deny_policy() {
         r.body
     );
     // The role in the broker's account denies the grant's tagged sessions.
-    let doc = jit_stack::demo::revocation_policy(stack, None, "prod-logs-ro")
+    let doc = jit_stack::demo::revocation_policy(stack, "prod-logs-ro")
         .await
         .unwrap();
     let denied = doc["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalTag/jit-grant"]
@@ -612,7 +612,7 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
     // The deny lands in the sweep that expires the grant, after its commit: within a sweep.
     let mut doc = None;
     for _ in 0..50 {
-        if let Ok(found) = jit_stack::demo::revocation_policy(&stack, None, "prod-logs-ro").await {
+        if let Ok(found) = jit_stack::demo::revocation_policy(&stack, "prod-logs-ro").await {
             doc = Some(found);
             break;
         }

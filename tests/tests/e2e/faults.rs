@@ -407,7 +407,7 @@ async fn one_fault_at_every_aws_call_of_every_handler_loses_nothing() {
     // Whatever a fault left for later, the next sweep finishes: every revoked grant is denied
     // on its role.
     let report = h.stack().sweep().await.unwrap();
-    let doc = jit_stack::demo::revocation_policy(h.stack(), None, "prod-logs-ro")
+    let doc = jit_stack::demo::revocation_policy(h.stack(), "prod-logs-ro")
         .await
         .unwrap()
         .to_string();

@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{GrantId, RevocationEntry, RoleArn};
 use jit_core::revocation::{INLINE_POLICY_LIMIT, RevocationPolicy, derive, policy_chars};
-use jit_e2e::iam::{Case, Decision, Expectation, evaluate, mutation_report, resolve, yaml};
+use jit_e2e::iam::{
+    BROKER, Case, Decision, Expectation, broker_refs, evaluate, function_role, key_arn,
+    mutation_report, resolve, yaml,
+};
 use serde_json::{Value, json};
 
 /// The example's target account for the roles evaluated here.
@@ -80,11 +83,11 @@ fn managed(name: &str) -> Value {
 }
 
 /// The target account stack's permissions boundary, as `infra/target-account.yaml` makes it.
-fn target_boundary() -> Value {
+fn target_boundary_in(account: &str) -> Value {
     let doc = yaml("infra/target-account.yaml");
     let refs = BTreeMap::from([
         ("AWS::Partition".to_owned(), json!("aws")),
-        ("AWS::AccountId".to_owned(), json!(ACCOUNT)),
+        ("AWS::AccountId".to_owned(), json!(account)),
     ]);
     resolve(
         &doc["Resources"]["TargetBoundary"]["Properties"]["PolicyDocument"],
@@ -116,21 +119,36 @@ fn session_case(
     session_policy: Option<&Value>,
     n: u32,
     issued: i64,
+    call: (&str, &str),
+    revocations: Option<&Value>,
+) -> Case {
+    let mut case = session_case_in(ACCOUNT, role, base, n, issued, call, revocations);
+    case.session_policy = session_policy.cloned();
+    case
+}
+
+/// As [`session_case`], in `account`, with no session policy.
+fn session_case_in(
+    account: &str,
+    role: &str,
+    base: &Value,
+    n: u32,
+    issued: i64,
     (action, resource): (&str, &str),
     revocations: Option<&Value>,
 ) -> Case {
     let name = role.rsplit('/').next().unwrap();
     let mut case = Case::new(
         &format!(
-            "arn:aws:sts::{ACCOUNT}:assumed-role/{name}/alice@{}",
+            "arn:aws:sts::{account}:assumed-role/{name}/alice@{}",
             grant(n)
         ),
         action,
         resource,
-        ACCOUNT,
+        account,
     )
     .with("aws:PrincipalArn", role)
-    .with("aws:PrincipalAccount", ACCOUNT)
+    .with("aws:PrincipalAccount", account)
     .with("aws:PrincipalTag/jit-grant", grant(n).as_str())
     .with("aws:PrincipalTag/jit-requester", "alice")
     .with("aws:SourceIdentity", "alice")
@@ -140,8 +158,7 @@ fn session_case(
     if let Some(doc) = revocations {
         case = case.identity("jit-revocations", doc);
     }
-    case.boundary = Some(target_boundary());
-    case.session_policy = session_policy.cloned();
+    case.boundary = Some(target_boundary_in(account));
     case
 }
 
@@ -330,4 +347,241 @@ fn the_revocation_documents_deny_exactly_the_revoked_sessions() {
     println!(
         "revocation documents: about {evaluations} evaluations; {n} grants fit at {at_limit_chars} characters; the fallback cuts every session of the role issued before its cut-off (the other grants' too) and none issued at or after it"
     );
+}
+
+/// One call a session makes: action, resource, extra request context.
+type Call = (&'static str, String, Vec<(&'static str, Value)>);
+
+/// The broker's own account with `TargetsInBrokerAccount=true`: what a break-glass
+/// administrator session there may do to the broker.
+#[test]
+fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
+    let b = BROKER;
+    let keys: BTreeMap<String, String> = [
+        "IntakeSigningKey",
+        "ApproverSigningKey",
+        "IssuerSigningKey",
+        "SweeperSigningKey",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(n, k)| {
+        (
+            (*k).to_owned(),
+            format!("1234abcd-12ab-34cd-56ef-00000000000{n}"),
+        )
+    })
+    .collect();
+    let refs = broker_refs("jit-access-GrantsTable-1A2B3C4D5E6F", &keys, true);
+    let template = yaml("template.yaml");
+    let boundary_yaml =
+        &template["Resources"]["BrokerAccountTargetBoundary"]["Properties"]["PolicyDocument"];
+    let boundary = resolve(boundary_yaml, &refs);
+    // Within a managed policy's 6,144 characters, with names as long as CloudFormation makes.
+    let chars = policy_chars(&boundary.to_string());
+    assert!(chars <= 6144, "the boundary is {chars} characters");
+    // It denies what the target accounts' boundary denies...
+    let target = target_boundary_in(BROKER);
+    assert_eq!(boundary["Statement"][0], target["Statement"][0]);
+    assert_eq!(boundary["Statement"][1], target["Statement"][1]);
+    // ...and names every resource of the template (IAM roles and policies are denied whole).
+    let named = serde_yaml::to_string(boundary_yaml).unwrap();
+    let mut missing = Vec::new();
+    for (name, resource) in template["Resources"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let kind = resource["Type"].as_str().unwrap_or_default();
+        if kind.starts_with("AWS::IAM::") || name == "PoliciesLayer" || name == "HttpApi" {
+            continue;
+        }
+        if !named.contains(name) {
+            missing.push(format!("{name} ({kind})"));
+        }
+    }
+    assert!(
+        named.contains("layer:${AWS::StackName}-policies"),
+        "the policies layer"
+    );
+    assert!(
+        named.contains("/apis/${HttpApi}/*"),
+        "the HTTP API and its authorizer"
+    );
+    assert!(
+        missing.is_empty(),
+        "the boundary does not name: {missing:?}"
+    );
+
+    let admin = managed("AdministratorAccess");
+    let function = |f: &str| {
+        refs[&format!("{f}Function.Arn")]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let key = |n: usize| key_arn(&format!("1234abcd-12ab-34cd-56ef-00000000000{n}"));
+    let table = refs["GrantsTable.Arn"].as_str().unwrap().to_owned();
+    let mut denied: Vec<Call> = Vec::new();
+    for f in ["Intake", "Approver", "Issuer", "Sweeper"] {
+        for action in [
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:InvokeFunction",
+            "lambda:DeleteFunction",
+            "lambda:AddPermission",
+        ] {
+            denied.push((action, function(f), vec![]));
+        }
+        denied.push((
+            "lambda:PublishVersion",
+            format!("{}:live", function(f)),
+            vec![],
+        ));
+        denied.push((
+            "lambda:UpdateEventSourceMapping",
+            format!("arn:aws:lambda:us-east-1:{b}:event-source-mapping:a1b2c3d4-0000-4000-8000-000000000000"),
+            vec![("lambda:FunctionArn", json!(function(f)))],
+        ));
+        // Log groups are named with and without the `:*` IAM sometimes adds.
+        let group = format!(
+            "arn:aws:logs:us-east-1:{b}:log-group:/aws/lambda/{}",
+            refs[&format!("{f}Function")].as_str().unwrap()
+        );
+        denied.push(("logs:DeleteLogGroup", group.clone(), vec![]));
+        denied.push(("logs:PutRetentionPolicy", format!("{group}:*"), vec![]));
+    }
+    denied.push((
+        "lambda:PublishLayerVersion",
+        format!("arn:aws:lambda:us-east-1:{b}:layer:jit-access-policies"),
+        vec![],
+    ));
+    for action in [
+        "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ] {
+        denied.push((
+            action,
+            table.clone(),
+            vec![("dynamodb:LeadingKeys", json!(["ROLE#x"]))],
+        ));
+    }
+    denied.push(("dynamodb:UpdateTable", table.clone(), vec![]));
+    denied.push(("dynamodb:Query", format!("{table}/index/due"), vec![]));
+    for n in 0..4 {
+        for action in [
+            "kms:Sign",
+            "kms:CreateGrant",
+            "kms:DisableKey",
+            "kms:PutKeyPolicy",
+        ] {
+            denied.push((action, key(n), vec![]));
+        }
+    }
+    // The HTTP API and its JWT authorizer (`/apis/<id>`, `/apis/<id>/*`, checked above as
+    // named) are not evaluated: the evaluator knows no resource types for API Gateway v2.
+    let rule = refs["SweeperFunctionSweep.Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    denied.push(("events:DisableRule", rule.clone(), vec![]));
+    denied.push(("events:RemoveTargets", rule, vec![]));
+    denied.push((
+        "sqs:PurgeQueue",
+        refs["ApproverDeadLetters.Arn"].as_str().unwrap().to_owned(),
+        vec![],
+    ));
+    for alarm in [
+        "SweeperErrorsAlarm",
+        "RevocationsPendingAlarm",
+        "EvidenceRejectedAlarm",
+    ] {
+        let arn = refs[&format!("{alarm}.Arn")].as_str().unwrap().to_owned();
+        denied.push(("cloudwatch:DeleteAlarms", arn.clone(), vec![]));
+        denied.push(("cloudwatch:DisableAlarmActions", arn, vec![]));
+    }
+    denied.push((
+        "cloudformation:UpdateStack",
+        refs["AWS::StackId"].as_str().unwrap().to_owned(),
+        vec![],
+    ));
+    denied.push(("iam:PutRolePolicy", function_role("sweeper"), vec![]));
+    denied.push((
+        "iam:UpdateAssumeRolePolicy",
+        function_role("issuer"),
+        vec![],
+    ));
+    // What the session is for still works.
+    let allowed: Vec<Call> = vec![
+        (
+            "s3:GetObject",
+            "arn:aws:s3:::prod-data/q3.csv".into(),
+            vec![],
+        ),
+        (
+            "lambda:UpdateFunctionCode",
+            format!("arn:aws:lambda:us-east-1:{b}:function:orders-api"),
+            vec![],
+        ),
+        (
+            "dynamodb:DeleteItem",
+            format!("arn:aws:dynamodb:us-east-1:{b}:table/orders"),
+            vec![],
+        ),
+        (
+            "logs:FilterLogEvents",
+            format!("arn:aws:logs:us-east-1:{b}:log-group:/aws/lambda/orders-api"),
+            vec![],
+        ),
+        (
+            "ec2:TerminateInstances",
+            format!("arn:aws:ec2:us-east-1:{b}:instance/i-0abc"),
+            vec![],
+        ),
+        (
+            "events:DisableRule",
+            format!("arn:aws:events:us-east-1:{b}:rule/orders-nightly"),
+            vec![],
+        ),
+    ];
+    let role = format!("arn:aws:iam::{b}:role/jit/break-glass-admin");
+    let cases = |doc: &Value| -> Vec<Expectation> {
+        denied
+            .iter()
+            .map(|c| (c, false))
+            .chain(allowed.iter().map(|c| (c, true)))
+            .map(|((action, resource, context), ok)| {
+                let mut case = session_case_in(b, &role, &admin, 1, 60, (action, resource), None);
+                case.boundary = Some(doc.clone());
+                for (k, v) in context {
+                    case = case.with(k, v.clone());
+                }
+                // A key answers only through its key policy, which lets the account's IAM
+                // decide (and signs for its function alone).
+                if let Some((name, _)) = keys.iter().find(|(_, id)| resource.ends_with(id.as_str()))
+                {
+                    case.resource_policy = Some(resolve(
+                        &template["Resources"][name.as_str()]["Properties"]["KeyPolicy"],
+                        &refs,
+                    ));
+                }
+                Expectation { case, allowed: ok }
+            })
+            .collect()
+    };
+    let report = mutation_report(
+        "the broker account's target boundary",
+        &boundary,
+        &[(
+            "/apis/",
+            "not evaluated: the evaluator knows no API Gateway v2 resource types (the boundary names the API, checked above)",
+        )],
+        cases,
+    )
+    .unwrap();
+    println!("{report}");
+    println!(
+        "broker boundary: {chars} of 6,144 characters; {} broker actions denied and {} others allowed for a break-glass-admin session",
+        denied.len(),
+        allowed.len()
+    );
+    assert!(report.survived.is_empty(), "{report}");
 }

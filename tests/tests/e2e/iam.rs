@@ -1,15 +1,30 @@
-//! Least privilege, checked against what the real binaries do: a stack whose functions reach
-//! the emulator through a recording pass-through runs every flow, and each AWS call each
-//! function made must be allowed by that function's statements in `template.yaml` (actions,
-//! table or index, and the `dynamodb:LeadingKeys` the statement allows); and every action the
-//! template grants a function must be one the function was seen to call, but for the few
-//! paths named below that no end-to-end flow can reach.
+//! Least privilege, as IAM itself evaluates it (`jit_e2e::iam`), against what the real
+//! binaries do: a stack whose functions reach the emulator through a recording pass-through
+//! runs every flow; then each AWS call each function made (and each call a revoker role made
+//! for the sweeper) is evaluated against the statements `template.yaml` gives that function,
+//! with their conditions, and against the resource's own policy (a target role's trust policy
+//! from `infra/target-account.yaml`, a signing key's key policy): all must be allowed. A table
+//! written by hand of what each function may and may not do (every item kind by action, every
+//! key, roles outside the listed accounts or the `/jit/` path, roles without the boundary) must
+//! be decided as written; the target trust policy must refuse the requester, another role, a
+//! target session (chaining) and sessions without the tags or source identity. Every action the
+//! template grants must be one a function was seen to call, but for the few paths named below.
+//! Finally each document is mutated and every mutant must fail some case, or be named
+//! equivalent.
+//!
+//! The request context of each evaluated call is built from the recorded call itself (the
+//! tags and source identity the issuer sent to STS, each item of a `TransactWriteItems` with
+//! its key, the index a query used), never written by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use jit_e2e::iam::{
+    BROKER, Case, Expectation, FUNCTIONS, KEY_ADMINISTRATOR, MutationReport, TARGET_ACCOUNTS,
+    broker_refs, evaluate, function_policy, function_role, function_session, key_arn,
+    mutation_report, mutation_report_of, resolve, yaml,
+};
 use serde_json::{Value, json};
-use serde_yaml::Value as Yaml;
 
 use super::{api, ask, pull, revoke, send, state_of};
 use jit_e2e::{options, start};
@@ -34,157 +49,204 @@ const UNREACHED: [(&str, &str, &str); 3] = [
     ),
 ];
 
-/// One permission a call needed.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Need {
-    action: String,
-    resource: String,
-    leading_key: Option<String>,
-}
+/// Mutants no request can tell from the original, and why.
+const EQUIVALENT: [(&str, &str); 2] = [
+    (
+        "ForAllValues:StringLike -> ForAnyValue:StringLike",
+        "dynamodb:LeadingKeys holds exactly one key per item request: all and any agree",
+    ),
+    (
+        "ForAllValues:StringEquals -> ForAnyValue:StringEquals",
+        "dynamodb:LeadingKeys holds exactly one key per item request: all and any agree",
+    ),
+];
 
-/// One template statement, with its references resolved the way they would be in the broker
-/// account of the local stack.
-#[derive(Debug)]
-struct Statement {
-    actions: Vec<String>,
-    resources: Vec<String>,
-    leading_keys: Option<Vec<String>>,
-}
+/// What each function may do to each kind of item, as the design intends (written by hand;
+/// the template must agree): function, action, the partition-key prefixes allowed.
+const ITEM_ACCESS: [(&str, &str, &[&str]); 17] = [
+    ("intake", "dynamodb:GetItem", &["GRANT#", "OPEN#", "IDEM#"]),
+    (
+        "intake",
+        "dynamodb:BatchGetItem",
+        &["GRANT#", "OPEN#", "IDEM#"],
+    ),
+    ("intake", "dynamodb:Query", &["GRANT#", "CHECKPOINTS"]),
+    ("intake", "dynamodb:PutItem", &["GRANT#", "OPEN#", "IDEM#"]),
+    ("intake", "dynamodb:DeleteItem", &["OPEN#"]),
+    ("approver", "dynamodb:GetItem", &["GRANT#"]),
+    ("approver", "dynamodb:Query", &["GRANT#"]),
+    ("approver", "dynamodb:PutItem", &["GRANT#"]),
+    ("approver", "dynamodb:DeleteItem", &["OPEN#"]),
+    ("issuer", "dynamodb:GetItem", &["GRANT#"]),
+    ("issuer", "dynamodb:Query", &["GRANT#"]),
+    ("issuer", "dynamodb:PutItem", &["GRANT#"]),
+    (
+        "sweeper",
+        "dynamodb:GetItem",
+        &["GRANT#", "ROLE#", "ROLES", "CHECKPOINTS"],
+    ),
+    (
+        "sweeper",
+        "dynamodb:Query",
+        &["GRANT#", "ROLE#", "ROLES", "CHECKPOINTS"],
+    ),
+    (
+        "sweeper",
+        "dynamodb:PutItem",
+        &["GRANT#", "ROLE#", "CHECKPOINTS"],
+    ),
+    ("sweeper", "dynamodb:UpdateItem", &["ROLES"]),
+    ("sweeper", "dynamodb:DeleteItem", &["OPEN#", "ROLE#"]),
+];
 
-fn resolve(value: &Yaml, keys: &BTreeMap<String, String>) -> String {
-    match value {
-        Yaml::String(s) => s.clone(),
-        Yaml::Tagged(t) => {
-            let inner = t.value.as_str().unwrap_or_default();
-            match t.tag.to_string().as_str() {
-                "!GetAtt" if inner == "GrantsTable.Arn" => "table".to_owned(),
-                "!GetAtt" => {
-                    let logical = inner.trim_end_matches(".Arn");
-                    format!("key:{}", keys.get(logical).cloned().unwrap_or_default())
-                }
-                "!Sub" => inner
-                    .replace("${GrantsTable.Arn}/", "")
-                    .replace("${GrantsTable.Arn}", "table")
-                    .replace("${AWS::Partition}", "aws")
-                    .replace("${AWS::AccountId}", "111111111111")
-                    .replace("${TargetRoleBoundaryName}", "jit-target-boundary"),
-                _ => inner.to_owned(),
-            }
-        }
-        _ => String::new(),
-    }
-}
-
-fn list(value: &Yaml, keys: &BTreeMap<String, String>) -> Vec<String> {
-    match value {
-        Yaml::Sequence(items) => items.iter().map(|i| resolve(i, keys)).collect(),
-        other => vec![resolve(other, keys)],
-    }
-}
-
-fn statements(function: &str, keys: &BTreeMap<String, String>) -> Vec<Statement> {
-    let text = std::fs::read_to_string(jit_local::workspace_root().join("template.yaml")).unwrap();
-    let doc: Yaml = serde_yaml::from_str(&text).unwrap();
-    let logical = format!("{}{}Function", function[..1].to_uppercase(), &function[1..]);
-    let policies = &doc["Resources"][logical.as_str()]["Properties"]["Policies"];
-    let mut out = Vec::new();
-    for policy in policies.as_sequence().unwrap() {
-        for statement in policy["Statement"].as_sequence().unwrap() {
-            // `!If [condition, statement, AWS::NoValue]`: the statement, when it applies.
-            let statement = match statement {
-                Yaml::Tagged(t) if t.tag == "!If" => t.value[1].clone(),
-                other => other.clone(),
-            };
-            assert_eq!(statement["Effect"].as_str(), Some("Allow"));
-            let leading_keys = statement["Condition"]
-                .as_mapping()
-                .into_iter()
-                .flat_map(|m| m.values())
-                .find_map(|c| c.get("dynamodb:LeadingKeys"))
-                .map(|k| list(k, keys));
-            out.push(Statement {
-                actions: list(&statement["Action"], keys),
-                resources: list(&statement["Resource"], keys),
-                leading_keys,
-            });
-        }
-    }
-    out
-}
-
-/// `pattern` with `*` for any run of characters.
-fn glob(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || !text.ends_with(last) || text.len() < first.len() + last.len() {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    true
-}
+/// Every kind of item in the table, by the start of its partition key.
+const ITEM_KINDS: [&str; 6] = ["GRANT#", "OPEN#", "IDEM#", "ROLE#", "ROLES", "CHECKPOINTS"];
 
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
 }
 
-/// What IAM checks for one call a function made with its own credentials.
-fn needs(call: &AwsCall, keys: &BTreeMap<String, String>) -> Vec<Need> {
+/// The documents evaluated: each function's identity policy, the target trust policy, the
+/// revoker role's policy and trust, and the signing keys' policies.
+struct Documents {
+    functions: BTreeMap<&'static str, Value>,
+    target_trust: BTreeMap<String, Value>,
+    revoker_policy: BTreeMap<String, Value>,
+    revoker_trust: BTreeMap<String, Value>,
+    key_policies: BTreeMap<String, Value>,
+}
+
+fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) -> Documents {
+    let template = yaml("template.yaml");
+    let target = yaml("infra/target-account.yaml");
+    let functions = FUNCTIONS
+        .iter()
+        .map(|f| (*f, function_policy(&template, f, refs)))
+        .collect();
+    let mut target_trust = BTreeMap::new();
+    let mut revoker_policy = BTreeMap::new();
+    let mut revoker_trust = BTreeMap::new();
+    for account in TARGET_ACCOUNTS.iter().chain([&BROKER]) {
+        let target_refs = BTreeMap::from([
+            ("AWS::Partition".to_owned(), json!("aws")),
+            ("AWS::AccountId".to_owned(), json!(account)),
+            ("IssuerRoleArn".to_owned(), json!(function_role("issuer"))),
+            ("SweeperRoleArn".to_owned(), json!(function_role("sweeper"))),
+            ("BoundaryName".to_owned(), json!("jit-target-boundary")),
+        ]);
+        let r = |name: &str, field: &str| {
+            resolve(
+                &target["Resources"][name]["Properties"][field],
+                &target_refs,
+            )
+        };
+        target_trust.insert(
+            (*account).to_owned(),
+            r("TargetRole", "AssumeRolePolicyDocument"),
+        );
+        revoker_trust.insert(
+            (*account).to_owned(),
+            r("RevokerRole", "AssumeRolePolicyDocument"),
+        );
+        revoker_policy.insert(
+            (*account).to_owned(),
+            r("RevokerRole", "Policies")[0]["PolicyDocument"].clone(),
+        );
+    }
+    let key_policies = keys
+        .iter()
+        .map(|(name, id)| {
+            (
+                id.clone(),
+                resolve(
+                    &template["Resources"][name.as_str()]["Properties"]["KeyPolicy"],
+                    refs,
+                ),
+            )
+        })
+        .collect();
+    Documents {
+        functions,
+        target_trust,
+        revoker_policy,
+        revoker_trust,
+        key_policies,
+    }
+}
+
+/// A call made with `function`'s own credentials, as IAM sees it.
+fn own_call(function: &str, action: &str, resource: &str, account: &str) -> Case {
+    Case::new(&function_session(function), action, resource, account)
+        .with("aws:PrincipalArn", function_role(function))
+        .with("aws:PrincipalAccount", BROKER)
+        .with("aws:ResourceAccount", account)
+}
+
+fn table_arn(table: &str) -> String {
+    format!("arn:aws:dynamodb:us-east-1:{BROKER}:table/{table}")
+}
+
+/// The authorization requests one recorded call makes, with the principal's identity policy
+/// and the resource's policy attached. `None` for calls IAM does not authorize.
+///
+/// `assumed` is the account of the role the function assumed last: the sweeper assumes a
+/// revoker role right before each IAM call it makes with that role's credentials.
+fn requests(
+    call: &AwsCall,
+    function: &str,
+    table: &str,
+    docs: &Documents,
+    assumed: Option<&str>,
+) -> Vec<Case> {
     let r = &call.request;
-    let need = |action: &str, resource: String, key: Option<String>| Need {
-        action: action.to_owned(),
-        resource,
-        leading_key: key,
-    };
-    let pk = |item: &Value| Some(s(&item["pk"]["S"]));
-    let key_of = |id: &str| {
-        let id = id.rsplit('/').next().unwrap_or(id);
-        format!(
-            "key:{}",
-            keys.values()
-                .find(|k| k.as_str() == id)
-                .cloned()
-                .unwrap_or_default()
-        )
+    let identity = &docs.functions[function];
+    let item = |action: &str, key: &Value| {
+        own_call(function, action, &table_arn(table), BROKER)
+            .with("dynamodb:LeadingKeys", json!([s(&key["pk"]["S"])]))
+            .identity("template", identity)
     };
     match (call.service.as_str(), call.operation.as_str()) {
-        ("dynamodb", "GetItem") => vec![need("dynamodb:GetItem", "table".into(), pk(&r["Key"]))],
+        ("dynamodb", "GetItem") => vec![item("dynamodb:GetItem", &r["Key"])],
         ("dynamodb", "Query") => match r["IndexName"].as_str() {
-            Some(index) => vec![need("dynamodb:Query", format!("index/{index}"), None)],
-            None => vec![need(
-                "dynamodb:Query",
-                "table".into(),
-                Some(s(&r["ExpressionAttributeValues"][":pk"]["S"])),
-            )],
+            Some(index) => vec![
+                own_call(
+                    function,
+                    "dynamodb:Query",
+                    &format!("{}/index/{index}", table_arn(table)),
+                    BROKER,
+                )
+                .identity("template", identity),
+            ],
+            None => vec![
+                own_call(function, "dynamodb:Query", &table_arn(table), BROKER)
+                    .with(
+                        "dynamodb:LeadingKeys",
+                        json!([s(&r["ExpressionAttributeValues"][":pk"]["S"])]),
+                    )
+                    .identity("template", identity),
+            ],
         },
         ("dynamodb", "BatchGetItem") => r["RequestItems"]
             .as_object()
             .into_iter()
             .flat_map(|t| t.values())
             .flat_map(|t| t["Keys"].as_array().cloned().unwrap_or_default())
-            .map(|k| need("dynamodb:BatchGetItem", "table".into(), pk(&k)))
+            .map(|k| item("dynamodb:BatchGetItem", &k))
             .collect(),
         ("dynamodb", "TransactWriteItems") => r["TransactItems"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|item| {
-                let (kind, body) = item.as_object().unwrap().iter().next().unwrap();
+            .map(|entry| {
+                let (kind, body) = entry.as_object().unwrap().iter().next().unwrap();
                 let (action, key) = match kind.as_str() {
                     "Put" => ("dynamodb:PutItem", &body["Item"]),
                     "Update" => ("dynamodb:UpdateItem", &body["Key"]),
                     "Delete" => ("dynamodb:DeleteItem", &body["Key"]),
+                    "ConditionCheck" => ("dynamodb:ConditionCheckItem", &body["Key"]),
                     other => panic!("a transaction item of kind {other}"),
                 };
-                need(action, "table".into(), pk(key))
+                item(action, key)
             })
             .collect(),
         ("dynamodb", op @ ("PutItem" | "UpdateItem" | "DeleteItem")) => {
@@ -193,43 +255,841 @@ fn needs(call: &AwsCall, keys: &BTreeMap<String, String>) -> Vec<Need> {
             } else {
                 &r["Key"]
             };
-            vec![need(&format!("dynamodb:{op}"), "table".into(), pk(key))]
+            vec![item(&format!("dynamodb:{op}"), key)]
         }
         ("kms", op @ ("Sign" | "GetPublicKey")) => {
-            vec![need(&format!("kms:{op}"), key_of(&s(&r["KeyId"])), None)]
+            let id = s(&r["KeyId"]);
+            let id = id.rsplit('/').next().unwrap_or(&id).to_owned();
+            let mut case = own_call(function, &format!("kms:{op}"), &key_arn(&id), BROKER)
+                .identity("template", identity);
+            case.resource_policy = docs.key_policies.get(&id).cloned();
+            assert!(
+                case.resource_policy.is_some(),
+                "{function} used an unknown key {id}"
+            );
+            vec![case]
         }
         ("sts", "AssumeRole") => {
             let role = s(&r["RoleArn"]);
-            let mut out = vec![need("sts:AssumeRole", role.clone(), None)];
-            if r.get("Tags.member.1.Key").is_some() {
-                out.push(need("sts:TagSession", role.clone(), None));
+            let account = role.split(':').nth(4).unwrap_or_default().to_owned();
+            let mut tags = Vec::new();
+            let mut case = own_call(function, "sts:AssumeRole", &role, &account)
+                .identity("template", identity)
+                .with("sts:RoleSessionName", s(&r["RoleSessionName"]));
+            for n in 1.. {
+                let Some(key) = r.get(format!("Tags.member.{n}.Key")) else {
+                    break;
+                };
+                let value = &r[format!("Tags.member.{n}.Value")];
+                case = case.with(&format!("aws:RequestTag/{}", s(key)), s(value));
+                tags.push(s(key));
+            }
+            if !tags.is_empty() {
+                case = case.with("aws:TagKeys", json!(tags));
+            }
+            if let Some(id) = r.get("SourceIdentity") {
+                case = case.with("sts:SourceIdentity", s(id));
+            }
+            let trust = if role.ends_with(":role/jit-revoker") {
+                &docs.revoker_trust
+            } else {
+                &docs.target_trust
+            };
+            case.resource_policy = trust.get(&account).cloned();
+            // `AssumeRole` with tags and a source identity is also authorized as
+            // `sts:TagSession` and `sts:SetSourceIdentity`.
+            let mut out = vec![case.clone()];
+            if !tags.is_empty() {
+                let mut c = case.clone();
+                c.action = "sts:TagSession".into();
+                out.push(c);
             }
             if r.get("SourceIdentity").is_some() {
-                out.push(need("sts:SetSourceIdentity", role, None));
+                let mut c = case;
+                c.action = "sts:SetSourceIdentity".into();
+                out.push(c);
             }
             out
         }
         // Needs no permission: IAM cannot deny it.
         ("sts", "GetCallerIdentity") => Vec::new(),
-        ("iam", op) => vec![need(
-            &format!("iam:{op}"),
-            format!("arn:aws:iam::111111111111:role/jit/{}", s(&r["RoleName"])),
-            None,
-        )],
+        ("iam", op) => {
+            // The sweeper's own credentials change roles in the broker's account; a revoker
+            // role's, roles in its own. The example's target roles all carry the boundary.
+            let account = if call.access_key == "testing" {
+                BROKER.to_owned()
+            } else {
+                assumed.unwrap_or_default().to_owned()
+            };
+            let role = format!("arn:aws:iam::{account}:role/jit/{}", s(&r["RoleName"]));
+            let (principal, principal_arn, policy) = if account == BROKER {
+                (
+                    function_session(function),
+                    function_role(function),
+                    identity.clone(),
+                )
+            } else {
+                (
+                    format!("arn:aws:sts::{account}:assumed-role/jit-revoker/jit-sweeper"),
+                    format!("arn:aws:iam::{account}:role/jit-revoker"),
+                    docs.revoker_policy[&account].clone(),
+                )
+            };
+            let mut case = Case::new(&principal, &format!("iam:{op}"), &role, &account)
+                .with("aws:PrincipalArn", principal_arn)
+                .with("aws:PrincipalAccount", account.as_str())
+                .with("aws:ResourceAccount", account.as_str())
+                .identity("policy", &policy);
+            if op != "GetRolePolicy" {
+                case = case.with(
+                    "iam:PermissionsBoundary",
+                    format!("arn:aws:iam::{account}:policy/jit-target-boundary"),
+                );
+            }
+            vec![case]
+        }
         (service, op) => panic!("an unexpected call {service}:{op}"),
     }
 }
 
-fn allowed(need: &Need, statements: &[Statement]) -> bool {
-    statements.iter().any(|st| {
-        st.actions.iter().any(|a| a == &need.action)
-            && st.resources.iter().any(|r| glob(r, &need.resource))
-            && match (&st.leading_keys, &need.leading_key) {
-                (None, _) => true,
-                (Some(patterns), Some(key)) => patterns.iter().any(|p| glob(p, key)),
-                (Some(_), None) => false,
+/// Indexes each function may query, as the design intends.
+const INDEX_ACCESS: [(&str, &[&str]); 4] = [
+    (
+        "intake",
+        &["by_requester", "pending_by_target", "audit_by_day"],
+    ),
+    ("approver", &[]),
+    ("issuer", &[]),
+    ("sweeper", &["due", "audit_by_day"]),
+];
+
+/// Every index of the table.
+const INDEXES: [&str; 4] = ["by_requester", "pending_by_target", "due", "audit_by_day"];
+
+/// A labelled expectation.
+type Spec = (String, Expectation);
+
+fn expect(label: String, case: Case, allowed: bool) -> Spec {
+    (label, Expectation { case, allowed })
+}
+
+/// The hand-written table of what each function may do, in the example deployment.
+fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<Spec> {
+    let mut out = Vec::new();
+    let actions = [
+        "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    ];
+    for f in FUNCTIONS {
+        let identity = &docs.functions[f];
+        for action in actions {
+            let allowed: &[&str] = ITEM_ACCESS
+                .iter()
+                .find(|(g, a, _)| *g == f && *a == action)
+                .map_or(&[], |(_, _, kinds)| kinds);
+            for kind in ITEM_KINDS {
+                let key = if kind.ends_with('#') {
+                    format!("{kind}x")
+                } else {
+                    kind.to_owned()
+                };
+                let case = own_call(f, action, &table_arn(table), BROKER)
+                    .with("dynamodb:LeadingKeys", json!([key]))
+                    .identity("template", identity);
+                out.push(expect(
+                    format!("{f} {action} on {kind}"),
+                    case,
+                    allowed.contains(&kind),
+                ));
             }
-    })
+        }
+        let indexes = INDEX_ACCESS.iter().find(|(g, _)| *g == f).unwrap().1;
+        for index in INDEXES {
+            let case = own_call(
+                f,
+                "dynamodb:Query",
+                &format!("{}/index/{index}", table_arn(table)),
+                BROKER,
+            )
+            .identity("template", identity);
+            out.push(expect(
+                format!("{f} queries index {index}"),
+                case,
+                indexes.contains(&index),
+            ));
+        }
+        let case = own_call(f, "dynamodb:DeleteTable", &table_arn(table), BROKER)
+            .identity("template", identity);
+        out.push(expect(format!("{f} deletes the table"), case, false));
+        // Its own key signs; no other function's does; every public key may be read.
+        for (name, id) in keys {
+            let own = name.to_lowercase().starts_with(f);
+            for (action, allowed) in [("kms:Sign", own), ("kms:GetPublicKey", true)] {
+                let mut case =
+                    own_call(f, action, &key_arn(id), BROKER).identity("template", identity);
+                case.resource_policy = Some(docs.key_policies[id].clone());
+                out.push(expect(format!("{f} {action} with {name}"), case, allowed));
+            }
+            // Whatever an account administrator's IAM policy allows, nobody else signs.
+            let mut admin = Case::new(
+                &format!("arn:aws:sts::{BROKER}:assumed-role/Admin/someone"),
+                "kms:Sign",
+                &key_arn(id),
+                BROKER,
+            )
+            .with(
+                "aws:PrincipalArn",
+                format!("arn:aws:iam::{BROKER}:role/Admin"),
+            )
+            .with("aws:PrincipalAccount", BROKER)
+            .identity(
+                "admin",
+                &json!({"Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+            );
+            admin.resource_policy = Some(docs.key_policies[id].clone());
+            out.push(expect(
+                format!("an administrator signs with {name}"),
+                admin.clone(),
+                false,
+            ));
+            // Only the key administrator changes the key's policy, disables or deletes it,
+            // or grants its use; not the account's administrators, not the functions.
+            let key_admin_session =
+                format!("arn:aws:sts::{BROKER}:assumed-role/jit-key-admin/someone");
+            for action in [
+                "kms:PutKeyPolicy",
+                "kms:ScheduleKeyDeletion",
+                "kms:DisableKey",
+                "kms:CreateGrant",
+            ] {
+                let mut by_admin = admin.clone();
+                by_admin.action = action.into();
+                out.push(expect(
+                    format!("an administrator {action} on {name}"),
+                    by_admin.clone(),
+                    false,
+                ));
+                let mut by_key_admin = by_admin;
+                by_key_admin.principal = key_admin_session.clone();
+                by_key_admin
+                    .context
+                    .insert("aws:PrincipalArn".into(), json!(KEY_ADMINISTRATOR));
+                out.push(expect(
+                    format!("the key administrator {action} on {name}"),
+                    by_key_admin,
+                    true,
+                ));
+                let mut by_function =
+                    own_call(f, action, &key_arn(id), BROKER).identity("template", identity);
+                by_function.resource_policy = Some(docs.key_policies[id].clone());
+                out.push(expect(
+                    format!("{f} {action} on {name}"),
+                    by_function,
+                    false,
+                ));
+            }
+        }
+    }
+    out.extend(assume_role_spec(docs));
+    out
+}
+
+/// An `AssumeRole` as the issuer makes it: the grant and requester tags, a source identity.
+fn issuer_assumes(
+    role: &str,
+    principal: (&str, &str),
+    identity: &Value,
+    trust: Option<&Value>,
+) -> Case {
+    let account = role.split(':').nth(4).unwrap().to_owned();
+    let mut case = Case::new(principal.0, "sts:AssumeRole", role, &account)
+        .with("aws:PrincipalArn", principal.1)
+        .with(
+            "aws:PrincipalAccount",
+            principal.1.split(':').nth(4).unwrap(),
+        )
+        .with("aws:ResourceAccount", account.as_str())
+        .with(
+            "aws:RequestTag/jit-grant",
+            "0190c0de-0000-7000-8000-000000000001",
+        )
+        .with("aws:RequestTag/jit-requester", "alice")
+        .with("aws:TagKeys", json!(["jit-grant", "jit-requester"]))
+        .with("sts:SourceIdentity", "alice")
+        .with(
+            "sts:RoleSessionName",
+            "alice@0190c0de-0000-7000-8000-000000000001",
+        )
+        .identity("identity", identity);
+    case.resource_policy = trust.cloned();
+    case
+}
+
+/// Who may assume which role: targets only by the issuer, with tags and a source identity;
+/// revoker roles only by the sweeper; nothing in unlisted accounts or off the `/jit/` path.
+fn assume_role_spec(docs: &Documents) -> Vec<Spec> {
+    let issuer = (function_session("issuer"), function_role("issuer"));
+    let sweeper = (function_session("sweeper"), function_role("sweeper"));
+    let anything = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let target = "arn:aws:iam::333333333333:role/jit/prod-logs-ro";
+    let trust = docs.target_trust.get("333333333333");
+    let i = (issuer.0.as_str(), issuer.1.as_str());
+    let mut out = vec![
+        expect(
+            "the issuer assumes a target role with its tags and source identity".into(),
+            issuer_assumes(target, i, &docs.functions["issuer"], trust),
+            true,
+        ),
+        expect(
+            "the issuer assumes a role off the /jit/ path".into(),
+            issuer_assumes(
+                "arn:aws:iam::333333333333:role/admin",
+                i,
+                &docs.functions["issuer"],
+                trust,
+            ),
+            false,
+        ),
+        expect(
+            "the issuer assumes a /jit/ role in an account not listed".into(),
+            issuer_assumes(
+                "arn:aws:iam::444444444444:role/jit/prod",
+                i,
+                &docs.functions["issuer"],
+                trust,
+            ),
+            false,
+        ),
+        expect(
+            "the issuer assumes a /jit/ role in the broker's own account".into(),
+            issuer_assumes(
+                &format!("arn:aws:iam::{BROKER}:role/jit/prod"),
+                i,
+                &docs.functions["issuer"],
+                trust,
+            ),
+            false,
+        ),
+    ];
+    // The trust policy itself, whatever the caller's own policies allow.
+    for (who, principal, principal_arn) in [
+        (
+            "the requester",
+            format!("arn:aws:iam::{BROKER}:user/alice"),
+            format!("arn:aws:iam::{BROKER}:user/alice"),
+        ),
+        ("the sweeper", sweeper.0.clone(), sweeper.1.clone()),
+        (
+            "a session of the target role itself (chaining)",
+            "arn:aws:sts::333333333333:assumed-role/prod-logs-ro/alice@g".to_owned(),
+            target.to_owned(),
+        ),
+    ] {
+        out.push(expect(
+            format!("{who} assumes a target role"),
+            issuer_assumes(target, (&principal, &principal_arn), &anything, trust),
+            false,
+        ));
+    }
+    let mut untagged = issuer_assumes(target, i, &docs.functions["issuer"], trust);
+    untagged.context.remove("aws:RequestTag/jit-grant");
+    untagged
+        .context
+        .insert("aws:TagKeys".into(), json!(["jit-requester"]));
+    out.push(expect(
+        "the issuer assumes a target role without the grant tag".into(),
+        untagged,
+        false,
+    ));
+    let mut no_requester = issuer_assumes(target, i, &docs.functions["issuer"], trust);
+    no_requester.context.remove("aws:RequestTag/jit-requester");
+    no_requester
+        .context
+        .insert("aws:TagKeys".into(), json!(["jit-grant"]));
+    out.push(expect(
+        "the issuer assumes a target role without the requester tag".into(),
+        no_requester,
+        false,
+    ));
+    let mut anonymous = issuer_assumes(target, i, &docs.functions["issuer"], trust);
+    anonymous.context.remove("sts:SourceIdentity");
+    out.push(expect(
+        "the issuer assumes a target role without a source identity".into(),
+        anonymous,
+        false,
+    ));
+    let mut extra = issuer_assumes(target, i, &docs.functions["issuer"], trust);
+    extra.action = "sts:TagSession".into();
+    extra
+        .context
+        .insert("aws:RequestTag/team".into(), json!("x"));
+    extra.context.insert(
+        "aws:TagKeys".into(),
+        json!(["jit-grant", "jit-requester", "team"]),
+    );
+    out.push(expect(
+        "the issuer tags a session with a key of its own".into(),
+        extra,
+        false,
+    ));
+    let mut no_tag_session = issuer_assumes(target, i, &docs.functions["issuer"], trust);
+    no_tag_session.action = "sts:TagSession".into();
+    no_tag_session.context.remove("aws:RequestTag/jit-grant");
+    no_tag_session
+        .context
+        .insert("aws:TagKeys".into(), json!(["jit-requester"]));
+    out.push(expect(
+        "the issuer tags a session without the grant tag".into(),
+        no_tag_session,
+        false,
+    ));
+    let mut no_source = issuer_assumes(target, i, &docs.functions["issuer"], trust);
+    no_source.action = "sts:SetSourceIdentity".into();
+    no_source.context.remove("sts:SourceIdentity");
+    out.push(expect(
+        "the issuer sets no source identity".into(),
+        no_source,
+        false,
+    ));
+    for (action, ok) in [("sts:TagSession", true), ("sts:SetSourceIdentity", true)] {
+        let mut c = issuer_assumes(target, i, &docs.functions["issuer"], trust);
+        c.action = action.into();
+        out.push(expect(
+            format!("the issuer {action} on a target role"),
+            c,
+            ok,
+        ));
+    }
+    for f in ["intake", "approver", "sweeper"] {
+        let p = (function_session(f), function_role(f));
+        out.push(expect(
+            format!("{f} assumes a target role"),
+            issuer_assumes(target, (&p.0, &p.1), &docs.functions[f], trust),
+            false,
+        ));
+    }
+    // Revoker roles: only the sweeper, only in listed accounts.
+    for (who, p, account, allowed) in [
+        ("the sweeper", &sweeper, "222222222222", true),
+        ("the sweeper", &sweeper, "444444444444", false),
+        ("the issuer", &issuer, "222222222222", false),
+    ] {
+        let role = format!("arn:aws:iam::{account}:role/jit-revoker");
+        let mut case = Case::new(&p.0, "sts:AssumeRole", &role, account)
+            .with("aws:PrincipalArn", p.1.as_str())
+            .with("aws:PrincipalAccount", BROKER)
+            .with("aws:ResourceAccount", account)
+            .identity(
+                "identity",
+                &docs.functions[if who == "the sweeper" {
+                    "sweeper"
+                } else {
+                    "issuer"
+                }],
+            );
+        case.resource_policy = docs
+            .revoker_trust
+            .get(account)
+            .cloned()
+            .or_else(|| docs.revoker_trust.get("222222222222").cloned());
+        out.push(expect(
+            format!("{who} assumes the revoker role of {account}"),
+            case,
+            allowed,
+        ));
+    }
+    // What a revoker role may change: the revocation policy of bounded /jit/ roles.
+    let account = "222222222222";
+    let revoker = &docs.revoker_policy[account];
+    for (action, role, boundary, allowed) in [
+        (
+            "iam:PutRolePolicy",
+            "jit/prod-db-admin",
+            Some("jit-target-boundary"),
+            true,
+        ),
+        (
+            "iam:DeleteRolePolicy",
+            "jit/prod-db-admin",
+            Some("jit-target-boundary"),
+            true,
+        ),
+        (
+            "iam:PutRolePolicy",
+            "jit/prod-db-admin",
+            Some("other-boundary"),
+            false,
+        ),
+        ("iam:PutRolePolicy", "jit/prod-db-admin", None, false),
+        (
+            "iam:PutRolePolicy",
+            "admin",
+            Some("jit-target-boundary"),
+            false,
+        ),
+        ("iam:GetRolePolicy", "jit/prod-db-admin", None, true),
+        (
+            "iam:AttachRolePolicy",
+            "jit/prod-db-admin",
+            Some("jit-target-boundary"),
+            false,
+        ),
+    ] {
+        let role = format!("arn:aws:iam::{account}:role/{role}");
+        let mut case = Case::new(
+            &format!("arn:aws:sts::{account}:assumed-role/jit-revoker/jit-sweeper"),
+            action,
+            &role,
+            account,
+        )
+        .with(
+            "aws:PrincipalArn",
+            format!("arn:aws:iam::{account}:role/jit-revoker"),
+        )
+        .with("aws:PrincipalAccount", account)
+        .identity("policy", revoker);
+        if let Some(b) = boundary {
+            case = case.with(
+                "iam:PermissionsBoundary",
+                format!("arn:aws:iam::{account}:policy/{b}"),
+            );
+        }
+        out.push(expect(
+            format!("a revoker role {action} on {role} (boundary {boundary:?})"),
+            case,
+            allowed,
+        ));
+    }
+    // The sweeper's own credentials change no role in the broker's account (no targets there).
+    let mut own = own_call(
+        "sweeper",
+        "iam:PutRolePolicy",
+        &format!("arn:aws:iam::{BROKER}:role/jit/prod"),
+        BROKER,
+    )
+    .with(
+        "iam:PermissionsBoundary",
+        format!("arn:aws:iam::{BROKER}:policy/jit-target-boundary"),
+    )
+    .identity("template", &docs.functions["sweeper"]);
+    own.resource_policy = None;
+    out.push(expect(
+        "the sweeper changes a role in the broker's account".into(),
+        own,
+        false,
+    ));
+    out
+}
+
+/// Every case in `specs` that holds `original` as a policy, with `mutant` in its place.
+fn substituted(specs: &[Spec], original: &Value, mutant: &Value) -> Vec<Expectation> {
+    specs
+        .iter()
+        .filter_map(|(_, e)| {
+            let mut case = e.case.clone();
+            let mut hit = false;
+            for (_, policy) in &mut case.identity {
+                if policy == original {
+                    *policy = mutant.clone();
+                    hit = true;
+                }
+            }
+            if case.resource_policy.as_ref() == Some(original) {
+                case.resource_policy = Some(mutant.clone());
+                hit = true;
+            }
+            hit.then(|| Expectation {
+                case,
+                allowed: e.allowed,
+            })
+        })
+        .collect()
+}
+
+/// Evaluates `specs` and fails naming every case decided otherwise than expected.
+fn assert_decided_as_expected(specs: &[Spec]) {
+    let cases: Vec<Case> = specs.iter().map(|(_, e)| e.case.clone()).collect();
+    let decisions = evaluate(&cases).unwrap();
+    let wrong: Vec<String> = specs
+        .iter()
+        .zip(&decisions)
+        .filter(|((_, e), d)| d.allowed() != e.allowed)
+        .map(|((label, e), d)| {
+            format!(
+                "{label}: {d:?}, expected {}",
+                if e.allowed { "allowed" } else { "denied" }
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} wrong:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+/// The evaluation of the calls recorded on a running stack, the table of what each function
+/// may do, and the mutants of every document.
+fn evaluate_least_privilege(stack: &jit_stack::Stack) {
+    let keys = &stack.signing_keys;
+    let table = jit_stack::TABLE;
+    let refs = broker_refs(table, keys, false);
+    let docs = documents(&refs, keys);
+    let mut specs: Vec<Spec> = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut report = Vec::new();
+    for function in FUNCTIONS {
+        let calls = stack.aws_calls.of(function);
+        assert!(!calls.is_empty(), "{function} made no AWS call");
+        let mut used = BTreeSet::new();
+        let mut assumed: Option<String> = None;
+        for call in &calls {
+            let cases = requests(call, function, table, &docs, assumed.as_deref());
+            if call.operation == "AssumeRole" {
+                assumed = s(&call.request["RoleArn"])
+                    .split(':')
+                    .nth(4)
+                    .map(str::to_owned);
+            }
+            for case in cases {
+                used.insert(case.action.clone());
+                // One case for each distinct request.
+                let key = format!(
+                    "{} {} {} {:?}",
+                    case.principal, case.action, case.resource, case.context
+                );
+                if seen.insert(key) {
+                    specs.push(expect(
+                        format!(
+                            "{function} as recorded: {} on {}",
+                            case.action, case.resource
+                        ),
+                        case,
+                        true,
+                    ));
+                }
+            }
+        }
+        let granted: BTreeSet<String> = docs.functions[function]["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|st| st["Effect"] == "Allow")
+            .flat_map(|st| match &st["Action"] {
+                Value::Array(a) => a.iter().map(s).collect::<Vec<_>>(),
+                one => vec![s(one)],
+            })
+            .collect();
+        for action in &granted {
+            let unreached = UNREACHED
+                .iter()
+                .any(|(f, a, _)| *f == function && a == action);
+            assert!(
+                used.contains(action) || unreached,
+                "the template grants {function} `{action}`, which it never called"
+            );
+        }
+        report.push(format!(
+            "{function}: {}",
+            used.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let recorded = specs.len();
+    specs.extend(spec(table, &docs, keys));
+    assert_decided_as_expected(&specs);
+    println!("AWS actions each function called:\n{}", report.join("\n"));
+    println!(
+        "IAM evaluation: {recorded} distinct recorded requests allowed, {} cases of the hand-written table decided as written",
+        specs.len() - recorded
+    );
+
+    // The same template in the variants the parameters allow: targets in the broker's
+    // account (the sweeper's own statements), and the broker's account listed by mistake in
+    // TargetAccountIds without the opt-in (the issuer still may not assume roles there).
+    let issuer_session = function_session("issuer");
+    let issuer_role = function_role("issuer");
+    let opted = documents(&broker_refs(table, keys, true), keys);
+    let mut listed_refs = broker_refs(table, keys, false);
+    listed_refs.insert(
+        "TargetAccountIds".into(),
+        json!([TARGET_ACCOUNTS[0], TARGET_ACCOUNTS[1], BROKER]),
+    );
+    let listed = documents(&listed_refs, keys);
+    let broker_role = format!("arn:aws:iam::{BROKER}:role/jit/prod");
+    let own_put = |docs: &Documents, boundary: &str| {
+        own_call("sweeper", "iam:PutRolePolicy", &broker_role, BROKER)
+            .with(
+                "iam:PermissionsBoundary",
+                format!("arn:aws:iam::{BROKER}:policy/{boundary}"),
+            )
+            .identity("template", &docs.functions["sweeper"])
+    };
+    let variants = vec![
+        expect(
+            "opted in: the sweeper changes a bounded role in the broker's account".into(),
+            own_put(&opted, "jit-target-boundary"),
+            true,
+        ),
+        expect(
+            "opted in: the sweeper changes an unbounded role in the broker's account".into(),
+            own_put(&opted, "other"),
+            false,
+        ),
+        expect(
+            "opted in: the sweeper reads a target role's policy in the broker's account".into(),
+            own_call("sweeper", "iam:GetRolePolicy", &broker_role, BROKER)
+                .identity("template", &opted.functions["sweeper"]),
+            true,
+        ),
+        expect(
+            "opted in: the sweeper reads a policy of a role off the /jit/ path".into(),
+            own_call(
+                "sweeper",
+                "iam:GetRolePolicy",
+                &format!("arn:aws:iam::{BROKER}:role/admin"),
+                BROKER,
+            )
+            .identity("template", &opted.functions["sweeper"]),
+            false,
+        ),
+        expect(
+            "opted in: the sweeper changes a bounded role off the /jit/ path".into(),
+            own_call(
+                "sweeper",
+                "iam:PutRolePolicy",
+                &format!("arn:aws:iam::{BROKER}:role/admin"),
+                BROKER,
+            )
+            .with(
+                "iam:PermissionsBoundary",
+                format!("arn:aws:iam::{BROKER}:policy/jit-target-boundary"),
+            )
+            .identity("template", &opted.functions["sweeper"]),
+            false,
+        ),
+        expect(
+            "broker account listed, not opted in: the issuer assumes a role in an unlisted account"
+                .into(),
+            issuer_assumes(
+                "arn:aws:iam::444444444444:role/jit/prod",
+                (&issuer_session, &issuer_role),
+                &listed.functions["issuer"],
+                // An account outside the list whose role trusts the issuer anyway.
+                listed.target_trust.get("333333333333"),
+            ),
+            false,
+        ),
+        expect(
+            "broker account listed, not opted in: the issuer assumes a role there".into(),
+            issuer_assumes(
+                &broker_role,
+                (&issuer_session, &issuer_role),
+                &listed.functions["issuer"],
+                None,
+            ),
+            false,
+        ),
+        expect(
+            "broker account listed, not opted in: the issuer still assumes other targets".into(),
+            issuer_assumes(
+                "arn:aws:iam::333333333333:role/jit/prod-logs-ro",
+                (&issuer_session, &issuer_role),
+                &listed.functions["issuer"],
+                listed.target_trust.get("333333333333"),
+            ),
+            true,
+        ),
+    ];
+    assert_decided_as_expected(&variants);
+
+    // Mutants of every document, against every case that uses it.
+    let mut reports: Vec<MutationReport> = Vec::new();
+    let mut documents_to_mutate: Vec<(String, Value, &[Spec])> = Vec::new();
+    for f in FUNCTIONS {
+        documents_to_mutate.push((
+            format!("{f}'s statements"),
+            docs.functions[f].clone(),
+            &specs,
+        ));
+    }
+    // The variants: only the statements the parameter adds or changes.
+    for (label, doc, sids) in [
+        (
+            "the issuer's statements, broker account listed",
+            &listed.functions["issuer"],
+            &[
+                "NoTargetsInTheBrokerAccount",
+                "AssumeTargetRolesInListedAccounts",
+            ][..],
+        ),
+        (
+            "the sweeper's statements, opted in",
+            &opted.functions["sweeper"],
+            &[
+                "RevocationPolicyOnBoundedTargetRoles",
+                "ReadRevocationPolicies",
+            ][..],
+        ),
+    ] {
+        let r = mutation_report_of(label, doc, Some(sids), &EQUIVALENT, |mutant| {
+            substituted(&variants, doc, mutant)
+        })
+        .unwrap();
+        println!("{r}");
+        reports.push(r);
+    }
+    documents_to_mutate.push((
+        "the target role's trust policy".into(),
+        docs.target_trust["333333333333"].clone(),
+        &specs,
+    ));
+    documents_to_mutate.push((
+        "the revoker role's policy".into(),
+        docs.revoker_policy["222222222222"].clone(),
+        &specs,
+    ));
+    documents_to_mutate.push((
+        "the revoker role's trust policy".into(),
+        docs.revoker_trust["222222222222"].clone(),
+        &specs,
+    ));
+    let (name, id) = keys.iter().next().unwrap();
+    documents_to_mutate.push((
+        format!("{name}'s key policy"),
+        docs.key_policies[id].clone(),
+        &specs,
+    ));
+    for (label, doc, cases) in documents_to_mutate {
+        let r = mutation_report(&label, &doc, &EQUIVALENT, |mutant| {
+            substituted(cases, &doc, mutant)
+        })
+        .unwrap();
+        println!("{r}");
+        reports.push(r);
+    }
+    let survived: Vec<String> = reports
+        .iter()
+        .flat_map(|r| r.survived.iter().map(move |s| format!("{}: {s}", r.label)))
+        .collect();
+    let killed: usize = reports.iter().map(|r| r.killed.len()).sum();
+    let equivalent: usize = reports.iter().map(|r| r.equivalent.len()).sum();
+    println!(
+        "template mutants: {killed} killed, {equivalent} equivalent, {} survived",
+        survived.len()
+    );
+    assert!(
+        survived.is_empty(),
+        "mutants no case kills:\n{}",
+        survived.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -341,44 +1201,5 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
         "no checkpoint was written"
     );
 
-    let keys = &stack.signing_keys;
-    let mut report = Vec::new();
-    for function in ["intake", "approver", "issuer", "sweeper"] {
-        let statements = statements(function, keys);
-        let calls = stack.aws_calls.of(function);
-        assert!(!calls.is_empty(), "{function} made no AWS call");
-        let mut used = BTreeSet::new();
-        for call in &calls {
-            // Calls made with an assumed revoker role's credentials are that role's, which
-            // `infra/target-account.yaml` grants; the sweeper's own grants cover the rest.
-            if call.access_key != "testing" {
-                continue;
-            }
-            for need in needs(call, keys) {
-                assert!(
-                    allowed(&need, &statements),
-                    "{function} calls {need:?}, which its template statements do not allow"
-                );
-                used.insert(need.action.clone());
-            }
-        }
-        let granted: BTreeSet<String> = statements
-            .iter()
-            .flat_map(|s| s.actions.iter().cloned())
-            .collect();
-        for action in &granted {
-            let unreached = UNREACHED
-                .iter()
-                .any(|(f, a, _)| *f == function && a == action);
-            assert!(
-                used.contains(action) || unreached,
-                "the template grants {function} `{action}`, which it never called"
-            );
-        }
-        report.push(format!(
-            "{function}: {}",
-            used.into_iter().collect::<Vec<_>>().join(", ")
-        ));
-    }
-    println!("AWS actions each function called:\n{}", report.join("\n"));
+    evaluate_least_privilege(stack);
 }

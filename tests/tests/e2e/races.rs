@@ -42,7 +42,7 @@ fn no_credentials_after_revocation(records: &[AuditRecord], pulled: usize) {
 }
 
 async fn denied_on_role(h: &Harness) -> String {
-    jit_stack::demo::revocation_policy(h.stack(), None, "prod-logs-ro")
+    jit_stack::demo::revocation_policy(h.stack(), "prod-logs-ro")
         .await
         .map(|doc| doc.to_string())
         .unwrap_or_default()
