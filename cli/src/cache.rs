@@ -103,13 +103,25 @@ impl Cache {
         std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))
     }
 
+    /// Forgets every cached session; how many there were.
+    pub fn clear(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter(|e| std::fs::remove_file(e.path()).is_ok())
+            .count()
+    }
+
     /// Forgets grant `grant`'s session.
     pub fn drop_grant(&self, grant: &str) {
         let _ = std::fs::remove_file(self.path(grant));
     }
 }
 
-fn create_private_dir(dir: &Path) -> Result<(), String> {
+pub fn create_private_dir(dir: &Path) -> Result<(), String> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -4,7 +4,7 @@
 //! token is kept in one file readable by its owner only.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use aws_lc_rs::digest::{SHA256, digest};
@@ -30,10 +30,56 @@ fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn random() -> String {
+/// 32 random bytes, base64url: a PKCE verifier or a state. A failing random source is an
+/// error, never a predictable value.
+fn random() -> Result<String, Failure> {
     let mut buf = [0_u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut buf);
-    URL_SAFE_NO_PAD.encode(buf)
+    aws_lc_rs::rand::fill(&mut buf)
+        .map_err(|_| Failure::Other("the system's random source failed".into()))?;
+    Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+/// Refuses a token path that is a symbolic link: the token would be written or read
+/// wherever the link points.
+fn not_a_link(path: &Path) -> Result<(), Failure> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(Failure::Usage(format!(
+            "{} is a symbolic link; the token is kept only in a regular file",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Holds an exclusive lock on `<token file>.lock` while it lives, so that parallel `jit`
+/// processes refresh the token one at a time (a refresh token spent twice can revoke the
+/// whole sign-in at the provider).
+struct TokenLock(std::fs::File);
+
+impl TokenLock {
+    fn take(path: &Path) -> Result<Self, Failure> {
+        let lock_path = path.with_extension("lock");
+        not_a_link(&lock_path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options
+            .open(&lock_path)
+            .map_err(|e| Failure::Other(format!("{}: {e}", lock_path.display())))?;
+        file.lock()
+            .map_err(|e| Failure::Other(format!("{}: {e}", lock_path.display())))?;
+        Ok(Self(file))
+    }
+}
+
+impl Drop for TokenLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
 }
 
 /// Where the token lives: `$JIT_TOKEN_FILE`, else the config directory's `token.json`.
@@ -109,33 +155,72 @@ fn stored(tokens: &Value, token_endpoint: &str, client_id: &str) -> Stored {
     }
 }
 
-/// Stores `session`, readable by its owner only.
-pub fn save(path: &std::path::Path, session: &Stored) -> Result<(), Failure> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Failure::Other(format!("{}: {e}", dir.display())))?;
+/// Stores `session`, readable by its owner only: written whole to a new file beside it
+/// (mode 0600, in a directory only its owner may enter) and renamed over the old one, so a
+/// reader never sees half a token and a link in its place is replaced, not followed.
+pub fn save(path: &Path, session: &Stored) -> Result<(), Failure> {
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        crate::cache::create_private_dir(dir).map_err(Failure::Other)?;
     }
+    not_a_link(path)?;
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let text = serde_json::to_string(session).map_err(|e| Failure::Other(e.to_string()))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
     options
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| Failure::Other(format!("{}: {e}", path.display())))
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Failure::Other(format!("{}: {e}", path.display()))
+        })
 }
 
-/// The stored token, refreshed first when it is about to expire and a refresh token is held.
-pub async fn current(path: &std::path::Path) -> Result<Option<String>, Failure> {
+/// Reads the stored session; refuses a link, and takes back any access others were given.
+fn read_stored(path: &Path) -> Result<Option<Stored>, Failure> {
+    not_a_link(path)?;
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
     };
-    let session: Stored = serde_json::from_str(&text)
-        .map_err(|_| Failure::SignIn("the stored sign-in is unreadable: run `jit login`".into()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(m) = std::fs::metadata(path)
+            && m.permissions().mode() & 0o077 != 0
+        {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| Failure::Other(format!("{}: {e}", path.display())))?;
+        }
+    }
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|_| Failure::SignIn("the stored sign-in is unreadable: run `jit login`".into()))
+}
+
+/// The stored token, refreshed first when it is about to expire and a refresh token is held.
+/// Refreshes are serialised across processes: whoever waited reads the token the first one
+/// stored rather than spending the refresh token again.
+pub async fn current(path: &Path) -> Result<Option<String>, Failure> {
+    let Some(session) = read_stored(path)? else {
+        return Ok(None);
+    };
+    if session.expires_at > now() + 60 {
+        return Ok(Some(session.access_token));
+    }
+    let _lock = TokenLock::take(path)?;
+    let Some(session) = read_stored(path)? else {
+        return Ok(None);
+    };
     if session.expires_at > now() + 60 {
         return Ok(Some(session.access_token));
     }
@@ -190,9 +275,9 @@ pub async fn login(
         .await;
     }
     let authorization = endpoint("authorization_endpoint")?;
-    let verifier = random();
+    let verifier = random()?;
     let challenge = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()));
-    let state = random();
+    let state = random()?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| Failure::Other(format!("cannot listen on loopback for the redirect: {e}")))?;
@@ -256,7 +341,12 @@ async fn redirected(listener: &tokio::net::TcpListener, state: &str) -> Result<S
             .await
             .map_err(|e| Failure::Other(e.to_string()))?;
         let mut buf = vec![0_u8; 8192];
-        let n = stream.read(&mut buf).await.unwrap_or(0);
+        // A connection that sends nothing is dropped, not waited on forever.
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(0);
         let request = String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned();
         let target = request
             .split_whitespace()

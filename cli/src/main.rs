@@ -209,10 +209,17 @@ enum AuditCommand {
 
 #[derive(Subcommand)]
 enum PolicyCommand {
-    /// Load the rules as the functions do; report the first broken file and line.
+    /// Load the rules as the functions do; report the first broken file and line, and every
+    /// target the deployment would refuse (in the broker's account, or with no revoker role).
     Check {
         #[arg(default_value = "infra/policies")]
         dir: PathBuf,
+        /// The broker's account (the template's AWS::AccountId).
+        #[arg(long)]
+        broker_account: Option<String>,
+        /// The deployment sets TargetsInBrokerAccount=true.
+        #[arg(long)]
+        targets_in_broker_account: bool,
     },
     /// What the rules would decide for a request.
     Explain {
@@ -504,6 +511,11 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 Ok(()) => note!("signed out"),
                 Err(_) => note!("not signed in"),
             }
+            // Sessions pulled while signed in go too: signing out ends local access.
+            let dropped = Cache::new(cache_dir()).clear();
+            if dropped > 0 {
+                note!("{dropped} cached AWS session(s) removed");
+            }
             if cli.output == Output::Json {
                 println!("{}", json!({"signed_in": false}));
             }
@@ -749,6 +761,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     c["Expiration"].as_str().unwrap_or_default(),
                 )
                 .env_remove("AWS_PROFILE")
+                // The person's bearer token is theirs, not the command's.
+                .env_remove("JIT_TOKEN")
                 .status()
                 .map_err(|e| Failure::Usage(format!("cannot run `{program}`: {e}")))?;
             Ok(exit_of(status))
@@ -809,9 +823,18 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Login { .. } | Command::Logout | Command::Completions { .. } => Ok(0),
         Command::Policy {
-            command: PolicyCommand::Check { dir },
+            command:
+                PolicyCommand::Check {
+                    dir,
+                    broker_account,
+                    targets_in_broker_account,
+                },
         } => {
-            let report = policy::check(&dir)?;
+            let isolation = jit_core::policy::Isolation {
+                broker_account,
+                targets_in_broker_account,
+            };
+            let report = policy::check(&dir, isolation)?;
             ctx.print(&report, |r| {
                 format!(
                     "ok: {} policies, targets {}, policy hash {}",

@@ -235,6 +235,70 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     let unknown_file = state_dir.join("unknown-token.json").display().to_string();
     std::fs::write(&unknown_file, unknown.to_string()).unwrap();
     asks_to_sign_in(&api, &unknown_file);
+    // Two processes that find the token expiring at once (two `credential_process` calls of
+    // one AWS command): one refresh, and both go on with the renewed token. Without a lock,
+    // both would spend the same refresh token and the provider, which rotates them, would
+    // refuse the second.
+    for round in 0..3 {
+        let mut expiring: Value =
+            serde_json::from_str(&std::fs::read_to_string(&alice_file).unwrap()).unwrap();
+        let before = expiring["refresh_token"].clone();
+        expiring["expires_at"] = serde_json::json!(0);
+        std::fs::write(&alice_file, expiring.to_string()).unwrap();
+        let env = [
+            ("JIT_API_URL", api.as_str()),
+            ("JIT_TOKEN_FILE", alice_file.as_str()),
+        ];
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                command(&env, &["ls"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(code(&out), 0, "round {round}: {}", stderr(&out));
+        }
+        let after: Value =
+            serde_json::from_str(&std::fs::read_to_string(&alice_file).unwrap()).unwrap();
+        assert_ne!(
+            after["refresh_token"], before,
+            "round {round}: renewed once"
+        );
+    }
+    // The token file is private and a regular file: a wider mode is taken back, a link in
+    // its place refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&alice_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let listed = jit(
+            &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &alice_file)],
+            &["ls"],
+        );
+        assert_eq!(code(&listed), 0, "{}", stderr(&listed));
+        let mode = std::fs::metadata(&alice_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the token's mode was taken back");
+        let link = state_dir.join("linked-token.json");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&alice_file, &link).unwrap();
+        let linked = jit(
+            &[
+                ("JIT_API_URL", &api),
+                ("JIT_TOKEN_FILE", &link.display().to_string()),
+            ],
+            &["ls"],
+        );
+        assert_eq!(code(&linked), 2, "{}", stderr(&linked));
+        assert!(
+            stderr(&linked).contains("is a symbolic link"),
+            "{}",
+            stderr(&linked)
+        );
+    }
     let as_alice: Vec<(&str, &str)> = vec![
         ("JIT_API_URL", &api),
         ("JIT_TOKEN_FILE", &alice_file),
@@ -387,6 +451,26 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         ],
     );
     assert_eq!(code(&ran), 7, "{}", stderr(&ran));
+    // The person's bearer token is not handed to the command.
+    let token = serde_json::from_str::<Value>(&std::fs::read_to_string(&alice_file).unwrap())
+        .unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut with_token = as_alice.clone();
+    with_token.push(("JIT_TOKEN", &token));
+    let ran = jit(
+        &with_token,
+        &[
+            "exec",
+            "prod-logs-ro",
+            "--",
+            "sh",
+            "-c",
+            "test -z \"$JIT_TOKEN\" && exit 9",
+        ],
+    );
+    assert_eq!(code(&ran), 9, "{}", stderr(&ran));
 
     // Lists and reads.
     let listed = jit(&as_alice, &["ls", "--output", "json"]);
@@ -409,12 +493,28 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     assert_eq!(code(&bad_token), 3, "{}", stderr(&bad_token));
 
     // Signed out, nothing works until the next sign-in.
+    // Signing out also drops the AWS sessions cached while signed in.
+    let sue_cache = state_dir.join("sue-cache");
+    std::fs::create_dir_all(&sue_cache).unwrap();
+    std::fs::write(
+        sue_cache.join("0190c0de-0000-7000-8000-000000000001.json"),
+        "{}",
+    )
+    .unwrap();
     let logged_out = jit(
-        &[("JIT_TOKEN_FILE", &sue_file)],
+        &[
+            ("JIT_TOKEN_FILE", &sue_file),
+            ("JIT_CACHE_DIR", &sue_cache.display().to_string()),
+        ],
         &["logout", "--output", "json"],
     );
     assert_eq!(code(&logged_out), 0);
     assert_eq!(json_of(&logged_out)["signed_in"], false);
+    assert_eq!(
+        std::fs::read_dir(&sue_cache).unwrap().count(),
+        0,
+        "cached sessions dropped"
+    );
     asks_to_sign_in(&api, &sue_file);
     let signed = sign_in(
         &[("JIT_TOKEN_FILE", &sue_file)],
