@@ -472,6 +472,8 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
             "kms:CreateGrant",
             "kms:DisableKey",
             "kms:PutKeyPolicy",
+            "kms:TagResource",
+            "kms:UpdateKeyDescription",
         ] {
             denied.push((action, key(n), vec![]));
         }
