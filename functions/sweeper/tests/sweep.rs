@@ -327,6 +327,18 @@ impl Harness {
         jit_test_support::actions(self.store(), id).await
     }
 
+    /// Makes a `/jit/` role named `name` in the broker's own account.
+    async fn jit_role_in_broker_account(&self, name: &str) {
+        self.iam
+            .create_role()
+            .role_name(name)
+            .path("/jit/")
+            .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// IAM in the account of `role`.
     fn iam_of(&self, role: &RoleArn) -> &aws_sdk_iam::Client {
         &self.accounts[role.account().unwrap()]
@@ -575,14 +587,7 @@ async fn a_role_in_another_account_is_changed_through_its_revoker_role() {
     // A role of the same name in the broker's own account, as one StackSet deploying the
     // target stack everywhere would make.
     let name = format!("prod-db-admin-{}", h.suffix);
-    h.iam
-        .create_role()
-        .role_name(&name)
-        .path("/jit/")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
-        .send()
-        .await
-        .unwrap();
+    h.jit_role_in_broker_account(&name).await;
     let g = h.with_session("dan", "prod-db-admin", "1h", 1800).await;
     assert_eq!(h.revoke(Some(("sam", SRE)), &g.id, &reason()).await.0, 200);
     let policy = h.policy("prod-db-admin").await.unwrap();
@@ -608,14 +613,7 @@ async fn a_role_the_sweeper_cannot_reach_in_its_own_account_is_pending_never_cut
     // revoker role in yet another account is refused when the targets file loads, and again
     // by the sweeper before it assumes one.)
     let name = format!("prod-logs-ro-{}", h.suffix);
-    h.iam
-        .create_role()
-        .role_name(&name)
-        .path("/jit/")
-        .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
-        .send()
-        .await
-        .unwrap();
+    h.jit_role_in_broker_account(&name).await;
     let edited = h.with_targets(|targets| {
         let mut file: Value = serde_json::from_str(targets).unwrap();
         for t in file["targets"].as_array_mut().unwrap() {
