@@ -358,6 +358,39 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     );
     let checked = jit(&[], &["policy", "check", &dir]);
     assert_eq!(code(&checked), 0, "{}", stderr(&checked));
+    // Placed as a deployment is: the broker in the example targets' own account refuses them,
+    // naming file and line, unless the deployment opts in; a bad account id is a usage error.
+    let placed = jit(
+        &[],
+        &["policy", "check", &dir, "--broker-account", "333333333333"],
+    );
+    assert_eq!(code(&placed), 2, "{}", stderr(&placed));
+    assert!(
+        stderr(&placed).contains(
+            "target `prod-logs-ro` (targets.json:4): its role is in the broker's own account"
+        ),
+        "{}",
+        stderr(&placed)
+    );
+    let opted_in = jit(
+        &[],
+        &[
+            "policy",
+            "check",
+            &dir,
+            "--broker-account",
+            "333333333333",
+            "--targets-in-broker-account",
+        ],
+    );
+    assert_eq!(code(&opted_in), 0, "{}", stderr(&opted_in));
+    let isolated = jit(
+        &[],
+        &["policy", "check", &dir, "--broker-account", "111111111111"],
+    );
+    assert_eq!(code(&isolated), 0, "{}", stderr(&isolated));
+    let bad = jit(&[], &["policy", "check", &dir, "--broker-account", "12345"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
     let broken = jit(&[], &["policy", "check", &state_dir.display().to_string()]);
     assert_eq!(
         code(&broken),
