@@ -28,6 +28,9 @@ pub async fn export(api: &Api, from: &str, to: &str) -> Result<String, Failure> 
         export.to = part.to;
         export.keys = part.keys;
         export.checkpoints = part.checkpoints;
+        export.checkpoint_period = part.checkpoint_period;
+        // The first page's time: a checkpoint due by then is due on every later page too.
+        export.exported_at = export.exported_at.or(part.exported_at);
         export.records.extend(part.records);
         // A grant on two pages has two heads: the later read is the longer chain.
         for head in part.heads {
@@ -43,7 +46,13 @@ pub async fn export(api: &Api, from: &str, to: &str) -> Result<String, Failure> 
         }
     }
     export.heads = heads.into_values().collect();
-    let mut lines = vec![json!({"type": "range", "from": export.from, "to": export.to})];
+    let mut lines = vec![json!({
+        "type": "range",
+        "from": export.from,
+        "to": export.to,
+        "checkpoint_period": export.checkpoint_period,
+        "exported_at": export.exported_at,
+    })];
     let tagged = |kind: &str, value: Value| {
         let mut value = value;
         if let Value::Object(fields) = &mut value {
@@ -86,6 +95,11 @@ pub fn read(text: &str) -> Result<AuditExport, Failure> {
                     .map_err(|e| bad(e.to_string()))?;
                 export.to =
                     serde_json::from_value(value["to"].clone()).map_err(|e| bad(e.to_string()))?;
+                export.checkpoint_period =
+                    serde_json::from_value(value["checkpoint_period"].clone())
+                        .map_err(|e| bad(e.to_string()))?;
+                export.exported_at = serde_json::from_value(value["exported_at"].clone())
+                    .map_err(|e| bad(e.to_string()))?;
             }
             "key" => export
                 .keys
@@ -128,7 +142,10 @@ pub fn verify(text: &str, pinned: Option<&str>) -> Result<Value, Failure> {
             "the export carries no public keys: nothing can be verified".to_owned(),
         ));
     }
-    let summary = verify_export(&export, ring.as_ref())
+    let now = jit_core::clock::Timestamp::from_unix_seconds(
+        time::OffsetDateTime::now_utc().unix_timestamp(),
+    );
+    let summary = verify_export(&export, ring.as_ref(), now)
         .map_err(|broken| Failure::Tampered(format!("the export does not verify: {broken}")))?;
     Ok(json!({
         "verified": true,
@@ -136,5 +153,7 @@ pub fn verify(text: &str, pinned: Option<&str>) -> Result<Value, Failure> {
         "records": summary.records,
         "checkpoints": summary.checkpoints,
         "periods_checked": summary.periods,
+        "checkpointed_from": summary.checkpointed.map(|(from, _)| from),
+        "checkpointed_until": summary.checkpointed.map(|(_, until)| until),
     }))
 }

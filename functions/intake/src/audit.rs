@@ -88,6 +88,8 @@ impl<S: GrantStore> App<S> {
                 "heads": heads,
                 "checkpoints": checkpoints,
                 "keys": self.keys.public_keys(),
+                "checkpoint_period": self.config.checkpoint_period,
+                "exported_at": now,
                 "next": page.next.map(|c| c.as_str().to_owned()),
             }),
         ))

@@ -19,7 +19,8 @@ use lambda_http::{Body, Request, Response};
 use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
-use jit_http::startup::{StartupError, parsed, setting};
+use jit_core::trust::CheckpointPeriod;
+use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
 use jit_http::{caller, match_route, no_such_route, respond};
 
 pub use jit_http::{MAX_BODY_BYTES, Problem};
@@ -33,6 +34,8 @@ pub struct IntakeConfig {
     pub ticket_pattern: Option<regex::Regex>,
     /// How long an idempotency key is remembered, in seconds.
     pub idempotency_ttl_secs: i64,
+    /// How the sweeper cuts the trail into checkpointed periods, said in each export.
+    pub checkpoint_period: CheckpointPeriod,
 }
 
 impl Default for IntakeConfig {
@@ -41,17 +44,20 @@ impl Default for IntakeConfig {
             groups_claim: "groups".to_owned(),
             ticket_pattern: None,
             idempotency_ttl_secs: 24 * 3600,
+            checkpoint_period: CheckpointPeriod::HOURLY,
         }
     }
 }
 
 impl IntakeConfig {
-    /// Reads `JIT_GROUPS_CLAIM` and `JIT_TICKET_PATTERN`; a bad pattern is refused.
+    /// Reads `JIT_GROUPS_CLAIM`, `JIT_TICKET_PATTERN` and the checkpoint period; a bad value
+    /// is refused.
     pub fn from_env() -> Result<Self, StartupError> {
         let defaults = Self::default();
         Ok(Self {
             groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
             ticket_pattern: parsed("JIT_TICKET_PATTERN", ticket_pattern)?,
+            checkpoint_period: checkpoint_period()?,
             ..defaults
         })
     }

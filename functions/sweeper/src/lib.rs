@@ -19,7 +19,7 @@ use jit_core::policy::Rules;
 use jit_core::revocation::INLINE_POLICY_LIMIT;
 use jit_core::store::GrantStore;
 use jit_core::trust::CheckpointPeriod;
-use jit_http::startup::{StartupError, parsed, setting};
+use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
 use jit_http::{caller, match_route, no_such_route, respond};
 
 pub use iam::{IamPolicies, PolicyError, RolePolicies, role_name};
@@ -59,8 +59,8 @@ impl Default for SweeperConfig {
 }
 
 impl SweeperConfig {
-    /// Reads `JIT_GROUPS_CLAIM` and `JIT_REVOCATION_POLICY_BUDGET` (for roles that carry other
-    /// inline policies: the limit less what those use).
+    /// Reads `JIT_GROUPS_CLAIM`, the checkpoint period and `JIT_REVOCATION_POLICY_BUDGET` (for
+    /// roles that carry other inline policies: the limit less what those use).
     pub fn from_env() -> Result<Self, StartupError> {
         let defaults = Self::default();
         let budget = parsed("JIT_REVOCATION_POLICY_BUDGET", |text| {
@@ -69,27 +69,11 @@ impl SweeperConfig {
                 .filter(|b| (200..=INLINE_POLICY_LIMIT).contains(b))
                 .ok_or_else(|| format!("must be 200 to {INLINE_POLICY_LIMIT}"))
         })?;
-        let length = parsed("JIT_CHECKPOINT_PERIOD_SECS", |text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| (60..=86_400).contains(n) && 86_400 % n == 0)
-                .ok_or_else(|| "must be 60 to 86400 seconds and divide a day".to_owned())
-        })?
-        .unwrap_or(defaults.checkpoint_period.length_secs);
-        let grace = parsed("JIT_CHECKPOINT_GRACE_SECS", |text| {
-            text.parse::<i64>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| "must be a whole number of seconds, at least 1".to_owned())
-        })?
-        .unwrap_or(defaults.checkpoint_period.grace_secs);
+        let checkpoint_period = checkpoint_period()?;
         Ok(Self {
             groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
             policy_budget: budget.unwrap_or(defaults.policy_budget),
-            checkpoint_period: CheckpointPeriod {
-                length_secs: length,
-                grace_secs: grace,
-            },
+            checkpoint_period,
             ..defaults
         })
     }

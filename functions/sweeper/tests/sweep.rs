@@ -1219,6 +1219,8 @@ async fn export_of(h: &Harness, from: Timestamp, to: Timestamp) -> AuditExport {
         heads: store.heads(&ids).await.unwrap(),
         checkpoints: store.checkpoints_between(from, to).await.unwrap(),
         records,
+        checkpoint_period: Some(SweeperConfig::default().checkpoint_period),
+        exported_at: Some(h.now()),
     }
 }
 
@@ -1254,20 +1256,20 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
     let export = export_of(&h, start, end).await;
     assert_eq!(export.checkpoints.len(), 1);
     assert_eq!(export.checkpoints[0].count, 1 + 4 + 1);
-    let summary = verify_export(&export, None).unwrap();
+    let summary = verify_export(&export, None, h.now()).unwrap();
     assert_eq!(
         (summary.grants, summary.records, summary.periods),
         (3, 6, 1)
     );
     // The keys an auditor pinned beforehand verify it just as well.
-    verify_export(&export, Some(&h.sweeper.store.keys.ring())).unwrap();
+    verify_export(&export, Some(&h.sweeper.store.keys.ring()), h.now()).unwrap();
 
     // One byte edited in the exported text.
     let text = serde_json::to_string(&export).unwrap();
     let edited = text.replacen("done with it, thanks", "done with it, thankz", 1);
     assert_ne!(edited, text);
     let edited: AuditExport = serde_json::from_str(&edited).unwrap();
-    let broken = verify_export(&edited, None).unwrap_err();
+    let broken = verify_export(&edited, None, h.now()).unwrap_err();
     assert!(
         matches!(&broken, ExportBreak::Record { grant_id, seq: 4, problem } if grant_id == &bob.id && problem.contains("altered")),
         "{broken}"
@@ -1278,7 +1280,7 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
     dropped
         .records
         .retain(|r| !(r.grant_id == bob.id && r.seq == 2));
-    let broken = verify_export(&dropped, None).unwrap_err();
+    let broken = verify_export(&dropped, None, h.now()).unwrap_err();
     assert!(
         matches!(&broken, ExportBreak::Record { seq: 3, problem, .. } if problem.contains("record 2 is missing")),
         "{broken}"
@@ -1297,7 +1299,7 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
         .insert("reason".to_owned(), "routine".to_owned());
     record.hash = record.compute_hash();
     record.signature = Some(stranger.sign_as(&record_message(&record.hash)));
-    let broken = verify_export(&forged, None).unwrap_err();
+    let broken = verify_export(&forged, None, h.now()).unwrap_err();
     assert!(
         matches!(&broken, ExportBreak::Record { seq: 4, problem, .. } if problem.contains("not one of the functions' keys")),
         "{broken}"
@@ -1306,23 +1308,23 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
     // A whole grant deleted from the table with its chain, as an insider could: the export
     // of the closed period no longer matches what the sweeper signed.
     let table = &h.sweeper.store.table;
-    for sk in ["GRANT".to_owned(), "AUDIT#0000000001".to_owned()] {
+    let delete = |pk: String, sk: String| {
         table
             .client
             .delete_item()
             .table_name(&table.name)
-            .key(
-                "pk",
-                aws_sdk_dynamodb::types::AttributeValue::S(format!("GRANT#{}", carol.id)),
-            )
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
             .key("sk", aws_sdk_dynamodb::types::AttributeValue::S(sk))
             .send()
+    };
+    for sk in ["GRANT", "AUDIT#0000000001"] {
+        delete(format!("GRANT#{}", carol.id), sk.to_owned())
             .await
             .unwrap();
     }
     let export = export_of(&h, start, end).await;
     assert!(export.records.iter().all(|r| r.grant_id != carol.id));
-    let broken = verify_export(&export, None).unwrap_err();
+    let broken = verify_export(&export, None, h.now()).unwrap_err();
     assert_eq!(
         broken,
         ExportBreak::Period {
@@ -1338,6 +1340,21 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
         broken.to_string().contains("held 6 audit records"),
         "{broken}"
     );
+
+    // The period's checkpoint deleted too: once it was due to be signed, the export says
+    // it is missing rather than checking nothing.
+    delete(
+        "CHECKPOINTS".to_owned(),
+        format!("PERIOD#{:012}", start.unix_seconds()),
+    )
+    .await
+    .unwrap();
+    h.clock.set(end.plus_secs(300 + 120));
+    let export = export_of(&h, start, end).await;
+    assert!(export.checkpoints.is_empty());
+    let broken = verify_export(&export, None, h.now()).unwrap_err();
+    assert_eq!(broken, ExportBreak::NoCheckpoints { start, end });
+    assert!(broken.to_string().contains("has no checkpoint"), "{broken}");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jit_core::domain::Service;
 use jit_core::policy::{PolicyError, Rules};
 use jit_core::store::{DynamoStore, SignedStore};
-use jit_core::trust::{KeyRing, KmsKey, SignError, load_key_ring};
+use jit_core::trust::{CheckpointPeriod, KeyRing, KmsKey, SignError, load_key_ring};
 
 /// Why a function could not start; each says what to fix.
 #[derive(thiserror::Error)]
@@ -57,6 +57,32 @@ pub fn parsed<T>(
     setting(name)
         .map(|value| parse(&value).map_err(|why| StartupError::Invalid { name, value, why }))
         .transpose()
+}
+
+/// How the trail is cut into checkpointed periods: `JIT_CHECKPOINT_PERIOD_SECS` (60 to 86400,
+/// dividing a day) and `JIT_CHECKPOINT_GRACE_SECS` (at least 1), hourly with five minutes'
+/// grace when unset. The sweeper signs them; intake says them in each export, so a verifier
+/// knows which periods must have a checkpoint.
+pub fn checkpoint_period() -> Result<CheckpointPeriod, StartupError> {
+    let defaults = CheckpointPeriod::HOURLY;
+    let length = parsed("JIT_CHECKPOINT_PERIOD_SECS", |text| {
+        text.parse::<i64>()
+            .ok()
+            .filter(|n| (60..=86_400).contains(n) && 86_400 % n == 0)
+            .ok_or_else(|| "must be 60 to 86400 seconds and divide a day".to_owned())
+    })?
+    .unwrap_or(defaults.length_secs);
+    let grace = parsed("JIT_CHECKPOINT_GRACE_SECS", |text| {
+        text.parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| "must be a whole number of seconds, at least 1".to_owned())
+    })?
+    .unwrap_or(defaults.grace_secs);
+    Ok(CheckpointPeriod {
+        length_secs: length,
+        grace_secs: grace,
+    })
 }
 
 /// What every function builds once per instance.

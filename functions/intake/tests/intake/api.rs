@@ -592,14 +592,37 @@ async fn auditors_export_records_that_verify_and_others_are_refused() {
     assert_eq!(export.keys.len(), 4);
     assert_eq!(export.heads.len(), 1);
     assert!(export.records.iter().all(|r| r.signature.is_some()));
-    let summary = jit_core::trust::verify_export(&export, None).unwrap();
+    // It says how the trail is cut into periods and when it was made; no sweeper runs in this
+    // harness, so the hours of the day already closed have no checkpoint and the check says
+    // so, while the open hour of the records verifies.
+    assert_eq!(
+        export.checkpoint_period,
+        Some(jit_core::trust::CheckpointPeriod::HOURLY)
+    );
+    assert_eq!(
+        export.exported_at,
+        Some(jit_core::clock::Clock::now(&*h.clock))
+    );
+    let day_start = jit_core::clock::Timestamp::parse_rfc3339("2027-01-13T00:00:00Z").unwrap();
+    assert_eq!(
+        jit_core::trust::verify_export(&export, None, jit_core::clock::Clock::now(&*h.clock)),
+        Err(jit_core::trust::ExportBreak::NoCheckpoints {
+            start: day_start,
+            end: day_start.plus_secs(3600),
+        })
+    );
+    let mut open_hour = export.clone();
+    open_hour.from = Some(day_start.plus_secs(10 * 3600));
+    let summary =
+        jit_core::trust::verify_export(&open_hour, None, jit_core::clock::Clock::now(&*h.clock))
+            .unwrap();
     assert_eq!((summary.grants, summary.records), (1, 2));
     let mut edited = export.clone();
     edited.records[1]
         .detail
         .insert("reason".to_owned(), "nothing to see".to_owned());
     assert!(matches!(
-        jit_core::trust::verify_export(&edited, None),
+        jit_core::trust::verify_export(&edited, None, jit_core::clock::Clock::now(&*h.clock)),
         Err(jit_core::trust::ExportBreak::Record { seq: 2, .. })
     ));
 

@@ -15,7 +15,7 @@ const CHECKPOINT_HASH_TAG: &[u8] = b"jit-checkpoint-v1";
 
 /// How the trail is cut into periods, and how long after a period ends its checkpoint waits
 /// for records still being written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckpointPeriod {
     /// A period's length, in seconds; divides a day.
     pub length_secs: i64,
@@ -41,9 +41,28 @@ impl CheckpointPeriod {
         )
     }
 
+    /// How long after a period closes its checkpoint may still be unsigned: two runs of the
+    /// sweeper at the template's one-minute schedule.
+    pub const SIGNING_LAG_SECS: i64 = 120;
+
     /// Whether the period ending at `end` is closed at `now`.
     pub fn closed(self, end: Timestamp, now: Timestamp) -> bool {
         now >= end.plus_secs(self.grace_secs)
+    }
+
+    /// Whether the sweeper could use it: a length from a minute to a day that divides a day,
+    /// and a grace of at least a second.
+    pub fn is_valid(self) -> bool {
+        (60..=86_400).contains(&self.length_secs)
+            && 86_400 % self.length_secs == 0
+            && self.grace_secs >= 1
+    }
+
+    /// The end of the last period whose checkpoint must exist at `at`: every period ending at
+    /// or before it closed, and the sweeper had time to sign it.
+    pub fn signed_until(self, at: Timestamp) -> Timestamp {
+        let due = at.plus_secs(-(self.grace_secs.max(0) + Self::SIGNING_LAG_SECS));
+        self.containing(due).0
     }
 }
 
@@ -142,6 +161,23 @@ mod tests {
         assert_eq!(p.containing(t(7_200)), (t(7_200), t(10_800)));
         assert!(!p.closed(t(7_200), t(7_499)));
         assert!(p.closed(t(7_200), t(7_500)));
+    }
+
+    #[test]
+    fn a_period_must_be_signed_two_minutes_after_it_closes() {
+        let p = CheckpointPeriod::HOURLY;
+        let t = Timestamp::from_unix_seconds;
+        // The period [3600, 7200) closes at 7500 and must be signed by 7620.
+        assert_eq!(p.signed_until(t(7_619)), t(3_600));
+        assert_eq!(p.signed_until(t(7_620)), t(7_200));
+        assert!(p.is_valid());
+        for bad in [(59, 1), (7, 1), (86_401, 1), (3_600, 0), (3_599, 300)] {
+            let period = CheckpointPeriod {
+                length_secs: bad.0,
+                grace_secs: bad.1,
+            };
+            assert!(!period.is_valid(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ use crate::clock::Timestamp;
 use crate::domain::{GrantId, Service};
 
 use super::{
-    Checkpoint, KeyRing, PublicKey, author_of, checkpoint_message, period_digest, record_message,
+    Checkpoint, CheckpointPeriod, KeyRing, PublicKey, author_of, checkpoint_message, period_digest,
+    record_message,
 };
 
 /// One grant's chain head, as the grant item holds it.
@@ -38,6 +39,16 @@ pub struct AuditExport {
     pub checkpoints: Vec<Checkpoint>,
     /// The records with `from <= at < to`.
     pub records: Vec<AuditRecord>,
+    /// How the deployment cuts the trail into periods: which periods must have a checkpoint.
+    /// An export without it (made before it was added) takes the length of the checkpoints it
+    /// carries, or an hour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_period: Option<CheckpointPeriod>,
+    /// When it was made: every period that closed (and was due to be signed) by then must have
+    /// its checkpoint in the export. Without it, or when it is later than the verifier's clock,
+    /// the verifier's clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exported_at: Option<Timestamp>,
 }
 
 /// What an export that verifies holds.
@@ -51,6 +62,9 @@ pub struct ExportSummary {
     pub checkpoints: usize,
     /// Checkpointed periods inside the range whose records were counted and digested.
     pub periods: usize,
+    /// The time the checkpoints carried cover, from the first one's start to the last one's
+    /// end; none when the export carries none (nothing in its range was due yet).
+    pub checkpointed: Option<(Timestamp, Timestamp)>,
 }
 
 /// The first thing in an export that does not hold.
@@ -101,13 +115,50 @@ pub enum ExportBreak {
         /// Set when the counts agree but the digests do not.
         digest: String,
     },
+    /// A closed period of the range, due to be signed, has no checkpoint in the export.
+    #[error(
+        "the period {start} to {end} closed before the export was made, but the export has no \
+         checkpoint for it: checkpoints were removed, or the sweeper has not signed it (it \
+         signs each period within {lag} seconds of its close)"
+    )]
+    Uncovered {
+        /// The period's first second.
+        start: Timestamp,
+        /// The second after it.
+        end: Timestamp,
+        /// How long after a period closes its checkpoint may be missing.
+        lag: i64,
+    },
+    /// The export has no checkpoint at all, yet a period of its range was due to be signed.
+    #[error(
+        "the export has no checkpoint, yet the period {start} to {end} closed before it was \
+         made: checkpoints were removed, or the range is before the trail's first checkpoint \
+         (a new deployment's sweeper signs its first within minutes)"
+    )]
+    NoCheckpoints {
+        /// The first such period's first second.
+        start: Timestamp,
+        /// The second after it.
+        end: Timestamp,
+    },
+    /// The export's own description of its periods is not one a deployment could have.
+    #[error("the export says the trail is cut into {length} s periods: {problem}")]
+    Periods {
+        /// The length it claims.
+        length: i64,
+        /// What is wrong.
+        problem: String,
+    },
 }
 
-/// Checks `export`. With `pinned`, signatures must verify under those keys (the ones an
-/// auditor obtained separately); without, under the keys the export carries.
+/// Checks `export` at `now`. With `pinned`, signatures must verify under those keys (the ones
+/// an auditor obtained separately); without, under the keys the export carries. Every period
+/// of the range that had closed, and was due to be signed, when the export was made must be
+/// covered by its checkpoints, except periods before the chain's first checkpoint.
 pub fn verify_export(
     export: &AuditExport,
     pinned: Option<&KeyRing>,
+    now: Timestamp,
 ) -> Result<ExportSummary, ExportBreak> {
     let carried = KeyRing::new(export.keys.iter().cloned());
     let ring = pinned.unwrap_or(&carried);
@@ -229,12 +280,91 @@ pub fn verify_export(
         }
         periods += 1;
     }
+    check_coverage(export, &checkpoints, now)?;
     Ok(ExportSummary {
         grants: grants.len(),
         records: export.records.len(),
         checkpoints: checkpoints.len(),
         periods,
+        checkpointed: checkpoints
+            .first()
+            .zip(checkpoints.last())
+            .map(|(first, last)| (first.period_start, last.period_end)),
     })
+}
+
+/// That the checkpoints (already checked to be one unbroken chain, in order) cover every
+/// period of the range due to be signed when the export was made. A range that starts before
+/// the chain's first checkpoint is covered from there.
+fn check_coverage(
+    export: &AuditExport,
+    checkpoints: &[&Checkpoint],
+    now: Timestamp,
+) -> Result<(), ExportBreak> {
+    let period = export
+        .checkpoint_period
+        .or_else(|| {
+            checkpoints.first().map(|c| CheckpointPeriod {
+                length_secs: c.period_end.unix_seconds() - c.period_start.unix_seconds(),
+                grace_secs: CheckpointPeriod::HOURLY.grace_secs,
+            })
+        })
+        .unwrap_or(CheckpointPeriod::HOURLY);
+    let length = period.length_secs;
+    if !period.is_valid() {
+        return Err(ExportBreak::Periods {
+            length,
+            problem: format!(
+                "no deployment uses that (a length from 60 to 86400 seconds dividing a day, a \
+                 grace of at least a second; this says {} s)",
+                period.grace_secs
+            ),
+        });
+    }
+    for c in checkpoints {
+        if c.period_start != period.containing(c.period_start).0
+            || c.period_end.unix_seconds() - c.period_start.unix_seconds() != length
+        {
+            return Err(ExportBreak::Checkpoint {
+                seq: c.seq,
+                problem: format!(
+                    "it covers {} to {}, which is not one of the export's {length} s periods",
+                    c.period_start, c.period_end
+                ),
+            });
+        }
+    }
+    let as_of = export.exported_at.map_or(now, |at| at.min(now));
+    let due_end = period.signed_until(as_of);
+    let first = checkpoints.first();
+    let Some(from) = export.from.or_else(|| first.map(|c| c.period_start)) else {
+        return Ok(());
+    };
+    let mut start = period.containing(from).0;
+    if let Some(genesis) = first.filter(|c| c.seq == 1) {
+        start = start.max(genesis.period_start);
+    }
+    // The end of the last period the range touches, but none not yet due.
+    let end = export.to.map_or(due_end, |to| {
+        period.containing(to.plus_secs(-1)).1.min(due_end)
+    });
+    if start >= end {
+        return Ok(());
+    }
+    let missing = |start: Timestamp| ExportBreak::Uncovered {
+        start,
+        end: start.plus_secs(length),
+        lag: period.grace_secs + CheckpointPeriod::SIGNING_LAG_SECS,
+    };
+    match (first, checkpoints.last()) {
+        (Some(first), _) if first.period_start > start => Err(missing(start)),
+        (Some(_), Some(last)) if last.period_end < end => Err(missing(last.period_end)),
+        (None, _) => Err(ExportBreak::NoCheckpoints {
+            start,
+            end: start.plus_secs(length),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// One grant's records in the export, in sequence: hashes, links and signatures. The first
@@ -291,4 +421,163 @@ fn check_chain(
         prev = Some(record);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::LocalKey;
+
+    const HOUR: i64 = 3600;
+    /// A whole hour: 2027-01-15T08:00:00Z.
+    const T0: i64 = 1_800_000_000;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(T0 + secs)
+    }
+
+    /// Signed, chained, empty hourly checkpoints for `hours` hours from `T0`.
+    fn chain(key: &LocalKey, hours: i64) -> Vec<Checkpoint> {
+        let mut out: Vec<Checkpoint> = Vec::new();
+        for h in 0..hours {
+            let mut c = Checkpoint::next(out.last(), at(h * HOUR), at((h + 1) * HOUR), []);
+            c.signature = Some(key.sign_as(&checkpoint_message(&c.hash)));
+            out.push(c);
+        }
+        out
+    }
+
+    fn export(key: &LocalKey, checkpoints: Vec<Checkpoint>, from: i64, to: i64) -> AuditExport {
+        AuditExport {
+            from: Some(at(from)),
+            to: Some(at(to)),
+            keys: vec![key.public_key()],
+            checkpoints,
+            checkpoint_period: Some(CheckpointPeriod::HOURLY),
+            ..AuditExport::default()
+        }
+    }
+
+    #[test]
+    fn every_period_due_when_exported_needs_its_checkpoint() {
+        assert_eq!(T0 % HOUR, 0);
+        let key = LocalKey::generate(Service::Sweeper);
+        let all = chain(&key, 3);
+        // The third hour [2h, 3h) is due five minutes' grace and two minutes after its end.
+        let due = 3 * HOUR + 300 + 120;
+        let uncovered = |hour: i64| ExportBreak::Uncovered {
+            start: at(hour * HOUR),
+            end: at((hour + 1) * HOUR),
+            lag: 420,
+        };
+        let cases: Vec<(&str, AuditExport, i64, Result<(), ExportBreak>)> = vec![
+            (
+                "all three",
+                export(&key, all.clone(), 0, 3 * HOUR),
+                due,
+                Ok(()),
+            ),
+            (
+                "the last one removed",
+                export(&key, all[..2].to_vec(), 0, 3 * HOUR),
+                due,
+                Err(uncovered(2)),
+            ),
+            (
+                "the last one removed, a second before it was due",
+                export(&key, all[..2].to_vec(), 0, 3 * HOUR),
+                due - 1,
+                Ok(()),
+            ),
+            (
+                "the first one removed",
+                export(&key, all[1..].to_vec(), 0, 3 * HOUR),
+                due,
+                Err(uncovered(0)),
+            ),
+            (
+                "all removed",
+                export(&key, Vec::new(), 0, 3 * HOUR),
+                due,
+                Err(ExportBreak::NoCheckpoints {
+                    start: at(0),
+                    end: at(HOUR),
+                }),
+            ),
+            (
+                "a range from mid-hour needs the hour it starts in",
+                export(&key, all[1..].to_vec(), HOUR / 2, 3 * HOUR),
+                due,
+                Err(uncovered(0)),
+            ),
+            (
+                "a range starting before the chain's first checkpoint",
+                export(&key, all.clone(), -5 * HOUR, 3 * HOUR),
+                due,
+                Ok(()),
+            ),
+            (
+                "a range ending in the future needs only what is due",
+                export(&key, all.clone(), 0, 30 * HOUR),
+                due,
+                Ok(()),
+            ),
+            (
+                "the same, with the last one removed",
+                export(&key, all[..2].to_vec(), 0, 30 * HOUR),
+                due,
+                Err(uncovered(2)),
+            ),
+        ];
+        for (name, export, now, expected) in cases {
+            let got = verify_export(&export, None, at(now)).map(drop);
+            assert_eq!(got, expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_export_time_decides_what_was_due_but_never_past_the_verifiers_clock() {
+        let key = LocalKey::generate(Service::Sweeper);
+        let all = chain(&key, 3);
+        let due = 3 * HOUR + 420;
+        let mut early = export(&key, all[..2].to_vec(), 0, 3 * HOUR);
+        early.exported_at = Some(at(due - 1));
+        // Made before the third hour was due: verified a day later, it still holds.
+        verify_export(&early, None, at(due + 86_400)).unwrap();
+        // An export claiming to come from the future is taken at the verifier's clock.
+        let mut future = export(&key, all.clone(), 0, 3 * HOUR);
+        future.exported_at = Some(at(due + 86_400));
+        let summary = verify_export(&future, None, at(due)).unwrap();
+        assert_eq!(summary.checkpointed, Some((at(0), at(3 * HOUR))));
+        assert_eq!(summary.periods, 3);
+    }
+
+    #[test]
+    fn an_export_cannot_claim_periods_its_checkpoints_do_not_have() {
+        let key = LocalKey::generate(Service::Sweeper);
+        let mut minutes = export(&key, chain(&key, 2), 0, 2 * HOUR);
+        minutes.checkpoint_period = Some(CheckpointPeriod {
+            length_secs: 60,
+            grace_secs: 10,
+        });
+        let broken = verify_export(&minutes, None, at(2 * HOUR + 420)).unwrap_err();
+        assert!(
+            matches!(&broken, ExportBreak::Checkpoint { seq: 1, problem } if problem.contains("not one of the export's 60 s periods")),
+            "{broken}"
+        );
+        let mut odd = export(&key, Vec::new(), 0, 2 * HOUR);
+        odd.checkpoint_period = Some(CheckpointPeriod {
+            length_secs: 7,
+            grace_secs: 300,
+        });
+        let broken = verify_export(&odd, None, at(2 * HOUR + 420)).unwrap_err();
+        assert!(
+            matches!(broken, ExportBreak::Periods { length: 7, .. }),
+            "{broken}"
+        );
+        // Without a stated period (an older export), the checkpoints' own length is used.
+        let mut older = export(&key, chain(&key, 2), 0, 2 * HOUR);
+        older.checkpoint_period = None;
+        verify_export(&older, None, at(2 * HOUR + 420)).unwrap();
+    }
 }
