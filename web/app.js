@@ -7,7 +7,7 @@
 // redirect, and are removed at once; session credentials are fetched when asked for, shown,
 // and dropped when hidden or the view changes.
 
-import { verifyExport, verifyTrail } from "/web/verify.js";
+import { parseExport, verifyExport, verifyTrail } from "/web/verify.js";
 
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
@@ -423,13 +423,15 @@ async function auditPage() {
     event.preventDefault();
     result.replaceChildren(h("p", {}, "Exporting…"));
     try {
-      const exp = { from: 0, to: 0, records: [], heads: [], checkpoints: [], keys: [] };
+      const exp = { from: 0, to: 0, records: [], heads: [], checkpoints: [], keys: [], checkpoint_period: undefined, exported_at: undefined };
       let next = null;
       do {
         const q = new URLSearchParams({ from: `${from.value}T00:00:00Z`, to: `${to.value}T00:00:00Z`, limit: "100" });
         if (next) q.set("next", next);
         const page = await api("GET", `/audit?${q}`);
-        Object.assign(exp, { from: page.from, to: page.to, keys: page.keys });
+        Object.assign(exp, { from: page.from, to: page.to, keys: page.keys, checkpoint_period: page.checkpoint_period });
+        // The first page's time: a checkpoint due by then is due on every later page too.
+        if (exp.exported_at === undefined) exp.exported_at = page.exported_at;
         exp.records.push(...page.records);
         for (const hd of page.heads) {
           const known = exp.heads.find((x) => x.grant_id === hd.grant_id);
@@ -443,14 +445,42 @@ async function auditPage() {
       result.replaceChildren(
         h("p", { id: "audit-check", class: summary.problem ? "error" : "ok" },
           summary.problem ? `The export does not verify: ${summary.problem}`
-            : `Verified: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints; every hash, link, signature, head and checkpoint holds.`),
+            : `Verified: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints; every hash, link, signature, head and checkpoint holds, and every period closed by then has its checkpoint.`),
         h("p", {}, h("a", { href: URL.createObjectURL(blob), download: `jit-audit-${from.value}.json` }, "Download the export")),
         h("p", { class: "hint" }, "For an independent check, run `jit audit export` and `jit audit verify` with keys you pinned yourself."));
     } catch (e) {
       result.replaceChildren(failure(e));
     }
   });
-  view("Audit export", h("p", {}, "For auditors: every record of a time range, checked in this page."), form, result);
+  // A saved export (this page's download or `jit audit export`'s JSON Lines), checked against
+  // the keys this deployment serves now, never the keys the file carries: a file re-signed
+  // with other keys does not pass.
+  const file = h("input", { id: "export-file", type: "file", accept: ".json,.jsonl,application/json" });
+  const fileResult = h("div", { "aria-live": "polite" });
+  const fileForm = h("form", {},
+    h("div", { class: "field" }, h("label", { for: "export-file" }, "A saved export"), file),
+    h("button", { type: "submit" }, "Check the file"));
+  fileForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    fileResult.replaceChildren(h("p", {}, "Checking…"));
+    try {
+      if (!file.files.length) throw new Error("Choose a file first.");
+      const text = await file.files[0].text();
+      let exp;
+      try { exp = parseExport(text); } catch (e) { throw new Error(`The file is not an export: ${e}`); }
+      const now = new Date();
+      const q = new URLSearchParams({ from: now.toISOString(), to: new Date(now.getTime() + 1000).toISOString(), limit: "1" });
+      const { keys } = await api("GET", `/audit?${q}`);
+      const summary = await verifyExport(exp, { keys });
+      fileResult.replaceChildren(h("p", { id: "file-check", class: summary.problem ? "error" : "ok" },
+        summary.problem ? `The file does not verify against this deployment's keys: ${summary.problem}`
+          : `Verified against this deployment's keys: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints.`));
+    } catch (e) {
+      fileResult.replaceChildren(h("p", { id: "file-check", class: "error" }, e.message || String(e)));
+    }
+  });
+  view("Audit export", h("p", {}, "For auditors: every record of a time range, checked in this page."), form, result,
+    h("h2", {}, "Check a saved export"), fileForm, fileResult);
 }
 
 // ---------- routing ----------

@@ -189,12 +189,59 @@ export async function verifyTrail(trail) {
   }
 }
 
-// An export (pages of GET /audit merged: from, to, records, heads, checkpoints, keys).
-// Returns { problem, grants, records, checkpoints }.
-export async function verifyExport(exp) {
-  const summary = { problem: null, grants: 0, records: exp.records.length, checkpoints: exp.checkpoints.length };
+// How long after a period closes its checkpoint may still be unsigned (two sweeps at the
+// template's one-minute schedule), as `CheckpointPeriod::SIGNING_LAG_SECS`.
+const SIGNING_LAG_SECS = 120;
+const HOURLY = { length_secs: 3600, grace_secs: 300 };
+const iso = (secs) => new Date(secs * 1000).toISOString().replace(".000Z", "Z");
+const periodStart = (t, length) => Math.floor(t / length) * length;
+
+// That the checkpoints (one unbroken chain, in order) cover every period of the range that
+// was due to be signed when the export was made; a range starting before the chain's first
+// checkpoint is covered from there. Throws the first period missing.
+function checkCoverage(exp, cps, now) {
+  const period = exp.checkpoint_period
+    || (cps.length ? { length_secs: cps[0].period_end - cps[0].period_start, grace_secs: HOURLY.grace_secs } : HOURLY);
+  const length = period.length_secs;
+  if (!Number.isInteger(length) || length < 60 || length > 86400 || 86400 % length !== 0
+      || !Number.isInteger(period.grace_secs) || period.grace_secs < 1) {
+    throw `the export says the trail is cut into ${length} s periods: no deployment uses that`;
+  }
+  for (const c of cps) {
+    if (c.period_start % length !== 0 || c.period_end - c.period_start !== length) {
+      throw `checkpoint ${c.seq} covers ${iso(c.period_start)} to ${iso(c.period_end)}, which is not one of the export's ${length} s periods`;
+    }
+  }
+  const asOf = Math.min(typeof exp.exported_at === "number" ? exp.exported_at : now, now);
+  const dueEnd = periodStart(asOf - period.grace_secs - SIGNING_LAG_SECS, length);
+  const from = typeof exp.from === "number" ? exp.from : cps[0]?.period_start;
+  if (from === undefined) return;
+  let start = periodStart(from, length);
+  if (cps.length && cps[0].seq === 1) start = Math.max(start, cps[0].period_start);
+  const end = typeof exp.to === "number" ? Math.min(periodStart(exp.to - 1, length) + length, dueEnd) : dueEnd;
+  if (start >= end) return;
+  const missing = (s) => `the period ${iso(s)} to ${iso(s + length)} closed before the export was made, but the export has no checkpoint for it: checkpoints were removed, or the sweeper has not signed it (it signs each period within ${period.grace_secs + SIGNING_LAG_SECS} seconds of its close)`;
+  if (!cps.length) {
+    throw `the export has no checkpoint, yet the period ${iso(start)} to ${iso(start + length)} closed before it was made: checkpoints were removed, or the range is before the trail's first checkpoint (a new deployment's sweeper signs its first within minutes)`;
+  }
+  if (cps[0].period_start > start) throw missing(start);
+  const last = cps[cps.length - 1];
+  if (last.period_end < end) throw missing(last.period_end);
+}
+
+// An export (pages of GET /audit merged: from, to, records, heads, checkpoints, keys,
+// checkpoint_period, exported_at). With `options.keys`, signatures must verify under those
+// keys (ones obtained separately) and not the ones the export carries; `options.now` is the
+// verifier's clock in unix seconds. Returns { problem, grants, records, checkpoints,
+// checkpointedFrom, checkpointedUntil }.
+export async function verifyExport(exp, options = {}) {
+  const now = options.now ?? Math.floor(Date.now() / 1000);
+  const summary = {
+    problem: null, grants: 0, records: exp.records.length, checkpoints: exp.checkpoints.length,
+    checkpointedFrom: null, checkpointedUntil: null,
+  };
   try {
-    const ring = await keyRing(exp.keys);
+    const ring = await keyRing(options.keys || exp.keys);
     const byGrant = new Map();
     for (const r of exp.records) {
       if (!byGrant.has(r.grant_id)) byGrant.set(r.grant_id, []);
@@ -206,7 +253,7 @@ export async function verifyExport(exp) {
       records.sort((a, b) => a.seq - b.seq);
       // A range may start mid-chain, but not for a grant created inside it.
       const created = uuidv7Seconds(grantId);
-      if (records[0].seq !== 1 && created !== null && created >= exp.from) {
+      if (records[0].seq !== 1 && created !== null && created >= exp.from && created < exp.to) {
         throw `grant ${grantId}: record 1 is missing (the grant was created inside the range)`;
       }
       const last = await checkChain(grantId, records, ring, true);
@@ -221,21 +268,63 @@ export async function verifyExport(exp) {
       const where = `checkpoint ${c.seq}`;
       const computed = await checkpointHash(c);
       if (computed !== c.hash) throw `${where} was altered`;
-      if (prev && c.seq === prev.seq + 1 && c.prev_hash !== prev.hash) throw `${where} does not link to checkpoint ${prev.seq}`;
       const problem = await signatureProblem(ring, c.signature, "sweeper", SIGNED_CHECKPOINT_TAG, c.hash);
       if (problem) throw `${where}: ${problem}`;
+      if (prev) {
+        if (c.seq !== prev.seq + 1) throw `${where}: checkpoint ${prev.seq + 1} should come next: checkpoints were removed`;
+        if (c.prev_hash !== prev.hash || c.period_start !== prev.period_end) {
+          throw `${where} does not follow checkpoint ${prev.seq}: the chain of checkpoints was rewritten`;
+        }
+      } else if (c.seq === 1 && c.prev_hash !== GENESIS) {
+        throw `${where}: the first checkpoint names a predecessor`;
+      }
       if (c.period_start >= exp.from && c.period_end <= exp.to) {
         const inPeriod = exp.records.filter((r) => r.at >= c.period_start && r.at < c.period_end);
         const { count, digest } = await periodDigest(inPeriod);
         if (count !== c.count) {
-          throw `the period from ${new Date(c.period_start * 1000).toISOString()} held ${c.count} audit records when ${where} was signed, but the export has ${count}`;
+          throw `the period from ${iso(c.period_start)} held ${c.count} audit records when ${where} was signed, but the export has ${count}: records or whole grants were removed or added`;
         }
         if (digest !== c.digest) throw `the records of ${where}'s period are not the ones it signed`;
       }
       prev = c;
     }
+    checkCoverage(exp, cps, now);
+    if (cps.length) {
+      summary.checkpointedFrom = cps[0].period_start;
+      summary.checkpointedUntil = cps[cps.length - 1].period_end;
+    }
   } catch (e) {
     summary.problem = typeof e === "string" ? e : e.message;
   }
   return summary;
+}
+
+// An export as saved: the page's own download (one JSON object) or `jit audit export`'s JSON
+// Lines (range, key, checkpoint, head and record items). Throws what is wrong with it.
+export function parseExport(text) {
+  const trimmed = text.trim();
+  let whole = null;
+  try { whole = JSON.parse(trimmed); } catch { whole = null; }
+  if (whole && Array.isArray(whole.records)) {
+    return {
+      from: whole.from, to: whole.to, records: whole.records, heads: whole.heads || [],
+      checkpoints: whole.checkpoints || [], keys: whole.keys || [],
+      checkpoint_period: whole.checkpoint_period, exported_at: whole.exported_at,
+    };
+  }
+  const exp = { from: null, to: null, records: [], heads: [], checkpoints: [], keys: [] };
+  trimmed.split("\n").forEach((line, i) => {
+    if (!line.trim()) return;
+    let item;
+    try { item = JSON.parse(line); } catch (e) { throw `line ${i + 1} is not JSON (${e.message})`; }
+    const { type, ...rest } = item;
+    if (type === "range") {
+      Object.assign(exp, { from: rest.from, to: rest.to, checkpoint_period: rest.checkpoint_period ?? undefined, exported_at: rest.exported_at ?? undefined });
+    } else if (type === "key") exp.keys.push(rest);
+    else if (type === "checkpoint") exp.checkpoints.push(rest);
+    else if (type === "head") exp.heads.push(rest);
+    else if (type === "record") exp.records.push(rest);
+    else throw `line ${i + 1} is not an export item (type ${JSON.stringify(type)})`;
+  });
+  return exp;
 }

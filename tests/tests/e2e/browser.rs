@@ -3,6 +3,11 @@
 //! credentials the emulator's STS accepts, a console link, revocation and the audit export,
 //! with screenshots of each page under `<target>/screenshots/`.
 
+use jit_core::domain::{GrantId, Service};
+use jit_core::trust::{
+    AuditExport, Checkpoint, LocalKeys, author_of, checkpoint_message, period_digest,
+    record_message, verify_export,
+};
 use jit_e2e::browser::Browser;
 use jit_e2e::{options, start};
 use serde_json::json;
@@ -248,6 +253,10 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     assert!(verdict.starts_with("Verified: "), "{verdict}");
     b.screenshot("08-audit").await.unwrap();
 
+    // Saved exports, checked by the page against the keys the deployment serves: as made, and
+    // tampered, shortened, re-signed with other keys, or with checkpoints missing.
+    check_saved_exports(&b, &stack).await;
+
     // The strict policy never had to refuse anything the page itself does, and it does refuse
     // an inline script, as it would one smuggled into the page.
     let errors = b.console_errors().await.unwrap();
@@ -271,4 +280,181 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     );
     eprintln!("screenshots in {}", shots.display());
     b.quit().await;
+}
+
+/// An export of the two hours around now once a checkpointed minute holding records is due
+/// (its checkpoint must be in every export made after), and that checkpoint's position.
+async fn export_with_a_due_checkpoint(api: &jit_e2e::Api, auditor: &str) -> (AuditExport, usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let export = super::exported(api, auditor).await;
+        let period = export.checkpoint_period.unwrap();
+        let at = export.exported_at.unwrap();
+        let mut checkpoints = export.checkpoints.clone();
+        checkpoints.sort_by_key(|c| c.seq);
+        let due = checkpoints.iter().position(|c| {
+            c.count > 0
+                && period.signed_until(at) >= c.period_end
+                && Some(c.period_start) >= export.from
+        });
+        if let Some(i) = due {
+            let mut export = export;
+            export.checkpoints = checkpoints;
+            return (export, i);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpointed minute with records came due: {:?}",
+            export.checkpoints
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+}
+
+/// The same export with every record and checkpoint re-hashed, re-chained and re-signed with
+/// `keys`, which it then carries: what someone rewriting the trail would hand over.
+fn resigned(export: &AuditExport, keys: &LocalKeys) -> AuditExport {
+    let mut out = export.clone();
+    out.records.sort_by_key(|r| (r.grant_id.clone(), r.seq));
+    let mut last: std::collections::BTreeMap<GrantId, (u64, String)> = Default::default();
+    for r in &mut out.records {
+        if let Some((seq, hash)) = last.get(&r.grant_id)
+            && *seq + 1 == r.seq
+        {
+            r.prev_hash = hash.clone();
+        }
+        r.hash = r.compute_hash();
+        r.signature = Some(
+            keys.key(author_of(r.action))
+                .sign_as(&record_message(&r.hash)),
+        );
+        last.insert(r.grant_id.clone(), (r.seq, r.hash.clone()));
+    }
+    for h in &mut out.heads {
+        if let Some((seq, hash)) = last.get(&h.grant_id)
+            && *seq == h.head.seq
+        {
+            h.head.hash = hash.clone();
+        }
+    }
+    let mut prev: Option<Checkpoint> = None;
+    for c in &mut out.checkpoints {
+        let inside = out.from.is_none_or(|f| f <= c.period_start)
+            && out.to.is_none_or(|t| c.period_end <= t);
+        if inside {
+            let held = out
+                .records
+                .iter()
+                .filter(|r| c.period_start <= r.at && r.at < c.period_end);
+            (c.count, c.digest) = period_digest(held);
+        }
+        if let Some(p) = &prev {
+            c.prev_hash = p.hash.clone();
+        }
+        c.hash = c.compute_hash();
+        c.signature = Some(
+            keys.key(Service::Sweeper)
+                .sign_as(&checkpoint_message(&c.hash)),
+        );
+        prev = Some(c.clone());
+    }
+    out.keys = keys.ring().public_keys();
+    out
+}
+
+async fn check_saved_exports(b: &Browser, stack: &jit_stack::Stack) {
+    let api = jit_e2e::Api::new(&stack.api_url);
+    let sue = stack.token("sue-files", &["security"]);
+    let (export, due) = export_with_a_due_checkpoint(&api, &sue).await;
+    let cut = export.checkpoints[due].clone();
+    let now = || {
+        jit_core::clock::Timestamp::from_unix_seconds(
+            time::OffsetDateTime::now_utc().unix_timestamp(),
+        )
+    };
+
+    let mut tampered = export.clone();
+    let record = tampered
+        .records
+        .iter_mut()
+        .find(|r| r.detail.contains_key("reason"))
+        .unwrap();
+    record
+        .detail
+        .insert("reason".to_owned(), "nothing to see here".to_owned());
+
+    // Cut at the due minute: its records gone, its checkpoint kept.
+    let mut shortened = export.clone();
+    shortened.records.retain(|r| r.at < cut.period_start);
+
+    let forged = resigned(&tampered, &LocalKeys::generate());
+    // Trusting the keys a file carries, the forgery passes: why the page pins the deployment's.
+    verify_export(&forged, None, now()).expect("a consistent forgery verifies under its own keys");
+
+    // The due checkpoint and every later one removed.
+    let mut truncated = export.clone();
+    truncated.checkpoints.truncate(due);
+    // Only a checkpoint in the middle removed (the page once skipped the link check here).
+    let mut gap = export.clone();
+    assert!(gap.checkpoints.len() >= 3, "{:?}", gap.checkpoints);
+    gap.checkpoints.remove(1);
+
+    let cases: Vec<(&str, AuditExport, &str)> = vec![
+        (
+            "as-made",
+            export.clone(),
+            "Verified against this deployment's keys",
+        ),
+        ("tampered", tampered, "was altered"),
+        ("shortened", shortened, "audit records when checkpoint"),
+        ("re-signed", forged, "not one of the functions' keys"),
+        ("checkpoints-truncated", truncated, "has no checkpoint"),
+        ("checkpoint-gap", gap, "checkpoints were removed"),
+    ];
+    let dir = jit_local::target_dir()
+        .join("jit-e2e")
+        .join("browser")
+        .join("exports");
+    std::fs::create_dir_all(&dir).unwrap();
+    nav(b, "Audit").await;
+    for (name, export, expected) in cases {
+        let path = dir.join(format!("{name}.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(&export).unwrap()).unwrap();
+        let input = b.find("#export-file").await.unwrap();
+        b.type_into(&input, &path.display().to_string())
+            .await
+            .unwrap();
+        let check = b.find_text("button", "Check the file").await.unwrap();
+        // The click replaces the last file's verdict with "Checking…" before it returns.
+        b.click(&check).await.unwrap();
+        let verdict = loop {
+            let text = b.text(&b.find("#file-check").await.unwrap()).await.unwrap();
+            if !text.is_empty() && text != "Checking…" {
+                break text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        assert!(verdict.contains(expected), "{name}: {verdict}");
+        if name != "as-made" {
+            assert!(
+                verdict.starts_with("The file does not verify"),
+                "{name}: {verdict}"
+            );
+        }
+        // The page's verdict is the CLI's: the Rust verifier, with the keys pinned from KMS,
+        // agrees on which files hold.
+        let pinned = stack.key_ring().await.unwrap();
+        assert_eq!(
+            verify_export(&export, Some(&pinned), now()).is_ok(),
+            name == "as-made",
+            "{name}"
+        );
+        b.script(
+            "document.getElementById('file-check').scrollIntoView(); return null;",
+            json!([]),
+        )
+        .await
+        .unwrap();
+        b.screenshot(&format!("09-file-{name}")).await.unwrap();
+    }
 }
