@@ -447,8 +447,10 @@ async fn session(ctx: &Ctx, grant_or_target: &str, no_cache: bool) -> Result<Ent
         target: grant["target"].as_str().unwrap_or_default().to_owned(),
         credentials,
     };
-    if !no_cache {
-        ctx.cache.put(&entry).map_err(Failure::Other)?;
+    // The issuer has recorded this session: a cache that cannot be written costs the next
+    // call a fresh session, never this one.
+    if !no_cache && let Err(e) = ctx.cache.put(&entry) {
+        note!("warning: the session was not cached ({e}); the next call asks for a new one");
     }
     Ok(entry)
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use jit_stack::{LogSink, Stack, StackOptions};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const JIT: &str = env!("CARGO_BIN_EXE_jit");
 
@@ -470,6 +470,60 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         stderr(&refused)
     );
     assert!(!stderr(&refused).contains("SecretAccessKey"));
+
+    // Where credentials do exist, none of them reaches stderr: handed out from the cache, pulled
+    // fresh when the cache cannot be written (a warning, and the session still delivered),
+    // and with a torn cache entry holding them.
+    let cached = jit(&as_alice, &["credentials", "prod-logs-ro"]);
+    assert_eq!(code(&cached), 0, "{}", stderr(&cached));
+    let issued = json_of(&cached);
+    let secret = issued["SecretAccessKey"].as_str().unwrap().to_owned();
+    let session_token = issued["SessionToken"].as_str().unwrap().to_owned();
+    let unwritable = std::env::current_exe().unwrap().join("cache");
+    let unwritable = unwritable.display().to_string();
+    let mut no_place = as_alice.clone();
+    no_place.retain(|(k, _)| *k != "JIT_CACHE_DIR");
+    no_place.push(("JIT_CACHE_DIR", &unwritable));
+    let uncached = jit(&no_place, &["credentials", "prod-logs-ro"]);
+    assert_eq!(code(&uncached), 0, "{}", stderr(&uncached));
+    assert!(
+        stderr(&uncached).contains("was not cached"),
+        "{}",
+        stderr(&uncached)
+    );
+    let fresh = json_of(&uncached);
+    assert_ne!(
+        fresh["SecretAccessKey"], issued["SecretAccessKey"],
+        "a new session"
+    );
+    let torn_dir = state_dir.join("torn-cache");
+    std::fs::create_dir_all(&torn_dir).unwrap();
+    let whole = serde_json::to_string(
+        &json!({"grant": id, "target": "prod-logs-ro", "credentials": issued}),
+    )
+    .unwrap();
+    std::fs::write(
+        torn_dir.join(format!("{id}.json")),
+        &whole[..whole.len() - 3],
+    )
+    .unwrap();
+    let torn_dir = torn_dir.display().to_string();
+    let mut torn = as_alice.clone();
+    torn.retain(|(k, _)| *k != "JIT_CACHE_DIR");
+    torn.push(("JIT_CACHE_DIR", &torn_dir));
+    let mended = jit(&torn, &["credentials", id.as_str()]);
+    assert_eq!(code(&mended), 0, "{}", stderr(&mended));
+    let fresh_secret = fresh["SecretAccessKey"].as_str().unwrap().to_owned();
+    for out in [&cached, &uncached, &mended, &refused] {
+        for value in [&secret, &session_token, &fresh_secret] {
+            assert!(
+                !stderr(out).contains(value.as_str()),
+                "a secret on stderr: {}",
+                stderr(out)
+            );
+        }
+        assert!(!stderr(out).contains("SecretAccessKey"), "{}", stderr(out));
+    }
 
     // A command run with the session: it sees it, and its exit code comes back.
     let ran = jit(
