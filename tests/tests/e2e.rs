@@ -101,10 +101,42 @@ async fn send(
     api.call(&method, &path, Some(token), body).await.unwrap()
 }
 
-/// Exports the window around now page by page, checks it offline as an auditor would (every
-/// record's hash, link and KMS signature by its author, each grant's head, and each signed
-/// checkpoint of a closed minute against the records of that minute), and returns its records.
-async fn verified_export(api: &Api, auditor: &str) -> (Vec<AuditRecord>, ExportSummary) {
+/// Exports the window around now page by page, checks it offline as an auditor would, with
+/// the public keys read from KMS (not the ones the export carries): every record's hash, link
+/// and signature by its author, each grant's head, each signed checkpoint of a closed minute
+/// against the records of that minute, and a checkpoint for every minute due one. Returns its
+/// records.
+async fn verified_export(
+    stack: &Stack,
+    api: &Api,
+    auditor: &str,
+) -> (Vec<AuditRecord>, ExportSummary) {
+    let export = exported(api, auditor).await;
+    assert_eq!(export.keys.len(), 4, "the four functions' public keys");
+    assert!(
+        export.records.iter().all(|r| r
+            .signature
+            .as_ref()
+            .is_some_and(|s| s.key_id.starts_with("arn:aws:kms:"))),
+        "every record is signed with a KMS key"
+    );
+    let pinned = stack.key_ring().await.unwrap();
+    let mut carried = export.keys.clone();
+    carried.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    let mut read = pinned.public_keys();
+    read.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    assert_eq!(carried, read, "the export carries the keys KMS holds");
+    let summary = verify_export(&export, Some(&pinned), now())
+        .unwrap_or_else(|broken| panic!("the export does not verify: {broken}"));
+    (export.records, summary)
+}
+
+fn now() -> jit_core::clock::Timestamp {
+    jit_core::clock::Timestamp::from_unix_seconds(time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// Every page of `GET /audit` for the two hours around now, merged as `jit audit export` does.
+async fn exported(api: &Api, auditor: &str) -> AuditExport {
     let fmt = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap()
@@ -128,6 +160,8 @@ async fn verified_export(api: &Api, auditor: &str) -> (Vec<AuditRecord>, ExportS
         export.to = page.to;
         export.keys = page.keys;
         export.checkpoints = page.checkpoints;
+        export.checkpoint_period = page.checkpoint_period;
+        export.exported_at = export.exported_at.or(page.exported_at);
         export.records.extend(page.records);
         export.heads.extend(page.heads);
         match a.body["next"].as_str() {
@@ -140,17 +174,7 @@ async fn verified_export(api: &Api, auditor: &str) -> (Vec<AuditRecord>, ExportS
         .heads
         .sort_by(|a, b| (&a.grant_id, b.head.seq).cmp(&(&b.grant_id, a.head.seq)));
     export.heads.dedup_by(|a, b| a.grant_id == b.grant_id);
-    assert_eq!(export.keys.len(), 4, "the four functions' public keys");
-    assert!(
-        export.records.iter().all(|r| r
-            .signature
-            .as_ref()
-            .is_some_and(|s| s.key_id.starts_with("arn:aws:kms:"))),
-        "every record is signed with a KMS key"
-    );
-    let summary = verify_export(&export, None)
-        .unwrap_or_else(|broken| panic!("the export does not verify: {broken}"));
-    (export.records, summary)
+    export
 }
 
 #[tokio::test]
@@ -397,7 +421,7 @@ async fn the_audit_export_verifies_and_only_auditors_get_it() {
     let fay = stack.token("fay-audit", &["sre"]);
     let id = active(&api, &fay, "prod-logs-ro", "15m").await;
     let auditor = stack.token("ann-audit", &["security"]);
-    let (records, _) = verified_export(&api, &auditor).await;
+    let (records, _) = verified_export(stack, &api, &auditor).await;
     let grant = GrantId::parse(id.as_str()).unwrap();
     let mine: Vec<&AuditRecord> = records.iter().filter(|r| r.grant_id == grant).collect();
     assert_eq!(mine.len(), 2, "requested and auto-approved");
@@ -629,6 +653,7 @@ async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time(
     assert_eq!(c.status, 409, "{}", c.body);
     // Minute-long checkpoint periods: several closed during the wait, each signed by the
     // sweeper and matching the records of its minute.
-    let (_, summary) = verified_export(&api, &stack.token("ann-timing", &["security"])).await;
+    let (_, summary) =
+        verified_export(&stack, &api, &stack.token("ann-timing", &["security"])).await;
     assert!(summary.periods >= 3, "{summary:?}");
 }

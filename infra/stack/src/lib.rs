@@ -533,11 +533,12 @@ impl Stack {
                 tasks.push(tokio::spawn(poller.run()));
             }
             // Only a function the template schedules runs on a schedule; the flag changes how
-            // often.
+            // often. The first run is at once, as a deployment's first within its first minute:
+            // it starts the chain of audit checkpoints, so an export made right after start
+            // finds one.
             if let Some(every) = def.schedule.map(|s| options.sweep_every.unwrap_or(s)) {
                 tasks.push(tokio::spawn(async move {
                     let mut ticks = tokio::time::interval(every);
-                    ticks.tick().await;
                     loop {
                         ticks.tick().await;
                         match function.invoke(scheduled_event()).await {

@@ -1182,7 +1182,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
     let trail = format!("/requests/{cancelled}/audit");
     let r = api.call("GET", &trail, Some(&erin), None).await.unwrap();
     assert_eq!(r.status, 200, "{trail}: {}", r.body);
-    super::verified_export(&api, &sue).await;
+    super::verified_export(stack, &api, &sue).await;
 
     // A closed minute gets its signed checkpoint from a sweep.
     let checkpointed = |calls: &[AwsCall]| {

@@ -231,5 +231,5 @@ async fn races_over_http_end_in_one_legal_outcome_and_leave_nothing_behind() {
 
     // Everything the storms wrote verifies offline.
     let sue = h.stack().token("sue-races", &["security"]);
-    super::verified_export(&h.api, &sue).await;
+    super::verified_export(h.stack(), &h.api, &sue).await;
 }
