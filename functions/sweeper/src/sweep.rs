@@ -248,9 +248,10 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     /// Times out or expires one due grant. `None` when it was no longer due (settled by
     /// another sweep or changed meanwhile).
     /// Writes the signed checkpoint of each closed period since the latest one (at most a
-    /// day's worth per sweep). With no checkpoint yet, the chain starts with the period before
-    /// the current one. Each checkpoint's sequence number and hash also go to the log: an
-    /// anchor outside the table, for comparing against an export.
+    /// day's worth per sweep). With no checkpoint yet, the chain starts with the latest closed
+    /// period, so a new deployment's first sweep starts it. Each checkpoint's sequence number
+    /// and hash also go to the log: an anchor outside the table, for comparing against an
+    /// export.
     async fn checkpoint(&self, now: Timestamp, report: &mut SweepReport) {
         const MOST_PER_SWEEP: usize = 24;
         let period = self.config.checkpoint_period;
@@ -265,7 +266,10 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         };
         let mut start = match &prev {
             Some(p) => p.period_end,
-            None => period.containing(now).0.plus_secs(-period.length_secs),
+            None => period
+                .containing(now.plus_secs(-period.grace_secs))
+                .0
+                .plus_secs(-period.length_secs),
         };
         for _ in 0..MOST_PER_SWEEP {
             let end = start.plus_secs(period.length_secs);

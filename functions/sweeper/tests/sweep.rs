@@ -1231,7 +1231,14 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
     let start = Timestamp::from_unix_seconds((h.now().unix_seconds() / hour + 1) * hour);
     let end = start.plus_secs(hour);
     h.clock.set(start.plus_secs(10));
-    // A sweep inside the period writes no checkpoint: none is closed yet.
+    // The first sweep starts the chain with the latest closed period: the hour before last,
+    // since the last one closes five minutes past `start`. Nothing of the current one yet.
+    assert_eq!(h.sweep().await["checkpoints"], 1);
+    let first = h.sweeper.store.latest_checkpoint().await.unwrap().unwrap();
+    assert_eq!(
+        (first.seq, first.period_start, first.period_end),
+        (1, start.plus_secs(-2 * hour), start.plus_secs(-hour))
+    );
     assert_eq!(h.sweep().await["checkpoints"], 0);
 
     h.pending("alice", "prod-logs-ro", "1h").await;
@@ -1247,9 +1254,10 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
     assert_eq!(status, 200, "{body}");
     let carol = h.pending("carol", "prod-db-admin", "1h").await;
 
-    // Past the end and the grace: the next sweep signs the period's checkpoint.
+    // Past the end and the grace: the next sweep signs the hour before `start`, then the
+    // period's own checkpoint.
     h.clock.set(end.plus_secs(301));
-    assert_eq!(h.sweep().await["checkpoints"], 1);
+    assert_eq!(h.sweep().await["checkpoints"], 2);
     // One checkpoint per period: the next sweep has nothing new to sign.
     assert_eq!(h.sweep().await["checkpoints"], 0);
 
@@ -1328,7 +1336,7 @@ async fn checkpoints_let_an_offline_check_catch_edits_drops_forgeries_and_delete
     assert_eq!(
         broken,
         ExportBreak::Period {
-            seq: 1,
+            seq: 3,
             start,
             end,
             signed: 6,
