@@ -56,7 +56,9 @@ impl IntakeConfig {
         let defaults = Self::default();
         Ok(Self {
             groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
-            ticket_pattern: parsed("JIT_TICKET_PATTERN", ticket_pattern)?,
+            ticket_pattern: parsed("JIT_TICKET_PATTERN", |text| {
+                ticket_pattern(text).map_err(|e| format!("is not a valid pattern: {e}"))
+            })?,
             checkpoint_period: checkpoint_period()?,
             ..defaults
         })
@@ -64,9 +66,8 @@ impl IntakeConfig {
 }
 
 /// Compiles a ticket pattern so that it must match the whole ticket.
-pub fn ticket_pattern(pattern: &str) -> Result<regex::Regex, String> {
+pub fn ticket_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| format!("is not a valid pattern: {e}"))
 }
 
 /// Everything a handler needs, built once per Lambda instance.

@@ -110,11 +110,6 @@ impl Caller {
             groups,
         })
     }
-
-    /// Whether the caller belongs to `group`.
-    pub fn in_group(&self, group: &str) -> bool {
-        self.groups.iter().any(|g| g.as_str() == group)
-    }
 }
 
 /// A claim as API Gateway's JWT authorizer passes it to the function: strings as they are,
@@ -316,7 +311,7 @@ mod tests {
         assert_eq!(passed["groups"], "[Contractors sre]");
         let caller = Caller::from_authorizer(&passed, Some(&header), "groups").unwrap();
         assert_eq!(groups(&caller), ["Contractors sre"]);
-        assert!(!caller.in_group("sre"));
+        assert!(!caller.groups.iter().any(|g| g.as_str() == "sre"));
 
         let (header, passed) =
             token_and_claims(&payload(serde_json::json!(["Platform Team", "sre", "dba"])));
