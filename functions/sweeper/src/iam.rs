@@ -52,6 +52,40 @@ pub fn role_name(arn: &RoleArn) -> &str {
     arn.as_str().rsplit('/').next().unwrap_or(arn.as_str())
 }
 
+/// An IAM client with the credentials of `role` (assumed for 15 minutes as `session`), and the
+/// ARN of the session STS gave. Everything that acts in a target account through its revoker
+/// role goes through this: the sweeper, and the local stack's setup and demo.
+pub async fn iam_as(
+    config: &aws_config::SdkConfig,
+    sts: &aws_sdk_sts::Client,
+    role: &str,
+    session: &str,
+) -> Result<(aws_sdk_iam::Client, Option<String>), String> {
+    let out = sts
+        .assume_role()
+        .role_arn(role)
+        .role_session_name(session)
+        .duration_seconds(900)
+        .send()
+        .await
+        .map_err(|e| DisplayErrorContext(e).to_string())?;
+    let assumed = out.assumed_role_user.as_ref().map(|u| u.arn.clone());
+    let creds = out
+        .credentials
+        .ok_or_else(|| "STS gave no credentials".to_owned())?;
+    let provider = aws_credential_types::Credentials::new(
+        creds.access_key_id,
+        creds.secret_access_key,
+        Some(creds.session_token),
+        None,
+        "jit-revoker",
+    );
+    let config = aws_sdk_iam::config::Builder::from(config)
+        .credentials_provider(provider)
+        .build();
+    Ok((aws_sdk_iam::Client::from_conf(config), assumed))
+}
+
 /// IAM through the SDK. A target with a revoker role is changed with that role's credentials
 /// (assumed per call, so they never outlive their use).
 ///
@@ -121,42 +155,17 @@ impl IamPolicies {
                 "the recorded revoker role `{revoker}` is not in the role's account {wanted}"
             )));
         }
-        let out = self
-            .sts
-            .assume_role()
-            .role_arn(revoker.as_str())
-            .role_session_name("jit-sweeper")
-            .duration_seconds(900)
-            .send()
+        let (iam, assumed) = iam_as(&self.config, &self.sts, revoker.as_str(), "jit-sweeper")
             .await
-            .map_err(|e| {
-                failed(format!(
-                    "assuming revoker role `{revoker}`: {}",
-                    DisplayErrorContext(e)
-                ))
-            })?;
-        let assumed = out.assumed_role_user.as_ref().map(|u| u.arn.as_str());
-        let assumed_account = assumed.and_then(|arn| arn.split(':').nth(4));
+            .map_err(|e| failed(format!("assuming revoker role `{revoker}`: {e}")))?;
+        let assumed_account = assumed.as_deref().and_then(|arn| arn.split(':').nth(4));
         if assumed_account != Some(wanted) {
             return Err(failed(format!(
                 "assuming `{revoker}` gave a session in account {} rather than {wanted}",
                 assumed_account.unwrap_or("(unnamed)")
             )));
         }
-        let creds = out
-            .credentials
-            .ok_or_else(|| failed(format!("assuming `{revoker}` gave no credentials")))?;
-        let provider = aws_credential_types::Credentials::new(
-            creds.access_key_id,
-            creds.secret_access_key,
-            Some(creds.session_token),
-            None,
-            "jit-revoker",
-        );
-        let config = aws_sdk_iam::config::Builder::from(&self.config)
-            .credentials_provider(provider)
-            .build();
-        Ok(aws_sdk_iam::Client::from_conf(config))
+        Ok(iam)
     }
 }
 

@@ -22,7 +22,7 @@ use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
 use jit_http::{caller, match_route, no_such_route, respond};
 
-pub use iam::{IamPolicies, PolicyError, RolePolicies, role_name};
+pub use iam::{IamPolicies, PolicyError, RolePolicies, iam_as, role_name};
 pub use sweep::{ReconcileError, RoleOutcome, SweepReport};
 
 /// Settings read once at start-up.

@@ -189,25 +189,10 @@ impl Harness {
             if accounts.contains_key(&target.account) {
                 continue;
             }
-            let assumed = sts
-                .assume_role()
-                .role_arn(revoker.as_str())
-                .role_session_name("test-setup")
-                .send()
+            let (iam, _) = jit_sweeper::iam_as(&config, &sts, revoker.as_str(), "test-setup")
                 .await
-                .unwrap()
-                .credentials
                 .unwrap();
-            let conf = aws_sdk_iam::config::Builder::from(&config)
-                .credentials_provider(aws_credential_types::Credentials::new(
-                    assumed.access_key_id,
-                    assumed.secret_access_key,
-                    Some(assumed.session_token),
-                    None,
-                    "test",
-                ))
-                .build();
-            accounts.insert(target.account.clone(), aws_sdk_iam::Client::from_conf(conf));
+            accounts.insert(target.account.clone(), iam);
         }
         for target in rules.targets() {
             accounts[&target.account]

@@ -352,26 +352,10 @@ pub async fn revocation_policy(stack: &Stack, target: &str) -> Result<Value, Str
     let iam = match revoker {
         None => aws_sdk_iam::Client::new(&stack.aws),
         Some(revoker) => {
-            let creds = aws_sdk_sts::Client::new(&stack.aws)
-                .assume_role()
-                .role_arn(revoker)
-                .role_session_name("jit-demo")
-                .send()
-                .await
-                .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())?
-                .credentials
-                .ok_or("no credentials")?;
-            aws_sdk_iam::Client::from_conf(
-                aws_sdk_iam::config::Builder::from(&stack.aws)
-                    .credentials_provider(aws_credential_types::Credentials::new(
-                        creds.access_key_id,
-                        creds.secret_access_key,
-                        Some(creds.session_token),
-                        None,
-                        "jit-demo",
-                    ))
-                    .build(),
-            )
+            let sts = aws_sdk_sts::Client::new(&stack.aws);
+            jit_sweeper::iam_as(&stack.aws, &sts, revoker, "jit-demo")
+                .await?
+                .0
         }
     };
     let doc = iam

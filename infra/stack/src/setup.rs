@@ -171,25 +171,8 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
             Some(revoker) => {
                 // The account's IAM as its revoker role sees it (the emulator puts calls made
                 // with an assumed role's credentials in that role's account).
-                let creds = sts
-                    .assume_role()
-                    .role_arn(revoker.as_str())
-                    .role_session_name("jit-stack-setup")
-                    .send()
-                    .await
-                    .map_err(iam_error)?
-                    .credentials
-                    .ok_or("the emulator gave no credentials")?;
-                let conf = aws_sdk_iam::config::Builder::from(config)
-                    .credentials_provider(aws_credential_types::Credentials::new(
-                        creds.access_key_id,
-                        creds.secret_access_key,
-                        Some(creds.session_token),
-                        None,
-                        "jit-stack",
-                    ))
-                    .build();
-                let iam = aws_sdk_iam::Client::from_conf(conf);
+                let (iam, _) =
+                    jit_sweeper::iam_as(config, &sts, revoker.as_str(), "jit-stack-setup").await?;
                 if !revokers_made.contains(&account.to_owned()) {
                     let revoker_props = resource("RevokerRole");
                     let name = revoker.as_str().rsplit('/').next().unwrap_or("jit-revoker");
