@@ -686,3 +686,33 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         stderr(&caught)
     );
 }
+
+/// The CLI's own dependency tree holds neither the DynamoDB nor the KMS SDK: it verifies
+/// exports and calls the API over HTTPS only. (A workspace build unifies features, so only
+/// the CLI's own tree can show it.)
+#[test]
+fn the_cli_builds_without_the_dynamodb_and_kms_sdks() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let out = Command::new(cargo)
+        .args(["tree", "-p", "jit-cli", "-e", "normal", "--prefix", "none"])
+        .args(["--locked", "--offline"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo tree: {}", stderr(&out));
+    let tree = stdout(&out);
+    let crates: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(crates.contains(&"jit-core"), "{tree}");
+    for sdk in [
+        "aws-sdk-dynamodb",
+        "aws-sdk-kms",
+        "serde_dynamo",
+        "aws-config",
+    ] {
+        assert!(!crates.contains(&sdk), "the CLI pulls in {sdk}:\n{tree}");
+    }
+}

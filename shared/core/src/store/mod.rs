@@ -5,6 +5,7 @@
 //! transition applies only if the stored grant still has the version it was computed from.
 
 mod cursor;
+#[cfg(feature = "aws")]
 mod dynamo;
 #[cfg(any(test, feature = "test-util"))]
 mod failing;
@@ -23,6 +24,7 @@ use crate::domain::{
 use crate::trust::{Checkpoint, GrantHead};
 
 pub use cursor::Cursor;
+#[cfg(feature = "aws")]
 pub use dynamo::{DynamoStore, StreamImage, TableLayout};
 #[cfg(any(test, feature = "test-util"))]
 pub use failing::FailingStore;
@@ -321,6 +323,7 @@ impl Cause {
     /// An AWS SDK error (of any service), kept whole, and whether a retry can help: the
     /// service unreachable, timed out, a 5xx, or one of its `transient_codes`. A request that
     /// could not even be built never is.
+    #[cfg(feature = "aws")]
     pub(crate) fn of_sdk_error<E>(
         e: aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
         transient_codes: &[&str],

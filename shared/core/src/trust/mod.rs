@@ -15,6 +15,7 @@ mod checkpoint;
 mod evidence;
 mod export;
 mod keys;
+#[cfg(feature = "aws")]
 mod kms;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ pub use checkpoint::{Checkpoint, CheckpointPeriod, period_digest};
 pub use evidence::{EvidenceBreak, check_grant};
 pub use export::{AuditExport, ExportBreak, ExportSummary, GrantHead, verify_export};
 pub use keys::{KeyRing, LocalKey, LocalKeys, PublicKey, SignatureProblem};
+#[cfg(feature = "aws")]
 pub use kms::{KmsKey, load_key_ring};
 
 /// What a record signature's message starts with, so a signature over a record cannot be
