@@ -2,7 +2,12 @@
 //! the example rules, requests built the way intake builds them, audit look-ups, and the
 //! reply of an HTTP handler.
 // Helpers for tests: a broken fixture should stop the test where it is, loudly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use jit_core::audit::{AuditAction, AuditRecord};
 use jit_core::clock::Timestamp;
@@ -10,11 +15,36 @@ use jit_core::domain::{
     Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, TargetId, Ticket, UserId,
 };
 use jit_core::policy::Rules;
-use jit_core::store::{GrantStore, PageRequest};
+use jit_core::store::{DynamoStore, GrantStore, PageRequest, SignedStore};
+use jit_core::trust::LocalKeys;
+use jit_local::TestTable;
+use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 /// Wednesday 2027-01-13, 10:00 UTC: inside every business-hours rule.
 pub const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
+
+/// A table of a test's own on the emulator, and the store every function's tests use on it:
+/// DynamoDB, signing each record with its author's key from `keys` (fresh, one per function).
+pub struct SignedTable {
+    /// The table.
+    pub table: TestTable,
+    /// The store on it.
+    pub store: SignedStore<DynamoStore>,
+    /// The keys it signs with.
+    pub keys: LocalKeys,
+}
+
+/// A fresh [`SignedTable`] named after `label`.
+pub async fn signed_table(label: &str) -> SignedTable {
+    let table = TestTable::create(label).await.unwrap();
+    let keys = LocalKeys::generate();
+    let store = SignedStore::new(
+        DynamoStore::new(table.client.clone(), &table.name),
+        std::sync::Arc::new(keys.clone()),
+    );
+    SignedTable { table, store, keys }
+}
 
 /// The example rules of `infra/policies`.
 pub fn example_rules() -> Rules {
@@ -85,11 +115,15 @@ pub async fn actions<S: GrantStore>(store: &S, id: &GrantId) -> Vec<AuditAction>
     audit(store, id).await.iter().map(|r| r.action).collect()
 }
 
-/// An HTTP handler's answer: status and JSON body.
+/// An HTTP handler's answer: status, headers and JSON body. Built from a handler's response
+/// (or a Lambda proxy answer), where every 4xx and 5xx must be `application/problem+json`
+/// carrying its own status.
 #[derive(Debug, Clone)]
 pub struct Reply {
     /// The status.
     pub status: u16,
+    /// The headers.
+    pub headers: HeaderMap,
     /// The body (`Null` when empty or not JSON).
     pub body: Value,
 }
@@ -105,10 +139,55 @@ impl Reply {
 
     /// A handler's response, as a caller reads it.
     pub fn of(response: &lambda_http::Response<lambda_http::Body>) -> Self {
-        let bytes: &[u8] = response.body().as_ref();
+        Self::checked(
+            response.status().as_u16(),
+            response.headers().clone(),
+            response.body().as_ref(),
+        )
+    }
+
+    /// What the Lambda runtime sends back for an API Gateway event: `statusCode`, `headers`
+    /// and the body as text.
+    pub fn of_proxy(out: &Value) -> Self {
+        let status = out["statusCode"].as_u64().expect("a statusCode") as u16;
+        let mut headers = HeaderMap::new();
+        for (name, value) in out["headers"].as_object().into_iter().flatten() {
+            headers.insert(
+                HeaderName::from_bytes(name.as_bytes()).expect("a header name"),
+                HeaderValue::from_str(value.as_str().unwrap_or_default()).expect("a header"),
+            );
+        }
+        Self::checked(
+            status,
+            headers,
+            out["body"].as_str().unwrap_or("").as_bytes(),
+        )
+    }
+
+    fn checked(status: u16, headers: HeaderMap, bytes: &[u8]) -> Self {
+        let kind = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = if bytes.is_empty() || !kind.contains("json") {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes).unwrap_or_else(|e| {
+                panic!(
+                    "a {kind} body that is not JSON ({e}): {}",
+                    String::from_utf8_lossy(bytes)
+                )
+            })
+        };
+        if status >= 400 {
+            assert_eq!(kind, "application/problem+json", "{status}: {body}");
+            assert_eq!(body["status"], status, "{body}");
+        }
         Self {
-            status: response.status().as_u16(),
-            body: serde_json::from_slice(bytes).unwrap_or(Value::Null),
+            status,
+            headers,
+            body,
         }
     }
 }

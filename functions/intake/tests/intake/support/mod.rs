@@ -1,16 +1,16 @@
 //! Drives the intake handler with real API Gateway HTTP API (payload 2.0) events, against
 //! DynamoDB on the local emulator and the example rules.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 
 use jit_core::clock::ManualClock;
 use jit_core::store::{DynamoStore, SignedStore};
-use jit_core::trust::LocalKeys;
 use jit_intake::{App, IntakeConfig, WebConfig, ticket_pattern};
 use jit_local::TestTable;
 use lambda_http::http::HeaderMap;
 use serde_json::{Value, json};
+
+pub use jit_test_support::Reply;
 
 /// Wednesday 2027-01-13, 10:00 UTC: inside business hours.
 pub use jit_test_support::WEDNESDAY_10;
@@ -48,29 +48,14 @@ pub struct Harness {
     pub table: TestTable,
 }
 
-pub struct Reply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub body: Value,
-}
-
-impl Reply {
-    pub fn detail(&self) -> &str {
-        self.body["detail"].as_str().unwrap_or("")
-    }
-}
-
 impl Harness {
     pub async fn new(label: &str) -> Self {
-        let table = TestTable::create(label).await.unwrap();
+        let jit_test_support::SignedTable { table, store, keys } =
+            jit_test_support::signed_table(label).await;
         let rules = jit_test_support::example_rules();
         let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
-        let keys = LocalKeys::generate();
         let app = App {
-            store: SignedStore::new(
-                DynamoStore::new(table.client.clone(), &table.name),
-                Arc::new(keys.clone()),
-            ),
+            store,
             rules: Arc::new(rules),
             clock: clock.clone(),
             config: IntakeConfig {
@@ -108,25 +93,7 @@ impl Harness {
     /// Sends an API Gateway event as it is.
     pub async fn call_event(&self, event: &Value) -> Reply {
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        let response = self.app.handle(request).await;
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let bytes: &[u8] = response.body().as_ref();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(bytes).unwrap()
-        };
-        if status >= 400 {
-            let kind = headers.get("content-type").unwrap().to_str().unwrap();
-            assert_eq!(kind, "application/problem+json", "{body}");
-            assert_eq!(body["status"], status, "{body}");
-        }
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::of(&self.app.handle(request).await)
     }
 
     /// Sends a request whose answer need not be JSON (the web page's files): status,

@@ -1,5 +1,4 @@
 //! Builders shared by the integration tests.
-#![allow(dead_code)]
 
 use jit_core::clock::Timestamp;
 use jit_core::domain::{
