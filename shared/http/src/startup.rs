@@ -68,7 +68,7 @@ pub fn checkpoint_period() -> Result<CheckpointPeriod, StartupError> {
     let length = parsed("JIT_CHECKPOINT_PERIOD_SECS", |text| {
         text.parse::<i64>()
             .ok()
-            .filter(|n| (60..=86_400).contains(n) && 86_400 % n == 0)
+            .filter(|n| CheckpointPeriod::valid_length(*n))
             .ok_or_else(|| "must be 60 to 86400 seconds and divide a day".to_owned())
     })?
     .unwrap_or(defaults.length_secs);

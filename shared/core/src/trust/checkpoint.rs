@@ -53,9 +53,12 @@ impl CheckpointPeriod {
     /// Whether the sweeper could use it: a length from a minute to a day that divides a day,
     /// and a grace of at least a second.
     pub fn is_valid(self) -> bool {
-        (60..=86_400).contains(&self.length_secs)
-            && 86_400 % self.length_secs == 0
-            && self.grace_secs >= 1
+        Self::valid_length(self.length_secs) && self.grace_secs >= 1
+    }
+
+    /// Whether a period may be `secs` long: a minute to a day, dividing a day.
+    pub fn valid_length(secs: i64) -> bool {
+        (60..=86_400).contains(&secs) && 86_400 % secs == 0
     }
 
     /// The end of the last period whose checkpoint must exist at `at`: every period ending at
