@@ -10,8 +10,8 @@
 
 use std::time::Duration;
 
-use jit_core::audit::AuditRecord;
 use jit_core::domain::GrantId;
+use jit_core::domain::audit::AuditRecord;
 use jit_core::trust::{AuditExport, ExportSummary, verify_export};
 use jit_e2e::{Answer, Api, options, shared, start};
 use jit_stack::Stack;

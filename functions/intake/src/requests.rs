@@ -6,21 +6,16 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
+use jit_core::cases::{Cases, Noun, OpenRequest};
 use jit_core::clock::Timestamp;
-use jit_core::domain::{
-    Actor, Command, Grant, GrantDuration, GrantId, GrantState, NewRequest, Reason, TargetId, Ticket,
-};
+use jit_core::domain::{Grant, GrantDuration, GrantState, Reason, TargetId, Ticket};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
-use jit_core::store::{
-    Created, Cursor, GrantStore, Idempotency, IdempotencyKey, Page, PageRequest, StoreError,
-};
+use jit_core::store::{Created, Cursor, GrantStore, IdempotencyKey, Page, PageRequest, StoreError};
+use jit_http::{body_text, json, optional_body, parse_body, query, views};
 
 use crate::{App, Problem};
-use jit_core::transition::{Retry, transition};
-use jit_http::{body_text, json, optional_body, parse_body, query, transition_problem, views};
 
 /// The body of `POST /requests`.
 #[derive(Debug, Deserialize)]
@@ -63,21 +58,6 @@ fn duration_of(value: &Value) -> Result<GrantDuration, Problem> {
     parsed.map_err(|e| Problem::invalid(e.to_string()))
 }
 
-fn fingerprint(request: &NewRequest) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        request.target.as_str(),
-        &request.duration.as_secs().to_string(),
-        request.reason.as_str(),
-        request.ticket.as_ref().map_or("", |t| t.as_str()),
-        if request.break_glass { "1" } else { "0" },
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    hex::encode(h.finalize())
-}
-
 /// How many store queries one listing call may make: a filter that passes few items (a
 /// caller who may approve little, `limit=1`) ends the page early with a `next` cursor rather
 /// than reading every pending request in one call.
@@ -91,20 +71,28 @@ struct ReviewCursor {
 }
 
 impl<S: GrantStore> App<S> {
-    async fn visible_grant(
-        &self,
-        id: &str,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Grant, Problem> {
-        let not_found = || Problem::not_found("request");
-        let id = GrantId::parse(id).map_err(|_| not_found())?;
-        let grant = self.store.get(&id).await?.ok_or_else(not_found)?;
-        if self.rules.may_see(&grant, caller, now) {
-            Ok(grant)
-        } else {
-            Err(not_found())
+    fn cases(&self) -> Cases<'_, S> {
+        Cases::new(&self.store, &self.rules, &self.keys)
+    }
+
+    /// The ticket given, if any, in the form this deployment expects.
+    fn ticket(&self, text: Option<String>) -> Result<Option<Ticket>, Problem> {
+        let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+            return Ok(None);
+        };
+        let ticket = Ticket::parse(text.trim()).map_err(|e| Problem::invalid(e.to_string()))?;
+        if let Some(pattern) = &self.config.ticket_pattern
+            && !pattern.is_match(ticket.as_str())
+        {
+            return Err(Problem::invalid(format!(
+                "ticket `{ticket}` does not look like a ticket here (expected {})",
+                pattern
+                    .as_str()
+                    .trim_start_matches("^(?:")
+                    .trim_end_matches(")$")
+            )));
         }
+        Ok(Some(ticket))
     }
 
     pub(crate) async fn create(
@@ -123,101 +111,23 @@ impl<S: GrantStore> App<S> {
                 Some(IdempotencyKey::parse(text).map_err(|e| Problem::bad_request(e.to_string()))?)
             }
         };
-        let target_id =
-            TargetId::parse(body.target.clone()).map_err(|e| Problem::invalid(e.to_string()))?;
-        let Some(target) = self.rules.target(&target_id) else {
-            let known: Vec<&str> = self.rules.targets().map(|t| t.id.as_str()).collect();
-            return Err(Problem::invalid(format!(
-                "unknown target `{}`; known targets: {}",
-                body.target,
-                known.join(", ")
-            )));
-        };
-        let duration = duration_of(&body.duration)?;
-        if duration > target.max_duration {
-            return Err(Problem::invalid(format!(
-                "duration {duration} is longer than target `{target_id}` allows ({})",
-                target.max_duration
-            )));
-        }
-        let reason = Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
-        let ticket = match body.ticket.filter(|t| !t.trim().is_empty()) {
-            None => None,
-            Some(text) => {
-                let ticket =
-                    Ticket::parse(text.trim()).map_err(|e| Problem::invalid(e.to_string()))?;
-                if let Some(pattern) = &self.config.ticket_pattern
-                    && !pattern.is_match(ticket.as_str())
-                {
-                    return Err(Problem::invalid(format!(
-                        "ticket `{ticket}` does not look like a ticket here (expected {})",
-                        pattern
-                            .as_str()
-                            .trim_start_matches("^(?:")
-                            .trim_end_matches(")$")
-                    )));
-                }
-                Some(ticket)
-            }
-        };
-        let new = NewRequest {
-            requester: caller.user.clone(),
-            requester_groups: caller.groups.clone(),
-            target: target_id.clone(),
-            binding: target.binding(),
-            duration,
-            reason,
-            ticket,
+        let input = OpenRequest {
+            target: TargetId::parse(body.target).map_err(|e| Problem::invalid(e.to_string()))?,
+            duration: duration_of(&body.duration)?,
+            reason: Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?,
+            ticket: self.ticket(body.ticket)?,
             break_glass: body.break_glass,
-            decision_window_secs: i64::from(target.decision_window_secs),
-            policy_hash: self.rules.hash().to_owned(),
         };
-        let context = AccessContext {
-            duration_secs: duration.as_secs(),
-            reason: new.reason.as_str().to_owned(),
-            ticket: new.ticket.as_ref().map(ToString::to_string),
-            break_glass: new.break_glass,
-            at: now,
-        };
-        // The break-glass flag lifts `forbid` rules written with `!context.break_glass`, so it
-        // counts only for those the rules permit to break the glass; anyone else asking for it
-        // is refused rather than let past those rules.
-        if new.break_glass {
-            let decision = self
-                .rules
-                .decide(caller, Action::BreakGlass, &target_id, &context);
-            if !decision.allowed {
-                return Err(Problem::forbidden(format!(
-                    "break-glass is not permitted here: {}; ask without break_glass to go through review",
-                    decision.explain_denial(Action::BreakGlass, target_id.as_str())
-                ))
-                .with("policies", decision.policies));
-            }
-        }
-        let decision = self
-            .rules
-            .decide(caller, Action::Request, &target_id, &context);
-        if !decision.allowed {
-            return Err(Problem::forbidden(
-                decision.explain_denial(Action::Request, target_id.as_str()),
+        let created = self
+            .cases()
+            .open_request(
+                caller,
+                input,
+                idempotency_key,
+                self.config.idempotency_ttl_secs,
+                now,
             )
-            .with("policies", decision.policies));
-        }
-        if let Some(why) = self.rules.isolation_problem(target) {
-            tracing::error!(target = %target_id, why = %why, "request refused: target not isolated from the broker");
-            return Err(Problem::target_not_isolated(format!(
-                "{why}; no request was made"
-            )));
-        }
-        let idempotency = idempotency_key.map(|key| Idempotency {
-            key,
-            caller: caller.user.clone(),
-            fingerprint: fingerprint(&new),
-            expires_at: now.plus_secs(self.config.idempotency_ttl_secs),
-            now,
-        });
-        let creation = Grant::open(GrantId::generate(now), new, now);
-        let created = self.store.create(&creation, idempotency.as_ref()).await?;
+            .await?;
         let grant = created.grant();
         let mut response = json(StatusCode::CREATED, &views::grant(grant));
         let headers = response.headers_mut();
@@ -241,7 +151,7 @@ impl<S: GrantStore> App<S> {
         caller: &Caller,
         now: Timestamp,
     ) -> Result<Response<Body>, Problem> {
-        let grant = self.visible_grant(id, caller, now).await?;
+        let grant = self.cases().visible(caller, id, Noun::Request, now).await?;
         Ok(json(StatusCode::OK, &views::grant(&grant)))
     }
 
@@ -253,22 +163,8 @@ impl<S: GrantStore> App<S> {
         now: Timestamp,
     ) -> Result<Response<Body>, Problem> {
         let _: CancelBody = optional_body(request)?;
-        let actor = Actor::User(caller.user.clone());
-        let id = GrantId::parse(id).map_err(|_| Problem::not_found("request"))?;
-        let change = transition(&self.store, &id, &Retry::STANDARD, |grant| {
-            if !self.rules.may_see(grant, caller, now) {
-                return Err(Problem::not_found("request"));
-            }
-            if grant.requester != caller.user {
-                return Err(Problem::forbidden(
-                    "only the requester may cancel a request",
-                ));
-            }
-            Ok(grant.apply(Command::Cancel, &actor, now)?)
-        })
-        .await
-        .map_err(|f| transition_problem(f, "request"))?;
-        Ok(json(StatusCode::OK, &views::grant(change.grant())))
+        let grant = self.cases().cancel(caller, id, now).await?;
+        Ok(json(StatusCode::OK, &views::grant(&grant)))
     }
 
     pub(crate) async fn list(

@@ -27,11 +27,6 @@ pub use federation::{
 pub use naming::{GRANT_TAG, REQUESTER_TAG, role_session_name, source_identity, tag_value};
 pub use sts::{BrokerError, SessionBroker, SessionCredentials, SessionRequest, StsBroker};
 
-/// The shortest session STS issues.
-pub const MIN_SESSION_SECS: i64 = 900;
-/// The longest session a role-chained session may last.
-pub const MAX_CHAINED_SESSION_SECS: i64 = 3600;
-
 /// Settings read once at start-up.
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {

@@ -316,7 +316,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         &self,
         start: Timestamp,
         end: Timestamp,
-    ) -> Result<Vec<jit_core::audit::AuditRecord>, StoreError> {
+    ) -> Result<Vec<jit_core::domain::audit::AuditRecord>, StoreError> {
         let mut records = Vec::new();
         let mut cursor = None;
         loop {

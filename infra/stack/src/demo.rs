@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use jit_core::audit::{AuditRecord, verify};
 use jit_core::domain::GrantId;
+use jit_core::domain::audit::{AuditRecord, verify};
 
 use crate::Stack;
 

@@ -2,7 +2,8 @@
 //! hash-chained audit trail, the injected clock, and the grant store with its DynamoDB and
 //! in-memory adapters. No Lambda code lives here; the functions wire these parts together.
 
-pub mod audit;
+pub mod cases;
+pub mod cause;
 pub mod clock;
 pub mod domain;
 pub mod identity;

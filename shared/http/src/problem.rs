@@ -4,8 +4,11 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
 
-use jit_core::domain::TransitionError;
+use jit_core::cases::Refusal;
+use jit_core::clock::Timestamp;
+use jit_core::domain::{Grant, TransitionError};
 use jit_core::store::StoreError;
+use jit_core::trust::EvidenceBreak;
 
 /// A refusal or failure, rendered as `application/problem+json`.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,4 +162,76 @@ impl From<TransitionError> for Problem {
             _ => Self::conflict(e.to_string()),
         }
     }
+}
+
+impl From<Refusal> for Problem {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Invalid(detail) => Self::invalid(detail),
+            Refusal::NotFound(noun) => Self::not_found(noun.as_str()),
+            Refusal::Forbidden { why, policies } => {
+                let problem = Self::forbidden(why);
+                match policies {
+                    Some(policies) => problem.with("policies", policies),
+                    None => problem,
+                }
+            }
+            Refusal::Transition(e) => e.into(),
+            Refusal::Unverified {
+                grant,
+                broken,
+                at,
+                nothing_done,
+            } => evidence_refused(&grant, &broken, at, nothing_done),
+            Refusal::NotIsolated(detail) => {
+                tracing::error!(why = %detail, "refused: target not isolated from the broker");
+                Self::target_not_isolated(detail)
+            }
+            Refusal::TargetChanged(detail) => {
+                tracing::warn!(why = %detail, "grant refused: its target changed");
+                Self::new(StatusCode::CONFLICT, "target-changed", detail)
+            }
+            refusal @ Refusal::KeptChanging(_) => Self::conflict(refusal.to_string()),
+            Refusal::Store(e) => e.into(),
+        }
+    }
+}
+
+/// Refuses to act on a grant whose evidence does not verify: an error log, the
+/// `EvidenceRejected` metric (CloudWatch Embedded Metric Format, which the template alarms on),
+/// and 409 `evidence-unverified` saying nothing was done.
+fn evidence_refused(
+    grant: &Grant,
+    broken: &EvidenceBreak,
+    now: Timestamp,
+    nothing_done: &str,
+) -> Problem {
+    tracing::error!(
+        grant = %grant.id,
+        requester = %grant.requester,
+        problem = %broken,
+        "grant refused: its record failed verification; the table was written outside the functions"
+    );
+    let metric = json!({
+        "_aws": {
+            "Timestamp": now.unix_seconds() * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": "JitAccess",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "EvidenceRejected", "Unit": "Count"}],
+            }],
+        },
+        "GrantId": grant.id.as_str(),
+        "Target": grant.target.as_str(),
+        "EvidenceRejected": 1,
+    });
+    println!("{metric}");
+    Problem::new(
+        StatusCode::CONFLICT,
+        "evidence-unverified",
+        format!(
+            "this grant's record failed verification ({broken}); {nothing_done}. Its audit \
+             trail was changed outside the system: tell your security team"
+        ),
+    )
 }

@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use jit_core::audit::AuditRecord;
 use jit_core::clock::Timestamp;
 use jit_core::domain::Grant;
+use jit_core::domain::audit::AuditRecord;
 
 fn time(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, |t| json!(t.to_rfc3339()))

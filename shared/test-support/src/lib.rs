@@ -9,8 +9,8 @@
     clippy::indexing_slicing
 )]
 
-use jit_core::audit::{AuditAction, AuditRecord};
 use jit_core::clock::Timestamp;
+use jit_core::domain::audit::{AuditAction, AuditRecord};
 use jit_core::domain::{
     Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason, TargetId, Ticket, UserId,
 };

@@ -208,7 +208,10 @@ impl Harness {
     pub(super) async fn verified(
         &self,
         id: &str,
-    ) -> (jit_core::domain::Grant, Vec<jit_core::audit::AuditRecord>) {
+    ) -> (
+        jit_core::domain::Grant,
+        Vec<jit_core::domain::audit::AuditRecord>,
+    ) {
         let id = GrantId::parse(id).unwrap();
         let (grant, records) = self.store.evidence(&id).await.unwrap().unwrap();
         check_grant(&grant, &records, &self.ring).unwrap();

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use jit_core::audit::AuditRecord;
+use jit_core::domain::audit::AuditRecord;
 use jit_stack::recorder::Fault;
 use serde_json::{Value, json};
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::support::*;
-use jit_core::audit::{AuditAction, verify_against_head};
+use jit_core::domain::audit::{AuditAction, verify_against_head};
 use jit_core::domain::{Grant, GrantState};
 use jit_core::store::GrantStore;
 use serde_json::json;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::support::*;
-use jit_core::audit::AuditAction;
 use jit_core::domain::GrantState;
+use jit_core::domain::audit::AuditAction;
 use jit_core::store::GrantStore;
 use serde_json::json;
 

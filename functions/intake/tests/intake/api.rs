@@ -2,8 +2,8 @@
 //! emulator, the example rules.
 
 use crate::support::*;
-use jit_core::audit::{AuditRecord, verify_against_head};
 use jit_core::domain::GrantId;
+use jit_core::domain::audit::{AuditRecord, verify_against_head};
 use jit_core::store::GrantStore;
 use serde_json::json;
 

@@ -2,8 +2,8 @@
 //! own trail for whoever may see the grant.
 
 use crate::support::*;
-use jit_core::audit::{AuditRecord, verify_against_head};
 use jit_core::domain::GrantId;
+use jit_core::domain::audit::{AuditRecord, verify_against_head};
 use jit_core::trust::{KeyRing, PublicKey, author_of, record_message};
 
 #[tokio::test]
@@ -95,7 +95,7 @@ async fn a_grants_trail_is_shown_to_those_who_may_see_it_and_verifies_with_its_k
     let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(actions, ["REQUESTED", "CANCELLED"]);
     let grant_id = GrantId::parse(&id).unwrap();
-    let head = jit_core::audit::ChainHead {
+    let head = jit_core::domain::audit::ChainHead {
         seq: reply.body["grant"]["audit_head"]["seq"].as_u64().unwrap(),
         hash: reply.body["grant"]["audit_head"]["hash"]
             .as_str()

@@ -15,8 +15,8 @@ mod sts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use jit_core::audit::AuditAction;
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use jit_core::domain::audit::AuditAction;
 use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Reason, Service, UserId};
 use jit_core::policy::{Isolation, Rules};
 use jit_core::store::{DynamoStore, GrantStore, SignedStore};

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use jit_core::audit::AuditAction;
 use jit_core::clock::{Clock, ManualClock, SystemClock, Timestamp};
+use jit_core::domain::audit::AuditAction;
 use jit_core::domain::{
     Actor, Change, Command, Creation, Grant, GrantId, GrantState, RoleArn, Service, SessionKind,
     TargetId, TargetRole,

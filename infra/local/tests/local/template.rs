@@ -149,7 +149,7 @@ fn a_failing_sweep_unreconciled_roles_and_rejected_evidence_raise_alarms() {
         (Some("JitAccess"), Some("RolesPending"), Some("breaching"))
     );
     // The metric the issuer and approver emit when a grant's evidence does not verify (its
-    // name is the one `jit_http::evidence_refused` writes).
+    // name is the one `jit-http` writes for a refused grant).
     let rejected = &broker["Resources"]["EvidenceRejectedAlarm"]["Properties"];
     assert_eq!(
         (

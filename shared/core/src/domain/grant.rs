@@ -9,8 +9,8 @@ use super::lifecycle::TargetRole;
 use super::{
     Actor, GrantDuration, GrantId, GrantState, GroupName, Reason, RoleArn, TargetId, Ticket, UserId,
 };
-use crate::audit::{AuditAction, AuditEntry, AuditRecord, ChainHead};
 use crate::clock::Timestamp;
+use crate::domain::audit::{AuditAction, AuditEntry, AuditRecord, ChainHead};
 
 /// What a reviewer decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,7 +173,7 @@ impl Creation {
     }
 
     /// The creation with `signature` on its audit record.
-    pub fn with_signature(mut self, signature: crate::trust::RecordSignature) -> Self {
+    pub fn with_signature(mut self, signature: crate::domain::audit::RecordSignature) -> Self {
         self.audit.signature = Some(signature);
         self
     }

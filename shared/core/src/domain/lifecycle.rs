@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::step::Step;
 use super::{Actor, Grant, GrantId, GrantState, Reason, ReviewDecision, RoleArn};
-use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
+use crate::domain::audit::AuditRecord;
 
 /// The kind of credentials handed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -198,7 +198,7 @@ impl Change {
 
     /// The change with `signature` on its audit record. Anyone may attach one; verification
     /// decides whether it counts.
-    pub fn with_signature(mut self, signature: crate::trust::RecordSignature) -> Self {
+    pub fn with_signature(mut self, signature: crate::domain::audit::RecordSignature) -> Self {
         self.audit.signature = Some(signature);
         self
     }

@@ -1,5 +1,6 @@
 //! The domain: values, grants and their lifecycle. Nothing here knows about Lambda or AWS.
 
+pub mod audit;
 mod grant;
 mod lifecycle;
 mod step;

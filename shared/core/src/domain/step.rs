@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::lifecycle::{Change, RevocationEntry, SessionKind, TransitionError};
 use super::{Actor, Grant, GrantState, Reason, Review, ReviewDecision, Service, UserId};
-use crate::audit::{AuditAction, AuditEntry, AuditRecord};
 use crate::clock::Timestamp;
+use crate::domain::audit::{AuditAction, AuditEntry, AuditRecord};
 
 /// One transition being worked out: the grant as it was, who acts and when, and what the
 /// change has made so far (the grant as it becomes, the audit detail, the policy hash and any

@@ -7,8 +7,8 @@ use super::{
     AppliedPolicy, Created, GrantStore, Idempotency, LedgerHead, Page, PageRequest, RoleLedger,
     StoreError,
 };
-use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
+use crate::domain::audit::AuditRecord;
 use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
 use crate::trust::{Checkpoint, GrantHead};
 

@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use super::cursor::Position;
+use super::Position;
 use super::{
     AppliedPolicy, Created, Cursor, GrantStore, Idempotency, LedgerHead, Page, PageRequest,
     RoleLedger, StoreError, audit_sort_key, due_shard,
 };
-use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
+use crate::domain::audit::AuditRecord;
 use crate::domain::{
     Change, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetId, UserId,
 };

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use super::{AppliedPolicy, Cause, Created, GrantStore, Idempotency, StoreError};
-use crate::audit::AuditRecord;
+use super::{AppliedPolicy, Created, GrantStore, Idempotency, StoreError};
+use crate::cause::Cause;
+use crate::domain::audit::{AuditRecord, RecordSignature};
 use crate::domain::{Change, Creation, RoleArn};
 use crate::trust::{
-    Checkpoint, RecordSignature, SignError, SigningKey, author_of, checkpoint_message,
-    record_message,
+    Checkpoint, SignError, SigningKey, author_of, checkpoint_message, record_message,
 };
 
 /// Wraps a store so that everything it appends to the trail is signed by `key`.

@@ -5,8 +5,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{AuditRecord, GENESIS_HASH};
 use crate::clock::Timestamp;
+use crate::domain::audit::{AuditRecord, GENESIS_HASH};
 
 use super::RecordSignature;
 

@@ -3,7 +3,7 @@
 //! that matter (who, which role, which scope, how long, since when) against what the signed
 //! records say.
 
-use crate::audit::{AuditAction, AuditRecord, ChainBreak, verify_against_head};
+use crate::domain::audit::{AuditAction, AuditRecord, ChainBreak, verify_against_head};
 use crate::domain::{Actor, Grant, GrantState};
 
 use super::{KeyRing, SignatureProblem, author_of, record_message};

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditRecord, ChainHead, GENESIS_HASH};
 use crate::clock::Timestamp;
+use crate::domain::audit::{AuditRecord, ChainHead, GENESIS_HASH};
 use crate::domain::{GrantId, Service};
 
 use super::{

@@ -7,8 +7,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
 use super::{BoxFuture, KeyRing, PublicKey, RecordSignature, SignError, SigningKey};
+use crate::cause::Cause;
 use crate::domain::Service;
-use crate::store::Cause;
 
 /// KMS error codes that a retry can fix.
 const TRANSIENT_CODES: [&str; 4] = [

@@ -21,11 +21,10 @@ mod kms;
 use std::future::Future;
 use std::pin::Pin;
 
-use serde::{Deserialize, Serialize};
-
-use crate::audit::AuditAction;
+use crate::cause::Cause;
 use crate::domain::Service;
-use crate::store::Cause;
+use crate::domain::audit::AuditAction;
+use crate::domain::audit::RecordSignature;
 
 pub use checkpoint::{Checkpoint, CheckpointPeriod, period_digest};
 pub use evidence::{EvidenceBreak, check_grant};
@@ -61,17 +60,6 @@ pub fn author_of(action: AuditAction) -> Service {
         | AuditAction::RevocationFallback
         | AuditAction::RevocationRepaired => Service::Sweeper,
     }
-}
-
-/// A function's signature on an audit record or a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordSignature {
-    /// Which function signed.
-    pub signer: Service,
-    /// The key it signed with (the KMS key's ARN).
-    pub key_id: String,
-    /// The DER-encoded ECDSA P-256 signature, base64.
-    pub value: String,
 }
 
 /// The message a record's signature covers: the tag, then the hash's bytes.

@@ -1,7 +1,7 @@
 //! Bulk import into DynamoDB: what it writes reads back exactly as created ones do.
 
 use crate::support::*;
-use jit_core::audit::verify_against_head;
+use jit_core::domain::audit::verify_against_head;
 use jit_core::store::{DynamoStore, GrantStore, PageRequest, StoreError};
 use jit_local::TestTable;
 

@@ -1,8 +1,8 @@
 //! The lifecycle's rules, as a table: every state × command × actor, and the special cases.
 
 use crate::support::*;
-use jit_core::audit::AuditAction;
 use jit_core::clock::Timestamp;
+use jit_core::domain::audit::AuditAction;
 use jit_core::domain::{
     Actor, Command, Grant, GrantId, GrantState, ReviewDecision, Service, TransitionError,
 };

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 
 use crate::support::*;
-use jit_core::audit::verify_against_head;
 use jit_core::clock::Timestamp;
+use jit_core::domain::audit::verify_against_head;
 use jit_core::domain::{
     Actor, Change, Command, Grant, GrantId, GrantState, ReviewDecision, Service,
 };

@@ -10,7 +10,9 @@
 
 mod support;
 
+mod cases;
 mod import;
+mod layering;
 mod lifecycle;
 mod lifecycle_properties;
 mod policy;

@@ -4,9 +4,9 @@
 use std::collections::BTreeSet;
 
 use crate::support::*;
-use jit_core::audit::{AuditRecord, verify_against_head};
 use jit_core::clock::Timestamp;
 use jit_core::domain::TargetRole;
+use jit_core::domain::audit::{AuditRecord, verify_against_head};
 use jit_core::domain::{Command, Grant, GrantId, GrantState, ReviewDecision};
 use jit_core::store::{
     AppliedPolicy, Created, Cursor, DynamoStore, GrantStore, Idempotency, IdempotencyKey,

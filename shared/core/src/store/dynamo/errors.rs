@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::*;
-use crate::store::{Cause, StoreError};
+use crate::cause::Cause;
+use crate::store::StoreError;
 
 /// Error codes DynamoDB answers for passing conditions: load, throttling, its own faults.
 pub(super) const TRANSIENT_CODES: [&str; 7] = [

@@ -7,10 +7,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
+use crate::domain::audit::AuditRecord;
 use crate::domain::{Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetRole};
-use crate::store::cursor::Position;
+use crate::store::Position;
 use crate::store::{
     AppliedPolicy, Cursor, Idempotency, LedgerHead, StoreError, audit_sort_key, due_shard,
 };

@@ -8,10 +8,10 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 
 use super::*;
-use crate::audit::AuditRecord;
 use crate::clock::Timestamp;
+use crate::domain::audit::AuditRecord;
 use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
-use crate::store::cursor::Position;
+use crate::store::Position;
 use crate::store::{
     AppliedPolicy, Created, Cursor, DUE_SHARDS, GrantStore, Idempotency, LedgerHead, Page,
     PageRequest, RoleLedger, StoreError, audit_sort_key, days_between,

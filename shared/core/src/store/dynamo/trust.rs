@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::*;
-use crate::audit::{AuditRecord, ChainHead};
 use crate::clock::Timestamp;
+use crate::domain::audit::{AuditRecord, ChainHead};
 use crate::domain::{Grant, GrantId};
 use crate::store::StoreError;
 use crate::trust::{Checkpoint, GrantHead};

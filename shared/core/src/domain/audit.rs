@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
-use crate::domain::{Actor, GrantId, GrantState};
+use crate::domain::{Actor, GrantId, GrantState, Service};
 
 /// The hash a chain starts from: the "previous hash" of a grant's first record.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -129,7 +129,7 @@ pub struct AuditRecord {
     /// The writing function's signature over the hash; not part of the hash, so the chain
     /// reads the same with or without it. See [`crate::trust`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<crate::trust::RecordSignature>,
+    pub signature: Option<RecordSignature>,
 }
 
 /// The parts of a record a transition supplies; the chain supplies the rest.
@@ -325,6 +325,17 @@ pub fn verify_against_head(
         });
     }
     Ok(())
+}
+
+/// A function's signature on an audit record or a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordSignature {
+    /// Which function signed.
+    pub signer: Service,
+    /// The key it signed with (the KMS key's ARN).
+    pub key_id: String,
+    /// The DER-encoded ECDSA P-256 signature, base64.
+    pub value: String,
 }
 
 #[cfg(test)]

@@ -1,0 +1,146 @@
+//! The use cases: each acts for one caller on the store, under the rules and the deployment's
+//! keys, at one moment, and answers with what it did or a typed [`Refusal`]. Nothing here knows
+//! HTTP: the functions parse a request, call one of these, and map the outcome, and the mapping
+//! to a problem response is written once (in `jit-http`).
+//!
+//! - [`Cases::open_request`]: a person asks for access.
+//! - [`Cases::cancel`]: the requester withdraws a pending request.
+//! - [`Cases::review`] and [`Cases::post_review`]: another person decides, or reviews
+//!   break-glass access afterwards.
+//! - [`Cases::revoke`]: the requester or a permitted person ends a grant early.
+//! - [`Cases::plan_session`] then [`Cases::record_session`]: the requester takes a session;
+//!   the issuer calls STS between the two, so nothing is recorded for a session STS refused.
+
+mod refusal;
+mod request;
+mod review;
+mod session;
+
+pub use refusal::{Noun, Refusal};
+pub use request::OpenRequest;
+pub use session::{MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS, SessionPlan};
+
+use crate::clock::Timestamp;
+use crate::domain::{Change, Grant, GrantId};
+use crate::identity::Caller;
+use crate::policy::{AccessContext, Action, Rules};
+use crate::store::GrantStore;
+use crate::transition::{Retry, TransitionFailure, transition_from};
+use crate::trust::{KeyRing, check_grant};
+
+/// What every use case works with: the store, the rules and the deployment's public keys.
+#[derive(Debug)]
+pub struct Cases<'a, S> {
+    /// Where grants and their records live.
+    pub store: &'a S,
+    /// The rules: targets, who may see, ask, approve and revoke.
+    pub rules: &'a Rules,
+    /// The functions' public keys, against which evidence is checked.
+    pub keys: &'a KeyRing,
+}
+
+impl<'a, S: GrantStore> Cases<'a, S> {
+    /// The use cases over `store`, `rules` and `keys`.
+    pub fn new(store: &'a S, rules: &'a Rules, keys: &'a KeyRing) -> Self {
+        Self { store, rules, keys }
+    }
+
+    /// The grant `id` names, as the caller may see it: an id that does not parse, an unknown
+    /// grant and one the caller may not see are all [`Refusal::NotFound`], so ids cannot be
+    /// probed.
+    pub async fn visible(
+        &self,
+        caller: &Caller,
+        id: &str,
+        noun: Noun,
+        now: Timestamp,
+    ) -> Result<Grant, Refusal> {
+        let id = parse_id(id, noun)?;
+        let grant = self.store.get(&id).await?.ok_or(Refusal::NotFound(noun))?;
+        if self.rules.may_see(&grant, caller, now) {
+            Ok(grant)
+        } else {
+            Err(Refusal::NotFound(noun))
+        }
+    }
+
+    /// The grant `id` names with its whole chain, in one query, checked against the signed
+    /// records: what is about to be acted on is never taken on the word of whoever wrote the
+    /// item. `hide` decides, before the check, whether the caller is told it exists.
+    async fn verified(
+        &self,
+        id: &str,
+        noun: Noun,
+        now: Timestamp,
+        nothing_done: &'static str,
+        hide: impl FnOnce(&Grant) -> Result<(), Refusal>,
+    ) -> Result<(Grant, Vec<crate::domain::audit::AuditRecord>), Refusal> {
+        let id = parse_id(id, noun)?;
+        let (grant, records) = self
+            .store
+            .evidence(&id)
+            .await?
+            .ok_or(Refusal::NotFound(noun))?;
+        hide(&grant)?;
+        if let Err(broken) = check_grant(&grant, &records, self.keys) {
+            return Err(Refusal::Unverified {
+                grant: Box::new(grant),
+                broken,
+                at: now,
+                nothing_done,
+            });
+        }
+        Ok((grant, records))
+    }
+
+    /// Whether the rules permit `caller` to take `action` on `grant` now.
+    fn permits(&self, caller: &Caller, action: Action, grant: &Grant, now: Timestamp) -> bool {
+        self.rules
+            .decide(
+                caller,
+                action,
+                &grant.target,
+                &AccessContext::of_grant(grant, now),
+            )
+            .allowed
+    }
+
+    /// The refusal for a caller who may not act on `grant`: forbidden when they may see it,
+    /// otherwise not found, as if it did not exist.
+    fn hidden_or_forbidden(
+        &self,
+        caller: &Caller,
+        grant: &Grant,
+        noun: Noun,
+        now: Timestamp,
+        why: impl Into<String>,
+    ) -> Refusal {
+        if self.rules.may_see(grant, caller, now) {
+            Refusal::forbidden(why)
+        } else {
+            Refusal::NotFound(noun)
+        }
+    }
+}
+
+fn parse_id(id: &str, noun: Noun) -> Result<GrantId, Refusal> {
+    GrantId::parse(id).map_err(|_| Refusal::NotFound(noun))
+}
+
+/// Commits the change `decide` makes of `grant`, deciding afresh whenever another change won
+/// the race.
+async fn commit<S: GrantStore>(
+    store: &S,
+    grant: Grant,
+    noun: Noun,
+    decide: impl FnMut(&Grant) -> Result<Change, Refusal>,
+) -> Result<Change, Refusal> {
+    transition_from(store, grant, &Retry::STANDARD, decide)
+        .await
+        .map_err(|failure| match failure {
+            TransitionFailure::NotFound => Refusal::NotFound(noun),
+            TransitionFailure::Refused(refusal) => refusal,
+            TransitionFailure::KeptChanging => Refusal::KeptChanging(noun),
+            TransitionFailure::Store(e) => Refusal::Store(e),
+        })
+}

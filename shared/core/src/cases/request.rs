@@ -1,0 +1,157 @@
+//! Asking for access, and withdrawing the request.
+
+use sha2::{Digest, Sha256};
+
+use super::{Cases, Noun, Refusal, commit};
+use crate::clock::Timestamp;
+use crate::domain::{
+    Actor, Command, Grant, GrantDuration, GrantId, NewRequest, Reason, TargetId, Ticket,
+};
+use crate::identity::Caller;
+use crate::policy::{AccessContext, Action};
+use crate::store::{Created, GrantStore, Idempotency, IdempotencyKey};
+
+/// A request for access, its values already parsed.
+#[derive(Debug, Clone)]
+pub struct OpenRequest {
+    /// The target asked for.
+    pub target: TargetId,
+    /// For how long.
+    pub duration: GrantDuration,
+    /// Why.
+    pub reason: Reason,
+    /// The ticket it is for, if any.
+    pub ticket: Option<Ticket>,
+    /// Whether the requester breaks the glass.
+    pub break_glass: bool,
+}
+
+/// What identifies a request's content for idempotency: a retry with the same key must ask
+/// for exactly the same thing.
+fn fingerprint(request: &NewRequest) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        request.target.as_str(),
+        &request.duration.as_secs().to_string(),
+        request.reason.as_str(),
+        request.ticket.as_ref().map_or("", |t| t.as_str()),
+        if request.break_glass { "1" } else { "0" },
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
+impl<S: GrantStore> Cases<'_, S> {
+    /// Opens a request for `caller`: the target must be declared and isolated from the
+    /// broker, the duration within its maximum, and the rules must permit the request (and
+    /// break-glass, when asked). With an idempotency key, a retry of the same request within
+    /// `idempotency_ttl_secs` returns the first one.
+    pub async fn open_request(
+        &self,
+        caller: &Caller,
+        input: OpenRequest,
+        idempotency_key: Option<IdempotencyKey>,
+        idempotency_ttl_secs: i64,
+        now: Timestamp,
+    ) -> Result<Created, Refusal> {
+        let Some(target) = self.rules.target(&input.target) else {
+            let known: Vec<&str> = self.rules.targets().map(|t| t.id.as_str()).collect();
+            return Err(Refusal::Invalid(format!(
+                "unknown target `{}`; known targets: {}",
+                input.target,
+                known.join(", ")
+            )));
+        };
+        if input.duration > target.max_duration {
+            return Err(Refusal::Invalid(format!(
+                "duration {} is longer than target `{}` allows ({})",
+                input.duration, input.target, target.max_duration
+            )));
+        }
+        let context = AccessContext {
+            duration_secs: input.duration.as_secs(),
+            reason: input.reason.as_str().to_owned(),
+            ticket: input.ticket.as_ref().map(ToString::to_string),
+            break_glass: input.break_glass,
+            at: now,
+        };
+        // The break-glass flag lifts `forbid` rules written with `!context.break_glass`, so it
+        // counts only for those the rules permit to break the glass; anyone else asking for it
+        // is refused rather than let past those rules.
+        if input.break_glass {
+            let decision = self
+                .rules
+                .decide(caller, Action::BreakGlass, &input.target, &context);
+            if !decision.allowed {
+                return Err(Refusal::Forbidden {
+                    why: format!(
+                        "break-glass is not permitted here: {}; ask without break_glass to go through review",
+                        decision.explain_denial(Action::BreakGlass, input.target.as_str())
+                    ),
+                    policies: Some(decision.policies),
+                });
+            }
+        }
+        let decision = self
+            .rules
+            .decide(caller, Action::Request, &input.target, &context);
+        if !decision.allowed {
+            return Err(Refusal::Forbidden {
+                why: decision.explain_denial(Action::Request, input.target.as_str()),
+                policies: Some(decision.policies),
+            });
+        }
+        if let Some(why) = self.rules.isolation_problem(target) {
+            return Err(Refusal::NotIsolated(format!("{why}; no request was made")));
+        }
+        let new = NewRequest {
+            requester: caller.user.clone(),
+            requester_groups: caller.groups.clone(),
+            target: input.target,
+            binding: target.binding(),
+            duration: input.duration,
+            reason: input.reason,
+            ticket: input.ticket,
+            break_glass: input.break_glass,
+            decision_window_secs: i64::from(target.decision_window_secs),
+            policy_hash: self.rules.hash().to_owned(),
+        };
+        let idempotency = idempotency_key.map(|key| Idempotency {
+            key,
+            caller: caller.user.clone(),
+            fingerprint: fingerprint(&new),
+            expires_at: now.plus_secs(idempotency_ttl_secs),
+            now,
+        });
+        let creation = Grant::open(GrantId::generate(now), new, now);
+        Ok(self.store.create(&creation, idempotency.as_ref()).await?)
+    }
+
+    /// Cancels a pending request: its requester only.
+    pub async fn cancel(
+        &self,
+        caller: &Caller,
+        id: &str,
+        now: Timestamp,
+    ) -> Result<Grant, Refusal> {
+        let noun = Noun::Request;
+        let id = super::parse_id(id, noun)?;
+        let grant = self.store.get(&id).await?.ok_or(Refusal::NotFound(noun))?;
+        let actor = Actor::User(caller.user.clone());
+        let change = commit(self.store, grant, noun, |grant| {
+            if !self.rules.may_see(grant, caller, now) {
+                return Err(Refusal::NotFound(noun));
+            }
+            if grant.requester != caller.user {
+                return Err(Refusal::forbidden(
+                    "only the requester may cancel a request",
+                ));
+            }
+            Ok(grant.apply(Command::Cancel, &actor, now)?)
+        })
+        .await?;
+        Ok(change.grant().clone())
+    }
+}

@@ -1,0 +1,289 @@
+//! The use cases on their own, with no HTTP in sight: a request opened, reviewed, used and
+//! revoked through `jit_core::cases`, and each refusal a caller can meet, as the typed
+//! refusal the functions then map to a response.
+
+use std::sync::Arc;
+
+use jit_core::cases::{Cases, Noun, OpenRequest, Refusal};
+use jit_core::domain::{
+    Actor, Command, Grant, GrantDuration, GrantState, GroupName, Reason, ReviewDecision, Service,
+    SessionKind, TargetId, TransitionError, UserId,
+};
+use jit_core::identity::Caller;
+use jit_core::policy::Rules;
+use jit_core::store::{Created, GrantStore, MemoryStore, SignedStore};
+use jit_core::trust::LocalKeys;
+use jit_test_support::{WEDNESDAY_10, actions, example_rules};
+
+fn caller(user: &str, groups: &[&str]) -> Caller {
+    Caller {
+        user: UserId::parse(user).unwrap(),
+        email: None,
+        groups: groups
+            .iter()
+            .map(|g| GroupName::parse(*g).unwrap())
+            .collect(),
+    }
+}
+
+fn ask(target: &str, duration: &str) -> OpenRequest {
+    OpenRequest {
+        target: TargetId::parse(target).unwrap(),
+        duration: GrantDuration::parse(duration).unwrap(),
+        reason: Reason::parse("investigating INC-42 in production").unwrap(),
+        ticket: None,
+        break_glass: false,
+    }
+}
+
+struct World {
+    store: SignedStore<MemoryStore>,
+    keys: LocalKeys,
+    rules: Rules,
+}
+
+impl World {
+    fn new() -> Self {
+        let keys = LocalKeys::generate();
+        let store = SignedStore::new(MemoryStore::new(), Arc::new(keys.clone()));
+        Self {
+            store,
+            keys,
+            rules: example_rules(),
+        }
+    }
+
+    /// A pending request by alice for `prod-deploy`, which the rules sent to one reviewer.
+    async fn pending(&self, cases: &Cases<'_, SignedStore<MemoryStore>>) -> Grant {
+        let alice = caller("alice", &["engineers"]);
+        let created = cases
+            .open_request(&alice, ask("prod-deploy", "1h"), None, 3600, WEDNESDAY_10)
+            .await
+            .unwrap();
+        let Created::New(grant) = created else {
+            panic!("a new request")
+        };
+        let change = grant
+            .apply(
+                Command::AwaitReview {
+                    approvals_required: 1,
+                    policy_hash: self.rules.hash().to_owned(),
+                },
+                &Actor::Service(Service::Approver),
+                WEDNESDAY_10,
+            )
+            .unwrap();
+        self.store.commit(&change).await.unwrap();
+        change.grant().clone()
+    }
+}
+
+#[tokio::test]
+async fn a_request_is_opened_reviewed_used_and_revoked_through_the_use_cases() {
+    let world = World::new();
+    let ring = world.keys.ring();
+    let cases = Cases::new(&world.store, &world.rules, &ring);
+    let (alice, bob) = (caller("alice", &["engineers"]), caller("bob", &["sre"]));
+    let now = WEDNESDAY_10;
+    let pending = world.pending(&cases).await;
+    let id = pending.id.as_str();
+
+    let seen = cases.visible(&bob, id, Noun::Request, now).await.unwrap();
+    assert_eq!(seen.state, GrantState::Pending);
+    let active = cases
+        .review(&bob, id, ReviewDecision::Approve, Some("ok".into()), now)
+        .await
+        .unwrap();
+    assert_eq!(active.state, GrantState::Active);
+
+    let later = now.plus_secs(60);
+    let plan = cases
+        .plan_session(&alice, id, SessionKind::Cli, later)
+        .await
+        .unwrap();
+    // To the grant's end (an hour from approval), within the hour a chained session allows.
+    assert_eq!(plan.duration_secs, 3600 - 60);
+    let expires = later.plus_secs(plan.duration_secs);
+    let used = cases
+        .record_session(&alice, plan, SessionKind::Cli, expires, later)
+        .await
+        .unwrap();
+    assert_eq!(used.sessions_issued, 1);
+
+    let revoked = cases
+        .revoke(
+            &alice,
+            id,
+            Reason::parse("the work is done early").unwrap(),
+            later,
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked.grant().state, GrantState::Revoked);
+    let entry = revoked.revocation().expect("live sessions are cut");
+    assert_eq!(entry.until, expires);
+    assert_eq!(
+        actions(&world.store, &pending.id)
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [
+            "REQUESTED",
+            "AWAITING_REVIEW",
+            "APPROVED",
+            "SESSION_ISSUED",
+            "REVOKED"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn every_refusal_is_typed_and_changes_nothing() {
+    let world = World::new();
+    let ring = world.keys.ring();
+    let cases = Cases::new(&world.store, &world.rules, &ring);
+    let (alice, bob, carol) = (
+        caller("alice", &["engineers"]),
+        caller("bob", &["sre"]),
+        caller("carol", &[]),
+    );
+    let now = WEDNESDAY_10;
+    let pending = world.pending(&cases).await;
+    let id = pending.id.as_str();
+
+    // Asking: the target, the duration and the rules.
+    let refused = |r: Result<Created, Refusal>| r.map(|_| ()).unwrap_err();
+    let unknown = refused(
+        cases
+            .open_request(&alice, ask("prod-nowhere", "1h"), None, 3600, now)
+            .await,
+    );
+    assert!(
+        matches!(&unknown, Refusal::Invalid(why) if why.contains("unknown target `prod-nowhere`") && why.contains("prod-deploy")),
+        "{unknown:?}"
+    );
+    let long = refused(
+        cases
+            .open_request(&alice, ask("prod-deploy", "3h"), None, 3600, now)
+            .await,
+    );
+    assert!(
+        matches!(&long, Refusal::Invalid(why) if why.contains("longer than target `prod-deploy` allows")),
+        "{long:?}"
+    );
+    let mut glass = ask("break-glass-admin", "1h");
+    glass.break_glass = true;
+    let glass = refused(cases.open_request(&alice, glass, None, 3600, now).await);
+    assert!(
+        matches!(&glass, Refusal::Forbidden { why, policies: Some(_) } if why.starts_with("break-glass is not permitted here")),
+        "{glass:?}"
+    );
+    let not_theirs = refused(
+        cases
+            .open_request(&carol, ask("prod-deploy", "1h"), None, 3600, now)
+            .await,
+    );
+    assert!(
+        matches!(
+            &not_theirs,
+            Refusal::Forbidden {
+                policies: Some(_),
+                ..
+            }
+        ),
+        "{not_theirs:?}"
+    );
+
+    // Acting on alice's pending request.
+    let cancel_by_bob = cases.cancel(&bob, id, now).await.unwrap_err();
+    assert!(
+        matches!(&cancel_by_bob, Refusal::Forbidden { why, policies: None } if why == "only the requester may cancel a request"),
+        "{cancel_by_bob:?}"
+    );
+    for (who, outcome) in [
+        (
+            "carol cancels",
+            cases.cancel(&carol, id, now).await.map(|_| ()),
+        ),
+        (
+            "carol reads",
+            cases
+                .visible(&carol, id, Noun::Request, now)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "a malformed id",
+            cases.cancel(&alice, "not-an-id", now).await.map(|_| ()),
+        ),
+        (
+            "carol reviews",
+            cases
+                .review(&carol, id, ReviewDecision::Approve, None, now)
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        assert!(
+            matches!(outcome, Err(Refusal::NotFound(Noun::Request))),
+            "{who}: {outcome:?}"
+        );
+    }
+    let own = cases
+        .review(&alice, id, ReviewDecision::Approve, None, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&own, Refusal::Forbidden { why, .. } if why == "no policy permits you to Approve on target `prod-deploy`"),
+        "{own:?}"
+    );
+    let session = cases
+        .plan_session(&alice, id, SessionKind::Cli, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &session,
+            Refusal::Transition(TransitionError::WrongState { .. })
+        ),
+        "{session:?}"
+    );
+    let by_bob = cases
+        .plan_session(&bob, id, SessionKind::Cli, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&by_bob, Refusal::Forbidden { why, .. } if why == "only the requester may use a grant"),
+        "{by_bob:?}"
+    );
+    let by_carol = cases
+        .revoke(
+            &carol,
+            id,
+            Reason::parse("cutting access for the audit").unwrap(),
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&by_carol, Refusal::NotFound(Noun::Grant)),
+        "{by_carol:?}"
+    );
+
+    // Evidence signed by keys this deployment does not hold does not count.
+    let strangers = LocalKeys::generate().ring();
+    let forged = Cases::new(&world.store, &world.rules, &strangers);
+    let unverified = forged
+        .review(&bob, id, ReviewDecision::Approve, None, now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&unverified, Refusal::Unverified { nothing_done, .. } if *nothing_done == "no review was recorded"),
+        "{unverified:?}"
+    );
+
+    // After all that, the request is as the rules left it.
+    let after = world.store.get(&pending.id).await.unwrap().unwrap();
+    assert_eq!(after, pending);
+}
