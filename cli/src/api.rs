@@ -1,7 +1,8 @@
-//! The broker's HTTP API as the command sees it: where it is, who is calling, and every
-//! failure turned into a message that says what to do and an exit code scripts can test.
+//! The broker's HTTP API as the command sees it (the typed client of `jit-api`): who is
+//! calling, and every failure turned into a message that says what to do and an exit code
+//! scripts can test.
 
-use serde_json::Value;
+use jit_api::{ApiError, Client};
 
 /// Why a command failed; each maps to one documented exit code.
 #[derive(Debug, thiserror::Error)]
@@ -48,11 +49,37 @@ impl Failure {
     }
 }
 
-/// The API and the caller's token.
+impl Failure {
+    /// What a failed call to the API at `base` means for the person: sign in again, fix the
+    /// input, retry later, or nothing they can do.
+    pub fn of_api(e: ApiError, base: &str) -> Self {
+        let detail = e.detail();
+        match e {
+            ApiError::Unreachable { why, .. } => Self::Unreachable(format!(
+                "the jit API at {base} cannot be reached ({why}); check `api_url` or JIT_API_URL"
+            )),
+            ApiError::Unexpected { .. } => Self::Other(detail),
+            ApiError::Refused { status, .. } => match status {
+                401 => Self::SignIn(format!(
+                    "the API refused your token ({detail}): it is missing, expired or not for \
+                     this API; run `jit login`"
+                )),
+                403 | 404 => Self::Refused(detail),
+                409 => Self::Conflict(detail),
+                400 | 413 | 415 | 422 => Self::Usage(detail),
+                s if s >= 500 => Self::Unreachable(format!(
+                    "the jit API is unavailable ({status}: {detail}); nothing was changed, try again"
+                )),
+                _ => Self::Other(format!("{status}: {detail}")),
+            },
+        }
+    }
+}
+
+/// The API, as the caller (when signed in).
 pub struct Api {
-    base: String,
-    token: Option<String>,
-    http: reqwest::Client,
+    client: Client,
+    signed_in: bool,
 }
 
 impl Api {
@@ -62,67 +89,34 @@ impl Api {
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| Failure::Other(format!("cannot make an HTTP client: {e}")))?;
-        Ok(Self {
-            base: base.trim_end_matches('/').to_owned(),
-            token,
-            http,
+        let client = Client::with_http(base, http);
+        Ok(match token {
+            Some(token) => Self {
+                client: client.as_user(token),
+                signed_in: true,
+            },
+            None => Self {
+                client,
+                signed_in: false,
+            },
         })
     }
 
-    /// Calls `method path` with an optional JSON body; the answer's JSON on 2xx, otherwise the
-    /// failure the API's problem describes.
-    pub async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value, Failure> {
-        let token = self.token.as_deref().ok_or_else(|| {
-            Failure::SignIn(
+    /// Calls the API through `call`, as the signed-in caller; every failure as the person
+    /// should read it.
+    pub async fn call<'a, T, F>(&'a self, call: impl FnOnce(&'a Client) -> F) -> Result<T, Failure>
+    where
+        F: Future<Output = Result<T, ApiError>>,
+    {
+        if !self.signed_in {
+            return Err(Failure::SignIn(
                 "not signed in: run `jit login` (or set JIT_TOKEN, or `token_command` in the \
                  config file)"
                     .to_owned(),
-            )
-        })?;
-        let method = reqwest::Method::from_bytes(method.as_bytes())
-            .map_err(|e| Failure::Other(e.to_string()))?;
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
+            ));
         }
-        let response = request.send().await.map_err(|e| {
-            Failure::Unreachable(format!(
-                "the jit API at {} cannot be reached ({}); check `api_url` or JIT_API_URL",
-                self.base,
-                e.without_url()
-            ))
-        })?;
-        let status = response.status().as_u16();
-        let text = response.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        if (200..300).contains(&status) {
-            return Ok(value);
-        }
-        let detail = value["detail"]
-            .as_str()
-            .or_else(|| value["message"].as_str())
-            .unwrap_or(text.as_str())
-            .to_owned();
-        Err(match status {
-            401 => Failure::SignIn(format!(
-                "the API refused your token ({detail}): it is missing, expired or not for this \
-                 API; run `jit login`"
-            )),
-            403 | 404 => Failure::Refused(detail),
-            409 => Failure::Conflict(detail),
-            400 | 413 | 415 | 422 => Failure::Usage(detail),
-            s if s >= 500 => Failure::Unreachable(format!(
-                "the jit API is unavailable ({status}: {detail}); nothing was changed, try again"
-            )),
-            _ => Failure::Other(format!("{status}: {detail}")),
-        })
+        call(&self.client)
+            .await
+            .map_err(|e| Failure::of_api(e, self.client.base()))
     }
 }

@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use jit_api::Credentials;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// How long before expiry a cached session stops being handed out.
 pub const REFRESH_MARGIN_SECS: i64 = 300;
@@ -20,12 +20,12 @@ pub struct Entry {
     /// The grant's target.
     pub target: String,
     /// The `credential_process` JSON as the issuer answered it.
-    pub credentials: Value,
+    pub credentials: Credentials,
 }
 
 impl Entry {
     fn expires_at(&self) -> Option<i64> {
-        let text = self.credentials["Expiration"].as_str()?;
+        let text = &self.credentials.expiration;
         time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
             .ok()
             .map(|t| t.unix_timestamp())

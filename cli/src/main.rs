@@ -1,8 +1,5 @@
 //! `jit`: ask for just-in-time AWS access, review requests, pull and use short-lived
 //! credentials, and verify the audit trail, from a terminal or a script.
-// Answers are JSON navigated by key: `serde_json::Value`'s index by key yields `Null` for a
-// missing field and never panics (the lint cannot tell it from slice indexing).
-#![allow(clippy::indexing_slicing)]
 
 /// A line on stderr for the person at the terminal; a closed stderr is not worth a panic.
 macro_rules! note {
@@ -23,21 +20,23 @@ macro_rules! note_inline {
 mod api;
 mod audit;
 mod cache;
+mod cmd;
+mod config;
+mod ctx;
 mod login;
 mod policy;
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use jit_core::domain::GrantId;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use jit_core::domain::ReviewDecision;
+use serde_json::json;
 
 use api::{Api, Failure};
-use cache::{Cache, Entry};
+use cache::Cache;
+use config::{Config, cache_dir, config_dir, load_config, token};
+use ctx::Ctx;
 
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 other failure; 2 bad usage or input; 3 not signed \
 in or token refused; 4 not permitted or not found; 5 not in a state that allows it (or not \
@@ -58,8 +57,11 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Output {
+/// How results are printed.
+pub enum Output {
+    /// For people.
     Text,
+    /// For scripts: the API's JSON.
     Json,
 }
 
@@ -246,233 +248,6 @@ enum PolicyCommand {
     },
 }
 
-/// The config file: `$JIT_CONFIG`, else `$XDG_CONFIG_HOME/jit/config.json`, else
-/// `~/.config/jit/config.json`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    api_url: Option<String>,
-    /// The identity provider's issuer URL, for `jit login`.
-    issuer: Option<String>,
-    /// The client id registered for the command.
-    client_id: Option<String>,
-    /// A command that prints a token (for example one that asks the organisation's provider).
-    token_command: Option<String>,
-}
-
-fn home() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from)
-}
-
-fn config_dir() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map_or_else(|| home().join(".config"), PathBuf::from)
-        .join("jit")
-}
-
-fn config_path() -> PathBuf {
-    std::env::var_os("JIT_CONFIG").map_or_else(|| config_dir().join("config.json"), PathBuf::from)
-}
-
-fn cache_dir() -> PathBuf {
-    if let Some(p) = std::env::var_os("JIT_CACHE_DIR") {
-        return PathBuf::from(p);
-    }
-    std::env::var_os("XDG_CACHE_HOME")
-        .map_or_else(|| home().join(".cache"), PathBuf::from)
-        .join("jit/credentials")
-}
-
-fn load_config() -> Result<Config, Failure> {
-    let path = config_path();
-    match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| Failure::Usage(format!("{}: {e}", path.display()))),
-        Err(_) => Ok(Config::default()),
-    }
-}
-
-/// The token: `JIT_TOKEN`, else what the configured token command prints, else the one
-/// `jit login` stored (renewed with its refresh token when it is about to expire).
-async fn token(config: &Config) -> Result<Option<String>, Failure> {
-    if let Ok(token) = std::env::var("JIT_TOKEN")
-        && !token.trim().is_empty()
-    {
-        return Ok(Some(token.trim().to_owned()));
-    }
-    let Some(command) = std::env::var("JIT_TOKEN_COMMAND")
-        .ok()
-        .or_else(|| config.token_command.clone())
-    else {
-        return login::current(&login::path(config_dir())).await;
-    };
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&command)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .map_err(|e| Failure::SignIn(format!("the token command could not run: {e}")))?;
-    if !out.status.success() {
-        return Err(Failure::SignIn(format!(
-            "the token command failed ({}); sign in with your provider and try again",
-            out.status
-        )));
-    }
-    Ok(Some(String::from_utf8_lossy(&out.stdout).trim().to_owned()))
-}
-
-struct Ctx {
-    api: Api,
-    cache: Cache,
-    output: Output,
-}
-
-impl Ctx {
-    fn print(&self, value: &Value, text: impl FnOnce(&Value) -> String) {
-        let line = match self.output {
-            Output::Json => value.to_string(),
-            Output::Text => text(value),
-        };
-        println!("{line}");
-    }
-
-    /// Forgets cached sessions of grants `jit` sees have ended.
-    fn forget_ended(&self, grant: &Value) {
-        let state = grant["state"].as_str().unwrap_or_default();
-        if !matches!(state, "PENDING" | "ACTIVE")
-            && let Some(id) = grant["id"].as_str()
-        {
-            self.cache.drop_grant(id);
-        }
-    }
-}
-
-fn summary(g: &Value) -> String {
-    let s = |k: &str| g[k].as_str().unwrap_or("-").to_owned();
-    let mut line = format!(
-        "{}  {:<9} {}  {}",
-        s("id"),
-        s("state"),
-        s("target"),
-        s("duration")
-    );
-    if let Some(ends) = g["ends_at"].as_str() {
-        line.push_str(&format!("  until {ends}"));
-    }
-    if g["state"] == "PENDING"
-        && let Some(n) = g["approvals_required"].as_u64()
-    {
-        let got = g["reviews"].as_array().map_or(0, Vec::len);
-        line.push_str(&format!("  reviews {got}/{n}"));
-    }
-    line
-}
-
-fn parse_wait(text: &str) -> Result<Duration, Failure> {
-    let (n, unit) = text.split_at(text.len().saturating_sub(1));
-    let n: u64 = n.parse().map_err(|_| {
-        Failure::Usage(format!("`{text}` is not a duration such as 90s, 15m or 1h"))
-    })?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => {
-            return Err(Failure::Usage(format!(
-                "`{text}` is not a duration such as 90s, 15m or 1h"
-            )));
-        }
-    };
-    Ok(Duration::from_secs(secs))
-}
-
-/// The grant `grant_or_target` names: a grant id as given, or the caller's active grant of
-/// the target.
-async fn resolve_grant(ctx: &Ctx, grant_or_target: &str) -> Result<Value, Failure> {
-    if GrantId::parse(grant_or_target).is_ok() {
-        let grant = ctx
-            .api
-            .call("GET", &format!("/requests/{grant_or_target}"), None)
-            .await?;
-        ctx.forget_ended(&grant);
-        return Ok(grant);
-    }
-    let mine = ctx
-        .api
-        .call("GET", "/requests?scope=mine&state=ACTIVE&limit=100", None)
-        .await?;
-    mine["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|g| g["target"] == grant_or_target)
-        .cloned()
-        .ok_or_else(|| {
-            Failure::NoGrant(format!(
-                "you have no active grant for `{grant_or_target}`: ask for one with \
-                 `jit request {grant_or_target} --for 1h --reason \"...\" --wait`"
-            ))
-        })
-}
-
-/// A session for `grant_or_target`: from the cache when one is good for five more minutes
-/// (no API call at all), otherwise pulled from the issuer and cached.
-async fn session(ctx: &Ctx, grant_or_target: &str, no_cache: bool) -> Result<Entry, Failure> {
-    if !no_cache {
-        let cached = if GrantId::parse(grant_or_target).is_ok() {
-            ctx.cache.by_grant(grant_or_target)
-        } else {
-            ctx.cache.by_target(grant_or_target)
-        };
-        if let Some(entry) = cached {
-            return Ok(entry);
-        }
-    }
-    let grant = resolve_grant(ctx, grant_or_target).await?;
-    let id = grant["id"].as_str().unwrap_or_default().to_owned();
-    let pulled = ctx
-        .api
-        .call("POST", &format!("/grants/{id}/credentials"), None)
-        .await;
-    let credentials = match pulled {
-        Ok(c) => c,
-        Err(e) => {
-            // A refused refresh means the grant ended or cannot be used: forget its session.
-            ctx.cache.drop_grant(&id);
-            return Err(e);
-        }
-    };
-    let entry = Entry {
-        grant: id,
-        target: grant["target"].as_str().unwrap_or_default().to_owned(),
-        credentials,
-    };
-    // The issuer has recorded this session: a cache that cannot be written costs the next
-    // call a fresh session, never this one.
-    if !no_cache && let Err(e) = ctx.cache.put(&entry) {
-        note!("warning: the session was not cached ({e}); the next call asks for a new one");
-    }
-    Ok(entry)
-}
-
-async fn review(
-    ctx: &Ctx,
-    id: &str,
-    decision: &str,
-    comment: Option<String>,
-) -> Result<(), Failure> {
-    let mut body = json!({"decision": decision});
-    if let Some(c) = comment {
-        body["comment"] = json!(c);
-    }
-    let g = ctx
-        .api
-        .call("POST", &format!("/requests/{id}/reviews"), Some(body))
-        .await?;
-    ctx.print(&g, summary);
-    Ok(())
-}
-
 async fn run(cli: Cli) -> Result<u8, Failure> {
     match &cli.command {
         Command::Login {
@@ -577,224 +352,43 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             wait,
             timeout,
         } => {
-            let timeout = parse_wait(&timeout)?;
-            let mut body = json!({"target": target, "duration": duration, "reason": reason,
-                "break_glass": break_glass});
-            if let Some(t) = ticket {
-                body["ticket"] = json!(t);
-            }
-            let created = ctx.api.call("POST", "/requests", Some(body)).await?;
-            let id = created["id"].as_str().unwrap_or_default().to_owned();
-            if !wait {
-                ctx.print(&created, |g| format!("requested: {}", summary(g)));
-                return Ok(0);
-            }
-            let started = Instant::now();
-            let spin = std::io::stderr().is_terminal();
-            let frames = ['|', '/', '-', '\\'];
-            let mut tick = 0;
-            loop {
-                let g = ctx
-                    .api
-                    .call("GET", &format!("/requests/{id}"), None)
-                    .await?;
-                if g["state"] != "PENDING" {
-                    if spin {
-                        note_inline!("\r\x1b[K");
-                    }
-                    let granted = g["state"] == "ACTIVE";
-                    ctx.print(&g, |g| {
-                        if granted {
-                            format!("granted: {}", summary(g))
-                        } else {
-                            format!("not granted: {}", summary(g))
-                        }
-                    });
-                    return Ok(if granted { 0 } else { 5 });
-                }
-                if started.elapsed() > timeout {
-                    return Err(Failure::Conflict(format!(
-                        "request {id} is still waiting for review after {}; see it with `jit show {id}`",
-                        timeout.as_secs()
-                    )));
-                }
-                if spin {
-                    let reviews = g["reviews"].as_array().map_or(0, Vec::len);
-                    let needed = g["approvals_required"].as_u64().unwrap_or(0);
-                    note_inline!(
-                        "\r{} waiting for approval of {id} ({reviews}/{needed} reviews)",
-                        frames.get(tick % 4).copied().unwrap_or('|')
-                    );
-                    let _ = std::io::stderr().flush();
-                    tick += 1;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            let ask = cmd::request::Ask {
+                target,
+                duration,
+                reason,
+                ticket,
+                break_glass,
+                wait,
+                timeout,
+            };
+            cmd::request::run(&ctx, ask).await
         }
-        Command::Targets => {
-            let list = ctx.api.call("GET", "/targets", None).await?;
-            ctx.print(&list, |l| {
-                let items = l["items"].as_array().cloned().unwrap_or_default();
-                if items.is_empty() {
-                    return "no target you may ask for".to_owned();
-                }
-                items
-                    .iter()
-                    .map(|t| {
-                        format!(
-                            "{:<20} up to {:<4} {} approval(s){}  {}",
-                            t["id"].as_str().unwrap_or_default(),
-                            t["max_duration"].as_str().unwrap_or_default(),
-                            t["approvals_required"],
-                            if t["ticket_required"] == true {
-                                ", ticket needed"
-                            } else {
-                                ""
-                            },
-                            t["description"].as_str().unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(0)
+        Command::Targets => cmd::targets::run(&ctx).await,
+        Command::Ls { reviewable, state } => cmd::ls::run(&ctx, reviewable, state).await,
+        Command::Show { id } => cmd::show::run(&ctx, &id).await,
+        Command::Approve { id, comment } => {
+            cmd::review::run(&ctx, &id, ReviewDecision::Approve, comment).await
         }
-        Command::Ls { reviewable, state } => {
-            let scope = if reviewable { "reviewable" } else { "mine" };
-            let mut path = format!("/requests?scope={scope}&limit=100");
-            if let Some(s) = state {
-                path.push_str(&format!("&state={}", s.to_ascii_uppercase()));
-            }
-            let list = ctx.api.call("GET", &path, None).await?;
-            let items = list["items"].as_array().cloned().unwrap_or_default();
-            if !reviewable {
-                items.iter().for_each(|g| ctx.forget_ended(g));
-            }
-            ctx.print(&list, |_| {
-                if items.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    items.iter().map(summary).collect::<Vec<_>>().join("\n")
-                }
-            });
-            Ok(0)
+        Command::Deny { id, comment } => {
+            cmd::review::run(&ctx, &id, ReviewDecision::Deny, Some(comment)).await
         }
-        Command::Show { id } => {
-            let g = ctx
-                .api
-                .call("GET", &format!("/requests/{id}"), None)
-                .await?;
-            ctx.forget_ended(&g);
-            ctx.print(&g, |g| serde_json::to_string_pretty(g).unwrap_or_default());
-            Ok(0)
-        }
-        Command::Approve { id, comment } => review(&ctx, &id, "approve", comment).await.map(|()| 0),
-        Command::Deny { id, comment } => review(&ctx, &id, "deny", Some(comment)).await.map(|()| 0),
-        Command::Cancel { id } => {
-            let g = ctx
-                .api
-                .call("POST", &format!("/requests/{id}/cancel"), None)
-                .await?;
-            ctx.print(&g, summary);
-            Ok(0)
-        }
-        Command::Revoke { id, reason } => {
-            let g = ctx
-                .api
-                .call(
-                    "POST",
-                    &format!("/grants/{id}/revoke"),
-                    Some(json!({"reason": reason})),
-                )
-                .await?;
-            ctx.cache.drop_grant(&id);
-            ctx.print(&g, |g| {
-                format!(
-                    "revoked {id}; live sessions: {}",
-                    g["live_sessions"].as_str().unwrap_or("?")
-                )
-            });
-            Ok(0)
-        }
-        Command::PostReview { id, comment } => {
-            let body = comment.map(|c| json!({"comment": c}));
-            let g = ctx
-                .api
-                .call("POST", &format!("/grants/{id}/post-review"), body)
-                .await?;
-            ctx.print(&g, summary);
-            Ok(0)
-        }
+        Command::Cancel { id } => cmd::cancel::run(&ctx, &id).await,
+        Command::Revoke { id, reason } => cmd::revoke::run(&ctx, &id, &reason).await,
+        Command::PostReview { id, comment } => cmd::review::post(&ctx, &id, comment).await,
         Command::Credentials {
             grant_or_target,
             no_cache,
-        } => {
-            let entry = session(&ctx, &grant_or_target, no_cache).await?;
-            // Always the credential_process shape: this is what the AWS CLI and SDKs read.
-            println!("{}", entry.credentials);
-            Ok(0)
-        }
+        } => cmd::session::credentials(&ctx, &grant_or_target, no_cache).await,
         Command::Exec {
             grant_or_target,
             no_cache,
             command,
-        } => {
-            let entry = session(&ctx, &grant_or_target, no_cache).await?;
-            let c = &entry.credentials;
-            let (program, args) = command
-                .split_first()
-                .ok_or_else(|| Failure::Usage("no command to run after `--`".into()))?;
-            let status = std::process::Command::new(program)
-                .args(args)
-                .env(
-                    "AWS_ACCESS_KEY_ID",
-                    c["AccessKeyId"].as_str().unwrap_or_default(),
-                )
-                .env(
-                    "AWS_SECRET_ACCESS_KEY",
-                    c["SecretAccessKey"].as_str().unwrap_or_default(),
-                )
-                .env(
-                    "AWS_SESSION_TOKEN",
-                    c["SessionToken"].as_str().unwrap_or_default(),
-                )
-                .env(
-                    "AWS_CREDENTIAL_EXPIRATION",
-                    c["Expiration"].as_str().unwrap_or_default(),
-                )
-                .env_remove("AWS_PROFILE")
-                // The person's bearer token is theirs, not the command's.
-                .env_remove("JIT_TOKEN")
-                .status()
-                .map_err(|e| Failure::Usage(format!("cannot run `{program}`: {e}")))?;
-            Ok(exit_of(status))
-        }
+        } => cmd::session::exec(&ctx, &grant_or_target, no_cache, &command).await,
         Command::Console {
             grant_or_target,
             destination,
             open,
-        } => {
-            let grant = resolve_grant(&ctx, &grant_or_target).await?;
-            let id = grant["id"].as_str().unwrap_or_default();
-            let body = destination.map(|d| json!({"destination": d}));
-            let link = ctx
-                .api
-                .call("POST", &format!("/grants/{id}/console"), body)
-                .await?;
-            let url = link["url"].as_str().unwrap_or_default().to_owned();
-            if open {
-                let opener = if cfg!(target_os = "macos") {
-                    "open"
-                } else {
-                    "xdg-open"
-                };
-                if let Err(e) = std::process::Command::new(opener).arg(&url).status() {
-                    note!("could not open a browser ({e}); the link is below");
-                }
-            }
-            ctx.print(&link, |_| url.clone());
-            Ok(0)
-        }
+        } => cmd::console::run(&ctx, &grant_or_target, destination, open).await,
         Command::Audit {
             command: AuditCommand::Export { from, to },
         } => {
@@ -805,20 +399,17 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Audit {
             command: AuditCommand::Verify { file, keys },
         } => {
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
-            let pinned = match keys {
-                Some(path) => Some(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))?,
-                ),
-                None => None,
+            let read = |path: &PathBuf| {
+                std::fs::read_to_string(path)
+                    .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
             };
+            let text = read(&file)?;
+            let pinned = keys.as_ref().map(read).transpose()?;
             let summary = audit::verify(&text, pinned.as_deref())?;
             ctx.print(&summary, |s| {
                 format!(
                     "verified: {} records of {} grants, {} checkpoints, {} closed periods counted",
-                    s["records"], s["grants"], s["checkpoints"], s["periods_checked"]
+                    s.records, s.grants, s.checkpoints, s.periods_checked
                 )
             });
             Ok(0)
@@ -840,7 +431,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             ctx.print(&report, |r| {
                 format!(
                     "ok: {} policies, targets {}, policy hash {}",
-                    r["policies"], r["targets"], r["policy_hash"]
+                    r.policies,
+                    json!(r.targets),
+                    json!(r.policy_hash)
                 )
             });
             Ok(0)
@@ -872,31 +465,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     at: at.as_deref(),
                 },
             )?;
-            ctx.print(&answer, |a| {
-                format!(
-                    "{}: {}",
-                    a["outcome"].as_str().unwrap_or_default(),
-                    a["why"].as_str().unwrap_or_default()
-                )
-            });
+            ctx.print(&answer, |a| format!("{}: {}", a.outcome, a.why));
             Ok(0)
         }
     }
-}
-
-/// The exit code of a finished child: its own, or 128 + the signal that ended it.
-fn exit_of(status: std::process::ExitStatus) -> u8 {
-    if let Some(code) = status.code() {
-        return u8::try_from(code & 0xff).unwrap_or(1);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = status.signal() {
-            return u8::try_from(128 + (signal & 0x7f)).unwrap_or(1);
-        }
-    }
-    1
 }
 
 #[tokio::main(flavor = "current_thread")]

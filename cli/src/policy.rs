@@ -8,14 +8,41 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::{GrantDuration, TargetId};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action, Isolation, Rules};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::api::Failure;
 
 /// Loads the rules in `dir` as a function would: schema, policies, targets. A broken file is
 /// reported with its name and line, and so is every target a deployment placed as `isolation`
 /// says would refuse (intake and the issuer refuse them at run time).
-pub fn check(dir: &Path, isolation: Isolation) -> Result<Value, Failure> {
+/// What `jit policy check` found.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Always true: a broken set is a failure instead.
+    pub ok: bool,
+    /// How many policies loaded.
+    pub policies: usize,
+    /// The targets declared.
+    pub targets: Vec<String>,
+    /// The hash grants record.
+    pub policy_hash: String,
+}
+
+/// What `jit policy explain` says the rules would do.
+#[derive(Debug, Serialize)]
+pub struct Explained {
+    /// `refused`, `break-glass`, `auto-approved` or `needs-approval`.
+    pub outcome: &'static str,
+    /// Approvals needed, when it needs approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals_required: Option<u32>,
+    /// Why, in words.
+    pub why: String,
+    /// The policies that decided.
+    pub policies: Vec<String>,
+}
+
+pub fn check(dir: &Path, isolation: Isolation) -> Result<Report, Failure> {
     if let Some(a) = &isolation.broker_account
         && (a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
     {
@@ -33,12 +60,12 @@ pub fn check(dir: &Path, isolation: Isolation) -> Result<Value, Failure> {
     if !refused.is_empty() {
         return Err(Failure::Usage(refused.join("\n")));
     }
-    Ok(json!({
-        "ok": true,
-        "policies": rules.policy_count(),
-        "targets": rules.targets().map(|t| t.id.to_string()).collect::<Vec<_>>(),
-        "policy_hash": rules.hash(),
-    }))
+    Ok(Report {
+        ok: true,
+        policies: rules.policy_count(),
+        targets: rules.targets().map(|t| t.id.to_string()).collect(),
+        policy_hash: rules.hash().to_owned(),
+    })
 }
 
 /// What the rules would do with a request: what intake and the approver decide, in order.
@@ -62,7 +89,7 @@ pub struct Question<'a> {
 }
 
 /// Refused (by which policy and why), needs N approvals, or auto-approved (by which policy).
-pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Value, Failure> {
+pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Explained, Failure> {
     let rules = Rules::load_dir(dir).map_err(|e| Failure::Usage(e.to_string()))?;
     let claims = HashMap::from([
         ("sub".to_owned(), q.user.to_owned()),
@@ -92,44 +119,48 @@ pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Value, Failure> {
     };
     let request = rules.decide(&caller, Action::Request, &target, &context);
     if !request.allowed {
-        return Ok(json!({
-            "outcome": "refused",
-            "why": request.explain_denial(Action::Request, target.as_str()),
-            "policies": request.policies,
-        }));
+        return Ok(Explained {
+            outcome: "refused",
+            approvals_required: None,
+            why: request.explain_denial(Action::Request, target.as_str()),
+            policies: request.policies,
+        });
     }
     if q.break_glass {
         let glass = rules.decide(&caller, Action::BreakGlass, &target, &context);
         if !glass.allowed {
-            return Ok(json!({
-                "outcome": "refused",
-                "why": glass.explain_denial(Action::BreakGlass, target.as_str()),
-                "policies": glass.policies,
-            }));
+            return Ok(Explained {
+                outcome: "refused",
+                approvals_required: None,
+                why: glass.explain_denial(Action::BreakGlass, target.as_str()),
+                policies: glass.policies,
+            });
         }
-        return Ok(json!({
-            "outcome": "break-glass",
-            "why": "opens at once, loudly, with a review owed afterwards",
-            "policies": glass.policies,
-        }));
+        return Ok(Explained {
+            outcome: "break-glass",
+            approvals_required: None,
+            why: "opens at once, loudly, with a review owed afterwards".to_owned(),
+            policies: glass.policies,
+        });
     }
     let auto = rules.decide(&caller, Action::AutoApprove, &target, &context);
     if auto.allowed {
-        return Ok(json!({
-            "outcome": "auto-approved",
-            "why": format!("approved at once by {}", auto.policies.join(", ")),
-            "policies": auto.policies,
-        }));
+        return Ok(Explained {
+            outcome: "auto-approved",
+            approvals_required: None,
+            why: format!("approved at once by {}", auto.policies.join(", ")),
+            policies: auto.policies,
+        });
     }
-    Ok(json!({
-        "outcome": "needs-approval",
-        "approvals_required": declared.approvals_required.max(1),
-        "why": format!(
+    Ok(Explained {
+        outcome: "needs-approval",
+        approvals_required: Some(declared.approvals_required.max(1)),
+        why: format!(
             "permitted to ask (by {}); waits for {} approval(s) from people the rules permit to \
              Approve, never the requester",
             request.policies.join(", "),
             declared.approvals_required.max(1)
         ),
-        "policies": request.policies,
-    }))
+        policies: request.policies,
+    })
 }

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-pub use jit_stack::setup::resolve;
+pub use jit_local::cfn::{Node, Template};
 use serde_json::{Map, Value, json};
-use serde_yaml::Value as Yaml;
 
 /// What IAM decides for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -211,24 +210,27 @@ pub fn evaluate(cases: &[Case]) -> Result<Vec<Decision>, String> {
         .collect()
 }
 
-/// A YAML file of the workspace.
-pub fn yaml(path: &str) -> Yaml {
-    let path = jit_local::workspace_root().join(path);
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    serde_yaml::from_str(&text).unwrap_or(Yaml::Null)
+/// A template of the workspace (`template.yaml`, `infra/target-account.yaml`).
+pub fn workspace_template(path: &str) -> Result<Template, String> {
+    Template::workspace(path).map_err(|e| e.to_string())
 }
 
 /// A function's identity policy as `template.yaml` declares it (its `Policies` statements),
 /// resolved with `refs`.
-pub fn function_policy(template: &Yaml, function: &str, refs: &BTreeMap<String, Value>) -> Value {
+pub fn function_policy(
+    template: &Template,
+    function: &str,
+    refs: &BTreeMap<String, Value>,
+) -> Value {
     let logical = format!("{}{}Function", function[..1].to_uppercase(), &function[1..]);
-    let policies = &template["Resources"][logical.as_str()]["Properties"]["Policies"];
+    let policies = &template.properties(&logical)["Policies"];
     let statements: Vec<Value> = policies
         .as_sequence()
         .into_iter()
         .flatten()
         .flat_map(|p| {
-            resolve(&p["Statement"], refs)
+            p["Statement"]
+                .resolve(refs)
                 .as_array()
                 .cloned()
                 .unwrap_or_default()

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 pub mod browser;
 pub mod iam;
 
-pub use jit_stack::demo::{Answer, Api};
+pub use jit_api::Answer;
+pub use jit_stack::demo::Api;
 use jit_stack::{LogSink, Stack, StackOptions};
 
 /// A stack on a runtime of its own, so it outlives whichever test started it.

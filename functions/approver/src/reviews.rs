@@ -5,13 +5,14 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
+use jit_api::GrantView;
 use jit_core::cases::Cases;
 use jit_core::clock::Timestamp;
 use jit_core::domain::ReviewDecision;
 use jit_core::store::GrantStore;
 use jit_http::{
-    Problem, body_text, caller, json, match_route, no_such_route, optional_body, parse_body,
-    respond, views,
+    Problem, Route, body_text, caller, json, no_such_route, optional_body, parse_body, respond,
+    route,
 };
 
 use crate::{Approver, Notifier};
@@ -33,12 +34,6 @@ struct PostReviewBody {
     #[serde(default)]
     comment: Option<String>,
 }
-
-/// The routes this function serves over the API.
-const ROUTES: [&str; 2] = [
-    "POST /requests/{id}/reviews",
-    "POST /grants/{id}/post-review",
-];
 
 fn comment(text: Option<String>) -> Result<Option<String>, Problem> {
     let Some(text) = text.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) else {
@@ -67,18 +62,18 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
         let caller = caller(request, &self.config.groups_claim)?;
         let cases = Cases::new(&self.store, &self.rules, &self.keys);
-        let grant = match match_route(request, &ROUTES) {
-            Some(("POST /requests/{id}/reviews", Some(id))) => {
+        let grant = match route(request) {
+            Some(Route::Review(id)) => {
                 let body: ReviewBody = parse_body(body_text(request)?)?;
                 let comment = comment(body.comment)?;
                 cases
-                    .review(&caller, &id, body.decision, comment, now)
+                    .review(&caller, id, body.decision, comment, now)
                     .await?
             }
-            Some(("POST /grants/{id}/post-review", Some(id))) => {
+            Some(Route::PostReview(id)) => {
                 let body: PostReviewBody = optional_body(request)?;
                 let comment = comment(body.comment)?;
-                cases.post_review(&caller, &id, comment, now).await?
+                cases.post_review(&caller, id, comment, now).await?
             }
             _ => return Err(no_such_route(request)),
         };
@@ -88,6 +83,6 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
             state = %grant.state,
             "review recorded"
         );
-        Ok(json(StatusCode::OK, &views::grant(&grant)))
+        Ok(json(StatusCode::OK, &GrantView::from(&grant)))
     }
 }

@@ -2,7 +2,6 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use serde_json::json;
 
 use jit_core::clock::Timestamp;
 use jit_core::domain::GrantId;
@@ -11,7 +10,8 @@ use jit_core::policy::Action;
 use jit_core::store::{Cursor, GrantStore, PageRequest};
 
 use crate::{App, Problem};
-use jit_http::{json, query, views};
+use jit_api::{AuditPage, AuditRecordView};
+use jit_http::{json, query};
 
 /// The longest range one export may span, so one call stays within the function's time.
 pub const MAX_RANGE_DAYS: i64 = 31;
@@ -81,17 +81,17 @@ impl<S: GrantStore> App<S> {
         tracing::info!(auditor = %caller.user, from = %from, to = %to, records = page.items.len(), "audit exported");
         Ok(json(
             StatusCode::OK,
-            &json!({
-                "from": from,
-                "to": to,
-                "records": page.items.iter().map(views::audit).collect::<Vec<_>>(),
-                "heads": heads,
-                "checkpoints": checkpoints,
-                "keys": self.keys.public_keys(),
-                "checkpoint_period": self.config.checkpoint_period,
-                "exported_at": now,
-                "next": page.next.map(|c| c.as_str().to_owned()),
-            }),
+            &AuditPage {
+                from,
+                to,
+                records: page.items.iter().map(AuditRecordView::from).collect(),
+                heads,
+                checkpoints,
+                keys: self.keys.public_keys(),
+                checkpoint_period: self.config.checkpoint_period,
+                exported_at: now,
+                next: page.next.map(|c| c.as_str().to_owned()),
+            },
         ))
     }
 }

@@ -21,7 +21,7 @@ use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
 use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
-use jit_http::{caller, match_route, no_such_route, respond};
+use jit_http::{Route, caller, no_such_route, respond, route};
 
 pub use jit_http::{MAX_BODY_BYTES, Problem};
 
@@ -86,20 +86,6 @@ pub struct App<S> {
     pub web: WebConfig,
 }
 
-/// The routes this function serves.
-const ROUTES: [&str; 7] = [
-    "POST /requests",
-    "GET /requests",
-    "GET /requests/{id}",
-    "POST /requests/{id}/cancel",
-    "GET /requests/{id}/audit",
-    "GET /targets",
-    "GET /audit",
-];
-
-/// The web page's routes, which API Gateway serves without its authorizer.
-const PUBLIC_ROUTES: [&str; 2] = ["GET /", "GET /web/{file}"];
-
 impl<S: GrantStore> App<S> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -107,29 +93,22 @@ impl<S: GrantStore> App<S> {
     }
 
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
-        match match_route(request, &PUBLIC_ROUTES) {
-            Some(("GET /", _)) => return Ok(self.web_index()),
-            Some(("GET /web/{file}", _)) => {
-                let file = jit_http::path_parameter(request, "file")
-                    .or_else(|| request.uri().path().rsplit('/').next())
-                    .unwrap_or_default();
-                return self.web_file(file);
-            }
+        // The web page's routes, which API Gateway serves without its authorizer.
+        let route = route(request);
+        match route {
+            Some(Route::WebPage) => return Ok(self.web_index()),
+            Some(Route::WebFile(file)) => return self.web_file(file),
             _ => {}
         }
         let caller = caller(request, &self.config.groups_claim)?;
-        match match_route(request, &ROUTES) {
-            Some(("POST /requests", _)) => self.create(request, &caller, now).await,
-            Some(("GET /requests", _)) => self.list(request, &caller, now).await,
-            Some(("GET /requests/{id}", Some(id))) => self.get(&id, &caller, now).await,
-            Some(("POST /requests/{id}/cancel", Some(id))) => {
-                self.cancel(request, &id, &caller, now).await
-            }
-            Some(("GET /requests/{id}/audit", Some(id))) => {
-                self.grant_trail(&id, &caller, now).await
-            }
-            Some(("GET /targets", _)) => Ok(self.targets(&caller, now)),
-            Some(("GET /audit", _)) => self.export_audit(request, &caller, now).await,
+        match route {
+            Some(Route::CreateRequest) => self.create(request, &caller, now).await,
+            Some(Route::ListRequests) => self.list(request, &caller, now).await,
+            Some(Route::GetRequest(id)) => self.get(id, &caller, now).await,
+            Some(Route::Cancel(id)) => self.cancel(request, id, &caller, now).await,
+            Some(Route::RequestTrail(id)) => self.grant_trail(id, &caller, now).await,
+            Some(Route::Targets) => Ok(self.targets(&caller, now)),
+            Some(Route::Audit) => self.export_audit(request, &caller, now).await,
             _ => Err(no_such_route(request)),
         }
     }

@@ -5,15 +5,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use jit_api::{GrantView, Page as PageView};
 use jit_core::cases::{Cases, Noun, OpenRequest};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Grant, GrantDuration, GrantState, Reason, TargetId, Ticket};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
 use jit_core::store::{Created, Cursor, GrantStore, IdempotencyKey, Page, PageRequest, StoreError};
-use jit_http::{body_text, json, optional_body, parse_body, query, views};
+use jit_http::{body_text, json, optional_body, parse_body, query};
 
 use crate::{App, Problem};
 
@@ -129,7 +130,7 @@ impl<S: GrantStore> App<S> {
             )
             .await?;
         let grant = created.grant();
-        let mut response = json(StatusCode::CREATED, &views::grant(grant));
+        let mut response = json(StatusCode::CREATED, &GrantView::from(grant));
         let headers = response.headers_mut();
         if let Ok(location) = format!("/requests/{}", grant.id).parse() {
             headers.insert("location", location);
@@ -152,7 +153,7 @@ impl<S: GrantStore> App<S> {
         now: Timestamp,
     ) -> Result<Response<Body>, Problem> {
         let grant = self.cases().visible(caller, id, Noun::Request, now).await?;
-        Ok(json(StatusCode::OK, &views::grant(&grant)))
+        Ok(json(StatusCode::OK, &GrantView::from(&grant)))
     }
 
     pub(crate) async fn cancel(
@@ -164,7 +165,7 @@ impl<S: GrantStore> App<S> {
     ) -> Result<Response<Body>, Problem> {
         let _: CancelBody = optional_body(request)?;
         let grant = self.cases().cancel(caller, id, now).await?;
-        Ok(json(StatusCode::OK, &views::grant(&grant)))
+        Ok(json(StatusCode::OK, &GrantView::from(&grant)))
     }
 
     pub(crate) async fn list(
@@ -215,10 +216,10 @@ impl<S: GrantStore> App<S> {
         };
         Ok(json(
             StatusCode::OK,
-            &json!({
-                "items": items.iter().map(views::grant).collect::<Vec<_>>(),
-                "next": next,
-            }),
+            &PageView {
+                items: items.iter().map(GrantView::from).collect(),
+                next,
+            },
         ))
     }
 

@@ -1,8 +1,8 @@
 //! `GET /targets`: what the caller may ask for, so clients can offer only that.
 
+use jit_api::{TargetList, TargetView};
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
-use serde_json::json;
 
 use jit_core::clock::Timestamp;
 use jit_core::identity::Caller;
@@ -36,20 +36,9 @@ impl<S: GrantStore> App<S> {
                 };
                 let without = ask(None);
                 let with = without || ask(Some("TICKET-1"));
-                with.then(|| {
-                    json!({
-                        "id": t.id.as_str(),
-                        "description": t.description,
-                        "account": t.account,
-                        "environment": t.environment,
-                        "tier": t.tier,
-                        "max_duration": t.max_duration.to_string(),
-                        "approvals_required": t.approvals_required,
-                        "ticket_required": !without,
-                    })
-                })
+                with.then(|| TargetView::of(t, !without))
             })
             .collect();
-        json(StatusCode::OK, &json!({ "items": items }))
+        json(StatusCode::OK, &TargetList { items })
     }
 }

@@ -7,14 +7,14 @@
 
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
-use serde_json::json;
 
+use jit_api::{AuditRecordView, GrantTrail, GrantView};
 use jit_core::clock::Timestamp;
 use jit_core::domain::GrantId;
 use jit_core::identity::Caller;
 use jit_core::store::GrantStore;
 use jit_http::startup::setting;
-use jit_http::{Problem, json, views};
+use jit_http::{Problem, json};
 
 use crate::App;
 
@@ -125,12 +125,13 @@ impl<S: GrantStore> App<S> {
                          JIT_WEB_CLIENT_ID (the template's JwtIssuer and first JwtAudience)",
                     ));
                 };
-                let body = json!({
-                    "issuer": issuer,
-                    "client_id": client_id,
-                    "groups_claim": self.web.groups_claim,
-                });
-                asset(&self.web, &body.to_string(), "application/json")
+                let body = jit_api::WebConfig {
+                    issuer: issuer.clone(),
+                    client_id: client_id.clone(),
+                    groups_claim: self.web.groups_claim.clone(),
+                };
+                let body = serde_json::to_string(&body).unwrap_or_default();
+                asset(&self.web, &body, "application/json")
             }
             _ => {
                 return Err(Problem::new(
@@ -158,11 +159,11 @@ impl<S: GrantStore> App<S> {
         }
         Ok(json(
             StatusCode::OK,
-            &json!({
-                "grant": views::grant(&grant),
-                "records": records.iter().map(views::audit).collect::<Vec<_>>(),
-                "keys": self.keys.public_keys(),
-            }),
+            &GrantTrail {
+                grant: GrantView::from(&grant),
+                records: records.iter().map(AuditRecordView::from).collect(),
+                keys: self.keys.public_keys(),
+            },
         ))
     }
 }

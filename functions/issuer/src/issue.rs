@@ -3,8 +3,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::json;
 
+use jit_api::{ConsoleLink, Credentials};
 use jit_core::cases::Cases;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Grant, SessionKind};
@@ -115,13 +115,13 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         let (_, creds, _) = self.session(id, SessionKind::Cli, caller, now).await?;
         Ok(json(
             StatusCode::OK,
-            &json!({
-                "Version": 1,
-                "AccessKeyId": creds.access_key_id,
-                "SecretAccessKey": creds.secret_access_key,
-                "SessionToken": creds.session_token,
-                "Expiration": creds.expiration.to_rfc3339(),
-            }),
+            &Credentials {
+                version: 1,
+                access_key_id: creds.access_key_id,
+                secret_access_key: creds.secret_access_key,
+                session_token: creds.session_token,
+                expiration: creds.expiration.to_rfc3339(),
+            },
         ))
     }
 
@@ -145,11 +145,11 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         );
         Ok(json(
             StatusCode::OK,
-            &json!({
-                "url": url.as_str(),
-                "expires_at": creds.expiration.to_rfc3339(),
-                "grant": grant.id.as_str(),
-            }),
+            &ConsoleLink {
+                url: url.to_string(),
+                expires_at: creds.expiration.to_rfc3339(),
+                grant: grant.id.as_str().to_owned(),
+            },
         ))
     }
 }

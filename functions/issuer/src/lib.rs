@@ -18,7 +18,7 @@ use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
 use jit_http::startup::setting;
-use jit_http::{Problem, caller, match_route, no_such_route, respond};
+use jit_http::{Problem, Route, caller, no_such_route, respond, route};
 
 pub use federation::{
     AWS_FEDERATION_ENDPOINT, DEFAULT_DESTINATION, FederationError, HttpFederation,
@@ -74,9 +74,6 @@ pub struct Issuer<S, B, F> {
     pub keys: Arc<jit_core::trust::KeyRing>,
 }
 
-/// The routes this function serves.
-const ROUTES: [&str; 2] = ["POST /grants/{id}/credentials", "POST /grants/{id}/console"];
-
 impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
@@ -85,13 +82,9 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
 
     async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
         let caller = caller(request, &self.config.groups_claim)?;
-        match match_route(request, &ROUTES) {
-            Some(("POST /grants/{id}/credentials", Some(id))) => {
-                self.credentials(request, &id, &caller, now).await
-            }
-            Some(("POST /grants/{id}/console", Some(id))) => {
-                self.console(request, &id, &caller, now).await
-            }
+        match route(request) {
+            Some(Route::Credentials(id)) => self.credentials(request, id, &caller, now).await,
+            Some(Route::Console(id)) => self.console(request, id, &caller, now).await,
             _ => Err(no_such_route(request)),
         }
     }

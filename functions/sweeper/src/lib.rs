@@ -20,7 +20,7 @@ use jit_core::revocation::INLINE_POLICY_LIMIT;
 use jit_core::store::GrantStore;
 use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
-use jit_http::{caller, match_route, no_such_route, respond};
+use jit_http::{Route, caller, no_such_route, respond, route};
 
 pub use iam::{IamPolicies, PolicyError, RolePolicies, iam_as, role_name};
 pub use sweep::{ReconcileError, RoleOutcome, SweepReport};
@@ -141,8 +141,6 @@ pub struct Sweeper<S, P> {
     pub config: SweeperConfig,
 }
 
-const ROUTES: [&str; 1] = ["POST /grants/{id}/revoke"];
-
 /// The sweep's `RolesPending` metric in CloudWatch Embedded Metric Format: how many roles the
 /// sweep left unreconciled (0 when all is in force). The template alarms on it.
 pub fn roles_pending_metric(count: u32, at: jit_core::clock::Timestamp) -> String {
@@ -201,8 +199,8 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         let now = self.clock.now();
         let outcome = async {
             let caller = caller(&request, &self.config.groups_claim)?;
-            match match_route(&request, &ROUTES) {
-                Some((_, Some(id))) => self.revoke(&request, &id, &caller, now).await,
+            match route(&request) {
+                Some(Route::Revoke(id)) => self.revoke(&request, id, &caller, now).await,
                 _ => Err(no_such_route(&request)),
             }
         };

@@ -3,15 +3,15 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use serde_json::json;
 
+use jit_api::{GrantView, LiveSessions, Revoked};
 use jit_core::cases::Cases;
 use jit_core::clock::Timestamp;
 use jit_core::domain::Reason;
 use jit_core::identity::Caller;
 use jit_core::store::GrantStore;
 use jit_core::trust::KeyRing;
-use jit_http::{Problem, body_text, json, parse_body, views};
+use jit_http::{Problem, body_text, json, parse_body};
 
 use crate::Sweeper;
 use crate::iam::RolePolicies;
@@ -47,20 +47,20 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         // The role as recorded on the grant, whatever the targets file says now. "cut"
         // only once a policy that denies this grant is in place and recorded as current.
         let sessions = match change.revocation() {
-            None => "none-live",
+            None => LiveSessions::NoneLive,
             Some(entry) => match self.reconcile(&entry.target_role(), now).await {
-                Ok(outcome) if outcome.covered.contains(&grant.id) => "cut",
-                Ok(_) => "pending",
+                Ok(outcome) if outcome.covered.contains(&grant.id) => LiveSessions::Cut,
+                Ok(_) => LiveSessions::Pending,
                 Err(e) => {
                     tracing::error!(grant = %grant.id, error = %e, "revocation policy not applied; the next sweep retries");
-                    "pending"
+                    LiveSessions::Pending
                 }
             },
         };
-        let mut body = views::grant(grant);
-        if let Some(fields) = body.as_object_mut() {
-            fields.insert("live_sessions".to_owned(), json!(sessions));
-        }
+        let body = Revoked {
+            grant: GrantView::from(grant),
+            live_sessions: sessions,
+        };
         Ok(json(StatusCode::OK, &body))
     }
 }

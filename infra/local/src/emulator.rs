@@ -52,9 +52,30 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmulatorError + '_ {
     }
 }
 
-/// The workspace's root folder (this crate lives at `infra/local`).
+/// The workspace's root folder, found when asked rather than when compiled, so a build shared
+/// between checkouts (one target directory for several clones) reads each checkout's own files:
+/// `JIT_WORKSPACE` when set; else the workspace around the package Cargo is running (its
+/// `CARGO_MANIFEST_DIR` at run time) or around the current folder; else where this crate was
+/// compiled.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    if let Some(dir) = std::env::var_os("JIT_WORKSPACE") {
+        return PathBuf::from(dir);
+    }
+    let starts = [
+        std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from),
+        std::env::current_dir().ok(),
+    ];
+    starts
+        .into_iter()
+        .flatten()
+        .find_map(|start| {
+            start.ancestors().find_map(|dir| {
+                let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).ok()?;
+                let ours = manifest.contains("[workspace]") && dir.join("infra/local").is_dir();
+                ours.then(|| dir.to_owned())
+            })
+        })
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR` when set, else `target/` in the workspace.

@@ -4,6 +4,7 @@
 
 mod calls;
 mod canned;
+pub mod cfn;
 mod emulator;
 mod events;
 mod federation;

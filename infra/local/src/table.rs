@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::cfn::{CfnError, Node as Value, Template};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
@@ -10,7 +11,6 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
     TimeToLiveSpecification,
 };
-use serde_yaml::Value;
 
 /// The logical id of the table in `template.yaml`.
 pub const TABLE_LOGICAL_ID: &str = "GrantsTable";
@@ -19,13 +19,8 @@ pub const TABLE_LOGICAL_ID: &str = "GrantsTable";
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
     /// The template could not be read or parsed.
-    #[error("cannot read `{path}`: {why}")]
-    Template {
-        /// The template's path.
-        path: String,
-        /// What went wrong.
-        why: String,
-    },
+    #[error(transparent)]
+    Template(#[from] CfnError),
     /// The template's table lacks something the code needs.
     #[error("`{TABLE_LOGICAL_ID}` in the template: {0}")]
     Definition(String),
@@ -127,24 +122,22 @@ impl TableDefinition {
 
     /// Reads the table from a SAM/CloudFormation template.
     pub fn from_template(path: &Path) -> Result<Self, TableError> {
-        let template_error = |why: String| TableError::Template {
-            path: path.display().to_string(),
-            why,
-        };
-        let raw = std::fs::read_to_string(path).map_err(|e| template_error(e.to_string()))?;
-        let doc: Value = serde_yaml::from_str(&raw).map_err(|e| template_error(e.to_string()))?;
-        let table = doc
-            .get("Resources")
-            .and_then(|r| r.get(TABLE_LOGICAL_ID))
-            .ok_or_else(|| template_error(format!("no resource `{TABLE_LOGICAL_ID}`")))?;
-        if table.get("Type").and_then(Value::as_str) != Some("AWS::DynamoDB::Table") {
+        let template = Template::load(path)?;
+        let table = template.resources.get(TABLE_LOGICAL_ID).ok_or_else(|| {
+            TableError::Template(CfnError::Parse {
+                path: path.display().to_string(),
+                why: format!("no resource `{TABLE_LOGICAL_ID}`"),
+            })
+        })?;
+        if table.kind != "AWS::DynamoDB::Table" {
             return Err(TableError::Definition(
                 "is not an AWS::DynamoDB::Table".into(),
             ));
         }
-        let props = table
-            .get("Properties")
-            .ok_or_else(|| TableError::Definition("has no Properties".into()))?;
+        let props = &table.properties;
+        if props.as_mapping().is_none() {
+            return Err(TableError::Definition("has no Properties".into()));
+        }
         let attributes: Vec<(String, String)> = props
             .get("AttributeDefinitions")
             .and_then(Value::as_sequence)

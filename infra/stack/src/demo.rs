@@ -1,43 +1,41 @@
 //! `jit-stack --demo`: the main job, walked over HTTP against the running stack, one line a
 //! step. Every step checks what a person would check; the first that fails ends the walk.
-// Indexing a JSON or YAML value by key or position returns Null when absent: it never panics.
-#![allow(clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use jit_core::domain::GrantId;
+use jit_api::{
+    Answer, ApiError, Client, ConsoleRequest, CreateRequest, Credentials, DurationInput, GrantView,
+    LiveSessions, ReviewRequest,
+};
 use jit_core::domain::audit::{AuditRecord, verify};
+use jit_core::domain::{GrantId, GrantState, ReviewDecision};
 
 use crate::Stack;
 
-/// An HTTP client for the stack's API, as the demo people.
+/// The stack's API through the one typed client (`jit-api`), with the raw call the
+/// end-to-end tests and benchmarks check refusals with, as any of the demo's people.
 #[derive(Debug, Clone)]
 pub struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-/// One answer: status and JSON body (`Null` when the body is not JSON).
-#[derive(Debug, Clone)]
-pub struct Answer {
-    /// The HTTP status.
-    pub status: u16,
-    /// The body as JSON.
-    pub body: Value,
+    client: Client,
 }
 
 impl Api {
     /// A client for the API at `base`.
     pub fn new(base: &str) -> Self {
         Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
+            client: Client::new(base),
         }
     }
 
-    /// Sends `method path` with `token` (if any) and a JSON `body` (if any).
+    /// The typed client, calling as `token`.
+    pub fn as_user(&self, token: &str) -> Client {
+        self.client.as_user(token)
+    }
+
+    /// Sends `method path` with `token` (if any) and a JSON `body` (if any), whatever the
+    /// answer's status.
     pub async fn call(
         &self,
         method: &str,
@@ -45,23 +43,14 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Result<Answer, String> {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.header("authorization", format!("Bearer {token}"));
-        }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
-        let response = request.send().await.map_err(|e| format!("{path}: {e}"))?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| e.to_string())?;
-        Ok(Answer {
-            status,
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        })
+        let client = match token {
+            Some(token) => self.client.as_user(token),
+            None => self.client.clone(),
+        };
+        client
+            .send(method, path, body.as_ref(), &[])
+            .await
+            .map_err(|e| format!("{path}: {e}"))
     }
 
     /// Reads a request until `done` holds for it, for up to `within`.
@@ -91,73 +80,96 @@ impl Api {
     }
 }
 
-fn expect(answer: &Answer, status: u16, what: &str) -> Result<(), String> {
-    if answer.status == status {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what}: expected {status}, got {} {}",
-            answer.status, answer.body
-        ))
+/// Reads request `id` as `client` until `done` holds for it, for up to `within`.
+async fn wait_until(
+    client: &Client,
+    id: &str,
+    within: Duration,
+    done: impl Fn(&GrantView) -> bool,
+) -> Result<GrantView, String> {
+    let until = Instant::now() + within;
+    loop {
+        let g = client.get_request(id).await.map_err(|e| e.to_string())?;
+        if done(&g) {
+            return Ok(g);
+        }
+        if Instant::now() > until {
+            return Err(format!(
+                "request {id} did not get there in {within:?}: it is {}",
+                g.state
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// What failed, for the step `what`.
+fn failed(what: &str) -> impl FnOnce(ApiError) -> String + '_ {
+    move |e| format!("{what}: {e}")
 }
 
 /// Walks the main job; prints one line a step to `say`.
 pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String> {
-    let api = Api::new(&stack.api_url);
-    let alice = stack.token("alice", &["engineers", "sre"]);
-    let dan = stack.token("dan", &["dba"]);
-    let lee = stack.token("lee", &["dba-leads"]);
-    let sue = stack.token("sue", &["security"]);
+    let api = Client::new(&stack.api_url);
+    let alice = api.as_user(stack.token("alice", &["engineers", "sre"]));
+    let dan = api.as_user(stack.token("dan", &["dba"]));
+    let lee = api.as_user(stack.token("lee", &["dba-leads"]));
+    let sue = api.as_user(stack.token("sue", &["security"]));
     let started = time::OffsetDateTime::now_utc();
+    let ask = |target: &str, duration: &str, reason: &str, ticket: &str| CreateRequest {
+        target: target.to_owned(),
+        duration: DurationInput::Text(duration.to_owned()),
+        reason: reason.to_owned(),
+        ticket: Some(ticket.to_owned()),
+        break_glass: false,
+    };
 
     // 1. A request the rules approve at once.
-    let a = api
-        .call(
-            "POST",
-            "/requests",
-            Some(&alice),
-            Some(json!({"target": "prod-logs-ro", "duration": "30m",
-                "reason": "checking error rates after the deploy", "ticket": "INC-1042"})),
-        )
-        .await?;
-    expect(&a, 201, "alice's request")?;
-    let id = a.body["id"].as_str().unwrap_or_default().to_owned();
+    let asked = ask(
+        "prod-logs-ro",
+        "30m",
+        "checking error rates after the deploy",
+        "INC-1042",
+    );
+    let id = alice
+        .create_request(&asked)
+        .await
+        .map_err(failed("alice's request"))?
+        .id;
     say(&format!(
         "1. alice asked for prod-logs-ro for 30m with ticket INC-1042: request {id}, PENDING"
     ));
-    let g = api
-        .wait_for(&id, &alice, Duration::from_secs(20), |g| {
-            g["state"] != "PENDING"
-        })
-        .await?;
-    if g["state"] != "ACTIVE" {
-        return Err(format!("the rules should have approved it: {g}"));
+    let g = wait_until(&alice, &id, Duration::from_secs(20), |g| {
+        g.state != GrantState::Pending
+    })
+    .await?;
+    if g.state != GrantState::Active {
+        return Err(format!(
+            "the rules should have approved it: it is {}",
+            g.state
+        ));
     }
     say(&format!(
         "2. the approver's rules approved it from the table stream: ACTIVE until {}",
-        g["ends_at"].as_str().unwrap_or("?")
+        g.ends_at.as_deref().unwrap_or("?")
     ));
 
     // 2. Credentials, as credential_process wants them, used against the emulator.
-    let c = api
-        .call(
-            "POST",
-            &format!("/grants/{id}/credentials"),
-            Some(&alice),
-            None,
-        )
-        .await?;
-    expect(&c, 200, "credentials")?;
-    if c.body["Version"] != 1 {
-        return Err(format!("not credential_process JSON: {}", c.body));
+    let c = alice
+        .credentials(&id)
+        .await
+        .map_err(failed("credentials"))?;
+    if c.version != 1 {
+        return Err(format!(
+            "not credential_process JSON: version {}",
+            c.version
+        ));
     }
     say(&format!(
         "3. credential_process JSON: Version 1, key {}, expires {}",
-        c.body["AccessKeyId"].as_str().unwrap_or("?"),
-        c.body["Expiration"].as_str().unwrap_or("?")
+        c.access_key_id, c.expiration
     ));
-    let sts = session_client(&stack.aws, &c.body);
+    let sts = session_client(&stack.aws, &c);
     let me = sts
         .get_caller_identity()
         .send()
@@ -172,91 +184,76 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     ));
 
     // 3. A console sign-in link.
-    let l = api
-        .call(
-            "POST",
-            &format!("/grants/{id}/console"),
-            Some(&alice),
-            Some(json!({"destination": "https://console.aws.amazon.com/cloudwatch/home"})),
-        )
-        .await?;
-    expect(&l, 200, "console link")?;
-    let url = l.body["url"].as_str().unwrap_or_default();
-    if !url.contains("Action=login") || !url.contains("SigninToken=") {
-        return Err(format!("not a sign-in link: {url}"));
+    let to_cloudwatch = ConsoleRequest {
+        destination: Some("https://console.aws.amazon.com/cloudwatch/home".to_owned()),
+    };
+    let link = alice
+        .console(&id, &to_cloudwatch)
+        .await
+        .map_err(failed("console link"))?;
+    if !link.url.contains("Action=login") || !link.url.contains("SigninToken=") {
+        return Err(format!("not a sign-in link: {}", link.url));
     }
     say(
         "5. a console sign-in link came from the federation endpoint (Action=login with a SigninToken)",
     );
 
     // 4. A request that needs two approvals.
-    let d = api
-        .call(
-            "POST",
-            "/requests",
-            Some(&dan),
-            Some(json!({"target": "prod-db-admin", "duration": "1h",
-                "reason": "rotate the replication user's password", "ticket": "CHG-77"})),
-        )
-        .await?;
-    expect(&d, 201, "dan's request")?;
-    let db = d.body["id"].as_str().unwrap_or_default().to_owned();
-    let g = api
-        .wait_for(&db, &dan, Duration::from_secs(20), |g| {
-            !g["approvals_required"].is_null()
-        })
-        .await?;
+    let asked = ask(
+        "prod-db-admin",
+        "1h",
+        "rotate the replication user's password",
+        "CHG-77",
+    );
+    let db = dan
+        .create_request(&asked)
+        .await
+        .map_err(failed("dan's request"))?
+        .id;
+    let g = wait_until(&dan, &db, Duration::from_secs(20), |g| {
+        g.approvals_required.is_some()
+    })
+    .await?;
     say(&format!(
         "6. dan asked for prod-db-admin: {} approvals needed",
-        g["approvals_required"]
+        g.approvals_required.unwrap_or_default()
     ));
-    for (who, token) in [("lee", &lee), ("sue", &sue)] {
-        let r = api
-            .call(
-                "POST",
-                &format!("/requests/{db}/reviews"),
-                Some(token),
-                Some(json!({"decision": "approve", "comment": "change CHG-77 is scheduled"})),
-            )
-            .await?;
-        expect(&r, 200, &format!("{who}'s approval"))?;
+    let approve = ReviewRequest {
+        decision: ReviewDecision::Approve,
+        comment: Some("change CHG-77 is scheduled".to_owned()),
+    };
+    for (who, reviewer) in [("lee", &lee), ("sue", &sue)] {
+        reviewer
+            .review(&db, &approve)
+            .await
+            .map_err(failed(&format!("{who}'s approval")))?;
     }
-    let g = api
-        .wait_for(&db, &dan, Duration::from_secs(5), |g| {
-            g["state"] == "ACTIVE"
-        })
-        .await?;
-    say(&format!(
-        "7. lee and sue approved: {}",
-        g["state"].as_str().unwrap_or("?")
-    ));
-    let c = api
-        .call(
-            "POST",
-            &format!("/grants/{db}/credentials"),
-            Some(&dan),
-            None,
-        )
-        .await?;
-    expect(&c, 200, "dan's credentials")?;
+    let g = wait_until(&dan, &db, Duration::from_secs(5), |g| {
+        g.state == GrantState::Active
+    })
+    .await?;
+    say(&format!("7. lee and sue approved: {}", g.state));
+    dan.credentials(&db)
+        .await
+        .map_err(failed("dan's credentials"))?;
 
     // 5. Revocation that reaches the live session.
-    let r = api
-        .call(
-            "POST",
-            &format!("/grants/{db}/revoke"),
-            Some(&sue),
-            Some(json!({"reason": "the change window closed early"})),
-        )
-        .await?;
-    expect(&r, 200, "revoke")?;
-    if r.body["live_sessions"] != "cut" {
-        return Err(format!("the live session should be cut: {}", r.body));
+    let revoked = sue
+        .revoke(&db, "the change window closed early")
+        .await
+        .map_err(failed("revoke"))?;
+    if revoked.live_sessions != LiveSessions::Cut {
+        return Err(format!(
+            "the live session should be cut: {}",
+            revoked.live_sessions.as_str()
+        ));
     }
     say("8. sue revoked dan's grant: REVOKED, live sessions cut");
     let policy = revocation_policy(stack, "prod-db-admin").await?;
-    let denied =
-        policy["Statement"][0]["Condition"]["StringEquals"]["aws:PrincipalTag/jit-grant"].clone();
+    let denied = policy
+        .pointer("/Statement/0/Condition/StringEquals/aws:PrincipalTag~1jit-grant")
+        .cloned()
+        .unwrap_or_default();
     if !denied
         .as_array()
         .is_some_and(|l| l.iter().any(|g| g == db.as_str()))
@@ -276,23 +273,11 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    let e = api
-        .call(
-            "GET",
-            &format!("/audit?from={}&to={}&limit=100", fmt(from), fmt(to)),
-            Some(&sue),
-            None,
-        )
-        .await?;
-    expect(&e, 200, "audit export")?;
-    let records: Vec<AuditRecord> = e.body["records"]
-        .as_array()
-        .map(|l| {
-            l.iter()
-                .filter_map(|r| serde_json::from_value(r.clone()).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let export = sue
+        .audit_export(&fmt(from), &fmt(to))
+        .await
+        .map_err(failed("audit export"))?;
+    let records = export.records;
     say(&format!(
         "10. sue exported the audit trail: {} records",
         records.len()
@@ -316,15 +301,17 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     Ok(())
 }
 
-/// An STS client that signs with the session in `credentials` (`credential_process` JSON).
-pub fn session_client(aws: &aws_config::SdkConfig, credentials: &Value) -> aws_sdk_sts::Client {
-    let field = |name: &str| credentials[name].as_str().unwrap_or_default().to_owned();
+/// An STS client that signs with the session in `credentials`.
+pub fn session_client(
+    aws: &aws_config::SdkConfig,
+    credentials: &Credentials,
+) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(aws)
             .credentials_provider(aws_credential_types::Credentials::new(
-                field("AccessKeyId"),
-                field("SecretAccessKey"),
-                Some(field("SessionToken")),
+                credentials.access_key_id.clone(),
+                credentials.secret_access_key.clone(),
+                Some(credentials.session_token.clone()),
                 None,
                 "jit-session",
             ))

@@ -1,13 +1,14 @@
 //! What the stack creates on the emulator before the functions start: the table from the
 //! template and the demo target roles from `targets.json`, with trust policies taken from
 //! `infra/target-account.yaml` (and, in other accounts, that stack's revoker role).
-// Indexing a JSON or YAML value by key or position returns Null when absent: it never panics.
+// Indexing a JSON value or a template node by key or position returns Null when absent: it
+// never panics.
 #![allow(clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 
+use jit_local::cfn::{Node, Template};
 use serde_json::{Value, json};
-use serde_yaml::Value as Yaml;
 
 use jit_core::policy::Rules;
 
@@ -25,83 +26,13 @@ pub fn sweeper_role() -> String {
     format!("arn:aws:iam::{BROKER_ACCOUNT}:role/jit-sweeper")
 }
 
-/// A CloudFormation value as JSON, with `!Ref` and `!Sub` resolved from `refs`.
-pub fn cfn_json(value: &Yaml, refs: &BTreeMap<&str, String>) -> Value {
+/// A CloudFormation value as JSON, with references resolved from `refs`.
+pub fn cfn_json(value: &Node, refs: &BTreeMap<&str, String>) -> Value {
     let refs = refs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), json!(v)))
         .collect();
-    resolve(value, &refs)
-}
-
-/// A CloudFormation value as JSON: `!Ref`, `!Sub`, `!GetAtt` resolved from `refs` (a
-/// `!GetAtt X.Arn` is the ref `X.Arn`; a `CommaDelimitedList` parameter is an array), `!If`
-/// from the conditions in `refs` (`Condition::<name>`: `true` or `false`), `!Join`,
-/// `!Select`, and `AWS::NoValue` dropped from lists and maps.
-pub fn resolve(value: &Yaml, refs: &BTreeMap<String, Value>) -> Value {
-    resolved(value, refs).unwrap_or(Value::Null)
-}
-
-fn resolved(value: &Yaml, refs: &BTreeMap<String, Value>) -> Option<Value> {
-    Some(match value {
-        Yaml::Null => Value::Null,
-        Yaml::Bool(b) => json!(b),
-        Yaml::Number(n) => n
-            .as_i64()
-            .map(Value::from)
-            .or_else(|| n.as_f64().map(Value::from))
-            .unwrap_or(Value::Null),
-        Yaml::String(s) => json!(s),
-        Yaml::Sequence(items) => {
-            Value::Array(items.iter().filter_map(|i| resolved(i, refs)).collect())
-        }
-        Yaml::Mapping(map) => Value::Object(
-            map.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), resolved(v, refs)?)))
-                .collect(),
-        ),
-        Yaml::Tagged(t) => {
-            let inner = &t.value;
-            match t.tag.to_string().as_str() {
-                "!Ref" if inner.as_str() == Some("AWS::NoValue") => return None,
-                "!Ref" | "!GetAtt" => {
-                    let name = inner.as_str().unwrap_or_default();
-                    refs.get(name).cloned().unwrap_or_else(|| json!(name))
-                }
-                "!Sub" => {
-                    let mut text = inner.as_str().unwrap_or_default().to_owned();
-                    for (name, value) in refs {
-                        if let Some(v) = value.as_str() {
-                            text = text.replace(&format!("${{{name}}}"), v);
-                        }
-                    }
-                    json!(text)
-                }
-                "!If" => {
-                    let condition = inner[0].as_str().unwrap_or_default();
-                    let on = refs.get(&format!("Condition::{condition}")) == Some(&json!(true));
-                    return resolved(&inner[if on { 1 } else { 2 }], refs);
-                }
-                "!Join" => {
-                    let sep = inner[0].as_str().unwrap_or_default();
-                    let parts = resolve(&inner[1], refs);
-                    let parts: Vec<String> = parts
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(|p| p.as_str().unwrap_or_default().to_owned())
-                        .collect();
-                    json!(parts.join(sep))
-                }
-                "!Select" => {
-                    let at = inner[0].as_u64().unwrap_or_default();
-                    let list = resolve(&inner[1], refs);
-                    list[usize::try_from(at).unwrap_or_default()].clone()
-                }
-                _ => resolve(inner, refs),
-            }
-        }
-    })
+    value.resolve(&refs)
 }
 
 /// The template's signing keys, by logical id: one per function.
@@ -142,9 +73,10 @@ fn iam_error(e: impl std::error::Error + Send + Sync + 'static) -> String {
 /// Creates every target role of `rules` in its account, trusted as `infra/target-account.yaml`
 /// trusts it, and each other account's revoker role. Returns how many roles were made.
 pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Result<usize, String> {
-    let path = jit_local::workspace_root().join("infra/target-account.yaml");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let doc: Yaml = serde_yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let doc = Template::workspace("infra/target-account.yaml").map_err(|e| e.to_string())?;
+    let boundary_name = doc
+        .default_of("BoundaryName")
+        .unwrap_or_else(|| "jit-target-boundary".to_owned());
     let sts = aws_sdk_sts::Client::new(config);
     let broker_iam = aws_sdk_iam::Client::new(config);
     let mut made = 0;
@@ -157,15 +89,9 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
             ("SweeperRoleArn", sweeper_role()),
             ("AWS::Partition", "aws".to_owned()),
             ("AWS::AccountId", account.to_owned()),
-            (
-                "BoundaryName",
-                doc["Parameters"]["BoundaryName"]["Default"]
-                    .as_str()
-                    .unwrap_or("jit-target-boundary")
-                    .to_owned(),
-            ),
+            ("BoundaryName", boundary_name.clone()),
         ]);
-        let resource = |name: &str| &doc["Resources"][name]["Properties"];
+        let resource = |name: &str| doc.properties(name);
         let iam = match &target.revoker_role_arn {
             None => broker_iam.clone(),
             Some(revoker) => {
@@ -209,14 +135,11 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
             .next()
             .unwrap_or_default();
         // The account's permissions boundary, once per account, as the template makes it.
-        let boundary_name = doc["Parameters"]["BoundaryName"]["Default"]
-            .as_str()
-            .unwrap_or("jit-target-boundary");
         let boundary = format!("arn:aws:iam::{account}:policy/{boundary_name}");
         if !boundaries_made.contains(&account.to_owned()) {
             let made = iam
                 .create_policy()
-                .policy_name(boundary_name)
+                .policy_name(&boundary_name)
                 .policy_document(
                     cfn_json(&resource("TargetBoundary")["PolicyDocument"], &refs).to_string(),
                 )
@@ -267,7 +190,7 @@ mod tests {
 
     #[test]
     fn trust_policies_resolve_their_references() {
-        let yaml: Yaml = serde_yaml::from_str(
+        let yaml = Node::parse(
             "Principal:\n  AWS: !Ref IssuerRoleArn\nResource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/jit/*\"\nN: 3\n",
         )
         .unwrap();

@@ -1,12 +1,16 @@
 //! What the stack reads from `template.yaml`: each function's binary, timeout, memory and
 //! environment, its HTTP API routes, its stream and schedule sources, and the JWT authorizer.
 //! One definition serves the deployment and the local stack.
+// Indexing a template node by key or position returns `Node::Null` when absent: it never
+// panics (the lint cannot tell it from slice indexing).
+#![allow(clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use jit_local::cfn::{self, Node};
+use serde_json::json;
 
 /// Why the template could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -118,49 +122,6 @@ pub struct Bindings {
     pub values: BTreeMap<String, String>,
 }
 
-/// `!Tag value` as the tag (`!Ref`) and its value.
-fn tagged(value: &Value) -> Option<(String, &Value)> {
-    match value {
-        Value::Tagged(t) => Some((t.tag.to_string(), &t.value)),
-        _ => None,
-    }
-}
-
-/// A value as CloudFormation resolves it, for what the template uses in environment
-/// variables: `!Ref` of a parameter, `!Select [n, list]` and `!Join [sep, list]` over a
-/// comma-delimited parameter, and plain scalars.
-fn intrinsic(value: &Value, params: &BTreeMap<String, String>) -> String {
-    let list = |v: &Value| -> Vec<String> {
-        match v {
-            Value::Sequence(items) => items.iter().map(|i| intrinsic(i, params)).collect(),
-            other => intrinsic(other, params)
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        }
-    };
-    match tagged(value) {
-        Some((tag, inner)) if tag == "!Ref" => {
-            let name = inner.as_str().unwrap_or_default();
-            params.get(name).cloned().unwrap_or_else(|| name.to_owned())
-        }
-        Some((tag, Value::Sequence(args))) if tag == "!Select" => {
-            let n = args.first().and_then(Value::as_u64).unwrap_or(0);
-            let items = args.get(1).map(list).unwrap_or_default();
-            usize::try_from(n)
-                .ok()
-                .and_then(|n| items.get(n).cloned())
-                .unwrap_or_default()
-        }
-        Some((tag, Value::Sequence(args))) if tag == "!Join" => {
-            let separator = args.first().and_then(Value::as_str).unwrap_or("");
-            args.get(1).map(list).unwrap_or_default().join(separator)
-        }
-        _ => scalar(value).unwrap_or_default(),
-    }
-}
-
 fn rate(expression: &str) -> Option<Duration> {
     let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
     let (n, unit) = inner.trim().split_once(' ')?;
@@ -177,201 +138,47 @@ fn rate(expression: &str) -> Option<Duration> {
 impl Template {
     /// Reads `path`, resolving references through `bindings` and parameter defaults.
     pub fn load(path: &Path, bindings: &Bindings) -> Result<Self, TemplateError> {
-        let text = std::fs::read_to_string(path).map_err(|e| TemplateError::Read {
+        let template = cfn::Template::load(path).map_err(|e| TemplateError::Read {
             path: path.display().to_string(),
             why: e.to_string(),
         })?;
-        let doc: Value = serde_yaml::from_str(&text).map_err(|e| TemplateError::Read {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        })?;
-        Self::from_value(&doc, bindings)
+        Self::of(&template, bindings)
     }
 
-    fn from_value(doc: &Value, bindings: &Bindings) -> Result<Self, TemplateError> {
-        let shape = |why: String| TemplateError::Shape(why);
-        let mut params = BTreeMap::new();
-        if let Some(map) = doc.get("Parameters").and_then(Value::as_mapping) {
-            for (k, v) in map {
-                if let (Some(k), Some(default)) = (k.as_str(), v.get("Default")) {
-                    params.insert(k.to_owned(), scalar(default).unwrap_or_default());
-                }
-            }
-        }
-        params.extend(bindings.values.clone());
-        let resolve = |value: &Value| -> String { intrinsic(value, &params) };
-        let globals = doc
-            .get("Globals")
-            .and_then(|g| g.get("Function"))
-            .cloned()
-            .unwrap_or(Value::Null);
-        let global_timeout = globals.get("Timeout").and_then(Value::as_u64).unwrap_or(3);
-        let global_memory = globals
-            .get("MemorySize")
-            .and_then(Value::as_u64)
-            .unwrap_or(128);
-        let mut global_env = BTreeMap::new();
-        if let Some(vars) = globals
-            .get("Environment")
-            .and_then(|e| e.get("Variables"))
-            .and_then(Value::as_mapping)
-        {
-            for (k, v) in vars {
-                if let Some(k) = k.as_str() {
-                    global_env.insert(k.to_owned(), resolve(v));
-                }
-            }
-        }
-        let resources = doc
-            .get("Resources")
-            .and_then(Value::as_mapping)
-            .ok_or_else(|| shape("no Resources".into()))?;
+    /// The functions `template` declares, with references resolved through `bindings` and
+    /// parameter defaults.
+    pub fn of(template: &cfn::Template, bindings: &Bindings) -> Result<Self, TemplateError> {
+        let mut refs: BTreeMap<String, serde_json::Value> = template
+            .parameters
+            .keys()
+            .filter_map(|name| Some((name.clone(), json!(template.default_of(name)?))))
+            .collect();
+        refs.extend(bindings.values.iter().map(|(k, v)| (k.clone(), json!(v))));
+        let globals = &template.globals["Function"];
         let mut functions = Vec::new();
-        let mut identity_header = "authorization".to_owned();
-        for (id, resource) in resources {
-            let id = id.as_str().unwrap_or_default().to_owned();
-            let kind = resource.get("Type").and_then(Value::as_str).unwrap_or("");
-            let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
-            if kind == "AWS::Serverless::HttpApi" {
-                if let Some(source) = props
-                    .get("Auth")
-                    .and_then(|a| a.get("Authorizers"))
-                    .and_then(Value::as_mapping)
-                    .and_then(|m| m.values().next())
-                    .and_then(|a| a.get("IdentitySource"))
-                    .and_then(Value::as_str)
-                {
-                    identity_header = source
-                        .strip_prefix("$request.header.")
-                        .unwrap_or(source)
-                        .to_ascii_lowercase();
-                }
-                continue;
-            }
-            if kind != "AWS::Serverless::Function" {
-                continue;
-            }
-            let binary = resource
-                .get("Metadata")
-                .and_then(|m| m.get("BuildProperties"))
-                .and_then(|b| b.get("Binary"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| shape(format!("{id} has no Metadata.BuildProperties.Binary")))?
-                .to_owned();
-            let mut environment = global_env.clone();
-            if let Some(vars) = props
-                .get("Environment")
-                .and_then(|e| e.get("Variables"))
-                .and_then(Value::as_mapping)
-            {
-                for (k, v) in vars {
-                    if let Some(k) = k.as_str() {
-                        environment.insert(k.to_owned(), resolve(v));
-                    }
-                }
-            }
-            let mut routes = Vec::new();
-            let mut stream = None;
-            let mut schedule = None;
-            if let Some(events) = props.get("Events").and_then(Value::as_mapping) {
-                for (name, event) in events {
-                    let name = name.as_str().unwrap_or_default();
-                    let ep = event.get("Properties").cloned().unwrap_or(Value::Null);
-                    match event.get("Type").and_then(Value::as_str) {
-                        Some("HttpApi") => {
-                            let method = ep.get("Method").and_then(Value::as_str);
-                            let path = ep.get("Path").and_then(Value::as_str);
-                            let (Some(method), Some(path)) = (method, path) else {
-                                return Err(shape(format!("{id}.{name} needs Method and Path")));
-                            };
-                            let public = ep
-                                .get("Auth")
-                                .and_then(|a| a.get("Authorizer"))
-                                .and_then(Value::as_str)
-                                == Some("NONE");
-                            routes.push(Route {
-                                method: method.to_ascii_uppercase(),
-                                path: path.to_owned(),
-                                public,
-                            });
-                        }
-                        Some("DynamoDB") => {
-                            let filters = ep
-                                .get("FilterCriteria")
-                                .and_then(|f| f.get("Filters"))
-                                .and_then(Value::as_sequence)
-                                .map(|list| {
-                                    list.iter()
-                                        .filter_map(|f| f.get("Pattern").and_then(Value::as_str))
-                                        .filter_map(|p| serde_json::from_str(p).ok())
-                                        .collect()
-                                })
-                                .unwrap_or_default();
-                            let types = ep
-                                .get("FunctionResponseTypes")
-                                .and_then(Value::as_sequence)
-                                .cloned()
-                                .unwrap_or_default();
-                            stream = Some(StreamSource {
-                                batch_size: ep
-                                    .get("BatchSize")
-                                    .and_then(Value::as_u64)
-                                    .map_or(100, |n| usize::try_from(n).unwrap_or(100)),
-                                maximum_retry_attempts: ep
-                                    .get("MaximumRetryAttempts")
-                                    .and_then(Value::as_u64)
-                                    .map_or(10_000, |n| u32::try_from(n).unwrap_or(10_000)),
-                                bisect_on_error: ep
-                                    .get("BisectBatchOnFunctionError")
-                                    .and_then(Value::as_bool)
-                                    .unwrap_or(false),
-                                report_item_failures: types
-                                    .iter()
-                                    .any(|t| t.as_str() == Some("ReportBatchItemFailures")),
-                                filters,
-                            });
-                        }
-                        Some("Schedule") => {
-                            let expression = ep.get("Schedule").and_then(Value::as_str);
-                            schedule = Some(expression.and_then(rate).ok_or_else(|| {
-                                shape(format!("{id}.{name}: only rate(...) schedules are run"))
-                            })?);
-                        }
-                        Some("ScheduleV2") => {
-                            let expression = ep.get("ScheduleExpression").and_then(Value::as_str);
-                            schedule = Some(expression.and_then(rate).ok_or_else(|| {
-                                shape(format!("{id}.{name}: only rate(...) schedules are run"))
-                            })?);
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            functions.push(FunctionDef {
-                logical_id: id.clone(),
-                binary,
-                timeout: Duration::from_secs(
-                    props
-                        .get("Timeout")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(global_timeout),
-                ),
-                memory_mb: u32::try_from(
-                    props
-                        .get("MemorySize")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(global_memory),
-                )
-                .unwrap_or(256),
-                environment,
-                routes,
-                stream,
-                schedule,
-            });
+        for (id, resource) in template.resources_of("AWS::Serverless::Function") {
+            functions.push(function(id, resource, globals, &refs)?);
         }
         if functions.is_empty() {
-            return Err(shape("no AWS::Serverless::Function resources".into()));
+            return Err(TemplateError::Shape(
+                "no AWS::Serverless::Function resources".into(),
+            ));
         }
+        let identity_header = template
+            .resources_of("AWS::Serverless::HttpApi")
+            .find_map(|(_, api)| {
+                let authorizers = api.properties["Auth"]["Authorizers"].as_mapping()?;
+                authorizers.values().next()?["IdentitySource"].as_str()
+            })
+            .map_or_else(
+                || "authorization".to_owned(),
+                |source| {
+                    source
+                        .strip_prefix("$request.header.")
+                        .unwrap_or(source)
+                        .to_ascii_lowercase()
+                },
+            );
         Ok(Self {
             functions,
             identity_header,
@@ -392,12 +199,104 @@ impl Template {
     }
 }
 
-fn scalar(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// The variables of an `Environment` section, resolved.
+fn variables(
+    section: &Node,
+    refs: &BTreeMap<String, serde_json::Value>,
+) -> BTreeMap<String, String> {
+    section["Variables"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.resolve_text(refs)))
+        .collect()
+}
+
+/// One function as the template declares it, over the `Globals` it inherits.
+fn function(
+    id: &str,
+    resource: &cfn::Resource,
+    globals: &Node,
+    refs: &BTreeMap<String, serde_json::Value>,
+) -> Result<FunctionDef, TemplateError> {
+    let shape = TemplateError::Shape;
+    let props = &resource.properties;
+    let binary = resource.metadata["BuildProperties"]["Binary"]
+        .as_str()
+        .ok_or_else(|| shape(format!("{id} has no Metadata.BuildProperties.Binary")))?
+        .to_owned();
+    let mut environment = variables(&globals["Environment"], refs);
+    environment.extend(variables(&props["Environment"], refs));
+    let mut routes = Vec::new();
+    let mut stream = None;
+    let mut schedule = None;
+    for (name, event) in props["Events"].as_mapping().into_iter().flatten() {
+        let ep = &event["Properties"];
+        let rate_of = |expression: &Node| {
+            expression
+                .as_str()
+                .and_then(rate)
+                .ok_or_else(|| shape(format!("{id}.{name}: only rate(...) schedules are run")))
+        };
+        match event["Type"].as_str() {
+            Some("HttpApi") => {
+                let (Some(method), Some(path)) = (ep["Method"].as_str(), ep["Path"].as_str())
+                else {
+                    return Err(shape(format!("{id}.{name} needs Method and Path")));
+                };
+                routes.push(Route {
+                    method: method.to_ascii_uppercase(),
+                    path: path.to_owned(),
+                    public: ep["Auth"]["Authorizer"].as_str() == Some("NONE"),
+                });
+            }
+            Some("DynamoDB") => stream = Some(stream_source(ep)),
+            Some("Schedule") => schedule = Some(rate_of(&ep["Schedule"])?),
+            Some("ScheduleV2") => schedule = Some(rate_of(&ep["ScheduleExpression"])?),
+            _ => {}
+        }
+    }
+    let number = |key: &str, default: u64| {
+        props[key]
+            .as_u64()
+            .or_else(|| globals[key].as_u64())
+            .unwrap_or(default)
+    };
+    Ok(FunctionDef {
+        logical_id: id.to_owned(),
+        binary,
+        timeout: Duration::from_secs(number("Timeout", 3)),
+        memory_mb: u32::try_from(number("MemorySize", 128)).unwrap_or(256),
+        environment,
+        routes,
+        stream,
+        schedule,
+    })
+}
+
+/// A `DynamoDB` event source, with Lambda's defaults where the template says nothing.
+fn stream_source(ep: &Node) -> StreamSource {
+    let filters = ep["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["Pattern"].as_str())
+        .filter_map(|p| serde_json::from_str(p).ok())
+        .collect();
+    StreamSource {
+        batch_size: ep["BatchSize"]
+            .as_u64()
+            .map_or(100, |n| usize::try_from(n).unwrap_or(100)),
+        maximum_retry_attempts: ep["MaximumRetryAttempts"]
+            .as_u64()
+            .map_or(10_000, |n| u32::try_from(n).unwrap_or(10_000)),
+        bisect_on_error: ep["BisectBatchOnFunctionError"].as_bool().unwrap_or(false),
+        report_item_failures: ep["FunctionResponseTypes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|t| t.as_str() == Some("ReportBatchItemFailures")),
+        filters,
     }
 }
 
@@ -478,18 +377,16 @@ mod tests {
             .flat_map(|f| f.routes.iter().map(Route::key))
             .collect();
         in_template.sort();
-        let doc: Value =
-            serde_yaml::from_str(&std::fs::read_to_string(root.join("openapi.yaml")).unwrap())
-                .unwrap();
+        let doc =
+            Node::parse(&std::fs::read_to_string(root.join("openapi.yaml")).unwrap()).unwrap();
         assert_eq!(doc["openapi"].as_str(), Some("3.1.0"));
         let mut in_document = Vec::new();
         for (path, item) in doc["paths"].as_mapping().unwrap() {
             for (method, operation) in item.as_mapping().unwrap() {
-                let method = method.as_str().unwrap();
-                if !["get", "post", "put", "patch", "delete"].contains(&method) {
+                if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
                     continue;
                 }
-                let key = format!("{} {}", method.to_uppercase(), path.as_str().unwrap());
+                let key = format!("{} {path}", method.to_uppercase());
                 // Every route sits behind the authorizer, and says so, but the web page's
                 // files, which the template serves without it and the document says need
                 // no token.
@@ -507,7 +404,7 @@ mod tests {
                     );
                 } else {
                     assert!(
-                        operation["responses"]["401"].is_mapping(),
+                        operation["responses"]["401"].as_mapping().is_some(),
                         "{key} documents no 401"
                     );
                 }
@@ -519,7 +416,7 @@ mod tests {
             in_template, in_document,
             "template.yaml and openapi.yaml disagree"
         );
-        assert!(doc["security"][0]["jwt"].is_sequence());
+        assert!(doc["security"][0]["jwt"].as_sequence().is_some());
     }
 
     /// The `JIT_*` and `TABLE_NAME` names a source file spells out.

@@ -4,16 +4,15 @@
 
 mod problem;
 pub mod startup;
-pub mod views;
 
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
-use serde_json::Value;
 
 use jit_core::identity::Caller;
 
+pub use jit_api::Route;
 pub use problem::Problem;
 
 /// The largest request body accepted.
@@ -27,42 +26,14 @@ pub fn route_key(request: &Request) -> Option<&str> {
     }
 }
 
-/// Which of `routes` (API Gateway route keys such as `POST /requests/{id}/cancel`) this
-/// request is for, with its `{id}` when the route has one: from the route key API Gateway
+/// The route this request is for, with its `{id}` or `{file}`: from the route key API Gateway
 /// matched when it says, else by matching the method and path (for callers without a gateway).
-pub fn match_route<'r>(request: &Request, routes: &[&'r str]) -> Option<(&'r str, Option<String>)> {
-    let id = || path_parameter(request, "id").map(str::to_owned);
+pub fn route(request: &Request) -> Option<Route<'_>> {
     if let Some(key) = route_key(request).filter(|k| *k != "$default") {
-        let route = routes.iter().find(|r| **r == key)?;
-        let id = id();
-        return match (route.contains("{id}"), id) {
-            (true, None) => None,
-            (_, id) => Some((route, id)),
-        };
+        let parameter = path_parameter(request, "id").or_else(|| path_parameter(request, "file"));
+        return Route::of_key(key, parameter);
     }
-    let method = request.method().as_str();
-    let path: Vec<&str> = request
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .collect();
-    routes.iter().find_map(|route| {
-        let (route_method, template) = route.split_once(' ')?;
-        let template: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
-        if route_method != method || template.len() != path.len() {
-            return None;
-        }
-        let mut id = None;
-        for (t, p) in template.iter().zip(&path) {
-            if *t == "{id}" {
-                id = Some((*p).to_owned());
-            } else if t != p {
-                return None;
-            }
-        }
-        Some((*route, id))
-    })
+    Route::of_path(request.method().as_str(), request.uri().path())
 }
 
 /// The response for a handler's outcome; server-side failures are logged.
@@ -110,8 +81,10 @@ pub fn caller(request: &Request, groups_claim: &str) -> Result<Caller, Problem> 
 }
 
 /// A JSON response with `status`.
-pub fn json(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = Response::new(Body::from(value.to_string()));
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    // The wire types are plain data: serialising them cannot fail.
+    let text = serde_json::to_string(value).unwrap_or_default();
+    let mut response = Response::new(Body::from(text));
     *response.status_mut() = status;
     response
         .headers_mut()

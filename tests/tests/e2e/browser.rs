@@ -145,11 +145,13 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
             .unwrap_or_else(|| panic!("{name} not shown: {text}"))
             .to_owned()
     };
-    let credentials = json!({
-        "AccessKeyId": value("AWS_ACCESS_KEY_ID"),
-        "SecretAccessKey": value("AWS_SECRET_ACCESS_KEY"),
-        "SessionToken": value("AWS_SESSION_TOKEN"),
-    });
+    let credentials = jit_api::Credentials {
+        version: 1,
+        access_key_id: value("AWS_ACCESS_KEY_ID"),
+        secret_access_key: value("AWS_SECRET_ACCESS_KEY"),
+        session_token: value("AWS_SESSION_TOKEN"),
+        expiration: String::new(),
+    };
     let sts = jit_stack::demo::session_client(&stack.aws, &credentials);
     let arn = sts.get_caller_identity().send().await.unwrap().arn.unwrap();
     assert!(arn.contains(":assumed-role/prod-logs-ro/alice@"), "{arn}");

@@ -11,7 +11,7 @@ use jit_core::domain::{GrantId, RevocationEntry, RoleArn};
 use jit_core::revocation::{INLINE_POLICY_LIMIT, RevocationPolicy, derive, policy_chars};
 use jit_e2e::iam::{
     BROKER, Case, Decision, Expectation, broker_refs, evaluate, function_role, key_arn,
-    mutation_report, resolve, yaml,
+    mutation_report, workspace_template,
 };
 use serde_json::{Value, json};
 
@@ -84,15 +84,12 @@ fn managed(name: &str) -> Value {
 
 /// The target account stack's permissions boundary, as `infra/target-account.yaml` makes it.
 fn target_boundary_in(account: &str) -> Value {
-    let doc = yaml("infra/target-account.yaml");
+    let doc = workspace_template("infra/target-account.yaml").unwrap();
     let refs = BTreeMap::from([
         ("AWS::Partition".to_owned(), json!("aws")),
         ("AWS::AccountId".to_owned(), json!(account)),
     ]);
-    resolve(
-        &doc["Resources"]["TargetBoundary"]["Properties"]["PolicyDocument"],
-        &refs,
-    )
+    doc.properties("TargetBoundary")["PolicyDocument"].resolve(&refs)
 }
 
 fn grant(n: u32) -> GrantId {
@@ -373,10 +370,9 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
     })
     .collect();
     let refs = broker_refs("jit-access-GrantsTable-1A2B3C4D5E6F", &keys, true);
-    let template = yaml("template.yaml");
-    let boundary_yaml =
-        &template["Resources"]["BrokerAccountTargetBoundary"]["Properties"]["PolicyDocument"];
-    let boundary = resolve(boundary_yaml, &refs);
+    let template = workspace_template("template.yaml").unwrap();
+    let boundary_yaml = &template.properties("BrokerAccountTargetBoundary")["PolicyDocument"];
+    let boundary = boundary_yaml.resolve(&refs);
     // Within a managed policy's 6,144 characters, with names as long as CloudFormation makes.
     let chars = policy_chars(&boundary.to_string());
     assert!(chars <= 6144, "the boundary is {chars} characters");
@@ -385,11 +381,11 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
     assert_eq!(boundary["Statement"][0], target["Statement"][0]);
     assert_eq!(boundary["Statement"][1], target["Statement"][1]);
     // ...and names every resource of the template (IAM roles and policies are denied whole).
-    let named = serde_yaml::to_string(boundary_yaml).unwrap();
+    let named = boundary_yaml.to_json().to_string();
     let mut missing = Vec::new();
-    for (name, resource) in template["Resources"].as_mapping().unwrap() {
-        let name = name.as_str().unwrap();
-        let kind = resource["Type"].as_str().unwrap_or_default();
+    for (name, resource) in &template.resources {
+        let name = name.as_str();
+        let kind = resource.kind.as_str();
         if kind.starts_with("AWS::IAM::") || name == "PoliciesLayer" || name == "HttpApi" {
             continue;
         }
@@ -560,10 +556,8 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
                 // decide (and signs for its function alone).
                 if let Some((name, _)) = keys.iter().find(|(_, id)| resource.ends_with(id.as_str()))
                 {
-                    case.resource_policy = Some(resolve(
-                        &template["Resources"][name.as_str()]["Properties"]["KeyPolicy"],
-                        &refs,
-                    ));
+                    case.resource_policy =
+                        Some(template.properties(name)["KeyPolicy"].resolve(&refs));
                 }
                 Expectation { case, allowed: ok }
             })

@@ -22,7 +22,7 @@ use std::time::Duration;
 use jit_e2e::iam::{
     BROKER, Case, Expectation, FUNCTIONS, KEY_ADMINISTRATOR, MutationReport, TARGET_ACCOUNTS,
     broker_refs, evaluate, function_policy, function_role, function_session, key_arn,
-    mutation_report, mutation_report_of, resolve, yaml,
+    mutation_report, mutation_report_of, workspace_template,
 };
 use serde_json::{Value, json};
 
@@ -117,8 +117,8 @@ struct Documents {
 }
 
 fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) -> Documents {
-    let template = yaml("template.yaml");
-    let target = yaml("infra/target-account.yaml");
+    let template = workspace_template("template.yaml").unwrap();
+    let target = workspace_template("infra/target-account.yaml").unwrap();
     let functions = FUNCTIONS
         .iter()
         .map(|f| (*f, function_policy(&template, f, refs)))
@@ -134,12 +134,7 @@ fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) ->
             ("SweeperRoleArn".to_owned(), json!(function_role("sweeper"))),
             ("BoundaryName".to_owned(), json!("jit-target-boundary")),
         ]);
-        let r = |name: &str, field: &str| {
-            resolve(
-                &target["Resources"][name]["Properties"][field],
-                &target_refs,
-            )
-        };
+        let r = |name: &str, field: &str| target.properties(name)[field].resolve(&target_refs);
         target_trust.insert(
             (*account).to_owned(),
             r("TargetRole", "AssumeRolePolicyDocument"),
@@ -158,10 +153,7 @@ fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) ->
         .map(|(name, id)| {
             (
                 id.clone(),
-                resolve(
-                    &template["Resources"][name.as_str()]["Properties"]["KeyPolicy"],
-                    refs,
-                ),
+                template.properties(name)["KeyPolicy"].resolve(refs),
             )
         })
         .collect();

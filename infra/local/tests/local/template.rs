@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use jit_local::cfn::{Intrinsic, Template};
 use jit_local::{TableDefinition, TableError};
 
 /// Writes a template to a file of its own under the target directory.
@@ -91,37 +92,25 @@ fn a_missing_table_or_file_is_refused_with_the_path() {
     );
 }
 
-fn yaml(path: &str) -> serde_yaml::Value {
-    let text = std::fs::read_to_string(jit_local::workspace_root().join(path)).unwrap();
-    serde_yaml::from_str(&text).unwrap()
-}
-
-/// `!Tag value` as (tag, value).
-fn tagged(value: &serde_yaml::Value) -> (String, String) {
-    match value {
-        serde_yaml::Value::Tagged(t) => (
-            t.tag.to_string(),
-            t.value.as_str().unwrap_or_default().to_owned(),
-        ),
-        other => panic!("expected an intrinsic function, got {other:?}"),
-    }
+fn workspace(path: &str) -> Template {
+    Template::workspace(path).unwrap()
 }
 
 #[test]
 fn the_broker_outputs_the_roles_the_target_account_stack_asks_for() {
-    let broker = yaml("template.yaml");
-    let target = yaml("infra/target-account.yaml");
+    let broker = workspace("template.yaml");
+    let target = workspace("infra/target-account.yaml");
     for (parameter, role) in [
         ("IssuerRoleArn", "IssuerFunctionRole.Arn"),
         ("SweeperRoleArn", "SweeperFunctionRole.Arn"),
     ] {
         assert!(
-            target["Parameters"][parameter].is_mapping(),
+            target.parameters.contains_key(parameter),
             "{parameter} is a parameter of the target-account stack"
         );
         assert_eq!(
-            tagged(&broker["Outputs"][parameter]["Value"]),
-            ("!GetAtt".to_owned(), role.to_owned()),
+            broker.outputs[parameter]["Value"].as_intrinsic(),
+            Some(&Intrinsic::GetAtt(role.to_owned())),
             "{parameter}"
         );
     }
@@ -129,17 +118,17 @@ fn the_broker_outputs_the_roles_the_target_account_stack_asks_for() {
 
 #[test]
 fn a_failing_sweep_unreconciled_roles_and_rejected_evidence_raise_alarms() {
-    let broker = yaml("template.yaml");
-    let errors = &broker["Resources"]["SweeperErrorsAlarm"]["Properties"];
+    let broker = workspace("template.yaml");
+    let errors = broker.properties("SweeperErrorsAlarm");
     assert_eq!(
         (errors["Namespace"].as_str(), errors["MetricName"].as_str()),
         (Some("AWS/Lambda"), Some("Errors"))
     );
     assert_eq!(
-        tagged(&errors["Dimensions"][0]["Value"]),
-        ("!Ref".to_owned(), "SweeperFunction".to_owned())
+        errors["Dimensions"][0]["Value"].as_intrinsic(),
+        Some(&Intrinsic::Ref("SweeperFunction".to_owned()))
     );
-    let pending = &broker["Resources"]["RevocationsPendingAlarm"]["Properties"];
+    let pending = broker.properties("RevocationsPendingAlarm");
     assert_eq!(
         (
             pending["Namespace"].as_str(),
@@ -150,7 +139,7 @@ fn a_failing_sweep_unreconciled_roles_and_rejected_evidence_raise_alarms() {
     );
     // The metric the issuer and approver emit when a grant's evidence does not verify (its
     // name is the one `jit-http` writes for a refused grant).
-    let rejected = &broker["Resources"]["EvidenceRejectedAlarm"]["Properties"];
+    let rejected = broker.properties("EvidenceRejectedAlarm");
     assert_eq!(
         (
             rejected["Namespace"].as_str(),

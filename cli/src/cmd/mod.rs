@@ -1,0 +1,11 @@
+//! One module per subcommand that calls the API.
+
+pub mod cancel;
+pub mod console;
+pub mod ls;
+pub mod request;
+pub mod review;
+pub mod revoke;
+pub mod session;
+pub mod show;
+pub mod targets;

@@ -1,0 +1,95 @@
+//! `jit request`: ask for access, and with `--wait`, wait for the decision.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use jit_api::{CreateRequest, DurationInput};
+use jit_core::domain::GrantState;
+
+use crate::api::Failure;
+use crate::ctx::{Ctx, summary};
+
+/// What `jit request` was asked.
+pub struct Ask {
+    /// The target.
+    pub target: String,
+    /// For how long, as typed.
+    pub duration: String,
+    /// Why.
+    pub reason: String,
+    /// The ticket.
+    pub ticket: Option<String>,
+    /// Break-glass.
+    pub break_glass: bool,
+    /// Whether to wait for the decision.
+    pub wait: bool,
+    /// How long to wait at most, as typed.
+    pub timeout: String,
+}
+
+/// A wait such as `90s`, `15m` or `1h`.
+fn parse_wait(text: &str) -> Result<Duration, Failure> {
+    let (n, unit) = text.split_at(text.len().saturating_sub(1));
+    let bad = || Failure::Usage(format!("`{text}` is not a duration such as 90s, 15m or 1h"));
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(bad()),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// Asks; the exit code is 0 when asked (or granted, with `--wait`), 5 when not granted.
+pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
+    let timeout = parse_wait(&ask.timeout)?;
+    let body = CreateRequest {
+        target: ask.target,
+        duration: DurationInput::Text(ask.duration),
+        reason: ask.reason,
+        ticket: ask.ticket,
+        break_glass: ask.break_glass,
+    };
+    let created = ctx.api.call(|api| api.create_request(&body)).await?;
+    if !ask.wait {
+        ctx.print(&created, |g| format!("requested: {}", summary(g)));
+        return Ok(0);
+    }
+    let id = created.id;
+    let started = Instant::now();
+    let spin = std::io::stderr().is_terminal();
+    let frames = ['|', '/', '-', '\\'];
+    let mut tick = 0;
+    loop {
+        let g = ctx.api.call(|api| api.get_request(&id)).await?;
+        if g.state != GrantState::Pending {
+            if spin {
+                note_inline!("\r\x1b[K");
+            }
+            let granted = g.state == GrantState::Active;
+            ctx.print(&g, |g| {
+                let verdict = if granted { "granted" } else { "not granted" };
+                format!("{verdict}: {}", summary(g))
+            });
+            return Ok(if granted { 0 } else { 5 });
+        }
+        if started.elapsed() > timeout {
+            return Err(Failure::Conflict(format!(
+                "request {id} is still waiting for review after {}; see it with `jit show {id}`",
+                timeout.as_secs()
+            )));
+        }
+        if spin {
+            let needed = g.approvals_required.unwrap_or(0);
+            note_inline!(
+                "\r{} waiting for approval of {id} ({}/{needed} reviews)",
+                frames.get(tick % 4).copied().unwrap_or('|'),
+                g.reviews.len()
+            );
+            let _ = std::io::stderr().flush();
+            tick += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -1,0 +1,57 @@
+//! What every command that calls the API shares: the API, the credentials cache, and how
+//! results are printed.
+
+use jit_api::GrantView;
+use serde::Serialize;
+
+use crate::Output;
+use crate::api::Api;
+use crate::cache::Cache;
+
+/// The API, the cache and the output format.
+pub struct Ctx {
+    /// The API, as the caller.
+    pub api: Api,
+    /// The credentials cache.
+    pub cache: Cache,
+    /// How results are printed.
+    pub output: Output,
+}
+
+impl Ctx {
+    /// Prints `value`: as its JSON for scripts, as `text` says for people.
+    pub fn print<T: Serialize>(&self, value: &T, text: impl FnOnce(&T) -> String) {
+        let line = match self.output {
+            Output::Json => serde_json::to_string(value).unwrap_or_default(),
+            Output::Text => text(value),
+        };
+        println!("{line}");
+    }
+
+    /// Forgets cached sessions of grants `jit` sees have ended.
+    pub fn forget_ended(&self, grant: &GrantView) {
+        if !grant.is_open() {
+            self.cache.drop_grant(&grant.id);
+        }
+    }
+}
+
+/// One line about a request or grant.
+pub fn summary(g: &GrantView) -> String {
+    let mut line = format!(
+        "{}  {:<9} {}  {}",
+        g.id,
+        g.state.as_str(),
+        g.target,
+        g.duration
+    );
+    if let Some(ends) = &g.ends_at {
+        line.push_str(&format!("  until {ends}"));
+    }
+    if g.state == jit_core::domain::GrantState::Pending
+        && let Some(n) = g.approvals_required
+    {
+        line.push_str(&format!("  reviews {}/{n}", g.reviews.len()));
+    }
+    line
+}

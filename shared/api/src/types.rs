@@ -1,0 +1,407 @@
+//! Every body the API takes or answers with, as its JSON reads. Times a person reads are RFC
+//! 3339 text; the audit trail's own types (records, keys, checkpoints) are jit-core's, exactly
+//! as stored and signed.
+
+use serde::{Deserialize, Serialize};
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::audit::{AuditRecord, ChainHead};
+use jit_core::domain::{Grant, GrantState, ReviewDecision};
+use jit_core::policy::Target;
+use jit_core::trust::{Checkpoint, CheckpointPeriod, GrantHead, PublicKey};
+
+fn time(t: Option<Timestamp>) -> Option<String> {
+    t.map(Timestamp::to_rfc3339)
+}
+
+/// A request or grant, as every route that returns one shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantView {
+    /// Its id.
+    pub id: String,
+    /// Where it stands.
+    pub state: GrantState,
+    /// Who asked.
+    pub requester: String,
+    /// The target asked for.
+    pub target: String,
+    /// The role the target named when it was asked for.
+    pub role_arn: String,
+    /// For how long, as text (`1h30m`).
+    pub duration: String,
+    /// For how long, in seconds.
+    pub duration_secs: u32,
+    /// Why.
+    pub reason: String,
+    /// The ticket it is for.
+    pub ticket: Option<String>,
+    /// Whether it was asked as break-glass.
+    pub break_glass: bool,
+    /// When it was asked for.
+    pub created_at: String,
+    /// When it times out unless decided.
+    pub decide_by: String,
+    /// Approvals needed, once the rules have looked at it.
+    pub approvals_required: Option<u32>,
+    /// The reviews so far.
+    pub reviews: Vec<ReviewView>,
+    /// When it became active.
+    pub activated_at: Option<String>,
+    /// When its access ends.
+    pub ends_at: Option<String>,
+    /// When it closed.
+    pub closed_at: Option<String>,
+    /// Sessions issued on it.
+    pub sessions_issued: u32,
+    /// The latest expiry of a session issued on it.
+    pub sessions_valid_until: Option<String>,
+    /// Whether a break-glass review is still owed.
+    pub review_owed: bool,
+    /// The hash of the rules that decided it.
+    pub policy_hash: String,
+    /// Bumped by every change.
+    pub version: u64,
+    /// Where its audit chain stands.
+    pub audit_head: ChainHead,
+}
+
+impl From<&Grant> for GrantView {
+    fn from(g: &Grant) -> Self {
+        Self {
+            id: g.id.as_str().to_owned(),
+            state: g.state,
+            requester: g.requester.as_str().to_owned(),
+            target: g.target.as_str().to_owned(),
+            role_arn: g.role_arn.as_str().to_owned(),
+            duration: g.duration.to_string(),
+            duration_secs: g.duration.as_secs(),
+            reason: g.reason.as_str().to_owned(),
+            ticket: g.ticket.as_ref().map(|t| t.as_str().to_owned()),
+            break_glass: g.break_glass,
+            created_at: g.created_at.to_rfc3339(),
+            decide_by: g.decide_by.to_rfc3339(),
+            approvals_required: g.approvals_required,
+            reviews: g
+                .reviews
+                .iter()
+                .map(|r| ReviewView {
+                    reviewer: r.reviewer.as_str().to_owned(),
+                    decision: r.decision,
+                    at: r.at.to_rfc3339(),
+                })
+                .collect(),
+            activated_at: time(g.activated_at),
+            ends_at: time(g.ends_at),
+            closed_at: time(g.closed_at),
+            sessions_issued: g.sessions_issued,
+            sessions_valid_until: time(g.sessions_valid_until),
+            review_owed: g.review_owed,
+            policy_hash: g.policy_hash.clone(),
+            version: g.version,
+            audit_head: g.audit_head.clone(),
+        }
+    }
+}
+
+impl GrantView {
+    /// Whether it is still open: pending or active.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, GrantState::Pending | GrantState::Active)
+    }
+}
+
+/// One reviewer's decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewView {
+    /// Who reviewed.
+    pub reviewer: String,
+    /// What they decided.
+    pub decision: ReviewDecision,
+    /// When.
+    pub at: String,
+}
+
+/// How long: seconds, or text such as `1h30m`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum DurationInput {
+    /// Seconds.
+    Secs(u64),
+    /// Text such as `90m`.
+    Text(String),
+}
+
+/// The body of `POST /requests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRequest {
+    /// A target id.
+    pub target: String,
+    /// For how long.
+    pub duration: DurationInput,
+    /// Why.
+    pub reason: String,
+    /// The ticket it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// Break-glass.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+}
+
+/// The body of `POST /requests/{id}/reviews`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// Approve or deny.
+    pub decision: ReviewDecision,
+    /// What the reviewer writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The body of `POST /grants/{id}/post-review` (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostReviewRequest {
+    /// What the reviewer found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// The body of `POST /grants/{id}/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Why.
+    pub reason: String,
+}
+
+/// The body of `POST /grants/{id}/console` (optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleRequest {
+    /// Where in the console to land.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+}
+
+/// An empty body: `POST /requests/{id}/cancel` and `POST /grants/{id}/credentials` take
+/// nothing (or `{}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// The cursor of the next page, if there may be more.
+    pub next: Option<String>,
+}
+
+/// `credential_process` JSON: what the AWS CLI and SDKs read.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Credentials {
+    /// Always 1.
+    pub version: u8,
+    /// The access key id.
+    pub access_key_id: String,
+    /// The secret key.
+    pub secret_access_key: String,
+    /// The session token.
+    pub session_token: String,
+    /// When they expire, RFC 3339.
+    pub expiration: String,
+}
+
+/// Credentials never print their secrets, even in a debug log.
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A console sign-in link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleLink {
+    /// The link.
+    pub url: String,
+    /// When its session ends, RFC 3339.
+    pub expires_at: String,
+    /// The grant it is for.
+    pub grant: String,
+}
+
+/// What became of a revoked grant's live sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LiveSessions {
+    /// A policy denying them is in place.
+    Cut,
+    /// None had been issued, or all had expired.
+    NoneLive,
+    /// The policy is not in place yet; the next sweep applies it.
+    Pending,
+}
+
+impl LiveSessions {
+    /// As the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cut => "cut",
+            Self::NoneLive => "none-live",
+            Self::Pending => "pending",
+        }
+    }
+}
+
+/// The answer to `POST /grants/{id}/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revoked {
+    /// The grant, now revoked.
+    #[serde(flatten)]
+    pub grant: GrantView,
+    /// What became of its live sessions.
+    pub live_sessions: LiveSessions,
+}
+
+/// A target the caller may ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    /// Its id.
+    pub id: String,
+    /// What it is.
+    pub description: String,
+    /// The account its role is in.
+    pub account: String,
+    /// Its environment.
+    pub environment: String,
+    /// Its tier.
+    pub tier: String,
+    /// The longest grant, as text.
+    pub max_duration: String,
+    /// Approvals a request needs.
+    pub approvals_required: u32,
+    /// Whether this caller needs a ticket to ask.
+    pub ticket_required: bool,
+}
+
+impl TargetView {
+    /// `target` as shown to a caller who needs a ticket or not.
+    pub fn of(target: &Target, ticket_required: bool) -> Self {
+        Self {
+            id: target.id.as_str().to_owned(),
+            description: target.description.clone(),
+            account: target.account.clone(),
+            environment: target.environment.clone(),
+            tier: target.tier.clone(),
+            max_duration: target.max_duration.to_string(),
+            approvals_required: target.approvals_required,
+            ticket_required,
+        }
+    }
+}
+
+/// The answer to `GET /targets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetList {
+    /// The targets.
+    pub items: Vec<TargetView>,
+}
+
+/// An audit record as the API shows it: exactly the stored record (so an export deserialises
+/// and verifies as it is), plus its time in RFC 3339 for people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecordView {
+    /// The record.
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    /// Its time, RFC 3339.
+    pub time: String,
+}
+
+impl From<&AuditRecord> for AuditRecordView {
+    fn from(record: &AuditRecord) -> Self {
+        Self {
+            record: record.clone(),
+            time: record.at.to_rfc3339(),
+        }
+    }
+}
+
+/// The answer to `GET /requests/{id}/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantTrail {
+    /// The grant.
+    pub grant: GrantView,
+    /// Its whole chain, in order.
+    pub records: Vec<AuditRecordView>,
+    /// The functions' public keys.
+    pub keys: Vec<PublicKey>,
+}
+
+/// One page of `GET /audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// The range's first second.
+    pub from: Timestamp,
+    /// The second after the range.
+    pub to: Timestamp,
+    /// The page's records.
+    pub records: Vec<AuditRecordView>,
+    /// The chain heads of the page's grants.
+    pub heads: Vec<GrantHead>,
+    /// The checkpoints of periods that overlap the range.
+    pub checkpoints: Vec<Checkpoint>,
+    /// The functions' public keys.
+    pub keys: Vec<PublicKey>,
+    /// How the trail is cut into signed periods.
+    pub checkpoint_period: CheckpointPeriod,
+    /// When the page was read.
+    pub exported_at: Timestamp,
+    /// The cursor of the next page, if there may be more.
+    pub next: Option<String>,
+}
+
+/// The answer to `GET /web/config.json`: where the page signs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebConfig {
+    /// The provider's issuer.
+    pub issuer: String,
+    /// The page's client id.
+    pub client_id: String,
+    /// The claim that lists groups.
+    pub groups_claim: String,
+}
+
+/// An RFC 9457 problem, as every refusal by a function reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemBody {
+    /// `urn:jit-access:problem:<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The status's reason phrase.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What happened and what to do.
+    pub detail: String,
+    /// Extra members (`existing`, `policies`, ...).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ProblemBody {
+    /// The short kind, after `urn:jit-access:problem:`.
+    pub fn short_kind(&self) -> &str {
+        self.kind
+            .strip_prefix("urn:jit-access:problem:")
+            .unwrap_or(&self.kind)
+    }
+}

@@ -1,0 +1,361 @@
+//! The wire types and `openapi.yaml` describe the same API: each type's fields are exactly the
+//! properties its schema lists, the fields that are always there exactly the schema's required
+//! ones, each value of the JSON type the schema says, and the routes exactly the document's
+//! paths. Checked both ways, so a field added to either side alone fails here.
+// Tests may unwrap and index: a panic is how a test fails.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use jit_api::{
+    AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, DurationInput, GrantTrail,
+    GrantView, LiveSessions, Page, PostReviewRequest, ProblemBody, ReviewRequest, ReviewView,
+    RevokeRequest, Revoked, Route, TargetList, TargetView, WebConfig,
+};
+use jit_core::clock::Timestamp;
+use jit_core::domain::audit::ChainHead;
+use jit_core::domain::{GrantState, ReviewDecision};
+use jit_core::trust::CheckpointPeriod;
+
+fn openapi() -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    jit_local::cfn::Node::parse(&text)
+        .expect("openapi.yaml is YAML")
+        .to_json()
+}
+
+/// The schema at `pointer`, with `$ref`s and `allOf`s followed into one object schema.
+fn schema(doc: &Value, pointer: &str) -> Value {
+    let found = doc
+        .pointer(pointer)
+        .unwrap_or_else(|| panic!("no {pointer}"));
+    if let Some(target) = found["$ref"].as_str() {
+        return schema(doc, target.trim_start_matches('#'));
+    }
+    if let Some(parts) = found["allOf"].as_array() {
+        let mut merged = json!({"type": "object", "properties": {}, "required": []});
+        for (i, _) in parts.iter().enumerate() {
+            let part = schema(doc, &format!("{pointer}/allOf/{i}"));
+            for (k, v) in part["properties"].as_object().unwrap() {
+                merged["properties"][k] = v.clone();
+            }
+            for r in part["required"].as_array().into_iter().flatten() {
+                merged["required"].as_array_mut().unwrap().push(r.clone());
+            }
+        }
+        return merged;
+    }
+    found.clone()
+}
+
+/// The JSON types a property schema allows (following `$ref` and `oneOf`).
+fn types_of(doc: &Value, property: &Value) -> BTreeSet<String> {
+    if let Some(target) = property["$ref"].as_str() {
+        return types_of(doc, &schema(doc, target.trim_start_matches('#')));
+    }
+    if let Some(options) = property["oneOf"].as_array() {
+        return options.iter().flat_map(|o| types_of(doc, o)).collect();
+    }
+    match &property["type"] {
+        Value::String(t) => [t.clone()].into(),
+        Value::Array(ts) => ts.iter().map(|t| t.as_str().unwrap().to_owned()).collect(),
+        _ => BTreeSet::new(),
+    }
+}
+
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// `full` (every optional field set) and `least` (every optional field left out or null)
+/// against the schema at `pointer`: a field `least` still carries (null or not) is always
+/// there, so the schema must require it.
+fn agree<T: Serialize>(doc: &Value, pointer: &str, full: &T, least: &T) {
+    let schema = schema(doc, pointer);
+    let full = serde_json::to_value(full).unwrap();
+    let least = serde_json::to_value(least).unwrap();
+    let properties: BTreeSet<&String> = schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{pointer} lists no properties"))
+        .keys()
+        .collect();
+    let fields: BTreeSet<&String> = full.as_object().unwrap().keys().collect();
+    assert_eq!(
+        fields, properties,
+        "{pointer}: the type's fields and the schema's properties"
+    );
+    let required: BTreeSet<&str> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let always: BTreeSet<&str> = least
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        always, required,
+        "{pointer}: fields always there and the schema's required"
+    );
+    for (name, value) in full.as_object().unwrap() {
+        let allowed = types_of(doc, &schema["properties"][name]);
+        assert!(
+            allowed.is_empty() || allowed.contains(json_type(value)),
+            "{pointer}: `{name}` is {} but the schema says {allowed:?}",
+            json_type(value)
+        );
+    }
+}
+
+fn grant(full: bool) -> GrantView {
+    let some = |s: &str| full.then(|| s.to_owned());
+    GrantView {
+        id: "0190c0de-0000-7000-8000-000000000001".into(),
+        state: GrantState::Active,
+        requester: "alice".into(),
+        target: "prod-logs-ro".into(),
+        role_arn: "arn:aws:iam::222222222222:role/jit/prod-logs-ro".into(),
+        duration: "1h".into(),
+        duration_secs: 3600,
+        reason: "checking error rates".into(),
+        ticket: some("INC-1"),
+        break_glass: false,
+        created_at: "2027-01-13T10:00:00Z".into(),
+        decide_by: "2027-01-13T11:00:00Z".into(),
+        approvals_required: full.then_some(1),
+        reviews: vec![ReviewView {
+            reviewer: "bob".into(),
+            decision: ReviewDecision::Approve,
+            at: "2027-01-13T10:01:00Z".into(),
+        }],
+        activated_at: some("2027-01-13T10:01:00Z"),
+        ends_at: some("2027-01-13T11:01:00Z"),
+        closed_at: some("2027-01-13T10:30:00Z"),
+        sessions_issued: 1,
+        sessions_valid_until: some("2027-01-13T11:01:00Z"),
+        review_owed: false,
+        policy_hash: "abc".into(),
+        version: 3,
+        audit_head: ChainHead {
+            seq: 3,
+            hash: "def".into(),
+        },
+    }
+}
+
+const SCHEMAS: &str = "/components/schemas";
+
+fn body(path: &str, method: &str) -> String {
+    let path = path.replace('/', "~1");
+    format!("/paths/{path}/{method}/requestBody/content/application~1json/schema")
+}
+
+fn answer(path: &str, method: &str) -> String {
+    let path = path.replace('/', "~1");
+    format!("/paths/{path}/{method}/responses/200/content/application~1json/schema")
+}
+
+#[test]
+fn the_wire_types_are_the_documents_schemas() {
+    let doc = openapi();
+    agree(
+        &doc,
+        &format!("{SCHEMAS}/Grant"),
+        &grant(true),
+        &grant(false),
+    );
+    let review = grant(true).reviews.remove(0);
+    agree(&doc, &format!("{SCHEMAS}/Review"), &review, &review);
+    let page = |full| Page {
+        items: vec![grant(full)],
+        next: full.then(|| "cursor".to_owned()),
+    };
+    agree(
+        &doc,
+        &format!("{SCHEMAS}/GrantPage"),
+        &page(true),
+        &page(false),
+    );
+    let credentials = Credentials {
+        version: 1,
+        access_key_id: "ASIA".into(),
+        secret_access_key: "secret".into(),
+        session_token: "token".into(),
+        expiration: "2027-01-13T11:00:00Z".into(),
+    };
+    agree(
+        &doc,
+        &format!("{SCHEMAS}/Credentials"),
+        &credentials,
+        &credentials,
+    );
+    let target = TargetView {
+        id: "prod-logs-ro".into(),
+        description: "logs".into(),
+        account: "222222222222".into(),
+        environment: "prod".into(),
+        tier: "read-only".into(),
+        max_duration: "4h".into(),
+        approvals_required: 1,
+        ticket_required: true,
+    };
+    agree(&doc, &format!("{SCHEMAS}/Target"), &target, &target);
+    let targets = TargetList {
+        items: vec![target],
+    };
+    agree(&doc, &answer("/targets", "get"), &targets, &targets);
+    let problem = ProblemBody {
+        kind: "urn:jit-access:problem:conflict".into(),
+        title: "Conflict".into(),
+        status: 409,
+        detail: "it is ACTIVE".into(),
+        extra: serde_json::Map::new(),
+    };
+    agree(&doc, &format!("{SCHEMAS}/Problem"), &problem, &problem);
+
+    let create = |full: bool| CreateRequest {
+        target: "prod-logs-ro".into(),
+        duration: DurationInput::Text("1h".into()),
+        reason: "checking error rates".into(),
+        ticket: full.then(|| "INC-1".to_owned()),
+        break_glass: full,
+    };
+    agree(
+        &doc,
+        &format!("{SCHEMAS}/NewRequest"),
+        &create(true),
+        &create(false),
+    );
+    let secs = serde_json::to_value(DurationInput::Secs(3600)).unwrap();
+    assert_eq!(secs, json!(3600), "a duration in seconds is a number");
+    let review = |full: bool| ReviewRequest {
+        decision: ReviewDecision::Deny,
+        comment: full.then(|| "no".to_owned()),
+    };
+    agree(
+        &doc,
+        &body("/requests/{id}/reviews", "post"),
+        &review(true),
+        &review(false),
+    );
+    let post = |full: bool| PostReviewRequest {
+        comment: full.then(|| "fine".to_owned()),
+    };
+    agree(
+        &doc,
+        &body("/grants/{id}/post-review", "post"),
+        &post(true),
+        &post(false),
+    );
+    let revoke = RevokeRequest {
+        reason: "the work is done".into(),
+    };
+    agree(&doc, &body("/grants/{id}/revoke", "post"), &revoke, &revoke);
+    let console = |full: bool| ConsoleRequest {
+        destination: full.then(|| "https://console.aws.amazon.com/s3/".to_owned()),
+    };
+    agree(
+        &doc,
+        &body("/grants/{id}/console", "post"),
+        &console(true),
+        &console(false),
+    );
+    let link = ConsoleLink {
+        url: "https://signin.aws.amazon.com/federation?x".into(),
+        expires_at: "2027-01-13T11:00:00Z".into(),
+        grant: "0190c0de-0000-7000-8000-000000000001".into(),
+    };
+    agree(&doc, &answer("/grants/{id}/console", "post"), &link, &link);
+    let revoked = |full| Revoked {
+        grant: grant(full),
+        live_sessions: LiveSessions::Cut,
+    };
+    agree(
+        &doc,
+        &answer("/grants/{id}/revoke", "post"),
+        &revoked(true),
+        &revoked(false),
+    );
+    let trail = GrantTrail {
+        grant: grant(true),
+        records: Vec::new(),
+        keys: Vec::new(),
+    };
+    agree(&doc, &answer("/requests/{id}/audit", "get"), &trail, &trail);
+    let web = WebConfig {
+        issuer: "https://id.example.com".into(),
+        client_id: "jit-web".into(),
+        groups_claim: "groups".into(),
+    };
+    agree(&doc, &answer("/web/{file}", "get"), &web, &web);
+    let audit = |full: bool| AuditPage {
+        from: Timestamp::from_unix_seconds(1_799_834_400),
+        to: Timestamp::from_unix_seconds(1_799_838_000),
+        records: Vec::new(),
+        heads: Vec::new(),
+        checkpoints: Vec::new(),
+        keys: Vec::new(),
+        checkpoint_period: CheckpointPeriod::HOURLY,
+        exported_at: Timestamp::from_unix_seconds(1_799_840_000),
+        next: full.then(|| "cursor".to_owned()),
+    };
+    agree(&doc, &answer("/audit", "get"), &audit(true), &audit(false));
+    for sessions in [
+        LiveSessions::Cut,
+        LiveSessions::NoneLive,
+        LiveSessions::Pending,
+    ] {
+        let allowed = &schema(&doc, &answer("/grants/{id}/revoke", "post"))["properties"]["live_sessions"]
+            ["enum"];
+        assert!(
+            allowed
+                .as_array()
+                .unwrap()
+                .contains(&json!(sessions.as_str())),
+            "{sessions:?}"
+        );
+        assert_eq!(
+            serde_json::to_value(sessions).unwrap(),
+            json!(sessions.as_str())
+        );
+    }
+}
+
+#[test]
+fn the_routes_are_the_documents_paths() {
+    let doc = openapi();
+    let documented: BTreeSet<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|m| *m != "parameters")
+                .map(move |m| format!("{} {path}", m.to_ascii_uppercase()))
+        })
+        .collect();
+    let ours: BTreeSet<String> = Route::KEYS.iter().map(|k| (*k).to_owned()).collect();
+    assert_eq!(ours, documented);
+}
