@@ -1,5 +1,7 @@
 //! The `jit` binary end to end against the local stack: real tokens, the real function
 //! binaries, KMS-signed records, and the real AWS CLI (from PyPI) reading `credential_process`.
+//! The tests share one stack; only the session test makes grants, so its audit export sees
+//! no other test's writes.
 // Tests may unwrap and index: a panic is how a test fails.
 #![allow(
     clippy::unwrap_used,
@@ -11,7 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use jit_stack::{LogSink, Stack, StackOptions};
+use std::sync::OnceLock;
+
+use jit_e2e::Running;
 use serde_json::{Value, json};
 
 const JIT: &str = env!("CARGO_BIN_EXE_jit");
@@ -161,23 +165,27 @@ fn caller_identity(aws: &Path, config: &Path, endpoint: &str, env: &[(&str, &str
     json_of(&out)
 }
 
+/// Where the tests keep files.
+fn state_dir() -> PathBuf {
+    let dir = jit_local::target_dir().join("jit-cli-tests");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The stack every test of this binary shares, started on first use.
+fn stack() -> &'static Running {
+    static STACK: OnceLock<Result<Running, String>> = OnceLock::new();
+    STACK
+        .get_or_init(|| jit_e2e::start(jit_e2e::options("cli")))
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verified() {
-    let state_dir = jit_local::target_dir().join("jit-cli-tests");
-    let stack = Stack::start(StackOptions {
-        port: 0,
-        logs: LogSink::Dir(state_dir.join("logs")),
-        state_dir: state_dir.clone(),
-        ..StackOptions::default()
-    })
-    .await
-    .unwrap();
-    let aws = tokio::task::spawn_blocking(aws_cli).await.unwrap();
-    let endpoint = stack.aws.endpoint_url().unwrap().to_owned();
-    let cache = state_dir.join("cache");
-    let _ = std::fs::remove_dir_all(&cache);
+async fn signing_in_stores_a_private_token_that_renews_once_and_signing_out_drops_sessions() {
+    let stack = stack();
+    let state_dir = state_dir();
     let api = stack.api_url.clone();
-    let cache_dir = cache.display().to_string();
 
     // Sign in for real: alice by authorization code with PKCE through the "browser", sue
     // with a device code. Everything after uses the stored tokens.
@@ -299,12 +307,42 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
             stderr(&linked)
         );
     }
-    let as_alice: Vec<(&str, &str)> = vec![
-        ("JIT_API_URL", &api),
-        ("JIT_TOKEN_FILE", &alice_file),
-        ("JIT_CACHE_DIR", &cache_dir),
-    ];
+    // Signed out, nothing works until the next sign-in.
+    // Signing out also drops the AWS sessions cached while signed in.
+    let sue_cache = state_dir.join("sue-cache");
+    std::fs::create_dir_all(&sue_cache).unwrap();
+    std::fs::write(
+        sue_cache.join("0190c0de-0000-7000-8000-000000000001.json"),
+        "{}",
+    )
+    .unwrap();
+    let logged_out = jit(
+        &[
+            ("JIT_TOKEN_FILE", &sue_file),
+            ("JIT_CACHE_DIR", &sue_cache.display().to_string()),
+        ],
+        &["logout", "--output", "json"],
+    );
+    assert_eq!(code(&logged_out), 0);
+    assert_eq!(json_of(&logged_out)["signed_in"], false);
+    assert_eq!(
+        std::fs::read_dir(&sue_cache).unwrap().count(),
+        0,
+        "cached sessions dropped"
+    );
+    asks_to_sign_in(&api, &sue_file);
+    let signed = sign_in(
+        &[("JIT_TOKEN_FILE", &sue_file)],
+        &["login", "--issuer", &stack.issuer, "--no-browser"],
+        "(or open",
+        "sue",
+    )
+    .await;
+    assert_eq!(signed, 0);
+}
 
+#[test]
+fn completions_and_the_rules_offline_as_the_functions_load_them() {
     // Shell completions name the commands.
     let completions = jit(&[], &["completions", "bash"]);
     assert_eq!(code(&completions), 0);
@@ -391,13 +429,34 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     assert_eq!(code(&isolated), 0, "{}", stderr(&isolated));
     let bad = jit(&[], &["policy", "check", &dir, "--broker-account", "12345"]);
     assert_eq!(code(&bad), 2, "{}", stderr(&bad));
-    let broken = jit(&[], &["policy", "check", &state_dir.display().to_string()]);
+    let empty = state_dir().join("no-rules");
+    std::fs::create_dir_all(&empty).unwrap();
+    let broken = jit(&[], &["policy", "check", &empty.display().to_string()]);
     assert_eq!(
         code(&broken),
         2,
         "a directory without rules: {}",
         stderr(&broken)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verified() {
+    let stack = stack();
+    let state_dir = state_dir();
+    let aws = tokio::task::spawn_blocking(aws_cli).await.unwrap();
+    let endpoint = stack.aws.endpoint_url().unwrap().to_owned();
+    let cache = state_dir.join("cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let api = stack.api_url.clone();
+    let cache_dir = cache.display().to_string();
+    let alice = stack.token("alice", &["engineers", "sre"]);
+    let auditor = stack.token("sue", &["security"]);
+    let as_alice: Vec<(&str, &str)> = vec![
+        ("JIT_API_URL", &api),
+        ("JIT_TOKEN", &alice),
+        ("JIT_CACHE_DIR", &cache_dir),
+    ];
 
     // What alice may ask for.
     let targets = jit(&as_alice, &["targets", "--output", "json"]);
@@ -447,7 +506,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     assert!(arn.contains(":assumed-role/prod-logs-ro/"), "{first}");
     let offline: Vec<(&str, &str)> = vec![
         ("JIT_API_URL", "http://127.0.0.1:9"),
-        ("JIT_TOKEN_FILE", &alice_file),
+        ("JIT_TOKEN", &alice),
         ("JIT_CACHE_DIR", &cache_dir),
     ];
     let second = caller_identity(&aws, &config, &endpoint, &offline);
@@ -539,13 +598,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     );
     assert_eq!(code(&ran), 7, "{}", stderr(&ran));
     // The person's bearer token is not handed to the command.
-    let token = serde_json::from_str::<Value>(&std::fs::read_to_string(&alice_file).unwrap())
-        .unwrap()["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let mut with_token = as_alice.clone();
-    with_token.push(("JIT_TOKEN", &token));
+    let with_token = as_alice.clone();
     let ran = jit(
         &with_token,
         &[
@@ -569,49 +622,6 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
             .iter()
             .any(|g| g["id"] == id.as_str())
     );
-    let missing = jit(&as_alice, &["show", "0190c0de-0000-7000-8000-000000000001"]);
-    assert_eq!(code(&missing), 4, "{}", stderr(&missing));
-    let nowhere = state_dir.join("no-token.json").display().to_string();
-    asks_to_sign_in(&api, &nowhere);
-    let bad_token = jit(
-        &[("JIT_API_URL", &api), ("JIT_TOKEN", "not-a-token")],
-        &["ls"],
-    );
-    assert_eq!(code(&bad_token), 3, "{}", stderr(&bad_token));
-
-    // Signed out, nothing works until the next sign-in.
-    // Signing out also drops the AWS sessions cached while signed in.
-    let sue_cache = state_dir.join("sue-cache");
-    std::fs::create_dir_all(&sue_cache).unwrap();
-    std::fs::write(
-        sue_cache.join("0190c0de-0000-7000-8000-000000000001.json"),
-        "{}",
-    )
-    .unwrap();
-    let logged_out = jit(
-        &[
-            ("JIT_TOKEN_FILE", &sue_file),
-            ("JIT_CACHE_DIR", &sue_cache.display().to_string()),
-        ],
-        &["logout", "--output", "json"],
-    );
-    assert_eq!(code(&logged_out), 0);
-    assert_eq!(json_of(&logged_out)["signed_in"], false);
-    assert_eq!(
-        std::fs::read_dir(&sue_cache).unwrap().count(),
-        0,
-        "cached sessions dropped"
-    );
-    asks_to_sign_in(&api, &sue_file);
-    let signed = sign_in(
-        &[("JIT_TOKEN_FILE", &sue_file)],
-        &["login", "--issuer", &stack.issuer, "--no-browser"],
-        "(or open",
-        "sue",
-    )
-    .await;
-    assert_eq!(signed, 0);
-
     // Revoke: the cached session is dropped at once, and the target has no grant any more.
     let revoked = jit(
         &as_alice,
@@ -630,7 +640,7 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     // The audit, exported by an auditor and verified offline; one edited byte and one removed
     // line are each caught.
     let exported = jit(
-        &[("JIT_API_URL", &api), ("JIT_TOKEN_FILE", &sue_file)],
+        &[("JIT_API_URL", &api), ("JIT_TOKEN", &auditor)],
         &[
             "audit",
             "export",
@@ -685,6 +695,23 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         "{}",
         stderr(&caught)
     );
+}
+
+#[test]
+fn a_missing_grant_no_token_and_a_bad_token_are_told_apart_by_exit_code() {
+    let stack = stack();
+    let api = stack.api_url.clone();
+    let alice = stack.token("alice-refused", &["engineers"]);
+    let as_alice: Vec<(&str, &str)> = vec![("JIT_API_URL", &api), ("JIT_TOKEN", &alice)];
+    let missing = jit(&as_alice, &["show", "0190c0de-0000-7000-8000-000000000001"]);
+    assert_eq!(code(&missing), 4, "{}", stderr(&missing));
+    let nowhere = state_dir().join("no-token.json").display().to_string();
+    asks_to_sign_in(&api, &nowhere);
+    let bad_token = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN", "not-a-token")],
+        &["ls"],
+    );
+    assert_eq!(code(&bad_token), 3, "{}", stderr(&bad_token));
 }
 
 /// The CLI's own dependency tree holds neither the DynamoDB nor the KMS SDK: it verifies
