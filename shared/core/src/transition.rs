@@ -91,10 +91,34 @@ pub async fn transition_from<S, E>(
     store: &S,
     grant: Grant,
     retry: &Retry,
+    decide: impl FnMut(&Grant) -> Result<Change, E>,
+) -> Result<Change, TransitionFailure<E>>
+where
+    S: GrantStore,
+{
+    let reload = |id: GrantId| async move {
+        store
+            .get(&id)
+            .await
+            .map_err(TransitionFailure::Store)?
+            .ok_or(TransitionFailure::NotFound)
+    };
+    transition_reloading(store, grant, retry, reload, decide).await
+}
+
+/// As [`transition_from`], reading the grant again after a lost race with `reload` (which
+/// may check what it reads, and refuse), not with a plain `get`.
+pub async fn transition_reloading<S, E, R, F>(
+    store: &S,
+    grant: Grant,
+    retry: &Retry,
+    mut reload: R,
     mut decide: impl FnMut(&Grant) -> Result<Change, E>,
 ) -> Result<Change, TransitionFailure<E>>
 where
     S: GrantStore,
+    R: FnMut(GrantId) -> F,
+    F: Future<Output = Result<Grant, TransitionFailure<E>>>,
 {
     let mut current = grant;
     for attempt in 0..retry.attempts {
@@ -103,11 +127,7 @@ where
             Ok(()) => return Ok(change),
             Err(StoreError::Conflict { .. }) => {
                 tokio::time::sleep(retry.delay(attempt)).await;
-                current = store
-                    .get(&current.id)
-                    .await
-                    .map_err(TransitionFailure::Store)?
-                    .ok_or(TransitionFailure::NotFound)?;
+                current = reload(current.id.clone()).await?;
             }
             Err(e) => return Err(TransitionFailure::Store(e)),
         }

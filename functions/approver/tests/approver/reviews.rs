@@ -370,6 +370,41 @@ async fn a_review_whose_request_keeps_changing_is_refused_with_a_409_and_records
 }
 
 #[tokio::test]
+async fn a_review_that_lost_a_race_reads_the_request_again_with_its_chain() {
+    let h = Harness::new("lost-race").await;
+    let g = h
+        .request("dan", &["dba"], "prod-db-admin", "1h", Some("CHG-1"), false)
+        .await;
+    h.deliver(vec![h.insert_record(&g.id).await]).await;
+    // The first commit loses its race: the review decides again on the request as read with
+    // its whole chain and checked (a Query), never on a bare GetItem of the item.
+    h.approver.store.fail_writes_with(
+        1,
+        jit_core::store::StoreError::Conflict { id: g.id.clone() },
+    );
+    h.table.calls.take();
+    let reply = h
+        .call(
+            Some(("lee", &["dba-leads"])),
+            "POST /requests/{id}/reviews",
+            &format!("/requests/{}/reviews", g.id),
+            Some(r#"{"decision": "approve"}"#),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let calls = h.table.calls.take();
+    assert_eq!(
+        (
+            calls.get("DynamoDB.Query").copied(),
+            calls.get("DynamoDB.GetItem").copied(),
+            calls.get("DynamoDB.TransactWriteItems").copied()
+        ),
+        (Some(2), None, Some(1)),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_request_edited_in_the_table_is_not_reviewed() {
     let h = Harness::new("edited").await;
     let g = pending(&h, "dan", &["dba"], "prod-db-admin").await;

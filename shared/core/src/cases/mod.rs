@@ -25,7 +25,7 @@ use crate::domain::{Change, Grant, GrantId};
 use crate::identity::Caller;
 use crate::policy::{AccessContext, Action, Rules};
 use crate::store::GrantStore;
-use crate::transition::{Retry, TransitionFailure, transition_from};
+use crate::transition::{Retry, TransitionFailure, transition_from, transition_reloading};
 use crate::trust::{KeyRing, check_grant};
 
 /// What every use case works with: the store, the rules and the deployment's public keys.
@@ -82,15 +82,51 @@ impl<'a, S: GrantStore> Cases<'a, S> {
             .await?
             .ok_or(Refusal::NotFound(noun))?;
         hide(&grant)?;
-        if let Err(broken) = check_grant(&grant, &records, self.keys) {
-            return Err(Refusal::Unverified {
-                grant: Box::new(grant),
-                broken,
-                at: now,
-                nothing_done,
-            });
-        }
+        self.check(&grant, &records, now, nothing_done)?;
         Ok((grant, records))
+    }
+
+    /// Refuses `grant` unless it agrees with its signed `records`.
+    fn check(
+        &self,
+        grant: &Grant,
+        records: &[crate::domain::audit::AuditRecord],
+        now: Timestamp,
+        nothing_done: &'static str,
+    ) -> Result<(), Refusal> {
+        check_grant(grant, records, self.keys).map_err(|broken| Refusal::Unverified {
+            grant: Box::new(grant.clone()),
+            broken,
+            at: now,
+            nothing_done,
+        })
+    }
+
+    /// Commits the change `decide` makes of `grant`, which was checked against its records;
+    /// after a lost race the grant is read again with its chain and checked again, so no
+    /// decision is ever made on an item someone edited meanwhile.
+    async fn commit_verified(
+        &self,
+        grant: Grant,
+        noun: Noun,
+        now: Timestamp,
+        nothing_done: &'static str,
+        decide: impl FnMut(&Grant) -> Result<Change, Refusal>,
+    ) -> Result<Change, Refusal> {
+        let reload = |id: GrantId| async move {
+            let (grant, records) = self
+                .store
+                .evidence(&id)
+                .await
+                .map_err(TransitionFailure::Store)?
+                .ok_or(TransitionFailure::NotFound)?;
+            self.check(&grant, &records, now, nothing_done)
+                .map_err(TransitionFailure::Refused)?;
+            Ok(grant)
+        };
+        transition_reloading(self.store, grant, &Retry::STANDARD, reload, decide)
+            .await
+            .map_err(|failure| refusal_of(failure, noun))
     }
 
     /// Whether the rules permit `caller` to take `action` on `grant` now.
@@ -137,10 +173,14 @@ async fn commit<S: GrantStore>(
 ) -> Result<Change, Refusal> {
     transition_from(store, grant, &Retry::STANDARD, decide)
         .await
-        .map_err(|failure| match failure {
-            TransitionFailure::NotFound => Refusal::NotFound(noun),
-            TransitionFailure::Refused(refusal) => refusal,
-            TransitionFailure::KeptChanging => Refusal::KeptChanging(noun),
-            TransitionFailure::Store(e) => Refusal::Store(e),
-        })
+        .map_err(|failure| refusal_of(failure, noun))
+}
+
+fn refusal_of(failure: TransitionFailure<Refusal>, noun: Noun) -> Refusal {
+    match failure {
+        TransitionFailure::NotFound => Refusal::NotFound(noun),
+        TransitionFailure::Refused(refusal) => refusal,
+        TransitionFailure::KeptChanging => Refusal::KeptChanging(noun),
+        TransitionFailure::Store(e) => Refusal::Store(e),
+    }
 }

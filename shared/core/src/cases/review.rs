@@ -65,24 +65,26 @@ impl<S: GrantStore> Cases<'_, S> {
             })
             .await?;
         let actor = Actor::User(caller.user.clone());
-        let change = commit(self.store, grant, noun, |grant| {
-            if !self.rules.may_see(grant, caller, now) {
-                return Err(Refusal::NotFound(noun));
-            }
-            let permitted = self.rules.decide(
-                caller,
-                Action::Approve,
-                &grant.target,
-                &AccessContext::of_grant(grant, now),
-            );
-            if !permitted.allowed {
-                return Err(Refusal::forbidden(
-                    permitted.explain_denial(Action::Approve, grant.target.as_str()),
-                ));
-            }
-            Ok(grant.apply(command.clone(), &actor, now)?)
-        })
-        .await?;
+        let nothing_done = "no review was recorded";
+        let change = self
+            .commit_verified(grant, noun, now, nothing_done, |grant| {
+                if !self.rules.may_see(grant, caller, now) {
+                    return Err(Refusal::NotFound(noun));
+                }
+                let permitted = self.rules.decide(
+                    caller,
+                    Action::Approve,
+                    &grant.target,
+                    &AccessContext::of_grant(grant, now),
+                );
+                if !permitted.allowed {
+                    return Err(Refusal::forbidden(
+                        permitted.explain_denial(Action::Approve, grant.target.as_str()),
+                    ));
+                }
+                Ok(grant.apply(command.clone(), &actor, now)?)
+            })
+            .await?;
         Ok(change.grant().clone())
     }
 

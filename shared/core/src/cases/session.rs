@@ -1,6 +1,6 @@
 //! Taking a session on a grant: checked before STS is called, recorded after.
 
-use super::{Cases, Noun, Refusal, commit};
+use super::{Cases, Noun, Refusal};
 use crate::clock::Timestamp;
 use crate::domain::{Actor, Command, Grant, SessionKind};
 use crate::identity::Caller;
@@ -74,10 +74,12 @@ impl<S: GrantStore> Cases<'_, S> {
         now: Timestamp,
     ) -> Result<Grant, Refusal> {
         let actor = Actor::User(caller.user.clone());
-        let change = commit(self.store, plan.grant, Noun::Grant, |current| {
-            Ok(current.apply(Command::IssueSession { kind, expires_at }, &actor, now)?)
-        })
-        .await?;
+        let nothing_done = "no credentials were issued";
+        let change = self
+            .commit_verified(plan.grant, Noun::Grant, now, nothing_done, |current| {
+                Ok(current.apply(Command::IssueSession { kind, expires_at }, &actor, now)?)
+            })
+            .await?;
         Ok(change.grant().clone())
     }
 
