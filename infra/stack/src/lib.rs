@@ -14,6 +14,7 @@ pub mod recorder;
 mod runtime;
 pub mod setup;
 pub mod signin;
+mod start;
 mod stream;
 pub mod template;
 mod timings;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -270,170 +271,31 @@ pub fn scheduled_event() -> Value {
 }
 
 impl Stack {
-    /// Starts everything; ready to serve when it returns.
+    /// Starts everything; ready to serve when it returns: the listeners, the template, the
+    /// build, the emulated AWS account, the function runtimes, the gateway and the provider,
+    /// then the stream and the schedule (each a step of `start`).
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
-        let root = jit_local::workspace_root();
         std::fs::create_dir_all(&options.state_dir)
             .map_err(|e| StackError::Setup(format!("{}: {e}", options.state_dir.display())))?;
-        let api = TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(|e| StackError::Setup(format!("port {}: {e}", options.port)))?;
-        let idp_port = if options.port == 0 {
-            0
-        } else {
-            options.port.saturating_add(1)
-        };
-        let idp = TcpListener::bind(("127.0.0.1", idp_port))
-            .await
-            .map_err(|e| StackError::Setup(format!("port {idp_port}: {e}")))?;
-        let api_url = format!(
-            "http://127.0.0.1:{}",
-            api.local_addr().map(|a| a.port()).unwrap_or_default()
-        );
+        let (api, idp) = start::listeners(options.port).await?;
+        let api_url = start::url_of(&api);
         let issuer = issuer_for(idp.local_addr().map(|a| a.port()).unwrap_or_default());
         let provider = Arc::new(provider(&options.state_dir, &issuer)?);
-        let bindings = Bindings {
-            values: BTreeMap::from([
-                ("GrantsTable".to_owned(), TABLE.to_owned()),
-                (
-                    "AWS::AccountId".to_owned(),
-                    setup::BROKER_ACCOUNT.to_owned(),
-                ),
-                ("JwtIssuer".to_owned(), issuer.clone()),
-                ("JwtAudience".to_owned(), AUDIENCE.to_owned()),
-            ]),
-        };
-        let template = Arc::new(Template::load(&root.join("template.yaml"), &bindings)?);
-        let binaries: Vec<String> = template
-            .functions
-            .iter()
-            .map(|f| f.binary.clone())
-            .collect();
+        let template = Arc::new(start::template(&issuer)?);
         if options.build {
-            let b = binaries.clone();
-            tokio::task::spawn_blocking(move || build_functions(&b))
-                .await
-                .map_err(|e| StackError::Build(e.to_string()))??;
+            start::build(&template).await?;
         }
-
-        let emulator = tokio::task::spawn_blocking(|| {
-            jit_local::Emulator::start_with(&[("JIT_DEFAULT_ACCOUNT", setup::BROKER_ACCOUNT)])
-        })
-        .await
-        .map_err(|e| StackError::Setup(e.to_string()))??;
-        let aws = emulator.sdk_config().await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&aws);
-        jit_local::TableDefinition::from_workspace_template()?
-            .create(&dynamodb, TABLE)
-            .await?;
-        let stream_arn = dynamodb
-            .describe_table()
-            .table_name(TABLE)
-            .send()
-            .await
-            .map_err(|e| {
-                StackError::Setup(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
-            })?
-            .table
-            .and_then(|t| t.latest_stream_arn)
-            .ok_or_else(|| StackError::Setup("the table has no stream".into()))?;
-        let rules = jit_core::policy::Rules::load_dir(&options.policy_dir)
-            .map_err(|e| StackError::Setup(format!("policies: {e}")))?;
-        setup::create_roles(&aws, &rules)
-            .await
-            .map_err(|e| StackError::Setup(format!("creating the demo roles: {e}")))?;
-        let signing_keys = setup::create_signing_keys(&aws)
-            .await
-            .map_err(|e| StackError::Setup(format!("creating the signing keys: {e}")))?;
-        let federation = jit_local::FederationStandIn::start()
-            .await
-            .map_err(|e| StackError::Setup(format!("federation stand-in: {e}")))?;
-
+        let account = start::Account::set_up(&options).await?;
         if let LogSink::Dir(dir) = &options.logs {
             // Each run's logs alone, so what a reader finds is this run's.
             let _ = std::fs::remove_dir_all(dir);
         }
-        let home = options.state_dir.join("home");
-        let _ = std::fs::create_dir_all(&home);
-        let mut functions = HashMap::new();
-        let mut environments = HashMap::new();
-        let aws_calls = recorder::AwsCalls::default();
-        let mut recorders = Vec::new();
-        for def in &template.functions {
-            let endpoint = if options.record_aws_calls {
-                let (url, task) = recorder::start(
-                    def.binary.clone(),
-                    emulator.endpoint().to_owned(),
-                    aws_calls.clone(),
-                )
-                .await
-                .map_err(StackError::Setup)?;
-                recorders.push(task);
-                url
-            } else {
-                emulator.endpoint().to_owned()
-            };
-            let mut env: BTreeMap<String, String> = def
-                .environment
-                .iter()
-                .map(|(k, v)| {
-                    // The policies layer is mounted at /opt/policies in Lambda.
-                    let v = match v.strip_prefix("/opt/policies") {
-                        Some(rest) => format!("{}{rest}", options.policy_dir.display()),
-                        // `!Ref` of a signing key: the key made in the emulator.
-                        None => signing_keys.get(v).cloned().unwrap_or_else(|| v.clone()),
-                    };
-                    (k.clone(), v)
-                })
-                .collect();
-            for (k, v) in [
-                ("AWS_ENDPOINT_URL", endpoint),
-                ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-                ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-                ("AWS_SESSION_TOKEN", "testing".to_owned()),
-                ("AWS_REGION", "us-east-1".to_owned()),
-                ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-                ("AWS_LAMBDA_FUNCTION_NAME", def.logical_id.clone()),
-                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", def.memory_mb.to_string()),
-                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
-                (
-                    "AWS_LAMBDA_LOG_GROUP_NAME",
-                    format!("/aws/lambda/{}", def.logical_id),
-                ),
-                ("AWS_LAMBDA_LOG_STREAM_NAME", "local".to_owned()),
-                ("JIT_FEDERATION_ENDPOINT", federation.endpoint.clone()),
-                // Minute-long checkpoint periods, so a local run shows signed checkpoints soon.
-                ("JIT_CHECKPOINT_PERIOD_SECS", "60".to_owned()),
-                ("JIT_CHECKPOINT_GRACE_SECS", "10".to_owned()),
-                ("HOME", home.display().to_string()),
-                ("PATH", std::env::var("PATH").unwrap_or_default()),
-            ] {
-                env.insert(k.to_owned(), v);
-            }
-            for (binary, k, v) in &options.function_env {
-                if binary == &def.binary {
-                    env.insert(k.clone(), v.clone());
-                }
-            }
-            let env: Vec<(String, String)> = env.into_iter().collect();
-            environments.insert(def.binary.clone(), env.clone());
-            functions.insert(
-                def.binary.clone(),
-                FunctionRuntime::new(
-                    def.clone(),
-                    binary_dir().join(&def.binary),
-                    env,
-                    options.logs.clone(),
-                    options.max_instances,
-                ),
-            );
-        }
-
+        let runtimes = start::Runtimes::of(&options, &template, &account).await?;
         let timings = Timings::default();
-        let mut tasks = recorders;
+        let mut tasks = runtimes.recorders;
         let gateway = Arc::new(gateway::Gateway {
             template: Arc::clone(&template),
-            functions: functions.clone(),
+            functions: runtimes.functions.clone(),
             authorizer: Authorizer::new(&issuer, &[AUDIENCE], &provider.jwks()),
             timings: timings.clone(),
         });
@@ -441,129 +303,29 @@ impl Stack {
             let gateway = Arc::clone(&gateway);
             async move { gateway.handle(request).await }
         })));
-        let p = Arc::clone(&provider);
-        let signin = Arc::new(signin::SignIn::new(Arc::clone(&provider)));
-        tasks.push(tokio::spawn(serve(
-            idp,
-            move |request: Request<Incoming>| {
-                let p = Arc::clone(&p);
-                let signin = Arc::clone(&signin);
-                async move {
-                    let path = request.uri().path().to_owned();
-                    let mut response = match path.as_str() {
-                        "/.well-known/openid-configuration" => json_response(&p.discovery()),
-                        "/.well-known/jwks.json" => json_response(&p.jwks()),
-                        _ => {
-                            let method = request.method().as_str().to_owned();
-                            let query: HashMap<String, String> = url::form_urlencoded::parse(
-                                request.uri().query().unwrap_or_default().as_bytes(),
-                            )
-                            .into_owned()
-                            .collect();
-                            let body = request
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let form: HashMap<String, String> =
-                                url::form_urlencoded::parse(&body).into_owned().collect();
-                            match signin.handle(&method, &path, &query, &form) {
-                                Some(answer) => {
-                                    let mut r = Response::new(Full::new(Bytes::from(answer.body)));
-                                    *r.status_mut() = hyper::StatusCode::from_u16(answer.status)
-                                        .unwrap_or(hyper::StatusCode::BAD_REQUEST);
-                                    r.headers_mut().insert(
-                                        "content-type",
-                                        hyper::header::HeaderValue::from_static(
-                                            answer.content_type,
-                                        ),
-                                    );
-                                    r.headers_mut().insert(
-                                        "cache-control",
-                                        hyper::header::HeaderValue::from_static("no-store"),
-                                    );
-                                    if let Some(location) = answer
-                                        .location
-                                        .and_then(|l| hyper::header::HeaderValue::from_str(&l).ok())
-                                    {
-                                        r.headers_mut().insert("location", location);
-                                    }
-                                    r
-                                }
-                                None => {
-                                    let mut r = json_response(&json!({"error": "not_found"}));
-                                    *r.status_mut() = hyper::StatusCode::NOT_FOUND;
-                                    r
-                                }
-                            }
-                        }
-                    };
-                    // What a browser page on another origin reads (the web page's sign-in),
-                    // as providers serve it: discovery, keys and the token endpoint.
-                    if matches!(
-                        path.as_str(),
-                        "/.well-known/openid-configuration" | "/.well-known/jwks.json" | "/token"
-                    ) {
-                        response.headers_mut().insert(
-                            "access-control-allow-origin",
-                            hyper::header::HeaderValue::from_static("*"),
-                        );
-                    }
-                    response
-                }
-            },
-        )));
-        for def in &template.functions {
-            let Some(function) = functions.get(&def.binary).cloned() else {
-                continue;
-            };
-            if let Some(source) = &def.stream {
-                let poller = stream::StreamPoller {
-                    client: aws_sdk_dynamodbstreams::Client::new(&aws),
-                    stream_arn: stream_arn.clone(),
-                    source: source.clone(),
-                    function: function.clone(),
-                    dead_letters: options
-                        .state_dir
-                        .join(format!("{}-dead-letters.jsonl", def.binary)),
-                    poll_every: options.stream_poll,
-                    timings: timings.clone(),
-                };
-                tasks.push(tokio::spawn(poller.run()));
-            }
-            // Only a function the template schedules runs on a schedule; the flag changes how
-            // often. The first run is at once, as a deployment's first within its first minute:
-            // it starts the chain of audit checkpoints, so an export made right after start
-            // finds one.
-            if let Some(every) = def.schedule.map(|s| options.sweep_every.unwrap_or(s)) {
-                tasks.push(tokio::spawn(async move {
-                    let mut ticks = tokio::time::interval(every);
-                    loop {
-                        ticks.tick().await;
-                        match function.invoke(scheduled_event()).await {
-                            Ok(report) => tracing::info!(function = %function.name(), %report, "scheduled run"),
-                            Err(e) => tracing::warn!(function = %function.name(), error = %e, "scheduled run failed"),
-                        }
-                    }
-                }));
-            }
-        }
+        tasks.push(start::serve_provider(idp, Arc::clone(&provider)));
+        tasks.extend(start::event_sources(
+            &options,
+            &template,
+            &runtimes.functions,
+            &account,
+            &timings,
+        ));
         Ok(Self {
             api_url,
             issuer,
-            aws,
+            aws: account.aws,
             table: TABLE.to_owned(),
             state_dir: options.state_dir,
             timings,
-            aws_calls,
-            signing_keys,
-            environments,
+            aws_calls: runtimes.aws_calls,
+            signing_keys: account.signing_keys,
+            environments: runtimes.environments,
             provider,
-            functions,
+            functions: runtimes.functions,
             tasks,
-            _federation: federation,
-            _emulator: emulator,
+            _federation: account.federation,
+            _emulator: account.emulator,
         })
     }
 
