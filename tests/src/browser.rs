@@ -2,7 +2,7 @@
 //! `chromium-driver`, installed with apt-get when missing and the tests run as root): a real
 //! browser, spoken to with the handful of WebDriver commands the page tests use.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,8 +10,7 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+use jit_local::prerequisites::{CHROMEDRIVER, CHROMIUM, ensure_chromium};
 
 /// A browser session; the driver process ends with it.
 pub struct Browser {
@@ -25,32 +24,6 @@ pub struct Browser {
 /// An element of the page.
 #[derive(Debug, Clone)]
 pub struct Element(String);
-
-/// Installs Debian's Chromium and ChromeDriver if they are missing.
-pub fn ensure_chromium() -> Result<(), String> {
-    if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
-        return Ok(());
-    }
-    eprintln!("installing Debian's chromium and chromium-driver (apt-get, about a minute)");
-    let run = |args: &[&str]| -> Result<(), String> {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("apt-get: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "`apt-get {}` failed ({status}); install chromium and chromium-driver (as root) to run the browser tests",
-                args.join(" ")
-            ))
-        }
-    };
-    run(&["update", "-qq"])?;
-    run(&["install", "-y", "-qq", "chromium", "chromium-driver"])
-}
 
 fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind(("127.0.0.1", 0))

@@ -131,37 +131,7 @@ fn installed() -> Result<&'static Path, String> {
 }
 
 fn install() -> Result<PathBuf, String> {
-    let source = jit_local::workspace_root().join("tests/iam");
-    let dir = jit_local::target_dir().join("iam-evaluator");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut fresh = true;
-    for file in ["package.json", "package-lock.json", "evaluate.mjs"] {
-        let want = std::fs::read(source.join(file)).map_err(|e| format!("{file}: {e}"))?;
-        let have = std::fs::read(dir.join(file)).ok();
-        if have.as_deref() != Some(want.as_slice()) {
-            fresh = false;
-            std::fs::write(dir.join(file), &want).map_err(|e| format!("{file}: {e}"))?;
-        }
-    }
-    let marker = dir.join("node_modules/.installed");
-    if fresh && marker.exists() {
-        return Ok(dir);
-    }
-    // `npm ci` installs exactly what the lock file pins.
-    let out = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
-        .current_dir(&dir)
-        .output()
-        .map_err(|e| format!("npm (Node.js and npm are needed for the IAM evaluation): {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "npm ci in {} failed: {}",
-            dir.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    std::fs::write(&marker, b"").map_err(|e| format!("{}: {e}", marker.display()))?;
-    Ok(dir)
+    jit_local::prerequisites::ensure_npm("iam-evaluator", "tests/iam", &["evaluate.mjs"])
 }
 
 /// Decides every case in one process. Any case the simulator cannot evaluate fails the batch.

@@ -2,12 +2,10 @@
 //! under the cargo target directory when missing, started on a free port, stopped when the
 //! process that started it ends.
 
-use std::fs::{self, File};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::Instant;
 
 /// Why the emulator could not be had.
 #[derive(Debug, thiserror::Error)]
@@ -43,13 +41,6 @@ pub enum EmulatorError {
         /// What failed.
         source: std::io::Error,
     },
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmulatorError + '_ {
-    move |source| EmulatorError::Io {
-        path: path.to_owned(),
-        source,
-    }
 }
 
 /// The workspace's root folder, found when asked rather than when compiled, so a build shared
@@ -194,105 +185,9 @@ impl Emulator {
     }
 }
 
+use crate::prerequisites::ensure_venv;
+
 /// Makes sure the pinned emulator is installed in its virtualenv; returns its Python.
 pub fn ensure_installed() -> Result<PathBuf, EmulatorError> {
     ensure_venv("emulator-venv", "infra/local/requirements.txt")
-}
-
-/// Makes sure a virtualenv `name` under the target directory holds the pinned packages of
-/// `requirements` (a path in the workspace); returns its Python.
-///
-/// A marker file records which requirements the virtualenv was built from, so changing a pin
-/// reinstalls; a file lock keeps concurrent test binaries from installing at once.
-pub fn ensure_venv(name: &str, requirements: &str) -> Result<PathBuf, EmulatorError> {
-    let target = target_dir();
-    fs::create_dir_all(&target).map_err(io(&target))?;
-    let venv = target.join(name);
-    let python = venv.join("bin/python");
-    let requirements_path = workspace_root().join(requirements);
-    let requirements = fs::read_to_string(&requirements_path).map_err(io(&requirements_path))?;
-    let marker = venv.join(".jit-requirements");
-    if fs::read_to_string(&marker).ok().as_deref() == Some(requirements.as_str()) {
-        return Ok(python);
-    }
-
-    let lock_path = target.join(format!("{name}.lock"));
-    let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-    lock.lock().map_err(io(&lock_path))?;
-    // Another process may have finished the install while we waited for the lock.
-    if fs::read_to_string(&marker).ok().as_deref() == Some(requirements.as_str()) {
-        return Ok(python);
-    }
-    let host_python = std::env::var("JIT_PYTHON").unwrap_or_else(|_| "python3".to_owned());
-    eprintln!(
-        "jit-local: installing {requirements} into {} (once)",
-        venv.display()
-    );
-    let started = Instant::now();
-    run(Command::new(&host_python)
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv))
-    .map_err(|e| match e {
-        RunError::Spawn(source) => EmulatorError::NoPython {
-            python: host_python.clone(),
-            source,
-        },
-        RunError::Failed(status, output) => EmulatorError::InstallFailed {
-            venv: venv.clone(),
-            status,
-            output,
-        },
-    })?;
-    let pip = || {
-        let mut c = Command::new(&python);
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ]);
-        c
-    };
-    run(pip().arg("-r").arg(&requirements_path)).map_err(|e| match e {
-        RunError::Spawn(source) => EmulatorError::Io {
-            path: python.clone(),
-            source,
-        },
-        RunError::Failed(status, output) => EmulatorError::InstallFailed {
-            venv: venv.clone(),
-            status,
-            output,
-        },
-    })?;
-    fs::write(&marker, &requirements).map_err(io(&marker))?;
-    eprintln!(
-        "jit-local: {name} installed in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-    Ok(python)
-}
-
-enum RunError {
-    Spawn(std::io::Error),
-    Failed(String, String),
-}
-
-fn run(command: &mut Command) -> Result<(), RunError> {
-    let out = command.output().map_err(RunError::Spawn)?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let tail: String = text
-        .lines()
-        .rev()
-        .take(30)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect::<Vec<_>>()
-        .join("\n");
-    Err(RunError::Failed(out.status.to_string(), tail))
 }

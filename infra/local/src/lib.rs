@@ -8,6 +8,7 @@ pub mod cfn;
 mod emulator;
 mod events;
 mod federation;
+pub mod prerequisites;
 mod table;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,13 +16,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub use calls::CallCounter;
 pub use canned::CannedEndpoint;
 pub use emulator::{
-    BROKER_ACCOUNT, Emulator, EmulatorError, ensure_installed, ensure_venv, target_dir,
-    workspace_root,
+    BROKER_ACCOUNT, Emulator, EmulatorError, ensure_installed, target_dir, workspace_root,
 };
 pub use events::{
     Claims, bearer, dynamodb_json, http_api_event, stream_batch, stream_insert, stream_record,
 };
 pub use federation::{FederationLog, FederationStandIn};
+pub use prerequisites::ensure_venv;
 pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};
 
 /// A fresh table on the shared emulator, made from the template, for one test.
