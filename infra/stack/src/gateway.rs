@@ -74,129 +74,40 @@ impl Gateway {
         let Some((function, route, params)) = self.template.route(&method, &path) else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
-        let identity = request
-            .headers()
-            .get(self.template.identity_header.as_str())
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // A route with `Authorizer: NONE` runs whatever the request carries, and the function
-        // sees no authorizer context at all (as API Gateway sends it).
-        let checked = if route.public {
-            Ok(None)
-        } else {
-            self.authorizer
-                .check(identity.as_deref(), now_unix())
-                .map(Some)
-        };
-        let claims = match checked {
+        let claims = match self.authorize(route, &request) {
             Ok(claims) => claims,
             Err(why) => {
                 tracing::info!(route = %route.key(), why = %why, "authorizer refused the request");
-                let mut response = message(StatusCode::UNAUTHORIZED, "Unauthorized");
-                let challenge = format!(
-                    "Bearer scope=\"\" error=\"invalid_token\" error_description=\"{why}\""
-                );
-                if let Ok(value) = challenge.parse() {
-                    response.headers_mut().insert("www-authenticate", value);
-                }
-                return response;
+                return unauthorized(&why);
             }
         };
-        let mut headers: Map<String, Value> = Map::new();
-        let mut cookies = Vec::new();
-        for (name, value) in request.headers() {
-            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-            if name == "cookie" {
-                cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_owned())));
-                continue;
-            }
-            match headers.get_mut(name.as_str()) {
-                Some(Value::String(existing)) => {
-                    existing.push(',');
-                    existing.push_str(&value);
-                }
-                _ => {
-                    headers.insert(name.as_str().to_owned(), Value::String(value));
-                }
-            }
-        }
+        let (headers, cookies) = headers_of(&request);
         let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
             Err(_) => return message(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large"),
         };
-        let (body, encoded) = match std::str::from_utf8(&body) {
-            _ if body.is_empty() => (Value::Null, false),
-            Ok(text) => (Value::String(text.to_owned()), false),
-            Err(_) => (Value::String(STANDARD.encode(&body)), true),
-        };
-        let mut query_params: Map<String, Value> = Map::new();
-        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-            match query_params.get_mut(k.as_ref()) {
-                Some(Value::String(existing)) => {
-                    existing.push(',');
-                    existing.push_str(&v);
-                }
-                _ => {
-                    query_params.insert(k.into_owned(), Value::String(v.into_owned()));
-                }
-            }
-        }
-        let host = headers
-            .get("host")
-            .and_then(Value::as_str)
-            .unwrap_or("127.0.0.1")
-            .to_owned();
-        let epoch_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let time = time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!(
-                "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-            ))
-            .unwrap_or_default();
-        let route_key = route.key();
-        let mut event = json!({
-            "version": "2.0",
-            "routeKey": route_key,
-            "rawPath": path,
-            "rawQueryString": query,
-            "headers": headers,
-            "requestContext": {
-                "accountId": "111111111111",
-                "apiId": "local",
-                "domainName": host,
-                "domainPrefix": host.split('.').next().unwrap_or("local"),
-                "http": {
-                    "method": method,
-                    "path": path,
-                    "protocol": "HTTP/1.1",
-                    "sourceIp": "127.0.0.1",
-                    "userAgent": headers.get("user-agent").cloned().unwrap_or(Value::Null),
-                },
-                "requestId": request_id,
-                "routeKey": route_key,
-                "stage": "$default",
-                "time": time,
-                "timeEpoch": epoch_ms,
-            },
-            "body": body,
-            "isBase64Encoded": encoded,
-        });
-        if let Some(claims) = &claims
-            && let Some(context) = event
-                .get_mut("requestContext")
-                .and_then(Value::as_object_mut)
-        {
-            context.insert(
-                "authorizer".into(),
-                json!({"jwt": {"claims": gateway_claims(claims), "scopes": null}}),
-            );
-        }
+        let mut event = event(
+            &route.key(),
+            &method,
+            &path,
+            &query,
+            &headers,
+            &body,
+            request_id,
+        );
         if let Some(e) = event.as_object_mut() {
+            if let Some(claims) = &claims
+                && let Some(context) = e.get_mut("requestContext").and_then(Value::as_object_mut)
+            {
+                context.insert(
+                    "authorizer".into(),
+                    json!({"jwt": {"claims": gateway_claims(claims), "scopes": null}}),
+                );
+            }
             if !cookies.is_empty() {
                 e.insert("cookies".into(), Value::Array(cookies));
             }
+            let query_params = query_parameters(&query);
             if !query_params.is_empty() {
                 e.insert("queryStringParameters".into(), Value::Object(query_params));
             }
@@ -204,13 +115,47 @@ impl Gateway {
                 e.insert("pathParameters".into(), json!(params));
             }
         }
-        let Some(runtime) = self.functions.get(&function.binary) else {
+        self.invoke(&function.binary, &route.key(), event, started)
+            .await
+    }
+
+    /// The authorizer's verdict on the request's token: its claims, none for a route with
+    /// `Authorizer: NONE` (which runs whatever the request carries, and whose function sees
+    /// no authorizer context at all, as API Gateway sends it), or why it was refused.
+    fn authorize(
+        &self,
+        route: &crate::template::Route,
+        request: &Request<Incoming>,
+    ) -> Result<Option<Map<String, Value>>, String> {
+        if route.public {
+            return Ok(None);
+        }
+        let identity = request
+            .headers()
+            .get(self.template.identity_header.as_str())
+            .and_then(|v| v.to_str().ok());
+        self.authorizer
+            .check(identity, now_unix())
+            .map(Some)
+            .map_err(|why| why.to_string())
+    }
+
+    /// Runs the route's function with `event` and answers as API Gateway does: the
+    /// function's answer, a 503 when it ran out of time, a 500 when it failed.
+    async fn invoke(
+        &self,
+        binary: &str,
+        route_key: &str,
+        event: Value,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let Some(runtime) = self.functions.get(binary) else {
             return message(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
         };
         let invoked = Instant::now();
         let outcome = runtime.invoke(event).await;
         self.timings
-            .record(&format!("function:{}", function.binary), invoked.elapsed());
+            .record(&format!("function:{binary}"), invoked.elapsed());
         let response = match outcome {
             Ok(value) => to_response(&value),
             Err(FunctionError::TimedOut(_)) => {
@@ -227,6 +172,117 @@ impl Gateway {
         );
         response
     }
+}
+
+/// API Gateway's 401, with the challenge naming why.
+fn unauthorized(why: &str) -> Response<Full<Bytes>> {
+    let mut response = message(StatusCode::UNAUTHORIZED, "Unauthorized");
+    let challenge =
+        format!("Bearer scope=\"\" error=\"invalid_token\" error_description=\"{why}\"");
+    if let Ok(value) = challenge.parse() {
+        response.headers_mut().insert("www-authenticate", value);
+    }
+    response
+}
+
+/// The request's headers as payload 2.0 carries them (repeated ones joined with commas), and
+/// its cookies apart.
+fn headers_of(request: &Request<Incoming>) -> (Map<String, Value>, Vec<Value>) {
+    let mut headers: Map<String, Value> = Map::new();
+    let mut cookies = Vec::new();
+    for (name, value) in request.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == "cookie" {
+            cookies.extend(value.split(';').map(|c| Value::String(c.trim().to_owned())));
+            continue;
+        }
+        match headers.get_mut(name.as_str()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&value);
+            }
+            _ => {
+                headers.insert(name.as_str().to_owned(), Value::String(value));
+            }
+        }
+    }
+    (headers, cookies)
+}
+
+/// The query string's parameters, repeated ones joined with commas.
+fn query_parameters(query: &str) -> Map<String, Value> {
+    let mut params: Map<String, Value> = Map::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        match params.get_mut(k.as_ref()) {
+            Some(Value::String(existing)) => {
+                existing.push(',');
+                existing.push_str(&v);
+            }
+            _ => {
+                params.insert(k.into_owned(), Value::String(v.into_owned()));
+            }
+        }
+    }
+    params
+}
+
+/// The payload 2.0 event for a request: the route, the raw path and query, the headers,
+/// the request context, and the body (base64 when it is not UTF-8 text).
+fn event(
+    route_key: &str,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &Map<String, Value>,
+    body: &[u8],
+    request_id: &str,
+) -> Value {
+    let (body, encoded) = match std::str::from_utf8(body) {
+        _ if body.is_empty() => (Value::Null, false),
+        Ok(text) => (Value::String(text.to_owned()), false),
+        Err(_) => (Value::String(STANDARD.encode(body)), true),
+    };
+    let host = headers
+        .get("host")
+        .and_then(Value::as_str)
+        .unwrap_or("127.0.0.1")
+        .to_owned();
+    let epoch_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let time = time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
+        ))
+        .unwrap_or_default();
+    json!({
+        "version": "2.0",
+        "routeKey": route_key,
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": headers,
+        "requestContext": {
+            "accountId": "111111111111",
+            "apiId": "local",
+            "domainName": host,
+            "domainPrefix": host.split('.').next().unwrap_or("local"),
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": headers.get("user-agent").cloned().unwrap_or(Value::Null),
+            },
+            "requestId": request_id,
+            "routeKey": route_key,
+            "stage": "$default",
+            "time": time,
+            "timeEpoch": epoch_ms,
+        },
+        "body": body,
+        "isBase64Encoded": encoded,
+    })
 }
 
 /// A payload 2.0 response as API Gateway turns it into HTTP: with `statusCode`, as given;

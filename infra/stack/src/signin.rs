@@ -183,208 +183,235 @@ impl SignIn {
         query: &HashMap<String, String>,
         form: &HashMap<String, String>,
     ) -> Option<Answer> {
-        let issuer = self.provider.issuer().to_owned();
-        let field = |m: &HashMap<String, String>, k: &str| m.get(k).cloned().unwrap_or_default();
         Some(match (method, path) {
-            ("GET", "/authorize" | "/authorize/pick") => {
-                if field(query, "response_type") != "code" {
-                    return Some(Answer::error("unsupported_response_type", "only `code`"));
-                }
-                let redirect_uri = field(query, "redirect_uri");
-                if !loopback(&redirect_uri) {
-                    return Some(Answer::error(
-                        "invalid_request",
-                        "redirect_uri must be a loopback http address",
-                    ));
-                }
-                if field(query, "code_challenge_method") != "S256"
-                    || field(query, "code_challenge").len() < 43
-                {
-                    return Some(Answer::error(
-                        "invalid_request",
-                        "PKCE with code_challenge_method S256 is required",
-                    ));
-                }
-                if path == "/authorize" {
-                    let links = DEMO_PEOPLE
-                        .iter()
-                        .map(|(who, groups, role)| {
-                            let mut q = url::form_urlencoded::Serializer::new(String::new());
-                            for (k, v) in query {
-                                q.append_pair(k, v);
-                            }
-                            q.append_pair("person", who);
-                            (
-                                format!("/authorize/pick?{}", q.finish()),
-                                format!("{who} ({}): {role}", groups.join(", ")),
-                            )
-                        })
-                        .collect::<Vec<_>>();
-                    Answer::html(page(
-                        "Sign in to jit-access (local)",
-                        "Pick who you are; the local provider has no passwords.",
-                        &links,
-                    ))
-                } else {
-                    let Some(who) = person(&field(query, "person")) else {
-                        return Some(Answer::error("access_denied", "no such demo person"));
-                    };
-                    let code = random(32);
-                    self.codes
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(
-                            code.clone(),
-                            Code {
-                                person: who,
-                                challenge: field(query, "code_challenge"),
-                                redirect_uri: redirect_uri.clone(),
-                                client_id: field(query, "client_id"),
-                                expires: now() + CODE_TTL_SECS,
-                            },
-                        );
-                    let mut target = url::Url::parse(&redirect_uri).ok()?;
-                    target
-                        .query_pairs_mut()
-                        .append_pair("code", &code)
-                        .append_pair("state", &field(query, "state"));
-                    Answer::redirect(target.to_string())
-                }
-            }
-            ("POST", "/device_authorization") => {
-                let device_code = random(32);
-                let raw = random(6).to_ascii_uppercase().replace(['-', '_'], "X");
-                let user_code = format!(
-                    "{}-{}",
-                    raw.get(..4).unwrap_or("AAAA"),
-                    raw.get(4..8).unwrap_or("BBBB")
-                );
-                self.devices
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(
-                        device_code.clone(),
-                        Device {
-                            user_code: user_code.clone(),
-                            person: None,
-                            expires: now() + CODE_TTL_SECS,
-                        },
-                    );
-                Answer::json(
-                    200,
-                    &json!({
-                        "device_code": device_code,
-                        "user_code": user_code,
-                        "verification_uri": format!("{issuer}/device"),
-                        "verification_uri_complete": format!("{issuer}/device?user_code={user_code}"),
-                        "expires_in": CODE_TTL_SECS,
-                        "interval": 1,
-                    }),
-                )
-            }
-            ("GET", "/device") => {
-                let user_code = field(query, "user_code");
-                let links = DEMO_PEOPLE
-                    .iter()
-                    .map(|(who, groups, role)| {
-                        let q = url::form_urlencoded::Serializer::new(String::new())
-                            .append_pair("user_code", &user_code)
-                            .append_pair("person", who)
-                            .finish();
-                        (
-                            format!("/device/pick?{q}"),
-                            format!("{who} ({}): {role}", groups.join(", ")),
-                        )
-                    })
-                    .collect::<Vec<_>>();
-                Answer::html(page(
-                    "Sign in a device to jit-access (local)",
-                    &format!("Code {user_code}: pick who you are."),
-                    &links,
-                ))
-            }
-            ("GET", "/device/pick") => {
-                let user_code = field(query, "user_code");
-                let Some(who) = person(&field(query, "person")) else {
-                    return Some(Answer::error("access_denied", "no such demo person"));
-                };
-                let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
-                match devices
-                    .values_mut()
-                    .find(|d| d.user_code == user_code && d.expires > now())
-                {
-                    Some(device) => {
-                        device.person = Some(who);
-                        Answer::html(page(
-                            "Signed in",
-                            "You can close this page and return to your terminal.",
-                            &[],
-                        ))
-                    }
-                    None => Answer::error("invalid_grant", "unknown or expired code"),
-                }
-            }
+            ("GET", "/authorize") => self.authorize(query, false)?,
+            ("GET", "/authorize/pick") => self.authorize(query, true)?,
+            ("POST", "/device_authorization") => self.device_authorization(),
+            ("GET", "/device") => device_page(query),
+            ("GET", "/device/pick") => self.device_pick(query),
             ("POST", "/token") => match field(form, "grant_type").as_str() {
-                "authorization_code" => {
-                    let Some(code) = self
-                        .codes
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&field(form, "code"))
-                    else {
-                        return Some(Answer::error("invalid_grant", "unknown or used code"));
-                    };
-                    let verifier = field(form, "code_verifier");
-                    let derived = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()));
-                    if code.expires < now()
-                        || code.redirect_uri != field(form, "redirect_uri")
-                        || code.client_id != field(form, "client_id")
-                        || derived != code.challenge
-                    {
-                        return Some(Answer::error(
-                            "invalid_grant",
-                            "the code, its verifier, client or redirect do not match",
-                        ));
-                    }
-                    self.tokens(&code.person)
-                }
-                "refresh_token" => {
-                    let person = self
-                        .refresh
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&field(form, "refresh_token"));
-                    match person {
-                        Some(p) => self.tokens(&p),
-                        None => Answer::error("invalid_grant", "unknown refresh token"),
-                    }
-                }
-                "urn:ietf:params:oauth:grant-type:device_code" => {
-                    let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
-                    let key = field(form, "device_code");
-                    match devices.get(&key) {
-                        None => Answer::error("invalid_grant", "unknown device code"),
-                        Some(d) if d.expires < now() => {
-                            Answer::error("expired_token", "the code expired; start again")
-                        }
-                        Some(Device { person: None, .. }) => {
-                            Answer::error("authorization_pending", "not signed in yet")
-                        }
-                        Some(Device {
-                            person: Some(p), ..
-                        }) => {
-                            let p = p.clone();
-                            devices.remove(&key);
-                            drop(devices);
-                            self.tokens(&p)
-                        }
-                    }
-                }
+                "authorization_code" => self.redeem_code(form),
+                "refresh_token" => self.refresh(form),
+                "urn:ietf:params:oauth:grant-type:device_code" => self.redeem_device(form),
                 _ => Answer::error("unsupported_grant_type", "unsupported grant_type"),
             },
             _ => return None,
         })
     }
+
+    /// `GET /authorize`: the page of people to pick from; `GET /authorize/pick` (`picked`):
+    /// a code for the person picked, sent back to the client's loopback address.
+    fn authorize(&self, query: &HashMap<String, String>, picked: bool) -> Option<Answer> {
+        if field(query, "response_type") != "code" {
+            return Some(Answer::error("unsupported_response_type", "only `code`"));
+        }
+        let redirect_uri = field(query, "redirect_uri");
+        if !loopback(&redirect_uri) {
+            return Some(Answer::error(
+                "invalid_request",
+                "redirect_uri must be a loopback http address",
+            ));
+        }
+        if field(query, "code_challenge_method") != "S256"
+            || field(query, "code_challenge").len() < 43
+        {
+            return Some(Answer::error(
+                "invalid_request",
+                "PKCE with code_challenge_method S256 is required",
+            ));
+        }
+        if !picked {
+            let links = DEMO_PEOPLE
+                .iter()
+                .map(|(who, groups, role)| {
+                    let mut q = url::form_urlencoded::Serializer::new(String::new());
+                    for (k, v) in query {
+                        q.append_pair(k, v);
+                    }
+                    q.append_pair("person", who);
+                    (
+                        format!("/authorize/pick?{}", q.finish()),
+                        format!("{who} ({}): {role}", groups.join(", ")),
+                    )
+                })
+                .collect::<Vec<_>>();
+            return Some(Answer::html(page(
+                "Sign in to jit-access (local)",
+                "Pick who you are; the local provider has no passwords.",
+                &links,
+            )));
+        }
+        let Some(who) = person(&field(query, "person")) else {
+            return Some(Answer::error("access_denied", "no such demo person"));
+        };
+        let code = random(32);
+        self.codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                code.clone(),
+                Code {
+                    person: who,
+                    challenge: field(query, "code_challenge"),
+                    redirect_uri: redirect_uri.clone(),
+                    client_id: field(query, "client_id"),
+                    expires: now() + CODE_TTL_SECS,
+                },
+            );
+        let mut target = url::Url::parse(&redirect_uri).ok()?;
+        target
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &field(query, "state"));
+        Some(Answer::redirect(target.to_string()))
+    }
+
+    /// `POST /device_authorization`: a device code and the user code a person enters.
+    fn device_authorization(&self) -> Answer {
+        let issuer = self.provider.issuer().to_owned();
+        let device_code = random(32);
+        let raw = random(6).to_ascii_uppercase().replace(['-', '_'], "X");
+        let user_code = format!(
+            "{}-{}",
+            raw.get(..4).unwrap_or("AAAA"),
+            raw.get(4..8).unwrap_or("BBBB")
+        );
+        self.devices
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                device_code.clone(),
+                Device {
+                    user_code: user_code.clone(),
+                    person: None,
+                    expires: now() + CODE_TTL_SECS,
+                },
+            );
+        Answer::json(
+            200,
+            &json!({
+                "device_code": device_code,
+                "user_code": user_code,
+                "verification_uri": format!("{issuer}/device"),
+                "verification_uri_complete": format!("{issuer}/device?user_code={user_code}"),
+                "expires_in": CODE_TTL_SECS,
+                "interval": 1,
+            }),
+        )
+    }
+
+    /// `GET /device/pick`: the person picked signs the device with that user code in.
+    fn device_pick(&self, query: &HashMap<String, String>) -> Answer {
+        let user_code = field(query, "user_code");
+        let Some(who) = person(&field(query, "person")) else {
+            return Answer::error("access_denied", "no such demo person");
+        };
+        let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
+        match devices
+            .values_mut()
+            .find(|d| d.user_code == user_code && d.expires > now())
+        {
+            Some(device) => {
+                device.person = Some(who);
+                Answer::html(page(
+                    "Signed in",
+                    "You can close this page and return to your terminal.",
+                    &[],
+                ))
+            }
+            None => Answer::error("invalid_grant", "unknown or expired code"),
+        }
+    }
+
+    /// `POST /token` with an authorization code: tokens, once, for the verifier, client and
+    /// redirect the code was made for.
+    fn redeem_code(&self, form: &HashMap<String, String>) -> Answer {
+        let Some(code) = self
+            .codes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&field(form, "code"))
+        else {
+            return Answer::error("invalid_grant", "unknown or used code");
+        };
+        let verifier = field(form, "code_verifier");
+        let derived = URL_SAFE_NO_PAD.encode(digest(&SHA256, verifier.as_bytes()));
+        if code.expires < now()
+            || code.redirect_uri != field(form, "redirect_uri")
+            || code.client_id != field(form, "client_id")
+            || derived != code.challenge
+        {
+            return Answer::error(
+                "invalid_grant",
+                "the code, its verifier, client or redirect do not match",
+            );
+        }
+        self.tokens(&code.person)
+    }
+
+    /// `POST /token` with a refresh token: new tokens, once per refresh token (they rotate).
+    fn refresh(&self, form: &HashMap<String, String>) -> Answer {
+        let person = self
+            .refresh
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&field(form, "refresh_token"));
+        match person {
+            Some(p) => self.tokens(&p),
+            None => Answer::error("invalid_grant", "unknown refresh token"),
+        }
+    }
+
+    /// `POST /token` with a device code: pending until someone signs the device in.
+    fn redeem_device(&self, form: &HashMap<String, String>) -> Answer {
+        let mut devices = self.devices.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = field(form, "device_code");
+        match devices.get(&key) {
+            None => Answer::error("invalid_grant", "unknown device code"),
+            Some(d) if d.expires < now() => {
+                Answer::error("expired_token", "the code expired; start again")
+            }
+            Some(Device { person: None, .. }) => {
+                Answer::error("authorization_pending", "not signed in yet")
+            }
+            Some(Device {
+                person: Some(p), ..
+            }) => {
+                let p = p.clone();
+                devices.remove(&key);
+                drop(devices);
+                self.tokens(&p)
+            }
+        }
+    }
+}
+
+/// A form or query field, empty when absent.
+fn field(map: &HashMap<String, String>, key: &str) -> String {
+    map.get(key).cloned().unwrap_or_default()
+}
+
+/// `GET /device`: the page of people to pick from for a user code.
+fn device_page(query: &HashMap<String, String>) -> Answer {
+    let user_code = field(query, "user_code");
+    let links = DEMO_PEOPLE
+        .iter()
+        .map(|(who, groups, role)| {
+            let q = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("user_code", &user_code)
+                .append_pair("person", who)
+                .finish();
+            (
+                format!("/device/pick?{q}"),
+                format!("{who} ({}): {role}", groups.join(", ")),
+            )
+        })
+        .collect::<Vec<_>>();
+    Answer::html(page(
+        "Sign in a device to jit-access (local)",
+        &format!("Code {user_code}: pick who you are."),
+        &links,
+    ))
 }
 
 #[cfg(test)]

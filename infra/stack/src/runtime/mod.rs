@@ -13,17 +13,16 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::template::FunctionDef;
+
+mod api;
+use api::runtime_api;
 
 /// Why an invocation gave no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -303,64 +302,18 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
             return (why, false);
         }
     };
-    let label = format!("{}#{instance}", s.def.binary);
-    let mut forwarders = Vec::new();
-    for stream in [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        forwarders.push(tokio::spawn(forward_logs(
-            stream,
-            label.clone(),
-            s.logs.clone(),
-        )));
-    }
+    let forwarders = forward_output(&mut child, format!("{}#{instance}", s.def.binary), &s.logs);
     let (stop, stopped) = oneshot::channel();
     lock(&s.stoppers).insert(instance, stop);
     let took_any = Arc::new(AtomicUsize::new(0));
     let finishing = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let server = {
-        let s = Arc::clone(&s);
-        let took_any = Arc::clone(&took_any);
-        let finishing = Arc::clone(&finishing);
-        async move {
-            // Connections live in this set, so stopping the server stops them all (a dead
-            // instance's `next` must not go on taking invocations).
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let s = Arc::clone(&s);
-                let took_any = Arc::clone(&took_any);
-                let finishing = Arc::clone(&finishing);
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let s = Arc::clone(&s);
-                        let took_any = Arc::clone(&took_any);
-                        let finishing = Arc::clone(&finishing);
-                        async move {
-                            Ok::<_, Infallible>(
-                                runtime_api(&s, instance, &took_any, &finishing, request).await,
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
-    };
+    let server = serve_runtime_api(
+        Arc::clone(&s),
+        instance,
+        listener,
+        Arc::clone(&took_any),
+        Arc::clone(&finishing),
+    );
     let server = tokio::spawn(server);
     let ended = tokio::select! {
         status = child.wait() => match status {
@@ -392,6 +345,64 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
         }
     }
     (ended, took_work)
+}
+
+/// Forwards the process's stdout and stderr, line by line, to `logs` under `label`.
+fn forward_output(
+    child: &mut tokio::process::Child,
+    label: String,
+    logs: &LogSink,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| tokio::spawn(forward_logs(stream, label.clone(), logs.clone())))
+    .collect()
+}
+
+/// Serves instance `instance`'s Runtime API on `listener`. Connections live in one set, so
+/// stopping the server stops them all (a dead instance's `next` must not go on taking
+/// invocations).
+async fn serve_runtime_api(
+    s: Arc<Shared>,
+    instance: u64,
+    listener: TcpListener,
+    took_any: Arc<AtomicUsize>,
+    finishing: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let s = Arc::clone(&s);
+        let took_any = Arc::clone(&took_any);
+        let finishing = Arc::clone(&finishing);
+        connections.spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let s = Arc::clone(&s);
+                let took_any = Arc::clone(&took_any);
+                let finishing = Arc::clone(&finishing);
+                async move {
+                    Ok::<_, Infallible>(
+                        runtime_api(&s, instance, &took_any, &finishing, request).await,
+                    )
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 async fn forward_logs(
@@ -439,181 +450,10 @@ impl Drop for Idle<'_> {
     }
 }
 
-fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response
-}
-
-/// One Runtime API request from instance `instance`.
-async fn runtime_api(
-    s: &Arc<Shared>,
-    instance: u64,
-    took_any: &AtomicUsize,
-    finishing: &std::sync::atomic::AtomicBool,
-    request: Request<Incoming>,
-) -> Response<Full<Bytes>> {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let Some(rest) = path.strip_prefix("/2018-06-01/runtime/") else {
-        return reply(
-            StatusCode::NOT_FOUND,
-            json!({"errorMessage": "no such path"}),
-        );
-    };
-    match (method.as_str(), rest) {
-        ("GET", "invocation/next") => {
-            if took_any.fetch_add(1, Ordering::SeqCst) == 0 {
-                s.starting.fetch_sub(1, Ordering::SeqCst);
-                // It started: an earlier instance's init error no longer describes the function.
-                *lock(&s.init_error) = None;
-            }
-            if finishing.swap(false, Ordering::SeqCst) {
-                s.finishing.fetch_sub(1, Ordering::SeqCst);
-            }
-            let idle = Idle::new(&s.idle);
-            let invocation = loop {
-                let next = s.receiver.lock().await.recv().await;
-                let Some(invocation) = next else {
-                    return reply(StatusCode::GONE, json!({"errorMessage": "shutting down"}));
-                };
-                s.waiting.fetch_sub(1, Ordering::SeqCst);
-                if invocation.deadline <= Instant::now() {
-                    let _ = invocation
-                        .reply
-                        .send(Err(FunctionError::TimedOut(s.def.timeout)));
-                    continue;
-                }
-                break invocation;
-            };
-            drop(idle);
-            let arn = format!(
-                "arn:aws:lambda:us-east-1:123456789012:function:{}",
-                s.def.logical_id
-            );
-            lock(&s.in_flight).insert(invocation.id.clone(), (instance, invocation.reply));
-            let mut response =
-                Response::new(Full::new(Bytes::from(invocation.payload.to_string())));
-            let headers = response.headers_mut();
-            for (name, value) in [
-                ("lambda-runtime-aws-request-id", invocation.id.clone()),
-                (
-                    "lambda-runtime-deadline-ms",
-                    invocation.deadline_ms.to_string(),
-                ),
-                ("lambda-runtime-invoked-function-arn", arn),
-                (
-                    "lambda-runtime-trace-id",
-                    format!(
-                        "Root=1-{}-{instance};Sampled=0",
-                        invocation.id.get(..8).unwrap_or("0")
-                    ),
-                ),
-                ("content-type", "application/json".to_owned()),
-            ] {
-                if let Ok(value) = value.parse() {
-                    headers.insert(name, value);
-                }
-            }
-            response
-        }
-        ("POST", "init/error") => {
-            let body = body_json(request).await;
-            let why = format!(
-                "{}: {}",
-                body.get("errorType")
-                    .and_then(Value::as_str)
-                    .unwrap_or("Runtime.InitError"),
-                body.get("errorMessage")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-            );
-            tracing::warn!(function = %s.def.binary, error = %why, "init error");
-            *lock(&s.init_error) = Some(why);
-            reply(StatusCode::ACCEPTED, json!({"status": "OK"}))
-        }
-        ("POST", rest) => {
-            let Some((id, what)) = rest
-                .strip_prefix("invocation/")
-                .and_then(|r| r.split_once('/'))
-            else {
-                return reply(
-                    StatusCode::NOT_FOUND,
-                    json!({"errorMessage": "no such path"}),
-                );
-            };
-            let id = id.to_owned();
-            let what = what.to_owned();
-            let Some((_, waiting)) = lock(&s.in_flight).remove(&id) else {
-                return reply(
-                    StatusCode::BAD_REQUEST,
-                    json!({"errorMessage": "no such invocation", "errorType": "InvalidRequestID"}),
-                );
-            };
-            let outcome = match what.as_str() {
-                "response" => {
-                    let bytes = body_bytes(request).await;
-                    Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                        Value::String(String::from_utf8_lossy(&bytes).into_owned())
-                    }))
-                }
-                "error" => {
-                    let kind = request
-                        .headers()
-                        .get("lambda-runtime-function-error-type")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let body = body_json(request).await;
-                    Err(FunctionError::Handled {
-                        error_type: body
-                            .get("errorType")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned)
-                            .or(kind)
-                            .unwrap_or_else(|| "Unhandled".into()),
-                        message: body
-                            .get("errorMessage")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_owned(),
-                    })
-                }
-                _ => {
-                    return reply(
-                        StatusCode::NOT_FOUND,
-                        json!({"errorMessage": "no such path"}),
-                    );
-                }
-            };
-            if !finishing.swap(true, Ordering::SeqCst) {
-                s.finishing.fetch_add(1, Ordering::SeqCst);
-            }
-            let _ = waiting.send(outcome);
-            reply(StatusCode::ACCEPTED, json!({"status": "OK"}))
-        }
-        _ => reply(
-            StatusCode::NOT_FOUND,
-            json!({"errorMessage": "no such path"}),
-        ),
-    }
-}
-
-async fn body_bytes(request: Request<Incoming>) -> Bytes {
-    request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default()
-}
-
-async fn body_json(request: Request<Incoming>) -> Value {
-    serde_json::from_slice(&body_bytes(request).await).unwrap_or(Value::Null)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     /// A function written against the Runtime API in a few lines of Python: it does what the
