@@ -5,6 +5,7 @@
 //! action to the sessions of revoked (or expired, still-live) grants.
 
 mod iam;
+mod reconcile;
 mod revoke;
 mod sweep;
 
@@ -23,7 +24,8 @@ use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
 use jit_http::{Route, caller, no_such_route, respond, route};
 
 pub use iam::{IamPolicies, PolicyError, RolePolicies, iam_as, role_name};
-pub use sweep::{ReconcileError, RoleOutcome, SweepReport};
+pub use reconcile::{ReconcileError, RoleOutcome};
+pub use sweep::SweepReport;
 
 /// Settings read once at start-up.
 #[derive(Debug, Clone)]

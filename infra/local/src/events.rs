@@ -92,17 +92,20 @@ pub fn http_api_event(
     for (k, v) in headers {
         set(&mut e, &["headers", k], json!(v));
     }
+    authorize(&mut e, claims, headers);
+    e
+}
+
+/// The authorizer's part of an event: the caller's claims and a bearer token carrying them
+/// (unless `headers` give one), or, with no caller, neither.
+fn authorize(e: &mut Value, claims: Option<Claims<'_>>, headers: &[(&str, &str)]) {
     match claims {
         Some(c) => {
             let claim = |name| ["requestContext", "authorizer", "jwt", "claims", name];
-            set(&mut e, &claim("sub"), json!(c.sub));
+            set(e, &claim("sub"), json!(c.sub));
+            set(e, &claim("email"), json!(format!("{}@example.com", c.sub)));
             set(
-                &mut e,
-                &claim("email"),
-                json!(format!("{}@example.com", c.sub)),
-            );
-            set(
-                &mut e,
+                e,
                 &claim("groups"),
                 json!(format!("[{}]", c.groups.join(" "))),
             );
@@ -124,11 +127,7 @@ pub fn http_api_event(
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
             {
-                set(
-                    &mut e,
-                    &["headers", "authorization"],
-                    json!(bearer(&payload)),
-                );
+                set(e, &["headers", "authorization"], json!(bearer(&payload)));
             }
         }
         None => {
@@ -140,7 +139,6 @@ pub fn http_api_event(
             }
         }
     }
-    e
 }
 
 /// `Bearer <token>` for a JWT with `payload` and a placeholder signature.

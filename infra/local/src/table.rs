@@ -114,6 +114,55 @@ fn keys(
     Ok((hash, range))
 }
 
+/// The table's attribute definitions: (name, type letter).
+fn attributes(props: &Value) -> Result<Vec<(String, String)>, TableError> {
+    props
+        .get("AttributeDefinitions")
+        .and_then(Value::as_sequence)
+        .ok_or_else(|| TableError::Definition("`AttributeDefinitions` is missing".into()))?
+        .iter()
+        .map(|a| {
+            Ok((
+                text(a, "AttributeName")?.to_owned(),
+                text(a, "AttributeType")?.to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// The table's global secondary indexes.
+fn indexes(
+    props: &Value,
+    attributes: &[(String, String)],
+) -> Result<Vec<IndexDefinition>, TableError> {
+    let mut indexes = Vec::new();
+    for index in props
+        .get("GlobalSecondaryIndexes")
+        .and_then(Value::as_sequence)
+        .into_iter()
+        .flatten()
+    {
+        let (hash, range) = keys(
+            index
+                .get("KeySchema")
+                .ok_or_else(|| TableError::Definition("an index has no KeySchema".into()))?,
+            attributes,
+        )?;
+        indexes.push(IndexDefinition {
+            name: text(index, "IndexName")?.to_owned(),
+            hash,
+            range,
+            projection: index
+                .get("Projection")
+                .map(|p| text(p, "ProjectionType"))
+                .transpose()?
+                .unwrap_or("ALL")
+                .to_owned(),
+        });
+    }
+    Ok(indexes)
+}
+
 impl TableDefinition {
     /// Reads the table from the workspace's `template.yaml`.
     pub fn from_workspace_template() -> Result<Self, TableError> {
@@ -138,49 +187,14 @@ impl TableDefinition {
         if props.as_mapping().is_none() {
             return Err(TableError::Definition("has no Properties".into()));
         }
-        let attributes: Vec<(String, String)> = props
-            .get("AttributeDefinitions")
-            .and_then(Value::as_sequence)
-            .ok_or_else(|| TableError::Definition("`AttributeDefinitions` is missing".into()))?
-            .iter()
-            .map(|a| {
-                Ok((
-                    text(a, "AttributeName")?.to_owned(),
-                    text(a, "AttributeType")?.to_owned(),
-                ))
-            })
-            .collect::<Result<_, TableError>>()?;
+        let attributes = attributes(props)?;
         let (hash, range) = keys(
             props
                 .get("KeySchema")
                 .ok_or_else(|| TableError::Definition("`KeySchema` is missing".into()))?,
             &attributes,
         )?;
-        let mut indexes = Vec::new();
-        for index in props
-            .get("GlobalSecondaryIndexes")
-            .and_then(Value::as_sequence)
-            .into_iter()
-            .flatten()
-        {
-            let (hash, range) = keys(
-                index
-                    .get("KeySchema")
-                    .ok_or_else(|| TableError::Definition("an index has no KeySchema".into()))?,
-                &attributes,
-            )?;
-            indexes.push(IndexDefinition {
-                name: text(index, "IndexName")?.to_owned(),
-                hash,
-                range,
-                projection: index
-                    .get("Projection")
-                    .map(|p| text(p, "ProjectionType"))
-                    .transpose()?
-                    .unwrap_or("ALL")
-                    .to_owned(),
-            });
-        }
+        let indexes = indexes(props, &attributes)?;
         let enabled = |section: &str, flag: &str| {
             props
                 .get(section)

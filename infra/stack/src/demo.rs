@@ -108,29 +108,51 @@ fn failed(what: &str) -> impl FnOnce(ApiError) -> String + '_ {
     move |e| format!("{what}: {e}")
 }
 
-/// Walks the main job; prints one line a step to `say`.
-pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String> {
-    let api = Client::new(&stack.api_url);
-    let alice = api.as_user(stack.token("alice", &["engineers", "sre"]));
-    let dan = api.as_user(stack.token("dan", &["dba"]));
-    let lee = api.as_user(stack.token("lee", &["dba-leads"]));
-    let sue = api.as_user(stack.token("sue", &["security"]));
-    let started = time::OffsetDateTime::now_utc();
-    let ask = |target: &str, duration: &str, reason: &str, ticket: &str| CreateRequest {
+/// The demo's people, each calling as themselves.
+struct People {
+    alice: Client,
+    dan: Client,
+    lee: Client,
+    sue: Client,
+}
+
+/// A request with a ticket, for `target`.
+fn ask(target: &str, duration: &str, reason: &str, ticket: &str) -> CreateRequest {
+    CreateRequest {
         target: target.to_owned(),
         duration: DurationInput::Text(duration.to_owned()),
         reason: reason.to_owned(),
         ticket: Some(ticket.to_owned()),
         break_glass: false,
-    };
+    }
+}
 
-    // 1. A request the rules approve at once.
+/// Walks the main job; prints one line a step to `say`.
+pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let api = Client::new(&stack.api_url);
+    let people = People {
+        alice: api.as_user(stack.token("alice", &["engineers", "sre"])),
+        dan: api.as_user(stack.token("dan", &["dba"])),
+        lee: api.as_user(stack.token("lee", &["dba-leads"])),
+        sue: api.as_user(stack.token("sue", &["security"])),
+    };
+    let started = time::OffsetDateTime::now_utc();
+    let id = auto_approved(&people, say).await?;
+    use_the_grant(stack, &people, &id, say).await?;
+    let db = two_approvals(&people, say).await?;
+    revoke_live_session(stack, &people, &db, say).await?;
+    audit(&people, started, [&id, &db], say).await
+}
+
+/// Steps 1-2: a request the rules approve at once, from the table stream.
+async fn auto_approved(people: &People, say: &mut dyn FnMut(&str)) -> Result<String, String> {
     let asked = ask(
         "prod-logs-ro",
         "30m",
         "checking error rates after the deploy",
         "INC-1042",
     );
+    let alice = &people.alice;
     let id = alice
         .create_request(&asked)
         .await
@@ -139,7 +161,7 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     say(&format!(
         "1. alice asked for prod-logs-ro for 30m with ticket INC-1042: request {id}, PENDING"
     ));
-    let g = wait_until(&alice, &id, Duration::from_secs(20), |g| {
+    let g = wait_until(alice, &id, Duration::from_secs(20), |g| {
         g.state != GrantState::Pending
     })
     .await?;
@@ -153,12 +175,19 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         "2. the approver's rules approved it from the table stream: ACTIVE until {}",
         g.ends_at.as_deref().unwrap_or("?")
     ));
+    Ok(id)
+}
 
-    // 2. Credentials, as credential_process wants them, used against the emulator.
-    let c = alice
-        .credentials(&id)
-        .await
-        .map_err(failed("credentials"))?;
+/// Steps 3-5: credentials as `credential_process` wants them, used against the emulator, and
+/// a console sign-in link.
+async fn use_the_grant(
+    stack: &Stack,
+    people: &People,
+    id: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let alice = &people.alice;
+    let c = alice.credentials(id).await.map_err(failed("credentials"))?;
     if c.version != 1 {
         return Err(format!(
             "not credential_process JSON: version {}",
@@ -169,26 +198,23 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         "3. credential_process JSON: Version 1, key {}, expires {}",
         c.access_key_id, c.expiration
     ));
-    let sts = session_client(&stack.aws, &c);
-    let me = sts
+    let me = session_client(&stack.aws, &c)
         .get_caller_identity()
         .send()
         .await
         .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())?;
     let arn = me.arn.unwrap_or_default();
-    if !arn.contains(":assumed-role/prod-logs-ro/") || !arn.ends_with(&id) {
+    if !arn.contains(":assumed-role/prod-logs-ro/") || !arn.ends_with(id) {
         return Err(format!("sts get-caller-identity answered {arn}"));
     }
     say(&format!(
         "4. with those credentials, sts get-caller-identity answers {arn}"
     ));
-
-    // 3. A console sign-in link.
     let to_cloudwatch = ConsoleRequest {
         destination: Some("https://console.aws.amazon.com/cloudwatch/home".to_owned()),
     };
     let link = alice
-        .console(&id, &to_cloudwatch)
+        .console(id, &to_cloudwatch)
         .await
         .map_err(failed("console link"))?;
     if !link.url.contains("Action=login") || !link.url.contains("SigninToken=") {
@@ -197,20 +223,24 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     say(
         "5. a console sign-in link came from the federation endpoint (Action=login with a SigninToken)",
     );
+    Ok(())
+}
 
-    // 4. A request that needs two approvals.
+/// Steps 6-7: a request that needs two approvals, approved by lee and sue, then used.
+async fn two_approvals(people: &People, say: &mut dyn FnMut(&str)) -> Result<String, String> {
     let asked = ask(
         "prod-db-admin",
         "1h",
         "rotate the replication user's password",
         "CHG-77",
     );
+    let dan = &people.dan;
     let db = dan
         .create_request(&asked)
         .await
         .map_err(failed("dan's request"))?
         .id;
-    let g = wait_until(&dan, &db, Duration::from_secs(20), |g| {
+    let g = wait_until(dan, &db, Duration::from_secs(20), |g| {
         g.approvals_required.is_some()
     })
     .await?;
@@ -222,13 +252,13 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         decision: ReviewDecision::Approve,
         comment: Some("change CHG-77 is scheduled".to_owned()),
     };
-    for (who, reviewer) in [("lee", &lee), ("sue", &sue)] {
+    for (who, reviewer) in [("lee", &people.lee), ("sue", &people.sue)] {
         reviewer
             .review(&db, &approve)
             .await
             .map_err(failed(&format!("{who}'s approval")))?;
     }
-    let g = wait_until(&dan, &db, Duration::from_secs(5), |g| {
+    let g = wait_until(dan, &db, Duration::from_secs(5), |g| {
         g.state == GrantState::Active
     })
     .await?;
@@ -236,10 +266,19 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     dan.credentials(&db)
         .await
         .map_err(failed("dan's credentials"))?;
+    Ok(db)
+}
 
-    // 5. Revocation that reaches the live session.
-    let revoked = sue
-        .revoke(&db, "the change window closed early")
+/// Steps 8-9: revocation that reaches the live session, read back from the role.
+async fn revoke_live_session(
+    stack: &Stack,
+    people: &People,
+    db: &str,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let revoked = people
+        .sue
+        .revoke(db, "the change window closed early")
         .await
         .map_err(failed("revoke"))?;
     if revoked.live_sessions != LiveSessions::Cut {
@@ -254,10 +293,7 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         .pointer("/Statement/0/Condition/StringEquals/aws:PrincipalTag~1jit-grant")
         .cloned()
         .unwrap_or_default();
-    if !denied
-        .as_array()
-        .is_some_and(|l| l.iter().any(|g| g == db.as_str()))
-    {
+    if !denied.as_array().is_some_and(|l| l.iter().any(|g| g == db)) {
         return Err(format!(
             "the role's deny policy does not name the grant: {policy}"
         ));
@@ -265,15 +301,24 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     say(&format!(
         "9. role prod-db-admin (account 222222222222) carries jit-revocations denying sessions tagged jit-grant={db}"
     ));
+    Ok(())
+}
 
-    // 6. The audit trail, exported and verified.
+/// Steps 10-11: the audit trail, exported by an auditor and every chain verified.
+async fn audit(
+    people: &People,
+    started: time::OffsetDateTime,
+    grants: [&str; 2],
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
     let from = started - time::Duration::minutes(1);
     let to = time::OffsetDateTime::now_utc() + time::Duration::minutes(1);
     let fmt = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()
     };
-    let export = sue
+    let export = people
+        .sue
         .audit_export(&fmt(from), &fmt(to))
         .await
         .map_err(failed("audit export"))?;
@@ -282,9 +327,8 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         "10. sue exported the audit trail: {} records",
         records.len()
     ));
-    let mut grants = 0;
-    for grant in [&id, &db] {
-        let grant_id = GrantId::parse(grant.as_str()).map_err(|e| e.to_string())?;
+    for grant in grants {
+        let grant_id = GrantId::parse(grant).map_err(|e| e.to_string())?;
         let mut chain: Vec<AuditRecord> = records
             .iter()
             .filter(|r| r.grant_id == grant_id)
@@ -293,10 +337,10 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
         chain.sort_by_key(|r| r.seq);
         verify(&grant_id, &chain)
             .map_err(|e| format!("the chain of {grant} does not verify: {e}"))?;
-        grants += 1;
     }
     say(&format!(
-        "11. every record's hash and link verified for both grants ({grants} chains)"
+        "11. every record's hash and link verified for both grants ({} chains)",
+        grants.len()
     ));
     Ok(())
 }

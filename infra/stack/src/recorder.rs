@@ -242,83 +242,98 @@ pub async fn start(
             calls.clone(),
             client.clone(),
         );
-        async move {
-            let (service, access_key) = scope(&request);
-            let target = request
-                .headers()
-                .get("x-amz-target")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let method = request.method().clone();
-            let path = request
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_owned())
-                .unwrap_or_else(|| "/".to_owned());
-            let headers = request.headers().clone();
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let (operation, parsed) = parse(&body, target.as_deref());
-            let operation = operation.unwrap_or_default();
-            let fault = calls.fault_for(&binary, &operation);
-            calls.push(
-                &binary,
-                AwsCall {
-                    service,
-                    operation,
-                    access_key,
-                    request: parsed,
-                },
-            );
-            match fault {
-                Some(Fault::Delay(ms)) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                }
-                Some(Fault::Timeout) => {
-                    // Longer than any client waits: the caller's timeout ends it.
-                    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
-                    return fault_answer(Fault::Fail, target.is_some());
-                }
-                Some(f @ (Fault::Fail | Fault::Throttle)) => {
-                    return fault_answer(f, target.is_some());
-                }
-                _ => {}
-            }
-            let mut forward = client.request(method, format!("{upstream}{path}"));
-            for (name, value) in &headers {
-                if name != "host" && name != "content-length" {
-                    forward = forward.header(name, value);
-                }
-            }
-            let reply = match forward.body(body).send().await {
-                Ok(reply) => reply,
-                Err(e) => {
-                    let mut r = Response::new(Full::new(Bytes::from(e.to_string())));
-                    *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-                    return r;
-                }
-            };
-            if fault == Some(Fault::LoseAnswer) {
-                // The work is done upstream; the answer never reaches the caller.
-                drop(reply);
-                return fault_answer(Fault::Fail, target.is_some());
-            }
-            let status = reply.status();
-            let reply_headers = reply.headers().clone();
-            let bytes = reply.bytes().await.unwrap_or_default();
-            let mut response = Response::new(Full::new(bytes));
-            *response.status_mut() = status;
-            for (name, value) in &reply_headers {
-                if name != "content-length" && name != "transfer-encoding" && name != "connection" {
-                    response.headers_mut().insert(name, value.clone());
-                }
-            }
-            response
-        }
+        async move { record(&binary, &upstream, &calls, &client, request).await }
     }));
     Ok((format!("http://127.0.0.1:{port}"), task))
+}
+
+/// Records one call of `binary`, applies any fault planned for it, and passes it on to
+/// `upstream`.
+async fn record(
+    binary: &str,
+    upstream: &str,
+    calls: &AwsCalls,
+    client: &reqwest::Client,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (service, access_key) = scope(&request);
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let method = request.method().clone();
+    let path = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".to_owned());
+    let headers = request.headers().clone();
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let (operation, parsed) = parse(&body, target.as_deref());
+    let operation = operation.unwrap_or_default();
+    let fault = calls.fault_for(binary, &operation);
+    calls.push(
+        binary,
+        AwsCall {
+            service,
+            operation,
+            access_key,
+            request: parsed,
+        },
+    );
+    match fault {
+        Some(Fault::Delay(ms)) => {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+        Some(Fault::Timeout) => {
+            // Longer than any client waits: the caller's timeout ends it.
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            return fault_answer(Fault::Fail, target.is_some());
+        }
+        Some(f @ (Fault::Fail | Fault::Throttle)) => {
+            return fault_answer(f, target.is_some());
+        }
+        _ => {}
+    }
+    let mut forward = client.request(method, format!("{upstream}{path}"));
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            forward = forward.header(name, value);
+        }
+    }
+    let reply = match forward.body(body).send().await {
+        Ok(reply) => reply,
+        Err(e) => {
+            let mut r = Response::new(Full::new(Bytes::from(e.to_string())));
+            *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+            return r;
+        }
+    };
+    if fault == Some(Fault::LoseAnswer) {
+        // The work is done upstream; the answer never reaches the caller.
+        drop(reply);
+        return fault_answer(Fault::Fail, target.is_some());
+    }
+    passed_back(reply).await
+}
+
+/// The upstream's answer, as the caller receives it.
+async fn passed_back(reply: reqwest::Response) -> Response<Full<Bytes>> {
+    let status = reply.status();
+    let reply_headers = reply.headers().clone();
+    let bytes = reply.bytes().await.unwrap_or_default();
+    let mut response = Response::new(Full::new(bytes));
+    *response.status_mut() = status;
+    for (name, value) in &reply_headers {
+        if name != "content-length" && name != "transfer-encoding" && name != "connection" {
+            response.headers_mut().insert(name, value.clone());
+        }
+    }
+    response
 }

@@ -80,8 +80,7 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
     let sts = aws_sdk_sts::Client::new(config);
     let broker_iam = aws_sdk_iam::Client::new(config);
     let mut made = 0;
-    let mut revokers_made = Vec::new();
-    let mut boundaries_made: Vec<String> = Vec::new();
+    let mut accounts_made: Vec<String> = Vec::new();
     for target in rules.targets() {
         let account = target.account.as_str();
         let refs = BTreeMap::from([
@@ -91,76 +90,39 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
             ("AWS::AccountId", account.to_owned()),
             ("BoundaryName", boundary_name.clone()),
         ]);
-        let resource = |name: &str| doc.properties(name);
         let iam = match &target.revoker_role_arn {
             None => broker_iam.clone(),
+            // The account's IAM as its revoker role sees it (the emulator puts calls made
+            // with an assumed role's credentials in that role's account).
             Some(revoker) => {
-                // The account's IAM as its revoker role sees it (the emulator puts calls made
-                // with an assumed role's credentials in that role's account).
-                let (iam, _) =
-                    jit_sweeper::iam_as(config, &sts, revoker.as_str(), "jit-stack-setup").await?;
-                if !revokers_made.contains(&account.to_owned()) {
-                    let revoker_props = resource("RevokerRole");
-                    let name = revoker.as_str().rsplit('/').next().unwrap_or("jit-revoker");
-                    iam.create_role()
-                        .role_name(name)
-                        .assume_role_policy_document(
-                            cfn_json(&revoker_props["AssumeRolePolicyDocument"], &refs).to_string(),
-                        )
-                        .send()
-                        .await
-                        .map_err(iam_error)?;
-                    if let Some(policies) = revoker_props["Policies"].as_sequence() {
-                        for p in policies {
-                            iam.put_role_policy()
-                                .role_name(name)
-                                .policy_name(p["PolicyName"].as_str().unwrap_or("revoker"))
-                                .policy_document(cfn_json(&p["PolicyDocument"], &refs).to_string())
-                                .send()
-                                .await
-                                .map_err(iam_error)?;
-                        }
-                    }
-                    revokers_made.push(account.to_owned());
-                    made += 1;
-                }
-                iam
+                jit_sweeper::iam_as(config, &sts, revoker.as_str(), "jit-stack-setup")
+                    .await?
+                    .0
             }
         };
-        let props = resource("TargetRole");
+        // The account's revoker role and permissions boundary, once per account, as the
+        // target-account stack makes them.
+        if !accounts_made.contains(&account.to_owned()) {
+            if let Some(revoker) = &target.revoker_role_arn {
+                create_revoker(&iam, &doc, revoker.as_str(), &refs).await?;
+                made += 1;
+            }
+            create_boundary(&iam, &doc, &boundary_name, &refs).await?;
+            accounts_made.push(account.to_owned());
+        }
         let name = target
             .role_arn
             .as_str()
             .rsplit('/')
             .next()
             .unwrap_or_default();
-        // The account's permissions boundary, once per account, as the template makes it.
-        let boundary = format!("arn:aws:iam::{account}:policy/{boundary_name}");
-        if !boundaries_made.contains(&account.to_owned()) {
-            let made = iam
-                .create_policy()
-                .policy_name(&boundary_name)
-                .policy_document(
-                    cfn_json(&resource("TargetBoundary")["PolicyDocument"], &refs).to_string(),
-                )
-                .send()
-                .await;
-            // The emulator may keep managed policy names in one namespace for every account.
-            if let Err(e) = made
-                && !iam_error(e).contains("EntityAlreadyExists")
-            {
-                return Err(format!("creating the permissions boundary {boundary}"));
-            }
-            boundaries_made.push(account.to_owned());
-        }
+        let trust = &doc.properties("TargetRole")["AssumeRolePolicyDocument"];
         iam.create_role()
             .role_name(name)
             .path("/jit/")
-            .permissions_boundary(boundary)
+            .permissions_boundary(format!("arn:aws:iam::{account}:policy/{boundary_name}"))
             .max_session_duration(i32::try_from(target.max_session_secs).unwrap_or(3600))
-            .assume_role_policy_document(
-                cfn_json(&props["AssumeRolePolicyDocument"], &refs).to_string(),
-            )
+            .assume_role_policy_document(cfn_json(trust, &refs).to_string())
             .send()
             .await
             .map_err(iam_error)?;
@@ -182,6 +144,61 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
         made += 1;
     }
     Ok(made)
+}
+
+/// The account's revoker role (`revoker`), with its trust and policies as `doc` declares them.
+async fn create_revoker(
+    iam: &aws_sdk_iam::Client,
+    doc: &Template,
+    revoker: &str,
+    refs: &BTreeMap<&str, String>,
+) -> Result<(), String> {
+    let props = doc.properties("RevokerRole");
+    let name = revoker.rsplit('/').next().unwrap_or("jit-revoker");
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(cfn_json(&props["AssumeRolePolicyDocument"], refs).to_string())
+        .send()
+        .await
+        .map_err(iam_error)?;
+    for p in props["Policies"].as_sequence().into_iter().flatten() {
+        iam.put_role_policy()
+            .role_name(name)
+            .policy_name(p["PolicyName"].as_str().unwrap_or("revoker"))
+            .policy_document(cfn_json(&p["PolicyDocument"], refs).to_string())
+            .send()
+            .await
+            .map_err(iam_error)?;
+    }
+    Ok(())
+}
+
+/// The account's permissions boundary, as `doc` makes it.
+async fn create_boundary(
+    iam: &aws_sdk_iam::Client,
+    doc: &Template,
+    name: &str,
+    refs: &BTreeMap<&str, String>,
+) -> Result<(), String> {
+    let document = &doc.properties("TargetBoundary")["PolicyDocument"];
+    let made = iam
+        .create_policy()
+        .policy_name(name)
+        .policy_document(cfn_json(document, refs).to_string())
+        .send()
+        .await;
+    // The emulator may keep managed policy names in one namespace for every account.
+    match made {
+        Err(e) => {
+            let why = iam_error(e);
+            if why.contains("EntityAlreadyExists") {
+                Ok(())
+            } else {
+                Err(format!("creating the permissions boundary {name}: {why}"))
+            }
+        }
+        Ok(_) => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -48,6 +48,48 @@ pub fn check_grant(
     ring: &KeyRing,
 ) -> Result<(), EvidenceBreak> {
     verify_against_head(&grant.id, records, &grant.audit_head)?;
+    check_signatures(records, ring)?;
+    let first = records
+        .first()
+        .filter(|r| r.action == AuditAction::Requested)
+        .ok_or(EvidenceBreak::NoRequest)?;
+    check_request(grant, first)?;
+    check_decisions(grant, records)?;
+    let last = records.last().unwrap_or(first);
+    mismatch(
+        "state",
+        grant.state.to_string(),
+        last.to.to_string(),
+        last.seq,
+    )
+}
+
+/// A field of the item against what record `seq` signed.
+fn mismatch(
+    field: &'static str,
+    stored: String,
+    signed: String,
+    seq: u64,
+) -> Result<(), EvidenceBreak> {
+    if stored == signed {
+        Ok(())
+    } else {
+        Err(EvidenceBreak::Mismatch {
+            field,
+            stored,
+            signed,
+            seq,
+        })
+    }
+}
+
+/// What record `r` says of `key`.
+fn said(r: &AuditRecord, key: &str) -> String {
+    r.detail.get(key).cloned().unwrap_or_default()
+}
+
+/// Every record is signed by the function that authors its action, with a key of `ring`.
+fn check_signatures(records: &[AuditRecord], ring: &KeyRing) -> Result<(), EvidenceBreak> {
     for record in records {
         ring.verify(
             record.signature.as_ref(),
@@ -60,23 +102,12 @@ pub fn check_grant(
             problem,
         })?;
     }
-    let first = records
-        .first()
-        .filter(|r| r.action == AuditAction::Requested)
-        .ok_or(EvidenceBreak::NoRequest)?;
-    let mismatch = |field, stored: String, signed: String, seq| {
-        if stored == signed {
-            Ok(())
-        } else {
-            Err(EvidenceBreak::Mismatch {
-                field,
-                stored,
-                signed,
-                seq,
-            })
-        }
-    };
-    let said = |r: &AuditRecord, key: &str| r.detail.get(key).cloned().unwrap_or_default();
+    Ok(())
+}
+
+/// What the request asked for, as its first record signed it: requester, target, role,
+/// revoker, session policy, longest session, duration, break-glass.
+fn check_request(grant: &Grant, first: &AuditRecord) -> Result<(), EvidenceBreak> {
     mismatch(
         "requester",
         Actor::User(grant.requester.clone()).to_string(),
@@ -123,8 +154,12 @@ pub fn check_grant(
         grant.break_glass.to_string(),
         first.detail.contains_key("break_glass").to_string(),
         1,
-    )?;
+    )
+}
 
+/// What was decided, as the records signed it: the approvals required, each review (no more
+/// and no fewer), and the activation and end times.
+fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), EvidenceBreak> {
     let mut reviews = grant.reviews.iter();
     for record in records {
         match record.action {
@@ -178,11 +213,5 @@ pub fn check_grant(
             seq: grant.audit_head.seq,
         });
     }
-    let last = records.last().unwrap_or(first);
-    mismatch(
-        "state",
-        grant.state.to_string(),
-        last.to.to_string(),
-        last.seq,
-    )
+    Ok(())
 }

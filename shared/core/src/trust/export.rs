@@ -162,7 +162,6 @@ pub fn verify_export(
 ) -> Result<ExportSummary, ExportBreak> {
     let carried = KeyRing::new(export.keys.iter().cloned());
     let ring = pinned.unwrap_or(&carried);
-
     let mut grants: BTreeMap<&GrantId, Vec<&AuditRecord>> = BTreeMap::new();
     for record in &export.records {
         grants.entry(&record.grant_id).or_default().push(record);
@@ -175,110 +174,19 @@ pub fn verify_export(
     for (grant_id, records) in &mut grants {
         records.sort_by_key(|r| r.seq);
         check_chain(grant_id, records, ring)?;
-        // A chain may start before the range, but not one whose grant was created inside it
-        // (its id, a UUIDv7 the records' hashes cover, says when).
-        let created = grant_id.created_at();
-        let inside =
-            |t: Timestamp| export.from.is_none_or(|f| f <= t) && export.to.is_none_or(|to| t < to);
-        if records.first().is_some_and(|r| r.seq != 1) && created.is_some_and(inside) {
-            return Err(ExportBreak::Record {
-                grant_id: (*grant_id).clone(),
-                seq: 1,
-                problem: format!(
-                    "it is missing: the grant was created at {}, inside the exported range",
-                    created.map(|t| t.to_string()).unwrap_or_default()
-                ),
-            });
-        }
-        let last = records.last().map(|r| (r.seq, r.hash.as_str()));
-        let head = heads.get(grant_id).ok_or_else(|| ExportBreak::Head {
-            grant_id: (*grant_id).clone(),
-            problem: "the export carries no head for it".to_owned(),
-        })?;
-        if let Some((seq, hash)) = last {
-            if head.seq < seq {
-                return Err(ExportBreak::Head {
-                    grant_id: (*grant_id).clone(),
-                    problem: format!(
-                        "its head is record {} but the export holds record {seq}: records were added after the head",
-                        head.seq
-                    ),
-                });
-            }
-            if head.seq == seq && head.hash != hash {
-                return Err(ExportBreak::Head {
-                    grant_id: (*grant_id).clone(),
-                    problem: format!(
-                        "record {seq} has hash {hash} but the grant's head names {}",
-                        head.hash
-                    ),
-                });
-            }
-        }
+        check_whole(export, grant_id, records)?;
+        check_head(grant_id, records, heads.get(grant_id).copied())?;
     }
-
     let mut checkpoints: Vec<&Checkpoint> = export.checkpoints.iter().collect();
     checkpoints.sort_by_key(|c| c.seq);
     let mut prev: Option<&Checkpoint> = None;
     let mut periods = 0;
     for checkpoint in &checkpoints {
-        let broken = |problem: String| ExportBreak::Checkpoint {
-            seq: checkpoint.seq,
-            problem,
-        };
-        if checkpoint.compute_hash() != checkpoint.hash {
-            return Err(broken(
-                "its contents do not hash to its hash: it was altered".into(),
-            ));
-        }
-        ring.verify(
-            checkpoint.signature.as_ref(),
-            Service::Sweeper,
-            &checkpoint_message(&checkpoint.hash),
-        )
-        .map_err(|p| broken(format!("it does not count: {p}")))?;
-        if let Some(p) = prev {
-            if checkpoint.seq != p.seq.saturating_add(1) {
-                return Err(broken(format!(
-                    "checkpoint {} should come next: checkpoints were removed",
-                    p.seq.saturating_add(1)
-                )));
-            }
-            if checkpoint.prev_hash != p.hash || checkpoint.period_start != p.period_end {
-                return Err(broken(format!(
-                    "it does not follow checkpoint {}: the chain of checkpoints was rewritten",
-                    p.seq
-                )));
-            }
-        } else if checkpoint.seq == 1 && checkpoint.prev_hash != GENESIS_HASH {
-            return Err(broken("the first checkpoint names a predecessor".into()));
-        }
+        check_checkpoint(checkpoint, prev, ring)?;
         prev = Some(checkpoint);
-        let inside = export.from.is_none_or(|f| f <= checkpoint.period_start)
-            && export.to.is_none_or(|t| checkpoint.period_end <= t);
-        if !inside {
-            continue;
+        if check_period(export, checkpoint)? {
+            periods += 1;
         }
-        let held = export
-            .records
-            .iter()
-            .filter(|r| checkpoint.period_start <= r.at && r.at < checkpoint.period_end);
-        let (found, digest) = period_digest(held);
-        if found != checkpoint.count || digest != checkpoint.digest {
-            return Err(ExportBreak::Period {
-                seq: checkpoint.seq,
-                start: checkpoint.period_start,
-                end: checkpoint.period_end,
-                signed: checkpoint.count,
-                found,
-                digest: if found == checkpoint.count {
-                    " with other contents".to_owned()
-                } else {
-                    String::new()
-                },
-            });
-        }
-        periods += 1;
     }
     check_coverage(export, &checkpoints, now)?;
     Ok(ExportSummary {
@@ -291,6 +199,131 @@ pub fn verify_export(
             .zip(checkpoints.last())
             .map(|(first, last)| (first.period_start, last.period_end)),
     })
+}
+
+/// A chain may start before the range, but not one whose grant was created inside it (its
+/// id, a UUIDv7 the records' hashes cover, says when).
+fn check_whole(
+    export: &AuditExport,
+    grant_id: &GrantId,
+    records: &[&AuditRecord],
+) -> Result<(), ExportBreak> {
+    let created = grant_id.created_at();
+    let inside =
+        |t: Timestamp| export.from.is_none_or(|f| f <= t) && export.to.is_none_or(|to| t < to);
+    if records.first().is_some_and(|r| r.seq != 1) && created.is_some_and(inside) {
+        return Err(ExportBreak::Record {
+            grant_id: grant_id.clone(),
+            seq: 1,
+            problem: format!(
+                "it is missing: the grant was created at {}, inside the exported range",
+                created.map(|t| t.to_string()).unwrap_or_default()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The chain ends where the grant's head says, or before it (later records fall after the
+/// range); a head that names a shorter chain or another hash means records were dropped or
+/// changed.
+fn check_head(
+    grant_id: &GrantId,
+    records: &[&AuditRecord],
+    head: Option<&ChainHead>,
+) -> Result<(), ExportBreak> {
+    let broken = |problem: String| ExportBreak::Head {
+        grant_id: grant_id.clone(),
+        problem,
+    };
+    let head = head.ok_or_else(|| broken("the export carries no head for it".to_owned()))?;
+    let Some((seq, hash)) = records.last().map(|r| (r.seq, r.hash.as_str())) else {
+        return Ok(());
+    };
+    if head.seq < seq {
+        return Err(broken(format!(
+            "its head is record {} but the export holds record {seq}: records were added after the head",
+            head.seq
+        )));
+    }
+    if head.seq == seq && head.hash != hash {
+        return Err(broken(format!(
+            "record {seq} has hash {hash} but the grant's head names {}",
+            head.hash
+        )));
+    }
+    Ok(())
+}
+
+/// A checkpoint hashes to its hash, is signed by the sweeper, and follows `prev` (the one
+/// before it in the export) with no gap.
+fn check_checkpoint(
+    checkpoint: &Checkpoint,
+    prev: Option<&Checkpoint>,
+    ring: &KeyRing,
+) -> Result<(), ExportBreak> {
+    let broken = |problem: String| ExportBreak::Checkpoint {
+        seq: checkpoint.seq,
+        problem,
+    };
+    if checkpoint.compute_hash() != checkpoint.hash {
+        return Err(broken(
+            "its contents do not hash to its hash: it was altered".into(),
+        ));
+    }
+    ring.verify(
+        checkpoint.signature.as_ref(),
+        Service::Sweeper,
+        &checkpoint_message(&checkpoint.hash),
+    )
+    .map_err(|p| broken(format!("it does not count: {p}")))?;
+    if let Some(p) = prev {
+        if checkpoint.seq != p.seq.saturating_add(1) {
+            return Err(broken(format!(
+                "checkpoint {} should come next: checkpoints were removed",
+                p.seq.saturating_add(1)
+            )));
+        }
+        if checkpoint.prev_hash != p.hash || checkpoint.period_start != p.period_end {
+            return Err(broken(format!(
+                "it does not follow checkpoint {}: the chain of checkpoints was rewritten",
+                p.seq
+            )));
+        }
+    } else if checkpoint.seq == 1 && checkpoint.prev_hash != GENESIS_HASH {
+        return Err(broken("the first checkpoint names a predecessor".into()));
+    }
+    Ok(())
+}
+
+/// For a checkpoint whose period lies inside the range, the export's records of that period
+/// are exactly the ones it counted and digested. Whether it was inside (and so checked).
+fn check_period(export: &AuditExport, checkpoint: &Checkpoint) -> Result<bool, ExportBreak> {
+    let inside = export.from.is_none_or(|f| f <= checkpoint.period_start)
+        && export.to.is_none_or(|t| checkpoint.period_end <= t);
+    if !inside {
+        return Ok(false);
+    }
+    let held = export
+        .records
+        .iter()
+        .filter(|r| checkpoint.period_start <= r.at && r.at < checkpoint.period_end);
+    let (found, digest) = period_digest(held);
+    if found != checkpoint.count || digest != checkpoint.digest {
+        return Err(ExportBreak::Period {
+            seq: checkpoint.seq,
+            start: checkpoint.period_start,
+            end: checkpoint.period_end,
+            signed: checkpoint.count,
+            found,
+            digest: if found == checkpoint.count {
+                " with other contents".to_owned()
+            } else {
+                String::new()
+            },
+        });
+    }
+    Ok(true)
 }
 
 /// That the checkpoints (already checked to be one unbroken chain, in order) cover every
