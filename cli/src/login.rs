@@ -298,16 +298,7 @@ pub async fn login(
         .append_pair("state", &state);
     note!("Sign in in your browser. If it does not open, visit:\n{url}");
     if open {
-        let opener = if cfg!(target_os = "macos") {
-            "open"
-        } else {
-            "xdg-open"
-        };
-        let _ = std::process::Command::new(opener)
-            .arg(url.as_str())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn();
+        let _ = open_browser(url.as_str());
     }
     let code = tokio::time::timeout(Duration::from_secs(300), redirected(&listener, &state))
         .await
@@ -331,6 +322,21 @@ pub async fn login(
             "the provider refused the sign-in: {error}"
         ))),
     }
+}
+
+/// Opens `url` in the person's browser, if there is one to open.
+pub fn open_browser(url: &str) -> std::io::Result<()> {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    std::process::Command::new(opener)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
 }
 
 /// Waits for the browser's redirect to the loopback address; its code, once `state` matches.

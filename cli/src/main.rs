@@ -35,7 +35,7 @@ use serde_json::json;
 
 use api::{Api, Failure};
 use cache::Cache;
-use config::{Config, cache_dir, config_dir, load_config, token};
+use config::{Config, cache_dir, load_config, token};
 use ctx::Ctx;
 
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 other failure; 2 bad usage or input; 3 not signed \
@@ -248,58 +248,9 @@ enum PolicyCommand {
     },
 }
 
-async fn run(cli: Cli) -> Result<u8, Failure> {
-    match &cli.command {
-        Command::Login {
-            issuer,
-            client_id,
-            no_browser,
-            no_open,
-        } => {
-            let config = load_config()?;
-            let issuer = issuer.clone().or(config.issuer).ok_or_else(|| {
-                Failure::Usage(
-                    "no identity provider: pass --issuer, set JIT_ISSUER, or put `issuer` in \
-                     the config file"
-                        .into(),
-                )
-            })?;
-            let client_id = client_id
-                .clone()
-                .or(config.client_id)
-                .unwrap_or_else(|| "jit-cli".to_owned());
-            let session = login::login(&issuer, &client_id, *no_browser, !*no_open).await?;
-            let path = login::path(config_dir());
-            login::save(&path, &session)?;
-            note!("signed in; the token is kept in {}", path.display());
-            if cli.output == Output::Json {
-                println!("{}", json!({"signed_in": true, "token_file": path}));
-            }
-            return Ok(0);
-        }
-        Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut command, "jit", &mut std::io::stdout());
-            return Ok(0);
-        }
-        Command::Logout => {
-            let path = login::path(config_dir());
-            match std::fs::remove_file(&path) {
-                Ok(()) => note!("signed out"),
-                Err(_) => note!("not signed in"),
-            }
-            // Sessions pulled while signed in go too: signing out ends local access.
-            let dropped = Cache::new(cache_dir()).clear();
-            if dropped > 0 {
-                note!("{dropped} cached AWS session(s) removed");
-            }
-            if cli.output == Output::Json {
-                println!("{}", json!({"signed_in": false}));
-            }
-            return Ok(0);
-        }
-        _ => {}
-    }
+/// The API, the cache and the output for a command that may call the API: the API's
+/// address and the caller's token from the flags, the environment or the config file.
+async fn context(cli: &Cli) -> Result<Ctx, Failure> {
     let needs_api = !matches!(
         cli.command,
         Command::Policy { .. }
@@ -342,6 +293,34 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     {
         return Err(e);
     }
+    Ok(ctx)
+}
+
+async fn run(cli: Cli) -> Result<u8, Failure> {
+    match &cli.command {
+        Command::Login {
+            issuer,
+            client_id,
+            no_browser,
+            no_open,
+        } => {
+            let sign_in = cmd::account::SignIn {
+                issuer: issuer.clone(),
+                client_id: client_id.clone(),
+                device: *no_browser,
+                open: !*no_open,
+            };
+            return cmd::account::login(sign_in, cli.output).await;
+        }
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "jit", &mut std::io::stdout());
+            return Ok(0);
+        }
+        Command::Logout => return Ok(cmd::account::logout(cli.output)),
+        _ => {}
+    }
+    let ctx = context(&cli).await?;
     match cli.command {
         Command::Request {
             target,

@@ -16,15 +16,8 @@ pub async fn run(
     let grant = resolve_grant(ctx, grant_or_target).await?;
     let body = ConsoleRequest { destination };
     let link = ctx.api.call(|api| api.console(&grant.id, &body)).await?;
-    if open {
-        let opener = if cfg!(target_os = "macos") {
-            "open"
-        } else {
-            "xdg-open"
-        };
-        if let Err(e) = std::process::Command::new(opener).arg(&link.url).status() {
-            note!("could not open a browser ({e}); the link is below");
-        }
+    if open && let Err(e) = crate::login::open_browser(&link.url) {
+        note!("could not open a browser ({e}); the link is below");
     }
     ctx.print(&link, |l| l.url.clone());
     Ok(0)

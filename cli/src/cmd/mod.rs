@@ -1,5 +1,6 @@
 //! One module per subcommand that calls the API.
 
+pub mod account;
 pub mod cancel;
 pub mod console;
 pub mod ls;

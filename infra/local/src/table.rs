@@ -114,6 +114,24 @@ fn keys(
     Ok((hash, range))
 }
 
+/// A key schema: the partition key, and the sort key when there is one.
+fn schema(
+    hash: &KeyAttribute,
+    range: &Option<KeyAttribute>,
+) -> Result<Vec<KeySchemaElement>, aws_sdk_dynamodb::error::BuildError> {
+    let key = |k: &KeyAttribute, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(&k.name)
+            .key_type(t)
+            .build()
+    };
+    let mut schema = vec![key(hash, KeyType::Hash)];
+    if let Some(r) = range {
+        schema.push(key(r, KeyType::Range));
+    }
+    schema.into_iter().collect()
+}
+
 /// The table's attribute definitions: (name, type letter).
 fn attributes(props: &Value) -> Result<Vec<(String, String)>, TableError> {
     props
@@ -227,27 +245,8 @@ impl TableDefinition {
         })
     }
 
-    /// Creates the table under `name` (with its indexes, stream and TTL) and returns once it
-    /// can be used.
-    pub async fn create(&self, client: &Client, name: &str) -> Result<(), TableError> {
-        let create_error = |why: String| TableError::Create {
-            table: name.to_owned(),
-            why,
-        };
-        let built = |e: aws_sdk_dynamodb::error::BuildError| create_error(e.to_string());
-        let key = |k: &KeyAttribute, t: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(&k.name)
-                .key_type(t)
-                .build()
-        };
-        let schema = |hash: &KeyAttribute, range: &Option<KeyAttribute>| {
-            let mut schema = vec![key(hash, KeyType::Hash)];
-            if let Some(r) = range {
-                schema.push(key(r, KeyType::Range));
-            }
-            schema.into_iter().collect::<Result<Vec<_>, _>>()
-        };
+    /// Every attribute a key of the table or an index names, once each, by name.
+    fn key_attributes(&self) -> Vec<&KeyAttribute> {
         let mut attributes: Vec<&KeyAttribute> = vec![&self.hash];
         attributes.extend(&self.range);
         for index in &self.indexes {
@@ -256,6 +255,18 @@ impl TableDefinition {
         }
         attributes.sort_by(|a, b| a.name.cmp(&b.name));
         attributes.dedup_by(|a, b| a.name == b.name);
+        attributes
+    }
+
+    /// Creates the table under `name` (with its indexes, stream and TTL) and returns once it
+    /// can be used.
+    pub async fn create(&self, client: &Client, name: &str) -> Result<(), TableError> {
+        let create_error = |why: String| TableError::Create {
+            table: name.to_owned(),
+            why,
+        };
+        let built = |e: aws_sdk_dynamodb::error::BuildError| create_error(e.to_string());
+        let attributes = self.key_attributes();
         let mut request = client
             .create_table()
             .table_name(name)

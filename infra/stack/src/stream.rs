@@ -100,92 +100,99 @@ impl StreamPoller {
     pub async fn run(self) {
         let mut iterators: HashMap<String, Option<String>> = HashMap::new();
         loop {
+            self.discover_shards(&mut iterators).await;
             let mut got_any = false;
-            match self
-                .client
-                .describe_stream()
-                .stream_arn(&self.stream_arn)
-                .send()
-                .await
-            {
-                Ok(out) => {
-                    for shard in out
-                        .stream_description
-                        .and_then(|d| d.shards)
-                        .unwrap_or_default()
-                    {
-                        let Some(id) = shard.shard_id else { continue };
-                        if !iterators.contains_key(&id) {
-                            let it = self
-                                .client
-                                .get_shard_iterator()
-                                .stream_arn(&self.stream_arn)
-                                .shard_id(&id)
-                                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                                .send()
-                                .await
-                                .ok()
-                                .and_then(|o| o.shard_iterator);
-                            iterators.insert(id.clone(), it);
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "describing the stream failed")
-                }
-            }
             for iterator in iterators.values_mut() {
-                let Some(current) = iterator.clone() else {
-                    continue;
-                };
-                let out = match self
-                    .client
-                    .get_records()
-                    .shard_iterator(&current)
-                    .limit(1000)
-                    .send()
-                    .await
-                {
-                    Ok(out) => out,
-                    Err(e) => {
-                        tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "reading the stream failed");
-                        continue;
-                    }
-                };
-                *iterator = out.next_shard_iterator.clone();
-                let records: Vec<Value> = out
-                    .records
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|r| {
-                        if let Some(at) = r
-                            .dynamodb
-                            .as_ref()
-                            .and_then(|d| d.approximate_creation_date_time)
-                        {
-                            let written =
-                                std::time::UNIX_EPOCH + Duration::from_secs_f64(at.as_secs_f64());
-                            if let Ok(delay) = std::time::SystemTime::now().duration_since(written)
-                            {
-                                self.timings.record("stream delay", delay);
-                            }
-                        }
-                        lambda_record(r, &self.stream_arn)
-                    })
-                    .filter(|r| {
-                        self.source.filters.is_empty()
-                            || self.source.filters.iter().any(|p| matches(p, r))
-                    })
-                    .collect();
-                got_any |= !records.is_empty();
-                for batch in records.chunks(self.source.batch_size.max(1)) {
-                    self.deliver(batch.to_vec()).await;
-                }
+                got_any |= self.read_shard(iterator).await;
             }
             if !got_any {
                 tokio::time::sleep(self.poll_every).await;
             }
         }
+    }
+
+    /// Starts reading any shard not seen before from its oldest record.
+    async fn discover_shards(&self, iterators: &mut HashMap<String, Option<String>>) {
+        let described = self
+            .client
+            .describe_stream()
+            .stream_arn(&self.stream_arn)
+            .send()
+            .await;
+        let shards = match described {
+            Ok(out) => out
+                .stream_description
+                .and_then(|d| d.shards)
+                .unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "describing the stream failed");
+                return;
+            }
+        };
+        for shard in shards {
+            let Some(id) = shard.shard_id else { continue };
+            if !iterators.contains_key(&id) {
+                let it = self
+                    .client
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(&id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| o.shard_iterator);
+                iterators.insert(id.clone(), it);
+            }
+        }
+    }
+
+    /// Reads one shard from `iterator` (moving it on) and delivers what passes the filters, in
+    /// batches. Whether anything was read.
+    async fn read_shard(&self, iterator: &mut Option<String>) -> bool {
+        let Some(current) = iterator.clone() else {
+            return false;
+        };
+        let out = match self
+            .client
+            .get_records()
+            .shard_iterator(&current)
+            .limit(1000)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "reading the stream failed");
+                return false;
+            }
+        };
+        *iterator = out.next_shard_iterator.clone();
+        let records: Vec<Value> = out
+            .records
+            .unwrap_or_default()
+            .iter()
+            .map(|r| {
+                if let Some(at) = r
+                    .dynamodb
+                    .as_ref()
+                    .and_then(|d| d.approximate_creation_date_time)
+                {
+                    let written = std::time::UNIX_EPOCH + Duration::from_secs_f64(at.as_secs_f64());
+                    if let Ok(delay) = std::time::SystemTime::now().duration_since(written) {
+                        self.timings.record("stream delay", delay);
+                    }
+                }
+                lambda_record(r, &self.stream_arn)
+            })
+            .filter(|r| {
+                self.source.filters.is_empty() || self.source.filters.iter().any(|p| matches(p, r))
+            })
+            .collect();
+        for batch in records.chunks(self.source.batch_size.max(1)) {
+            self.deliver(batch.to_vec()).await;
+        }
+        !records.is_empty()
     }
 
     /// Delivers one batch until it succeeds or its retries run out.
