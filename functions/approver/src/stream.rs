@@ -71,12 +71,10 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         self.evaluate(&grant).await
     }
 
-    /// Decides one new request by the rules, from the version given.
-    pub async fn evaluate(&self, grant: &Grant) -> Result<Outcome, StoreError> {
-        if grant.state != GrantState::Pending || grant.approvals_required.is_some() {
-            return Ok(Outcome::Skipped("already decided"));
-        }
-        let now = self.clock.now();
+    /// What the rules decide for a pending request, as the requester's recorded groups ask
+    /// at `now`: break-glass (when asked and permitted), auto-approval, or review by the
+    /// target's number of approvers.
+    fn decide(&self, grant: &Grant, now: jit_core::clock::Timestamp) -> (Command, Outcome) {
         let requester = Caller {
             user: grant.requester.clone(),
             email: None,
@@ -88,49 +86,46 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
             self.rules
                 .decide(&requester, action, &grant.target, &context)
         };
-
-        let mut outcome = None;
         if grant.break_glass {
             let d = decide(Action::BreakGlass);
             if d.allowed {
-                outcome = Some((
-                    Command::BreakGlass {
-                        policies: d.policies,
-                        policy_hash: hash.clone(),
-                    },
-                    Outcome::BreakGlass,
-                ));
-            } else {
-                tracing::warn!(grant = %grant.id, "break-glass asked for but not permitted; deciding as a normal request");
+                let command = Command::BreakGlass {
+                    policies: d.policies,
+                    policy_hash: hash,
+                };
+                return (command, Outcome::BreakGlass);
             }
+            tracing::warn!(grant = %grant.id, "break-glass asked for but not permitted; deciding as a normal request");
         }
-        let (command, outcome) = match outcome {
-            Some(decided) => decided,
+        let d = decide(Action::AutoApprove);
+        if d.allowed {
+            let command = Command::AutoApprove {
+                policies: d.policies,
+                policy_hash: hash,
+            };
+            return (command, Outcome::AutoApproved);
+        }
+        let required = match self.rules.target(&grant.target) {
+            Some(target) => target.approvals_required,
             None => {
-                let d = decide(Action::AutoApprove);
-                if d.allowed {
-                    let command = Command::AutoApprove {
-                        policies: d.policies,
-                        policy_hash: hash,
-                    };
-                    (command, Outcome::AutoApproved)
-                } else {
-                    let required = match self.rules.target(&grant.target) {
-                        Some(target) => target.approvals_required,
-                        None => {
-                            tracing::warn!(grant = %grant.id, target = %grant.target, "target no longer declared; nobody can approve it");
-                            1
-                        }
-                    };
-                    let command = Command::AwaitReview {
-                        approvals_required: required,
-                        policy_hash: hash,
-                    };
-                    (command, Outcome::AwaitingReview(required))
-                }
+                tracing::warn!(grant = %grant.id, target = %grant.target, "target no longer declared; nobody can approve it");
+                1
             }
         };
+        let command = Command::AwaitReview {
+            approvals_required: required,
+            policy_hash: hash,
+        };
+        (command, Outcome::AwaitingReview(required))
+    }
 
+    /// Decides one new request by the rules, from the version given.
+    pub async fn evaluate(&self, grant: &Grant) -> Result<Outcome, StoreError> {
+        if grant.state != GrantState::Pending || grant.approvals_required.is_some() {
+            return Ok(Outcome::Skipped("already decided"));
+        }
+        let now = self.clock.now();
+        let (command, outcome) = self.decide(grant, now);
         let change = match grant.apply(command, &Actor::Service(Service::Approver), now) {
             Ok(change) => change,
             Err(e) => {

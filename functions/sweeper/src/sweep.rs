@@ -55,11 +55,26 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         let mut report = SweepReport::default();
         let out_of_time =
             |reserve| Instant::now() + self.config.deadline_margin + reserve >= deadline;
+        self.settle_due(now, &mut report, || out_of_time(self.config.role_reserve))
+            .await;
+        if !out_of_time(self.config.role_reserve) {
+            self.checkpoint(now, &mut report).await;
+        }
+        self.reconcile_roles(now, &mut report, || out_of_time(std::time::Duration::ZERO))
+            .await;
+        report
+    }
+
+    /// Settles the due index page by page, concurrently within a page, until it is done
+    /// (`finished`) or `out_of_time`.
+    async fn settle_due(
+        &self,
+        now: Timestamp,
+        report: &mut SweepReport,
+        out_of_time: impl Fn() -> bool,
+    ) {
         let mut cursor = None;
-        loop {
-            if out_of_time(self.config.role_reserve) {
-                break;
-            }
+        while !out_of_time() {
             let request = PageRequest {
                 limit: self.config.page_size,
                 cursor: cursor.take(),
@@ -68,7 +83,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 Ok(page) => page,
                 Err(e) => {
                     report.failures.push(format!("listing due work: {e}"));
-                    break;
+                    return;
                 }
             };
             let settled: Vec<_> = futures::stream::iter(page.items)
@@ -88,13 +103,20 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 Some(next) => cursor = Some(next),
                 None => {
                     report.finished = true;
-                    break;
+                    return;
                 }
             }
         }
-        if !out_of_time(self.config.role_reserve) {
-            self.checkpoint(now, &mut report).await;
-        }
+    }
+
+    /// Reconciles every revoked role that may need it, until done or `out_of_time` (the rest
+    /// are counted as pending and the sweep as unfinished).
+    async fn reconcile_roles(
+        &self,
+        now: Timestamp,
+        report: &mut SweepReport,
+        out_of_time: impl Fn() -> bool,
+    ) {
         let heads = match self.store.revoked_roles().await {
             Ok(heads) => heads,
             Err(e) => {
@@ -103,15 +125,15 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                     .push(format!("listing the revoked roles: {e}"));
                 report.roles_pending += 1;
                 report.finished = false;
-                return report;
+                return;
             }
         };
         let mut left = heads.len();
         for head in heads {
-            if out_of_time(std::time::Duration::ZERO) {
+            if out_of_time() {
                 report.roles_pending += u32::try_from(left).unwrap_or(u32::MAX);
                 report.finished = false;
-                return report;
+                return;
             }
             left -= 1;
             // Idle: nothing was live when its policy was last applied, nothing added since.
@@ -135,7 +157,6 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                 }
             }
         }
-        report
     }
 
     /// Times out or expires one due grant. `None` when it was no longer due (settled by

@@ -15,6 +15,7 @@ use super::index::PolicyIndex;
 use super::isolation::Isolation;
 use super::targets::{self, Target};
 use super::{Action, DEFAULT_POLICY_DIR, POLICY_DIR_ENV, PolicyError, Rules};
+use crate::domain::TargetId;
 
 const SCHEMA_FILE: &str = "schema.cedarschema";
 const TARGETS_FILE: &str = "targets.json";
@@ -132,94 +133,8 @@ impl Rules {
                 location: locate(SCHEMA_FILE, schema_text, &e),
                 why: e.to_string(),
             })?;
-
-        let mut policies = PolicySet::new();
-        let mut origin: HashMap<PolicyId, usize> = HashMap::new();
-        let mut reasons = HashMap::new();
-        for (index, (file, text)) in policy_files.iter().enumerate() {
-            let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Invalid {
-                location: locate(file, text, &e),
-                why: e.to_string(),
-            })?;
-            let stem = file.trim_end_matches(".cedar");
-            for (n, policy) in parsed.policies().enumerate() {
-                let id = policy
-                    .annotation("id")
-                    .map_or_else(|| format!("{stem}#{n}"), str::to_owned);
-                let id = PolicyId::new(id);
-                if let Some(reason) = policy.annotation("reason") {
-                    reasons.insert(id.clone(), reason.to_owned());
-                }
-                if let Some(other) = origin.insert(id.clone(), index) {
-                    let other = policy_files.get(other).map_or("", |(f, _)| f.as_str());
-                    return Err(PolicyError::Invalid {
-                        location: file.clone(),
-                        why: format!("policy id `{id}` is also used in `{other}`"),
-                    });
-                }
-                policies
-                    .add(policy.new_id(id))
-                    .map_err(|e| PolicyError::Invalid {
-                        location: file.clone(),
-                        why: e.to_string(),
-                    })?;
-            }
-        }
-        if policies.is_empty() {
-            return Err(PolicyError::Invalid {
-                location: "*.cedar".to_owned(),
-                why: "no policies found: every request would be refused".to_owned(),
-            });
-        }
-        let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
-        if let Some(error) = validation.validation_errors().next() {
-            let file_index = origin.get(error.policy_id()).copied().unwrap_or(0);
-            let (file, text) = policy_files
-                .get(file_index)
-                .map_or(("?", ""), |(f, t)| (f.as_str(), t.as_str()));
-            return Err(PolicyError::Invalid {
-                location: locate(file, text, error),
-                why: format!("policy `{}`: {error}", error.policy_id()),
-            });
-        }
-
-        let parsed_targets =
-            targets::parse_targets(targets_text).map_err(|why| PolicyError::Invalid {
-                location: TARGETS_FILE.to_owned(),
-                why,
-            })?;
-        let mut targets = BTreeMap::new();
-        for target in parsed_targets {
-            let entity = target_entity(&names, &target).map_err(|why| PolicyError::Invalid {
-                location: TARGETS_FILE.to_owned(),
-                why: format!("target `{}`: {why}", target.id),
-            })?;
-            targets.insert(target.id.clone(), (target, entity));
-        }
-        // Check the target entities against the schema once, here, so a decision never meets
-        // an entity the policies were not validated for.
-        Entities::from_entities(
-            targets
-                .values()
-                .map(|(_, e)| e.clone())
-                .chain([Entity::new_no_attrs(names.audit_trail(), HashSet::new())]),
-            Some(&schema),
-        )
-        .map_err(|e| PolicyError::Invalid {
-            location: TARGETS_FILE.to_owned(),
-            why: e.to_string(),
-        })?;
-
-        let mut h = Sha256::new();
-        for (name, text) in [(SCHEMA_FILE, schema_text), (TARGETS_FILE, targets_text)]
-            .into_iter()
-            .chain(policy_files.iter().map(|(n, t)| (n.as_str(), t.as_str())))
-        {
-            h.update((name.len() as u64).to_be_bytes());
-            h.update(name);
-            h.update((text.len() as u64).to_be_bytes());
-            h.update(text);
-        }
+        let (policies, reasons) = policy_set(&schema, &policy_files)?;
+        let targets = targets_of(&names, &schema, targets_text)?;
         let actions: Vec<EntityUid> = Action::ALL
             .iter()
             .map(|a| Names::uid(&names.action, a.as_str()))
@@ -236,12 +151,114 @@ impl Rules {
             index,
             targets,
             reasons,
-            hash: hex::encode(h.finalize()),
+            hash: rules_hash(schema_text, targets_text, &policy_files),
             names,
             authorizer: Authorizer::new(),
             isolation: Isolation::default(),
         })
     }
+}
+
+/// The policies of `policy_files` (sorted by name) under their `@id`s (or `file#n`), each id
+/// once, with their `@reason`s, validated strictly against `schema`; a broken one is reported
+/// with its file and line.
+fn policy_set(
+    schema: &Schema,
+    policy_files: &[(String, String)],
+) -> Result<(PolicySet, HashMap<PolicyId, String>), PolicyError> {
+    let mut policies = PolicySet::new();
+    let mut origin: HashMap<PolicyId, usize> = HashMap::new();
+    let mut reasons = HashMap::new();
+    for (index, (file, text)) in policy_files.iter().enumerate() {
+        let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Invalid {
+            location: locate(file, text, &e),
+            why: e.to_string(),
+        })?;
+        let stem = file.trim_end_matches(".cedar");
+        for (n, policy) in parsed.policies().enumerate() {
+            let id = policy
+                .annotation("id")
+                .map_or_else(|| format!("{stem}#{n}"), str::to_owned);
+            let id = PolicyId::new(id);
+            if let Some(reason) = policy.annotation("reason") {
+                reasons.insert(id.clone(), reason.to_owned());
+            }
+            if let Some(other) = origin.insert(id.clone(), index) {
+                let other = policy_files.get(other).map_or("", |(f, _)| f.as_str());
+                return Err(PolicyError::Invalid {
+                    location: file.clone(),
+                    why: format!("policy id `{id}` is also used in `{other}`"),
+                });
+            }
+            policies
+                .add(policy.new_id(id))
+                .map_err(|e| PolicyError::Invalid {
+                    location: file.clone(),
+                    why: e.to_string(),
+                })?;
+        }
+    }
+    if policies.is_empty() {
+        return Err(PolicyError::Invalid {
+            location: "*.cedar".to_owned(),
+            why: "no policies found: every request would be refused".to_owned(),
+        });
+    }
+    let validation = Validator::new(schema.clone()).validate(&policies, ValidationMode::Strict);
+    if let Some(error) = validation.validation_errors().next() {
+        let file_index = origin.get(error.policy_id()).copied().unwrap_or(0);
+        let (file, text) = policy_files
+            .get(file_index)
+            .map_or(("?", ""), |(f, t)| (f.as_str(), t.as_str()));
+        return Err(PolicyError::Invalid {
+            location: locate(file, text, error),
+            why: format!("policy `{}`: {error}", error.policy_id()),
+        });
+    }
+    Ok((policies, reasons))
+}
+
+/// The targets file's targets with their Cedar entities, checked against `schema` once, here,
+/// so a decision never meets an entity the policies were not validated for.
+fn targets_of(
+    names: &Names,
+    schema: &Schema,
+    targets_text: &str,
+) -> Result<BTreeMap<TargetId, (Target, Entity)>, PolicyError> {
+    let invalid = |why: String| PolicyError::Invalid {
+        location: TARGETS_FILE.to_owned(),
+        why,
+    };
+    let mut targets = BTreeMap::new();
+    for target in targets::parse_targets(targets_text).map_err(invalid)? {
+        let entity = target_entity(names, &target)
+            .map_err(|why| invalid(format!("target `{}`: {why}", target.id)))?;
+        targets.insert(target.id.clone(), (target, entity));
+    }
+    Entities::from_entities(
+        targets
+            .values()
+            .map(|(_, e)| e.clone())
+            .chain([Entity::new_no_attrs(names.audit_trail(), HashSet::new())]),
+        Some(schema),
+    )
+    .map_err(|e| invalid(e.to_string()))?;
+    Ok(targets)
+}
+
+/// The hash grants record: every file's name and text, length-prefixed, in a fixed order.
+fn rules_hash(schema_text: &str, targets_text: &str, policy_files: &[(String, String)]) -> String {
+    let mut h = Sha256::new();
+    for (name, text) in [(SCHEMA_FILE, schema_text), (TARGETS_FILE, targets_text)]
+        .into_iter()
+        .chain(policy_files.iter().map(|(n, t)| (n.as_str(), t.as_str())))
+    {
+        h.update((name.len() as u64).to_be_bytes());
+        h.update(name);
+        h.update((text.len() as u64).to_be_bytes());
+        h.update(text);
+    }
+    hex::encode(h.finalize())
 }
 
 fn target_entity(names: &Names, target: &Target) -> Result<Entity, String> {

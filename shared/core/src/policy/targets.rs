@@ -112,6 +112,46 @@ fn location_of(text: &str, id: &str) -> String {
         )
 }
 
+/// A session policy as STS takes it: an IAM policy document, minified, within STS's limit.
+fn session_policy(policy: serde_json::Value) -> Result<String, String> {
+    if !policy.is_object() {
+        return Err("session_policy must be an IAM policy document (a JSON object)".into());
+    }
+    let minified = policy.to_string();
+    let chars = minified.chars().count();
+    if chars > SESSION_POLICY_MAX_CHARS {
+        return Err(format!(
+            "session_policy is {chars} characters minified; STS accepts at most {SESSION_POLICY_MAX_CHARS}"
+        ));
+    }
+    Ok(minified)
+}
+
+/// The role's longest session in seconds, within what IAM allows (1 to 12 hours).
+fn max_session(text: &str) -> Result<u32, String> {
+    let d = GrantDuration::parse(text).map_err(|e| format!("max_session_duration: {e}"))?;
+    if d.as_secs() < 3600 {
+        return Err(format!(
+            "max_session_duration is {d}; IAM roles allow 1h to 12h"
+        ));
+    }
+    Ok(d.as_secs())
+}
+
+/// The revoker role, which must be in the target's `account`.
+fn revoker_role(arn: String, account: &str) -> Result<RoleArn, String> {
+    let in_account = arn
+        .strip_prefix("arn:aws:iam::")
+        .and_then(|rest| rest.split_once(":role/"))
+        .map(|(a, _)| a.to_owned());
+    if in_account.as_deref() != Some(account) {
+        return Err(format!(
+            "revoker_role_arn `{arn}` must be a role in the target's account `{account}`"
+        ));
+    }
+    RoleArn::parse(arn).map_err(|e| e.to_string())
+}
+
 fn check(raw: RawTarget) -> Result<Target, String> {
     let id = TargetId::parse(raw.id).map_err(|e| e.to_string())?;
     let arn_account = raw
@@ -148,22 +188,7 @@ fn check(raw: RawTarget) -> Result<Target, String> {
             raw.approvals_required
         ));
     }
-    let session_policy = match raw.session_policy {
-        None => None,
-        Some(policy) if !policy.is_object() => {
-            return Err("session_policy must be an IAM policy document (a JSON object)".into());
-        }
-        Some(policy) => {
-            let minified = policy.to_string();
-            let chars = minified.chars().count();
-            if chars > SESSION_POLICY_MAX_CHARS {
-                return Err(format!(
-                    "session_policy is {chars} characters minified; STS accepts at most {SESSION_POLICY_MAX_CHARS}"
-                ));
-            }
-            Some(minified)
-        }
-    };
+    let session_policy = raw.session_policy.map(session_policy).transpose()?;
     for (field, value) in [("environment", &raw.environment), ("tier", &raw.tier)] {
         if value.trim().is_empty() {
             return Err(format!("{field} must not be empty"));
@@ -171,33 +196,12 @@ fn check(raw: RawTarget) -> Result<Target, String> {
     }
     let max_session_secs = match raw.max_session_duration {
         None => 3600,
-        Some(text) => {
-            let d =
-                GrantDuration::parse(&text).map_err(|e| format!("max_session_duration: {e}"))?;
-            if d.as_secs() < 3600 {
-                return Err(format!(
-                    "max_session_duration is {d}; IAM roles allow 1h to 12h"
-                ));
-            }
-            d.as_secs()
-        }
+        Some(text) => max_session(&text)?,
     };
-    let revoker_role_arn = match raw.revoker_role_arn {
-        None => None,
-        Some(arn) => {
-            let account = arn
-                .strip_prefix("arn:aws:iam::")
-                .and_then(|rest| rest.split_once(":role/"))
-                .map(|(account, _)| account.to_owned());
-            if account.as_deref() != Some(raw.account.as_str()) {
-                return Err(format!(
-                    "revoker_role_arn `{arn}` must be a role in the target's account `{}`",
-                    raw.account
-                ));
-            }
-            Some(RoleArn::parse(arn).map_err(|e| e.to_string())?)
-        }
-    };
+    let revoker_role_arn = raw
+        .revoker_role_arn
+        .map(|arn| revoker_role(arn, &raw.account))
+        .transpose()?;
     Ok(Target {
         id,
         max_session_secs,

@@ -14,6 +14,7 @@ mod calls;
 mod errors;
 mod import;
 mod layout;
+mod ledger;
 mod store;
 mod trust;
 
