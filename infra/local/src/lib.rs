@@ -1,5 +1,6 @@
-//! The local stack's foundations: the AWS emulator on loopback, the table built from
-//! `template.yaml`, and an AWS call counter. Tests and benchmarks use these; the local stack
+//! The local AWS: the emulator on loopback, the one model of the templates (`cfn`), the table
+//! built from `template.yaml`, an AWS call counter, and what the tests install
+//! (`prerequisites`). Tests and benchmarks use these; the local stack (`jit-stack`)
 //! command is built on them.
 
 mod calls;

@@ -46,18 +46,34 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     let shots = jit_local::target_dir().join("screenshots");
     let b = Browser::start(shots.clone()).await.unwrap();
     let home = format!("{}/", stack.api_url);
+    signed_out(&b, &home).await;
+    let id = alice_asks(&b).await;
+    bob_approves(&b, &id).await;
+    alice_uses_it(&b, &stack, &id).await;
+    alice_revokes_it(&b).await;
+    the_pages_verifier_refuses_a_changed_trail(&b, &stack, &id).await;
+    nothing_ran_and_nothing_was_kept(&b).await;
+    sue_audits(&b, &stack).await;
+    the_content_policy_holds(&b).await;
+    eprintln!("screenshots in {}", shots.display());
+    b.quit().await;
+}
 
-    // Signed out: focus starts on the page's heading (a screen reader announces it), and the
-    // keyboard goes from there to the sign-in button.
-    b.goto(&home).await.unwrap();
+/// Signed out: focus starts on the page's heading (a screen reader announces it), and the
+/// keyboard goes from there to the sign-in button.
+async fn signed_out(b: &Browser, home: &str) {
+    b.goto(home).await.unwrap();
     b.find("#sign-in").await.unwrap();
     b.screenshot("01-signed-out").await.unwrap();
     assert_eq!(b.keys("\u{E004}").await.unwrap(), "sign-in");
+}
 
-    // alice asks for read-only logs without a ticket: the rules want one approval.
-    sign_in(&b, "alice").await;
+/// alice asks for read-only logs without a ticket (the rules want one approval), with a
+/// reason that tries to run script; the request's id.
+async fn alice_asks(b: &Browser) -> String {
+    sign_in(b, "alice").await;
     b.wait_text("My requests").await.unwrap();
-    nav(&b, "Ask for access").await;
+    nav(b, "Ask for access").await;
     let target = b
         .find("#target option[value='prod-logs-ro']")
         .await
@@ -87,13 +103,15 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     let shown = b.find("dd.reason").await.unwrap();
     assert_eq!(b.text(&shown).await.unwrap(), HOSTILE);
     let url = b.url().await.unwrap();
-    let id = url.rsplit('/').next().unwrap().to_owned();
     b.screenshot("03-grant-pending").await.unwrap();
+    url.rsplit('/').next().unwrap().to_owned()
+}
 
-    // bob (sre) sees it to review, with the reason as text, and approves.
-    sign_out(&b).await;
-    sign_in(&b, "bob").await;
-    nav(&b, "To review").await;
+/// bob (sre) sees it to review, with the reason as text, and approves.
+async fn bob_approves(b: &Browser, id: &str) {
+    sign_out(b).await;
+    sign_in(b, "bob").await;
+    nav(b, "To review").await;
     b.wait_text("alice asks for prod-logs-ro").await.unwrap();
     let page = b.wait_text("What the rules said").await.unwrap();
     assert!(page.contains(HOSTILE), "{page}");
@@ -106,10 +124,13 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     b.wait_text("Approved prod-logs-ro for alice: now ACTIVE")
         .await
         .unwrap();
+}
 
-    // alice sees it active, with time left counting down.
-    sign_out(&b).await;
-    sign_in(&b, "alice").await;
+/// alice sees it active, with time left counting down; its page verifies the trail, shows
+/// credentials only when asked for (and they work against STS), and gives a console link.
+async fn alice_uses_it(b: &Browser, stack: &jit_stack::Stack, id: &str) {
+    sign_out(b).await;
+    sign_in(b, "alice").await;
     b.wait_text("Active grants").await.unwrap();
     let countdown = b.find(".countdown").await.unwrap();
     let first = b.text(&countdown).await.unwrap();
@@ -175,8 +196,10 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
         b.attribute(&console_link, "rel").await.unwrap().as_deref(),
         Some("noopener noreferrer")
     );
+}
 
-    // Revoke from the page.
+/// alice revokes it from the page; the trail still verifies.
+async fn alice_revokes_it(b: &Browser) {
     let why = b.find("#revoke-reason").await.unwrap();
     b.type_into(&why, "done with the investigation")
         .await
@@ -190,10 +213,16 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
         .unwrap();
     assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
     b.screenshot("07-grant-revoked").await.unwrap();
+}
 
-    // The page's verifier is the one that said "Verified": the same trail with one detail
-    // edited, a record dropped, or a signature moved to a record its signer does not write is
-    // refused, each with its reason.
+/// The page's verifier is the one that said "Verified": the same trail with one detail
+/// edited, a record dropped, or a signature moved to a record its signer does not write is
+/// refused, each with its reason.
+async fn the_pages_verifier_refuses_a_changed_trail(
+    b: &Browser,
+    stack: &jit_stack::Stack,
+    id: &str,
+) {
     let alice = stack.token("alice", &["engineers", "sre"]);
     let trail = jit_stack::demo::Api::new(&stack.api_url)
         .call("GET", &format!("/requests/{id}/audit"), Some(&alice), None)
@@ -226,8 +255,10 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
         let said = verdicts[i].as_str().unwrap_or_default();
         assert!(said.contains(reason), "case {i}: {verdicts}");
     }
+}
 
-    // Nothing ran from the reason, and nothing sign-in related was left in storage.
+/// Nothing ran from the reason, and nothing sign-in related was left in storage.
+async fn nothing_ran_and_nothing_was_kept(b: &Browser) {
     let storage = b
         .script(
             "return {pwned: window.__pwned === undefined ? null : window.__pwned, \
@@ -241,11 +272,15 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
         storage,
         json!({"pwned": null, "local": 0, "session": 0, "images": 0})
     );
+}
 
-    // sue, an auditor, exports today's trail and the page verifies it.
-    sign_out(&b).await;
-    sign_in(&b, "sue").await;
-    nav(&b, "Audit").await;
+/// sue, an auditor, exports today's trail and the page verifies it; then saved exports,
+/// checked by the page against the keys the deployment serves: as made, and tampered,
+/// shortened, re-signed with other keys, or with checkpoints missing.
+async fn sue_audits(b: &Browser, stack: &jit_stack::Stack) {
+    sign_out(b).await;
+    sign_in(b, "sue").await;
+    nav(b, "Audit").await;
     let export = b.find_text("button", "Export and verify").await.unwrap();
     b.click(&export).await.unwrap();
     let verdict = b
@@ -257,10 +292,12 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
 
     // Saved exports, checked by the page against the keys the deployment serves: as made, and
     // tampered, shortened, re-signed with other keys, or with checkpoints missing.
-    check_saved_exports(&b, &stack).await;
+    check_saved_exports(b, stack).await;
+}
 
-    // The strict policy never had to refuse anything the page itself does, and it does refuse
-    // an inline script, as it would one smuggled into the page.
+/// The strict policy never had to refuse anything the page itself does, and it does refuse
+/// an inline script, as it would one smuggled into the page.
+async fn the_content_policy_holds(b: &Browser) {
     let errors = b.console_errors().await.unwrap();
     assert!(
         !errors.iter().any(|e| e.contains("Content Security Policy")),
@@ -280,8 +317,6 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
         errors.iter().any(|e| e.contains("Content Security Policy")),
         "{errors:?}"
     );
-    eprintln!("screenshots in {}", shots.display());
-    b.quit().await;
 }
 
 /// An export of the two hours around now once a checkpointed minute holding records is due
