@@ -52,16 +52,11 @@ pub fn ensure_venv(name: &str, requirements: &str) -> Result<PathBuf, EmulatorEr
     run(Command::new(&host_python)
         .args(["-m", "venv", "--clear"])
         .arg(&venv))
-    .map_err(|e| match e {
-        RunError::Spawn(source) => EmulatorError::NoPython {
+    .map_err(|e| {
+        install_error(e, &venv, |source| EmulatorError::NoPython {
             python: host_python.clone(),
             source,
-        },
-        RunError::Failed(status, output) => EmulatorError::InstallFailed {
-            venv: venv.clone(),
-            status,
-            output,
-        },
+        })
     })?;
     let pip = || {
         let mut c = Command::new(&python);
@@ -74,16 +69,11 @@ pub fn ensure_venv(name: &str, requirements: &str) -> Result<PathBuf, EmulatorEr
         ]);
         c
     };
-    run(pip().arg("-r").arg(&requirements_path)).map_err(|e| match e {
-        RunError::Spawn(source) => EmulatorError::Io {
+    run(pip().arg("-r").arg(&requirements_path)).map_err(|e| {
+        install_error(e, &venv, |source| EmulatorError::Io {
             path: python.clone(),
             source,
-        },
-        RunError::Failed(status, output) => EmulatorError::InstallFailed {
-            venv: venv.clone(),
-            status,
-            output,
-        },
+        })
     })?;
     fs::write(&marker, &requirements).map_err(io(&marker))?;
     eprintln!(
@@ -91,6 +81,33 @@ pub fn ensure_venv(name: &str, requirements: &str) -> Result<PathBuf, EmulatorEr
         started.elapsed().as_secs_f64()
     );
     Ok(python)
+}
+
+/// An install's failure: `spawn` when the installer could not run at all.
+fn install_error(
+    e: RunError,
+    venv: &Path,
+    spawn: impl FnOnce(std::io::Error) -> EmulatorError,
+) -> EmulatorError {
+    match e {
+        RunError::Spawn(source) => spawn(source),
+        RunError::Failed(status, output) => EmulatorError::InstallFailed {
+            venv: venv.to_owned(),
+            status,
+            output,
+        },
+    }
+}
+
+/// Holds the install lock `name` under the target directory until dropped, so concurrent
+/// test binaries install one at a time.
+fn locked(name: &str) -> Result<File, String> {
+    fs::create_dir_all(target_dir()).map_err(|e| e.to_string())?;
+    let path = target_dir().join(format!("{name}.lock"));
+    let lock = File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(lock)
 }
 
 enum RunError {
@@ -125,10 +142,7 @@ pub fn ensure_npm(name: &str, source: &str, files: &[&str]) -> Result<PathBuf, S
     let source = workspace_root().join(source);
     let dir = target_dir().join(name);
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let lock_path = target_dir().join(format!("{name}.lock"));
-    let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let _lock = locked(name)?;
     let mut fresh = true;
     for file in ["package.json", "package-lock.json"].iter().chain(files) {
         let want = fs::read(source.join(file)).map_err(|e| format!("{file}: {e}"))?;
@@ -168,11 +182,7 @@ pub fn ensure_chromium() -> Result<(), String> {
     if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
         return Ok(());
     }
-    let lock_path = target_dir().join("chromium.lock");
-    fs::create_dir_all(target_dir()).map_err(|e| e.to_string())?;
-    let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
-    lock.lock()
-        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    let _lock = locked("chromium")?;
     if Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists() {
         return Ok(());
     }
