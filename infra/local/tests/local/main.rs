@@ -8,6 +8,7 @@
     clippy::indexing_slicing
 )]
 
+mod cfn;
 mod emulator;
 mod template;
 mod template_lint;
