@@ -89,28 +89,7 @@ enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Ask for access to a target.
-    Request {
-        /// The target, as `jit policy check` lists them.
-        target: String,
-        /// For how long: 30m, 1h, 4h...
-        #[arg(long = "for")]
-        duration: String,
-        /// Why, in words a reviewer understands.
-        #[arg(long)]
-        reason: String,
-        /// The ticket or incident it is for.
-        #[arg(long)]
-        ticket: Option<String>,
-        /// Invoke break-glass (only where the rules permit it; loud, reviewed afterwards).
-        #[arg(long)]
-        break_glass: bool,
-        /// Wait until it is approved, denied or timed out.
-        #[arg(long)]
-        wait: bool,
-        /// How long to wait at most.
-        #[arg(long, default_value = "15m")]
-        timeout: String,
-    },
+    Request(cmd::request::Ask),
     /// The targets you may ask for, and whether a ticket is needed.
     Targets,
     /// List your requests, or the ones you may review.
@@ -322,26 +301,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     }
     let ctx = context(&cli).await?;
     match cli.command {
-        Command::Request {
-            target,
-            duration,
-            reason,
-            ticket,
-            break_glass,
-            wait,
-            timeout,
-        } => {
-            let ask = cmd::request::Ask {
-                target,
-                duration,
-                reason,
-                ticket,
-                break_glass,
-                wait,
-                timeout,
-            };
-            cmd::request::run(&ctx, ask).await
-        }
+        Command::Request(ask) => cmd::request::run(&ctx, ask).await,
         Command::Targets => cmd::targets::run(&ctx).await,
         Command::Ls { reviewable, state } => cmd::ls::run(&ctx, reviewable, state).await,
         Command::Show { id } => cmd::show::run(&ctx, &id).await,

@@ -10,20 +10,27 @@ use crate::api::Failure;
 use crate::ctx::{Ctx, summary};
 
 /// What `jit request` was asked.
+#[derive(clap::Args)]
 pub struct Ask {
-    /// The target.
+    /// The target, as `jit policy check` lists them.
     pub target: String,
-    /// For how long, as typed.
+    /// For how long: 30m, 1h, 4h...
+    #[arg(long = "for")]
     pub duration: String,
-    /// Why.
+    /// Why, in words a reviewer understands.
+    #[arg(long)]
     pub reason: String,
-    /// The ticket.
+    /// The ticket or incident it is for.
+    #[arg(long)]
     pub ticket: Option<String>,
-    /// Break-glass.
+    /// Invoke break-glass (only where the rules permit it; loud, reviewed afterwards).
+    #[arg(long)]
     pub break_glass: bool,
-    /// Whether to wait for the decision.
+    /// Wait until it is approved, denied or timed out.
+    #[arg(long)]
     pub wait: bool,
-    /// How long to wait at most, as typed.
+    /// How long to wait at most.
+    #[arg(long, default_value = "15m")]
     pub timeout: String,
 }
 

@@ -224,13 +224,17 @@ impl Client {
         limit: u32,
         next: Option<&str>,
     ) -> Result<Page<GrantView>, ApiError> {
-        let mut query = format!("?scope={}&limit={limit}", encode(scope));
+        let mut query = url::form_urlencoded::Serializer::new(String::from("?"));
+        query
+            .append_pair("scope", scope)
+            .append_pair("limit", &limit.to_string());
         if let Some(state) = state {
-            query.push_str(&format!("&state={}", encode(state)));
+            query.append_pair("state", state);
         }
         if let Some(next) = next {
-            query.push_str(&format!("&next={}", encode(next)));
+            query.append_pair("next", next);
         }
+        let query = query.finish();
         self.call::<Empty, _>(Route::ListRequests, &query, None)
             .await
     }
@@ -299,10 +303,15 @@ impl Client {
         to: &str,
         next: Option<&str>,
     ) -> Result<AuditPage, ApiError> {
-        let mut query = format!("?from={}&to={}&limit=100", encode(from), encode(to));
+        let mut query = url::form_urlencoded::Serializer::new(String::from("?"));
+        query
+            .append_pair("from", from)
+            .append_pair("to", to)
+            .append_pair("limit", "100");
         if let Some(next) = next {
-            query.push_str(&format!("&next={}", encode(next)));
+            query.append_pair("next", next);
         }
+        let query = query.finish();
         self.call::<Empty, _>(Route::Audit, &query, None).await
     }
 }
@@ -341,17 +350,4 @@ impl Client {
         export.heads = heads.into_values().collect();
         Ok(export)
     }
-}
-
-/// Percent-encodes a query value (RFC 3986 unreserved characters kept).
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }

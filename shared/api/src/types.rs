@@ -396,12 +396,3 @@ pub struct ProblemBody {
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
-
-impl ProblemBody {
-    /// The short kind, after `urn:jit-access:problem:`.
-    pub fn short_kind(&self) -> &str {
-        self.kind
-            .strip_prefix("urn:jit-access:problem:")
-            .unwrap_or(&self.kind)
-    }
-}

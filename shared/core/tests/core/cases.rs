@@ -11,7 +11,7 @@ use jit_core::domain::{
 };
 use jit_core::identity::Caller;
 use jit_core::policy::Rules;
-use jit_core::store::{Created, GrantStore, MemoryStore, SignedStore};
+use jit_core::store::{Created, GrantStore, MemoryStore, SignedStore, StoreError};
 use jit_core::trust::LocalKeys;
 use jit_test_support::{WEDNESDAY_10, actions, example_rules};
 
@@ -286,4 +286,95 @@ async fn every_refusal_is_typed_and_changes_nothing() {
     // After all that, the request is as the rules left it.
     let after = world.store.get(&pending.id).await.unwrap().unwrap();
     assert_eq!(after, pending);
+}
+
+/// The store of someone with write access to the table but not the functions' keys, who
+/// slips an unsigned approval in while a review is being recorded: that review's first commit
+/// loses the race to it.
+struct ForgerRacing {
+    signed: SignedStore<MemoryStore>,
+    raced: std::sync::atomic::AtomicBool,
+}
+
+impl GrantStore for ForgerRacing {
+    async fn create(
+        &self,
+        creation: &jit_core::domain::Creation,
+        idempotency: Option<&jit_core::store::Idempotency>,
+    ) -> Result<Created, jit_core::store::StoreError> {
+        self.signed.create(creation, idempotency).await
+    }
+
+    async fn commit(&self, change: &jit_core::domain::Change) -> Result<(), StoreError> {
+        if self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return self.signed.commit(change).await;
+        }
+        let id = &change.grant().id;
+        let current = self.signed.get(id).await?.unwrap();
+        let mallory = Actor::User(UserId::parse("mallory").unwrap());
+        let forged = current
+            .apply(
+                Command::Review {
+                    decision: ReviewDecision::Approve,
+                    comment: None,
+                },
+                &mallory,
+                WEDNESDAY_10,
+            )
+            .unwrap();
+        // Written straight to the table: no signature.
+        self.signed.inner().commit(&forged).await?;
+        Err(StoreError::Conflict { id: id.clone() })
+    }
+
+    async fn put_checkpoint(
+        &self,
+        checkpoint: &jit_core::trust::Checkpoint,
+    ) -> Result<(), StoreError> {
+        self.signed.put_checkpoint(checkpoint).await
+    }
+
+    async fn record_applied(
+        &self,
+        role: &jit_core::domain::RoleArn,
+        applied: &jit_core::store::AppliedPolicy,
+    ) -> Result<(), StoreError> {
+        self.signed.record_applied(role, applied).await
+    }
+
+    jit_core::delegate_grant_store_reads!(signed);
+}
+
+#[tokio::test]
+async fn a_review_that_lost_a_race_to_a_forged_change_is_refused_not_decided_on_it() {
+    let world = World::new();
+    let ring = world.keys.ring();
+    let pending = world
+        .pending(&Cases::new(&world.store, &world.rules, &ring))
+        .await;
+    let racing = ForgerRacing {
+        signed: world.store,
+        raced: std::sync::atomic::AtomicBool::new(false),
+    };
+    let cases = Cases::new(&racing, &world.rules, &ring);
+    let bob = caller("bob", &["sre"]);
+    let refused = cases
+        .review(
+            &bob,
+            pending.id.as_str(),
+            ReviewDecision::Approve,
+            None,
+            WEDNESDAY_10,
+        )
+        .await
+        .unwrap_err();
+    // Read again with its chain after the lost race, the request's unsigned approval is
+    // found: nothing is decided on it (a bare read would have taken it as approved).
+    assert!(
+        matches!(&refused, Refusal::Unverified { nothing_done, .. } if *nothing_done == "no review was recorded"),
+        "{refused:?}"
+    );
+    let after = racing.signed.get(&pending.id).await.unwrap().unwrap();
+    assert_eq!(after.reviews.len(), 1, "only the forged review is there");
+    assert_eq!(after.reviews[0].reviewer.as_str(), "mallory");
 }
