@@ -11,8 +11,8 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::ReviewDecision;
 use jit_core::store::GrantStore;
 use jit_http::{
-    Problem, Route, body_text, caller, json, no_such_route, optional_body, parse_body, respond,
-    route,
+    Problem, Reply, Route, body_text, caller, json, no_such_route, optional_body, parse_body,
+    respond, route,
 };
 
 use crate::{Approver, Notifier};
@@ -59,7 +59,7 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         respond(self.dispatch(&request, self.clock.now()).await)
     }
 
-    async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
+    async fn dispatch(&self, request: &Request, now: Timestamp) -> Reply {
         let caller = caller(request, &self.config.groups_claim)?;
         let cases = Cases::new(&self.store, &self.rules, &self.keys);
         let grant = match route(request) {

@@ -1,17 +1,16 @@
 //! `GET /audit`: the audit trail for a time range, for auditors.
 
+use lambda_http::Request;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
 
 use jit_core::clock::Timestamp;
 use jit_core::domain::GrantId;
-use jit_core::identity::Caller;
 use jit_core::policy::Action;
 use jit_core::store::{Cursor, GrantStore, PageRequest};
 
 use crate::{App, Problem};
 use jit_api::{AuditPage, AuditRecordView};
-use jit_http::{json, query};
+use jit_http::{Call, Reply, json, query};
 
 /// The longest range one export may span, so one call stays within the function's time.
 pub const MAX_RANGE_DAYS: i64 = 31;
@@ -30,20 +29,15 @@ fn time_param(request: &Request, name: &str) -> Result<Timestamp, Problem> {
 }
 
 impl<S: GrantStore> App<S> {
-    pub(crate) async fn export_audit(
-        &self,
-        request: &Request,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let decision = self.rules.decide_audit(caller, now);
+    pub(crate) async fn export_audit(&self, call: &Call<'_>) -> Reply {
+        let decision = self.rules.decide_audit(&call.caller, call.now);
         if !decision.allowed {
             return Err(Problem::forbidden(
                 decision.explain_denial(Action::ReadAudit, "the audit trail"),
             ));
         }
-        let from = time_param(request, "from")?;
-        let to = time_param(request, "to")?;
+        let from = time_param(call.request, "from")?;
+        let to = time_param(call.request, "to")?;
         if to <= from {
             return Err(Problem::bad_request("`to` must be after `from`"));
         }
@@ -52,7 +46,7 @@ impl<S: GrantStore> App<S> {
                 "the range may span at most {MAX_RANGE_DAYS} days; export longer periods in parts"
             )));
         }
-        let limit = match query(request, "limit") {
+        let limit = match query(call.request, "limit") {
             None => PageRequest::MAX_LIMIT,
             Some(text) => text
                 .parse::<u32>()
@@ -67,7 +61,7 @@ impl<S: GrantStore> App<S> {
         };
         let page = PageRequest {
             limit,
-            cursor: query(request, "next").map(Cursor::from_client),
+            cursor: query(call.request, "next").map(Cursor::from_client),
         };
         let page = self.store.audit_between(from, to, &page).await?;
         // What an auditor needs to check the page offline: the heads of its grants (records
@@ -78,7 +72,7 @@ impl<S: GrantStore> App<S> {
         ids.dedup();
         let heads = self.store.heads(&ids).await?;
         let checkpoints = self.store.checkpoints_between(from, to).await?;
-        tracing::info!(auditor = %caller.user, from = %from, to = %to, records = page.items.len(), "audit exported");
+        tracing::info!(auditor = %call.caller.user, from = %from, to = %to, records = page.items.len(), "audit exported");
         Ok(json(
             StatusCode::OK,
             &AuditPage {
@@ -89,7 +83,7 @@ impl<S: GrantStore> App<S> {
                 checkpoints,
                 keys: self.keys.public_keys(),
                 checkpoint_period: self.config.checkpoint_period,
-                exported_at: now,
+                exported_at: call.now,
                 next: page.next.map(|c| c.as_str().to_owned()),
             },
         ))

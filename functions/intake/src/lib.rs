@@ -21,7 +21,7 @@ use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
 use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
-use jit_http::{Route, caller, no_such_route, respond, route};
+use jit_http::{Call, Reply, Route, no_such_route, respond, route};
 
 pub use jit_http::{MAX_BODY_BYTES, Problem};
 
@@ -92,7 +92,7 @@ impl<S: GrantStore> App<S> {
         respond(self.dispatch(&request, self.clock.now()).await)
     }
 
-    async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
+    async fn dispatch(&self, request: &Request, now: Timestamp) -> Reply {
         // The web page's routes, which API Gateway serves without its authorizer.
         let route = route(request);
         match route {
@@ -100,15 +100,15 @@ impl<S: GrantStore> App<S> {
             Some(Route::WebFile(file)) => return self.web_file(file),
             _ => {}
         }
-        let caller = caller(request, &self.config.groups_claim)?;
+        let call = Call::new(request, &self.config.groups_claim, now)?;
         match route {
-            Some(Route::CreateRequest) => self.create(request, &caller, now).await,
-            Some(Route::ListRequests) => self.list(request, &caller, now).await,
-            Some(Route::GetRequest(id)) => self.get(id, &caller, now).await,
-            Some(Route::Cancel(id)) => self.cancel(request, id, &caller, now).await,
-            Some(Route::RequestTrail(id)) => self.grant_trail(id, &caller, now).await,
-            Some(Route::Targets) => Ok(self.targets(&caller, now)),
-            Some(Route::Audit) => self.export_audit(request, &caller, now).await,
+            Some(Route::CreateRequest) => self.create(&call).await,
+            Some(Route::ListRequests) => self.list(&call).await,
+            Some(Route::GetRequest(id)) => self.get(&call, id).await,
+            Some(Route::Cancel(id)) => self.cancel(&call, id).await,
+            Some(Route::RequestTrail(id)) => self.grant_trail(&call, id).await,
+            Some(Route::Targets) => Ok(self.targets(&call.caller, now)),
+            Some(Route::Audit) => self.export_audit(&call).await,
             _ => Err(no_such_route(request)),
         }
     }

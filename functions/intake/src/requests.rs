@@ -3,7 +3,6 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -14,7 +13,7 @@ use jit_core::domain::{Grant, GrantDuration, GrantState, Reason, TargetId, Ticke
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
 use jit_core::store::{Created, Cursor, GrantStore, IdempotencyKey, Page, PageRequest, StoreError};
-use jit_http::{body_text, json, optional_body, parse_body, query};
+use jit_http::{Call, Reply, body_text, json, optional_body, parse_body, query};
 
 use crate::{App, Problem};
 
@@ -96,14 +95,9 @@ impl<S: GrantStore> App<S> {
         Ok(Some(ticket))
     }
 
-    pub(crate) async fn create(
-        &self,
-        request: &Request,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let body: CreateBody = parse_body(body_text(request)?)?;
-        let idempotency_key = match request.headers().get("idempotency-key") {
+    pub(crate) async fn create(&self, call: &Call<'_>) -> Reply {
+        let body: CreateBody = parse_body(body_text(call.request)?)?;
+        let idempotency_key = match call.request.headers().get("idempotency-key") {
             None => None,
             Some(value) => {
                 let text = value
@@ -122,11 +116,11 @@ impl<S: GrantStore> App<S> {
         let created = self
             .cases()
             .open_request(
-                caller,
+                &call.caller,
                 input,
                 idempotency_key,
                 self.config.idempotency_ttl_secs,
-                now,
+                call.now,
             )
             .await?;
         let grant = created.grant();
@@ -146,35 +140,22 @@ impl<S: GrantStore> App<S> {
         Ok(response)
     }
 
-    pub(crate) async fn get(
-        &self,
-        id: &str,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let grant = self.cases().visible(caller, id, Noun::Request, now).await?;
+    pub(crate) async fn get(&self, call: &Call<'_>, id: &str) -> Reply {
+        let grant = self
+            .cases()
+            .visible(&call.caller, id, Noun::Request, call.now)
+            .await?;
         Ok(json(StatusCode::OK, &GrantView::from(&grant)))
     }
 
-    pub(crate) async fn cancel(
-        &self,
-        request: &Request,
-        id: &str,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let _: CancelBody = optional_body(request)?;
-        let grant = self.cases().cancel(caller, id, now).await?;
+    pub(crate) async fn cancel(&self, call: &Call<'_>, id: &str) -> Reply {
+        let _: CancelBody = optional_body(call.request)?;
+        let grant = self.cases().cancel(&call.caller, id, call.now).await?;
         Ok(json(StatusCode::OK, &GrantView::from(&grant)))
     }
 
-    pub(crate) async fn list(
-        &self,
-        request: &Request,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let limit = match query(request, "limit") {
+    pub(crate) async fn list(&self, call: &Call<'_>) -> Reply {
+        let limit = match query(call.request, "limit") {
             None => DEFAULT_LIMIT,
             Some(text) => match text.parse::<u32>() {
                 Ok(n) if (1..=PageRequest::MAX_LIMIT).contains(&n) => n,
@@ -186,7 +167,7 @@ impl<S: GrantStore> App<S> {
                 }
             },
         };
-        let state = match query(request, "state") {
+        let state = match query(call.request, "state") {
             None => None,
             Some(text) => Some(
                 jit_core::domain::GrantState::ALL
@@ -201,11 +182,11 @@ impl<S: GrantStore> App<S> {
                     })?,
             ),
         };
-        let next = query(request, "next").map(str::to_owned);
-        let (items, next) = match query(request, "scope").unwrap_or("mine") {
-            "mine" => self.list_mine(caller, state, limit, next).await?,
+        let next = query(call.request, "next").map(str::to_owned);
+        let (items, next) = match query(call.request, "scope").unwrap_or("mine") {
+            "mine" => self.list_mine(&call.caller, state, limit, next).await?,
             "reviewable" => {
-                self.list_reviewable(caller, state, limit, next, now)
+                self.list_reviewable(&call.caller, state, limit, next, call.now)
                     .await?
             }
             other => {

@@ -9,12 +9,10 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 
 use jit_api::{AuditRecordView, GrantTrail, GrantView};
-use jit_core::clock::Timestamp;
 use jit_core::domain::GrantId;
-use jit_core::identity::Caller;
 use jit_core::store::GrantStore;
 use jit_http::startup::setting;
-use jit_http::{Problem, json};
+use jit_http::{Call, Problem, Reply, json};
 
 use crate::App;
 
@@ -110,7 +108,7 @@ impl<S: GrantStore> App<S> {
     }
 
     /// `GET /web/{file}`: the page's script, styles and sign-in settings.
-    pub(crate) fn web_file(&self, file: &str) -> Result<Response<Body>, Problem> {
+    pub(crate) fn web_file(&self, file: &str) -> Reply {
         Ok(match file {
             "app.js" => asset(&self.web, APP_JS, "text/javascript; charset=utf-8"),
             "verify.js" => asset(&self.web, VERIFY_JS, "text/javascript; charset=utf-8"),
@@ -145,16 +143,11 @@ impl<S: GrantStore> App<S> {
 
     /// `GET /requests/{id}/audit`: the grant's chain, for whoever may see the grant, with the
     /// functions' public keys so the caller can check every hash and signature.
-    pub(crate) async fn grant_trail(
-        &self,
-        id: &str,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
+    pub(crate) async fn grant_trail(&self, call: &Call<'_>, id: &str) -> Reply {
         let not_found = || Problem::not_found("request");
         let id = GrantId::parse(id).map_err(|_| not_found())?;
         let (grant, records) = self.store.evidence(&id).await?.ok_or_else(not_found)?;
-        if !self.rules.may_see(&grant, caller, now) {
+        if !self.rules.may_see(&grant, &call.caller, call.now) {
             return Err(not_found());
         }
         Ok(json(

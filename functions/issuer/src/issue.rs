@@ -1,7 +1,6 @@
 //! `POST /grants/{id}/credentials` and `POST /grants/{id}/console`.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use jit_api::{ConsoleLink, Credentials};
@@ -10,7 +9,7 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::{Grant, SessionKind};
 use jit_core::identity::Caller;
 use jit_core::store::GrantStore;
-use jit_http::{Problem, json, optional_body};
+use jit_http::{Call, Problem, Reply, json, optional_body};
 
 use crate::Issuer;
 use crate::federation::{SigninFederation, console_destination, login_url};
@@ -104,15 +103,11 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         Ok((issued, credentials, token))
     }
 
-    pub(crate) async fn credentials(
-        &self,
-        request: &Request,
-        id: &str,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let _: NoBody = optional_body(request)?;
-        let (_, creds, _) = self.session(id, SessionKind::Cli, caller, now).await?;
+    pub(crate) async fn credentials(&self, call: &Call<'_>, id: &str) -> Reply {
+        let _: NoBody = optional_body(call.request)?;
+        let (_, creds, _) = self
+            .session(id, SessionKind::Cli, &call.caller, call.now)
+            .await?;
         Ok(json(
             StatusCode::OK,
             &Credentials {
@@ -125,17 +120,13 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         ))
     }
 
-    pub(crate) async fn console(
-        &self,
-        request: &Request,
-        id: &str,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let body: ConsoleBody = optional_body(request)?;
+    pub(crate) async fn console(&self, call: &Call<'_>, id: &str) -> Reply {
+        let body: ConsoleBody = optional_body(call.request)?;
         let destination =
             console_destination(body.destination.as_deref()).map_err(Problem::invalid)?;
-        let (grant, creds, token) = self.session(id, SessionKind::Console, caller, now).await?;
+        let (grant, creds, token) = self
+            .session(id, SessionKind::Console, &call.caller, call.now)
+            .await?;
         let token = token.unwrap_or_default();
         let url = login_url(
             self.federation.endpoint(),

@@ -18,7 +18,7 @@ use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
 use jit_core::store::GrantStore;
 use jit_http::startup::setting;
-use jit_http::{Problem, Route, caller, no_such_route, respond, route};
+use jit_http::{Call, Reply, Route, no_such_route, respond, route};
 
 pub use federation::{
     AWS_FEDERATION_ENDPOINT, DEFAULT_DESTINATION, FederationError, HttpFederation,
@@ -80,11 +80,11 @@ impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {
         respond(self.dispatch(&request, self.clock.now()).await)
     }
 
-    async fn dispatch(&self, request: &Request, now: Timestamp) -> Result<Response<Body>, Problem> {
-        let caller = caller(request, &self.config.groups_claim)?;
+    async fn dispatch(&self, request: &Request, now: Timestamp) -> Reply {
+        let call = Call::new(request, &self.config.groups_claim, now)?;
         match route(request) {
-            Some(Route::Credentials(id)) => self.credentials(request, id, &caller, now).await,
-            Some(Route::Console(id)) => self.console(request, id, &caller, now).await,
+            Some(Route::Credentials(id)) => self.credentials(&call, id).await,
+            Some(Route::Console(id)) => self.console(&call, id).await,
             _ => Err(no_such_route(request)),
         }
     }

@@ -21,7 +21,7 @@ use jit_core::revocation::INLINE_POLICY_LIMIT;
 use jit_core::store::GrantStore;
 use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
-use jit_http::{Route, caller, no_such_route, respond, route};
+use jit_http::{Call, Route, no_such_route, respond, route};
 
 pub use iam::{IamPolicies, PolicyError, RolePolicies, iam_as, role_name};
 pub use reconcile::{ReconcileError, RoleOutcome};
@@ -200,9 +200,9 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     pub async fn handle_http(&self, request: Request) -> Response<Body> {
         let now = self.clock.now();
         let outcome = async {
-            let caller = caller(&request, &self.config.groups_claim)?;
+            let call = Call::new(&request, &self.config.groups_claim, now)?;
             match route(&request) {
-                Some(Route::Revoke(id)) => self.revoke(&request, id, &caller, now).await,
+                Some(Route::Revoke(id)) => self.revoke(&call, id).await,
                 _ => Err(no_such_route(&request)),
             }
         };

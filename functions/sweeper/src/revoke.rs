@@ -1,17 +1,14 @@
 //! `POST /grants/{id}/revoke`: end a grant early and cut its live sessions.
 
 use lambda_http::http::StatusCode;
-use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
 use jit_api::{GrantView, LiveSessions, Revoked};
 use jit_core::cases::Cases;
-use jit_core::clock::Timestamp;
 use jit_core::domain::Reason;
-use jit_core::identity::Caller;
 use jit_core::store::GrantStore;
 use jit_core::trust::KeyRing;
-use jit_http::{Problem, body_text, json, parse_body};
+use jit_http::{Call, Problem, Reply, body_text, json, parse_body};
 
 use crate::Sweeper;
 use crate::iam::RolePolicies;
@@ -31,24 +28,18 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     /// Revokes one grant: REVOKED, its audit record and its ledger entry in one transaction
     /// (issuance stops at once), then the role's revocation policy is applied. If IAM fails,
     /// the revocation stands and the next sweep applies the policy.
-    pub(crate) async fn revoke(
-        &self,
-        request: &Request,
-        id: &str,
-        caller: &Caller,
-        now: Timestamp,
-    ) -> Result<Response<Body>, Problem> {
-        let body: RevokeBody = parse_body(body_text(request)?)?;
+    pub(crate) async fn revoke(&self, call: &Call<'_>, id: &str) -> Reply {
+        let body: RevokeBody = parse_body(body_text(call.request)?)?;
         let reason = Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
         let cases = Cases::new(&self.store, &self.rules, &NO_KEYS);
-        let change = cases.revoke(caller, id, reason, now).await?;
+        let change = cases.revoke(&call.caller, id, reason, call.now).await?;
         let grant = change.grant();
-        tracing::warn!(grant = %grant.id, by = %caller.user, target = %grant.target, "grant revoked");
+        tracing::warn!(grant = %grant.id, by = %call.caller.user, target = %grant.target, "grant revoked");
         // The role as recorded on the grant, whatever the targets file says now. "cut"
         // only once a policy that denies this grant is in place and recorded as current.
         let sessions = match change.revocation() {
             None => LiveSessions::NoneLive,
-            Some(entry) => match self.reconcile(&entry.target_role(), now).await {
+            Some(entry) => match self.reconcile(&entry.target_role(), call.now).await {
                 Ok(outcome) if outcome.covered.contains(&grant.id) => LiveSessions::Cut,
                 Ok(_) => LiveSessions::Pending,
                 Err(e) => {

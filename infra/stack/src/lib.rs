@@ -166,15 +166,6 @@ impl Drop for Stack {
     }
 }
 
-impl std::fmt::Debug for Stack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stack")
-            .field("api_url", &self.api_url)
-            .field("issuer", &self.issuer)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Where `cargo build` puts the function binaries.
 pub fn binary_dir() -> PathBuf {
     jit_local::target_dir().join("debug")

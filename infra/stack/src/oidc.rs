@@ -31,15 +31,6 @@ pub struct Provider {
     e: Vec<u8>,
 }
 
-impl std::fmt::Debug for Provider {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Provider")
-            .field("issuer", &self.issuer)
-            .field("kid", &self.kid)
-            .finish_non_exhaustive()
-    }
-}
-
 /// A person to mint a token for.
 #[derive(Debug, Clone)]
 pub struct Person {

@@ -3,7 +3,7 @@
 
 /// Why a call to the database failed, kept whole: the service's error code when it gave one,
 /// a readable description, and the underlying error as the source.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Cause {
     code: Option<String>,
     text: String,
@@ -68,15 +68,6 @@ impl Cause {
             _ => (None, true),
         };
         (Self::new(code.as_deref(), text, e), transient)
-    }
-}
-
-impl std::fmt::Debug for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cause")
-            .field("code", &self.code)
-            .field("text", &self.text)
-            .finish_non_exhaustive()
     }
 }
 

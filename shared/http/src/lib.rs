@@ -10,6 +10,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 
+use jit_core::clock::Timestamp;
 use jit_core::identity::Caller;
 
 pub use jit_api::Route;
@@ -36,8 +37,34 @@ pub fn route(request: &Request) -> Option<Route<'_>> {
     Route::of_path(request.method().as_str(), request.uri().path())
 }
 
+/// What a handler answers: a response, or the problem that stopped it.
+pub type Reply = Result<Response<Body>, Problem>;
+
+/// One authenticated API call: the request, its caller (from the authorizer's claims only)
+/// and the time it is judged at.
+pub struct Call<'a> {
+    /// The request as API Gateway passed it.
+    pub request: &'a Request,
+    /// Who is calling.
+    pub caller: Caller,
+    /// When the call is judged.
+    pub now: Timestamp,
+}
+
+impl<'a> Call<'a> {
+    /// The call, or 401 when the authorizer's claims name nobody.
+    pub fn new(request: &'a Request, groups_claim: &str, now: Timestamp) -> Result<Self, Problem> {
+        let caller = caller(request, groups_claim)?;
+        Ok(Self {
+            request,
+            caller,
+            now,
+        })
+    }
+}
+
 /// The response for a handler's outcome; server-side failures are logged.
-pub fn respond(outcome: Result<Response<Body>, Problem>) -> Response<Body> {
+pub fn respond(outcome: Reply) -> Response<Body> {
     match outcome {
         Ok(response) => response,
         Err(problem) => {

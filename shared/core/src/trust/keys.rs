@@ -144,20 +144,11 @@ impl KeyRing {
 }
 
 /// A software P-256 key: for tests, benchmarks and tools. Deployed functions sign with KMS.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct LocalKey {
     signer: Service,
     key_id: String,
     pair: Arc<EcdsaKeyPair>,
-}
-
-impl std::fmt::Debug for LocalKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalKey")
-            .field("signer", &self.signer)
-            .field("key_id", &self.key_id)
-            .finish_non_exhaustive()
-    }
 }
 
 impl LocalKey {
