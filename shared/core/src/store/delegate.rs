@@ -1,106 +1,80 @@
-//! Passing a store's reads through a wrapper that only changes how writes are made.
+//! Passing a store's calls through a wrapper: every call the wrapper does not change goes to
+//! the wrapped store, after an optional check of the wrapper's own.
 
 /// Implements every read of [`GrantStore`] (and the ledger upkeep the sweeper does) by passing
 /// it to `self.$inner`, for wrappers that only change how writes are made: inside an
-/// `impl GrantStore for ...` block, next to the wrapper's own `create`, `commit` and
-/// `put_checkpoint`.
+/// `impl GrantStore for ...` block, next to the wrapper's own `create`, `commit`,
+/// `put_checkpoint` and `record_applied`.
+///
+/// With `before = path`, each call first runs `path(self, write)?`, `write` saying whether the
+/// call changes the table (only `remove_revocation` here does).
+///
+/// [`GrantStore`]: crate::store::GrantStore
 #[macro_export]
 macro_rules! delegate_grant_store_reads {
     ($inner:ident) => {
-        async fn get(
-            &self,
-            id: &$crate::domain::GrantId,
-        ) -> Result<Option<$crate::domain::Grant>, $crate::store::StoreError> {
-            self.$inner.get(id).await
+        $crate::delegate_grant_store_reads!($inner, before = $crate::store::proceed);
+    };
+    ($inner:ident, before = $before:path) => {
+        $crate::delegate_grant_store_calls! { $inner, $before;
+            false get(id: &$crate::domain::GrantId) -> Option<$crate::domain::Grant>;
+            false evidence(id: &$crate::domain::GrantId)
+                -> Option<($crate::domain::Grant, Vec<$crate::domain::audit::AuditRecord>)>;
+            false heads(ids: &[$crate::domain::GrantId]) -> Vec<$crate::trust::GrantHead>;
+            false latest_checkpoint() -> Option<$crate::trust::Checkpoint>;
+            false checkpoints_between(from: $crate::clock::Timestamp, to: $crate::clock::Timestamp)
+                -> Vec<$crate::trust::Checkpoint>;
+            false list_by_requester(requester: &$crate::domain::UserId, page: &$crate::store::PageRequest)
+                -> $crate::store::Page<$crate::domain::Grant>;
+            false list_pending_for_target(target: &$crate::domain::TargetId, page: &$crate::store::PageRequest)
+                -> $crate::store::Page<$crate::domain::Grant>;
+            false list_due(before: $crate::clock::Timestamp, page: &$crate::store::PageRequest)
+                -> $crate::store::Page<$crate::domain::Grant>;
+            false audit_of_grant(id: &$crate::domain::GrantId, page: &$crate::store::PageRequest)
+                -> $crate::store::Page<$crate::domain::audit::AuditRecord>;
+            false audit_between(
+                from: $crate::clock::Timestamp,
+                to: $crate::clock::Timestamp,
+                page: &$crate::store::PageRequest
+            ) -> $crate::store::Page<$crate::domain::audit::AuditRecord>;
+            false revoked_roles() -> Vec<$crate::store::LedgerHead>;
+            false role_ledger(role: &$crate::domain::RoleArn) -> $crate::store::RoleLedger;
+            true remove_revocation(entry: &$crate::domain::RevocationEntry) -> ();
         }
-        async fn evidence(
-            &self,
-            id: &$crate::domain::GrantId,
-        ) -> Result<
-            Option<(
-                $crate::domain::Grant,
-                Vec<$crate::domain::audit::AuditRecord>,
-            )>,
-            $crate::store::StoreError,
-        > {
-            self.$inner.evidence(id).await
+    };
+}
+
+/// Implements [`GrantStore`]'s writes that a wrapper does not change, by passing them to
+/// `self.$inner` after `before(self, true)?`: with [`delegate_grant_store_reads!`], a wrapper
+/// that only watches calls.
+///
+/// [`GrantStore`]: crate::store::GrantStore
+#[macro_export]
+macro_rules! delegate_grant_store_writes {
+    ($inner:ident, before = $before:path) => {
+        $crate::delegate_grant_store_calls! { $inner, $before;
+            true create(
+                creation: &$crate::domain::Creation,
+                idempotency: Option<&$crate::store::Idempotency>
+            ) -> $crate::store::Created;
+            true commit(change: &$crate::domain::Change) -> ();
+            true put_checkpoint(checkpoint: &$crate::trust::Checkpoint) -> ();
+            true record_applied(role: &$crate::domain::RoleArn, applied: &$crate::store::AppliedPolicy)
+                -> ();
         }
-        async fn heads(
-            &self,
-            ids: &[$crate::domain::GrantId],
-        ) -> Result<Vec<$crate::trust::GrantHead>, $crate::store::StoreError> {
-            self.$inner.heads(ids).await
-        }
-        async fn latest_checkpoint(
-            &self,
-        ) -> Result<Option<$crate::trust::Checkpoint>, $crate::store::StoreError> {
-            self.$inner.latest_checkpoint().await
-        }
-        async fn checkpoints_between(
-            &self,
-            from: $crate::clock::Timestamp,
-            to: $crate::clock::Timestamp,
-        ) -> Result<Vec<$crate::trust::Checkpoint>, $crate::store::StoreError> {
-            self.$inner.checkpoints_between(from, to).await
-        }
-        async fn list_by_requester(
-            &self,
-            requester: &$crate::domain::UserId,
-            page: &$crate::store::PageRequest,
-        ) -> Result<$crate::store::Page<$crate::domain::Grant>, $crate::store::StoreError> {
-            self.$inner.list_by_requester(requester, page).await
-        }
-        async fn list_pending_for_target(
-            &self,
-            target: &$crate::domain::TargetId,
-            page: &$crate::store::PageRequest,
-        ) -> Result<$crate::store::Page<$crate::domain::Grant>, $crate::store::StoreError> {
-            self.$inner.list_pending_for_target(target, page).await
-        }
-        async fn list_due(
-            &self,
-            before: $crate::clock::Timestamp,
-            page: &$crate::store::PageRequest,
-        ) -> Result<$crate::store::Page<$crate::domain::Grant>, $crate::store::StoreError> {
-            self.$inner.list_due(before, page).await
-        }
-        async fn audit_of_grant(
-            &self,
-            id: &$crate::domain::GrantId,
-            page: &$crate::store::PageRequest,
-        ) -> Result<
-            $crate::store::Page<$crate::domain::audit::AuditRecord>,
-            $crate::store::StoreError,
-        > {
-            self.$inner.audit_of_grant(id, page).await
-        }
-        async fn audit_between(
-            &self,
-            from: $crate::clock::Timestamp,
-            to: $crate::clock::Timestamp,
-            page: &$crate::store::PageRequest,
-        ) -> Result<
-            $crate::store::Page<$crate::domain::audit::AuditRecord>,
-            $crate::store::StoreError,
-        > {
-            self.$inner.audit_between(from, to, page).await
-        }
-        async fn revoked_roles(
-            &self,
-        ) -> Result<Vec<$crate::store::LedgerHead>, $crate::store::StoreError> {
-            self.$inner.revoked_roles().await
-        }
-        async fn role_ledger(
-            &self,
-            role: &$crate::domain::RoleArn,
-        ) -> Result<$crate::store::RoleLedger, $crate::store::StoreError> {
-            self.$inner.role_ledger(role).await
-        }
-        async fn remove_revocation(
-            &self,
-            entry: &$crate::domain::RevocationEntry,
-        ) -> Result<(), $crate::store::StoreError> {
-            self.$inner.remove_revocation(entry).await
-        }
+    };
+}
+
+/// One passed-through method per line of `write name(arguments) -> output;`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! delegate_grant_store_calls {
+    ($inner:ident, $before:path; $($write:literal $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $out:ty;)*) => {
+        $(
+            async fn $name(&self, $($arg: $ty),*) -> Result<$out, $crate::store::StoreError> {
+                $before(self, $write)?;
+                self.$inner.$name($($arg),*).await
+            }
+        )*
     };
 }

@@ -3,14 +3,7 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use super::{
-    AppliedPolicy, Created, GrantStore, Idempotency, LedgerHead, Page, PageRequest, RoleLedger,
-    StoreError,
-};
-use crate::clock::Timestamp;
-use crate::domain::audit::AuditRecord;
-use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
-use crate::trust::{Checkpoint, GrantHead};
+use super::{GrantStore, StoreError};
 
 /// One planned failure: which calls it applies to, how many of those pass first, how many
 /// then fail, and with what.
@@ -96,124 +89,6 @@ impl<S> FailingStore<S> {
 }
 
 impl<S: GrantStore> GrantStore for FailingStore<S> {
-    async fn create(
-        &self,
-        creation: &Creation,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<Created, StoreError> {
-        self.check(true)?;
-        self.inner.create(creation, idempotency).await
-    }
-
-    async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {
-        self.check(false)?;
-        self.inner.get(id).await
-    }
-
-    async fn commit(&self, change: &Change) -> Result<(), StoreError> {
-        self.check(true)?;
-        self.inner.commit(change).await
-    }
-
-    async fn list_by_requester(
-        &self,
-        requester: &UserId,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.check(false)?;
-        self.inner.list_by_requester(requester, page).await
-    }
-
-    async fn evidence(
-        &self,
-        id: &GrantId,
-    ) -> Result<Option<(Grant, Vec<AuditRecord>)>, StoreError> {
-        self.check(false)?;
-        self.inner.evidence(id).await
-    }
-
-    async fn heads(&self, ids: &[GrantId]) -> Result<Vec<GrantHead>, StoreError> {
-        self.check(false)?;
-        self.inner.heads(ids).await
-    }
-
-    async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
-        self.check(false)?;
-        self.inner.latest_checkpoint().await
-    }
-
-    async fn checkpoints_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Vec<Checkpoint>, StoreError> {
-        self.check(false)?;
-        self.inner.checkpoints_between(from, to).await
-    }
-
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        self.check(true)?;
-        self.inner.put_checkpoint(checkpoint).await
-    }
-
-    async fn list_pending_for_target(
-        &self,
-        target: &TargetId,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.check(false)?;
-        self.inner.list_pending_for_target(target, page).await
-    }
-
-    async fn list_due(
-        &self,
-        before: Timestamp,
-        page: &PageRequest,
-    ) -> Result<Page<Grant>, StoreError> {
-        self.check(false)?;
-        self.inner.list_due(before, page).await
-    }
-
-    async fn audit_of_grant(
-        &self,
-        id: &GrantId,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        self.check(false)?;
-        self.inner.audit_of_grant(id, page).await
-    }
-
-    async fn audit_between(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        page: &PageRequest,
-    ) -> Result<Page<AuditRecord>, StoreError> {
-        self.check(false)?;
-        self.inner.audit_between(from, to, page).await
-    }
-
-    async fn revoked_roles(&self) -> Result<Vec<LedgerHead>, StoreError> {
-        self.check(false)?;
-        self.inner.revoked_roles().await
-    }
-
-    async fn role_ledger(&self, role: &RoleArn) -> Result<RoleLedger, StoreError> {
-        self.check(false)?;
-        self.inner.role_ledger(role).await
-    }
-
-    async fn remove_revocation(&self, entry: &RevocationEntry) -> Result<(), StoreError> {
-        self.check(true)?;
-        self.inner.remove_revocation(entry).await
-    }
-
-    async fn record_applied(
-        &self,
-        role: &RoleArn,
-        applied: &AppliedPolicy,
-    ) -> Result<(), StoreError> {
-        self.check(true)?;
-        self.inner.record_applied(role, applied).await
-    }
+    crate::delegate_grant_store_reads!(inner, before = Self::check);
+    crate::delegate_grant_store_writes!(inner, before = Self::check);
 }
