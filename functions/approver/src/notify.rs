@@ -5,7 +5,6 @@
 
 use jit_core::clock::Timestamp;
 use jit_core::domain::Grant;
-use serde_json::json;
 
 /// Who hears about decisions that need people.
 pub trait Notifier: Send + Sync {
@@ -21,20 +20,16 @@ pub struct LogNotifier;
 
 /// One metric in Embedded Metric Format, dimensioned by target.
 fn emf(metric: &str, grant: &Grant, at: Timestamp) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": at.unix_seconds() * 1000,
-            "CloudWatchMetrics": [{
-                "Namespace": "JitAccess",
-                "Dimensions": [["Target"]],
-                "Metrics": [{"Name": metric, "Unit": "Count"}],
-            }],
-        },
-        "Target": grant.target.as_str(),
-        "GrantId": grant.id.as_str(),
-        metric: 1,
-    })
-    .to_string()
+    jit_http::metric::count(
+        metric,
+        1,
+        at,
+        &["Target"],
+        &[
+            ("Target", grant.target.as_str()),
+            ("GrantId", grant.id.as_str()),
+        ],
+    )
 }
 
 impl Notifier for LogNotifier {

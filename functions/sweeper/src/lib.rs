@@ -146,18 +146,7 @@ pub struct Sweeper<S, P> {
 /// The sweep's `RolesPending` metric in CloudWatch Embedded Metric Format: how many roles the
 /// sweep left unreconciled (0 when all is in force). The template alarms on it.
 pub fn roles_pending_metric(count: u32, at: jit_core::clock::Timestamp) -> String {
-    serde_json::json!({
-        "_aws": {
-            "Timestamp": at.unix_seconds() * 1000,
-            "CloudWatchMetrics": [{
-                "Namespace": "JitAccess",
-                "Dimensions": [[]],
-                "Metrics": [{"Name": "RolesPending", "Unit": "Count"}],
-            }],
-        },
-        "RolesPending": count,
-    })
-    .to_string()
+    jit_http::metric::count("RolesPending", count, at, &[], &[])
 }
 
 impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {

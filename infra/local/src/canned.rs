@@ -5,17 +5,16 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use crate::http;
 
-type Reply = (u16, String, String);
+type Canned = (u16, String, String);
 
 /// A running stand-in; it stops when dropped.
 #[derive(Debug)]
 pub struct CannedEndpoint {
     /// Its URL, such as `http://127.0.0.1:40123`.
     pub endpoint: String,
-    reply: Arc<Mutex<Reply>>,
+    reply: Arc<Mutex<Canned>>,
     requests: Arc<AtomicU32>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -26,55 +25,28 @@ impl Drop for CannedEndpoint {
     }
 }
 
-/// The length of the request in `buf` once its head and body are in, if they are.
-fn complete(buf: &[u8]) -> Option<usize> {
-    let text = String::from_utf8_lossy(buf);
-    let end = text.find("\r\n\r\n")?;
-    let length = text
-        .get(..end)?
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
-    (buf.len() >= end + 4 + length).then_some(end + 4 + length)
-}
-
 impl CannedEndpoint {
     /// Starts on a free loopback port, answering 500 with an empty body until told otherwise.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
         let reply = Arc::new(Mutex::new((500, "text/plain".to_owned(), String::new())));
         let requests = Arc::new(AtomicU32::new(0));
         let (r, n) = (Arc::clone(&reply), Arc::clone(&requests));
-        let task = tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (r, n) = (Arc::clone(&r), Arc::clone(&n));
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0_u8; 4096];
-                    while complete(&buf).is_none() {
-                        match socket.read(&mut chunk).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(read) => buf.extend_from_slice(chunk.get(..read).unwrap_or(&[])),
-                        }
-                    }
-                    n.fetch_add(1, Ordering::SeqCst);
-                    let (status, kind, body) =
-                        r.lock().unwrap_or_else(PoisonError::into_inner).clone();
-                    let head = format!(
-                        "HTTP/1.1 {status} Canned\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nx-amzn-RequestId: c6104cbe-af31-11e0-8154-cbc7ccf896c7\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = socket.write_all(head.as_bytes()).await;
-                    let _ = socket.write_all(body.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
+        let (task, endpoint) = http::spawn(move |request| {
+            let (r, n) = (Arc::clone(&r), Arc::clone(&n));
+            async move {
+                // The whole request is read before it counts, as a server would.
+                let _ = http::body_bytes(request).await;
+                n.fetch_add(1, Ordering::SeqCst);
+                let (status, kind, body) = r.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                let mut answer = http::reply(status, &kind, body);
+                answer.headers_mut().insert(
+                    "x-amzn-requestid",
+                    hyper::header::HeaderValue::from_static("c6104cbe-af31-11e0-8154-cbc7ccf896c7"),
+                );
+                answer
             }
-        });
+        })
+        .await?;
         Ok(Self {
             endpoint,
             reply,

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+
+use crate::http;
 
 /// What the stand-in received: the `Session` JSON of each `getSigninToken`.
 #[derive(Debug, Clone, Default)]
@@ -39,42 +39,13 @@ impl Drop for FederationStandIn {
     }
 }
 
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok());
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b),
-                }
-            }
-            _ => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The answer to one request line: status and body.
-fn answer(target: &str, log: &FederationLog, fail_with: Option<u16>) -> (u16, String) {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+/// The answer to one request for `path` with `query`: status and body.
+fn answer(path: &str, query: &str, log: &FederationLog, fail_with: Option<u16>) -> (u16, String) {
     if path != "/federation" {
         return (404, "not found".into());
     }
-    let params: Vec<(String, String)> = query
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
         .collect();
     let param = |name: &str| {
         params
@@ -113,40 +84,21 @@ fn answer(target: &str, log: &FederationLog, fail_with: Option<u16>) -> (u16, St
 impl FederationStandIn {
     /// Starts the stand-in on a free loopback port.
     pub async fn start() -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let endpoint = format!("http://{}/federation", listener.local_addr()?);
         let log = FederationLog::default();
         let fail_with = Arc::new(Mutex::new(None));
         let (task_log, task_fail) = (log.clone(), fail_with.clone());
-        let task = tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let (log, fail) = (task_log.clone(), task_fail.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0_u8; 16 * 1024];
-                    let mut len = 0;
-                    while !buf
-                        .get(..len)
-                        .is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n"))
-                    {
-                        match socket.read(buf.get_mut(len..).unwrap_or_default()).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => len += n,
-                        }
-                    }
-                    let head =
-                        String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned();
-                    let target = head.split_whitespace().nth(1).unwrap_or("/");
-                    let fail_with = *fail.lock().unwrap_or_else(PoisonError::into_inner);
-                    let (status, body) = answer(target, &log, fail_with);
-                    let response = format!(
-                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = socket.write_all(response.as_bytes()).await;
-                    let _ = socket.shutdown().await;
-                });
-            }
-        });
+        let (task, address) = http::spawn(move |request: hyper::Request<_>| {
+            let fail = *task_fail.lock().unwrap_or_else(PoisonError::into_inner);
+            let (status, body) = answer(
+                request.uri().path(),
+                request.uri().query().unwrap_or_default(),
+                &task_log,
+                fail,
+            );
+            async move { http::reply(status, "application/json", body) }
+        })
+        .await?;
+        let endpoint = format!("{address}/federation");
         Ok(Self {
             endpoint,
             log,

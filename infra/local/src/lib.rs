@@ -1,6 +1,6 @@
 //! The local AWS: the emulator on loopback, the one model of the templates (`cfn`), the table
 //! built from `template.yaml`, an AWS call counter, and what the tests install
-//! (`prerequisites`). Tests and benchmarks use these; the local stack (`jit-stack`)
+//! (`prerequisites`), and the one loopback HTTP server the stand-ins are built on (`http`). Tests and benchmarks use these; the local stack (`jit-stack`)
 //! command is built on them.
 
 mod calls;
@@ -9,6 +9,7 @@ pub mod cfn;
 mod emulator;
 mod events;
 mod federation;
+pub mod http;
 pub mod prerequisites;
 mod table;
 

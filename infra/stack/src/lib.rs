@@ -20,20 +20,17 @@ pub mod template;
 mod timings;
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper::Response;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+pub use jit_local::http::serve;
 
 pub use oidc::{Authorizer, Person, Provider, Rejection};
 pub use runtime::{FunctionError, FunctionRuntime, LogSink};
@@ -208,40 +205,8 @@ pub fn provider(state_dir: &std::path::Path, issuer: &str) -> Result<Provider, S
     )?)
 }
 
-/// Serves HTTP/1 on `listener` with `handler`, each connection on a task of its own, until
-/// dropped.
-pub async fn serve<F, Fut>(listener: TcpListener, handler: F)
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
-{
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let handler = handler.clone();
-        connections.spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let handler = handler.clone();
-                async move { Ok::<_, Infallible>(handler(request).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-        // Reap finished connections so the set does not grow without bound.
-        while connections.try_join_next().is_some() {}
-    }
-}
-
 fn json_response(value: &Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
-    response.headers_mut().insert(
-        "content-type",
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
+    jit_local::http::reply(200, "application/json", value.to_string())
 }
 
 /// The scheduled event EventBridge delivers for the sweep rule.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{Map, Value};
@@ -269,12 +269,7 @@ async fn record(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "/".to_owned());
     let headers = request.headers().clone();
-    let body = request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let body = jit_local::http::body_bytes(request).await;
     let (operation, parsed) = parse(&body, target.as_deref());
     let operation = operation.unwrap_or_default();
     let fault = calls.fault_for(binary, &operation);

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::json;
@@ -270,12 +270,7 @@ async fn provider_answer(
                 url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes())
                     .into_owned()
                     .collect();
-            let body = request
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
+            let body = jit_local::http::body_bytes(request).await;
             let form: HashMap<String, String> =
                 url::form_urlencoded::parse(&body).into_owned().collect();
             match signin.handle(&method, &path, &query, &form) {

@@ -2,6 +2,7 @@
 //! nowhere else), RFC 9457 problems, JSON bodies within a size limit, query parameters, and
 //! the conversion between API Gateway's event and response JSON and `http` types.
 
+pub mod metric;
 mod problem;
 pub mod startup;
 

@@ -212,19 +212,16 @@ fn evidence_refused(
         problem = %broken,
         "grant refused: its record failed verification; the table was written outside the functions"
     );
-    let metric = json!({
-        "_aws": {
-            "Timestamp": now.unix_seconds() * 1000,
-            "CloudWatchMetrics": [{
-                "Namespace": "JitAccess",
-                "Dimensions": [[]],
-                "Metrics": [{"Name": "EvidenceRejected", "Unit": "Count"}],
-            }],
-        },
-        "GrantId": grant.id.as_str(),
-        "Target": grant.target.as_str(),
-        "EvidenceRejected": 1,
-    });
+    let metric = crate::metric::count(
+        "EvidenceRejected",
+        1,
+        now,
+        &[],
+        &[
+            ("GrantId", grant.id.as_str()),
+            ("Target", grant.target.as_str()),
+        ],
+    );
     println!("{metric}");
     Problem::new(
         StatusCode::CONFLICT,

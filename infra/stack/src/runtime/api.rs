@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -152,7 +152,7 @@ async fn invocation_result(
     };
     let outcome = match what {
         "response" => {
-            let bytes = body_bytes(request).await;
+            let bytes = jit_local::http::body_bytes(request).await;
             Ok(serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())))
         }
@@ -186,15 +186,6 @@ async fn invocation_result(
     reply(StatusCode::ACCEPTED, json!({"status": "OK"}))
 }
 
-async fn body_bytes(request: Request<Incoming>) -> Bytes {
-    request
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default()
-}
-
 async fn body_json(request: Request<Incoming>) -> Value {
-    serde_json::from_slice(&body_bytes(request).await).unwrap_or(Value::Null)
+    serde_json::from_slice(&jit_local::http::body_bytes(request).await).unwrap_or(Value::Null)
 }

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use super::{BoxFuture, RecordSignature, SignError, SigningKey};
+use super::{RecordSignature, SignError, Signing, SigningKey};
 use crate::domain::Service;
 
 /// One function's public key, as exported for auditors.
@@ -211,11 +211,7 @@ fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
 }
 
 impl SigningKey for LocalKey {
-    fn sign<'a>(
-        &'a self,
-        author: Service,
-        message: Vec<u8>,
-    ) -> BoxFuture<'a, Result<RecordSignature, SignError>> {
+    fn sign(&self, author: Service, message: Vec<u8>) -> Signing<'_> {
         Box::pin(async move {
             SignError::require_author(self.signer, author)?;
             Ok(self.sign_as(&message))
@@ -256,11 +252,7 @@ impl LocalKeys {
 }
 
 impl SigningKey for LocalKeys {
-    fn sign<'a>(
-        &'a self,
-        author: Service,
-        message: Vec<u8>,
-    ) -> BoxFuture<'a, Result<RecordSignature, SignError>> {
+    fn sign(&self, author: Service, message: Vec<u8>) -> Signing<'_> {
         Box::pin(async move { Ok(self.key(author).sign_as(&message)) })
     }
 }

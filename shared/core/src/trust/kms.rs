@@ -6,7 +6,7 @@ use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::{BoxFuture, KeyRing, PublicKey, RecordSignature, SignError, SigningKey};
+use super::{KeyRing, PublicKey, RecordSignature, SignError, Signing, SigningKey};
 use crate::cause::Cause;
 use crate::domain::Service;
 
@@ -48,11 +48,7 @@ impl KmsKey {
 }
 
 impl SigningKey for KmsKey {
-    fn sign<'a>(
-        &'a self,
-        author: Service,
-        message: Vec<u8>,
-    ) -> BoxFuture<'a, Result<RecordSignature, SignError>> {
+    fn sign(&self, author: Service, message: Vec<u8>) -> Signing<'_> {
         Box::pin(async move {
             SignError::require_author(self.signer, author)?;
             let out = self

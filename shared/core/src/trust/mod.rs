@@ -121,15 +121,14 @@ impl SignError {
 /// A boxed future, so signing keys can be shared as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// What [`SigningKey::sign`] returns.
+pub type Signing<'a> = BoxFuture<'a, Result<RecordSignature, SignError>>;
+
 /// A key a function signs with. `author` is the function the record or checkpoint must be
 /// signed by; a key that belongs to another function refuses.
 pub trait SigningKey: Send + Sync + std::fmt::Debug {
     /// Signs `message` as `author`.
-    fn sign<'a>(
-        &'a self,
-        author: Service,
-        message: Vec<u8>,
-    ) -> BoxFuture<'a, Result<RecordSignature, SignError>>;
+    fn sign(&self, author: Service, message: Vec<u8>) -> Signing<'_>;
 }
 
 #[cfg(test)]

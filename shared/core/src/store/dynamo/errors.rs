@@ -41,6 +41,15 @@ pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError 
     }
 }
 
+/// Whether a cancelled transaction failed only on its conditions (none throttled, none in
+/// conflict): the items were not as the writer expected.
+pub(super) fn only_conditions_failed(refusals: &[Option<String>]) -> bool {
+    refusals
+        .iter()
+        .flatten()
+        .all(|c| c == "ConditionalCheckFailed")
+}
+
 /// A cancelled transaction whose reasons are not the version checks this adapter expects.
 pub(super) fn cancelled(refusals: &[Option<String>]) -> StoreError {
     let passing = refusals.iter().flatten().all(|c| {

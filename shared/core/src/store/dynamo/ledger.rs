@@ -102,14 +102,7 @@ impl DynamoStore {
             .await?
         {
             Ok(()) => Ok(()),
-            Err(refusals)
-                if refusals
-                    .iter()
-                    .flatten()
-                    .all(|c| c == "ConditionalCheckFailed") =>
-            {
-                Ok(())
-            }
+            Err(refusals) if only_conditions_failed(&refusals) => Ok(()),
             Err(refusals) => Err(cancelled(&refusals)),
         }
     }

@@ -167,12 +167,7 @@ impl DynamoStore {
         let put = self.put(item, Some("attribute_not_exists(pk)"), &[], &[])?;
         match self.transact(vec![put]).await? {
             Ok(()) => Ok(()),
-            Err(refusals)
-                if refusals
-                    .iter()
-                    .flatten()
-                    .all(|c| c == "ConditionalCheckFailed") =>
-            {
+            Err(refusals) if only_conditions_failed(&refusals) => {
                 Err(StoreError::CheckpointTaken {
                     seq: checkpoint.seq,
                 })
