@@ -33,6 +33,10 @@ pub struct SignedTable {
     pub store: SignedStore<DynamoStore>,
     /// The keys it signs with.
     pub keys: LocalKeys,
+    /// Their public halves, as the functions trust them.
+    pub ring: std::sync::Arc<jit_core::trust::KeyRing>,
+    /// The example rules.
+    pub rules: std::sync::Arc<Rules>,
 }
 
 /// A fresh [`SignedTable`] named after `label`.
@@ -43,7 +47,13 @@ pub async fn signed_table(label: &str) -> SignedTable {
         DynamoStore::new(table.client.clone(), &table.name),
         std::sync::Arc::new(keys.clone()),
     );
-    SignedTable { table, store, keys }
+    SignedTable {
+        table,
+        store,
+        ring: std::sync::Arc::new(keys.ring()),
+        keys,
+        rules: std::sync::Arc::new(example_rules()),
+    }
 }
 
 /// The example rules of `infra/policies`.
@@ -135,6 +145,25 @@ impl Reply {
             .get("detail")
             .and_then(Value::as_str)
             .unwrap_or("")
+    }
+
+    /// Asserts the reply is `status` with a problem `detail` that says `words`.
+    #[track_caller]
+    pub fn assert_refused(&self, status: u16, words: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert!(self.detail().contains(words), "{}", self.detail());
+    }
+
+    /// Asserts the reply is `status` with a problem `type` ending in `kind`.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, kind: &str) {
+        assert_eq!(self.status, status, "{}", self.body);
+        let found = self.body["type"].as_str().unwrap_or_default();
+        assert!(
+            found.ends_with(kind),
+            "{found} is not {kind}: {}",
+            self.body
+        );
     }
 
     /// A handler's response, as a caller reads it.

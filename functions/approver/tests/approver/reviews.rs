@@ -184,20 +184,10 @@ async fn reviews_are_refused_to_the_wrong_people_in_the_wrong_states_and_for_bad
         &review("approve"),
     )
     .await;
-    assert_eq!(early.status, 409);
-    assert!(
-        early.detail().contains("still being evaluated"),
-        "{}",
-        early.detail()
-    );
+    early.assert_refused(409, "still being evaluated");
     h.clock.advance(3 * 3600);
     let late = post(&h, Some(("sam", SRE)), id, &review("approve")).await;
-    assert_eq!(late.status, 409);
-    assert!(
-        late.detail().contains("its time ran out"),
-        "{}",
-        late.detail()
-    );
+    late.assert_refused(409, "its time ran out");
     let g = h.grant(&g.id).await;
     assert_eq!(
         (g.state, g.version),
@@ -289,12 +279,7 @@ async fn a_break_glass_grant_owes_a_post_review_that_someone_else_records() {
             Some(r#"{"verdict": "ok"}"#),
         )
         .await;
-    assert_eq!(extra.status, 400);
-    assert!(
-        extra.detail().contains("unknown field `verdict`"),
-        "{}",
-        extra.detail()
-    );
+    extra.assert_refused(400, "unknown field `verdict`");
     assert_eq!(
         h.call(Some(("bob", ENGINEERS)), route, &path, Some(&body))
             .await
@@ -327,12 +312,7 @@ async fn a_break_glass_grant_owes_a_post_review_that_someone_else_records() {
     let twice = h
         .call(Some(("sue", SECURITY)), route, &path, Some(&body))
         .await;
-    assert_eq!(twice.status, 409);
-    assert!(
-        twice.detail().contains("owes no review"),
-        "{}",
-        twice.detail()
-    );
+    twice.assert_refused(409, "owes no review");
     let audit = jit_test_support::audit(h.store(), &g.id).await;
     assert_eq!(audit.last().unwrap().action, AuditAction::PostReviewed);
     assert_eq!(

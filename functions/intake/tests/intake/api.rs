@@ -110,12 +110,7 @@ async fn bad_input_is_refused_with_what_to_fix_and_writes_nothing() {
             &[("idempotency-key", "a#b")],
         )
         .await;
-    assert_eq!(bad_key.status, 400);
-    assert!(
-        bad_key.detail().contains("idempotency key"),
-        "{}",
-        bad_key.detail()
-    );
+    bad_key.assert_refused(400, "idempotency key");
     assert_eq!(h.writes(), 0);
 }
 
@@ -741,13 +736,7 @@ async fn a_target_the_deployment_does_not_isolate_from_the_broker_takes_no_reque
             Some(&body("prod-logs-ro", "1h")),
         )
         .await;
-    assert_eq!(reply.status, 409, "{}", reply.body);
-    assert!(
-        reply.body["type"]
-            .as_str()
-            .unwrap()
-            .ends_with("target-not-isolated")
-    );
+    reply.assert_problem(409, "target-not-isolated");
     assert!(
         reply.detail().starts_with(
             "target `prod-logs-ro` (targets.json:4): its role is in the broker's own account 333333333333"
@@ -797,12 +786,7 @@ async fn a_group_name_with_a_space_is_one_group_not_two() {
         "[Contractors sre]"
     );
     let reply = h.call_event(&event).await;
-    assert_eq!(reply.status, 403, "{}", reply.body);
-    assert!(
-        reply.detail().contains("no policy permits you"),
-        "{}",
-        reply.detail()
-    );
+    reply.assert_refused(403, "no policy permits you");
     // The same request from sam, who is in `sre`, breaks the glass: the refusal above is the
     // group's name, not the request.
     let sam = jit_local::Claims {

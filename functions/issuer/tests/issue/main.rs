@@ -65,8 +65,9 @@ use jit_test_support::Reply;
 
 impl Harness {
     async fn new(label: &str) -> Self {
-        let jit_test_support::SignedTable { table, store, keys } =
-            jit_test_support::signed_table(label).await;
+        let jit_test_support::SignedTable {
+            table, store, keys, ..
+        } = jit_test_support::signed_table(label).await;
         let emulator = jit_local::Emulator::shared().unwrap();
         let config = emulator.sdk_config().await;
         let sts_calls = CallCounter::new();

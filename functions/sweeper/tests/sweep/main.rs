@@ -160,8 +160,9 @@ const SRE: &[&str] = &["sre"];
 
 impl Harness {
     async fn new(label: &str, budget: usize) -> Self {
-        let jit_test_support::SignedTable { table, store, keys } =
-            jit_test_support::signed_table(label).await;
+        let jit_test_support::SignedTable {
+            table, store, keys, ..
+        } = jit_test_support::signed_table(label).await;
         let config = jit_local::Emulator::shared().unwrap().sdk_config().await;
         // Each test gets roles of its own: IAM is shared by the tests of this binary.
         let suffix = table.name.replace("jit-", "");

@@ -44,23 +44,21 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(label: &str) -> Self {
-        let jit_test_support::SignedTable { table, store, keys } =
-            jit_test_support::signed_table(label).await;
-        let rules = jit_test_support::example_rules();
+        let fixture = jit_test_support::signed_table(label).await;
         let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
         let notices = Recorded::default();
         let approver = Approver {
-            store: FailingStore::new(store),
-            rules: Arc::new(rules),
+            store: FailingStore::new(fixture.store),
+            rules: fixture.rules,
             clock: clock.clone(),
             notifier: notices.clone(),
             config: ApproverConfig::default(),
-            keys: Arc::new(keys.ring()),
+            keys: fixture.ring,
         };
         Self {
             approver,
             clock,
-            table,
+            table: fixture.table,
             notices,
             sequence: 100.into(),
         }

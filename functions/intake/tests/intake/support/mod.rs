@@ -50,19 +50,17 @@ pub struct Harness {
 
 impl Harness {
     pub async fn new(label: &str) -> Self {
-        let jit_test_support::SignedTable { table, store, keys } =
-            jit_test_support::signed_table(label).await;
-        let rules = jit_test_support::example_rules();
+        let fixture = jit_test_support::signed_table(label).await;
         let clock = Arc::new(ManualClock::at(WEDNESDAY_10));
         let app = App {
-            store,
-            rules: Arc::new(rules),
+            store: fixture.store,
+            rules: fixture.rules,
             clock: clock.clone(),
             config: IntakeConfig {
                 ticket_pattern: Some(ticket_pattern("[A-Z]+-[0-9]+").unwrap()),
                 ..IntakeConfig::default()
             },
-            keys: Arc::new(keys.ring()),
+            keys: fixture.ring,
             web: WebConfig {
                 issuer: Some("https://login.example.com/tenant".into()),
                 client_id: Some("jit-web".into()),
@@ -70,7 +68,11 @@ impl Harness {
                 extra_origins: Vec::new(),
             },
         };
-        Self { app, clock, table }
+        Self {
+            app,
+            clock,
+            table: fixture.table,
+        }
     }
 
     /// Sends `method path` (matched by API Gateway as `route`) with an optional body.
