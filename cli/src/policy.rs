@@ -7,7 +7,7 @@ use std::path::Path;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{GrantDuration, TargetId};
 use jit_core::identity::Caller;
-use jit_core::policy::{AccessContext, Action, Isolation, Rules};
+use jit_core::policy::{AccessContext, Action, Decision, Isolation, Rules};
 use serde::Serialize;
 
 use crate::api::Failure;
@@ -119,22 +119,12 @@ pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Explained, Failure> {
     };
     let request = rules.decide(&caller, Action::Request, &target, &context);
     if !request.allowed {
-        return Ok(Explained {
-            outcome: "refused",
-            approvals_required: None,
-            why: request.explain_denial(Action::Request, target.as_str()),
-            policies: request.policies,
-        });
+        return Ok(refusal(request, Action::Request, &target));
     }
     if q.break_glass {
         let glass = rules.decide(&caller, Action::BreakGlass, &target, &context);
         if !glass.allowed {
-            return Ok(Explained {
-                outcome: "refused",
-                approvals_required: None,
-                why: glass.explain_denial(Action::BreakGlass, target.as_str()),
-                policies: glass.policies,
-            });
+            return Ok(refusal(glass, Action::BreakGlass, &target));
         }
         return Ok(Explained {
             outcome: "break-glass",
@@ -163,4 +153,14 @@ pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Explained, Failure> {
         ),
         policies: request.policies,
     })
+}
+
+/// What the rules' refusal of `action` on `target` says.
+fn refusal(decision: Decision, action: Action, target: &TargetId) -> Explained {
+    Explained {
+        outcome: "refused",
+        approvals_required: None,
+        why: decision.explain_denial(action, target.as_str()),
+        policies: decision.policies,
+    }
 }

@@ -3,12 +3,8 @@
 //! share. Prints numbers; asserts nothing. Run with
 //! `cargo bench -p jit-approver --bench auto_approve`.
 // A benchmark may unwrap: a failure is a crash with a message, which is what we want here.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -324,20 +324,18 @@ async fn main() {
             event: events[f].clone(),
         });
     }
-    subjects.push(Subject {
-        name: "(a) bare lambda_runtime".into(),
-        program: vec![release.join("bare-hello").display().to_string()],
-        env: base_env.clone(),
-        cwd: root.clone(),
-        event: json!({}),
-    });
-    subjects.push(Subject {
-        name: "(b) bare + DynamoDB GetItem".into(),
-        program: vec![release.join("bare-getitem").display().to_string()],
-        env: base_env.clone(),
-        cwd: root.clone(),
-        event: json!({}),
-    });
+    for (name, binary) in [
+        ("(a) bare lambda_runtime", "bare-hello"),
+        ("(b) bare + DynamoDB GetItem", "bare-getitem"),
+    ] {
+        subjects.push(Subject {
+            name: name.into(),
+            program: vec![release.join(binary).display().to_string()],
+            env: base_env.clone(),
+            cwd: root.clone(),
+            event: json!({}),
+        });
+    }
     subjects.push(Subject {
         name: "(c) Python, boto3 GetItem".into(),
         program: vec![

@@ -2,12 +2,8 @@
 //! Prints numbers; asserts nothing (the machine is shared and noisy). Run with
 //! `cargo bench -p jit-core --bench cedar`.
 // A benchmark may unwrap: a failure is a crash with a message, which is what we want here.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::hint::black_box;

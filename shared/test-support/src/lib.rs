@@ -21,6 +21,9 @@ use jit_local::TestTable;
 use lambda_http::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
+/// Who calls a handler in a test: a subject and their groups, or nobody.
+pub type Who<'a> = Option<(&'a str, &'a [&'a str])>;
+
 /// Wednesday 2027-01-13, 10:00 UTC: inside every business-hours rule.
 pub const WEDNESDAY_10: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
 

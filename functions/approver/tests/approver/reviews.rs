@@ -1,5 +1,6 @@
 //! Human reviews and break-glass post-reviews over the API, including twenty reviewers at once.
 
+use jit_test_support::Who;
 use std::sync::Arc;
 
 use crate::support::*;
@@ -30,7 +31,7 @@ async fn pending(h: &Harness, who: &str, groups: &[&str], target: &str) -> Grant
     g
 }
 
-async fn post(h: &Harness, who: Option<(&str, &[&str])>, id: &str, body: &str) -> Reply {
+async fn post(h: &Harness, who: Who<'_>, id: &str, body: &str) -> Reply {
     h.call(
         who,
         "POST /requests/{id}/reviews",

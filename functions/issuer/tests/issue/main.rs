@@ -62,6 +62,7 @@ struct Harness {
 }
 
 use jit_test_support::Reply;
+use jit_test_support::Who;
 
 impl Harness {
     async fn new(label: &str) -> Self {
@@ -147,13 +148,7 @@ impl Harness {
         jit_test_support::actions(self.store(), id).await
     }
 
-    async fn call(
-        &self,
-        who: Option<(&str, &[&str])>,
-        route: &str,
-        id: &GrantId,
-        body: Option<&str>,
-    ) -> Reply {
+    async fn call(&self, who: Who<'_>, route: &str, id: &GrantId, body: Option<&str>) -> Reply {
         call_on(&self.issuer, who, route, id, body).await
     }
 
@@ -182,7 +177,7 @@ impl Harness {
 
 async fn call_on(
     issuer: &Issuer<Store, Broker, HttpFederation>,
-    who: Option<(&str, &[&str])>,
+    who: Who<'_>,
     route: &str,
     id: &GrantId,
     body: Option<&str>,

@@ -13,6 +13,7 @@ mod revoke;
 mod startup;
 mod sweeps;
 
+use jit_test_support::Who;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -343,7 +344,7 @@ impl Harness {
         policy_in(self.iam_of(&t.role_arn), &t.role_arn).await
     }
 
-    async fn revoke(&self, who: Option<(&str, &[&str])>, id: &GrantId, body: &str) -> (u16, Value) {
+    async fn revoke(&self, who: Who<'_>, id: &GrantId, body: &str) -> (u16, Value) {
         revoke_with(&self.sweeper, who, id, body).await
     }
 
@@ -438,7 +439,7 @@ fn sweeper_with(
 
 async fn revoke_with(
     sweeper: &Sweeper<GatedStore, Policies>,
-    who: Option<(&str, &[&str])>,
+    who: Who<'_>,
     id: &GrantId,
     body: &str,
 ) -> (u16, Value) {

@@ -1,6 +1,7 @@
 //! Drives the approver with real-shaped stream batches and API Gateway events, against
 //! DynamoDB on the local emulator and the example rules.
 
+use jit_test_support::Who;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -119,13 +120,7 @@ impl Harness {
     }
 
     /// Sends an API request as `sub` in `groups` (or nobody) through the Lambda entry point.
-    pub async fn call(
-        &self,
-        who: Option<(&str, &[&str])>,
-        route: &str,
-        path: &str,
-        body: Option<&str>,
-    ) -> Reply {
+    pub async fn call(&self, who: Who<'_>, route: &str, path: &str, body: Option<&str>) -> Reply {
         let claims = who.map(|(sub, groups)| Claims { sub, groups });
         let event = jit_local::http_api_event(claims, route, path, body, &[]);
         Reply::of_proxy(&invoke(&self.approver, event).await)
