@@ -191,12 +191,7 @@ async fn two_distinct_approvers_open_a_request_and_the_requester_cannot_approve_
     let lee = stack.token("lee-two", &["dba-leads"]);
     let sue = stack.token("sue-two", &["security"]);
     let id = ask(&api, &dan, "prod-db-admin", "1h", json!({})).await;
-    let g = api
-        .wait_for(&id, &dan, Duration::from_secs(30), |g| {
-            !g["approvals_required"].is_null()
-        })
-        .await
-        .unwrap();
+    let g = api.wait_looked_at(&id, &dan).await.unwrap();
     assert_eq!(
         (g["state"].as_str(), g["approvals_required"].as_u64()),
         (Some("PENDING"), Some(2))
@@ -264,11 +259,7 @@ async fn a_denied_request_gives_nothing() {
         "prod-logs-ro"
     };
     let id = ask(&api, &erin, target, "1h", json!({"ticket": null})).await;
-    api.wait_for(&id, &erin, Duration::from_secs(30), |g| {
-        !g["approvals_required"].is_null()
-    })
-    .await
-    .unwrap();
+    api.wait_looked_at(&id, &erin).await.unwrap();
     let d = send(
         &api,
         post(format!("/requests/{id}/reviews")),
@@ -628,11 +619,7 @@ async fn expiry_scenario() {
     let c = pull(&api, &granted, &alice).await;
     assert_eq!(c.status, 200, "{}", c.body);
     let waiting = ask(&api, &erin, "prod-logs-ro", "1h", json!({})).await;
-    api.wait_for(&waiting, &erin, Duration::from_secs(30), |g| {
-        !g["approvals_required"].is_null()
-    })
-    .await
-    .unwrap();
+    api.wait_looked_at(&waiting, &erin).await.unwrap();
     let expired = api
         .wait_for(&granted, &alice, Duration::from_secs(420), |g| {
             g["state"] != "ACTIVE"

@@ -78,6 +78,15 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    /// Waits (up to 30 s) until the approver's rules have looked at request `id`: it says how
+    /// many approvals it needs. The request as it then reads.
+    pub async fn wait_looked_at(&self, id: &str, token: &str) -> Result<Value, String> {
+        self.wait_for(id, token, Duration::from_secs(30), |g| {
+            !g["approvals_required"].is_null()
+        })
+        .await
+    }
 }
 
 /// Reads request `id` as `client` until `done` holds for it, for up to `within`.

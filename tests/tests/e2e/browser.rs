@@ -207,10 +207,7 @@ async fn alice_revokes_it(b: &Browser) {
     let revoke = b.find_text("button", "Revoke").await.unwrap();
     b.click(&revoke).await.unwrap();
     b.wait_text("REVOKED").await.unwrap();
-    let verdict = b
-        .text(&b.find("#trail-check").await.unwrap())
-        .await
-        .unwrap();
+    let verdict = b.text_of("#trail-check").await.unwrap();
     assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
     b.screenshot("07-grant-revoked").await.unwrap();
 }
@@ -283,10 +280,7 @@ async fn sue_audits(b: &Browser, stack: &jit_stack::Stack) {
     nav(b, "Audit").await;
     let export = b.find_text("button", "Export and verify").await.unwrap();
     b.click(&export).await.unwrap();
-    let verdict = b
-        .text(&b.find("#audit-check").await.unwrap())
-        .await
-        .unwrap();
+    let verdict = b.text_of("#audit-check").await.unwrap();
     assert!(verdict.starts_with("Verified: "), "{verdict}");
     b.screenshot("08-audit").await.unwrap();
 
@@ -465,7 +459,7 @@ async fn check_saved_exports(b: &Browser, stack: &jit_stack::Stack) {
         // The click replaces the last file's verdict with "Checking…" before it returns.
         b.click(&check).await.unwrap();
         let verdict = loop {
-            let text = b.text(&b.find("#file-check").await.unwrap()).await.unwrap();
+            let text = b.text_of("#file-check").await.unwrap();
             if !text.is_empty() && text != "Checking…" {
                 break text;
             }

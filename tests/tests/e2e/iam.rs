@@ -1119,11 +1119,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
 
     // Two reviews open a cross-account grant; its revocation goes through the revoker role.
     let db = ask(&api, &dan, "prod-db-admin", "1h", json!({})).await;
-    api.wait_for(&db, &dan, Duration::from_secs(30), |g| {
-        !g["approvals_required"].is_null()
-    })
-    .await
-    .unwrap();
+    api.wait_looked_at(&db, &dan).await.unwrap();
     for reviewer in [&lee, &sue] {
         let path = format!("/requests/{db}/reviews");
         let r = send(
@@ -1140,11 +1136,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
 
     // A denial, a cancel, the lists, and an audit export.
     let denied = ask(&api, &erin, "prod-logs-ro", "1h", json!({})).await;
-    api.wait_for(&denied, &erin, Duration::from_secs(30), |g| {
-        !g["approvals_required"].is_null()
-    })
-    .await
-    .unwrap();
+    api.wait_looked_at(&denied, &erin).await.unwrap();
     let r = send(
         &api,
         ("POST".into(), format!("/requests/{denied}/reviews")),

@@ -48,6 +48,28 @@ async fn denied_on_role(h: &Harness) -> String {
         .unwrap_or_default()
 }
 
+/// Runs `held` with `function`'s next write held for 1.5 s and `then` 400 ms into it; both
+/// outcomes. Fails if the write was never held.
+async fn while_held<A: Future, B: Future>(
+    h: &Harness,
+    function: &str,
+    held: A,
+    then: B,
+) -> (A::Output, B::Output) {
+    h.stack()
+        .aws_calls
+        .arm_on(function, "TransactWriteItems", Fault::Delay(1500));
+    let both = tokio::join!(held, async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        then.await
+    });
+    assert!(
+        h.stack().aws_calls.disarm(),
+        "the {function}'s write was never held"
+    );
+    both
+}
+
 #[tokio::test]
 async fn races_over_http_end_in_one_legal_outcome_and_leave_nothing_behind() {
     let harness = Harness::new("races").await;
@@ -57,17 +79,7 @@ async fn races_over_http_end_in_one_legal_outcome_and_leave_nothing_behind() {
     //    re-reads, finds it REVOKED, and hands nothing out (STS's session is discarded).
     let me = h.person("sre");
     let grant = h.active(&me).await;
-    h.stack()
-        .aws_calls
-        .arm_on("issuer", "TransactWriteItems", Fault::Delay(1500));
-    let (pull, revoke) = tokio::join!(h.pull(&grant, &me), async {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        h.revoke(&grant, &me).await
-    });
-    assert!(
-        h.stack().aws_calls.disarm(),
-        "the issuer's write was never held"
-    );
+    let (pull, revoke) = while_held(h, "issuer", h.pull(&grant, &me), h.revoke(&grant, &me)).await;
     assert_eq!(revoke.0, 200, "{}", revoke.1);
     assert_eq!(
         pull.0, 409,
@@ -82,17 +94,7 @@ async fn races_over_http_end_in_one_legal_outcome_and_leave_nothing_behind() {
     //    session is recorded before the revocation, and the role denies it.
     let me = h.person("sre");
     let grant = h.active(&me).await;
-    h.stack()
-        .aws_calls
-        .arm_on("sweeper", "TransactWriteItems", Fault::Delay(1500));
-    let (revoke, pull) = tokio::join!(h.revoke(&grant, &me), async {
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        h.pull(&grant, &me).await
-    });
-    assert!(
-        h.stack().aws_calls.disarm(),
-        "the sweeper's write was never held"
-    );
+    let (revoke, pull) = while_held(h, "sweeper", h.revoke(&grant, &me), h.pull(&grant, &me)).await;
     assert_eq!(pull.0, 200, "{}", pull.1);
     assert_eq!(revoke.0, 200, "{}", revoke.1);
     let (_, records) = h.verified(&grant).await;

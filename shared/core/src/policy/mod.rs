@@ -296,18 +296,32 @@ impl Rules {
         resource_entity: Option<Entity>,
         context: Vec<(String, RestrictedExpression)>,
     ) -> Decision {
-        let (request, entities, action_uid) =
-            match self.prepare(caller, action, resource, resource_entity, context) {
-                Ok(prepared) => prepared,
-                Err(why) => {
-                    return Decision {
-                        allowed: false,
-                        policies: Vec::new(),
-                        reasons: Vec::new(),
-                        errors: vec![why],
-                    };
-                }
-            };
+        let action_uid = Names::uid(&self.names.action, action.as_str());
+        let prepared = self
+            .entities(caller, resource_entity)
+            .and_then(|(principal, entities)| {
+                let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
+                let request = cedar_policy::Request::new(
+                    principal,
+                    action_uid.clone(),
+                    resource,
+                    context,
+                    Some(&self.schema),
+                )
+                .map_err(|e| e.to_string())?;
+                Ok((request, entities))
+            });
+        let (request, entities) = match prepared {
+            Ok(prepared) => prepared,
+            Err(why) => {
+                return Decision {
+                    allowed: false,
+                    policies: Vec::new(),
+                    reasons: Vec::new(),
+                    errors: vec![why],
+                };
+            }
+        };
         let answer = self.index.decide(
             &self.authorizer,
             &request,
@@ -332,15 +346,13 @@ impl Rules {
         }
     }
 
-    /// The Cedar request and entities for one question.
-    fn prepare(
+    /// The caller as a Cedar principal, and the entities a question about `resource` needs:
+    /// the caller, their groups, the audit trail and the resource.
+    fn entities(
         &self,
         caller: &Caller,
-        action: Action,
-        resource: EntityUid,
-        resource_entity: Option<Entity>,
-        context: Vec<(String, RestrictedExpression)>,
-    ) -> Result<(cedar_policy::Request, Entities, EntityUid), String> {
+        resource: Option<Entity>,
+    ) -> Result<(EntityUid, Entities), String> {
         let principal = Names::uid(&self.names.user, caller.user.as_str());
         let groups: HashSet<EntityUid> = caller
             .groups
@@ -363,19 +375,9 @@ impl Rules {
                 user,
                 Entity::new_no_attrs(self.names.audit_trail(), HashSet::new()),
             ])
-            .chain(resource_entity);
+            .chain(resource);
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-        let context = Context::from_pairs(context).map_err(|e| e.to_string())?;
-        let action_uid = Names::uid(&self.names.action, action.as_str());
-        let request = cedar_policy::Request::new(
-            principal,
-            action_uid.clone(),
-            resource,
-            context,
-            Some(&self.schema),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok((request, entities, action_uid))
+        Ok((principal, entities))
     }
 }
 
@@ -506,15 +508,16 @@ mod tests {
                             }
                             entity.uid()
                         };
-                        let (request, entities, _) = rules
-                            .prepare(
-                                &caller,
-                                action,
-                                resource,
-                                Some(entity.clone()),
-                                pairs.clone(),
-                            )
-                            .unwrap();
+                        let (principal, entities) =
+                            rules.entities(&caller, Some(entity.clone())).unwrap();
+                        let request = cedar_policy::Request::new(
+                            principal,
+                            Names::uid(&rules.names.action, action.as_str()),
+                            resource,
+                            Context::from_pairs(pairs.clone()).unwrap(),
+                            Some(&rules.schema),
+                        )
+                        .unwrap();
                         let whole =
                             rules
                                 .authorizer
