@@ -5,12 +5,12 @@
 use std::path::Path;
 
 use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
-use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256};
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jit_core::identity::gateway_form;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Map, Value, json};
 
 /// Why the provider could not be set up.
@@ -25,7 +25,7 @@ pub struct OidcError {
 pub struct Provider {
     issuer: String,
     audience: String,
-    key: KeyPair,
+    signing: EncodingKey,
     kid: String,
     n: Vec<u8>,
     e: Vec<u8>,
@@ -68,6 +68,9 @@ impl Provider {
                 key
             }
         };
+        let der = key.as_der().map_err(|e| fail(e.to_string()))?;
+        let signing = EncodingKey::from_rsa_pem(pkcs8_pem(der.as_ref()).as_bytes())
+            .map_err(|e| fail(e.to_string()))?;
         let public = key.public_key();
         let n = public.modulus().big_endian_without_leading_zero().to_vec();
         let e = public.exponent().big_endian_without_leading_zero().to_vec();
@@ -76,7 +79,7 @@ impl Provider {
         Ok(Self {
             issuer: issuer.into(),
             audience: audience.into(),
-            key,
+            signing,
             kid,
             n,
             e,
@@ -93,9 +96,13 @@ impl Provider {
         &self.audience
     }
 
+    /// The key id its tokens name.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
     /// A signed ID token for `person`, valid `ttl_secs` from `now` (unix seconds).
     pub fn mint(&self, person: &Person, now: i64, ttl_secs: i64) -> String {
-        let header = json!({"alg": "RS256", "typ": "JWT", "kid": self.kid});
         let claims = json!({
             "iss": self.issuer,
             "aud": self.audience,
@@ -106,25 +113,16 @@ impl Provider {
             "nbf": now,
             "exp": now + ttl_secs,
         });
-        self.sign(&header, &claims)
+        self.sign(&self.kid, &claims)
     }
 
-    /// Signs any claims with the provider's key (tests use it to forge variations).
-    pub fn sign(&self, header: &Value, claims: &Value) -> String {
-        let input = format!(
-            "{}.{}",
-            b64(header.to_string().as_bytes()),
-            b64(claims.to_string().as_bytes())
-        );
-        let mut signature = vec![0_u8; self.key.public_modulus_len()];
-        // Signing with a well-formed key cannot fail; an empty signature would be refused.
-        let _ = self.key.sign(
-            &RSA_PKCS1_SHA256,
-            &SystemRandom::new(),
-            input.as_bytes(),
-            &mut signature,
-        );
-        format!("{input}.{}", b64(&signature))
+    /// Signs any claims with the provider's key, RS256, naming key `kid` (tests use it to
+    /// forge variations).
+    pub fn sign(&self, kid: &str, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        // Signing JSON with a well-formed key cannot fail; an empty token would be refused.
+        jsonwebtoken::encode(&header, claims, &self.signing).unwrap_or_default()
     }
 
     /// The OpenID discovery document.
@@ -162,6 +160,30 @@ impl Provider {
 }
 
 #[cfg(unix)]
+/// A PKCS#8 DER key as PEM, the form `jsonwebtoken` reads.
+fn pkcs8_pem(der: &[u8]) -> String {
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+/// A token with header `header` and no signature at all (`alg: none` and the like), which
+/// every check must refuse.
+pub fn unsigned(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -213,7 +235,7 @@ pub enum Rejection {
 pub struct Authorizer {
     issuer: String,
     audiences: Vec<String>,
-    keys: Vec<(String, Vec<u8>, Vec<u8>)>,
+    keys: Vec<(String, DecodingKey)>,
 }
 
 fn decode(part: &str) -> Result<Vec<u8>, Rejection> {
@@ -231,9 +253,10 @@ impl Authorizer {
                 keys.iter()
                     .filter(|k| k["kty"] == "RSA")
                     .filter_map(|k| {
-                        let n = URL_SAFE_NO_PAD.decode(k["n"].as_str()?).ok()?;
-                        let e = URL_SAFE_NO_PAD.decode(k["e"].as_str()?).ok()?;
-                        Some((k["kid"].as_str().unwrap_or_default().to_owned(), n, e))
+                        let n = k["n"].as_str()?;
+                        let e = k["e"].as_str()?;
+                        let key = DecodingKey::from_rsa_components(n, e).ok()?;
+                        Some((k["kid"].as_str().unwrap_or_default().to_owned(), key))
                     })
                     .collect()
             })
@@ -260,17 +283,10 @@ impl Authorizer {
         if token.is_empty() {
             return Err(Rejection::Missing);
         }
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(Rejection::Malformed);
-        };
+        // The header first, as API Gateway reads it: RS256 by a key of the set.
+        let header = token.split('.').next().ok_or(Rejection::Malformed)?;
         let header: Value =
-            serde_json::from_slice(&decode(h)?).map_err(|_| Rejection::Malformed)?;
-        let claims: Map<String, Value> =
-            serde_json::from_slice(&decode(c)?).map_err(|_| Rejection::Malformed)?;
-        let signature = decode(s)?;
+            serde_json::from_slice(&decode(header)?).map_err(|_| Rejection::Malformed)?;
         if header.get("alg").and_then(Value::as_str) != Some("RS256") {
             return Err(Rejection::UnknownKey);
         }
@@ -278,18 +294,23 @@ impl Authorizer {
             .get("kid")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let (_, n, e) = self
+        let (_, key) = self
             .keys
             .iter()
-            .find(|(k, _, _)| k == kid)
+            .find(|(k, _)| k == kid)
             .ok_or(Rejection::UnknownKey)?;
-        PublicKeyComponents { n, e }
-            .verify(
-                &RSA_PKCS1_2048_8192_SHA256,
-                format!("{h}.{c}").as_bytes(),
-                &signature,
-            )
-            .map_err(|_| Rejection::BadSignature)?;
+        // The signature and the shape by `jsonwebtoken`; the claims by API Gateway's own
+        // rules below, at `now` rather than the machine's clock.
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let claims: Map<String, Value> = jsonwebtoken::decode(token, key, &validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => Rejection::BadSignature,
+                _ => Rejection::Malformed,
+            })?
+            .claims;
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             return Err(Rejection::WrongIssuer);
         }
@@ -355,16 +376,16 @@ mod tests {
         assert_eq!(passed["groups"], "[sre oncall]");
         assert_eq!(passed["exp"], (now + 3600).to_string());
 
-        let header = json!({"alg": "RS256", "kid": p.jwks()["keys"][0]["kid"]});
+        let kid = p.jwks()["keys"][0]["kid"].as_str().unwrap().to_owned();
+        assert_eq!(kid, p.kid());
         let base = json!({"iss": p.issuer(), "aud": "jit-access", "sub": "x", "exp": now + 60});
         let with = |k: &str, v: Value| {
             let mut c = base.clone();
             c[k] = v;
-            p.sign(&header, &c)
+            p.sign(&kid, &c)
         };
         let mut tampered = token.clone();
         tampered.replace_range(tampered.len() - 5.., "AAAAA");
-        let other_key = json!({"alg": "RS256", "kid": "someone-else"});
         let cases = [
             (None, Rejection::Missing),
             (Some("Bearer ".to_owned()), Rejection::Missing),
@@ -373,9 +394,9 @@ mod tests {
                 Rejection::Malformed,
             ),
             (Some(tampered), Rejection::BadSignature),
-            (Some(p.sign(&other_key, &base)), Rejection::UnknownKey),
+            (Some(p.sign("someone-else", &base)), Rejection::UnknownKey),
             (
-                Some(p.sign(&json!({"alg": "none", "kid": header["kid"]}), &base)),
+                Some(unsigned(&json!({"alg": "none", "kid": kid}), &base)),
                 Rejection::UnknownKey,
             ),
             (
@@ -404,7 +425,7 @@ mod tests {
         let mut by_client = base.clone();
         by_client.as_object_mut().unwrap().remove("aud");
         by_client["client_id"] = json!("jit-access");
-        assert!(auth.check(Some(&p.sign(&header, &by_client)), now).is_ok());
+        assert!(auth.check(Some(&p.sign(&kid, &by_client)), now).is_ok());
         // The key is kept: a second provider signs tokens the first one's key set accepts.
         let again = provider();
         assert!(auth.check(Some(&again.mint(&alice, now, 60)), now).is_ok());
