@@ -25,15 +25,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::{Request, Response};
 use serde_json::{Value, json};
-use tokio::sync::Notify;
 
 const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
 
@@ -48,82 +42,6 @@ struct Start {
     rss_kib: u64,
 }
 
-#[derive(Default)]
-struct Seen {
-    next_at: Option<Instant>,
-    sent_at: Option<Instant>,
-    done_at: Option<Instant>,
-    error: Option<String>,
-}
-
-/// A Runtime API for one start: hands `event` to the first `next`, records when things
-/// happened, and holds every later `next` until the process is stopped.
-async fn runtime_api(event: Value) -> (String, Arc<Mutex<Seen>>, Arc<Notify>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let done = Arc::new(Notify::new());
-    let (s, d) = (Arc::clone(&seen), Arc::clone(&done));
-    tokio::spawn(jit_stack::serve(
-        listener,
-        move |request: Request<Incoming>| {
-            let (seen, done, event) = (Arc::clone(&s), Arc::clone(&d), event.clone());
-            async move {
-                let path = request.uri().path().to_owned();
-                let now = Instant::now();
-                if path.ends_with("/invocation/next") {
-                    let first = {
-                        let mut seen = seen.lock().unwrap();
-                        let first = seen.next_at.is_none();
-                        if first {
-                            seen.next_at = Some(now);
-                        }
-                        first
-                    };
-                    if !first {
-                        std::future::pending::<()>().await;
-                    }
-                    let deadline = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_millis()
-                        + 30_000;
-                    let mut r = Response::new(Full::new(Bytes::from(event.to_string())));
-                    let h = r.headers_mut();
-                    h.insert("lambda-runtime-aws-request-id", "bench-1".parse().unwrap());
-                    h.insert(
-                        "lambda-runtime-deadline-ms",
-                        deadline.to_string().parse().unwrap(),
-                    );
-                    h.insert(
-                        "lambda-runtime-invoked-function-arn",
-                        "arn:aws:lambda:us-east-1:111111111111:function:bench"
-                            .parse()
-                            .unwrap(),
-                    );
-                    h.insert(
-                        "lambda-runtime-trace-id",
-                        "Root=1-00000000-000000000000000000000000".parse().unwrap(),
-                    );
-                    h.insert("content-type", "application/json".parse().unwrap());
-                    seen.lock().unwrap().sent_at = Some(Instant::now());
-                    return r;
-                }
-                if path.ends_with("/response") {
-                    seen.lock().unwrap().done_at = Some(now);
-                } else {
-                    seen.lock().unwrap().error = Some(path.clone());
-                }
-                done.notify_one();
-                let mut r = Response::new(Full::new(Bytes::from_static(b"{}")));
-                *r.status_mut() = hyper::StatusCode::ACCEPTED;
-                r
-            }
-        },
-    ));
-    (address, seen, done)
-}
-
 fn peak_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -133,43 +51,42 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// One cold start of `program` with `env`, given `event`.
+/// One cold start of `program` with `env`, given `event`, through the local stack's own
+/// Runtime API (the one the functions run on there): a fresh runtime whose one instance is
+/// started by the invocation, timed from the spawn to its first `next` (init) and from the
+/// event's hand-over to its response (first invocation), its peak memory read before it stops.
 async fn start_once(
     program: &[String],
     env: &[(String, String)],
     cwd: &Path,
     event: Value,
 ) -> Start {
-    let (address, seen, done) = runtime_api(event).await;
-    let started = Instant::now();
-    let mut child = tokio::process::Command::new(&program[0])
-        .args(&program[1..])
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("AWS_LAMBDA_RUNTIME_API", &address)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let pid = child.id().unwrap();
-    if tokio::time::timeout(Duration::from_secs(60), done.notified())
-        .await
-        .is_err()
-    {
-        panic!("{} gave no answer in 60 s", program.join(" "));
-    }
-    let rss_kib = peak_rss_kib(pid);
-    let _ = child.kill().await;
-    let seen = seen.lock().unwrap();
-    if let Some(e) = &seen.error {
+    let def = jit_stack::FunctionDef {
+        logical_id: "BenchFunction".into(),
+        binary: "bench".into(),
+        timeout: Duration::from_secs(60),
+        memory_mb: 128,
+        environment: BTreeMap::new(),
+        routes: vec![],
+        stream: None,
+        schedule: None,
+    };
+    let launch = jit_stack::Launch {
+        program: PathBuf::from(&program[0]),
+        args: program[1..].to_vec(),
+        cwd: Some(cwd.to_owned()),
+    };
+    let logs = jit_stack::LogSink::Dir(std::env::temp_dir().join("jit-bench-logs"));
+    let runtime = jit_stack::FunctionRuntime::launching(def, launch, env.to_vec(), logs, 1);
+    if let Err(e) = runtime.invoke(event).await {
         panic!("{} failed: {e}", program.join(" "));
     }
+    let start = runtime.starts()[0];
+    let rss_kib = peak_rss_kib(start.pid.unwrap());
+    runtime.stop();
     Start {
-        init: seen.next_at.unwrap() - started,
-        first: seen.done_at.unwrap() - seen.sent_at.unwrap(),
+        init: start.ready.unwrap() - start.spawned,
+        first: start.first_answered.unwrap() - start.first_handed.unwrap(),
         rss_kib,
     }
 }

@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 pub use jit_local::http::serve;
 
 pub use oidc::{Authorizer, Person, Provider, Rejection};
-pub use runtime::{FunctionError, FunctionRuntime, LogSink};
+pub use runtime::{FunctionError, FunctionRuntime, InstanceStart, Launch, LogSink};
 pub use template::{Bindings, FunctionDef, Route, Template};
 pub use timings::Timings;
 

@@ -65,6 +65,9 @@ async fn next_invocation(
     finishing: &AtomicBool,
 ) -> Response<Full<Bytes>> {
     if took_any.fetch_add(1, Ordering::SeqCst) == 0 {
+        if let Some(start) = lock(&s.starts).get_mut(&instance) {
+            start.ready = Some(Instant::now());
+        }
         s.starting.fetch_sub(1, Ordering::SeqCst);
         // It started: an earlier instance's init error no longer describes the function.
         *lock(&s.init_error) = None;
@@ -93,6 +96,9 @@ async fn next_invocation(
         s.def.logical_id
     );
     lock(&s.in_flight).insert(invocation.id.clone(), (instance, invocation.reply));
+    if let Some(start) = lock(&s.starts).get_mut(&instance) {
+        start.first_handed.get_or_insert_with(Instant::now);
+    }
     let mut response = Response::new(Full::new(Bytes::from(invocation.payload.to_string())));
     let headers = response.headers_mut();
     for (name, value) in [
@@ -144,7 +150,8 @@ async fn invocation_result(
     what: &str,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let Some((_, waiting)) = lock(&s.in_flight).remove(id) else {
+    let answered = Instant::now();
+    let Some((instance, waiting)) = lock(&s.in_flight).remove(id) else {
         return reply(
             StatusCode::BAD_REQUEST,
             json!({"errorMessage": "no such invocation", "errorType": "InvalidRequestID"}),
@@ -179,6 +186,9 @@ async fn invocation_result(
         }
         _ => return no_such_path(),
     };
+    if let Some(start) = lock(&s.starts).get_mut(&instance) {
+        start.first_answered.get_or_insert(answered);
+    }
     if !finishing.swap(true, Ordering::SeqCst) {
         s.finishing.fetch_add(1, Ordering::SeqCst);
     }

@@ -65,10 +65,48 @@ pub enum LogSink {
     Dir(PathBuf),
 }
 
+/// What an instance runs: a program with its arguments, in a directory.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Where it runs; the stack's own directory when `None`.
+    pub cwd: Option<PathBuf>,
+}
+
+impl Launch {
+    /// A function's binary, as Lambda runs a `provided.al2023` bootstrap.
+    pub fn binary(program: PathBuf) -> Self {
+        Self {
+            program,
+            args: Vec::new(),
+            cwd: None,
+        }
+    }
+}
+
+/// One instance's start as the Runtime API saw it: when its process was spawned, when it first
+/// asked for work (its init ended), and when its first invocation was handed over and answered.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceStart {
+    /// The process, while it runs.
+    pub pid: Option<u32>,
+    /// When the process was spawned.
+    pub spawned: Instant,
+    /// Its first `GET invocation/next`.
+    pub ready: Option<Instant>,
+    /// When its first invocation was handed over.
+    pub first_handed: Option<Instant>,
+    /// When its first invocation's response or error came back.
+    pub first_answered: Option<Instant>,
+}
+
 /// Everything the instances of one function share.
 struct Shared {
     def: FunctionDef,
-    binary: PathBuf,
+    launch: Launch,
     env: Vec<(String, String)>,
     logs: LogSink,
     max_instances: usize,
@@ -86,6 +124,8 @@ struct Shared {
     /// Instance → the sender that stops it.
     stoppers: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     init_error: Mutex<Option<String>>,
+    /// Instance → how its start went.
+    starts: Mutex<HashMap<u64, InstanceStart>>,
     started: AtomicUsize,
     invocations: AtomicUsize,
     /// The stack's runtime: instances live there, whoever invokes.
@@ -127,11 +167,23 @@ impl FunctionRuntime {
         logs: LogSink,
         max_instances: usize,
     ) -> Self {
+        Self::launching(def, Launch::binary(binary), env, logs, max_instances)
+    }
+
+    /// A function whose instances run `launch` with `env`, such as an interpreter and its
+    /// Lambda runtime client (the benchmark's comparisons).
+    pub fn launching(
+        def: FunctionDef,
+        launch: Launch,
+        env: Vec<(String, String)>,
+        logs: LogSink,
+        max_instances: usize,
+    ) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         Self {
             shared: Arc::new(Shared {
                 def,
-                binary,
+                launch,
                 env,
                 logs,
                 max_instances: max_instances.max(1),
@@ -146,6 +198,7 @@ impl FunctionRuntime {
                 in_flight: Mutex::new(HashMap::new()),
                 stoppers: Mutex::new(HashMap::new()),
                 init_error: Mutex::new(None),
+                starts: Mutex::new(HashMap::new()),
                 started: AtomicUsize::new(0),
                 invocations: AtomicUsize::new(0),
                 handle: tokio::runtime::Handle::current(),
@@ -161,6 +214,14 @@ impl FunctionRuntime {
     /// How many invocations were asked for so far.
     pub fn invocations(&self) -> usize {
         self.shared.invocations.load(Ordering::SeqCst)
+    }
+
+    /// How each instance's start went, in the order they started.
+    pub fn starts(&self) -> Vec<InstanceStart> {
+        let starts = lock(&self.shared.starts);
+        let mut all: Vec<(&u64, &InstanceStart)> = starts.iter().collect();
+        all.sort_by_key(|(instance, _)| **instance);
+        all.into_iter().map(|(_, start)| *start).collect()
     }
 
     /// How many instances were started so far.
@@ -284,7 +345,11 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
         }
     };
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
-    let mut command = tokio::process::Command::new(&s.binary);
+    let mut command = tokio::process::Command::new(&s.launch.program);
+    command.args(&s.launch.args);
+    if let Some(cwd) = &s.launch.cwd {
+        command.current_dir(cwd);
+    }
     command
         .env_clear()
         .envs(s.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -293,15 +358,26 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    let spawned = Instant::now();
     let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             s.starting.fetch_sub(1, Ordering::SeqCst);
-            let why = format!("cannot start `{}`: {e}", s.binary.display());
+            let why = format!("cannot start `{}`: {e}", s.launch.program.display());
             *lock(&s.init_error) = Some(why.clone());
             return (why, false);
         }
     };
+    lock(&s.starts).insert(
+        instance,
+        InstanceStart {
+            pid: child.id(),
+            spawned,
+            ready: None,
+            first_handed: None,
+            first_answered: None,
+        },
+    );
     let forwarders = forward_output(&mut child, format!("{}#{instance}", s.def.binary), &s.logs);
     let (stop, stopped) = oneshot::channel();
     lock(&s.stoppers).insert(instance, stop);
@@ -547,6 +623,55 @@ while True:
         // The same warm instance served all of it.
         f.invoke(json!({})).await.unwrap();
         assert_eq!(f.instances_started(), 1);
+    }
+
+    /// What the benchmark relies on: an interpreter started with arguments in a directory
+    /// of its own, and each instance's start timed by the Runtime API.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_launch_with_arguments_runs_in_its_directory_and_its_start_is_timed() {
+        let dir = jit_local::target_dir()
+            .join("jit-stack-test")
+            .join(format!("launch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("handler.py"), FUNCTION).unwrap();
+        let def = FunctionDef {
+            logical_id: "TestFunction".into(),
+            binary: "launched".into(),
+            timeout: Duration::from_secs(10),
+            memory_mb: 128,
+            environment: BTreeMap::new(),
+            routes: vec![],
+            stream: None,
+            schedule: None,
+        };
+        // A relative script: found only if the process runs in `dir`.
+        let launch = Launch {
+            program: "python3".into(),
+            args: vec!["handler.py".into()],
+            cwd: Some(dir.clone()),
+        };
+        let vars = vec![("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())];
+        let f = FunctionRuntime::launching(def, launch, vars, LogSink::Dir(dir.join("logs")), 1);
+        let before = Instant::now();
+        let out = f.invoke(json!({"n": 2})).await.unwrap();
+        let after = Instant::now();
+        assert_eq!(out["echo"], json!({"n": 2}));
+        f.invoke(json!({"n": 3})).await.unwrap();
+        let starts = f.starts();
+        assert_eq!(starts.len(), 1, "one warm instance served both");
+        let s = starts[0];
+        assert_eq!(u64::from(s.pid.unwrap()), out["pid"].as_u64().unwrap());
+        let (ready, handed, answered) = (
+            s.ready.unwrap(),
+            s.first_handed.unwrap(),
+            s.first_answered.unwrap(),
+        );
+        assert!(before <= s.spawned && s.spawned <= ready && ready <= handed);
+        assert!(
+            handed <= answered && answered <= after,
+            "the first call's times, not the second's"
+        );
+        f.stop();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
