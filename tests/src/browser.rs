@@ -149,12 +149,11 @@ impl Browser {
             .map_err(failed("execute async"))
     }
 
-    /// Polls `look` every `every` until it finds something or `within` passes; then `missing`
-    /// with what the page says.
+    /// Polls `look` every 100 ms until it finds something or `within_secs` pass; then
+    /// `missing` with what the page says.
     async fn poll<T, F, Fut>(
         &self,
-        within: Duration,
-        every: Duration,
+        within_secs: u64,
         look: F,
         missing: impl FnOnce(String) -> String,
     ) -> Result<T, String>
@@ -162,7 +161,7 @@ impl Browser {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Option<T>, String>>,
     {
-        let deadline = Instant::now() + within;
+        let deadline = Instant::now() + Duration::from_secs(within_secs);
         loop {
             if let Some(found) = look().await? {
                 return Ok(found);
@@ -170,7 +169,7 @@ impl Browser {
             if Instant::now() > deadline {
                 return Err(missing(self.page_text().await.unwrap_or_default()));
             }
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -178,14 +177,7 @@ impl Browser {
     pub async fn find(&self, css: &str) -> Result<Element, String> {
         let look = || async { Ok(self.client.find(Locator::Css(css)).await.ok()) };
         let missing = |page| format!("no `{css}` on the page within 15 s; the page says: {page}");
-        let found = self
-            .poll(
-                Duration::from_secs(15),
-                Duration::from_millis(100),
-                look,
-                missing,
-            )
-            .await?;
+        let found = self.poll(15, look, missing).await?;
         Ok(Element(found))
     }
 
@@ -206,13 +198,7 @@ impl Browser {
         };
         let missing =
             |page| format!("no `{css}` saying `{text}` within 15 s; the page says: {page}");
-        self.poll(
-            Duration::from_secs(15),
-            Duration::from_millis(100),
-            look,
-            missing,
-        )
-        .await
+        self.poll(15, look, missing).await
     }
 
     /// Waits until the page's text contains `text`; the page's text.
@@ -222,23 +208,18 @@ impl Browser {
             Ok(page.contains(text).then_some(page))
         };
         let missing = |page| format!("the page never said `{text}` within 20 s; it says: {page}");
-        self.poll(
-            Duration::from_secs(20),
-            Duration::from_millis(150),
-            look,
-            missing,
-        )
-        .await
+        self.poll(20, look, missing).await
     }
 
     /// All the text the page shows.
     pub async fn page_text(&self) -> Result<String, String> {
-        let v = self
-            .script(
-                "return document.body ? document.body.innerText : '';",
-                json!([]),
-            )
-            .await?;
+        self.script_text("return document.body ? document.body.innerText : '';")
+            .await
+    }
+
+    /// The text `script` (a function body without arguments) returns; "" for anything else.
+    async fn script_text(&self, script: &str) -> Result<String, String> {
+        let v = self.script(script, json!([])).await?;
         Ok(v.as_str().unwrap_or_default().to_owned())
     }
 
@@ -280,13 +261,10 @@ impl Browser {
             .perform_actions(actions)
             .await
             .map_err(failed("actions"))?;
-        let v = self
-            .script(
-                "const a = document.activeElement; return a ? (a.id || a.textContent || a.tagName) : '';",
-                json!([]),
-            )
-            .await?;
-        Ok(v.as_str().unwrap_or_default().to_owned())
+        self.script_text(
+            "const a = document.activeElement; return a ? (a.id || a.textContent || a.tagName) : '';",
+        )
+        .await
     }
 
     /// Writes a PNG of the page to `<shots>/<name>.png`.

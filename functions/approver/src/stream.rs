@@ -89,21 +89,13 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         if grant.break_glass {
             let d = decide(Action::BreakGlass);
             if d.allowed {
-                let command = Command::BreakGlass {
-                    policies: d.policies,
-                    policy_hash: hash,
-                };
-                return (command, Outcome::BreakGlass);
+                return activation(Action::BreakGlass, d.policies, hash);
             }
             tracing::warn!(grant = %grant.id, "break-glass asked for but not permitted; deciding as a normal request");
         }
         let d = decide(Action::AutoApprove);
         if d.allowed {
-            let command = Command::AutoApprove {
-                policies: d.policies,
-                policy_hash: hash,
-            };
-            return (command, Outcome::AutoApproved);
+            return activation(Action::AutoApprove, d.policies, hash);
         }
         let required = match self.rules.target(&grant.target) {
             Some(target) => target.approvals_required,
@@ -147,5 +139,23 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
             }
         }
         Ok(outcome)
+    }
+}
+
+/// The activation the rules' `action` (break-glass or auto-approval) permitted by `policies`
+/// makes, and how the stream reports it.
+fn activation(action: Action, policies: Vec<String>, policy_hash: String) -> (Command, Outcome) {
+    if action == Action::BreakGlass {
+        let command = Command::BreakGlass {
+            policies,
+            policy_hash,
+        };
+        (command, Outcome::BreakGlass)
+    } else {
+        let command = Command::AutoApprove {
+            policies,
+            policy_hash,
+        };
+        (command, Outcome::AutoApproved)
     }
 }

@@ -92,23 +92,23 @@ async fn bad_input_is_refused_with_what_to_fix_and_writes_nothing() {
         assert_eq!(h.writes(), 0, "{payload:.80} wrote something");
     }
     let plain = h
-        .call_with(
+        .call_event(&event(
             ALICE,
             "POST /requests",
             "/requests",
             Some(&body("prod-logs-ro", "1h")),
             &[("content-type", "text/plain")],
-        )
+        ))
         .await;
     assert_eq!(plain.status, 415);
     let bad_key = h
-        .call_with(
+        .call_event(&event(
             ALICE,
             "POST /requests",
             "/requests",
             Some(&body("prod-logs-ro", "1h")),
             &[("idempotency-key", "a#b")],
-        )
+        ))
         .await;
     bad_key.assert_refused(400, "idempotency key");
     assert_eq!(h.writes(), 0);
@@ -255,36 +255,36 @@ async fn an_idempotent_retry_returns_the_first_result_and_a_second_open_request_
     let h = Harness::new("idem").await;
     let key = [("idempotency-key", "retry-7f3a")];
     let first = h
-        .call_with(
+        .call_event(&event(
             ALICE,
             "POST /requests",
             "/requests",
             Some(&body("prod-logs-ro", "1h")),
             &key,
-        )
+        ))
         .await;
     assert_eq!(first.status, 201);
     h.clock.advance(5);
     let retry = h
-        .call_with(
+        .call_event(&event(
             ALICE,
             "POST /requests",
             "/requests",
             Some(&body("prod-logs-ro", "1h")),
             &key,
-        )
+        ))
         .await;
     assert_eq!(retry.status, 201);
     assert_eq!(retry.body["id"], first.body["id"]);
     assert_eq!(retry.headers["idempotent-replayed"], "true");
     let changed = h
-        .call_with(
+        .call_event(&event(
             ALICE,
             "POST /requests",
             "/requests",
             Some(&body("prod-logs-ro", "2h")),
             &key,
-        )
+        ))
         .await;
     assert_eq!(changed.status, 422);
     assert_eq!(
@@ -293,13 +293,13 @@ async fn an_idempotent_retry_returns_the_first_result_and_a_second_open_request_
     );
     // The same key is bob's own.
     let bobs = h
-        .call_with(
+        .call_event(&event(
             BOB,
             "POST /requests",
             "/requests",
             Some(&body("prod-logs-ro", "1h")),
             &key,
-        )
+        ))
         .await;
     assert_eq!(bobs.status, 201);
     assert_ne!(bobs.body["id"], first.body["id"]);
@@ -827,7 +827,7 @@ async fn identity_comes_only_from_the_authorizer() {
     // Headers that look like identity change nothing; without the authorizer there is none.
     let headers = [("x-user", "alice"), ("x-amzn-oidc-identity", "alice")];
     let reply = h
-        .call_with(NOBODY, "GET /requests", "/requests", None, &headers)
+        .call_event(&event(NOBODY, "GET /requests", "/requests", None, &headers))
         .await;
     assert_eq!(reply.status, 401);
     assert_eq!(
@@ -836,13 +836,13 @@ async fn identity_comes_only_from_the_authorizer() {
     );
     let id = h.request(ALICE, "prod-logs-ro", "1h").await;
     let reply = h
-        .call_with(
+        .call_event(&event(
             BOB,
             "GET /requests/{id}",
             &format!("/requests/{id}"),
             None,
             &[("x-user", "alice")],
-        )
+        ))
         .await;
     assert_eq!(reply.status, 404);
     let unknown = h

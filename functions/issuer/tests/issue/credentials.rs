@@ -63,25 +63,23 @@ async fn an_active_grant_gets_scoped_credentials_in_one_read_one_assume_role_one
 #[tokio::test]
 async fn session_length_is_clamped_to_sts_limits() {
     let h = Harness::new("clamp").await;
-    // Two hours left: role chaining caps a session at one hour.
-    let long = h.active("alice", "prod-deploy", "2h").await;
-    assert_eq!(
-        h.call(Some(("alice", ENGINEER)), CREDENTIALS, &long.id, None)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(h.last_assume_role()["DurationSeconds"], "3600");
-    // Five minutes left: STS's minimum is fifteen, so the session outlives the grant and the
-    // grant records that, for revocation to reach it.
-    let short = h.active("bob", "prod-logs-ro", "5m").await;
-    assert_eq!(
-        h.call(Some(("bob", ENGINEER)), CREDENTIALS, &short.id, None)
-            .await
-            .status,
-        200
-    );
-    assert_eq!(h.last_assume_role()["DurationSeconds"], "900");
+    // (who, target, grant length) → the session length asked of STS. Two hours left: role
+    // chaining caps a session at one hour. Five minutes left: STS's minimum is fifteen, so the
+    // session outlives the grant and the grant records that, for revocation to reach it.
+    let mut short = None;
+    for (who, target, length, asked) in [
+        ("alice", "prod-deploy", "2h", "3600"),
+        ("bob", "prod-logs-ro", "5m", "900"),
+    ] {
+        let g = h.active(who, target, length).await;
+        let reply = h
+            .call(Some((who, ENGINEER)), CREDENTIALS, &g.id, None)
+            .await;
+        assert_eq!(reply.status, 200, "{length}: {}", reply.body);
+        assert_eq!(h.last_assume_role()["DurationSeconds"], asked, "{length}");
+        short = Some(g);
+    }
+    let short = short.unwrap();
     let stored = h.grant(&short.id).await;
     assert!(stored.sessions_valid_until.unwrap() > stored.ends_at.unwrap());
 }

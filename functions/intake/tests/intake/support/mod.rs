@@ -77,19 +77,7 @@ impl Harness {
 
     /// Sends `method path` (matched by API Gateway as `route`) with an optional body.
     pub async fn call(&self, who: Who, route: &str, path: &str, body: Option<&str>) -> Reply {
-        self.call_with(who, route, path, body, &[]).await
-    }
-
-    pub async fn call_with(
-        &self,
-        who: Who,
-        route: &str,
-        path: &str,
-        body: Option<&str>,
-        headers: &[(&str, &str)],
-    ) -> Reply {
-        self.call_event(&event(who, route, path, body, headers))
-            .await
+        self.call_event(&event(who, route, path, body, &[])).await
     }
 
     /// Sends an API Gateway event as it is.
