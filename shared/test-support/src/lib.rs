@@ -157,6 +157,24 @@ impl Reply {
         assert!(self.detail().contains(words), "{}", self.detail());
     }
 
+    /// Asserts the reply is 200 with the grant in `state`.
+    #[track_caller]
+    pub fn assert_state(&self, state: &str) {
+        let found = (self.status, self.body["state"].as_str());
+        assert_eq!(found, (200, Some(state)), "{}", self.body);
+    }
+
+    /// Asserts the reply is `status` with exactly `detail`.
+    #[track_caller]
+    pub fn assert_detail(&self, status: u16, detail: &str) {
+        assert_eq!(
+            (self.status, self.detail()),
+            (status, detail),
+            "{}",
+            self.body
+        );
+    }
+
     /// Asserts the reply is `status` with a problem `type` ending in `kind`.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, kind: &str) {

@@ -64,15 +64,11 @@ async fn two_distinct_approvers_are_needed_where_the_target_says_so() {
     let g = pending(&h, "dan", &["dba"], "prod-db-admin").await;
     let id = g.id.as_str();
     let first = post(&h, Some(("lee", LEADS)), id, &review("approve")).await;
-    assert_eq!(
-        (first.status, first.body["state"].as_str()),
-        (200, Some("PENDING"))
-    );
+    first.assert_state("PENDING");
     let again = post(&h, Some(("lee", LEADS)), id, &review("approve")).await;
-    assert_eq!(again.status, 409);
-    assert_eq!(
-        again.detail(),
-        format!("user:lee has already reviewed request `{id}`")
+    again.assert_detail(
+        409,
+        &format!("user:lee has already reviewed request `{id}`"),
     );
     // Also through another group, the requester never counts.
     let own = post(
@@ -90,10 +86,7 @@ async fn two_distinct_approvers_are_needed_where_the_target_says_so() {
         own.detail()
     );
     let second = post(&h, Some(("lia", LEADS)), id, &review("approve")).await;
-    assert_eq!(
-        (second.status, second.body["state"].as_str()),
-        (200, Some("ACTIVE"))
-    );
+    second.assert_state("ACTIVE");
     let g = h.grant(&g.id).await;
     assert_eq!(g.approval_count(), 2);
 }
@@ -110,15 +103,11 @@ async fn a_deny_ends_it_and_later_reviews_are_told_the_state() {
         200
     );
     let deny = post(&h, Some(("sue", SECURITY)), id, &review("deny")).await;
-    assert_eq!(
-        (deny.status, deny.body["state"].as_str()),
-        (200, Some("DENIED"))
-    );
+    deny.assert_state("DENIED");
     let late = post(&h, Some(("lia", LEADS)), id, &review("approve")).await;
-    assert_eq!(late.status, 409);
-    assert_eq!(
-        late.detail(),
-        format!("cannot approve request `{id}`: it is DENIED, which is final")
+    late.assert_detail(
+        409,
+        &format!("cannot approve request `{id}`: it is DENIED, which is final"),
     );
 }
 
@@ -135,10 +124,9 @@ async fn reviews_are_refused_to_the_wrong_people_in_the_wrong_states_and_for_bad
         404
     );
     let auditor = post(&h, Some(("sue", SECURITY)), id, &review("approve")).await;
-    assert_eq!(auditor.status, 403);
-    assert_eq!(
-        auditor.detail(),
-        "no policy permits you to Approve on target `prod-logs-ro`"
+    auditor.assert_detail(
+        403,
+        "no policy permits you to Approve on target `prod-logs-ro`",
     );
     assert_eq!(post(&h, None, id, &review("approve")).await.status, 401);
     let unknown = jit_core::domain::GrantId::generate(WEDNESDAY_10);

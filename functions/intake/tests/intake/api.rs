@@ -125,10 +125,9 @@ async fn requests_the_rules_do_not_permit_get_403_with_cedars_reason() {
             Some(&body("prod-db-admin", "1h")),
         )
         .await;
-    assert_eq!(reply.status, 403);
-    assert_eq!(
-        reply.detail(),
-        "no policy permits you to Request on target `prod-db-admin`"
+    reply.assert_detail(
+        403,
+        "no policy permits you to Request on target `prod-db-admin`",
     );
     let no_ticket =
         json!({"target": "prod-db-admin", "duration": "1h", "reason": "rotating credentials"})
@@ -136,10 +135,9 @@ async fn requests_the_rules_do_not_permit_get_403_with_cedars_reason() {
     let reply = h
         .call(DAN_DBA, "POST /requests", "/requests", Some(&no_ticket))
         .await;
-    assert_eq!(reply.status, 403);
-    assert_eq!(
-        reply.detail(),
-        "admin access needs a ticket (policy admin-needs-a-ticket)"
+    reply.assert_detail(
+        403,
+        "admin access needs a ticket (policy admin-needs-a-ticket)",
     );
     assert_eq!(reply.body["policies"], json!(["admin-needs-a-ticket"]));
     // Outside business hours, write access is refused too.
@@ -286,10 +284,9 @@ async fn an_idempotent_retry_returns_the_first_result_and_a_second_open_request_
             &key,
         ))
         .await;
-    assert_eq!(changed.status, 422);
-    assert_eq!(
-        changed.detail(),
-        "idempotency key `retry-7f3a` was already used for a different request"
+    changed.assert_detail(
+        422,
+        "idempotency key `retry-7f3a` was already used for a different request",
     );
     // The same key is bob's own.
     let bobs = h
@@ -336,8 +333,7 @@ async fn a_request_is_visible_to_its_requester_approvers_and_auditors_only() {
         "/requests/..%2Fetc".to_owned(),
     ] {
         let reply = h.call(ALICE, "GET /requests/{id}", &path, None).await;
-        assert_eq!(reply.status, 404);
-        assert_eq!(reply.detail(), "no request with that id is visible to you");
+        reply.assert_detail(404, "no request with that id is visible to you");
     }
 }
 
@@ -530,10 +526,9 @@ async fn only_the_requester_cancels_and_only_while_pending() {
     assert_eq!(done.status, 200);
     assert_eq!(done.body["state"], "CANCELLED");
     let again = h.call(ALICE, route, &path, None).await;
-    assert_eq!(again.status, 409);
-    assert_eq!(
-        again.detail(),
-        format!("cannot cancel request `{id}`: it is CANCELLED, which is final")
+    again.assert_detail(
+        409,
+        &format!("cannot cancel request `{id}`: it is CANCELLED, which is final"),
     );
 
     let grant = h
@@ -829,10 +824,9 @@ async fn identity_comes_only_from_the_authorizer() {
     let reply = h
         .call_event(&event(NOBODY, "GET /requests", "/requests", None, &headers))
         .await;
-    assert_eq!(reply.status, 401);
-    assert_eq!(
-        reply.detail(),
-        "the request carries no verified identity; call through the API with a valid token"
+    reply.assert_detail(
+        401,
+        "the request carries no verified identity; call through the API with a valid token",
     );
     let id = h.request(ALICE, "prod-logs-ro", "1h").await;
     let reply = h
