@@ -59,6 +59,19 @@ pub async fn signed_table(label: &str) -> SignedTable {
     }
 }
 
+/// The approver's auto-approval, as a transition a test applies by hand.
+pub fn auto_approve() -> jit_core::domain::Command {
+    jit_core::domain::Command::AutoApprove {
+        policies: vec!["test".into()],
+        policy_hash: "h".into(),
+    }
+}
+
+/// The approver function, the only author of activations.
+pub fn by_approver() -> jit_core::domain::Actor {
+    jit_core::domain::Actor::Service(jit_core::domain::Service::Approver)
+}
+
 /// The example rules of `infra/policies`.
 pub fn example_rules() -> Rules {
     Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap()

@@ -121,11 +121,8 @@ impl Harness {
         let g = self.pending(who, target, duration).await;
         self.apply(
             &g,
-            Command::AutoApprove {
-                policies: vec!["test".into()],
-                policy_hash: "h".into(),
-            },
-            Actor::Service(Service::Approver),
+            jit_test_support::auto_approve(),
+            jit_test_support::by_approver(),
         )
         .await
     }

@@ -121,20 +121,12 @@ struct GatedStore {
 
 impl GrantStore for GatedStore {
     jit_core::delegate_grant_store_reads!(inner);
+    jit_core::delegate_grant_store_calls! { inner, jit_core::store::proceed;
+        true create(creation: &Creation, idempotency: Option<&Idempotency>) -> Created;
+        true commit(change: &Change) -> ();
+        true put_checkpoint(checkpoint: &Checkpoint) -> ();
+    }
 
-    async fn create(
-        &self,
-        creation: &Creation,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<Created, StoreError> {
-        self.inner.create(creation, idempotency).await
-    }
-    async fn commit(&self, change: &Change) -> Result<(), StoreError> {
-        self.inner.commit(change).await
-    }
-    async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
-        self.inner.put_checkpoint(checkpoint).await
-    }
     async fn record_applied(
         &self,
         role: &RoleArn,
@@ -290,11 +282,8 @@ impl Harness {
         let g = self
             .apply(
                 g,
-                Command::AutoApprove {
-                    policies: vec!["t".into()],
-                    policy_hash: "h".into(),
-                },
-                Actor::Service(Service::Approver),
+                jit_test_support::auto_approve(),
+                jit_test_support::by_approver(),
             )
             .await;
         let expires_at = self.now().plus_secs(session_secs);

@@ -11,11 +11,8 @@ async fn the_sweep_expires_times_out_cuts_outliving_sessions_then_prunes() {
         let g = h.pending("bob", "prod-deploy", "5m").await;
         h.apply(
             &g,
-            Command::AutoApprove {
-                policies: vec!["t".into()],
-                policy_hash: "h".into(),
-            },
-            Actor::Service(Service::Approver),
+            jit_test_support::auto_approve(),
+            jit_test_support::by_approver(),
         )
         .await
     };
@@ -144,11 +141,8 @@ async fn an_oversized_ledger_falls_back_to_a_cut_off_audits_it_and_returns() {
         let g = h.pending("dave", "prod-logs-ro", "1h").await;
         h.apply(
             &g,
-            Command::AutoApprove {
-                policies: vec!["t".into()],
-                policy_hash: "h".into(),
-            },
-            Actor::Service(Service::Approver),
+            jit_test_support::auto_approve(),
+            jit_test_support::by_approver(),
         )
         .await
     };
