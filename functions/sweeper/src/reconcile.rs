@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, GrantId, GrantState, Service, TargetRole};
 use jit_core::revocation::{POLICY_NAME, RevocationPolicy, derive, live};
-use jit_core::store::{AppliedPolicy, GrantStore, PageRequest, RoleLedger, StoreError};
+use jit_core::store::{AppliedPolicy, GrantStore, RoleLedger, StoreError, every_page};
 use jit_core::transition::{Retry, TransitionFailure, transition};
 
 use crate::Sweeper;
@@ -314,40 +314,24 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     ) -> Result<Vec<GrantId>, ReconcileError> {
         // Every open grant is due within its longest possible life; a year covers them all.
         let horizon = now.plus_secs(366 * 86_400);
-        let mut found = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .store
-                .list_due(
-                    horizon,
-                    &PageRequest {
-                        limit: PageRequest::MAX_LIMIT,
-                        cursor: cursor.take(),
-                    },
-                )
-                .await
-                .map_err(|source| ReconcileError::Store {
-                    what: "finding the sessions a fallback cuts on",
-                    role: role.clone(),
-                    source,
-                })?;
-            found.extend(
-                page.items
-                    .into_iter()
-                    .filter(|g| {
-                        g.state == GrantState::Active
-                            && &g.role_arn == role
-                            && g.sessions_valid_until.is_some_and(|until| until > now)
-                            && !revoked.contains(&g.id)
-                    })
-                    .map(|g| g.id),
-            );
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(found),
-            }
-        }
+        let store = &self.store;
+        let open = every_page(|page| async move { store.list_due(horizon, &page).await })
+            .await
+            .map_err(|source| ReconcileError::Store {
+                what: "finding the sessions a fallback cuts on",
+                role: role.clone(),
+                source,
+            })?;
+        Ok(open
+            .into_iter()
+            .filter(|g| {
+                g.state == GrantState::Active
+                    && &g.role_arn == role
+                    && g.sessions_valid_until.is_some_and(|until| until > now)
+                    && !revoked.contains(&g.id)
+            })
+            .map(|g| g.id)
+            .collect())
     }
 
     /// Appends a state-preserving note to one grant's audit trail, retrying over concurrent

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Actor, Command, Grant, GrantState, Service};
-use jit_core::store::{GrantStore, PageRequest, StoreError};
+use jit_core::store::{GrantStore, PageRequest, StoreError, every_page};
 use jit_core::trust::Checkpoint;
 
 use crate::Sweeper;
@@ -231,26 +231,8 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         start: Timestamp,
         end: Timestamp,
     ) -> Result<Vec<jit_core::domain::audit::AuditRecord>, StoreError> {
-        let mut records = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .store
-                .audit_between(
-                    start,
-                    end,
-                    &PageRequest {
-                        limit: PageRequest::MAX_LIMIT,
-                        cursor: cursor.take(),
-                    },
-                )
-                .await?;
-            records.extend(page.items);
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(records),
-            }
-        }
+        let store = &self.store;
+        every_page(|page| async move { store.audit_between(start, end, &page).await }).await
     }
 
     async fn settle(&self, grant: Grant, now: Timestamp) -> Result<Option<GrantState>, String> {

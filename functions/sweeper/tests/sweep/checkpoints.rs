@@ -5,26 +5,12 @@ use super::*;
 /// The export an auditor would get for `[from, to)`, read from the table.
 async fn export_of(h: &Harness, from: Timestamp, to: Timestamp) -> AuditExport {
     let store = h.store();
-    let mut records = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .audit_between(
-                from,
-                to,
-                &PageRequest {
-                    limit: 100,
-                    cursor: cursor.take(),
-                },
-            )
-            .await
-            .unwrap();
-        records.extend(page.items);
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
-    }
+    let records =
+        jit_core::store::every_page(
+            |page| async move { store.audit_between(from, to, &page).await },
+        )
+        .await
+        .unwrap();
     let mut ids: Vec<GrantId> = records.iter().map(|r| r.grant_id.clone()).collect();
     ids.sort();
     ids.dedup();

@@ -41,7 +41,7 @@ pub use idempotency::{Created, Idempotency, IdempotencyKey};
 pub use ledger::{AppliedPolicy, LedgerHead, RoleLedger};
 #[cfg(any(test, feature = "test-util"))]
 pub use memory::MemoryStore;
-pub use page::{Page, PageRequest};
+pub use page::{Page, PageRequest, every_page};
 pub use signed::SignedStore;
 
 /// The store port: everything the functions persist or read.

@@ -1,5 +1,7 @@
 //! Pages of results and where the next one starts.
 
+use std::future::Future;
+
 use super::Cursor;
 
 /// How many results a page holds, and where it starts.
@@ -44,4 +46,23 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Where to continue, if there may be more.
     pub next: Option<Cursor>,
+}
+
+/// Every item of every page `fetch` returns, from the first page on, at the largest page size:
+/// for a caller that needs all of a query (a period's records, the open grants on one role).
+pub async fn every_page<T, E, F, Fut>(mut fetch: F) -> Result<Vec<T>, E>
+where
+    F: FnMut(PageRequest) -> Fut,
+    Fut: Future<Output = Result<Page<T>, E>>,
+{
+    let mut items = Vec::new();
+    let mut request = PageRequest::first(PageRequest::MAX_LIMIT);
+    loop {
+        let page = fetch(request).await?;
+        items.extend(page.items);
+        match page.next {
+            Some(next) => request = PageRequest::after(PageRequest::MAX_LIMIT, next),
+            None => return Ok(items),
+        }
+    }
 }
