@@ -41,6 +41,12 @@ fn set(value: &mut Value, path: &[&str], new: Value) {
     *at = new;
 }
 
+/// An HTTP API event for `route` on `path` with no caller, no body and no headers: what an
+/// unauthenticated request would look like.
+pub fn anonymous_event(route: &str, path: &str) -> Value {
+    http_api_event(None, route, path, None, &[])
+}
+
 /// An HTTP API event for `route` (`POST /requests/{id}/cancel`) matched on `path` (which may
 /// carry a query string), with `claims` from the authorizer or none at all.
 pub fn http_api_event(

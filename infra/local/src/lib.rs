@@ -21,7 +21,8 @@ pub use emulator::{
     BROKER_ACCOUNT, Emulator, EmulatorError, ensure_installed, target_dir, workspace_root,
 };
 pub use events::{
-    Claims, bearer, dynamodb_json, http_api_event, stream_batch, stream_insert, stream_record,
+    Claims, anonymous_event, bearer, dynamodb_json, http_api_event, stream_batch, stream_insert,
+    stream_record,
 };
 pub use federation::{FederationLog, FederationStandIn};
 pub use prerequisites::ensure_venv;

@@ -233,13 +233,7 @@ async fn a_request_cancelled_before_its_record_arrives_is_left_alone() {
 #[test]
 fn each_event_source_deserializes_to_its_variant_and_anything_else_is_refused() {
     use jit_approver::ApproverEvent;
-    let http = jit_local::http_api_event(
-        None,
-        "POST /requests/{id}/reviews",
-        "/requests/x/reviews",
-        None,
-        &[],
-    );
+    let http = jit_local::anonymous_event("POST /requests/{id}/reviews", "/requests/x/reviews");
     assert!(matches!(
         serde_json::from_value(http).unwrap(),
         ApproverEvent::Http(_)

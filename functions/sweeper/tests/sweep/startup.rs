@@ -9,13 +9,7 @@ fn each_event_source_deserializes_to_its_variant_and_anything_else_is_refused() 
         serde_json::from_value(scheduled_event()).unwrap(),
         SweeperEvent::Schedule(_)
     ));
-    let http = jit_local::http_api_event(
-        None,
-        "POST /grants/{id}/revoke",
-        "/grants/x/revoke",
-        None,
-        &[],
-    );
+    let http = jit_local::anonymous_event("POST /grants/{id}/revoke", "/grants/x/revoke");
     assert!(matches!(
         serde_json::from_value(http).unwrap(),
         SweeperEvent::Http(_)
