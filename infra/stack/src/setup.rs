@@ -207,19 +207,23 @@ mod tests {
 
     #[test]
     fn trust_policies_resolve_their_references() {
-        let yaml = Node::parse(
-            "Principal:\n  AWS: !Ref IssuerRoleArn\nResource: !Sub \"arn:${AWS::Partition}:iam::${AWS::AccountId}:role/jit/*\"\nN: 3\n",
-        )
-        .unwrap();
+        // A revoker role's trust policy as target-account.yaml writes it.
+        let policy = "Version: '2012-10-17'\nStatement:\n  - Effect: Allow\n    Principal: {AWS: !Ref IssuerRoleArn}\n    Action: sts:AssumeRole\n    Resource: !Sub 'arn:${AWS::Partition}:iam::${AWS::AccountId}:role/jit/*'\n";
         let refs = BTreeMap::from([
             ("IssuerRoleArn", "arn:aws:iam::1:role/jit-issuer".to_owned()),
             ("AWS::Partition", "aws".to_owned()),
             ("AWS::AccountId", "222222222222".to_owned()),
         ]);
+        let statement = json!({
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::1:role/jit-issuer"},
+            "Action": "sts:AssumeRole",
+            "Resource": "arn:aws:iam::222222222222:role/jit/*",
+        });
+        let resolved = cfn_json(&Node::parse(policy).unwrap(), &refs);
         assert_eq!(
-            cfn_json(&yaml, &refs),
-            json!({"Principal": {"AWS": "arn:aws:iam::1:role/jit-issuer"},
-                "Resource": "arn:aws:iam::222222222222:role/jit/*", "N": 3})
+            resolved,
+            json!({"Version": "2012-10-17", "Statement": [statement]})
         );
     }
 }
