@@ -507,15 +507,13 @@ async fn the_gateway_refuses_bad_tokens_itself_and_never_invokes_the_function() 
 async fn a_function_that_cannot_start_is_answered_as_api_gateway_would_with_nothing_leaked() {
     // The issuer gets a broken policy set: its process exits at start-up with the file and
     // line to fix, which must reach the logs and never the caller.
-    let broken = jit_local::target_dir().join("jit-e2e/broken-policies");
-    std::fs::create_dir_all(&broken).unwrap();
-    let src = jit_local::workspace_root().join("infra/policies");
-    for f in ["schema.cedarschema", "targets.json", "auto-approve.cedar"] {
-        std::fs::copy(src.join(f), broken.join(f)).unwrap();
-    }
-    std::fs::write(
-        broken.join("access.cedar"),
-        "permit (principal, action, resource) when { nonsense };",
+    let broken = jit_local::policy_dir(
+        "jit-e2e/broken-policies",
+        &["schema.cedarschema", "targets.json", "auto-approve.cedar"],
+        (
+            "access.cedar",
+            "permit (principal, action, resource) when { nonsense };",
+        ),
     )
     .unwrap();
     let mut opts = options("crash");

@@ -103,3 +103,21 @@ impl TestTable {
         })
     }
 }
+
+/// A policy directory of a test's own, `dir` under the target directory: the example files
+/// named in `copied`, and `written` (a file name and its text) beside them, such as a policy
+/// that does not validate.
+pub fn policy_dir(
+    dir: &str,
+    copied: &[&str],
+    written: (&str, &str),
+) -> std::io::Result<std::path::PathBuf> {
+    let examples = workspace_root().join("infra/policies");
+    let dir = target_dir().join(dir);
+    std::fs::create_dir_all(&dir)?;
+    for file in copied {
+        std::fs::copy(examples.join(file), dir.join(file))?;
+    }
+    std::fs::write(dir.join(written.0), written.1)?;
+    Ok(dir)
+}

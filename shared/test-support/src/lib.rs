@@ -188,6 +188,16 @@ impl Reply {
         );
     }
 
+    /// Asserts the problem's `detail` starts with `start` and ends with `end`.
+    #[track_caller]
+    pub fn assert_detail_spans(&self, start: &str, end: &str) {
+        let detail = self.detail();
+        assert!(
+            detail.starts_with(start) && detail.ends_with(end),
+            "{detail}"
+        );
+    }
+
     /// Asserts the reply is `status` with a problem `type` ending in `kind`.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, kind: &str) {

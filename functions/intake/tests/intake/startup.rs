@@ -22,15 +22,13 @@ fn examples() -> String {
 
 #[test]
 fn a_bad_policy_stops_the_function_at_start_up_naming_file_and_line() {
-    let examples = jit_local::workspace_root().join("infra/policies");
-    let dir = jit_local::target_dir().join(format!("bad-policies-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    for file in ["schema.cedarschema", "targets.json", "access.cedar"] {
-        std::fs::copy(examples.join(file), dir.join(file)).unwrap();
-    }
-    std::fs::write(
-        dir.join("broken.cedar"),
-        "// an approval rule\n\npermit (principal, action == Jit::Action::\"Approve\", resource)\nwhen { resource.teir == \"admin\" };\n",
+    let dir = jit_local::policy_dir(
+        &format!("bad-policies-{}", std::process::id()),
+        &["schema.cedarschema", "targets.json", "access.cedar"],
+        (
+            "broken.cedar",
+            "// an approval rule\n\npermit (principal, action == Jit::Action::\"Approve\", resource)\nwhen { resource.teir == \"admin\" };\n",
+        ),
     )
     .unwrap();
     let stderr = failed_start(&[

@@ -55,6 +55,24 @@ pub enum AuditAction {
 }
 
 impl AuditAction {
+    /// Every action, in the order of the enum.
+    pub const ALL: [Self; 14] = [
+        Self::Requested,
+        Self::AwaitingReview,
+        Self::AutoApproved,
+        Self::BreakGlassActivated,
+        Self::Approved,
+        Self::Denied,
+        Self::Cancelled,
+        Self::TimedOut,
+        Self::Expired,
+        Self::Revoked,
+        Self::SessionIssued,
+        Self::PostReviewed,
+        Self::RevocationFallback,
+        Self::RevocationRepaired,
+    ];
+
     /// The name used in the trail and in the hash.
     pub fn as_str(self) -> &'static str {
         match self {

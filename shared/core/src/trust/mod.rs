@@ -138,23 +138,7 @@ mod tests {
     #[test]
     fn every_action_has_one_author_and_activation_is_the_approvers() {
         use AuditAction::*;
-        let all = [
-            Requested,
-            AwaitingReview,
-            AutoApproved,
-            BreakGlassActivated,
-            Approved,
-            Denied,
-            Cancelled,
-            TimedOut,
-            Expired,
-            Revoked,
-            SessionIssued,
-            PostReviewed,
-            RevocationFallback,
-            RevocationRepaired,
-        ];
-        for action in all {
+        for action in AuditAction::ALL {
             let author = author_of(action);
             match action {
                 AutoApproved | BreakGlassActivated | Approved => {
