@@ -49,7 +49,7 @@ pub trait RolePolicies: Send + Sync {
 
 /// The role name IAM's policy calls take: the ARN's last path segment.
 pub fn role_name(arn: &RoleArn) -> &str {
-    arn.as_str().rsplit('/').next().unwrap_or(arn.as_str())
+    arn.name()
 }
 
 /// An IAM client with the credentials of `role` (assumed for 15 minutes as `session`), and the

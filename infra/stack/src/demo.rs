@@ -382,13 +382,12 @@ pub async fn revocation_policy(stack: &Stack, target: &str) -> Result<Value, Str
         .ok()
         .and_then(|id| rules.target(&id).cloned())
         .ok_or_else(|| format!("no target `{target}`"))?;
-    let role = declared
-        .role_arn
-        .as_str()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
-    let revoker = declared.revoker_role_arn.as_ref().map(|r| r.as_str());
+    let role = declared.binding.role_arn.name();
+    let revoker = declared
+        .binding
+        .revoker_role_arn
+        .as_ref()
+        .map(|r| r.as_str());
     let iam = match revoker {
         None => aws_sdk_iam::Client::new(&stack.aws),
         Some(revoker) => {

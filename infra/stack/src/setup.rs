@@ -90,7 +90,7 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
             ("AWS::AccountId", account.to_owned()),
             ("BoundaryName", boundary_name.clone()),
         ]);
-        let iam = match &target.revoker_role_arn {
+        let iam = match &target.binding.revoker_role_arn {
             None => broker_iam.clone(),
             // The account's IAM as its revoker role sees it (the emulator puts calls made
             // with an assumed role's credentials in that role's account).
@@ -103,25 +103,20 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
         // The account's revoker role and permissions boundary, once per account, as the
         // target-account stack makes them.
         if !accounts_made.contains(&account.to_owned()) {
-            if let Some(revoker) = &target.revoker_role_arn {
+            if let Some(revoker) = &target.binding.revoker_role_arn {
                 create_revoker(&iam, &doc, revoker.as_str(), &refs).await?;
                 made += 1;
             }
             create_boundary(&iam, &doc, &boundary_name, &refs).await?;
             accounts_made.push(account.to_owned());
         }
-        let name = target
-            .role_arn
-            .as_str()
-            .rsplit('/')
-            .next()
-            .unwrap_or_default();
+        let name = target.binding.role_arn.name();
         let trust = &doc.properties("TargetRole")["AssumeRolePolicyDocument"];
         iam.create_role()
             .role_name(name)
             .path("/jit/")
             .permissions_boundary(format!("arn:aws:iam::{account}:policy/{boundary_name}"))
-            .max_session_duration(i32::try_from(target.max_session_secs).unwrap_or(3600))
+            .max_session_duration(i32::try_from(target.binding.max_session_secs).unwrap_or(3600))
             .assume_role_policy_document(cfn_json(trust, &refs).to_string())
             .send()
             .await

@@ -184,7 +184,7 @@ impl Harness {
         // Each target account's IAM, as its revoker role sees it.
         let mut accounts = BTreeMap::new();
         for target in rules.targets() {
-            let Some(revoker) = &target.revoker_role_arn else {
+            let Some(revoker) = &target.binding.revoker_role_arn else {
                 continue;
             };
             if accounts.contains_key(&target.account) {
@@ -198,7 +198,7 @@ impl Harness {
         for target in rules.targets() {
             accounts[&target.account]
                 .create_role()
-                .role_name(jit_sweeper::role_name(&target.role_arn))
+                .role_name(jit_sweeper::role_name(&target.binding.role_arn))
                 .path("/jit/")
                 .assume_role_policy_document(r#"{"Version":"2012-10-17","Statement":[]}"#)
                 .send()
@@ -330,7 +330,7 @@ impl Harness {
             .rules
             .target(&TargetId::parse(target).unwrap())
             .unwrap();
-        policy_in(self.iam_of(&t.role_arn), &t.role_arn).await
+        policy_in(self.iam_of(&t.binding.role_arn), &t.binding.role_arn).await
     }
 
     async fn revoke(&self, who: Who<'_>, id: &GrantId, body: &str) -> (u16, Value) {

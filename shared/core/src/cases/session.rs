@@ -98,13 +98,13 @@ impl<S: GrantStore> Cases<'_, S> {
                 grant.target
             )));
         };
-        if target.role_arn != grant.role_arn {
+        if target.binding.role_arn != grant.role_arn {
             return Err(changed(format!(
                 "target `{}` now names role `{}`, not `{}` as when this grant was requested",
-                grant.target, target.role_arn, grant.role_arn
+                grant.target, target.binding.role_arn, grant.role_arn
             )));
         }
-        if target.session_policy != grant.session_policy {
+        if target.binding.session_policy != grant.session_policy {
             return Err(changed(format!(
                 "target `{}`'s session policy changed since this grant was requested",
                 grant.target

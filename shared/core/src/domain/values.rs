@@ -185,6 +185,12 @@ string_value!(
 );
 
 impl RoleArn {
+    /// The role's name: what follows the last `/` of its path.
+    pub fn name(&self) -> &str {
+        let arn = self.as_str();
+        arn.rsplit('/').next().unwrap_or(arn)
+    }
+
     /// The account the role is in: the fifth field of `arn:partition:iam::account:role/...`,
     /// when the ARN has that shape.
     pub fn account(&self) -> Option<&str> {

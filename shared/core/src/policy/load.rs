@@ -267,7 +267,7 @@ fn target_entity(names: &Names, target: &Target) -> Result<Entity, String> {
         ("account".to_owned(), s(&target.account)),
         ("environment".to_owned(), s(&target.environment)),
         ("tier".to_owned(), s(&target.tier)),
-        ("role_arn".to_owned(), s(target.role_arn.as_str())),
+        ("role_arn".to_owned(), s(target.binding.role_arn.as_str())),
         (
             "max_duration_secs".to_owned(),
             RestrictedExpression::new_long(i64::from(target.max_duration.as_secs())),
@@ -278,7 +278,7 @@ fn target_entity(names: &Names, target: &Target) -> Result<Entity, String> {
         ),
         (
             "has_session_policy".to_owned(),
-            RestrictedExpression::new_bool(target.session_policy.is_some()),
+            RestrictedExpression::new_bool(target.binding.session_policy.is_some()),
         ),
     ]);
     Entity::new(

@@ -193,7 +193,10 @@ impl Rules {
     /// without the opt-in, or elsewhere without a revoker role), naming where it is declared.
     pub fn isolation_problem(&self, target: &Target) -> Option<String> {
         self.isolation
-            .problem(&target.role_arn, target.revoker_role_arn.as_ref())
+            .problem(
+                &target.binding.role_arn,
+                target.binding.revoker_role_arn.as_ref(),
+            )
             .map(|why| format!("target `{}` ({}): {why}", target.id, target.location))
     }
 

@@ -23,21 +23,15 @@ pub struct Target {
     pub environment: String,
     /// `read-only`, `write`, `admin`, ...
     pub tier: String,
-    /// The role credentials are issued for.
-    pub role_arn: RoleArn,
+    /// The role credentials are issued for, its revoker, session scope and longest session:
+    /// what a request records.
+    pub binding: RoleBinding,
     /// The longest grant it allows.
     pub max_duration: GrantDuration,
     /// Distinct approvals a request needs when no rule approves it at once.
     pub approvals_required: u32,
     /// How long reviewers have before a request times out, in seconds.
     pub decision_window_secs: u32,
-    /// The scope-down policy attached to every session, minified.
-    pub session_policy: Option<String>,
-    /// The role's maximum session duration (its `MaxSessionDuration`), in seconds.
-    pub max_session_secs: u32,
-    /// The role the sweeper assumes to change this role's policies, when it lives in another
-    /// account than the broker.
-    pub revoker_role_arn: Option<RoleArn>,
     /// Where it is declared: `targets.json` and the line of its id.
     pub location: String,
 }
@@ -46,12 +40,7 @@ impl Target {
     /// What a request for this target records, so the grant keeps it whatever the targets
     /// file says later.
     pub fn binding(&self) -> RoleBinding {
-        RoleBinding {
-            role_arn: self.role_arn.clone(),
-            revoker_role_arn: self.revoker_role_arn.clone(),
-            session_policy: self.session_policy.clone(),
-            max_session_secs: self.max_session_secs,
-        }
+        self.binding.clone()
     }
 }
 
@@ -204,17 +193,19 @@ fn check(raw: RawTarget) -> Result<Target, String> {
         .transpose()?;
     Ok(Target {
         id,
-        max_session_secs,
-        revoker_role_arn,
+        binding: RoleBinding {
+            role_arn,
+            revoker_role_arn,
+            session_policy,
+            max_session_secs,
+        },
         description: raw.description,
         account: raw.account,
         environment: raw.environment,
         tier: raw.tier,
-        role_arn,
         max_duration,
         approvals_required: raw.approvals_required,
         decision_window_secs: decision_window.as_secs(),
-        session_policy,
         location: String::new(),
     })
 }

@@ -56,7 +56,7 @@ fn the_example_rules_load_with_their_hash() {
     assert_eq!(r.targets().count(), 4);
     assert!(r.policy_count() >= 10);
     let logs = r.target(&target("prod-logs-ro")).unwrap();
-    let policy = logs.session_policy.as_deref().unwrap();
+    let policy = logs.binding.session_policy.as_deref().unwrap();
     assert!(
         policy.contains("\"Version\":\"2012-10-17\"") && !policy.contains('\n'),
         "{policy}"
