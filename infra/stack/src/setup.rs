@@ -103,11 +103,16 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
         // The account's revoker role and permissions boundary, once per account, as the
         // target-account stack makes them.
         if !accounts_made.contains(&account.to_owned()) {
+            let setup = AccountSetup {
+                iam: &iam,
+                doc: &doc,
+                refs: &refs,
+            };
             if let Some(revoker) = &target.binding.revoker_role_arn {
-                create_revoker(&iam, &doc, revoker.as_str(), &refs).await?;
+                setup.create_revoker(revoker.as_str()).await?;
                 made += 1;
             }
-            create_boundary(&iam, &doc, &boundary_name, &refs).await?;
+            setup.create_boundary(&boundary_name).await?;
             accounts_made.push(account.to_owned());
         }
         let name = target.binding.role_arn.name();
@@ -141,58 +146,63 @@ pub async fn create_roles(config: &aws_config::SdkConfig, rules: &Rules) -> Resu
     Ok(made)
 }
 
-/// The account's revoker role (`revoker`), with its trust and policies as `doc` declares them.
-async fn create_revoker(
-    iam: &aws_sdk_iam::Client,
-    doc: &Template,
-    revoker: &str,
-    refs: &BTreeMap<&str, String>,
-) -> Result<(), String> {
-    let props = doc.properties("RevokerRole");
-    let name = revoker.rsplit('/').next().unwrap_or("jit-revoker");
-    iam.create_role()
-        .role_name(name)
-        .assume_role_policy_document(cfn_json(&props["AssumeRolePolicyDocument"], refs).to_string())
-        .send()
-        .await
-        .map_err(iam_error)?;
-    for p in props["Policies"].as_sequence().into_iter().flatten() {
-        iam.put_role_policy()
+/// One account as the target-account stack sets it up: its IAM, the template, and the values
+/// the template's references resolve to there.
+struct AccountSetup<'a> {
+    iam: &'a aws_sdk_iam::Client,
+    doc: &'a Template,
+    refs: &'a BTreeMap<&'a str, String>,
+}
+
+impl AccountSetup<'_> {
+    /// The account's revoker role (`revoker`), with its trust and policies as the template
+    /// declares them.
+    async fn create_revoker(&self, revoker: &str) -> Result<(), String> {
+        let (iam, doc, refs) = (self.iam, self.doc, self.refs);
+        let props = doc.properties("RevokerRole");
+        let name = revoker.rsplit('/').next().unwrap_or("jit-revoker");
+        iam.create_role()
             .role_name(name)
-            .policy_name(p["PolicyName"].as_str().unwrap_or("revoker"))
-            .policy_document(cfn_json(&p["PolicyDocument"], refs).to_string())
+            .assume_role_policy_document(
+                cfn_json(&props["AssumeRolePolicyDocument"], refs).to_string(),
+            )
             .send()
             .await
             .map_err(iam_error)?;
-    }
-    Ok(())
-}
-
-/// The account's permissions boundary, as `doc` makes it.
-async fn create_boundary(
-    iam: &aws_sdk_iam::Client,
-    doc: &Template,
-    name: &str,
-    refs: &BTreeMap<&str, String>,
-) -> Result<(), String> {
-    let document = &doc.properties("TargetBoundary")["PolicyDocument"];
-    let made = iam
-        .create_policy()
-        .policy_name(name)
-        .policy_document(cfn_json(document, refs).to_string())
-        .send()
-        .await;
-    // The emulator may keep managed policy names in one namespace for every account.
-    match made {
-        Err(e) => {
-            let why = iam_error(e);
-            if why.contains("EntityAlreadyExists") {
-                Ok(())
-            } else {
-                Err(format!("creating the permissions boundary {name}: {why}"))
-            }
+        for p in props["Policies"].as_sequence().into_iter().flatten() {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(p["PolicyName"].as_str().unwrap_or("revoker"))
+                .policy_document(cfn_json(&p["PolicyDocument"], refs).to_string())
+                .send()
+                .await
+                .map_err(iam_error)?;
         }
-        Ok(_) => Ok(()),
+        Ok(())
+    }
+
+    /// The account's permissions boundary `name`, as the template makes it.
+    async fn create_boundary(&self, name: &str) -> Result<(), String> {
+        let (iam, doc, refs) = (self.iam, self.doc, self.refs);
+        let document = &doc.properties("TargetBoundary")["PolicyDocument"];
+        let made = iam
+            .create_policy()
+            .policy_name(name)
+            .policy_document(cfn_json(document, refs).to_string())
+            .send()
+            .await;
+        // The emulator may keep managed policy names in one namespace for every account.
+        match made {
+            Err(e) => {
+                let why = iam_error(e);
+                if why.contains("EntityAlreadyExists") {
+                    Ok(())
+                } else {
+                    Err(format!("creating the permissions boundary {name}: {why}"))
+                }
+            }
+            Ok(_) => Ok(()),
+        }
     }
 }
 

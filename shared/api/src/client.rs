@@ -15,6 +15,9 @@ use crate::types::{
     TargetList,
 };
 
+/// What a call answers: its value, or why there is none.
+pub type ApiResult<T> = Result<T, ApiError>;
+
 /// Why a call did not return what the route promises.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -94,7 +97,7 @@ impl Answer {
         self.read().ok()
     }
 
-    fn into_result<T: DeserializeOwned>(self, route: &'static str) -> Result<T, ApiError> {
+    fn into_result<T: DeserializeOwned>(self, route: &'static str) -> ApiResult<T> {
         if (200..300).contains(&self.status) {
             return self.read().map_err(|e| ApiError::Unexpected {
                 route,
@@ -153,7 +156,7 @@ impl Client {
         path: &str,
         body: Option<&Value>,
         headers: &[(&str, &str)],
-    ) -> Result<Answer, ApiError> {
+    ) -> ApiResult<Answer> {
         let unreachable = |why: String| ApiError::Unreachable {
             base: self.base.clone(),
             why,
@@ -197,7 +200,7 @@ impl Client {
         route: Route<'_>,
         query: &str,
         body: Option<&B>,
-    ) -> Result<T, ApiError> {
+    ) -> ApiResult<T> {
         let body =
             body.map(serde_json::to_value)
                 .transpose()
@@ -212,7 +215,7 @@ impl Client {
     }
 
     /// `POST /requests`.
-    pub async fn create_request(&self, request: &CreateRequest) -> Result<GrantView, ApiError> {
+    pub async fn create_request(&self, request: &CreateRequest) -> ApiResult<GrantView> {
         self.call(Route::CreateRequest, "", Some(request)).await
     }
 
@@ -223,7 +226,7 @@ impl Client {
         state: Option<&str>,
         limit: u32,
         next: Option<&str>,
-    ) -> Result<Page<GrantView>, ApiError> {
+    ) -> ApiResult<Page<GrantView>> {
         let mut query = url::form_urlencoded::Serializer::new(String::from("?"));
         query
             .append_pair("scope", scope)
@@ -240,51 +243,43 @@ impl Client {
     }
 
     /// `GET /requests/{id}`.
-    pub async fn get_request(&self, id: &str) -> Result<GrantView, ApiError> {
+    pub async fn get_request(&self, id: &str) -> ApiResult<GrantView> {
         self.call::<Empty, _>(Route::GetRequest(id), "", None).await
     }
 
     /// `GET /requests/{id}/audit`.
-    pub async fn request_trail(&self, id: &str) -> Result<GrantTrail, ApiError> {
+    pub async fn request_trail(&self, id: &str) -> ApiResult<GrantTrail> {
         self.call::<Empty, _>(Route::RequestTrail(id), "", None)
             .await
     }
 
     /// `POST /requests/{id}/cancel`.
-    pub async fn cancel(&self, id: &str) -> Result<GrantView, ApiError> {
+    pub async fn cancel(&self, id: &str) -> ApiResult<GrantView> {
         self.call(Route::Cancel(id), "", Some(&Empty {})).await
     }
 
     /// `POST /requests/{id}/reviews`.
-    pub async fn review(&self, id: &str, review: &ReviewRequest) -> Result<GrantView, ApiError> {
+    pub async fn review(&self, id: &str, review: &ReviewRequest) -> ApiResult<GrantView> {
         self.call(Route::Review(id), "", Some(review)).await
     }
 
     /// `POST /grants/{id}/post-review`.
-    pub async fn post_review(
-        &self,
-        id: &str,
-        review: &PostReviewRequest,
-    ) -> Result<GrantView, ApiError> {
+    pub async fn post_review(&self, id: &str, review: &PostReviewRequest) -> ApiResult<GrantView> {
         self.call(Route::PostReview(id), "", Some(review)).await
     }
 
     /// `POST /grants/{id}/credentials`.
-    pub async fn credentials(&self, id: &str) -> Result<Credentials, ApiError> {
+    pub async fn credentials(&self, id: &str) -> ApiResult<Credentials> {
         self.call(Route::Credentials(id), "", Some(&Empty {})).await
     }
 
     /// `POST /grants/{id}/console`.
-    pub async fn console(
-        &self,
-        id: &str,
-        request: &ConsoleRequest,
-    ) -> Result<ConsoleLink, ApiError> {
+    pub async fn console(&self, id: &str, request: &ConsoleRequest) -> ApiResult<ConsoleLink> {
         self.call(Route::Console(id), "", Some(request)).await
     }
 
     /// `POST /grants/{id}/revoke`.
-    pub async fn revoke(&self, id: &str, reason: &str) -> Result<Revoked, ApiError> {
+    pub async fn revoke(&self, id: &str, reason: &str) -> ApiResult<Revoked> {
         let body = RevokeRequest {
             reason: reason.to_owned(),
         };
@@ -292,7 +287,7 @@ impl Client {
     }
 
     /// `GET /targets`.
-    pub async fn targets(&self) -> Result<TargetList, ApiError> {
+    pub async fn targets(&self) -> ApiResult<TargetList> {
         self.call::<Empty, _>(Route::Targets, "", None).await
     }
 
@@ -302,7 +297,7 @@ impl Client {
         from: &str,
         to: &str,
         next: Option<&str>,
-    ) -> Result<AuditPage, ApiError> {
+    ) -> ApiResult<AuditPage> {
         let mut query = url::form_urlencoded::Serializer::new(String::from("?"));
         query
             .append_pair("from", from)
@@ -320,7 +315,7 @@ impl Client {
     /// Every page of `GET /audit` for `[from, to)` (RFC 3339) as one export: the records of
     /// all pages, the longest chain head read of each grant, and the first page's time (a
     /// checkpoint due by then is due on every later page too).
-    pub async fn audit_export(&self, from: &str, to: &str) -> Result<AuditExport, ApiError> {
+    pub async fn audit_export(&self, from: &str, to: &str) -> ApiResult<AuditExport> {
         let mut export = AuditExport::default();
         let mut heads: BTreeMap<String, GrantHead> = BTreeMap::new();
         let mut next: Option<String> = None;

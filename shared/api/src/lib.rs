@@ -11,6 +11,6 @@ pub mod types;
 mod client;
 
 #[cfg(feature = "client")]
-pub use client::{Answer, ApiError, Client};
+pub use client::{Answer, ApiError, ApiResult, Client};
 pub use routes::Route;
 pub use types::*;

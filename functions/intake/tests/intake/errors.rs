@@ -17,14 +17,13 @@ async fn a_refusal_is_a_500_naming_the_misconfiguration_and_throttling_a_503() {
         DynamoStore::new(dynamo.dynamodb_client(3).await, "jit-grants"),
         Arc::new(LocalKeys::generate()),
     );
+    let list = || h.call(ALICE, "GET /requests", "/requests?scope=mine", None);
     dynamo.dynamodb_error(
         400,
         "AccessDeniedException",
         "User: arn:aws:sts::111111111111:assumed-role/jit-intake/intake is not authorized to perform: dynamodb:Query on resource: arn:aws:dynamodb:eu-west-1:111111111111:table/jit-grants/index/by_requester",
     );
-    let reply = h
-        .call(ALICE, "GET /requests", "/requests?scope=mine", None)
-        .await;
+    let reply = list().await;
     assert_eq!(reply.status, 500, "{}", reply.body);
     assert_eq!(reply.body["type"], "urn:jit-access:problem:misconfigured");
     assert!(
@@ -45,9 +44,7 @@ async fn a_refusal_is_a_500_naming_the_misconfiguration_and_throttling_a_503() {
         "ThrottlingException",
         "Rate of requests exceeds the allowed throughput.",
     );
-    let reply = h
-        .call(ALICE, "GET /requests", "/requests?scope=mine", None)
-        .await;
+    let reply = list().await;
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(reply.detail().ends_with("try again"), "{}", reply.detail());
     assert_eq!(
@@ -57,8 +54,6 @@ async fn a_refusal_is_a_500_naming_the_misconfiguration_and_throttling_a_503() {
     );
 
     dynamo.dynamodb_error(500, "InternalServerError", "Internal server error");
-    let reply = h
-        .call(ALICE, "GET /requests", "/requests?scope=mine", None)
-        .await;
+    let reply = list().await;
     assert_eq!(reply.status, 503, "{}", reply.body);
 }
