@@ -322,13 +322,7 @@ async fn a_review_whose_request_keeps_changing_is_refused_with_a_409_and_records
         jit_core::transition::Retry::STANDARD.attempts,
         jit_core::store::StoreError::Conflict { id: g.id.clone() },
     );
-    let reply = post(
-        &h,
-        Some(("lee", &["dba-leads"])),
-        g.id.as_str(),
-        r#"{"decision": "approve"}"#,
-    )
-    .await;
+    let reply = post(&h, Some(("lee", LEADS)), g.id.as_str(), &review("approve")).await;
     assert_eq!(reply.status, 409, "{}", reply.body);
     assert_eq!(
         reply.detail(),
@@ -351,13 +345,7 @@ async fn a_review_that_lost_a_race_reads_the_request_again_with_its_chain() {
         jit_core::store::StoreError::Conflict { id: g.id.clone() },
     );
     h.table.calls.take();
-    let reply = post(
-        &h,
-        Some(("lee", &["dba-leads"])),
-        g.id.as_str(),
-        r#"{"decision": "approve"}"#,
-    )
-    .await;
+    let reply = post(&h, Some(("lee", LEADS)), g.id.as_str(), &review("approve")).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let calls = h.table.calls.take();
     assert_eq!(
