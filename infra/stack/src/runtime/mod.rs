@@ -15,14 +15,16 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::template::FunctionDef;
 
 mod api;
+mod logs;
 use api::runtime_api;
+pub use logs::LogSink;
+use logs::forward_output;
 
 /// Why an invocation gave no result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,15 +56,6 @@ struct Invocation {
     deadline: Instant,
     deadline_ms: u128,
     reply: Reply,
-}
-
-/// Where the functions' output goes.
-#[derive(Debug, Clone)]
-pub enum LogSink {
-    /// Each line on the stack's standard error, prefixed with the instance.
-    Stderr,
-    /// Each function's lines appended to `<dir>/<binary>.log`.
-    Dir(PathBuf),
 }
 
 /// What an instance runs: a program with its arguments, in a directory.
@@ -334,17 +327,8 @@ fn start_instance(shared: &Arc<Shared>) {
     });
 }
 
-/// Runs one instance: its Runtime API endpoint and its process, until the process exits or the
-/// instance is stopped. Returns how it ended, and whether it ever asked for work.
-async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
-    let listener = match TcpListener::bind("127.0.0.1:0").await {
-        Ok(l) => l,
-        Err(e) => {
-            s.starting.fetch_sub(1, Ordering::SeqCst);
-            return (format!("no port for the Runtime API: {e}"), false);
-        }
-    };
-    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+/// Starts instance `instance`'s process, its Runtime API on `port`, and records when.
+fn spawn(s: &Shared, instance: u64, port: u16) -> Result<tokio::process::Child, String> {
     let mut command = tokio::process::Command::new(&s.launch.program);
     command.args(&s.launch.args);
     if let Some(cwd) = &s.launch.cwd {
@@ -359,25 +343,39 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     let spawned = Instant::now();
-    let mut child = match command.spawn() {
-        Ok(c) => c,
+    let child = command
+        .spawn()
+        .map_err(|e| format!("cannot start `{}`: {e}", s.launch.program.display()))?;
+    let start = InstanceStart {
+        pid: child.id(),
+        spawned,
+        ready: None,
+        first_handed: None,
+        first_answered: None,
+    };
+    lock(&s.starts).insert(instance, start);
+    Ok(child)
+}
+
+/// Runs one instance: its Runtime API endpoint and its process, until the process exits or the
+/// instance is stopped. Returns how it ended, and whether it ever asked for work.
+async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
+    let listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(l) => l,
         Err(e) => {
             s.starting.fetch_sub(1, Ordering::SeqCst);
-            let why = format!("cannot start `{}`: {e}", s.launch.program.display());
+            return (format!("no port for the Runtime API: {e}"), false);
+        }
+    };
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let mut child = match spawn(&s, instance, port) {
+        Ok(child) => child,
+        Err(why) => {
+            s.starting.fetch_sub(1, Ordering::SeqCst);
             *lock(&s.init_error) = Some(why.clone());
             return (why, false);
         }
     };
-    lock(&s.starts).insert(
-        instance,
-        InstanceStart {
-            pid: child.id(),
-            spawned,
-            ready: None,
-            first_handed: None,
-            first_answered: None,
-        },
-    );
     let forwarders = forward_output(&mut child, format!("{}#{instance}", s.def.binary), &s.logs);
     let (stop, stopped) = oneshot::channel();
     lock(&s.stoppers).insert(instance, stop);
@@ -423,28 +421,6 @@ async fn run_instance(s: Arc<Shared>, instance: u64) -> (String, bool) {
     (ended, took_work)
 }
 
-/// Forwards the process's stdout and stderr, line by line, to `logs` under `label`.
-fn forward_output(
-    child: &mut tokio::process::Child,
-    label: String,
-    logs: &LogSink,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|stream| tokio::spawn(forward_logs(stream, label.clone(), logs.clone())))
-    .collect()
-}
-
 /// Serves instance `instance`'s Runtime API on `listener`. Connections live in one set, so
 /// stopping the server stops them all (a dead instance's `next` must not go on taking
 /// invocations).
@@ -478,35 +454,6 @@ async fn serve_runtime_api(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
-    }
-}
-
-async fn forward_logs(
-    stream: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-    label: String,
-    sink: LogSink,
-) {
-    let mut lines = BufReader::new(stream).lines();
-    let mut file = match &sink {
-        LogSink::Dir(dir) => {
-            let _ = tokio::fs::create_dir_all(dir).await;
-            let name = label.split('#').next().unwrap_or("function");
-            tokio::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join(format!("{name}.log")))
-                .await
-                .ok()
-        }
-        LogSink::Stderr => None,
-    };
-    while let Ok(Some(line)) = lines.next_line().await {
-        match file.as_mut() {
-            Some(f) => {
-                let _ = f.write_all(format!("[{label}] {line}\n").as_bytes()).await;
-            }
-            None => eprintln!("[{label}] {line}"),
-        }
     }
 }
 
