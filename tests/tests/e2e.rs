@@ -10,8 +10,9 @@
 
 use std::time::Duration;
 
-use jit_core::domain::GrantId;
+use jit_api::{CreateRequest, DurationInput, GrantView};
 use jit_core::domain::audit::AuditRecord;
+use jit_core::domain::{GrantId, GrantState};
 use jit_core::trust::{AuditExport, ExportSummary, verify_export};
 use jit_e2e::{Answer, Api, options, shared, start};
 use jit_stack::Stack;
@@ -38,41 +39,41 @@ fn api(stack: &Stack) -> Api {
     Api::new(&stack.api_url)
 }
 
-/// Asks for `target` as `token`; the new request's id.
-async fn ask(api: &Api, token: &str, target: &str, duration: &str, extra: Value) -> String {
-    let mut body = json!({"target": target, "duration": duration,
-        "reason": "end-to-end test of the broker", "ticket": "INC-1"});
-    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
-        body[k] = v;
+/// The request the tests make unless they say otherwise: `target` for `duration`, with a
+/// reason and a ticket.
+fn asking(target: &str, duration: &str) -> CreateRequest {
+    CreateRequest {
+        target: target.to_owned(),
+        duration: DurationInput::Text(duration.to_owned()),
+        reason: "end-to-end test of the broker".to_owned(),
+        ticket: Some("INC-1".to_owned()),
+        break_glass: false,
     }
-    let a = api
-        .call("POST", "/requests", Some(token), Some(body))
-        .await
-        .unwrap();
-    assert_eq!(a.status, 201, "{}", a.body);
-    a.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Makes `request` as `token`, through the typed client; the new request's id.
+async fn ask(api: &Api, token: &str, request: CreateRequest) -> String {
+    let made = api.as_user(token).create_request(&request).await;
+    made.unwrap_or_else(|e| panic!("{}: {e}", request.target))
+        .id
 }
 
 /// Asks for `target` as one the rules approve at once, and waits until it is ACTIVE.
 async fn active(api: &Api, token: &str, target: &str, duration: &str) -> String {
-    let id = ask(api, token, target, duration, json!({})).await;
+    let id = ask(api, token, asking(target, duration)).await;
     let g = api
         .wait_for(&id, token, Duration::from_secs(30), |g| {
-            g["state"] != "PENDING"
+            g.state != GrantState::Pending
         })
         .await
         .unwrap();
-    assert_eq!(g["state"], "ACTIVE", "{g}");
+    assert_eq!(g.state, GrantState::Active, "{g:?}");
     id
 }
 
-async fn state_of(api: &Api, id: &str, token: &str) -> Value {
-    let a = api
-        .call("GET", &format!("/requests/{id}"), Some(token), None)
-        .await
-        .unwrap();
-    assert_eq!(a.status, 200, "{}", a.body);
-    a.body
+async fn state_of(api: &Api, id: &str, token: &str) -> GrantView {
+    let read = api.as_user(token).get_request(id).await;
+    read.unwrap_or_else(|e| panic!("{id}: {e}"))
 }
 
 /// Pulls credentials for grant `id` as `token`.
@@ -180,7 +181,7 @@ async fn an_auto_approved_request_gives_credentials_sts_accepts_and_a_console_li
     let bob = stack.token("bob-auto", &["engineers"]);
     let other = pull(&api, &id, &bob).await;
     assert_eq!(other.status, 404, "{}", other.body);
-    assert_eq!(state_of(&api, &id, &alice).await["sessions_issued"], 2);
+    assert_eq!(state_of(&api, &id, &alice).await.sessions_issued, 2);
 }
 
 #[tokio::test]
@@ -190,11 +191,11 @@ async fn two_distinct_approvers_open_a_request_and_the_requester_cannot_approve_
     let dan = stack.token("dan-two", &["dba"]);
     let lee = stack.token("lee-two", &["dba-leads"]);
     let sue = stack.token("sue-two", &["security"]);
-    let id = ask(&api, &dan, "prod-db-admin", "1h", json!({})).await;
+    let id = ask(&api, &dan, asking("prod-db-admin", "1h")).await;
     let g = api.wait_looked_at(&id, &dan).await.unwrap();
     assert_eq!(
-        (g["state"].as_str(), g["approvals_required"].as_u64()),
-        (Some("PENDING"), Some(2))
+        (g.state, g.approvals_required),
+        (GrantState::Pending, Some(2))
     );
     let review = |decision: &str| Some(json!({"decision": decision, "comment": "checked"}));
     let own = send(
@@ -258,7 +259,15 @@ async fn a_denied_request_gives_nothing() {
     } else {
         "prod-logs-ro"
     };
-    let id = ask(&api, &erin, target, "1h", json!({"ticket": null})).await;
+    let id = ask(
+        &api,
+        &erin,
+        CreateRequest {
+            ticket: None,
+            ..asking(target, "1h")
+        },
+    )
+    .await;
     api.wait_looked_at(&id, &erin).await.unwrap();
     let d = send(
         &api,
@@ -322,21 +331,22 @@ async fn break_glass_opens_at_once_and_owes_a_review_someone_else_records() {
     let id = ask(
         &api,
         &bob,
-        "break-glass-admin",
-        "30m",
-        json!({"break_glass": true}),
+        CreateRequest {
+            break_glass: true,
+            ..asking("break-glass-admin", "30m")
+        },
     )
     .await;
     let g = api
         .wait_for(&id, &bob, Duration::from_secs(30), |g| {
-            g["state"] != "PENDING"
+            g.state != GrantState::Pending
         })
         .await
         .unwrap();
     assert_eq!(
-        (g["state"].as_str(), g["review_owed"].as_bool()),
-        (Some("ACTIVE"), Some(true)),
-        "{g}"
+        (g.state, g.review_owed),
+        (GrantState::Active, true),
+        "{g:?}"
     );
     let own = send(
         &api,
@@ -354,7 +364,7 @@ async fn break_glass_opens_at_once_and_owes_a_review_someone_else_records() {
     )
     .await;
     assert_eq!(done.status, 200, "{}", done.body);
-    assert_eq!(state_of(&api, &id, &bob).await["review_owed"], false);
+    assert!(!state_of(&api, &id, &bob).await.review_owed);
     let again = send(
         &api,
         post(format!("/grants/{id}/post-review")),
@@ -537,7 +547,7 @@ async fn a_function_that_cannot_start_is_answered_as_api_gateway_would_with_noth
         "the log names the file to fix: {log}"
     );
     // Nothing was recorded, and the other functions are unaffected.
-    assert_eq!(state_of(&api, &id, &gus).await["sessions_issued"], 0);
+    assert_eq!(state_of(&api, &id, &gus).await.sessions_issued, 0);
 }
 
 #[tokio::test]
@@ -608,22 +618,22 @@ async fn expiry_scenario() {
     // A session of at least 15 minutes outlives the 5-minute grant: expiry must cut it.
     let c = pull(&api, &granted, &alice).await;
     assert_eq!(c.status, 200, "{}", c.body);
-    let waiting = ask(&api, &erin, "prod-logs-ro", "1h", json!({})).await;
+    let waiting = ask(&api, &erin, asking("prod-logs-ro", "1h")).await;
     api.wait_looked_at(&waiting, &erin).await.unwrap();
     let expired = api
         .wait_for(&granted, &alice, Duration::from_secs(420), |g| {
-            g["state"] != "ACTIVE"
+            g.state != GrantState::Active
         })
         .await
         .unwrap();
-    assert_eq!(expired["state"], "EXPIRED", "{expired}");
+    assert_eq!(expired.state, GrantState::Expired, "{expired:?}");
     let timed_out = api
         .wait_for(&waiting, &erin, Duration::from_secs(60), |g| {
-            g["state"] != "PENDING"
+            g.state != GrantState::Pending
         })
         .await
         .unwrap();
-    assert_eq!(timed_out["state"], "TIMED_OUT", "{timed_out}");
+    assert_eq!(timed_out.state, GrantState::TimedOut, "{timed_out:?}");
     // The deny lands in the sweep that expires the grant, after its commit: within a sweep.
     let mut doc = None;
     for _ in 0..50 {

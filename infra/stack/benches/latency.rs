@@ -208,7 +208,7 @@ async fn calls_per_flow() {
         let dan = stack.token(&format!("dan-{i}"), &["dba"]);
         let id = ask(&api, &dan, "prod-db-admin", "30m").await;
         api.wait_for(&id, &dan, Duration::from_secs(30), |g| {
-            g["approvals_required"] == 2
+            g.approvals_required == Some(2)
         })
         .await
         .unwrap();
@@ -228,7 +228,7 @@ async fn calls_per_flow() {
             assert_eq!(r.status, 200, "{}", r.body);
         }
         api.wait_for(&id, &dan, Duration::from_secs(30), |g| {
-            g["state"] == "ACTIVE"
+            g.state == jit_core::domain::GrantState::Active
         })
         .await
         .unwrap();
@@ -248,7 +248,7 @@ async fn calls_per_flow() {
         let who = stack.token(&format!("rev-{i}"), &["sre"]);
         let id = ask(&api, &who, "prod-logs-ro", "30m").await;
         api.wait_for(&id, &who, Duration::from_secs(30), |g| {
-            g["state"] == "ACTIVE"
+            g.state == jit_core::domain::GrantState::Active
         })
         .await
         .unwrap();

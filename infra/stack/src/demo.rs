@@ -53,44 +53,30 @@ impl Api {
             .map_err(|e| format!("{path}: {e}"))
     }
 
-    /// Reads a request until `done` holds for it, for up to `within`.
+    /// Reads request `id` as `token` until `done` holds for it, for up to `within`.
     pub async fn wait_for(
         &self,
         id: &str,
         token: &str,
         within: Duration,
-        done: impl Fn(&Value) -> bool,
-    ) -> Result<Value, String> {
-        let until = Instant::now() + within;
-        loop {
-            let a = self
-                .call("GET", &format!("/requests/{id}"), Some(token), None)
-                .await?;
-            if a.status == 200 && done(&a.body) {
-                return Ok(a.body);
-            }
-            if Instant::now() > until {
-                return Err(format!(
-                    "request {id} did not get there in {within:?}: {}",
-                    a.body
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        done: impl Fn(&GrantView) -> bool,
+    ) -> Result<GrantView, String> {
+        wait_until(&self.as_user(token), id, within, done).await
     }
 
     /// Waits (up to 30 s) until the approver's rules have looked at request `id`: it says how
     /// many approvals it needs. The request as it then reads.
-    pub async fn wait_looked_at(&self, id: &str, token: &str) -> Result<Value, String> {
+    pub async fn wait_looked_at(&self, id: &str, token: &str) -> Result<GrantView, String> {
         self.wait_for(id, token, Duration::from_secs(30), |g| {
-            !g["approvals_required"].is_null()
+            g.approvals_required.is_some()
         })
         .await
     }
 }
 
-/// Reads request `id` as `client` until `done` holds for it, for up to `within`.
-async fn wait_until(
+/// Reads request `id` as `client` until `done` holds for it, for up to `within`. A read that
+/// fails (a fault being injected, say) is read again; the last answer is in the error.
+pub async fn wait_until(
     client: &Client,
     id: &str,
     within: Duration,
@@ -98,14 +84,14 @@ async fn wait_until(
 ) -> Result<GrantView, String> {
     let until = Instant::now() + within;
     loop {
-        let g = client.get_request(id).await.map_err(|e| e.to_string())?;
-        if done(&g) {
-            return Ok(g);
-        }
+        let last = match client.get_request(id).await {
+            Ok(g) if done(&g) => return Ok(g),
+            Ok(g) => format!("it is {}", g.state),
+            Err(e) => e.to_string(),
+        };
         if Instant::now() > until {
             return Err(format!(
-                "request {id} did not get there in {within:?}: it is {}",
-                g.state
+                "request {id} did not get there in {within:?}: {last}"
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

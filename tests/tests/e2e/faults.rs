@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use jit_core::domain::GrantId;
+use jit_api::GrantView;
+use jit_core::domain::{GrantId, GrantState};
 use jit_core::store::{DynamoStore, GrantStore};
 use jit_core::trust::{KeyRing, check_grant};
 use jit_e2e::{Api, options, start};
@@ -147,10 +148,10 @@ impl Harness {
     }
 
     /// Waits until the grant is decided (the stream has run): its state.
-    pub(super) async fn decided(&self, id: &str, token: &str) -> Value {
+    pub(super) async fn decided(&self, id: &str, token: &str) -> GrantView {
         self.api
             .wait_for(id, token, Duration::from_secs(60), |g| {
-                g["state"] != "PENDING" || !g["approvals_required"].is_null()
+                g.state != GrantState::Pending || g.approvals_required.is_some()
             })
             .await
             .unwrap()
@@ -161,7 +162,7 @@ impl Harness {
         assert_eq!(status, 201, "{body}");
         let id = body["id"].as_str().unwrap().to_owned();
         let g = self.decided(&id, token).await;
-        assert_eq!(g["state"], "ACTIVE", "{g}");
+        assert_eq!(g.state, GrantState::Active, "{g:?}");
         id
     }
 
@@ -170,7 +171,7 @@ impl Harness {
         assert_eq!(status, 201, "{body}");
         let id = body["id"].as_str().unwrap().to_owned();
         let g = self.decided(&id, token).await;
-        assert_eq!(g["approvals_required"], 1, "{g}");
+        assert_eq!(g.approvals_required, Some(1), "{g:?}");
         id
     }
 
@@ -247,7 +248,7 @@ impl Harness {
                 let g = self.decided(&grant, &me).await;
                 Outcome {
                     status: None,
-                    body: g,
+                    body: serde_json::to_value(&g).unwrap(),
                     grant,
                 }
             }

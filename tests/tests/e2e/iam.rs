@@ -26,7 +26,8 @@ use jit_e2e::iam::{
 };
 use serde_json::{Value, json};
 
-use super::{api, ask, pull, revoke, send, state_of};
+use super::{api, ask, asking, pull, revoke, send, state_of};
+use jit_core::domain::GrantState;
 use jit_e2e::{options, start};
 use jit_stack::recorder::AwsCall;
 
@@ -1100,9 +1101,9 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
     let sue = stack.token("sue-iam", &["security"]);
 
     // Auto-approval, credentials, a console link, and a revocation on the broker's account.
-    let id = ask(&api, &alice, "prod-logs-ro", "15m", json!({})).await;
+    let id = ask(&api, &alice, asking("prod-logs-ro", "15m")).await;
     api.wait_for(&id, &alice, Duration::from_secs(30), |g| {
-        g["state"] == "ACTIVE"
+        g.state == GrantState::Active
     })
     .await
     .unwrap();
@@ -1118,7 +1119,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
     assert_eq!(revoke(&api, &id, &sam).await.status, 200);
 
     // Two reviews open a cross-account grant; its revocation goes through the revoker role.
-    let db = ask(&api, &dan, "prod-db-admin", "1h", json!({})).await;
+    let db = ask(&api, &dan, asking("prod-db-admin", "1h")).await;
     api.wait_looked_at(&db, &dan).await.unwrap();
     for reviewer in [&lee, &sue] {
         let path = format!("/requests/{db}/reviews");
@@ -1135,7 +1136,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
     assert_eq!(revoke(&api, &db, &sue).await.status, 200);
 
     // A denial, a cancel, the lists, and an audit export.
-    let denied = ask(&api, &erin, "prod-logs-ro", "1h", json!({})).await;
+    let denied = ask(&api, &erin, asking("prod-logs-ro", "1h")).await;
     api.wait_looked_at(&denied, &erin).await.unwrap();
     let r = send(
         &api,
@@ -1145,7 +1146,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let cancelled = ask(&api, &erin, "prod-logs-ro", "1h", json!({})).await;
+    let cancelled = ask(&api, &erin, asking("prod-logs-ro", "1h")).await;
     let r = send(
         &api,
         ("POST".into(), format!("/requests/{cancelled}/cancel")),
@@ -1155,8 +1156,8 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
-        state_of(&api, &cancelled, &erin).await["state"],
-        "CANCELLED"
+        state_of(&api, &cancelled, &erin).await.state,
+        GrantState::Cancelled
     );
     for path in ["/requests?scope=mine", "/requests?scope=reviewable"] {
         let r = api.call("GET", path, Some(&sam), None).await.unwrap();
