@@ -1159,14 +1159,13 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
         state_of(&api, &cancelled, &erin).await.state,
         GrantState::Cancelled
     );
-    for path in ["/requests?scope=mine", "/requests?scope=reviewable"] {
-        let r = api.call("GET", path, Some(&sam), None).await.unwrap();
-        assert_eq!(r.status, 200, "{path}: {}", r.body);
+    for scope in ["mine", "reviewable"] {
+        let listed = api.as_user(&sam).list_requests(scope, None, 20, None).await;
+        listed.unwrap_or_else(|e| panic!("{scope}: {e}"));
     }
     // A grant's trail for its page: one query on the grant's partition.
-    let trail = format!("/requests/{cancelled}/audit");
-    let r = api.call("GET", &trail, Some(&erin), None).await.unwrap();
-    assert_eq!(r.status, 200, "{trail}: {}", r.body);
+    let trail = api.as_user(&erin).request_trail(&cancelled).await;
+    trail.unwrap_or_else(|e| panic!("the trail of {cancelled}: {e}"));
     super::verified_export(stack, &api, &sue).await;
 
     // A closed minute gets its signed checkpoint from a sweep.
