@@ -68,6 +68,7 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
     let spin = std::io::stderr().is_terminal();
     let frames = ['|', '/', '-', '\\'];
     let mut tick = 0;
+    let mut polls = 0;
     loop {
         let g = ctx.api.call(|api| api.get_request(&id)).await?;
         if g.state != GrantState::Pending {
@@ -97,6 +98,8 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
             let _ = std::io::stderr().flush();
             tick += 1;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let left = timeout.saturating_sub(started.elapsed());
+        tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
+        polls += 1;
     }
 }

@@ -4,6 +4,7 @@
 //! the end-to-end tests and the benchmarks read them, so a renamed field fails to compile
 //! rather than at run time. A test holds the types and `openapi.yaml` to each other.
 
+mod pacing;
 mod routes;
 pub mod types;
 
@@ -12,5 +13,6 @@ mod client;
 
 #[cfg(feature = "client")]
 pub use client::{Answer, ApiError, ApiResult, Client};
+pub use pacing::poll_interval;
 pub use routes::Route;
 pub use types::*;

@@ -359,3 +359,23 @@ fn the_routes_are_the_documents_paths() {
     let ours: BTreeSet<String> = Route::KEYS.iter().map(|k| (*k).to_owned()).collect();
     assert_eq!(ours, documented);
 }
+
+/// `jit request --wait` looks often while an answer is likely (auto-approval), then rarely:
+/// ten minutes of waiting for a person is a few dozen requests, and a decision is never seen
+/// more than 15 s late.
+#[test]
+fn waiting_for_a_person_backs_off_to_a_few_requests_a_minute() {
+    let first = jit_api::poll_interval(0);
+    assert!(first <= std::time::Duration::from_millis(500), "{first:?}");
+    let (mut waited, mut looks) = (std::time::Duration::ZERO, 1);
+    while waited < std::time::Duration::from_secs(600) {
+        let next = jit_api::poll_interval(looks - 1);
+        assert!(
+            next <= std::time::Duration::from_secs(15),
+            "look {looks}: {next:?}"
+        );
+        waited += next;
+        looks += 1;
+    }
+    assert!((30..=50).contains(&looks), "{looks} looks in ten minutes");
+}
