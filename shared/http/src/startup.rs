@@ -4,6 +4,7 @@
 //! the function's own key.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jit_core::domain::Service;
 use jit_core::policy::{PolicyError, Rules};
@@ -25,6 +26,9 @@ pub enum StartupError {
     /// The functions' public keys could not be read.
     #[error("the signing keys' public halves could not be read: {0}")]
     Keys(#[from] SignError),
+    /// Loading the policy set stopped without an answer.
+    #[error("policies: loading them stopped: {0}")]
+    Panicked(String),
     /// A setting has a value the function cannot use.
     #[error("{name} `{value}` {why}")]
     Invalid {
@@ -121,9 +125,59 @@ pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
 }
 
 /// Loads the rules, the AWS configuration, the keys and the store of the function `me`, or
-/// says what is wrong.
+/// says what is wrong. The policy set is parsed and validated on a blocking thread while the
+/// AWS configuration and the four public keys load, since neither waits for the other; a bad
+/// policy set is still the error reported first. How long each part took is logged once, as
+/// `init phases`.
 pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
-    let rules = Rules::load_from_env()?;
+    let started = Instant::now();
+    let rules = tokio::task::spawn_blocking(move || {
+        let rules = Rules::load_from_env();
+        (rules, started.elapsed())
+    });
+    let (rules, rest) = tokio::join!(rules, aws_and_keys(me));
+    let (rules, policies_took) = rules.map_err(|e| StartupError::Panicked(e.to_string()))?;
+    let rules = rules?;
+    let (aws, keys, store, took) = rest?;
+    tracing::info!(
+        policies_ms = ms(policies_took),
+        aws_config_ms = ms(took.aws_config),
+        public_keys_ms = ms(took.public_keys),
+        total_ms = ms(started.elapsed()),
+        "init phases"
+    );
+    Ok(Foundation {
+        rules: Arc::new(rules),
+        aws,
+        store,
+        keys: Arc::new(keys),
+    })
+}
+
+/// How long the network half of start-up took, part by part.
+struct NetworkTook {
+    aws_config: Duration,
+    public_keys: Duration,
+}
+
+/// Milliseconds, to a tenth.
+fn ms(took: Duration) -> f64 {
+    (took.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+/// The settings, the AWS configuration, the functions' public keys and the signed store of
+/// function `me`.
+async fn aws_and_keys(
+    me: Service,
+) -> Result<
+    (
+        aws_config::SdkConfig,
+        KeyRing,
+        SignedStore<DynamoStore>,
+        NetworkTook,
+    ),
+    StartupError,
+> {
     let table = setting("TABLE_NAME").ok_or(StartupError::Missing { name: "TABLE_NAME" })?;
     let mut key_ids = Vec::new();
     for service in Service::ALL {
@@ -136,20 +190,22 @@ pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
         .find(|(s, _)| *s == me)
         .map(|(_, id)| id.clone())
         .unwrap_or_default();
+    let started = Instant::now();
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(aws_timeouts())
         .load()
         .await;
+    let aws_config = started.elapsed();
     let kms = aws_sdk_kms::Client::new(&aws);
     let keys = load_key_ring(&kms, &key_ids).await?;
+    let public_keys = started.elapsed().saturating_sub(aws_config);
     let store = SignedStore::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
         Arc::new(KmsKey::new(kms, me, own)),
     );
-    Ok(Foundation {
-        rules: Arc::new(rules),
-        aws,
-        store,
-        keys: Arc::new(keys),
-    })
+    let took = NetworkTook {
+        aws_config,
+        public_keys,
+    };
+    Ok((aws, keys, store, took))
 }
