@@ -7,7 +7,9 @@
 //!   that `GetItem` with boto3 under awslambdaric: process start to the first Runtime API
 //!   `next`, the first invocation, and peak RSS after it, the median of `JIT_BENCH_STARTS`
 //!   (default 10) starts each, taken in turns so that noise falls on all alike. Every one is
-//!   served by the same Runtime API (this program's) against the same emulator;
+//!   served by the local stack's own Runtime API (`FunctionRuntime`) against the same
+//!   emulator, and each function's init is broken down by the `init phases` line it logs;
+//!   `--cold-starts-only` prints that section and stops, leaving `BENCHMARKS.md` as it is;
 //! - each function's release binary and zipped size, here and (unless `--no-arm64`) for arm64
 //!   as `sam build` makes them (`infra/deploy/check`);
 //! - the other benchmarks' own reports (`cargo bench`): latency and AWS calls per flow over
@@ -32,7 +34,7 @@ use serde_json::{Value, json};
 const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
 
 /// What one start measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Start {
     /// Process start to its first `next`.
     init: Duration,
@@ -40,6 +42,34 @@ struct Start {
     first: Duration,
     /// Peak resident memory after the first invocation, in KiB (`VmHWM`).
     rss_kib: u64,
+    /// The function's own `init phases` line (its fields, in ms), when it logs one.
+    phases: Option<Value>,
+}
+
+/// The `init phases` line's fields (milliseconds) in a function's log, if it wrote one.
+fn init_phases(log: &str) -> Option<Value> {
+    log.lines().find_map(|line| {
+        let json = line.split_once("] ").map_or(line, |(_, rest)| rest);
+        let entry: Value = serde_json::from_str(json).ok()?;
+        let fields = entry.get("fields")?;
+        (fields.get("message")? == "init phases").then(|| fields.clone())
+    })
+}
+
+/// The median of each `init phases` part over `starts`, as a table row's cells.
+fn phase_cells(starts: &[Start]) -> Option<String> {
+    let parts = ["policies_ms", "aws_config_ms", "public_keys_ms", "total_ms"];
+    let cells: Option<Vec<String>> = parts
+        .iter()
+        .map(|part| {
+            let values: Vec<f64> = starts
+                .iter()
+                .filter_map(|s| s.phases.as_ref()?.get(part)?.as_f64())
+                .collect();
+            (!values.is_empty()).then(|| format!("{:.1} ms", median(values)))
+        })
+        .collect();
+    cells.map(|c| c.join(" | "))
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -76,7 +106,10 @@ async fn start_once(
         args: program[1..].to_vec(),
         cwd: Some(cwd.to_owned()),
     };
-    let logs = jit_stack::LogSink::Dir(std::env::temp_dir().join("jit-bench-logs"));
+    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("jit-bench-logs/{}-{n}", std::process::id()));
+    let logs = jit_stack::LogSink::Dir(dir.clone());
     let runtime = jit_stack::FunctionRuntime::launching(def, launch, env.to_vec(), logs, 1);
     if let Err(e) = runtime.invoke(event).await {
         panic!("{} failed: {e}", program.join(" "));
@@ -84,10 +117,21 @@ async fn start_once(
     let start = runtime.starts()[0];
     let rss_kib = peak_rss_kib(start.pid.unwrap());
     runtime.stop();
+    // The log is complete once the process has ended: wait a moment for its last lines.
+    let mut phases = None;
+    for _ in 0..20 {
+        let log = std::fs::read_to_string(dir.join("bench.log")).unwrap_or_default();
+        phases = init_phases(&log);
+        if phases.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     Start {
         init: start.ready.unwrap() - start.spawned,
         first: start.first_answered.unwrap() - start.first_handed.unwrap(),
         rss_kib,
+        phases,
     }
 }
 
@@ -334,6 +378,26 @@ async fn main() {
             verdict((c.0 + c.1) / (init + first) >= 4.0),
             verdict(*rss <= 30.0),
         );
+    }
+
+    let _ = writeln!(
+        report,
+        "\nInit, part by part, as each function logs it (`init phases`; the policy set loads \
+         beside the AWS configuration and the public keys, so the parts overlap), median of \
+         the same starts:\n"
+    );
+    let _ = writeln!(
+        report,
+        "| function | policies | AWS configuration | public keys | start-up total |"
+    );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|");
+    for (s, r) in subjects.iter().zip(&results).take(4) {
+        let cells = phase_cells(r).unwrap_or_else(|| "no `init phases` line | | |".into());
+        let _ = writeln!(report, "| {} | {cells} |", s.name);
+    }
+    if std::env::args().any(|a| a == "--cold-starts-only") {
+        println!("{report}");
+        return;
     }
 
     let _ = writeln!(report, "\n## Sizes\n");
