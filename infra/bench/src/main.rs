@@ -341,7 +341,7 @@ async fn main() {
         "Process start to its first Runtime API `next` (init), the first invocation (event \
          handed over to its response), and peak RSS (`VmHWM`) after it: the median of {starts} \
          starts each, in turns, after one unmeasured round. Release builds for this machine; \
-         the same Runtime API (this program) and the same emulator on loopback for all. The \
+         the local stack's own Runtime API and the same emulator on loopback for all. The \
          functions' first invocations each read the table (intake `GET /requests/{{id}}`, the \
          approver a review, the issuer a credentials call, each for an unknown grant: one \
          query or read and a 404; the sweeper a scheduled sweep); their init includes reading \
