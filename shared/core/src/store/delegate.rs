@@ -65,8 +65,12 @@ macro_rules! delegate_grant_store_writes {
     };
 }
 
-/// One passed-through method per line of `write name(arguments) -> output;`.
-#[doc(hidden)]
+/// Passes the listed calls of [`GrantStore`] to `self.$inner`, one per line of
+/// `write name(arguments) -> output;`, each after `before(self, write)?`: for a wrapper that
+/// passes on only some of the calls the two macros above cover (pass
+/// [`proceed`](crate::store::proceed) to check nothing).
+///
+/// [`GrantStore`]: crate::store::GrantStore
 #[macro_export]
 macro_rules! delegate_grant_store_calls {
     ($inner:ident, $before:path; $($write:literal $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $out:ty;)*) => {

@@ -164,8 +164,7 @@ pub trait GrantStore: Send + Sync {
 }
 
 /// The check of a wrapper that checks nothing before passing a call on, for
-/// [`delegate_grant_store_reads!`](crate::delegate_grant_store_reads).
-#[doc(hidden)]
+/// [`delegate_grant_store_reads!`](crate::delegate_grant_store_reads) and its kin.
 pub fn proceed<T: ?Sized>(_wrapper: &T, _write: bool) -> Result<(), StoreError> {
     Ok(())
 }
