@@ -75,7 +75,9 @@ impl Api {
 }
 
 /// Reads request `id` as `client` until `done` holds for it, for up to `within`. A read that
-/// fails (a fault being injected, say) is read again; the last answer is in the error.
+/// may pass when tried again (unreachable, throttled, a server error such as an injected
+/// fault) is read again and the last answer is in the error; any other refusal ends the wait
+/// at once.
 pub async fn wait_until(
     client: &Client,
     id: &str,
@@ -87,7 +89,9 @@ pub async fn wait_until(
         let last = match client.get_request(id).await {
             Ok(g) if done(&g) => return Ok(g),
             Ok(g) => format!("it is {}", g.state),
-            Err(e) => e.to_string(),
+            Err(e @ ApiError::Unreachable { .. }) => e.to_string(),
+            Err(e) if e.status().is_some_and(|s| s == 429 || s >= 500) => e.to_string(),
+            Err(e) => return Err(format!("request {id}: {e}")),
         };
         if Instant::now() > until {
             return Err(format!(

@@ -323,10 +323,9 @@ async fn a_review_whose_request_keeps_changing_is_refused_with_a_409_and_records
         jit_core::store::StoreError::Conflict { id: g.id.clone() },
     );
     let reply = post(&h, Some(("lee", LEADS)), g.id.as_str(), &review("approve")).await;
-    assert_eq!(reply.status, 409, "{}", reply.body);
-    assert_eq!(
-        reply.detail(),
-        "the request kept changing while this was recorded; nothing was done, try again"
+    reply.assert_detail(
+        409,
+        "the request kept changing while this was recorded; nothing was done, try again",
     );
     assert_eq!(h.grant(&g.id).await, before);
 }
