@@ -75,7 +75,7 @@ async fn main() {
         clock: Arc::new(ManualClock::at(AT)),
         notifier: LogNotifier,
         config: ApproverConfig::default(),
-        keys: Arc::new(jit_core::trust::KeyRing::default()),
+        keys: Arc::new(jit_core::trust::KeyRing::default().into()),
     };
     let events: Vec<Event> = batches
         .iter()
@@ -122,7 +122,7 @@ async fn main() {
         clock: Arc::new(ManualClock::at(AT)),
         notifier: LogNotifier,
         config: ApproverConfig::default(),
-        keys: Arc::new(jit_core::trust::KeyRing::default()),
+        keys: Arc::new(jit_core::trust::KeyRing::default().into()),
     };
     let mut grants: Vec<Grant> = Vec::new();
     for i in 0..RECORDS {

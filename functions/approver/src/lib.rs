@@ -56,7 +56,7 @@ pub struct Approver<S, N> {
     /// Settings.
     pub config: ApproverConfig,
     /// The functions' public keys: a request's evidence must verify before it is reviewed.
-    pub keys: Arc<jit_core::trust::KeyRing>,
+    pub keys: Arc<jit_core::trust::PublicKeys>,
 }
 
 /// What Lambda delivers to the approver: a batch from the table's stream, or a request from

@@ -15,6 +15,8 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A bad policy set or setting stops the function here, saying what to fix.
     let base = jit_http::startup::foundation(jit_core::domain::Service::Approver).await?;
+    // Every decision verifies a request's evidence: the keys are read beside the first one.
+    base.read_keys_ahead();
     let approver = Arc::new(Approver {
         store: base.store,
         rules: base.rules,

@@ -3,6 +3,7 @@
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 
+use jit_core::cases::Refusal;
 use jit_core::clock::Timestamp;
 use jit_core::domain::GrantId;
 use jit_core::policy::Action;
@@ -72,6 +73,14 @@ impl<S: GrantStore> App<S> {
         ids.dedup();
         let heads = self.store.heads(&ids).await?;
         let checkpoints = self.store.checkpoints_between(from, to).await?;
+        let keys = self
+            .keys
+            .ring()
+            .await
+            .map_err(|cause| Refusal::KeysUnreadable {
+                cause,
+                nothing_done: "nothing was exported",
+            })?;
         tracing::info!(auditor = %call.caller.user, from = %from, to = %to, records = page.items.len(), "audit exported");
         Ok(json(
             StatusCode::OK,
@@ -81,7 +90,7 @@ impl<S: GrantStore> App<S> {
                 records: page.items.iter().map(AuditRecordView::from).collect(),
                 heads,
                 checkpoints,
-                keys: self.keys.public_keys(),
+                keys: keys.public_keys(),
                 checkpoint_period: self.config.checkpoint_period,
                 exported_at: call.now,
                 next: page.next.map(|c| c.as_str().to_owned()),

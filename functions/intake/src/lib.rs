@@ -81,7 +81,7 @@ pub struct App<S> {
     /// Settings.
     pub config: IntakeConfig,
     /// The functions' public keys, exported with the audit trail.
-    pub keys: Arc<jit_core::trust::KeyRing>,
+    pub keys: Arc<jit_core::trust::PublicKeys>,
     /// Where the web page signs in.
     pub web: WebConfig,
 }

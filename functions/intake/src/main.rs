@@ -18,6 +18,8 @@ async fn main() -> Result<(), Error> {
         rules: base.rules,
         clock: Arc::new(SystemClock),
         config,
+        // Read when first needed (a cancel, a trail, an export), not at start: most of what
+        // intake serves verifies nothing.
         keys: base.keys,
         web,
     });

@@ -9,6 +9,7 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 
 use jit_api::{AuditRecordView, GrantTrail, GrantView};
+use jit_core::cases::Refusal;
 use jit_core::domain::GrantId;
 use jit_core::store::GrantStore;
 use jit_http::startup::setting;
@@ -150,12 +151,20 @@ impl<S: GrantStore> App<S> {
         if !self.rules.may_see(&grant, &call.caller, call.now) {
             return Err(not_found());
         }
+        let keys = self
+            .keys
+            .ring()
+            .await
+            .map_err(|cause| Refusal::KeysUnreadable {
+                cause,
+                nothing_done: "the trail was not sent",
+            })?;
         Ok(json(
             StatusCode::OK,
             &GrantTrail {
                 grant: GrantView::from(&grant),
                 records: records.iter().map(AuditRecordView::from).collect(),
-                keys: self.keys.public_keys(),
+                keys: keys.public_keys(),
             },
         ))
     }

@@ -74,7 +74,7 @@ async fn main() {
         federation: HttpFederation::new(url::Url::parse("http://127.0.0.1:9/federation").unwrap())
             .unwrap(),
         config: IssuerConfig::default(),
-        keys: Arc::new(keys.ring()),
+        keys: Arc::new(keys.ring().into()),
     };
     let events: Vec<_> = grants
         .iter()

@@ -71,7 +71,7 @@ pub struct Issuer<S, B, F> {
     /// Settings.
     pub config: IssuerConfig,
     /// The functions' public keys: a grant's evidence must verify under them.
-    pub keys: Arc<jit_core::trust::KeyRing>,
+    pub keys: Arc<jit_core::trust::PublicKeys>,
 }
 
 impl<S: GrantStore, B: SessionBroker, F: SigninFederation> Issuer<S, B, F> {

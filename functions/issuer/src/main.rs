@@ -14,6 +14,8 @@ async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     // A bad policy set or setting stops the function here, saying what to fix.
     let base = jit_http::startup::foundation(jit_core::domain::Service::Issuer).await?;
+    // Every credentials call verifies a grant's evidence: the keys are read beside the first.
+    base.read_keys_ahead();
     let endpoint = jit_http::startup::parsed("JIT_FEDERATION_ENDPOINT", |text| {
         url::Url::parse(text).map_err(|e| format!("is not a URL: {e}"))
     })?;

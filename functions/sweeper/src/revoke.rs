@@ -7,7 +7,7 @@ use jit_api::{GrantView, LiveSessions, Revoked};
 use jit_core::cases::Cases;
 use jit_core::domain::Reason;
 use jit_core::store::GrantStore;
-use jit_core::trust::KeyRing;
+use jit_core::trust::{KeyRing, PublicKeys};
 use jit_http::{Call, Problem, Reply, body_text, json, parse_body};
 
 use crate::Sweeper;
@@ -16,7 +16,8 @@ use crate::iam::RolePolicies;
 /// The sweeper holds no public keys: revocation acts on what the table holds and cuts
 /// sessions up to the latest expiry the records state, so it verifies nothing. A use case that
 /// does verify would refuse with no keys to verify against (it fails closed).
-static NO_KEYS: std::sync::LazyLock<KeyRing> = std::sync::LazyLock::new(|| KeyRing::new([]));
+static NO_KEYS: std::sync::LazyLock<PublicKeys> =
+    std::sync::LazyLock::new(|| KeyRing::new([]).into());
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

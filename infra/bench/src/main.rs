@@ -46,30 +46,45 @@ struct Start {
     phases: Option<Value>,
 }
 
-/// The `init phases` line's fields (milliseconds) in a function's log, if it wrote one.
+/// The `init phases` line's fields (milliseconds) in a function's log, if it wrote one, with
+/// the `public keys read` line's (the background read) merged in.
 fn init_phases(log: &str) -> Option<Value> {
-    log.lines().find_map(|line| {
-        let json = line.split_once("] ").map_or(line, |(_, rest)| rest);
-        let entry: Value = serde_json::from_str(json).ok()?;
-        let fields = entry.get("fields")?;
-        (fields.get("message")? == "init phases").then(|| fields.clone())
-    })
+    let line_of = |message: &str| {
+        log.lines().find_map(|line| {
+            let json = line.split_once("] ").map_or(line, |(_, rest)| rest);
+            let entry: Value = serde_json::from_str(json).ok()?;
+            let fields = entry.get("fields")?;
+            (fields.get("message")? == message).then(|| fields.clone())
+        })
+    };
+    let mut phases = line_of("init phases")?;
+    if let (Some(all), Some(Value::Object(keys))) =
+        (phases.as_object_mut(), line_of("public keys read"))
+    {
+        all.extend(keys.into_iter().filter(|(k, _)| k.ends_with("_ms")));
+    }
+    Some(phases)
 }
 
 /// The median of each `init phases` part over `starts`, as a table row's cells.
 fn phase_cells(starts: &[Start]) -> Option<String> {
-    let parts = ["policies_ms", "aws_config_ms", "public_keys_ms", "total_ms"];
-    let cells: Option<Vec<String>> = parts
+    starts.iter().find(|s| s.phases.is_some())?;
+    let parts = ["policies_ms", "aws_config_ms", "total_ms", "public_keys_ms"];
+    let cells: Vec<String> = parts
         .iter()
         .map(|part| {
             let values: Vec<f64> = starts
                 .iter()
                 .filter_map(|s| s.phases.as_ref()?.get(part)?.as_f64())
                 .collect();
-            (!values.is_empty()).then(|| format!("{:.1} ms", median(values)))
+            if values.is_empty() {
+                "not read".to_owned()
+            } else {
+                format!("{:.1} ms", median(values))
+            }
         })
         .collect();
-    cells.map(|c| c.join(" | "))
+    Some(cells.join(" | "))
 }
 
 fn peak_rss_kib(pid: u32) -> u64 {
@@ -229,18 +244,43 @@ async fn main() {
         .filter(|(k, _)| k.starts_with("AWS_") || k == "TABLE_NAME" || k == "PATH" || k == "HOME")
         .cloned()
         .collect();
-    let claims = jit_local::Claims {
+    // One grant, auto-approved through the stack, that every first invocation works on.
+    let api = jit_stack::demo::Api::new(&stack.api_url);
+    let token = stack.token("bench", &["sre"]);
+    let asked = api
+        .call(
+            "POST",
+            "/requests",
+            Some(&token),
+            Some(
+                json!({"target": "prod-logs-ro", "duration": "4h", "ticket": "INC-1",
+                "reason": "cold-start benchmark"}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(asked.status, 201, "{}", asked.body);
+    let grant = asked.body["id"].as_str().unwrap().to_owned();
+    api.wait_for(&grant, &token, Duration::from_secs(60), |g| {
+        g.state.as_str() == "ACTIVE"
+    })
+    .await
+    .unwrap();
+    let requester = jit_local::Claims {
         sub: "bench",
         groups: &["sre"],
     };
-    let unknown = "01a22100-0000-7000-8000-000000000000";
+    let reviewer = jit_local::Claims {
+        sub: "bench-reviewer",
+        groups: &["sre"],
+    };
     let events: BTreeMap<&str, Value> = BTreeMap::from([
         (
             "intake",
             jit_local::http_api_event(
-                Some(claims),
+                Some(requester),
                 "GET /requests/{id}",
-                &format!("/requests/{unknown}"),
+                &format!("/requests/{grant}"),
                 None,
                 &[],
             ),
@@ -248,9 +288,9 @@ async fn main() {
         (
             "approver",
             jit_local::http_api_event(
-                Some(claims),
+                Some(reviewer),
                 "POST /requests/{id}/reviews",
-                &format!("/requests/{unknown}/reviews"),
+                &format!("/requests/{grant}/reviews"),
                 Some(r#"{"decision":"approve"}"#),
                 &[("content-type", "application/json")],
             ),
@@ -258,9 +298,9 @@ async fn main() {
         (
             "issuer",
             jit_local::http_api_event(
-                Some(claims),
+                Some(requester),
                 "POST /grants/{id}/credentials",
-                &format!("/grants/{unknown}/credentials"),
+                &format!("/grants/{grant}/credentials"),
                 None,
                 &[],
             ),
@@ -342,40 +382,61 @@ async fn main() {
          handed over to its response), and peak RSS (`VmHWM`) after it: the median of {starts} \
          starts each, in turns, after one unmeasured round. Release builds for this machine; \
          the local stack's own Runtime API and the same emulator on loopback for all. The \
-         functions' first invocations each read the table (intake `GET /requests/{{id}}`, the \
-         approver a review, the issuer a credentials call, each for an unknown grant: one \
-         query or read and a 404; the sweeper a scheduled sweep); their init includes reading \
-         the four public keys from KMS.\n"
+         functions' first invocations work on one active grant: intake reads it (`GET \
+         /requests/{{id}}`, 200); the approver reviews it (its chain read and verified against \
+         the public keys, then 409: it is no longer pending); the issuer issues credentials on \
+         it (chain verified, STS `AssumeRole`, KMS `Sign`, one transaction; 200); the sweeper \
+         runs a scheduled sweep. Init does not read the public keys: the approver and the \
+         issuer start reading them in the background as init ends, beside the first \
+         invocation, which waits for them only if they are not there yet.\n"
     );
     let _ = writeln!(
         report,
-        "| | init | first invocation | init + first | peak RSS | init ÷ (b) | (c) ÷ (init + first) |"
+        "| | init (min–max) | first invocation (min–max) | init + first | peak RSS | init ÷ (b) | (init + first) ÷ (b) | (c) ÷ (init + first) |"
     );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|");
-    for (s, (init, first, rss)) in subjects.iter().zip(&summary) {
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let spread = |values: Vec<f64>| {
+        let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let high = values.iter().copied().fold(0.0, f64::max);
+        format!("{low:.1}–{high:.1}")
+    };
+    for ((s, (init, first, rss)), r) in subjects.iter().zip(&summary).zip(&results) {
         let _ = writeln!(
             report,
-            "| {} | {init:.1} ms | {first:.1} ms | {:.1} ms | {rss:.1} MB | {:.2}× | {:.1}× |",
+            "| {} | {init:.1} ms ({}) | {first:.1} ms ({}) | {:.1} ms | {rss:.1} MB | {:.2}× | {:.2}× | {:.1}× |",
             s.name,
+            spread(r.iter().map(|s| ms(s.init)).collect()),
+            spread(r.iter().map(|s| ms(s.first)).collect()),
             init + first,
             init / b.0,
+            (init + first) / (b.0 + b.1),
             (c.0 + c.1) / (init + first),
         );
     }
     let _ = writeln!(
         report,
-        "\nGoals, for each function: init within 1.5× of (b); init + first invocation at least 4× faster than (c); at most 30 MB peak RSS.\n"
+        "\nGoals, for each function: init within 1.5× of (b), and init + first invocation within \
+         1.5× of (b)'s; for intake, approver and issuer, init + first invocation at least 10× \
+         faster than (c) (the sweeper's first invocation is a whole sweep, several queries and \
+         writes, where (c) does one `GetItem`: the ratio is shown, not judged); at most 30 MB \
+         peak RSS.\n"
     );
-    for (s, (init, first, rss)) in subjects.iter().zip(&summary).take(4) {
+    for (i, (s, (init, first, rss))) in subjects.iter().zip(&summary).take(4).enumerate() {
         let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
+        let python = (c.0 + c.1) / (init + first);
         let _ = writeln!(
             report,
-            "- {}: init {:.2}× (b), {}; {:.1}× faster than (c), {}; {rss:.1} MB, {}.",
+            "- {}: init {:.2}× (b), {}; init + first {:.2}× (b), {}; {python:.1}× faster than (c), {}; {rss:.1} MB, {}.",
             s.name,
             init / b.0,
             verdict(init / b.0 <= 1.5),
-            (c.0 + c.1) / (init + first),
-            verdict((c.0 + c.1) / (init + first) >= 4.0),
+            (init + first) / (b.0 + b.1),
+            verdict((init + first) / (b.0 + b.1) <= 1.5),
+            if i == 3 {
+                "not judged"
+            } else {
+                verdict(python >= 10.0)
+            },
             verdict(*rss <= 30.0),
         );
     }
@@ -383,12 +444,13 @@ async fn main() {
     let _ = writeln!(
         report,
         "\nInit, part by part, as each function logs it (`init phases`; the policy set loads \
-         beside the AWS configuration and the public keys, so the parts overlap), median of \
-         the same starts:\n"
+         beside the AWS configuration, so the parts overlap), and the background read of the \
+         four public keys (`public keys read`: from its start as init ends, all four at once), \
+         median of the same starts:\n"
     );
     let _ = writeln!(
         report,
-        "| function | policies | AWS configuration | public keys | start-up total |"
+        "| function | policies | AWS configuration | start-up total | public keys (background) |"
     );
     let _ = writeln!(report, "|---|---:|---:|---:|---:|");
     for (s, r) in subjects.iter().zip(&results).take(4) {

@@ -39,6 +39,9 @@ pub enum Fault {
     /// The service is down for a moment: this call and the next two (the SDK's standard
     /// retries of it) fail, so the function sees the failure itself.
     Outage,
+    /// The service is down until the plan is taken away: this call and every one after it
+    /// fail, however often the function retries.
+    Down,
     /// The call is held this many milliseconds, then carried out: a slow call that widens a
     /// race window on purpose.
     Delay(u64),
@@ -111,12 +114,13 @@ impl AwsCalls {
         plan.seen += 1;
         let hit = match fault {
             Fault::Outage => (nth..nth.saturating_add(3)).contains(&plan.seen),
+            Fault::Down => plan.seen >= nth,
             _ => plan.seen == nth,
         };
         hit.then(|| {
             plan.fired = true;
             match fault {
-                Fault::Outage => Fault::Fail,
+                Fault::Outage | Fault::Down => Fault::Fail,
                 other => other,
             }
         })

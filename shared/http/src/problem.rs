@@ -8,7 +8,7 @@ use jit_core::cases::Refusal;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Grant, TransitionError};
 use jit_core::store::StoreError;
-use jit_core::trust::EvidenceBreak;
+use jit_core::trust::{EvidenceBreak, SignError};
 
 /// A refusal or failure, rendered as `application/problem+json`.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +192,23 @@ impl From<Refusal> for Problem {
                 Self::new(StatusCode::CONFLICT, "target-changed", detail)
             }
             refusal @ Refusal::KeptChanging(_) => Self::conflict(refusal.to_string()),
+            refusal @ Refusal::KeysUnreadable {
+                cause: SignError::Unavailable(_),
+                ..
+            } => {
+                tracing::warn!(error = %refusal, "public keys unavailable");
+                Self::unavailable(format!("{refusal}; try again"))
+            }
+            refusal @ Refusal::KeysUnreadable { .. } => {
+                tracing::error!(error = %refusal, "KMS refused the public keys: the deployment needs fixing");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "misconfigured",
+                    format!(
+                        "{refusal}: the function's permissions or the keys are misconfigured; the operators have been alerted, retrying will not help"
+                    ),
+                )
+            }
             Refusal::Store(e) => e.into(),
         }
     }

@@ -1,7 +1,7 @@
 //! What every function does at start-up, one way: its settings from the environment, the
 //! rules (a bad policy set stops the function with the file and line to fix), the AWS
-//! configuration, the functions' public keys, and the grant store on the table, signing with
-//! the function's own key.
+//! configuration, the grant store on the table, signing with the function's own key, and the
+//! functions' public keys, read when first needed (or ahead, beside the first invocation).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jit_core::domain::Service;
 use jit_core::policy::{PolicyError, Rules};
 use jit_core::store::{DynamoStore, SignedStore};
-use jit_core::trust::{CheckpointPeriod, KeyRing, KmsKey, SignError, load_key_ring};
+use jit_core::trust::{CheckpointPeriod, KmsKey, PublicKeys, SignError, kms_public_keys};
 
 /// Why a function could not start; each says what to fix.
 #[derive(thiserror::Error)]
@@ -97,8 +97,29 @@ pub struct Foundation {
     pub aws: aws_config::SdkConfig,
     /// The grant store on `TABLE_NAME`, signing with the function's key.
     pub store: SignedStore<DynamoStore>,
-    /// The four functions' public keys, read once.
-    pub keys: Arc<KeyRing>,
+    /// The four functions' public keys, read once, when first needed: init does not wait for
+    /// them. A function whose invocations verify evidence starts reading them at once with
+    /// [`Foundation::read_keys_ahead`].
+    pub keys: Arc<PublicKeys>,
+}
+
+impl Foundation {
+    /// Starts reading the public keys in the background, so the first invocation that needs
+    /// them finds them read or on their way instead of init waiting for them. A read that
+    /// fails here is logged; the invocation that needs the keys reads them again and, should
+    /// that fail too, refuses with nothing done.
+    pub fn read_keys_ahead(&self) {
+        let keys = Arc::clone(&self.keys);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            match keys.ring().await {
+                Ok(_) => tracing::info!(public_keys_ms = ms(started.elapsed()), "public keys read"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the public keys could not be read ahead; the first invocation that needs them reads them again")
+                }
+            }
+        });
+    }
 }
 
 /// The setting naming each function's KMS key.
@@ -124,25 +145,25 @@ pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
         .build()
 }
 
-/// Loads the rules, the AWS configuration, the keys and the store of the function `me`, or
-/// says what is wrong. The policy set is parsed and validated on a blocking thread while the
-/// AWS configuration and the four public keys load, since neither waits for the other; a bad
-/// policy set is still the error reported first. How long each part took is logged once, as
-/// `init phases`.
+/// Loads the rules, the AWS configuration and the store of the function `me`, or says what is
+/// wrong. The policy set is parsed and validated on a blocking thread while the AWS
+/// configuration loads, since neither waits for the other; a bad policy set is still the error
+/// reported first. How long each part took is logged once, as `init phases`. The public keys
+/// are not read here (see [`Foundation::keys`]): a missing key setting still stops the
+/// function.
 pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
     let started = Instant::now();
     let rules = tokio::task::spawn_blocking(move || {
         let rules = Rules::load_from_env();
         (rules, started.elapsed())
     });
-    let (rules, rest) = tokio::join!(rules, aws_and_keys(me));
+    let (rules, rest) = tokio::join!(rules, aws_and_store(me));
     let (rules, policies_took) = rules.map_err(|e| StartupError::Panicked(e.to_string()))?;
     let rules = rules?;
-    let (aws, keys, store, took) = rest?;
+    let (aws, keys, store, aws_config_took) = rest?;
     tracing::info!(
         policies_ms = ms(policies_took),
-        aws_config_ms = ms(took.aws_config),
-        public_keys_ms = ms(took.public_keys),
+        aws_config_ms = ms(aws_config_took),
         total_ms = ms(started.elapsed()),
         "init phases"
     );
@@ -154,27 +175,21 @@ pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
     })
 }
 
-/// How long the network half of start-up took, part by part.
-struct NetworkTook {
-    aws_config: Duration,
-    public_keys: Duration,
-}
-
 /// Milliseconds, to a tenth.
 fn ms(took: Duration) -> f64 {
     (took.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
-/// The settings, the AWS configuration, the functions' public keys and the signed store of
-/// function `me`.
-async fn aws_and_keys(
+/// The settings, the AWS configuration (and how long it took to load), the functions' public
+/// keys, unread, and the signed store of function `me`.
+async fn aws_and_store(
     me: Service,
 ) -> Result<
     (
         aws_config::SdkConfig,
-        KeyRing,
+        PublicKeys,
         SignedStore<DynamoStore>,
-        NetworkTook,
+        Duration,
     ),
     StartupError,
 > {
@@ -197,15 +212,10 @@ async fn aws_and_keys(
         .await;
     let aws_config = started.elapsed();
     let kms = aws_sdk_kms::Client::new(&aws);
-    let keys = load_key_ring(&kms, &key_ids).await?;
-    let public_keys = started.elapsed().saturating_sub(aws_config);
+    let keys = kms_public_keys(kms.clone(), key_ids);
     let store = SignedStore::new(
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
         Arc::new(KmsKey::new(kms, me, own)),
     );
-    let took = NetworkTook {
-        aws_config,
-        public_keys,
-    };
-    Ok((aws, keys, store, took))
+    Ok((aws, keys, store, aws_config))
 }

@@ -37,7 +37,7 @@ pub struct SignedTable {
     /// The keys it signs with.
     pub keys: LocalKeys,
     /// Their public halves, as the functions trust them.
-    pub ring: std::sync::Arc<jit_core::trust::KeyRing>,
+    pub ring: std::sync::Arc<jit_core::trust::PublicKeys>,
     /// The example rules.
     pub rules: std::sync::Arc<Rules>,
 }
@@ -53,7 +53,7 @@ pub async fn signed_table(label: &str) -> SignedTable {
     SignedTable {
         table,
         store,
-        ring: std::sync::Arc::new(keys.ring()),
+        ring: std::sync::Arc::new(keys.ring().into()),
         keys,
         rules: std::sync::Arc::new(example_rules()),
     }

@@ -449,3 +449,81 @@ async fn one_fault_at_every_aws_call_of_every_handler_loses_nothing() {
     let sue = h.stack().token("sue-faults", &["security"]);
     super::verified_export(h.stack(), &h.api, &sue).await;
 }
+
+/// The functions read the public keys when first needed, not at init: an instance that starts
+/// while KMS cannot give them still starts, and what needs them answers a retryable 503 with
+/// nothing done (no review, no STS call, no session) until KMS answers again; then the same
+/// instance goes on, without a restart.
+#[tokio::test]
+async fn public_keys_kms_cannot_give_are_a_503_with_nothing_done_until_it_can() {
+    let h = Harness::new("keys-down").await;
+    let asker = h.person("engineers");
+    let pending = h.awaiting_review(&asker).await;
+    let me = h.person("sre");
+    let active = h.active(&me).await;
+    let reviewer = h.person("sre");
+    let review_path = format!("/requests/{pending}/reviews");
+    let review = || {
+        h.call(
+            "POST",
+            &review_path,
+            &reviewer,
+            Some(json!({"decision": "approve"})),
+        )
+    };
+    let aws = &h.stack().aws_calls;
+    let sts_calls = || {
+        aws.of("issuer")
+            .iter()
+            .filter(|c| c.operation == "AssumeRole")
+            .count()
+    };
+
+    for (binary, nothing_done) in [
+        ("approver", "no review was recorded"),
+        ("issuer", "no credentials were issued"),
+    ] {
+        // A new instance (the issuer never ran; the approver's is stopped) meets KMS down.
+        let function = h.stack().function(binary).unwrap();
+        function.stop();
+        let started = function.instances_started();
+        aws.arm_on(binary, "GetPublicKey", Fault::Down);
+        let before = sts_calls();
+        let (status, body) = match binary {
+            "approver" => review().await,
+            _ => h.pull(&active, &me).await,
+        };
+        assert_eq!(status, 503, "{binary}: {body}");
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("public keys could not be read")
+                && detail.contains(nothing_done)
+                && detail.ends_with("try again"),
+            "{binary}: {detail}"
+        );
+        assert!(aws.disarm(), "{binary} never asked KMS for the keys");
+        assert_eq!(
+            sts_calls(),
+            before,
+            "{binary}: STS was called without evidence checked"
+        );
+        if binary == "approver" {
+            let (grant, records) = h.verified(&pending).await;
+            assert_eq!(grant.state, GrantState::Pending, "{records:?}");
+        }
+        let (grant, _) = h.verified(&active).await;
+        assert_eq!(grant.sessions_issued, 0, "{binary}");
+
+        // KMS is back: the same instance reads the keys and does the work.
+        let (status, body) = match binary {
+            "approver" => review().await,
+            _ => h.pull(&active, &me).await,
+        };
+        assert_eq!(status, 200, "{binary}: {body}");
+        assert_eq!(function.instances_started(), started + 1, "{binary}");
+    }
+    let (grant, _) = h.verified(&pending).await;
+    assert_eq!(grant.state, GrantState::Active);
+    let (grant, _) = h.verified(&active).await;
+    assert_eq!(grant.sessions_issued, 1);
+}

@@ -278,7 +278,7 @@ async fn a_record_the_database_refuses_is_not_retried_and_a_throttled_one_is() {
         clock: h.clock.clone(),
         notifier: h.notices.clone(),
         config: jit_approver::ApproverConfig::default(),
-        keys: std::sync::Arc::new(jit_core::trust::KeyRing::default()),
+        keys: std::sync::Arc::new(jit_core::trust::KeyRing::default().into()),
     };
     let deliver = |records| deliver_to(&approver, records);
     dynamo.dynamodb_error(

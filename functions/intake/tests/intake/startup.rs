@@ -62,34 +62,14 @@ fn a_ticket_pattern_that_does_not_compile_stops_the_function_naming_it() {
     );
 }
 
+/// A key that is not named stops the function; one KMS does not know is found when the keys
+/// are first needed (`errors.rs`), since init does not read them.
 #[test]
-fn missing_or_unknown_signing_keys_stop_the_function_naming_them() {
+fn missing_signing_keys_stop_the_function_naming_them() {
     let policies = examples();
-    let base = [
+    let stderr = failed_start(&[
         ("JIT_POLICY_DIR", policies.as_str()),
         ("TABLE_NAME", "unused"),
-    ];
-    let stderr = failed_start(&base);
-    assert!(stderr.contains("JIT_KEY_INTAKE is not set"), "{stderr}");
-
-    // Keys that do not exist in KMS (the emulator's): the public halves cannot be read.
-    let emulator = jit_local::Emulator::shared().unwrap();
-    let unknown = "11111111-2222-3333-4444-555555555555";
-    let mut env = base.to_vec();
-    env.extend([
-        ("JIT_KEY_INTAKE", unknown),
-        ("JIT_KEY_APPROVER", unknown),
-        ("JIT_KEY_ISSUER", unknown),
-        ("JIT_KEY_SWEEPER", unknown),
-        ("AWS_ENDPOINT_URL", emulator.endpoint()),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
     ]);
-    let stderr = failed_start(&env);
-    assert!(
-        stderr.contains("the signing keys' public halves could not be read")
-            && stderr.contains("NotFoundException"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("JIT_KEY_INTAKE is not set"), "{stderr}");
 }

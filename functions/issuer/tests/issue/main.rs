@@ -93,7 +93,7 @@ impl Harness {
             federation: HttpFederation::new(url::Url::parse(&federation.endpoint).unwrap())
                 .unwrap(),
             config: IssuerConfig::default(),
-            keys: Arc::new(keys.ring()),
+            keys: Arc::new(keys.ring().into()),
         };
         Self {
             issuer: Arc::new(issuer),

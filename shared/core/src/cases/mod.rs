@@ -26,7 +26,7 @@ use crate::identity::Caller;
 use crate::policy::{AccessContext, Action, Rules};
 use crate::store::GrantStore;
 use crate::transition::{Retry, TransitionFailure, transition_from, transition_reloading};
-use crate::trust::{KeyRing, check_grant};
+use crate::trust::{PublicKeys, check_grant};
 
 /// What every use case works with: the store, the rules and the deployment's public keys.
 #[derive(Debug)]
@@ -36,12 +36,12 @@ pub struct Cases<'a, S> {
     /// The rules: targets, who may see, ask, approve and revoke.
     pub rules: &'a Rules,
     /// The functions' public keys, against which evidence is checked.
-    pub keys: &'a KeyRing,
+    pub keys: &'a PublicKeys,
 }
 
 impl<'a, S: GrantStore> Cases<'a, S> {
     /// The use cases over `store`, `rules` and `keys`.
-    pub fn new(store: &'a S, rules: &'a Rules, keys: &'a KeyRing) -> Self {
+    pub fn new(store: &'a S, rules: &'a Rules, keys: &'a PublicKeys) -> Self {
         Self { store, rules, keys }
     }
 
@@ -82,19 +82,28 @@ impl<'a, S: GrantStore> Cases<'a, S> {
             .await?
             .ok_or(Refusal::NotFound(noun))?;
         hide(&grant)?;
-        self.check(&grant, &records, now, nothing_done)?;
+        self.check(&grant, &records, now, nothing_done).await?;
         Ok((grant, records))
     }
 
-    /// Refuses `grant` unless it agrees with its signed `records`.
-    fn check(
+    /// Refuses `grant` unless it agrees with its signed `records`, or when the keys to check
+    /// them against cannot be read.
+    async fn check(
         &self,
         grant: &Grant,
         records: &[crate::domain::audit::AuditRecord],
         now: Timestamp,
         nothing_done: &'static str,
     ) -> Result<(), Refusal> {
-        check_grant(grant, records, self.keys).map_err(|broken| Refusal::Unverified {
+        let keys = self
+            .keys
+            .ring()
+            .await
+            .map_err(|cause| Refusal::KeysUnreadable {
+                cause,
+                nothing_done,
+            })?;
+        check_grant(grant, records, keys).map_err(|broken| Refusal::Unverified {
             grant: Box::new(grant.clone()),
             broken,
             at: now,
@@ -121,6 +130,7 @@ impl<'a, S: GrantStore> Cases<'a, S> {
                 .map_err(TransitionFailure::Store)?
                 .ok_or(TransitionFailure::NotFound)?;
             self.check(&grant, &records, now, nothing_done)
+                .await
                 .map_err(TransitionFailure::Refused)?;
             Ok(grant)
         };

@@ -65,6 +65,15 @@ pub enum Refusal {
         /// What was therefore not done ("no credentials were issued").
         nothing_done: &'static str,
     },
+    /// The functions' public keys, which the grant's records are checked against, could not
+    /// be read: nothing is decided on evidence that was not checked.
+    #[error("the functions' public keys could not be read ({cause}); {nothing_done}")]
+    KeysUnreadable {
+        /// Why.
+        cause: crate::trust::SignError,
+        /// What was therefore not done.
+        nothing_done: &'static str,
+    },
     /// The target's role could reach the broker, or the broker could not cut its sessions.
     #[error("{0}")]
     NotIsolated(String),

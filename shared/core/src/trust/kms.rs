@@ -6,7 +6,7 @@ use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 
-use super::{KeyRing, PublicKey, RecordSignature, SignError, Signing, SigningKey};
+use super::{KeyRing, PublicKey, PublicKeys, RecordSignature, SignError, Signing, SigningKey};
 use crate::cause::Cause;
 use crate::domain::Service;
 
@@ -105,4 +105,13 @@ pub async fn load_key_ring(
         .into_iter()
         .collect::<Result<Vec<_>, _>>()?;
     Ok(KeyRing::new(keys))
+}
+
+/// The functions' public keys, read from KMS (`GetPublicKey`, all at once) when first needed.
+pub fn kms_public_keys(client: aws_sdk_kms::Client, keys: Vec<(Service, String)>) -> PublicKeys {
+    let keys = std::sync::Arc::new(keys);
+    PublicKeys::read_with(move || {
+        let (client, keys) = (client.clone(), std::sync::Arc::clone(&keys));
+        Box::pin(async move { load_key_ring(&client, &keys).await })
+    })
 }

@@ -9,7 +9,7 @@
 //! What a signature covers: a tag naming what is signed, then the record's hash (32 bytes).
 //! The hash already covers every field and the previous record's hash, so one signature per
 //! record binds the whole chain up to it. KMS computes ECDSA with SHA-256 over that message;
-//! verification runs locally against the public keys read once per cold start.
+//! verification runs locally against the public keys, read once per instance when first needed.
 
 mod checkpoint;
 mod evidence;
@@ -17,6 +17,7 @@ mod export;
 mod keys;
 #[cfg(feature = "aws")]
 mod kms;
+mod public;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -31,7 +32,8 @@ pub use evidence::{EvidenceBreak, check_grant};
 pub use export::{AuditExport, ExportBreak, ExportSummary, GrantHead, verify_export};
 pub use keys::{KeyRing, LocalKey, LocalKeys, PublicKey, SignatureProblem};
 #[cfg(feature = "aws")]
-pub use kms::{KmsKey, load_key_ring};
+pub use kms::{KmsKey, kms_public_keys, load_key_ring};
+pub use public::PublicKeys;
 
 /// What a record signature's message starts with, so a signature over a record cannot be
 /// passed off as one over a checkpoint, or the other way round.

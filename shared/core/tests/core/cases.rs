@@ -12,7 +12,7 @@ use jit_core::domain::{
 use jit_core::identity::Caller;
 use jit_core::policy::Rules;
 use jit_core::store::{Created, GrantStore, MemoryStore, SignedStore, StoreError};
-use jit_core::trust::LocalKeys;
+use jit_core::trust::{KeyRing, LocalKeys, PublicKeys, SignError};
 use jit_test_support::{WEDNESDAY_10, actions, example_rules};
 
 fn caller(user: &str, groups: &[&str]) -> Caller {
@@ -81,7 +81,7 @@ impl World {
 #[tokio::test]
 async fn a_request_is_opened_reviewed_used_and_revoked_through_the_use_cases() {
     let world = World::new();
-    let ring = world.keys.ring();
+    let ring: PublicKeys = world.keys.ring().into();
     let cases = Cases::new(&world.store, &world.rules, &ring);
     let (alice, bob) = (caller("alice", &["engineers"]), caller("bob", &["sre"]));
     let now = WEDNESDAY_10;
@@ -141,7 +141,7 @@ async fn a_request_is_opened_reviewed_used_and_revoked_through_the_use_cases() {
 #[tokio::test]
 async fn every_refusal_is_typed_and_changes_nothing() {
     let world = World::new();
-    let ring = world.keys.ring();
+    let ring: PublicKeys = world.keys.ring().into();
     let cases = Cases::new(&world.store, &world.rules, &ring);
     let (alice, bob, carol) = (
         caller("alice", &["engineers"]),
@@ -272,7 +272,7 @@ async fn every_refusal_is_typed_and_changes_nothing() {
     );
 
     // Evidence signed by keys this deployment does not hold does not count.
-    let strangers = LocalKeys::generate().ring();
+    let strangers: PublicKeys = LocalKeys::generate().ring().into();
     let forged = Cases::new(&world.store, &world.rules, &strangers);
     let unverified = forged
         .review(&bob, id, ReviewDecision::Approve, None, now)
@@ -286,6 +286,67 @@ async fn every_refusal_is_typed_and_changes_nothing() {
     // After all that, the request is as the rules left it.
     let after = world.store.get(&pending.id).await.unwrap().unwrap();
     assert_eq!(after, pending);
+}
+
+#[tokio::test]
+async fn keys_that_cannot_be_read_refuse_with_nothing_done_and_are_read_again_next_time() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let world = World::new();
+    let ring = world.keys.ring();
+    // KMS fails the first read (an outage), then the deployment's refusal, then answers.
+    let reads = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&reads);
+    let keys = PublicKeys::read_with(move || {
+        let (n, ring) = (counted.fetch_add(1, Ordering::SeqCst), ring.clone());
+        Box::pin(async move {
+            match n {
+                0 => Err(SignError::Unavailable(jit_core::cause::Cause::message(
+                    "KMS is down",
+                ))),
+                1 => Err(SignError::Refused(jit_core::cause::Cause::message(
+                    "AccessDenied",
+                ))),
+                _ => Ok::<KeyRing, _>(ring),
+            }
+        })
+    });
+    assert!(!keys.is_read());
+    let cases = Cases::new(&world.store, &world.rules, &keys);
+    let bob = caller("bob", &["sre"]);
+    let pending = world.pending(&cases).await;
+    let id = pending.id.as_str();
+    let now = WEDNESDAY_10;
+
+    for why in ["KMS is down", "AccessDenied"] {
+        let refused = cases
+            .review(&bob, id, ReviewDecision::Approve, None, now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&refused, Refusal::KeysUnreadable { nothing_done, .. } if *nothing_done == "no review was recorded"),
+            "{refused:?}"
+        );
+        assert!(refused.to_string().contains(why), "{refused}");
+        assert_eq!(
+            world.store.get(&pending.id).await.unwrap().unwrap(),
+            pending
+        );
+    }
+    // A failed read is not kept: the third review reads them again and is recorded.
+    let active = cases
+        .review(&bob, id, ReviewDecision::Approve, None, now)
+        .await
+        .unwrap();
+    assert_eq!(active.state, GrantState::Active);
+    assert!(keys.is_read());
+    // Once read they are kept: a review after it verifies (and is refused for the state)
+    // without reading them again.
+    let late = cases
+        .review(&bob, id, ReviewDecision::Approve, None, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(&late, Refusal::Transition(_)), "{late:?}");
+    assert_eq!(reads.load(Ordering::SeqCst), 3);
 }
 
 /// The store of someone with write access to the table but not the functions' keys, who
@@ -348,7 +409,7 @@ impl GrantStore for ForgerRacing {
 #[tokio::test]
 async fn a_review_that_lost_a_race_to_a_forged_change_is_refused_not_decided_on_it() {
     let world = World::new();
-    let ring = world.keys.ring();
+    let ring: PublicKeys = world.keys.ring().into();
     let pending = world
         .pending(&Cases::new(&world.store, &world.rules, &ring))
         .await;
