@@ -146,10 +146,18 @@ async function api(method, path, body) {
     init.body = JSON.stringify(body);
   }
   let res;
-  try {
-    res = await fetch(path, init);
-  } catch (e) {
-    throw new ApiError(0, `the API cannot be reached (${e.message}); try again`);
+  // A throttled request (429) never reached a function: it is sent again, waiting as the
+  // command does (Retry-After, else a quarter second doubling to four), up to five times.
+  for (let retries = 0; ; retries++) {
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, `the API cannot be reached (${e.message}); try again`);
+    }
+    if (res.status !== 429 || retries >= 5) break;
+    const said = Number.parseInt(res.headers.get("retry-after") || "", 10);
+    const wait = Math.min(Number.isFinite(said) ? said * 1000 : 250 * 2 ** Math.min(retries, 4), 4000);
+    await new Promise((resolve) => setTimeout(resolve, wait));
   }
   const text = await res.text();
   let data = null;

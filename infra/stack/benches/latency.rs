@@ -10,6 +10,8 @@
 // A benchmark may unwrap: a panic is how it reports a broken run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
+mod cost;
+
 use std::time::{Duration, Instant};
 
 use jit_stack::demo::Api;
@@ -79,6 +81,8 @@ async fn main() {
         port: 0,
         logs: LogSink::Dir(state_dir.join("logs")),
         state_dir,
+        // The flows poll every 10 ms, past the route throttle a real client stays under.
+        throttle: false,
         ..StackOptions::default()
     })
     .await
@@ -174,9 +178,10 @@ async fn ask(api: &Api, token: &str, target: &str, duration: &str) -> String {
 async fn calls_per_flow() {
     const FLOWS: usize = 10;
     let state_dir = jit_local::target_dir().join("jit-bench-calls");
+    let logs = state_dir.join("logs");
     let stack = Stack::start(StackOptions {
         port: 0,
-        logs: LogSink::Dir(state_dir.join("logs")),
+        logs: LogSink::Dir(logs.clone()),
         state_dir,
         record_aws_calls: true,
         // No scheduled sweep in the count: its calls do not belong to the flow.
@@ -297,6 +302,8 @@ async fn calls_per_flow() {
          for drift; the checkpoint of a closed period when one is owed",
     );
 
+    cost_model(&stack, &api, &logs).await;
+
     let kms = aws_sdk_kms::Client::new(&stack.aws);
     let key_id = stack.signing_keys["IntakeSigningKey"].clone();
     let kms_key = jit_core::trust::KmsKey::new(kms, jit_core::domain::Service::Intake, key_id);
@@ -333,4 +340,88 @@ async fn calls_per_flow() {
     time("KMS Sign on the emulator", &mut on_kms);
     time("software P-256 key (no call)", &mut on_local);
     time("local verification", &mut verifying);
+}
+
+/// Waits, reading the table itself (not through the API, whose reads would be counted), until
+/// grant `id` satisfies `done`.
+async fn settled(
+    store: &jit_core::store::DynamoStore,
+    id: &str,
+    done: impl Fn(&jit_core::domain::Grant) -> bool,
+) {
+    use jit_core::store::GrantStore;
+    let id = jit_core::domain::GrantId::parse(id).unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if store.get(&id).await.unwrap().is_some_and(|g| done(&g)) {
+            return;
+        }
+        assert!(Instant::now() < until, "grant {id} never settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The cost model: what each flow used, counted on this stack, priced (`cost::PRICES`).
+async fn cost_model(stack: &Stack, api: &Api, logs: &std::path::Path) {
+    use jit_core::domain::GrantState;
+    const FLOWS: usize = 10;
+    let store =
+        jit_core::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), &stack.table);
+    let post = |path: String, token: String, body: Option<serde_json::Value>| async move {
+        let a = api.call("POST", &path, Some(&token), body).await.unwrap();
+        assert_eq!(a.status, 200, "{path}: {}", a.body);
+    };
+
+    // Auto-approved: request, the rules' approval, one credentials call.
+    let meter = cost::Meter::start(stack, logs);
+    for i in 0..FLOWS {
+        let who = stack.token(&format!("cost-{i}"), &["sre"]);
+        let id = ask(api, &who, "prod-logs-ro", "30m").await;
+        settled(&store, &id, |g| g.state == GrantState::Active).await;
+        post(format!("/grants/{id}/credentials"), who, None).await;
+    }
+    let auto = meter.finish(stack, logs, FLOWS, &[]).await;
+
+    // One look at a request (what --wait does while a person decides).
+    let who = stack.token("cost-poll", &["sre"]);
+    let id = ask(api, &who, "prod-logs-ro", "30m").await;
+    settled(&store, &id, |g| g.state == GrantState::Active).await;
+    let meter = cost::Meter::start(stack, logs);
+    for _ in 0..FLOWS {
+        let a = api
+            .call("GET", &format!("/requests/{id}"), Some(&who), None)
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200, "{}", a.body);
+    }
+    let poll = meter.finish(stack, logs, FLOWS, &[]).await;
+
+    // Two approvers, then one credentials call.
+    let meter = cost::Meter::start(stack, logs);
+    for i in 0..FLOWS {
+        let dan = stack.token(&format!("cost-dan-{i}"), &["dba"]);
+        let id = ask(api, &dan, "prod-db-admin", "30m").await;
+        settled(&store, &id, |g| g.approvals_required == Some(2)).await;
+        for approver in [
+            stack.token("lee", &["dba-leads"]),
+            stack.token("sue", &["security"]),
+        ] {
+            let review = json!({"decision": "approve"});
+            post(format!("/requests/{id}/reviews"), approver, Some(review)).await;
+        }
+        settled(&store, &id, |g| g.state == GrantState::Active).await;
+        post(format!("/grants/{id}/credentials"), dan, None).await;
+    }
+    let two = meter.finish(stack, logs, FLOWS, &[]).await;
+
+    // A scheduled sweep of a deployment with nothing due.
+    stack.sweep().await.unwrap();
+    let meter = cost::Meter::start(stack, logs);
+    let started = Instant::now();
+    stack.sweep().await.unwrap();
+    let sweep = meter
+        .finish(stack, logs, 1, &[("sweeper", started.elapsed())])
+        .await;
+
+    print!("{}", cost::report(&auto, &two, &poll, &sweep));
 }

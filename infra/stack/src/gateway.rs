@@ -1,10 +1,10 @@
 //! The HTTP API as API Gateway serves it: routes from the template, the JWT authorizer on
-//! every route, payload format 2.0 events to the function, and its answers when something
-//! goes wrong (401, 404, 413, 500, 503, each with API Gateway's own small JSON body and
-//! nothing of the function's error).
+//! every route, the template's route throttle, payload format 2.0 events to the function, and
+//! its answers when something goes wrong (401, 404, 413, 429, 500, 503, each with API
+//! Gateway's own small JSON body and nothing of the function's error).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use crate::oidc::{Authorizer, gateway_claims};
 use crate::runtime::{FunctionError, FunctionRuntime};
-use crate::template::Template;
+use crate::template::{Template, Throttle};
 use crate::timings::Timings;
 
 /// The largest request body API Gateway accepts.
@@ -29,6 +29,45 @@ pub struct Gateway {
     pub(crate) functions: HashMap<String, FunctionRuntime>,
     pub(crate) authorizer: Authorizer,
     pub(crate) timings: Timings,
+    pub(crate) throttles: Throttles,
+}
+
+/// Each route's token bucket, as API Gateway keeps one per route under `DefaultRouteSettings`
+/// (before the authorizer: a flood of bad tokens is throttled like any other).
+#[derive(Debug, Default)]
+pub(crate) struct Throttles {
+    limit: Option<Throttle>,
+    /// Route key → (tokens left, when it was last filled).
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl Throttles {
+    /// Buckets of `limit` (none: every request passes).
+    pub(crate) fn new(limit: Option<Throttle>) -> Self {
+        Self {
+            limit,
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Whether route `key` may take one more request now.
+    fn admit(&self, key: &str) -> bool {
+        let Some(limit) = self.limit else {
+            return true;
+        };
+        let burst = f64::from(limit.burst);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let (tokens, filled) = buckets.entry(key.to_owned()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*filled).as_secs_f64() * limit.rate).min(burst);
+        *filled = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
@@ -74,6 +113,10 @@ impl Gateway {
         let Some((function, route, params)) = self.template.route(&method, &path) else {
             return message(StatusCode::NOT_FOUND, "Not Found");
         };
+        if !self.throttles.admit(&route.key()) {
+            tracing::info!(route = %route.key(), "throttled: the route's bucket is empty");
+            return message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+        }
         let claims = match self.authorize(route, &request) {
             Ok(claims) => claims,
             Err(why) => {

@@ -106,6 +106,9 @@ pub struct StackOptions {
     /// Whether to put a recording pass-through between each function and the emulator, so
     /// [`Stack::aws_calls`] holds every AWS call each function made.
     pub record_aws_calls: bool,
+    /// Whether the gateway applies the template's route throttle (429 past it), as API
+    /// Gateway does.
+    pub throttle: bool,
 }
 
 impl Default for StackOptions {
@@ -122,6 +125,7 @@ impl Default for StackOptions {
             stream_poll: Duration::from_millis(100),
             policy_dir: jit_local::workspace_root().join("infra/policies"),
             record_aws_calls: false,
+            throttle: true,
         }
     }
 }
@@ -254,6 +258,7 @@ impl Stack {
             functions: runtimes.functions.clone(),
             authorizer: Authorizer::new(&issuer, &[AUDIENCE], &provider.jwks()),
             timings: timings.clone(),
+            throttles: gateway::Throttles::new(template.throttle.filter(|_| options.throttle)),
         });
         tasks.push(tokio::spawn(serve(api, move |request| {
             let gateway = Arc::clone(&gateway);

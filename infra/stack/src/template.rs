@@ -113,6 +113,18 @@ pub struct Template {
     pub functions: Vec<FunctionDef>,
     /// The JWT authorizer's identity source header (`authorization`).
     pub identity_header: String,
+    /// The HTTP API's `DefaultRouteSettings` throttle, applied to each route on its own.
+    pub throttle: Option<Throttle>,
+}
+
+/// A route's throttle as API Gateway applies it: a token bucket holding `burst` requests,
+/// refilled at `rate` a second; a request that finds it empty is answered 429.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// `ThrottlingBurstLimit`.
+    pub burst: u32,
+    /// `ThrottlingRateLimit`, requests a second.
+    pub rate: f64,
 }
 
 /// The values `!Ref` resolves to locally.
@@ -179,9 +191,23 @@ impl Template {
                         .to_ascii_lowercase()
                 },
             );
+        let throttle = template
+            .resources_of("AWS::Serverless::HttpApi")
+            .find_map(|(_, api)| {
+                let settings = &api.properties["DefaultRouteSettings"];
+                Some(Throttle {
+                    burst: u32::try_from(settings["ThrottlingBurstLimit"].as_u64()?).ok()?,
+                    // A whole number, or a decimal (which the template reader keeps as text).
+                    rate: match &settings["ThrottlingRateLimit"] {
+                        n if n.as_u64().is_some() => f64::from(u32::try_from(n.as_u64()?).ok()?),
+                        n => n.as_str()?.parse().ok()?,
+                    },
+                })
+            });
         Ok(Self {
             functions,
             identity_header,
+            throttle,
         })
     }
 
@@ -352,6 +378,13 @@ mod tests {
         assert_eq!(t.functions[0].environment["TABLE_NAME"], "jit-grants");
         assert_eq!(t.functions[0].environment["JIT_GROUPS_CLAIM"], "groups");
         assert_eq!(t.identity_header, "authorization");
+        assert_eq!(
+            t.throttle,
+            Some(Throttle {
+                burst: 50,
+                rate: 20.0
+            })
+        );
         // The web page signs in where the authorizer's tokens come from, as the first
         // audience, and only its files skip the authorizer.
         let intake = &t.functions[0].environment;

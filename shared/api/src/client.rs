@@ -118,6 +118,8 @@ pub struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
+    /// How many times a throttled request (429) is sent again before its 429 is answered.
+    throttled_retries: u32,
 }
 
 impl Client {
@@ -132,6 +134,16 @@ impl Client {
             base: base.trim_end_matches('/').to_owned(),
             token: None,
             http,
+            throttled_retries: 5,
+        }
+    }
+
+    /// The same API, answering a throttled request's 429 at once instead of sending it again
+    /// (to see the throttle itself).
+    pub fn without_throttle_retries(&self) -> Self {
+        Self {
+            throttled_retries: 0,
+            ..self.clone()
         }
     }
 
@@ -149,8 +161,32 @@ impl Client {
     }
 
     /// Sends `method path` (path with any query) with the token and a JSON body, and returns
-    /// the answer whatever its status.
+    /// the answer whatever its status. A throttled request (429) is sent again, waiting
+    /// longer each time ([`crate::throttled_wait`]), up to five times.
     pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> ApiResult<Answer> {
+        let mut retries = 0;
+        loop {
+            let answer = self.send_once(method, path, body, headers).await?;
+            if answer.status != 429 || retries >= self.throttled_retries {
+                return Ok(answer);
+            }
+            let retry_after = answer
+                .headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok());
+            tokio::time::sleep(crate::throttled_wait(retries, retry_after)).await;
+            retries += 1;
+        }
+    }
+
+    /// Sends the request once, whatever the answer.
+    async fn send_once(
         &self,
         method: &str,
         path: &str,

@@ -13,6 +13,6 @@ mod client;
 
 #[cfg(feature = "client")]
 pub use client::{Answer, ApiError, ApiResult, Client};
-pub use pacing::poll_interval;
+pub use pacing::{poll_interval, throttled_wait};
 pub use routes::Route;
 pub use types::*;
