@@ -514,6 +514,36 @@ async fn the_gateway_refuses_bad_tokens_itself_and_never_invokes_the_function() 
 }
 
 #[tokio::test]
+async fn past_a_routes_throttle_the_gateway_answers_429_and_the_client_waits_it_out() {
+    let stack = shared().unwrap();
+    let token = stack.token("throttled", &["sre"]);
+    let patient = api(stack).as_user(&token);
+    let impatient = patient.without_throttle_retries();
+    // 120 at once on one route: more than its burst of 50.
+    let answers =
+        futures::future::join_all((0..120).map(|_| impatient.send("GET", "/targets", None, &[])))
+            .await;
+    let mut throttled = 0;
+    for a in answers.into_iter().map(Result::unwrap) {
+        match a.status {
+            200 => {}
+            429 => {
+                assert_eq!(a.body, json!({"message": "Too Many Requests"}));
+                throttled += 1;
+            }
+            other => panic!("{other}: {}", a.text),
+        }
+    }
+    assert!(throttled > 0, "120 at once all passed a burst of 50");
+    // The client every tool uses waits its 429s out: every one of another 120 gets through.
+    let answers =
+        futures::future::join_all((0..120).map(|_| patient.send("GET", "/targets", None, &[])))
+            .await;
+    let statuses: Vec<u16> = answers.into_iter().map(|a| a.unwrap().status).collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
+#[tokio::test]
 async fn a_function_that_cannot_start_is_answered_as_api_gateway_would_with_nothing_leaked() {
     // The issuer gets a broken policy set: its process exits at start-up with the file and
     // line to fix, which must reach the logs and never the caller.

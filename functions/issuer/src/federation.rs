@@ -32,21 +32,33 @@ pub trait SigninFederation: Send + Sync {
     fn endpoint(&self) -> &Url;
 }
 
-/// The federation endpoint over HTTPS.
-#[derive(Debug, Clone)]
+/// The federation endpoint over HTTPS. Its HTTP client (TLS roots and all) is built for the
+/// first console link, not at start: most invocations are credentials calls that never use it.
+#[derive(Debug)]
 pub struct HttpFederation {
-    client: reqwest::Client,
+    client: std::sync::OnceLock<reqwest::Client>,
     endpoint: Url,
 }
 
 impl HttpFederation {
     /// A client for `endpoint` (normally [`AWS_FEDERATION_ENDPOINT`]).
     pub fn new(endpoint: Url) -> Result<Self, FederationError> {
+        Ok(Self {
+            client: std::sync::OnceLock::new(),
+            endpoint,
+        })
+    }
+
+    /// The HTTP client, built now if it was not yet.
+    fn client(&self) -> Result<&reqwest::Client, FederationError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(5))
             .build()
             .map_err(|e| FederationError(e.to_string()))?;
-        Ok(Self { client, endpoint })
+        Ok(self.client.get_or_init(|| client))
     }
 }
 
@@ -71,7 +83,7 @@ impl SigninFederation for HttpFederation {
             .append_pair("Action", "getSigninToken")
             .append_pair("Session", &session.to_string());
         let response = self
-            .client
+            .client()?
             .get(url)
             .send()
             .await

@@ -253,7 +253,7 @@ async fn main() {
             "/requests",
             Some(&token),
             Some(
-                json!({"target": "prod-logs-ro", "duration": "4h", "ticket": "INC-1",
+                json!({"target": "prod-logs-ro", "duration": "30m", "ticket": "INC-1",
                 "reason": "cold-start benchmark"}),
             ),
         )
@@ -503,6 +503,12 @@ async fn main() {
             "jit-stack",
             "latency",
             "The local stack over HTTP (its function binaries are the dev-profile builds the stack runs); then, on a second stack through the recording pass-through, the AWS calls each function makes per flow.",
+        ),
+        (
+            "Load, with the route throttle",
+            "jit-stack",
+            "load",
+            "1,000 people, 32 at a time, each asking (auto-approved), waiting as `jit request --wait` does and pulling credentials, against the local stack (4 instances per function at most) with the template's route throttle, which the client meets with back-off.",
         ),
         (
             "Cedar decisions",

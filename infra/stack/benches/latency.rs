@@ -424,4 +424,5 @@ async fn cost_model(stack: &Stack, api: &Api, logs: &std::path::Path) {
         .await;
 
     print!("{}", cost::report(&auto, &two, &poll, &sweep));
+    print!("{}", cost::scale(&auto, &poll));
 }

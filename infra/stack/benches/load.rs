@@ -1,7 +1,10 @@
-//! A bounded load run on loopback: `JIT_LOAD_REQUESTS` (default 200) people, `JIT_LOAD_CONCURRENCY`
-//! (default 16) at a time, each asking for access (auto-approved), waiting for it and pulling
-//! credentials, against the local stack with up to 4 instances per function; at most
-//! `JIT_LOAD_SECONDS` (default 180) in all. Prints throughput, latency percentiles and errors
+//! A bounded load run on loopback: `JIT_LOAD_REQUESTS` (default 1,000) people,
+//! `JIT_LOAD_CONCURRENCY` (default 32) at a time, each asking for access (auto-approved),
+//! waiting for it as `jit request --wait` does (its back-off) and pulling credentials, against
+//! the local stack with up to 4 instances per function and the template's route throttle (the
+//! client sends a throttled request again with back-off, as the command and the page do); at
+//! most `JIT_LOAD_SECONDS` (default 300) in all. Prints throughput, latency percentiles per
+//! route as the person saw them (retries included), the gateway's 429s per route, and answers
 //! by status; then checks that nothing was lost: every accepted request is in the table with
 //! its chain verifying under the functions' keys, and every credential pull that answered 200
 //! has its SESSION_ISSUED record. A loss panics (the run is broken); times assert nothing.
@@ -45,6 +48,8 @@ struct Person {
     created: Option<(u16, Duration)>,
     grant: Option<String>,
     pulled: Option<(u16, Duration)>,
+    /// Each look at the request while it was pending: (status, time).
+    looks: Vec<(u16, Duration)>,
 }
 
 async fn one(api: Api, token: String, deadline: Instant) -> Person {
@@ -68,20 +73,22 @@ async fn one(api: Api, token: String, deadline: Instant) -> Person {
     }
     let id = a.body["id"].as_str().unwrap().to_owned();
     p.grant = Some(id.clone());
-    loop {
+    for polls in 0.. {
+        tokio::time::sleep(jit_api::poll_interval(polls)).await;
+        let t = Instant::now();
         let Ok(g) = api
             .call("GET", &format!("/requests/{id}"), Some(&token), None)
             .await
         else {
             return p;
         };
+        p.looks.push((g.status, t.elapsed()));
         if g.body["state"] == "ACTIVE" {
             break;
         }
         if Instant::now() > deadline {
             return p;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let t = Instant::now();
     if let Ok(c) = api
@@ -100,9 +107,9 @@ async fn one(api: Api, token: String, deadline: Instant) -> Person {
 
 #[tokio::main]
 async fn main() {
-    let requests = setting("JIT_LOAD_REQUESTS", 200);
-    let concurrency = setting("JIT_LOAD_CONCURRENCY", 16);
-    let seconds = setting("JIT_LOAD_SECONDS", 180);
+    let requests = setting("JIT_LOAD_REQUESTS", 1000);
+    let concurrency = setting("JIT_LOAD_CONCURRENCY", 32);
+    let seconds = setting("JIT_LOAD_SECONDS", 300);
     let state_dir = jit_local::target_dir().join("jit-bench-load");
     let stack = Stack::start(StackOptions {
         port: 0,
@@ -136,8 +143,16 @@ async fn main() {
     let took = started.elapsed();
 
     let mut statuses = BTreeMap::<String, usize>::new();
-    let (mut create_times, mut pull_times) = (Vec::new(), Vec::new());
+    let (mut create_times, mut pull_times, mut look_times) = (Vec::new(), Vec::new(), Vec::new());
     for p in &people {
+        for (s, d) in &p.looks {
+            *statuses
+                .entry(format!("GET /requests/{{id}} {s}"))
+                .or_default() += 1;
+            if *s == 200 {
+                look_times.push(*d);
+            }
+        }
         match p.created {
             Some((s, d)) => {
                 *statuses.entry(format!("POST /requests {s}")).or_default() += 1;
@@ -162,6 +177,8 @@ async fn main() {
     }
     create_times.sort();
     pull_times.sort();
+    look_times.sort();
+    let timings = stack.timings.take();
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     let flows = pull_times.len();
     println!(
@@ -170,14 +187,16 @@ async fn main() {
          counting the status polls)",
         took.as_secs_f64(),
         flows as f64 / took.as_secs_f64(),
-        stack.timings.take().get("gateway").map_or(0, Vec::len) as f64 / took.as_secs_f64(),
+        timings.get("gateway").map_or(0, Vec::len) as f64 / took.as_secs_f64(),
     );
     for (label, times) in [
         ("POST /requests", &create_times),
-        ("credentials", &pull_times),
+        ("GET /requests/{id}", &look_times),
+        ("POST /grants/{id}/credentials", &pull_times),
     ] {
         println!(
-            "  {label:<15} p50 {:>9}  p95 {:>9}  p99 {:>9}  max {:>9}",
+            "  {label:<30} n {:>5}  p50 {:>9}  p95 {:>9}  p99 {:>9}  max {:>9}",
+            times.len(),
             ms(percentile(times, 50.0)),
             ms(percentile(times, 95.0)),
             ms(percentile(times, 99.0)),
@@ -185,6 +204,18 @@ async fn main() {
         );
     }
     println!("  answers: {statuses:?}");
+    let throttled: Vec<String> = timings
+        .iter()
+        .filter_map(|(what, n)| Some(format!("{} {}", what.strip_prefix("throttled ")?, n.len())))
+        .collect();
+    println!(
+        "  429s the gateway answered (each sent again by the client): {}",
+        if throttled.is_empty() {
+            "none".to_owned()
+        } else {
+            throttled.join(", ")
+        }
+    );
     for f in ["intake", "approver", "issuer"] {
         if let Some(runtime) = stack.function(f) {
             println!(

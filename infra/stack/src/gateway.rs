@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -115,6 +115,8 @@ impl Gateway {
         };
         if !self.throttles.admit(&route.key()) {
             tracing::info!(route = %route.key(), "throttled: the route's bucket is empty");
+            self.timings
+                .record(&format!("throttled {}", route.key()), Duration::ZERO);
             return message(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
         }
         let claims = match self.authorize(route, &request) {

@@ -568,3 +568,70 @@ pub fn looks_within(t: Duration) -> u32 {
     }
     looks + 1
 }
+
+/// Where a real deployment saturates first: each limit, what one auto-approved grant takes of
+/// it (as counted in `auto`), and the grants a day it allows.
+pub fn scale(auto: &Usage, poll: &Usage) -> String {
+    let ends = expiry(auto);
+    let grant = auto.plus(poll).plus(&ends);
+    let per_day = 86_400.0;
+    let call = |k: &str| grant.calls.get(k).copied().unwrap_or(0.0);
+    // A record is well under 1 KB (one unit); a grant's item, rewritten at each of its
+    // transactions while it is open, is under 2 KB.
+    let record_wru = 1.0;
+    let grant_writes = call("dynamodb:TransactWriteItems") * 2.0;
+    let rows: Vec<(String, f64, String)> = vec![
+        (
+            "route throttle, POST /requests: 20 a second (burst 50)".into(),
+            20.0 * per_day,
+            "raise DefaultRouteSettings (a stage setting; the account's 10,000 a second is the ceiling)".into(),
+        ),
+        (
+            format!(
+                "route throttle, GET /requests/{{id}}: 20 a second; a person waiting with --wait looks every 15 s, so {} people can wait at once",
+                20 * 15
+            ),
+            f64::NAN,
+            "the first limit a large team meets: raise the route's throttle, or wait on the server (long poll) instead of looking".into(),
+        ),
+        (
+            format!("KMS, ECC Sign: 300 a second (shared by the account's ECC keys); {:.0} a grant", call("kms:Sign")),
+            300.0 / call("kms:Sign").max(1.0) * per_day,
+            "ask for a higher quota (Service Quotas); or sign a batch of records at once (one signature over their hashes)".into(),
+        ),
+        (
+            format!("DynamoDB, one partition's 1,000 write units a second: the audit_by_day index keeps a day's records in one partition (about {record_wru:.0} unit a record, {:.0} records a grant)", call("kms:Sign")),
+            1000.0 / (record_wru * call("kms:Sign").max(1.0)) * per_day,
+            "shard the day key (audit_day#0..n) as the due index is".into(),
+        ),
+        (
+            format!("DynamoDB, the due index: 8 shards, each a partition of 1,000 write units a second; a grant's item is written {:.0} times while open, 2 units each", call("dynamodb:TransactWriteItems")),
+            8.0 * 1000.0 / grant_writes.max(1.0) * per_day,
+            "more shards (DUE_SHARDS): sweeps query them side by side".into(),
+        ),
+        (
+            format!("STS AssumeRole: about 600 a second per account and region; {:.0} a grant", call("sts:AssumeRole")),
+            600.0 / call("sts:AssumeRole").max(1.0) * per_day,
+            "ask for more; each credentials call is one".into(),
+        ),
+        (
+            format!("Lambda: 1,000 concurrent executions per account by default; {} invocations a grant of about {:.0} ms each", grant.invocation_count(), grant.invocations.values().map(|(_, ms)| ms).sum::<f64>() / grant.invocation_count().max(1.0)),
+            1000.0 / (grant.invocations.values().map(|(_, ms)| ms).sum::<f64>() / 1000.0).max(0.001) * per_day,
+            "a quota increase; reserved concurrency keeps the sweeper and the approver from being starved".into(),
+        ),
+    ];
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Where a deployment saturates, on paper from the counts above (published default quotas):"
+    );
+    for (limit, grants, change) in rows {
+        let allows = if grants.is_nan() {
+            "see the limit".to_owned()
+        } else {
+            format!("{:.1} million grants a day", grants / 1e6)
+        };
+        let _ = writeln!(out, "  - {limit}: {allows}; outgrown: {change}.");
+    }
+    out
+}

@@ -379,3 +379,33 @@ fn waiting_for_a_person_backs_off_to_a_few_requests_a_minute() {
     }
     assert!((30..=50).contains(&looks), "{looks} looks in ten minutes");
 }
+
+/// A throttled request is sent again after what API Gateway's `Retry-After` says, never more
+/// than four seconds, and without one after a quarter second doubling: five retries wait out
+/// about eight seconds, a route's refill of some 150 requests.
+#[test]
+fn a_throttled_request_waits_as_told_or_backs_off_within_seconds() {
+    use std::time::Duration;
+    assert_eq!(
+        jit_api::throttled_wait(0, Some("2")),
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        jit_api::throttled_wait(3, Some(" 1 ")),
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        jit_api::throttled_wait(0, Some("3600")),
+        Duration::from_secs(4)
+    );
+    let waits: Vec<Duration> = (0..5)
+        .map(|n| jit_api::throttled_wait(n, Some("soon")))
+        .collect();
+    assert_eq!(waits[0], Duration::from_millis(250));
+    assert!(waits.windows(2).all(|w| w[1] >= w[0]), "{waits:?}");
+    let total: Duration = waits.iter().sum();
+    assert!(
+        (Duration::from_secs(6)..=Duration::from_secs(9)).contains(&total),
+        "{total:?}"
+    );
+}
