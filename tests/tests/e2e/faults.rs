@@ -486,6 +486,12 @@ async fn public_keys_kms_cannot_give_are_a_503_with_nothing_done_until_it_can() 
         // A new instance (the issuer never ran; the approver's is stopped) meets KMS down.
         let function = h.stack().function(binary).unwrap();
         function.stop();
+        // Gone before the next call, so it starts a new one rather than meet a dying one.
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while function.instances_running() > 0 {
+            assert!(std::time::Instant::now() < until, "{binary} did not stop");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let started = function.instances_started();
         aws.arm_on(binary, "GetPublicKey", Fault::Down);
         let before = sts_calls();

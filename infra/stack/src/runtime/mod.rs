@@ -264,6 +264,11 @@ impl FunctionRuntime {
         start_instance(&self.shared);
     }
 
+    /// How many instances are running now (starting, idle or working).
+    pub fn instances_running(&self) -> usize {
+        self.shared.instances.load(Ordering::SeqCst)
+    }
+
     /// Stops every instance of the function.
     pub fn stop(&self) {
         for (_, stop) in lock(&self.shared.stoppers).drain() {
