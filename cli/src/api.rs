@@ -66,6 +66,10 @@ impl Failure {
                 )),
                 403 | 404 => Self::Refused(detail),
                 409 => Self::Conflict(detail),
+                // API Gateway's throttle, still there after the client's own retries.
+                429 => Self::Unreachable(format!(
+                    "the jit API is throttling requests ({detail}); nothing was changed, try again in a moment"
+                )),
                 400 | 413 | 415 | 422 => Self::Usage(detail),
                 s if s >= 500 => Self::Unreachable(format!(
                     "the jit API is unavailable ({status}: {detail}); nothing was changed, try again"

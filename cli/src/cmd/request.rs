@@ -70,13 +70,24 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
     let mut tick = 0;
     let mut polls = 0;
     loop {
-        let g = ctx.api.call(|api| api.get_request(&id)).await?;
-        if g.state != GrantState::Pending {
+        // A look that fails for a moment (unreachable, throttled, a 5xx) is no answer: the
+        // request is there either way, so the wait goes on to its end.
+        let g = match ctx.api.call(|api| api.get_request(&id)).await {
+            Ok(g) => Some(g),
+            Err(Failure::Unreachable(why)) if started.elapsed() <= timeout => {
+                note!("could not look at {id} just now ({why}); still waiting");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(g) = &g
+            && g.state != GrantState::Pending
+        {
             if spin {
                 note_inline!("\r\x1b[K");
             }
             let granted = g.state == GrantState::Active;
-            ctx.print(&g, |g| {
+            ctx.print(g, |g| {
                 let verdict = if granted { "granted" } else { "not granted" };
                 format!("{verdict}: {}", summary(g))
             });
@@ -88,7 +99,7 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
                 timeout.as_secs()
             )));
         }
-        if spin {
+        if spin && let Some(g) = &g {
             let needed = g.approvals_required.unwrap_or(0);
             note_inline!(
                 "\r{} waiting for approval of {id} ({}/{needed} reviews)",
