@@ -3,7 +3,6 @@
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
 
-use jit_core::cases::Refusal;
 use jit_core::clock::Timestamp;
 use jit_core::domain::GrantId;
 use jit_core::policy::Action;
@@ -73,14 +72,7 @@ impl<S: GrantStore> App<S> {
         ids.dedup();
         let heads = self.store.heads(&ids).await?;
         let checkpoints = self.store.checkpoints_between(from, to).await?;
-        let keys = self
-            .keys
-            .ring()
-            .await
-            .map_err(|cause| Refusal::KeysUnreadable {
-                cause,
-                nothing_done: "nothing was exported",
-            })?;
+        let keys = jit_core::cases::ring(&self.keys, "nothing was exported").await?;
         tracing::info!(auditor = %call.caller.user, from = %from, to = %to, records = page.items.len(), "audit exported");
         Ok(json(
             StatusCode::OK,

@@ -9,7 +9,6 @@ use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 
 use jit_api::{AuditRecordView, GrantTrail, GrantView};
-use jit_core::cases::Refusal;
 use jit_core::domain::GrantId;
 use jit_core::store::GrantStore;
 use jit_http::startup::setting;
@@ -151,14 +150,7 @@ impl<S: GrantStore> App<S> {
         if !self.rules.may_see(&grant, &call.caller, call.now) {
             return Err(not_found());
         }
-        let keys = self
-            .keys
-            .ring()
-            .await
-            .map_err(|cause| Refusal::KeysUnreadable {
-                cause,
-                nothing_done: "the trail was not sent",
-            })?;
+        let keys = jit_core::cases::ring(&self.keys, "the trail was not sent").await?;
         Ok(json(
             StatusCode::OK,
             &GrantTrail {

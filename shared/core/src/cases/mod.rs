@@ -20,6 +20,18 @@ pub use refusal::{Noun, Refusal};
 pub use request::OpenRequest;
 pub use session::{MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS, SessionPlan};
 
+/// The functions' public keys, read now if they were not yet, or the refusal saying they
+/// could not be and that `nothing_done` was done.
+pub async fn ring<'k>(
+    keys: &'k PublicKeys,
+    nothing_done: &'static str,
+) -> Result<&'k crate::trust::KeyRing, Refusal> {
+    keys.ring().await.map_err(|cause| Refusal::KeysUnreadable {
+        cause,
+        nothing_done,
+    })
+}
+
 use crate::clock::Timestamp;
 use crate::domain::{Change, Grant, GrantId};
 use crate::identity::Caller;
@@ -95,14 +107,7 @@ impl<'a, S: GrantStore> Cases<'a, S> {
         now: Timestamp,
         nothing_done: &'static str,
     ) -> Result<(), Refusal> {
-        let keys = self
-            .keys
-            .ring()
-            .await
-            .map_err(|cause| Refusal::KeysUnreadable {
-                cause,
-                nothing_done,
-            })?;
+        let keys = ring(self.keys, nothing_done).await?;
         check_grant(grant, records, keys).map_err(|broken| Refusal::Unverified {
             grant: Box::new(grant.clone()),
             broken,
