@@ -269,18 +269,13 @@ impl GrantStore for DynamoStore {
         let limit = page.clamped_limit();
         let resume = Position::due(page.cursor.as_ref())?;
         let first_shard = resume.as_ref().map_or(0, |(shard, _, _)| *shard);
-        // Every shard left is queried at once (one round trip, not eight in a row); their
-        // items are then taken in shard order up to the limit, so a page and its cursor are
-        // what querying them one after another would give. A page that fills up early reads
-        // up to a limit's worth from each later shard for nothing: cheap next to the latency
-        // of a sweep whose due work is small, which is every sweep but a backlog's.
-        let queries = (first_shard..DUE_SHARDS).map(|shard| {
+        let query_of = |shard: u32| {
             let partition = format!("DUE#{shard}");
             let start = resume
                 .as_ref()
                 .filter(|(s, _, _)| *s == shard)
                 .map(|(_, at, id)| grant_index_start(index, &partition, n(at.unix_seconds()), id));
-            let query = PartitionQuery {
+            PartitionQuery {
                 index: Some(index.name),
                 key: (index.partition_key, partition),
                 range: SortCondition::new(
@@ -290,27 +285,45 @@ impl GrantStore for DynamoStore {
                 ),
                 forward: true,
                 start,
-            };
-            async move { (shard, self.query_partition::<Grant>(query, limit).await) }
-        });
-        let mut items: Vec<Grant> = Vec::new();
-        for (shard, found) in futures::future::join_all(queries).await {
-            let (found, _) = found?;
-            let want = usize::try_from(limit)
-                .unwrap_or(usize::MAX)
-                .saturating_sub(items.len());
-            items.extend(found.into_iter().take(want));
-            if items.len() as u64 == u64::from(limit) {
-                let next = items.last().and_then(|g| {
-                    g.due_at().map(|at| {
-                        Cursor::encode(&Position::Due {
-                            shard,
-                            at,
-                            id: g.id.clone(),
-                        })
+            }
+        };
+        // A full page ends at its last item, in the shard it came from.
+        let full = |items: Vec<Grant>, shard: u32| {
+            let next = items.last().and_then(|g| {
+                g.due_at().map(|at| {
+                    Cursor::encode(&Position::Due {
+                        shard,
+                        at,
+                        id: g.id.clone(),
                     })
-                });
-                return Ok(Page { items, next });
+                })
+            });
+            Page { items, next }
+        };
+        let room = usize::try_from(limit).unwrap_or(usize::MAX);
+        // The shard the page starts in, alone: in a backlog, most pages fill up there and no
+        // other shard is read for nothing.
+        let (mut items, _) = self
+            .query_partition::<Grant>(query_of(first_shard), limit)
+            .await?;
+        items.truncate(room);
+        if items.len() == room {
+            return Ok(full(items, first_shard));
+        }
+        // Then every later shard at once (one round trip, not seven in a row), each asked for
+        // what the page still lacks; their items are taken in shard order, so the page and its
+        // cursor are what querying them one after another would give.
+        let want = u32::try_from(room - items.len()).unwrap_or(limit);
+        let rest = ((first_shard + 1)..DUE_SHARDS).map(|shard| {
+            let query = query_of(shard);
+            async move { (shard, self.query_partition::<Grant>(query, want).await) }
+        });
+        for (shard, found) in futures::future::join_all(rest).await {
+            let (found, _) = found?;
+            let left = room.saturating_sub(items.len());
+            items.extend(found.into_iter().take(left));
+            if items.len() == room {
+                return Ok(full(items, shard));
             }
         }
         Ok(Page { items, next: None })
