@@ -71,8 +71,7 @@ async fn main() {
         rules,
         clock,
         broker: StsBroker::new(sts),
-        federation: HttpFederation::new(url::Url::parse("http://127.0.0.1:9/federation").unwrap())
-            .unwrap(),
+        federation: HttpFederation::new(url::Url::parse("http://127.0.0.1:9/federation").unwrap()),
         config: IssuerConfig::default(),
         keys: Arc::new(keys.ring().into()),
     };

@@ -42,11 +42,11 @@ pub struct HttpFederation {
 
 impl HttpFederation {
     /// A client for `endpoint` (normally [`AWS_FEDERATION_ENDPOINT`]).
-    pub fn new(endpoint: Url) -> Result<Self, FederationError> {
-        Ok(Self {
+    pub fn new(endpoint: Url) -> Self {
+        Self {
             client: std::sync::OnceLock::new(),
             endpoint,
-        })
+        }
     }
 
     /// The HTTP client, built now if it was not yet.

@@ -28,7 +28,7 @@ async fn main() -> Result<(), Error> {
         rules: base.rules,
         clock: Arc::new(SystemClock),
         broker: StsBroker::new(aws_sdk_sts::Client::new(&base.aws)),
-        federation: HttpFederation::new(endpoint)?,
+        federation: HttpFederation::new(endpoint),
         config: IssuerConfig::from_env(),
         keys: base.keys,
     });

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use jit_core::domain::Service;
 use jit_core::policy::{PolicyError, Rules};
 use jit_core::store::{DynamoStore, SignedStore};
-use jit_core::trust::{CheckpointPeriod, KmsKey, PublicKeys, SignError, kms_public_keys};
+use jit_core::trust::{CheckpointPeriod, KmsKey, PublicKeys, kms_public_keys};
 
 /// Why a function could not start; each says what to fix.
 #[derive(thiserror::Error)]
@@ -23,9 +23,6 @@ pub enum StartupError {
         /// The variable.
         name: &'static str,
     },
-    /// The functions' public keys could not be read.
-    #[error("the signing keys' public halves could not be read: {0}")]
-    Keys(#[from] SignError),
     /// Loading the policy set stopped without an answer.
     #[error("policies: loading them stopped: {0}")]
     Panicked(String),

@@ -90,8 +90,7 @@ impl Harness {
                 before: std::sync::Mutex::new(None),
                 fail: std::sync::Mutex::new(None),
             },
-            federation: HttpFederation::new(url::Url::parse(&federation.endpoint).unwrap())
-                .unwrap(),
+            federation: HttpFederation::new(url::Url::parse(&federation.endpoint).unwrap()),
             config: IssuerConfig::default(),
             keys: Arc::new(keys.ring().into()),
         };
@@ -164,8 +163,7 @@ impl Harness {
                 before: std::sync::Mutex::new(None),
                 fail: std::sync::Mutex::new(None),
             },
-            federation: HttpFederation::new(url::Url::parse(&self.federation.endpoint).unwrap())
-                .unwrap(),
+            federation: HttpFederation::new(url::Url::parse(&self.federation.endpoint).unwrap()),
             config: IssuerConfig::default(),
             keys: Arc::clone(&self.issuer.keys),
         }
