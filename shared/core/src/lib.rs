@@ -7,6 +7,7 @@ pub mod cause;
 pub mod clock;
 pub mod domain;
 pub mod identity;
+pub mod naming;
 pub mod policy;
 pub mod revocation;
 pub mod store;
