@@ -2,6 +2,7 @@
 //! hash-chained audit trail, the injected clock, and the grant store with its DynamoDB and
 //! in-memory adapters. No Lambda code lives here; the functions wire these parts together.
 
+pub mod activity;
 pub mod cases;
 pub mod cause;
 pub mod clock;

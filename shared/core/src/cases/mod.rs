@@ -10,12 +10,16 @@
 //! - [`Cases::revoke`]: the requester or a permitted person ends a grant early.
 //! - [`Cases::plan_session`] then [`Cases::record_session`]: the requester takes a session;
 //!   the issuer calls STS between the two, so nothing is recorded for a session STS refused.
+//! - [`record_activity`]: one CloudTrail event made with a grant's session is kept as that
+//!   grant's activity, or as unattributed, or refused.
 
+mod activity;
 mod refusal;
 mod request;
 mod review;
 mod session;
 
+pub use activity::{ActivityOutcome, record_activity};
 pub use refusal::{Noun, Refusal};
 pub use request::OpenRequest;
 pub use session::{MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS, SessionPlan};

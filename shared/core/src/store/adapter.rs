@@ -41,6 +41,8 @@ pub(crate) enum Position {
     Chain { seq: u64 },
     /// The audit index by time.
     Audit { key: String },
+    /// One grant's activity, by time across its shards: the last item's sort key.
+    Activity { key: String },
 }
 
 impl Position {
@@ -78,6 +80,18 @@ impl Position {
         match cursor.map(Cursor::decode).transpose()? {
             None => Ok(None),
             Some(Self::Audit { key }) => Ok(Some(key)),
+            Some(_) => Err(StoreError::BadCursor),
+        }
+    }
+}
+
+impl Position {
+    pub(crate) fn activity(cursor: Option<&Cursor>) -> Result<Option<String>, StoreError> {
+        match cursor.map(Cursor::decode).transpose()? {
+            None => Ok(None),
+            Some(Self::Activity { key }) if key.starts_with(super::activity::EVENT_PREFIX) => {
+                Ok(Some(key))
+            }
             Some(_) => Err(StoreError::BadCursor),
         }
     }
@@ -121,6 +135,15 @@ mod tests {
             id: GrantId::parse("0190c0de-0000-7000-8000-000000000001").unwrap(),
         });
         assert_eq!(Position::due(Some(&forged)), Err(StoreError::BadCursor));
+        // An activity cursor holds an event's sort key, never another kind of key.
+        assert_eq!(Position::activity(Some(&c)), Err(StoreError::BadCursor));
+        let key = "EVENT#001800000000#ev-1".to_owned();
+        let own = Cursor::encode(&Position::Activity { key: key.clone() });
+        assert_eq!(Position::activity(Some(&own)).unwrap(), Some(key));
+        let other = Cursor::encode(&Position::Activity {
+            key: "COUNT".to_owned(),
+        });
+        assert_eq!(Position::activity(Some(&other)), Err(StoreError::BadCursor));
     }
 
     #[test]

@@ -6,9 +6,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::Position;
 use super::{
-    AppliedPolicy, Created, Cursor, GrantStore, Idempotency, LedgerHead, Page, PageRequest,
-    RoleLedger, StoreError, audit_sort_key, due_shard,
+    ACTIVITY_CAP_PER_SHARD, ActivityCount, ActivityStore, AppliedPolicy, Created, Cursor,
+    GrantStore, Idempotency, LedgerHead, Page, PageRequest, Recorded, RoleLedger, StoreError,
+    activity_shard, activity_sort_key, audit_sort_key, due_shard,
 };
+use crate::activity::{Activity, UnattributedEvent};
 use crate::clock::Timestamp;
 use crate::domain::audit::AuditRecord;
 use crate::domain::{
@@ -25,6 +27,9 @@ struct Tables {
     open: HashMap<(TargetId, UserId), GrantId>,
     roles: BTreeMap<RoleArn, LedgerHead>,
     checkpoints: BTreeMap<Timestamp, Checkpoint>,
+    activity: BTreeMap<(GrantId, String), Activity>,
+    activity_counts: HashMap<(GrantId, u32), ActivityCount>,
+    unattributed: BTreeMap<(String, String), UnattributedEvent>,
 }
 
 /// Grants, audit records and the revocation ledger held in memory.
@@ -399,4 +404,89 @@ impl GrantStore for MemoryStore {
             _ => Err(StoreError::LedgerMoved { role: role.clone() }),
         }
     }
+}
+
+impl ActivityStore for MemoryStore {
+    async fn record_activity(
+        &self,
+        grant: &GrantId,
+        activity: &Activity,
+    ) -> Result<Recorded, StoreError> {
+        let mut t = self.lock();
+        let key = (grant.clone(), activity_sort_key(activity));
+        if t.activity.contains_key(&key) {
+            return Ok(Recorded::AlreadyStored);
+        }
+        let count = t
+            .activity_counts
+            .entry((grant.clone(), activity_shard(&activity.event_id)))
+            .or_default();
+        if count.stored >= ACTIVITY_CAP_PER_SHARD {
+            count.over_cap += 1;
+            return Ok(Recorded::OverCap);
+        }
+        count.stored += 1;
+        t.activity.insert(key, activity.clone());
+        Ok(Recorded::Stored)
+    }
+
+    async fn record_unattributed(&self, event: &UnattributedEvent) -> Result<Recorded, StoreError> {
+        let key = (
+            event.activity.time.utc_day(),
+            activity_sort_key(&event.activity),
+        );
+        let mut t = self.lock();
+        if t.unattributed.contains_key(&key) {
+            return Ok(Recorded::AlreadyStored);
+        }
+        t.unattributed.insert(key, event.clone());
+        Ok(Recorded::Stored)
+    }
+
+    async fn activity_of_grant(
+        &self,
+        grant: &GrantId,
+        page: &PageRequest,
+    ) -> Result<Page<Activity>, StoreError> {
+        events_page(&self.lock().activity, grant, page)
+    }
+
+    async fn activity_count(&self, grant: &GrantId) -> Result<ActivityCount, StoreError> {
+        let t = self.lock();
+        Ok(t.activity_counts
+            .iter()
+            .filter(|((g, _), _)| g == grant)
+            .fold(ActivityCount::default(), |sum, (_, c)| ActivityCount {
+                stored: sum.stored + c.stored,
+                over_cap: sum.over_cap + c.over_cap,
+            }))
+    }
+
+    async fn unattributed_on(
+        &self,
+        day: &str,
+        page: &PageRequest,
+    ) -> Result<Page<UnattributedEvent>, StoreError> {
+        events_page(&self.lock().unattributed, &day.to_owned(), page)
+    }
+}
+
+/// One page of the events kept under `part` (a grant, or a day), by sort key.
+fn events_page<K: Ord + Clone, T: Clone>(
+    events: &BTreeMap<(K, String), T>,
+    part: &K,
+    page: &PageRequest,
+) -> Result<Page<T>, StoreError> {
+    let after = Position::activity(page.cursor.as_ref())?;
+    let items = events
+        .range((part.clone(), String::new())..)
+        .take_while(|((p, _), _)| p == part)
+        .map(|((_, sk), e)| (sk.clone(), e.clone()));
+    Ok(page_of(
+        items,
+        after,
+        page.clamped_limit(),
+        |key| Position::Activity { key: key.clone() },
+        false,
+    ))
 }

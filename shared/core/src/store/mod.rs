@@ -4,6 +4,7 @@
 //! idempotency key), or a transition with its audit record (and any revocation entry). A
 //! transition applies only if the stored grant still has the version it was computed from.
 
+mod activity;
 #[cfg(any(test, feature = "test-util", feature = "aws"))]
 mod adapter;
 mod cursor;
@@ -28,6 +29,10 @@ use crate::domain::audit::AuditRecord;
 use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
 use crate::trust::{Checkpoint, GrantHead};
 
+pub use activity::{
+    ACTIVITY_CAP_PER_SHARD, ACTIVITY_SHARDS, ActivityCount, ActivityStore, EVENT_PREFIX, Recorded,
+    activity_shard, activity_sort_key,
+};
 #[cfg(any(test, feature = "test-util", feature = "aws"))]
 pub(crate) use adapter::{Position, audit_sort_key, days_between};
 pub use cursor::Cursor;

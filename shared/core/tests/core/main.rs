@@ -10,6 +10,7 @@
 
 mod support;
 
+mod activity;
 mod cases;
 mod import;
 mod layering;

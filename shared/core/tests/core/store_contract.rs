@@ -4,13 +4,15 @@
 use std::collections::BTreeSet;
 
 use crate::support::*;
+use jit_core::activity::{Activity, ActivityKind, UnattributedEvent};
 use jit_core::clock::Timestamp;
 use jit_core::domain::TargetRole;
 use jit_core::domain::audit::{AuditRecord, verify_against_head};
 use jit_core::domain::{Command, Grant, GrantId, GrantState, ReviewDecision};
 use jit_core::store::{
-    AppliedPolicy, Created, Cursor, DynamoStore, GrantStore, Idempotency, IdempotencyKey,
-    LedgerHead, MemoryStore, Page, PageRequest, RoleLedger, StoreError,
+    ACTIVITY_CAP_PER_SHARD, ActivityCount, ActivityStore, AppliedPolicy, Created, Cursor,
+    DynamoStore, GrantStore, Idempotency, IdempotencyKey, LedgerHead, MemoryStore, Page,
+    PageRequest, Recorded, RoleLedger, StoreError, activity_shard,
 };
 use jit_local::{CallCounter, TestTable};
 
@@ -680,6 +682,195 @@ async fn reconciles_of_a_role_are_ordered_by_its_ledger_version<S: GrantStore>(f
     );
 }
 
+/// An API call at `at` with CloudTrail event id `event_id`.
+fn call(event_id: &str, at: Timestamp) -> Activity {
+    Activity {
+        event_id: event_id.to_owned(),
+        kind: ActivityKind::ApiCall,
+        time: at,
+        account: "222222222222".to_owned(),
+        region: "eu-west-1".to_owned(),
+        service: "s3.amazonaws.com".to_owned(),
+        action: "GetObject".to_owned(),
+        read_only: Some(true),
+        error_code: None,
+        resources: vec!["arn:aws:s3:::prod-logs".to_owned()],
+        resources_dropped: 0,
+        source_ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("aws-cli/2".to_owned()),
+    }
+}
+
+async fn activity_is_stored_once_per_event_and_read_by_time<S: GrantStore + ActivityStore>(
+    f: Fixture<S>,
+) {
+    let (a, b) = (GrantId::generate(T0), GrantId::generate(T0.plus_secs(1)));
+    // 30 events, several in the same second, written out of order.
+    let mut events: Vec<Activity> = (0..30)
+        .map(|i| {
+            call(
+                &format!("ev-{:03}", (i * 7) % 30),
+                T0.plus_secs((i % 6) * 60),
+            )
+        })
+        .collect();
+    for e in &events {
+        assert_eq!(
+            f.store.record_activity(&a, e).await.unwrap(),
+            Recorded::Stored
+        );
+    }
+    for e in events.iter().take(3) {
+        assert_eq!(
+            f.store.record_activity(&a, e).await.unwrap(),
+            Recorded::AlreadyStored,
+            "a redelivered event is stored once"
+        );
+    }
+    let other = call("ev-b", T0.plus_secs(30));
+    f.store.record_activity(&b, &other).await.unwrap();
+
+    events.sort_by(|x, y| (x.time, &x.event_id).cmp(&(y.time, &y.event_id)));
+    let (store, ga, gb) = (&f.store, &a, &b);
+    let read = all_pages(|p| async move { store.activity_of_grant(ga, &p).await }, 4).await;
+    assert_eq!(
+        read, events,
+        "by time, then event id, across shards, each once"
+    );
+    let read_b = all_pages(|p| async move { store.activity_of_grant(gb, &p).await }, 4).await;
+    assert_eq!(read_b, [other]);
+    assert_eq!(
+        f.store.activity_count(&a).await.unwrap(),
+        ActivityCount {
+            stored: 30,
+            over_cap: 0
+        }
+    );
+    let none = GrantId::generate(T0.plus_secs(2));
+    assert!(
+        f.store
+            .activity_of_grant(&none, &PageRequest::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // A cursor for another grant only moves through that grant's own activity.
+    let first = f
+        .store
+        .activity_of_grant(&a, &PageRequest::first(2))
+        .await
+        .unwrap();
+    let cursor = first.next.unwrap();
+    let moved = f
+        .store
+        .activity_of_grant(&b, &PageRequest::after(10, cursor))
+        .await
+        .unwrap();
+    assert_eq!(moved.items.len(), 1);
+    assert_eq!(
+        f.store
+            .activity_of_grant(&a, &PageRequest::after(2, Cursor::from_client("garbage")))
+            .await
+            .unwrap_err(),
+        StoreError::BadCursor
+    );
+}
+
+async fn activity_past_the_cap_is_counted_not_stored<S: GrantStore + ActivityStore>(f: Fixture<S>) {
+    let grant = GrantId::generate(T0);
+    // Event ids that all land in one shard, one more than it stores.
+    let ids: Vec<String> = (0..)
+        .map(|i| format!("flood-{i:06}"))
+        .filter(|id| activity_shard(id) == 3)
+        .take(ACTIVITY_CAP_PER_SHARD as usize + 1)
+        .collect();
+    let store = &f.store;
+    let grant = &grant;
+    let mut outcomes = Vec::new();
+    for chunk in ids.chunks(16) {
+        outcomes.extend(
+            futures_join_all(chunk.iter().map(|id| async move {
+                store.record_activity(grant, &call(id, T0)).await.unwrap()
+            }))
+            .await,
+        );
+    }
+    let stored = outcomes.iter().filter(|o| **o == Recorded::Stored).count();
+    assert_eq!(
+        stored as u64, ACTIVITY_CAP_PER_SHARD,
+        "concurrent writes never pass the cap"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Recorded::OverCap).count(),
+        1
+    );
+    assert_eq!(
+        f.store.activity_count(grant).await.unwrap(),
+        ActivityCount {
+            stored: ACTIVITY_CAP_PER_SHARD,
+            over_cap: 1
+        }
+    );
+    // Other shards of the same grant still store.
+    let elsewhere = (0..)
+        .map(|i| format!("other-{i}"))
+        .find(|id| activity_shard(id) != 3)
+        .unwrap();
+    assert_eq!(
+        f.store
+            .record_activity(grant, &call(&elsewhere, T0))
+            .await
+            .unwrap(),
+        Recorded::Stored
+    );
+}
+
+async fn unattributed_events_are_kept_once_by_day<S: GrantStore + ActivityStore>(f: Fixture<S>) {
+    let event = |id: &str, at: Timestamp| UnattributedEvent {
+        activity: call(id, at),
+        role_arn: jit_core::domain::RoleArn::parse(
+            "arn:aws:iam::222222222222:role/jit/prod-logs-ro",
+        )
+        .unwrap(),
+        session_name: "mallory-by-hand".to_owned(),
+        source_identity: None,
+        why: "the session name `mallory-by-hand` names no grant".to_owned(),
+    };
+    let day = 86_400;
+    let first = event("u-1", T0);
+    assert_eq!(
+        f.store.record_unattributed(&first).await.unwrap(),
+        Recorded::Stored
+    );
+    assert_eq!(
+        f.store.record_unattributed(&first).await.unwrap(),
+        Recorded::AlreadyStored
+    );
+    let second = event("u-2", T0.plus_secs(60));
+    let next_day = event("u-3", T0.plus_secs(day));
+    f.store.record_unattributed(&second).await.unwrap();
+    f.store.record_unattributed(&next_day).await.unwrap();
+    let store = &f.store;
+    let today = T0.utc_day();
+    let listed = all_pages(
+        |p| {
+            let today = today.clone();
+            async move { store.unattributed_on(&today, &p).await }
+        },
+        1,
+    )
+    .await;
+    assert_eq!(listed, [first, second]);
+    let tomorrow = T0.plus_secs(day).utc_day();
+    let listed = store
+        .unattributed_on(&tomorrow, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(listed.items, [next_day]);
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod memory {
@@ -717,4 +908,7 @@ contract!(
     the_revocation_ledger_is_kept_per_role,
     one_open_request_per_person_and_target,
     reconciles_of_a_role_are_ordered_by_its_ledger_version,
+    activity_is_stored_once_per_event_and_read_by_time,
+    activity_past_the_cap_is_counted_not_stored,
+    unattributed_events_are_kept_once_by_day,
 );

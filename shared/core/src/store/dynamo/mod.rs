@@ -9,7 +9,11 @@
 //! | open slot | `OPEN#<target>#<requester>` | `OPEN` | held while the requester's grant for the target is open |
 //! | revoked role | `ROLES` | `ROLE#<role ARN>` | ledger `version` (bumped with every entry), revoker, and the `applied_marker`/`applied_version` of the policy last put |
 //! | checkpoint | `CHECKPOINTS` | `PERIOD#<start, 12 digits>` | the sweeper's signed count and digest of a closed period's records |
+//! | activity | `ACTIVITY#<grant id>#<shard 0-7>` | `EVENT#<time, 12 digits>#<eventID>` | what a grant's sessions did, one item per CloudTrail event |
+//! | activity count | `ACTIVITY#<grant id>#<shard 0-7>` | `COUNT` | events `stored` in the shard (up to the cap) and counted `over_cap` |
+//! | unattributed event | `UNATTRIBUTED#<day>#<shard 0-7>` | `EVENT#<time, 12 digits>#<eventID>` | a `/jit/` role's event no grant accounts for, and why |
 
+mod activity;
 mod calls;
 mod errors;
 mod import;

@@ -1,0 +1,497 @@
+//! Reading CloudTrail's events as EventBridge delivers them, and attaching each to the grant
+//! whose session made it: genuine envelopes only, and only sessions the issuer named for that
+//! grant. The events are written the way CloudTrail documents its records, not from what the
+//! code emits.
+
+use crate::support::*;
+use jit_core::activity::{ActivityKind, Refused, TrailEvent, Unattributed};
+use jit_core::domain::{Grant, GrantId, RoleArn};
+use serde_json::{Value, json};
+
+const ACCOUNT: &str = "222222222222";
+const ROLE: &str = "arn:aws:iam::222222222222:role/jit/prod-logs-ro";
+
+/// A grant for `alice` on a `/jit/` role, active, with one session issued when `issued`.
+fn grant(issued: bool) -> Grant {
+    let mut req = request("alice@example.com", "prod-logs-ro", 3600);
+    req.binding.role_arn = RoleArn::parse(ROLE).unwrap();
+    let g = Grant::open(GrantId::generate(T0), req, T0).grant().clone();
+    let g = g
+        .apply(auto_approve(), &approver(), T0.plus_secs(1))
+        .unwrap()
+        .grant()
+        .clone();
+    if !issued {
+        return g;
+    }
+    g.apply(
+        issue(T0.plus_secs(3600)),
+        &as_user("alice@example.com"),
+        T0.plus_secs(2),
+    )
+    .unwrap()
+    .grant()
+    .clone()
+}
+
+/// An API call made with a session named `session` carrying `source_identity`, as EventBridge
+/// delivers CloudTrail's record (the documented `AWS API Call via CloudTrail` shape).
+fn api_call(session: &str, source_identity: Option<&str>) -> Value {
+    let mut context = json!({
+        "sessionIssuer": {
+            "type": "Role",
+            "principalId": "AROAEXAMPLEID",
+            "arn": ROLE,
+            "accountId": ACCOUNT,
+            "userName": "prod-logs-ro"
+        },
+        "attributes": {"creationDate": "2027-01-15T08:00:02Z", "mfaAuthenticated": "false"}
+    });
+    if let Some(source) = source_identity {
+        context["sourceIdentity"] = json!(source);
+    }
+    json!({
+        "version": "0",
+        "id": "6f2b6c1e-0000-4000-8000-000000000001",
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.s3",
+        "account": ACCOUNT,
+        "time": "2027-01-15T08:05:00Z",
+        "region": "eu-west-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": format!("AROAEXAMPLEID:{session}"),
+                "arn": format!("arn:aws:sts::{ACCOUNT}:assumed-role/prod-logs-ro/{session}"),
+                "accountId": ACCOUNT,
+                "accessKeyId": "ASIAEXAMPLE",
+                "sessionContext": context
+            },
+            "eventTime": "2027-01-15T08:04:58Z",
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "GetObject",
+            "awsRegion": "eu-west-1",
+            "sourceIPAddress": "203.0.113.7",
+            "userAgent": "aws-cli/2.17.0 Python/3.11",
+            "requestParameters": {"bucketName": "prod-logs", "key": "app/2027-01-15.log"},
+            "responseElements": null,
+            "readOnly": true,
+            "resources": [
+                {"type": "AWS::S3::Object", "ARN": "arn:aws:s3:::prod-logs/app/2027-01-15.log"},
+                {"accountId": ACCOUNT, "type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::prod-logs"}
+            ],
+            "eventID": "3b5d2f7e-1c4a-4e8b-9f00-0123456789ab",
+            "eventType": "AwsApiCall",
+            "managementEvent": false,
+            "recipientAccountId": ACCOUNT,
+            "eventCategory": "Data"
+        }
+    })
+}
+
+/// A change to an event, named for the case it makes.
+type Edit = Box<dyn Fn(&mut Value)>;
+
+/// What reading `genuine` changed by each edit refuses, by case.
+fn refused_after(
+    genuine: &Value,
+    edits: Vec<(&'static str, Edit)>,
+) -> Vec<(&'static str, Refused)> {
+    edits
+        .into_iter()
+        .map(|(case, edit)| {
+            let mut event = genuine.clone();
+            edit(&mut event);
+            (case, read(&event).unwrap().read().unwrap_err())
+        })
+        .collect()
+}
+
+fn read(event: &Value) -> Result<TrailEvent, serde_json::Error> {
+    serde_json::from_value(event.clone())
+}
+
+fn own_session(g: &Grant) -> (String, String) {
+    (
+        jit_core::naming::role_session_name(&g.requester, &g.id),
+        jit_core::naming::source_identity(&g.requester),
+    )
+}
+
+#[test]
+fn a_call_made_with_a_grants_session_is_attached_to_that_grant() {
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    assert_eq!(name, format!("alice@example.com@{}", g.id));
+    let event = read(&api_call(&name, Some(&source))).unwrap();
+    let (activity, session) = event.read().unwrap();
+    assert_eq!(session.attribute(Some(&g)), Ok(g.id.clone()));
+    assert_eq!(activity.event_id, "3b5d2f7e-1c4a-4e8b-9f00-0123456789ab");
+    assert_eq!(activity.kind, ActivityKind::ApiCall);
+    assert_eq!(activity.time.to_rfc3339(), "2027-01-15T08:04:58Z");
+    assert_eq!(activity.account, ACCOUNT);
+    assert_eq!(activity.region, "eu-west-1");
+    assert_eq!(activity.service, "s3.amazonaws.com");
+    assert_eq!(activity.action, "GetObject");
+    assert_eq!(activity.read_only, Some(true));
+    assert_eq!(activity.error_code, None);
+    assert_eq!(
+        activity.resources,
+        [
+            "arn:aws:s3:::prod-logs/app/2027-01-15.log",
+            "arn:aws:s3:::prod-logs"
+        ]
+    );
+    assert_eq!(activity.source_ip.as_deref(), Some("203.0.113.7"));
+    assert_eq!(
+        activity.user_agent.as_deref(),
+        Some("aws-cli/2.17.0 Python/3.11")
+    );
+}
+
+#[test]
+fn a_denied_call_keeps_its_error_code() {
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    let mut event = api_call(&name, Some(&source));
+    event["detail"]["errorCode"] = json!("AccessDenied");
+    event["detail"]["eventName"] = json!("DeleteBucket");
+    event["detail"]["readOnly"] = json!(false);
+    let (activity, _) = read(&event).unwrap().read().unwrap();
+    assert_eq!(activity.error_code.as_deref(), Some("AccessDenied"));
+    assert_eq!(activity.read_only, Some(false));
+}
+
+#[test]
+fn envelopes_aws_did_not_put_are_refused_as_forged() {
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    let genuine = api_call(&name, Some(&source));
+    let cases: Vec<(&'static str, Edit)> = vec![
+        (
+            "a source PutEvents allows",
+            Box::new(|e| e["source"] = json!("jit.activity")),
+        ),
+        (
+            "a source that only looks like AWS",
+            Box::new(|e| e["source"] = json!("awsx.s3")),
+        ),
+        (
+            "another account's envelope",
+            Box::new(|e| e["account"] = json!("333333333333")),
+        ),
+        (
+            "a caller of another account",
+            Box::new(|e| e["detail"]["userIdentity"]["accountId"] = json!("333333333333")),
+        ),
+        (
+            "a session issuer of another account",
+            Box::new(|e| {
+                e["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["accountId"] =
+                    json!("333333333333")
+            }),
+        ),
+        (
+            "a role of another account",
+            Box::new(|e| {
+                e["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
+                    json!("arn:aws:iam::333333333333:role/jit/prod-logs-ro")
+            }),
+        ),
+    ];
+    for (case, refused) in refused_after(&genuine, cases) {
+        assert!(
+            matches!(refused, Refused::Forged { .. }),
+            "{case}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn events_of_other_shapes_or_identities_are_refused() {
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    let genuine = api_call(&name, Some(&source));
+
+    // Other detail types are not an event the function serves.
+    for detail_type in ["Scheduled Event", "AWS Service Event via CloudTrail", ""] {
+        let mut event = genuine.clone();
+        event["detail-type"] = json!(detail_type);
+        assert!(read(&event).is_err(), "{detail_type}");
+    }
+    let mut event = genuine.clone();
+    event["detail"].as_object_mut().unwrap().remove("eventID");
+    assert!(read(&event).is_err(), "no eventID");
+
+    // Not a session of a /jit/ role.
+    let mut user = genuine.clone();
+    user["detail"]["userIdentity"] = json!({
+        "type": "IAMUser", "arn": "arn:aws:iam::222222222222:user/alice",
+        "accountId": ACCOUNT, "userName": "alice"
+    });
+    let mut other_path = genuine.clone();
+    other_path["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"] =
+        json!("arn:aws:iam::222222222222:role/ops/prod-logs-ro");
+    for event in [user, other_path] {
+        let refused = read(&event).unwrap().read().unwrap_err();
+        assert!(matches!(refused, Refused::NotJitRole { .. }), "{refused:?}");
+    }
+
+    // Malformed fields.
+    let edits: Vec<(&'static str, Edit)> = vec![
+        (
+            "event time",
+            Box::new(|e| e["detail"]["eventTime"] = json!("yesterday")),
+        ),
+        (
+            "event id",
+            Box::new(|e| e["detail"]["eventID"] = json!(" ")),
+        ),
+        (
+            "an assumed role that is not the issuer's",
+            Box::new(|e| {
+                e["detail"]["userIdentity"]["arn"] =
+                    json!("arn:aws:sts::222222222222:assumed-role/other-role/alice@x")
+            }),
+        ),
+    ];
+    for (case, refused) in refused_after(&genuine, edits) {
+        assert!(
+            matches!(refused, Refused::Malformed { .. }),
+            "{case}: {refused:?}"
+        );
+    }
+}
+
+#[test]
+fn sessions_the_broker_did_not_issue_for_the_grant_are_unattributed() {
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    let session =
+        |name: &str, source: Option<&str>| read(&api_call(name, source)).unwrap().read().unwrap().1;
+
+    // A name that claims no grant, and one that claims a grant the broker does not have.
+    let err = session("alice-debugging", Some(&source))
+        .attribute(None)
+        .unwrap_err();
+    assert!(matches!(err, Unattributed::NoGrant { .. }), "{err:?}");
+    let stranger = GrantId::generate(T0);
+    let err = session(&format!("alice@{stranger}"), Some(&source))
+        .attribute(None)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Unattributed::UnknownGrant {
+            grant: stranger.clone()
+        }
+    );
+    // A lookup that found another grant than the one claimed attaches nothing.
+    let err = session(&format!("alice@{stranger}"), Some(&source))
+        .attribute(Some(&g))
+        .unwrap_err();
+    assert_eq!(err, Unattributed::UnknownGrant { grant: stranger });
+
+    // The grant's id, but not the session the issuer would have made.
+    let mallory = format!("mallory@{}", g.id);
+    let err = session(&mallory, Some(&source))
+        .attribute(Some(&g))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Unattributed::Mismatch {
+                field: "session name",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    for other_source in [None, Some("mallory@example.com")] {
+        let err = session(&name, other_source)
+            .attribute(Some(&g))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                Unattributed::Mismatch {
+                    field: "source identity",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    // The grant recorded another role.
+    let mut elsewhere = g.clone();
+    elsewhere.role_arn = RoleArn::parse("arn:aws:iam::222222222222:role/jit/prod-admin").unwrap();
+    let err = session(&name, Some(&source))
+        .attribute(Some(&elsewhere))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Unattributed::Mismatch { field: "role", .. }),
+        "{err:?}"
+    );
+
+    // Everything matches, but the broker never handed out a session for it.
+    let unissued = grant(false);
+    let (name, source) = own_session(&unissued);
+    let err = session(&name, Some(&source))
+        .attribute(Some(&unissued))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Unattributed::NeverIssued {
+            grant: unissued.id.clone()
+        }
+    );
+}
+
+#[test]
+fn console_sign_ins_keep_their_outcome() {
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    let sign_in = |outcome: &str, error: Option<&str>| {
+        let mut event = api_call(&name, Some(&source));
+        event["detail-type"] = json!("AWS Console Sign In via CloudTrail");
+        event["source"] = json!("aws.signin");
+        event["region"] = json!("us-east-1");
+        let detail = &mut event["detail"];
+        detail["eventSource"] = json!("signin.amazonaws.com");
+        detail["eventName"] = json!("ConsoleLogin");
+        detail["awsRegion"] = json!("us-east-1");
+        detail["eventType"] = json!("AwsConsoleSignIn");
+        detail["responseElements"] = json!({"ConsoleLogin": outcome});
+        detail.as_object_mut().unwrap().remove("readOnly");
+        detail.as_object_mut().unwrap().remove("resources");
+        if let Some(error) = error {
+            detail["errorMessage"] = json!(error);
+            detail["errorCode"] = json!(error);
+        }
+        read(&event).unwrap()
+    };
+    let ok = sign_in("Success", None);
+    assert!(matches!(ok, TrailEvent::ConsoleSignIn(_)));
+    let (activity, session) = ok.read().unwrap();
+    assert_eq!(activity.kind, ActivityKind::ConsoleSignIn);
+    assert_eq!(activity.action, "ConsoleLogin");
+    assert_eq!(activity.error_code, None);
+    assert!(activity.resources.is_empty());
+    assert_eq!(session.attribute(Some(&g)), Ok(g.id.clone()));
+    let (failed, _) = sign_in("Failure", Some("Failed authentication"))
+        .read()
+        .unwrap();
+    assert_eq!(failed.error_code.as_deref(), Some("Failed authentication"));
+}
+
+#[test]
+fn what_is_kept_of_an_event_is_bounded() {
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    let mut event = api_call(&name, Some(&source));
+    event["detail"]["userAgent"] = json!(format!("agent\u{7}{}", "x".repeat(5000)));
+    event["detail"]["resources"] = json!(
+        (0..40)
+            .map(|i| json!({"ARN": format!("arn:aws:s3:::bucket-{i}")}))
+            .collect::<Vec<_>>()
+    );
+    let (activity, _) = read(&event).unwrap().read().unwrap();
+    let agent = activity.user_agent.unwrap();
+    assert_eq!(agent.chars().count(), jit_core::activity::MAX_FIELD_CHARS);
+    assert!(agent.starts_with("agentxxx"), "control characters dropped");
+    assert_eq!(activity.resources.len(), jit_core::activity::MAX_RESOURCES);
+    assert_eq!(
+        activity.resources_dropped as usize,
+        40 - jit_core::activity::MAX_RESOURCES
+    );
+}
+
+#[tokio::test]
+async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() {
+    use jit_core::cases::{ActivityOutcome as Outcome, record_activity as record};
+    use jit_core::store::{ActivityStore, GrantStore, MemoryStore, PageRequest, Recorded};
+
+    let store = MemoryStore::new();
+    let mut req = request("alice@example.com", "prod-logs-ro", 3600);
+    req.binding.role_arn = RoleArn::parse(ROLE).unwrap();
+    let created = Grant::open(GrantId::generate(T0), req, T0);
+    store.create(&created, None).await.unwrap();
+    let g = created.grant().clone();
+    for (command, actor, at) in [
+        (auto_approve(), approver(), 1),
+        (issue(T0.plus_secs(3600)), as_user("alice@example.com"), 2),
+    ] {
+        let current = store.get(&g.id).await.unwrap().unwrap();
+        let change = current.apply(command, &actor, T0.plus_secs(at)).unwrap();
+        store.commit(&change).await.unwrap();
+    }
+    let g = store.get(&g.id).await.unwrap().unwrap();
+    let (name, source) = own_session(&g);
+
+    let event = read(&api_call(&name, Some(&source))).unwrap();
+    assert_eq!(
+        record(&store, &event).await.unwrap(),
+        Outcome::Attached {
+            grant: g.id.clone(),
+            recorded: Recorded::Stored
+        }
+    );
+    assert_eq!(
+        record(&store, &event).await.unwrap(),
+        Outcome::Attached {
+            grant: g.id.clone(),
+            recorded: Recorded::AlreadyStored
+        }
+    );
+
+    // Someone assumed the role by hand, naming their session after the grant.
+    let mut by_hand = api_call(&format!("mallory@{}", g.id), Some("mallory"));
+    by_hand["detail"]["eventID"] = json!("by-hand-1");
+    let outcome = record(&store, &read(&by_hand).unwrap()).await.unwrap();
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Unattributed {
+                recorded: Recorded::Stored,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+
+    let mut forged = api_call(&name, Some(&source));
+    forged["source"] = json!("jit.forged");
+    forged["detail"]["eventID"] = json!("forged-1");
+    let outcome = record(&store, &read(&forged).unwrap()).await.unwrap();
+    assert!(
+        matches!(outcome, Outcome::Refused(Refused::Forged { .. })),
+        "{outcome:?}"
+    );
+
+    // The grant holds its one event; the by-hand call is unattributed; the forgery nowhere.
+    let kept = store
+        .activity_of_grant(&g.id, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(kept.items.len(), 1);
+    assert_eq!(
+        kept.items[0].event_id,
+        "3b5d2f7e-1c4a-4e8b-9f00-0123456789ab"
+    );
+    let day = jit_core::clock::Timestamp::parse_rfc3339("2027-01-15T08:04:58Z")
+        .unwrap()
+        .utc_day();
+    let stray = store
+        .unattributed_on(&day, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(stray.items.len(), 1);
+    assert_eq!(stray.items[0].activity.event_id, "by-hand-1");
+    assert_eq!(stray.items[0].session_name, format!("mallory@{}", g.id));
+    assert!(
+        stray.items[0].why.contains("session name"),
+        "{}",
+        stray.items[0].why
+    );
+}
