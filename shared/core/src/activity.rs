@@ -12,6 +12,7 @@
 //! using a `/jit/` role outside the broker.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
 use crate::domain::{Grant, GrantId, RoleArn};
@@ -182,6 +183,84 @@ pub struct Activity {
     pub source_ip: Option<String>,
     /// The caller's user agent (at most [`MAX_FIELD_CHARS`] characters).
     pub user_agent: Option<String>,
+}
+
+/// What an event's hash starts with, naming its encoding.
+const ACTIVITY_TAG: &[u8] = b"jit-activity-v1";
+/// What a digest of a grant's activity starts with.
+const DIGEST_TAG: &[u8] = b"jit-activity-digest-v1";
+
+/// Feeds `fields` to `h`, each as a 4-byte big-endian length and its bytes.
+fn length_prefixed<'a>(h: &mut Sha256, fields: impl IntoIterator<Item = &'a str>) {
+    for field in fields {
+        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        h.update(len.to_be_bytes());
+        h.update(field.as_bytes());
+    }
+}
+
+impl Activity {
+    /// SHA-256, as lower-case hex, over every field kept, length-prefixed in a fixed order
+    /// (event id, kind, unix time, account, region, service, action, read-only as
+    /// `true`/`false`/empty, error code, the resource count and each resource, how many were
+    /// dropped, source IP, user agent; an absent value is empty), so any language can
+    /// recompute it.
+    pub fn hash(&self) -> String {
+        let kind = match self.kind {
+            ActivityKind::ApiCall => "api_call",
+            ActivityKind::ConsoleSignIn => "console_sign_in",
+        };
+        let read_only = self
+            .read_only
+            .map_or("", |r| if r { "true" } else { "false" });
+        let (time, count, dropped) = (
+            self.time.unix_seconds().to_string(),
+            self.resources.len().to_string(),
+            self.resources_dropped.to_string(),
+        );
+        let mut h = Sha256::new();
+        h.update(ACTIVITY_TAG);
+        length_prefixed(
+            &mut h,
+            [
+                self.event_id.as_str(),
+                kind,
+                &time,
+                &self.account,
+                &self.region,
+                &self.service,
+                &self.action,
+                read_only,
+                self.error_code.as_deref().unwrap_or(""),
+                &count,
+            ],
+        );
+        length_prefixed(&mut h, self.resources.iter().map(String::as_str));
+        length_prefixed(
+            &mut h,
+            [
+                dropped.as_str(),
+                self.source_ip.as_deref().unwrap_or(""),
+                self.user_agent.as_deref().unwrap_or(""),
+            ],
+        );
+        hex::encode(h.finalize())
+    }
+}
+
+/// The count and digest of a grant's activity: SHA-256 over each event's id and hash,
+/// length-prefixed, in (time, event id) order, whatever order they are given in. What a signed
+/// record covering a grant's activity carries, so a deleted or edited item shows.
+pub fn activity_digest<'a>(events: impl IntoIterator<Item = &'a Activity>) -> (u64, String) {
+    let mut sorted: Vec<&Activity> = events.into_iter().collect();
+    sorted.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
+    let mut h = Sha256::new();
+    h.update(DIGEST_TAG);
+    for event in &sorted {
+        let hash = event.hash();
+        length_prefixed(&mut h, [event.event_id.as_str(), hash.as_str()]);
+    }
+    (sorted.len() as u64, hex::encode(h.finalize()))
 }
 
 /// A genuine event of a session of a `/jit/` role that no grant accounts for: someone is using

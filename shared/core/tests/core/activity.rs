@@ -495,3 +495,65 @@ async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() 
         stray.items[0].why
     );
 }
+
+/// The hashes and digest below were computed by an independent Python implementation of the
+/// encoding the README describes (hashlib, struct.pack(">I", len)), not by this code.
+#[test]
+fn activity_hashes_and_digests_match_an_independent_implementation() {
+    use jit_core::activity::{Activity, activity_digest};
+    use jit_core::clock::Timestamp;
+    let call = Activity {
+        event_id: "ev-1".to_owned(),
+        kind: ActivityKind::ApiCall,
+        time: Timestamp::from_unix_seconds(1_800_000_000),
+        account: ACCOUNT.to_owned(),
+        region: "eu-west-1".to_owned(),
+        service: "s3.amazonaws.com".to_owned(),
+        action: "GetObject".to_owned(),
+        read_only: Some(true),
+        error_code: None,
+        resources: vec!["arn:aws:s3:::prod-logs".to_owned()],
+        resources_dropped: 0,
+        source_ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("aws-cli/2".to_owned()),
+    };
+    let sign_in = Activity {
+        event_id: "ev-0".to_owned(),
+        kind: ActivityKind::ConsoleSignIn,
+        time: Timestamp::from_unix_seconds(1_800_000_060),
+        region: "us-east-1".to_owned(),
+        service: "signin.amazonaws.com".to_owned(),
+        action: "ConsoleLogin".to_owned(),
+        read_only: None,
+        error_code: Some("Failed authentication".to_owned()),
+        resources: vec![],
+        source_ip: None,
+        user_agent: None,
+        ..call.clone()
+    };
+    assert_eq!(
+        call.hash(),
+        "ac741365353b154092c09581e42aacfb9d20a9d26f843414ea22c1a8f90cc841"
+    );
+    assert_eq!(
+        sign_in.hash(),
+        "3f880a0095b86cbc4e50c6cb80f3104eb485c9389ccb28de085ffbe33c5e1c56"
+    );
+    let expected = (
+        2,
+        "a626de65c9b46384b748b247e4fcf3b3eee8e79ed1eb3454e556a4b22c820814".to_owned(),
+    );
+    // By time, whatever order the events are read in.
+    assert_eq!(activity_digest([&call, &sign_in]), expected);
+    assert_eq!(activity_digest([&sign_in, &call]), expected);
+    // A deleted or edited event shows.
+    assert_ne!(activity_digest([&call]).1, expected.1);
+    let mut edited = call.clone();
+    edited.error_code = Some("AccessDenied".to_owned());
+    assert_ne!(activity_digest([&edited, &sign_in]).1, expected.1);
+    // Fields cannot be shifted into their neighbours.
+    let mut shifted = call.clone();
+    shifted.region = "eu-west-1s".to_owned();
+    shifted.service = "3.amazonaws.com".to_owned();
+    assert_ne!(shifted.hash(), call.hash());
+}
