@@ -154,6 +154,16 @@ pub enum ActivityKind {
     ConsoleSignIn,
 }
 
+impl ActivityKind {
+    /// The kind's name, as hashes and guardrails see it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiCall => "api_call",
+            Self::ConsoleSignIn => "console_sign_in",
+        }
+    }
+}
+
 /// What the broker keeps of one event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
@@ -206,10 +216,7 @@ impl Activity {
     /// dropped, source IP, user agent; an absent value is empty), so any language can
     /// recompute it.
     pub fn hash(&self) -> String {
-        let kind = match self.kind {
-            ActivityKind::ApiCall => "api_call",
-            ActivityKind::ConsoleSignIn => "console_sign_in",
-        };
+        let kind = self.kind.as_str();
         let read_only = self
             .read_only
             .map_or("", |r| if r { "true" } else { "false" });

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::index::PolicyIndex;
 use super::isolation::Isolation;
 use super::targets::{self, Target};
-use super::{Action, DEFAULT_POLICY_DIR, POLICY_DIR_ENV, PolicyError, Rules};
+use super::{Action, DEFAULT_POLICY_DIR, Guardrail, POLICY_DIR_ENV, PolicyError, Rules};
 use crate::domain::TargetId;
 
 const SCHEMA_FILE: &str = "schema.cedarschema";
@@ -137,7 +137,9 @@ impl Rules {
         let targets = targets_of(&names, &schema, targets_text)?;
         let actions: Vec<EntityUid> = Action::ALL
             .iter()
-            .map(|a| Names::uid(&names.action, a.as_str()))
+            .map(|a| a.as_str())
+            .chain(Guardrail::ALL.iter().map(|g| g.as_str()))
+            .map(|a| Names::uid(&names.action, a))
             .collect();
         let index = PolicyIndex::build(&policies, &actions, &names.group).map_err(|why| {
             PolicyError::Invalid {

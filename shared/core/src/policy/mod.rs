@@ -17,6 +17,7 @@ use cedar_policy::{
     Schema,
 };
 
+use crate::activity::Activity;
 use crate::clock::Timestamp;
 use crate::domain::{Grant, TargetId};
 use crate::identity::Caller;
@@ -68,6 +69,43 @@ impl Action {
             Self::ReadAudit => "ReadAudit",
         }
     }
+}
+
+/// What a guardrail does when it fires. Guardrails are detective: they are evaluated for each
+/// event a grant's session made (what IAM can prevent belongs in the boundary or the session
+/// policy, and a guardrail then fires on the `AccessDenied`). Each satisfied `permit` of the
+/// action fires, named by its `@id`; a satisfied `forbid` silences every guardrail of its action
+/// for that event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Guardrail {
+    /// Tell people: the alarm topic and the trail.
+    Alert,
+    /// End the grant through the one revocation path, live sessions included.
+    Revoke,
+}
+
+impl Guardrail {
+    /// Both guardrail actions.
+    pub const ALL: [Self; 2] = [Self::Alert, Self::Revoke];
+
+    /// The action's name in policies.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alert => "GuardrailAlert",
+            Self::Revoke => "GuardrailRevoke",
+        }
+    }
+}
+
+/// The guardrails one event fired, by what they do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fired {
+    /// The `@id`s of the alerting guardrails that fired.
+    pub alerts: Vec<String>,
+    /// The `@id`s of the revoking guardrails that fired.
+    pub revokes: Vec<String>,
+    /// Guardrails that failed to evaluate (skipped, as Cedar does).
+    pub errors: Vec<String>,
 }
 
 /// What is known about a request when it is decided.
@@ -254,7 +292,7 @@ impl Rules {
         }
         self.ask(
             caller,
-            action,
+            action.as_str(),
             target_entity.uid(),
             Some(target_entity.clone()),
             pairs,
@@ -279,7 +317,13 @@ impl Rules {
     /// May `caller` read the whole audit trail at `at`?
     pub fn decide_audit(&self, caller: &Caller, at: Timestamp) -> Decision {
         let trail = self.names.audit_trail();
-        self.ask(caller, Action::ReadAudit, trail, None, time_context(at))
+        self.ask(
+            caller,
+            Action::ReadAudit.as_str(),
+            trail,
+            None,
+            time_context(at),
+        )
     }
 
     /// May `caller` read requests for `target` as an auditor at `at`?
@@ -288,18 +332,109 @@ impl Rules {
             return Decision::unknown_target(target);
         };
         let (uid, entity) = (entity.uid(), Some(entity.clone()));
-        self.ask(caller, Action::ReadAudit, uid, entity, time_context(at))
+        self.ask(
+            caller,
+            Action::ReadAudit.as_str(),
+            uid,
+            entity,
+            time_context(at),
+        )
+    }
+
+    /// The guardrails that `activity`, made with a session of `grant`, fires at `at`, when the
+    /// grant's sessions had `denied_recently` calls refused in the last five minutes (this one
+    /// included). The principal is the requester with the groups recorded on the grant, the
+    /// resource its target, and the context the event and the grant (see the schema's
+    /// `GuardrailContext`).
+    pub fn guardrails(
+        &self,
+        grant: &Grant,
+        activity: &Activity,
+        denied_recently: u32,
+        at: Timestamp,
+    ) -> Fired {
+        let Some((_, target)) = self.targets.get(&grant.target) else {
+            return Fired {
+                errors: Decision::unknown_target(&grant.target).errors,
+                ..Fired::default()
+            };
+        };
+        let requester = Caller {
+            user: grant.requester.clone(),
+            email: None,
+            groups: grant.requester_groups.clone(),
+        };
+        let text = |s: &str| RestrictedExpression::new_string(s.to_owned());
+        let secs_left = grant
+            .ends_at
+            .map_or(0, |end| (end.unix_seconds() - at.unix_seconds()).max(0));
+        let mut context = time_context(at);
+        context.extend([
+            ("kind".to_owned(), text(activity.kind.as_str())),
+            ("service".to_owned(), text(&activity.service)),
+            ("action".to_owned(), text(&activity.action)),
+            ("region".to_owned(), text(&activity.region)),
+            (
+                "read_only".to_owned(),
+                RestrictedExpression::new_bool(activity.read_only == Some(true)),
+            ),
+            (
+                "resources".to_owned(),
+                RestrictedExpression::new_set(activity.resources.iter().map(|r| text(r))),
+            ),
+            ("reason".to_owned(), text(grant.reason.as_str())),
+            (
+                "break_glass".to_owned(),
+                RestrictedExpression::new_bool(grant.break_glass),
+            ),
+            (
+                "secs_left".to_owned(),
+                RestrictedExpression::new_long(secs_left),
+            ),
+            (
+                "denied_recently".to_owned(),
+                RestrictedExpression::new_long(i64::from(denied_recently)),
+            ),
+        ]);
+        let optional = [
+            ("error_code", activity.error_code.as_deref()),
+            ("source_ip", activity.source_ip.as_deref()),
+            ("ticket", grant.ticket.as_ref().map(|t| t.as_str())),
+        ];
+        context.extend(
+            optional
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|v| (name.to_owned(), text(v)))),
+        );
+        let mut fired = Fired::default();
+        for guardrail in Guardrail::ALL {
+            let decision = self.ask(
+                &requester,
+                guardrail.as_str(),
+                target.uid(),
+                Some(target.clone()),
+                context.clone(),
+            );
+            fired.errors.extend(decision.errors);
+            if decision.allowed {
+                match guardrail {
+                    Guardrail::Alert => fired.alerts = decision.policies,
+                    Guardrail::Revoke => fired.revokes = decision.policies,
+                }
+            }
+        }
+        fired
     }
 
     fn ask(
         &self,
         caller: &Caller,
-        action: Action,
+        action: &str,
         resource: EntityUid,
         resource_entity: Option<Entity>,
         context: Vec<(String, RestrictedExpression)>,
     ) -> Decision {
-        let action_uid = Names::uid(&self.names.action, action.as_str());
+        let action_uid = Names::uid(&self.names.action, action);
         let prepared = self
             .entities(caller, resource_entity)
             .and_then(|(principal, entities)| {
@@ -531,8 +666,13 @@ mod tests {
                             .map(ToString::to_string)
                             .collect();
                         whole_policies.sort();
-                        let split =
-                            rules.ask(&caller, action, entity.uid(), Some(entity.clone()), pairs);
+                        let split = rules.ask(
+                            &caller,
+                            action.as_str(),
+                            entity.uid(),
+                            Some(entity.clone()),
+                            pairs,
+                        );
                         assert_eq!(
                             (split.allowed, &split.policies),
                             (

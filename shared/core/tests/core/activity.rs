@@ -557,3 +557,142 @@ fn activity_hashes_and_digests_match_an_independent_implementation() {
     shifted.service = "3.amazonaws.com".to_owned();
     assert_ne!(shifted.hash(), call.hash());
 }
+
+/// The example guardrails that ship in `infra/policies/guardrails.cedar`, each firing on the
+/// events it names and on nothing else.
+#[test]
+fn the_example_guardrails_fire_on_what_they_name() {
+    use jit_core::activity::Activity;
+    use jit_core::policy::{Fired, Rules};
+    let rules = Rules::load_dir(&jit_local::workspace_root().join("infra/policies")).unwrap();
+    let g = grant(true);
+    let (name, source) = own_session(&g);
+    let (read_call, _) = read(&api_call(&name, Some(&source)))
+        .unwrap()
+        .read()
+        .unwrap();
+    let at = T0.plus_secs(300);
+    let with = |edit: &dyn Fn(&mut Activity)| {
+        let mut a = read_call.clone();
+        edit(&mut a);
+        a
+    };
+    let fired = |g: &Grant, a: &Activity, denied: u32| rules.guardrails(g, a, denied, at);
+
+    // A read on the read-only target fires nothing.
+    assert_eq!(fired(&g, &read_call, 0), Fired::default());
+
+    // Destroying IAM or a KMS key, tried or done, revokes.
+    for (service, action, error) in [
+        ("iam.amazonaws.com", "DeleteRole", None),
+        (
+            "iam.amazonaws.com",
+            "DetachRolePolicy",
+            Some("AccessDenied"),
+        ),
+        (
+            "kms.amazonaws.com",
+            "ScheduleKeyDeletion",
+            Some("AccessDeniedException"),
+        ),
+    ] {
+        let call = with(&|a| {
+            a.service = service.to_owned();
+            a.action = action.to_owned();
+            a.read_only = Some(false);
+            a.error_code = error.map(str::to_owned);
+        });
+        let f = fired(&g, &call, u32::from(error.is_some()));
+        assert_eq!(f.revokes, ["revoke-on-iam-or-key-destruction"], "{action}");
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+    }
+    // Reading IAM does not.
+    let list = with(&|a| {
+        a.service = "iam.amazonaws.com".to_owned();
+        a.action = "ListRoles".to_owned();
+    });
+    assert!(fired(&g, &list, 0).revokes.is_empty());
+
+    // Any write under a read-only target alerts (prod-logs-ro's tier is read-only).
+    let write = with(&|a| {
+        a.action = "PutObject".to_owned();
+        a.read_only = Some(false);
+        a.error_code = Some("AccessDenied".to_owned());
+    });
+    assert_eq!(
+        fired(&g, &write, 1).alerts,
+        ["alert-on-write-under-read-only"]
+    );
+
+    // A burst of refused calls alerts; one refused read does not.
+    let denied_read = with(&|a| a.error_code = Some("AccessDenied".to_owned()));
+    assert!(fired(&g, &denied_read, 1).alerts.is_empty());
+    assert_eq!(
+        fired(&g, &denied_read, 10).alerts,
+        ["alert-on-denied-burst"]
+    );
+
+    // A console sign-in alerts only for a break-glass grant.
+    let sign_in = with(&|a| {
+        a.kind = ActivityKind::ConsoleSignIn;
+        a.service = "signin.amazonaws.com".to_owned();
+        a.action = "ConsoleLogin".to_owned();
+        a.read_only = None;
+    });
+    assert!(fired(&g, &sign_in, 0).alerts.is_empty());
+    let mut glass = g.clone();
+    glass.break_glass = true;
+    assert_eq!(
+        fired(&glass, &sign_in, 0).alerts,
+        ["alert-on-break-glass-console-sign-in"]
+    );
+}
+
+#[test]
+fn a_forbid_silences_a_guardrail_and_guardrails_are_validated_at_load() {
+    use jit_core::policy::Rules;
+    let dir = jit_local::workspace_root().join("infra/policies");
+    let read_file = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+    let files = |extra: &str| {
+        vec![
+            ("access.cedar".to_owned(), read_file("access.cedar")),
+            ("guardrails.cedar".to_owned(), read_file("guardrails.cedar")),
+            ("extra.cedar".to_owned(), extra.to_owned()),
+        ]
+    };
+    let load = |extra: &str| {
+        Rules::from_sources(
+            &read_file("schema.cedarschema"),
+            files(extra),
+            &read_file("targets.json"),
+        )
+    };
+    // A team's own exception: no revoke while the reason names a drill.
+    let rules = load(
+        r#"@id("drills-are-exempt")
+forbid (principal, action == Jit::Action::"GuardrailRevoke", resource)
+when { context.reason like "*game day*" };"#,
+    )
+    .unwrap();
+    let mut g = grant(true);
+    let (name, source) = own_session(&g);
+    let (mut call, _) = read(&api_call(&name, Some(&source)))
+        .unwrap()
+        .read()
+        .unwrap();
+    call.service = "iam.amazonaws.com".to_owned();
+    call.action = "DeleteRole".to_owned();
+    let at = T0.plus_secs(60);
+    assert_eq!(rules.guardrails(&g, &call, 0, at).revokes.len(), 1);
+    g.reason = jit_core::domain::Reason::parse("game day: practise the IAM restore").unwrap();
+    assert!(rules.guardrails(&g, &call, 0, at).revokes.is_empty());
+
+    // A guardrail naming what its context does not have is refused at load, with its line.
+    let err = load(
+        "\n\npermit (principal, action == Jit::Action::\"GuardrailAlert\", resource)\nwhen { context.duration_secs > 1 };",
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("extra.cedar:4"), "{text}");
+    assert!(text.contains("duration_secs"), "{text}");
+}
