@@ -502,21 +502,7 @@ async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() 
 fn activity_hashes_and_digests_match_an_independent_implementation() {
     use jit_core::activity::{Activity, activity_digest};
     use jit_core::clock::Timestamp;
-    let call = Activity {
-        event_id: "ev-1".to_owned(),
-        kind: ActivityKind::ApiCall,
-        time: Timestamp::from_unix_seconds(1_800_000_000),
-        account: ACCOUNT.to_owned(),
-        region: "eu-west-1".to_owned(),
-        service: "s3.amazonaws.com".to_owned(),
-        action: "GetObject".to_owned(),
-        read_only: Some(true),
-        error_code: None,
-        resources: vec!["arn:aws:s3:::prod-logs".to_owned()],
-        resources_dropped: 0,
-        source_ip: Some("203.0.113.7".to_owned()),
-        user_agent: Some("aws-cli/2".to_owned()),
-    };
+    let call = call("ev-1", T0);
     let sign_in = Activity {
         event_id: "ev-0".to_owned(),
         kind: ActivityKind::ConsoleSignIn,
@@ -645,6 +631,15 @@ fn the_example_guardrails_fire_on_what_they_name() {
     assert_eq!(
         fired(&glass, &sign_in, 0).alerts,
         ["alert-on-break-glass-console-sign-in"]
+    );
+    // A grant whose target the rules no longer declare fires nothing, and says why.
+    let mut gone = g.clone();
+    gone.target = jit_core::domain::TargetId::parse("decommissioned").unwrap();
+    let f = fired(&gone, &with(&|a| a.action = "DeleteRole".to_owned()), 0);
+    assert!(f.alerts.is_empty() && f.revokes.is_empty(), "{f:?}");
+    assert!(
+        f.errors.iter().any(|e| e.contains("decommissioned")),
+        "{f:?}"
     );
 }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::support::*;
-use jit_core::activity::{Activity, ActivityKind, UnattributedEvent};
+use jit_core::activity::{Activity, UnattributedEvent};
 use jit_core::clock::Timestamp;
 use jit_core::domain::TargetRole;
 use jit_core::domain::audit::{AuditRecord, verify_against_head};
@@ -680,25 +680,6 @@ async fn reconciles_of_a_role_are_ordered_by_its_ledger_version<S: GrantStore>(f
         f.store.role_ledger(&other.role_arn).await.unwrap().version,
         0
     );
-}
-
-/// An API call at `at` with CloudTrail event id `event_id`.
-fn call(event_id: &str, at: Timestamp) -> Activity {
-    Activity {
-        event_id: event_id.to_owned(),
-        kind: ActivityKind::ApiCall,
-        time: at,
-        account: "222222222222".to_owned(),
-        region: "eu-west-1".to_owned(),
-        service: "s3.amazonaws.com".to_owned(),
-        action: "GetObject".to_owned(),
-        read_only: Some(true),
-        error_code: None,
-        resources: vec!["arn:aws:s3:::prod-logs".to_owned()],
-        resources_dropped: 0,
-        source_ip: Some("203.0.113.7".to_owned()),
-        user_agent: Some("aws-cli/2".to_owned()),
-    }
 }
 
 async fn activity_is_stored_once_per_event_and_read_by_time<S: GrantStore + ActivityStore>(

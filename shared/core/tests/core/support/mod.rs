@@ -1,5 +1,6 @@
 //! Builders shared by the integration tests.
 
+use jit_core::activity::{Activity, ActivityKind};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{
     Actor, Command, Creation, Grant, GrantDuration, GrantId, GroupName, NewRequest, Reason,
@@ -84,5 +85,24 @@ pub fn issue(expires_at: Timestamp) -> Command {
 pub fn revoke() -> Command {
     Command::Revoke {
         reason: Reason::parse("incident closed, access no longer needed").unwrap(),
+    }
+}
+
+/// An API call at `at` with CloudTrail event id `event_id`.
+pub fn call(event_id: &str, at: Timestamp) -> Activity {
+    Activity {
+        event_id: event_id.to_owned(),
+        kind: ActivityKind::ApiCall,
+        time: at,
+        account: "222222222222".to_owned(),
+        region: "eu-west-1".to_owned(),
+        service: "s3.amazonaws.com".to_owned(),
+        action: "GetObject".to_owned(),
+        read_only: Some(true),
+        error_code: None,
+        resources: vec!["arn:aws:s3:::prod-logs".to_owned()],
+        resources_dropped: 0,
+        source_ip: Some("203.0.113.7".to_owned()),
+        user_agent: Some("aws-cli/2".to_owned()),
     }
 }
