@@ -210,6 +210,16 @@ fn length_prefixed<'a>(h: &mut Sha256, fields: impl IntoIterator<Item = &'a str>
 }
 
 impl Activity {
+    /// Whether IAM refused the call: its error code names access denied or an unauthorized
+    /// operation (`AccessDenied`, `AccessDeniedException`, `Client.UnauthorizedOperation`).
+    pub fn refused(&self) -> bool {
+        self.kind == ActivityKind::ApiCall
+            && self
+                .error_code
+                .as_deref()
+                .is_some_and(|code| code.contains("AccessDenied") || code.contains("Unauthorized"))
+    }
+
     /// SHA-256, as lower-case hex, over every field kept, length-prefixed in a fixed order
     /// (event id, kind, unix time, account, region, service, action, read-only as
     /// `true`/`false`/empty, error code, the resource count and each resource, how many were

@@ -11,7 +11,9 @@
 //! - [`Cases::plan_session`] then [`Cases::record_session`]: the requester takes a session;
 //!   the issuer calls STS between the two, so nothing is recorded for a session STS refused.
 //! - [`record_activity`]: one CloudTrail event made with a grant's session is kept as that
-//!   grant's activity, or as unattributed, or refused.
+//!   grant's activity (judged by the guardrails), or as unattributed, or refused.
+//! - [`Cases::revoke_for_guardrail`]: the sweeper ends a grant whose recorded event, judged
+//!   again, fires a revoking guardrail.
 
 mod activity;
 mod refusal;
@@ -19,9 +21,10 @@ mod request;
 mod review;
 mod session;
 
-pub use activity::{ActivityOutcome, record_activity};
+pub use activity::{ActivityOutcome, judge, record_activity};
 pub use refusal::{Noun, Refusal};
 pub use request::OpenRequest;
+pub use review::GuardrailRevocation;
 pub use session::{MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS, SessionPlan};
 
 /// The functions' public keys, read now if they were not yet, or the refusal saying they

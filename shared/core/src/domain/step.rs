@@ -285,7 +285,10 @@ impl<'a> Step<'a> {
     }
 
     pub(super) fn revoke(&mut self, reason: &Reason) -> Result<AuditAction, TransitionError> {
-        self.person("only a person may revoke")?;
+        // A person, or the sweeper when a revoking guardrail fired on the grant's activity.
+        if self.actor != &Actor::Service(Service::Sweeper) {
+            self.person("only a person, or the sweeper on a guardrail, may revoke")?;
+        }
         self.require_active()?;
         self.next.close(GrantState::Revoked, self.now);
         self.detail

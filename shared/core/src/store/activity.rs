@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Page, PageRequest, StoreError};
 use crate::activity::{Activity, UnattributedEvent};
+use crate::clock::Timestamp;
 use crate::domain::GrantId;
 
 /// How many partitions one grant's activity is spread over, by a hash of the event id.
@@ -30,12 +31,19 @@ pub fn activity_shard(event_id: &str) -> u32 {
 
 /// An event's sort key: its time, then its event id, so a grant's activity reads by time.
 pub fn activity_sort_key(activity: &Activity) -> String {
+    event_sort_key(activity.time, &activity.event_id)
+}
+
+/// The sort key of the event `event_id` made at `time`.
+pub fn event_sort_key(time: Timestamp, event_id: &str) -> String {
     format!(
-        "{EVENT_PREFIX}{:012}#{}",
-        activity.time.unix_seconds().max(0),
-        activity.event_id
+        "{EVENT_PREFIX}{:012}#{event_id}",
+        time.unix_seconds().max(0)
     )
 }
+
+/// How far back [`ActivityStore::refused_recently`] counts: this minute and the four before.
+pub const REFUSED_WINDOW_MINUTES: i64 = 5;
 
 /// What recording an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +92,25 @@ pub trait ActivityStore: Send + Sync {
         &self,
         grant: &GrantId,
     ) -> impl Future<Output = Result<ActivityCount, StoreError>> + Send;
+
+    /// One event of a grant, by its time and event id (what a guardrail's hand-over names).
+    fn activity_event(
+        &self,
+        grant: &GrantId,
+        time: Timestamp,
+        event_id: &str,
+    ) -> impl Future<Output = Result<Option<Activity>, StoreError>> + Send;
+
+    /// How many calls of `grant`'s sessions IAM refused in the minute of `at` and the
+    /// [`REFUSED_WINDOW_MINUTES`]` - 1` before it, after counting one more at `at` when
+    /// `count_one` (the caller counts an event once: when it is first stored). One counter
+    /// item per grant and minute, read in one query: cheap whatever the grant's activity.
+    fn refused_recently(
+        &self,
+        grant: &GrantId,
+        at: Timestamp,
+        count_one: bool,
+    ) -> impl Future<Output = Result<u32, StoreError>> + Send;
 
     /// The unattributed events of one UTC day (`YYYY-MM-DD`), by time.
     fn unattributed_on(

@@ -7,8 +7,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use super::Position;
 use super::{
     ACTIVITY_CAP_PER_SHARD, ActivityCount, ActivityStore, AppliedPolicy, Created, Cursor,
-    GrantStore, Idempotency, LedgerHead, Page, PageRequest, Recorded, RoleLedger, StoreError,
-    activity_shard, activity_sort_key, audit_sort_key, due_shard,
+    GrantStore, Idempotency, LedgerHead, Page, PageRequest, REFUSED_WINDOW_MINUTES, Recorded,
+    RoleLedger, StoreError, activity_shard, activity_sort_key, audit_sort_key, due_shard,
+    event_sort_key,
 };
 use crate::activity::{Activity, UnattributedEvent};
 use crate::clock::Timestamp;
@@ -30,6 +31,7 @@ struct Tables {
     activity: BTreeMap<(GrantId, String), Activity>,
     activity_counts: HashMap<(GrantId, u32), ActivityCount>,
     unattributed: BTreeMap<(String, String), UnattributedEvent>,
+    refused: BTreeMap<(GrantId, i64), u32>,
 }
 
 /// Grants, audit records and the revocation ledger held in memory.
@@ -460,6 +462,34 @@ impl ActivityStore for MemoryStore {
                 stored: sum.stored + c.stored,
                 over_cap: sum.over_cap + c.over_cap,
             }))
+    }
+
+    async fn activity_event(
+        &self,
+        grant: &GrantId,
+        time: Timestamp,
+        event_id: &str,
+    ) -> Result<Option<Activity>, StoreError> {
+        let key = (grant.clone(), event_sort_key(time, event_id));
+        Ok(self.lock().activity.get(&key).cloned())
+    }
+
+    async fn refused_recently(
+        &self,
+        grant: &GrantId,
+        at: Timestamp,
+        count_one: bool,
+    ) -> Result<u32, StoreError> {
+        let minute = at.unix_seconds().div_euclid(60);
+        let mut t = self.lock();
+        if count_one {
+            *t.refused.entry((grant.clone(), minute)).or_default() += 1;
+        }
+        let from = (grant.clone(), minute - (REFUSED_WINDOW_MINUTES - 1));
+        Ok(t.refused
+            .range(from..=(grant.clone(), minute))
+            .map(|(_, n)| *n)
+            .sum())
     }
 
     async fn unattributed_on(

@@ -407,11 +407,9 @@ fn what_is_kept_of_an_event_is_bounded() {
     );
 }
 
-#[tokio::test]
-async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() {
-    use jit_core::cases::{ActivityOutcome as Outcome, record_activity as record};
-    use jit_core::store::{ActivityStore, GrantStore, MemoryStore, PageRequest, Recorded};
-
+/// A store holding one active grant of alice's with a session issued, and the example rules.
+async fn stored_grant() -> (jit_core::store::MemoryStore, Grant, jit_core::policy::Rules) {
+    use jit_core::store::{GrantStore, MemoryStore};
     let store = MemoryStore::new();
     let mut req = request("alice@example.com", "prod-logs-ro", 3600);
     req.binding.role_arn = RoleArn::parse(ROLE).unwrap();
@@ -427,28 +425,48 @@ async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() 
         store.commit(&change).await.unwrap();
     }
     let g = store.get(&g.id).await.unwrap().unwrap();
+    let rules =
+        jit_core::policy::Rules::load_dir(&jit_local::workspace_root().join("infra/policies"))
+            .unwrap();
+    (store, g, rules)
+}
+
+#[tokio::test]
+async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() {
+    use jit_core::cases::{ActivityOutcome as Outcome, record_activity};
+    use jit_core::policy::Fired;
+    use jit_core::store::{ActivityStore, PageRequest, Recorded};
+
+    let (store, g, rules) = stored_grant().await;
+    let (store, rules) = (&store, &rules);
+    let record = |event: &TrailEvent| {
+        let event = event.clone();
+        async move { record_activity(store, rules, &event).await }
+    };
     let (name, source) = own_session(&g);
 
     let event = read(&api_call(&name, Some(&source))).unwrap();
     assert_eq!(
-        record(&store, &event).await.unwrap(),
+        record(&event).await.unwrap(),
         Outcome::Attached {
             grant: g.id.clone(),
-            recorded: Recorded::Stored
+            recorded: Recorded::Stored,
+            fired: Fired::default(),
         }
     );
     assert_eq!(
-        record(&store, &event).await.unwrap(),
+        record(&event).await.unwrap(),
         Outcome::Attached {
             grant: g.id.clone(),
-            recorded: Recorded::AlreadyStored
+            recorded: Recorded::AlreadyStored,
+            fired: Fired::default(),
         }
     );
 
     // Someone assumed the role by hand, naming their session after the grant.
     let mut by_hand = api_call(&format!("mallory@{}", g.id), Some("mallory"));
     by_hand["detail"]["eventID"] = json!("by-hand-1");
-    let outcome = record(&store, &read(&by_hand).unwrap()).await.unwrap();
+    let outcome = record(&read(&by_hand).unwrap()).await.unwrap();
     assert!(
         matches!(
             outcome,
@@ -463,7 +481,7 @@ async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() 
     let mut forged = api_call(&name, Some(&source));
     forged["source"] = json!("jit.forged");
     forged["detail"]["eventID"] = json!("forged-1");
-    let outcome = record(&store, &read(&forged).unwrap()).await.unwrap();
+    let outcome = record(&read(&forged).unwrap()).await.unwrap();
     assert!(
         matches!(outcome, Outcome::Refused(Refused::Forged { .. })),
         "{outcome:?}"
@@ -690,4 +708,149 @@ when { context.reason like "*game day*" };"#,
     let text = err.to_string();
     assert!(text.starts_with("extra.cedar:4"), "{text}");
     assert!(text.contains("duration_secs"), "{text}");
+}
+
+/// An event of `g`'s own session: `service`'s `action` at `at`, refused with `error` if given,
+/// under `event_id`.
+fn own_call(g: &Grant, event_id: &str, service: &str, action: &str, error: Option<&str>) -> Value {
+    let (name, source) = own_session(g);
+    let mut event = api_call(&name, Some(&source));
+    event["detail"]["eventID"] = json!(event_id);
+    event["detail"]["eventSource"] = json!(service);
+    event["detail"]["eventName"] = json!(action);
+    event["detail"]["readOnly"] = json!(false);
+    if let Some(code) = error {
+        event["detail"]["errorCode"] = json!(code);
+    }
+    event
+}
+
+#[tokio::test]
+async fn refused_calls_are_counted_once_each_and_ten_in_five_minutes_alert() {
+    use jit_core::cases::{ActivityOutcome as Outcome, record_activity};
+    let (store, g, rules) = stored_grant().await;
+    let mut alerts = Vec::new();
+    for i in 0..10 {
+        let event = own_call(
+            &g,
+            &format!("denied-{i}"),
+            "s3.amazonaws.com",
+            "PutObject",
+            Some("AccessDenied"),
+        );
+        let outcome = record_activity(&store, &rules, &read(&event).unwrap())
+            .await
+            .unwrap();
+        let Outcome::Attached { fired, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        alerts.push(fired.alerts.contains(&"alert-on-denied-burst".to_owned()));
+        // Each is delivered twice; the second delivery is not counted again.
+        let again = record_activity(&store, &rules, &read(&event).unwrap())
+            .await
+            .unwrap();
+        let Outcome::Attached { fired, .. } = again else {
+            panic!("{again:?}")
+        };
+        assert_eq!(
+            fired.alerts.contains(&"alert-on-denied-burst".to_owned()),
+            alerts[i]
+        );
+    }
+    // Nine refusals alert nothing; the tenth does.
+    assert_eq!(alerts.iter().filter(|a| **a).count(), 1, "{alerts:?}");
+    assert!(alerts[9]);
+}
+
+#[tokio::test]
+async fn a_revoking_guardrail_is_acted_on_only_as_the_stored_event_is_judged_again() {
+    use jit_core::cases::{
+        ActivityOutcome as Outcome, Cases, GuardrailRevocation, record_activity,
+    };
+    use jit_core::domain::{Actor, GrantState, Service};
+    use jit_core::store::GrantStore;
+    use jit_core::trust::{KeyRing, PublicKeys};
+
+    let (store, g, rules) = stored_grant().await;
+    let keys: PublicKeys = KeyRing::new([]).into();
+    let cases = Cases::new(&store, &rules, &keys);
+    let now = T0.plus_secs(400);
+    let time = jit_core::clock::Timestamp::parse_rfc3339("2027-01-15T08:04:58Z").unwrap();
+
+    // A read fires nothing: handed over anyway, the sweeper judges it again and does nothing.
+    let read_call = own_call(&g, "read-1", "s3.amazonaws.com", "GetObject", None);
+    record_activity(&store, &rules, &read(&read_call).unwrap())
+        .await
+        .unwrap();
+    let id = g.id.to_string();
+    assert!(matches!(
+        cases
+            .revoke_for_guardrail(&id, time, "read-1", now)
+            .await
+            .unwrap(),
+        GuardrailRevocation::NotFired
+    ));
+    // An event the grant never recorded is nothing to act on.
+    assert!(matches!(
+        cases
+            .revoke_for_guardrail(&id, time, "never-recorded", now)
+            .await
+            .unwrap(),
+        GuardrailRevocation::NoSuchEvent
+    ));
+    assert_eq!(
+        store.get(&g.id).await.unwrap().unwrap().state,
+        GrantState::Active
+    );
+
+    // Deleting a role fires the revoking guardrail; the sweeper's revocation ends the grant.
+    let delete = own_call(
+        &g,
+        "delete-1",
+        "iam.amazonaws.com",
+        "DeleteRole",
+        Some("AccessDenied"),
+    );
+    let outcome = record_activity(&store, &rules, &read(&delete).unwrap())
+        .await
+        .unwrap();
+    let Outcome::Attached { fired, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(fired.revokes, ["revoke-on-iam-or-key-destruction"]);
+    let done = cases
+        .revoke_for_guardrail(&id, time, "delete-1", now)
+        .await
+        .unwrap();
+    let GuardrailRevocation::Revoked { change, guardrail } = done else {
+        panic!("{done:?}")
+    };
+    assert_eq!(guardrail, "revoke-on-iam-or-key-destruction");
+    assert!(
+        change.revocation().is_some(),
+        "the role's sessions are to be cut"
+    );
+    let (revoked, records) = store.evidence(&g.id).await.unwrap().unwrap();
+    assert_eq!(revoked.state, GrantState::Revoked);
+    let last = records.last().unwrap();
+    assert_eq!(last.actor, Actor::Service(Service::Sweeper));
+    let reason = last.detail.get("reason").unwrap();
+    assert!(
+        reason.contains("revoke-on-iam-or-key-destruction")
+            && reason.contains("iam.amazonaws.com DeleteRole")
+            && reason.contains("delete-1"),
+        "{reason}"
+    );
+    // Handed over again (a retry), it finds the grant ended and does nothing more.
+    assert!(matches!(
+        cases
+            .revoke_for_guardrail(&id, time, "delete-1", now)
+            .await
+            .unwrap(),
+        GuardrailRevocation::NotActive(GrantState::Revoked)
+    ));
+    assert_eq!(
+        store.evidence(&g.id).await.unwrap().unwrap().1.len(),
+        records.len()
+    );
 }

@@ -105,7 +105,9 @@ fn legal(situation: &str, command: &str, actor: &str, late: bool) -> bool {
         (s, "cancel", "requester") if s.starts_with("pending") => true,
         (s, "time-out", "sweeper") if s.starts_with("pending") => late,
         ("active", "expire", "sweeper") => late,
-        ("active", "revoke", "requester" | "other-user") => true,
+        // People revoke; the sweeper does when a revoking guardrail fired on the grant's
+        // activity.
+        ("active", "revoke", "requester" | "other-user" | "sweeper") => true,
         ("active", "issue", "requester") => !late,
         (_, "note-fallback" | "note-repaired", "sweeper") => true,
         _ => false,

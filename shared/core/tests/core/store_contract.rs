@@ -759,6 +759,56 @@ async fn activity_is_stored_once_per_event_and_read_by_time<S: GrantStore + Acti
     );
 }
 
+async fn one_event_is_found_by_time_and_id_and_refusals_counted_by_minute<
+    S: GrantStore + ActivityStore,
+>(
+    f: Fixture<S>,
+) {
+    let (g, other) = (GrantId::generate(T0), GrantId::generate(T0.plus_secs(1)));
+    let event = call("ev-found", T0.plus_secs(61));
+    f.store.record_activity(&g, &event).await.unwrap();
+    let found = f
+        .store
+        .activity_event(&g, event.time, "ev-found")
+        .await
+        .unwrap();
+    assert_eq!(found, Some(event.clone()));
+    for (grant, time, id) in [
+        (&other, event.time, "ev-found"),
+        (&g, event.time.plus_secs(1), "ev-found"),
+        (&g, event.time, "ev-other"),
+    ] {
+        assert_eq!(f.store.activity_event(grant, time, id).await.unwrap(), None);
+    }
+
+    let minute = |m: i64| T0.plus_secs(m * 60 + 7);
+    for m in [0, 1, 2, 3, 4, 5, 5] {
+        f.store.refused_recently(&g, minute(m), true).await.unwrap();
+    }
+    f.store
+        .refused_recently(&other, minute(5), true)
+        .await
+        .unwrap();
+    // At minute 5: minutes 1 to 5 count (two in minute 5), minute 0 no longer; the other
+    // grant's never.
+    let recent = |m: i64| {
+        let store = &f.store;
+        let g = &g;
+        async move { store.refused_recently(g, minute(m), false).await.unwrap() }
+    };
+    assert_eq!(recent(5).await, 6);
+    assert_eq!(recent(9).await, 2);
+    assert_eq!(recent(10).await, 0);
+    // The counters are not activity.
+    let page = f
+        .store
+        .activity_of_grant(&g, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(page.items, [event]);
+    assert_eq!(f.store.activity_count(&g).await.unwrap().stored, 1);
+}
+
 async fn activity_past_the_cap_is_counted_not_stored<S: GrantStore + ActivityStore>(f: Fixture<S>) {
     let grant = GrantId::generate(T0);
     // Event ids that all land in one shard, one more than it stores.
@@ -891,5 +941,6 @@ contract!(
     reconciles_of_a_role_are_ordered_by_its_ledger_version,
     activity_is_stored_once_per_event_and_read_by_time,
     activity_past_the_cap_is_counted_not_stored,
+    one_event_is_found_by_time_and_id_and_refusals_counted_by_minute,
     unattributed_events_are_kept_once_by_day,
 );

@@ -6,15 +6,28 @@ use futures::future::try_join_all;
 
 use super::*;
 use crate::activity::{Activity, UnattributedEvent};
+use crate::clock::Timestamp;
 use crate::domain::GrantId;
 use crate::store::adapter::Position;
 use crate::store::{
     ACTIVITY_CAP_PER_SHARD, ACTIVITY_SHARDS, ActivityCount, ActivityStore, Cursor, EVENT_PREFIX,
-    Page, PageRequest, Recorded, StoreError, activity_shard, activity_sort_key,
+    Page, PageRequest, REFUSED_WINDOW_MINUTES, Recorded, StoreError, activity_shard,
+    activity_sort_key, event_sort_key,
 };
 
 /// The sort key of a shard's count item (sorts before every `EVENT#`).
 const COUNT_SK: &str = "COUNT";
+
+/// How long a minute's refusal counter is kept (the table's TTL removes it after).
+const REFUSED_KEPT_SECS: i64 = 86_400;
+
+fn refused_pk(grant: &GrantId) -> String {
+    format!("ACTIVITY#{grant}#REFUSED")
+}
+
+fn minute_sk(minute: i64) -> String {
+    format!("MINUTE#{:012}", minute.max(0))
+}
 
 fn activity_pk(grant: &GrantId, shard: u32) -> String {
     format!("ACTIVITY#{grant}#{shard}")
@@ -176,6 +189,66 @@ impl ActivityStore for DynamoStore {
             total.over_cap += c.over_cap;
         }
         Ok(total)
+    }
+
+    async fn activity_event(
+        &self,
+        grant: &GrantId,
+        time: Timestamp,
+        event_id: &str,
+    ) -> Result<Option<Activity>, StoreError> {
+        let pk = activity_pk(grant, activity_shard(event_id));
+        match self.get_item(pk, &event_sort_key(time, event_id)).await? {
+            None => Ok(None),
+            Some(raw) => serde_dynamo::from_item(raw.clone())
+                .map(Some)
+                .map_err(|e| corrupt(&raw, e)),
+        }
+    }
+
+    async fn refused_recently(
+        &self,
+        grant: &GrantId,
+        at: Timestamp,
+        count_one: bool,
+    ) -> Result<u32, StoreError> {
+        let minute = at.unix_seconds().div_euclid(60);
+        if count_one {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(TableLayout::PARTITION_KEY, s(refused_pk(grant)))
+                .key(TableLayout::SORT_KEY, s(minute_sk(minute)))
+                .update_expression("ADD refused :one SET #ttl = :expires")
+                .expression_attribute_names("#ttl", TableLayout::TTL_ATTRIBUTE)
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":expires", n(minute * 60 + REFUSED_KEPT_SECS))
+                .send()
+                .await
+                .map_err(sdk_error)?;
+        }
+        let query = PartitionQuery {
+            index: None,
+            key: (TableLayout::PARTITION_KEY, refused_pk(grant)),
+            range: SortCondition::new(
+                TableLayout::SORT_KEY,
+                "#rk BETWEEN :from AND :to",
+                vec![
+                    (":from", s(minute_sk(minute - (REFUSED_WINDOW_MINUTES - 1)))),
+                    (":to", s(minute_sk(minute))),
+                ],
+            ),
+            forward: true,
+            start: None,
+        };
+        #[derive(serde::Deserialize)]
+        struct Minute {
+            #[serde(default)]
+            refused: u32,
+        }
+        let window = u32::try_from(REFUSED_WINDOW_MINUTES).unwrap_or(5);
+        let (minutes, _) = self.query_partition::<Minute>(query, window).await?;
+        Ok(minutes.iter().map(|m| m.refused).sum())
     }
 
     async fn unattributed_on(
