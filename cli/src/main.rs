@@ -103,6 +103,13 @@ enum Command {
     },
     /// One request or grant.
     Show { id: String },
+    /// What a grant's sessions did, from CloudTrail (minutes late), oldest first.
+    Activity {
+        id: String,
+        /// Keep printing new events until the grant has ended and CloudTrail's delay passed.
+        #[arg(long)]
+        follow: bool,
+    },
     /// Approve a request.
     Approve {
         id: String,
@@ -305,6 +312,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Targets => cmd::targets::run(&ctx).await,
         Command::Ls { reviewable, state } => cmd::ls::run(&ctx, reviewable, state).await,
         Command::Show { id } => cmd::show::run(&ctx, &id).await,
+        Command::Activity { id, follow } => cmd::activity::run(&ctx, &id, follow).await,
         Command::Approve { id, comment } => {
             cmd::review::run(&ctx, &id, ReviewDecision::Approve, comment).await
         }

@@ -18,6 +18,8 @@ use jit_e2e::{Answer, Api, options, shared, start};
 use jit_stack::Stack;
 use serde_json::{Value, json};
 
+#[path = "e2e/activity.rs"]
+mod activity;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/faults.rs"]

@@ -1,6 +1,7 @@
 //! One module per subcommand that calls the API.
 
 pub mod account;
+pub mod activity;
 pub mod cancel;
 pub mod console;
 pub mod ls;

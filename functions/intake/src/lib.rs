@@ -18,7 +18,7 @@ use lambda_http::{Body, Request, Response};
 
 use jit_core::clock::{Clock, Timestamp};
 use jit_core::policy::Rules;
-use jit_core::store::GrantStore;
+use jit_core::store::{ActivityStore, GrantStore};
 use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
 use jit_http::{Call, Reply, Route, no_such_route, respond, route};
@@ -86,7 +86,7 @@ pub struct App<S> {
     pub web: WebConfig,
 }
 
-impl<S: GrantStore> App<S> {
+impl<S: GrantStore + ActivityStore> App<S> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         respond(self.dispatch(&request, self.clock.now()).await)
@@ -107,6 +107,7 @@ impl<S: GrantStore> App<S> {
             Some(Route::GetRequest(id)) => self.get(&call, id).await,
             Some(Route::Cancel(id)) => self.cancel(&call, id).await,
             Some(Route::RequestTrail(id)) => self.grant_trail(&call, id).await,
+            Some(Route::RequestActivity(id)) => self.activity(&call, id).await,
             Some(Route::Targets) => Ok(self.targets(&call.caller, now)),
             Some(Route::Audit) => self.export_audit(&call).await,
             _ => Err(no_such_route(request)),

@@ -6,13 +6,16 @@ use lambda_http::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use jit_api::{GrantView, Page as PageView};
+use jit_api::{ActivityPage, ActivityView, GrantView, Page as PageView};
 use jit_core::cases::{Cases, Noun, OpenRequest};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Grant, GrantDuration, GrantState, Reason, TargetId, Ticket};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
-use jit_core::store::{Created, Cursor, GrantStore, IdempotencyKey, Page, PageRequest, StoreError};
+use jit_core::store::{
+    ActivityStore, Created, Cursor, GrantStore, IdempotencyKey, Page, PageRequest, StoreError,
+    cursor_after,
+};
 use jit_http::{Call, Reply, body_text, json, optional_body, parse_body, query};
 
 use crate::{App, Problem};
@@ -148,6 +151,42 @@ impl<S: GrantStore> App<S> {
         Ok(json(StatusCode::OK, &GrantView::from(&grant)))
     }
 
+    /// `GET /requests/{id}/activity`: what the grant's sessions did, one page oldest first,
+    /// for whoever may see the grant (anyone else is told there is no such request).
+    pub(crate) async fn activity(&self, call: &Call<'_>, id: &str) -> Reply
+    where
+        S: ActivityStore,
+    {
+        let limit = page_limit(call)?;
+        let grant = self
+            .cases()
+            .visible(&call.caller, id, Noun::Request, call.now)
+            .await?;
+        let page = PageRequest {
+            limit,
+            cursor: query(call.request, "next").map(Cursor::from_client),
+        };
+        let (events, count) = tokio::try_join!(
+            self.store.activity_of_grant(&grant.id, &page),
+            self.store.activity_count(&grant.id)
+        )?;
+        Ok(json(
+            StatusCode::OK,
+            &ActivityPage {
+                grant: GrantView::from(&grant),
+                items: events.items.iter().map(ActivityView::from).collect(),
+                stored: count.stored,
+                over_cap: count.over_cap,
+                // After the last event, whether or not the page was full: CloudTrail delivers
+                // late, so a reader keeps it to read on from.
+                next: events
+                    .items
+                    .last()
+                    .map(|last| cursor_after(last).as_str().to_owned()),
+            },
+        ))
+    }
+
     pub(crate) async fn cancel(&self, call: &Call<'_>, id: &str) -> Reply {
         let _: CancelBody = optional_body(call.request)?;
         let grant = self.cases().cancel(&call.caller, id, call.now).await?;
@@ -155,18 +194,7 @@ impl<S: GrantStore> App<S> {
     }
 
     pub(crate) async fn list(&self, call: &Call<'_>) -> Reply {
-        let limit = match query(call.request, "limit") {
-            None => DEFAULT_LIMIT,
-            Some(text) => match text.parse::<u32>() {
-                Ok(n) if (1..=PageRequest::MAX_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(Problem::bad_request(format!(
-                        "limit `{text}` must be a number from 1 to {}",
-                        PageRequest::MAX_LIMIT
-                    )));
-                }
-            },
-        };
+        let limit = page_limit(call)?;
         let state = match query(call.request, "state") {
             None => None,
             Some(text) => Some(
@@ -327,5 +355,19 @@ impl<S: GrantStore> App<S> {
             }
         }
         Ok((items, None))
+    }
+}
+
+/// The `limit` a listing asks for: [`DEFAULT_LIMIT`] when absent, else 1 to the store's most.
+fn page_limit(call: &Call<'_>) -> Result<u32, Problem> {
+    match query(call.request, "limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(text) => match text.parse::<u32>() {
+            Ok(n) if (1..=PageRequest::MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(Problem::bad_request(format!(
+                "limit `{text}` must be a number from 1 to {}",
+                PageRequest::MAX_LIMIT
+            ))),
+        },
     }
 }

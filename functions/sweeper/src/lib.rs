@@ -18,13 +18,14 @@ use serde::{Deserialize, Serialize};
 use jit_core::clock::Clock;
 use jit_core::policy::Rules;
 use jit_core::revocation::INLINE_POLICY_LIMIT;
-use jit_core::store::GrantStore;
+use jit_core::store::{ActivityStore, GrantStore};
 use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
 use jit_http::{Call, Route, no_such_route, respond, route};
 
 pub use iam::{IamPolicies, PolicyError, RolePolicies, iam_as, role_name};
 pub use reconcile::{ReconcileError, RoleOutcome};
+pub use revoke::GuardrailReport;
 pub use sweep::SweepReport;
 
 /// Settings read once at start-up.
@@ -87,10 +88,21 @@ impl SweeperConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum SweeperEvent {
+    /// A revoking guardrail fired: the activity function's hand-over (first, since it is the
+    /// narrowest shape: one field, nothing else).
+    Guardrail(GuardrailEvent),
     /// The EventBridge rule's scheduled event.
     Schedule(Box<aws_lambda_events::event::cloudwatch_events::CloudWatchEvent>),
     /// `POST /grants/{id}/revoke`.
     Http(Box<jit_http::ApiGatewayV2httpRequest>),
+}
+
+/// `{"guardrail_revoke": {...}}`, as the activity function invokes the sweeper.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailEvent {
+    /// Which event of which grant.
+    pub guardrail_revoke: jit_core::activity::GuardrailHandover,
 }
 
 /// What the sweeper answers each source.
@@ -101,6 +113,8 @@ pub enum SweeperResponse {
     Report(SweepReport),
     /// The HTTP response, payload format 2.0.
     Http(Box<jit_http::ApiGatewayV2httpResponse>),
+    /// What became of a guardrail's hand-over.
+    Guardrail(GuardrailReport),
 }
 
 /// Why a scheduled sweep fails its invocation.
@@ -118,12 +132,20 @@ pub enum SweepError {
         /// What failed.
         failures: Vec<String>,
     },
+    /// A guardrail's hand-over could not be acted on (the table unreachable, the grant kept
+    /// changing); the activity function fails its event and it is delivered again.
+    #[error("guardrail revocation not done: {0}")]
+    Guardrail(String),
 }
 
 impl From<SweepError> for lambda_runtime::Diagnostic {
     fn from(e: SweepError) -> Self {
+        let error_type = match &e {
+            SweepError::Incomplete { .. } => "SweepIncomplete",
+            SweepError::Guardrail(_) => "GuardrailRevocationFailed",
+        };
         Self {
-            error_type: "SweepIncomplete".to_owned(),
+            error_type: error_type.to_owned(),
             error_message: e.to_string(),
         }
     }
@@ -149,7 +171,7 @@ pub fn roles_pending_metric(count: u32, at: jit_core::clock::Timestamp) -> Strin
     jit_http::metric::count("RolesPending", count, at, &[], &[])
 }
 
-impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
+impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
     /// Handles whatever Lambda delivered: the EventBridge schedule or an API Gateway request.
     /// `deadline` is when Lambda will stop this invocation. A sweep that left any role
     /// unreconciled, or failed at anything, fails the invocation, so Lambda's error metric and
@@ -160,6 +182,10 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         deadline: Instant,
     ) -> Result<SweeperResponse, SweepError> {
         match event {
+            SweeperEvent::Guardrail(event) => self
+                .guardrail_revoke(&event.guardrail_revoke)
+                .await
+                .map(SweeperResponse::Guardrail),
             SweeperEvent::Schedule(_) => {
                 let report = self.sweep(deadline).await;
                 println!(
@@ -184,7 +210,9 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
             }
         }
     }
+}
 
+impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
     /// Handles one API Gateway request. Never fails: every outcome is a response.
     pub async fn handle_http(&self, request: Request) -> Response<Body> {
         let now = self.clock.now();

@@ -1,17 +1,19 @@
 //! `POST /grants/{id}/revoke`: end a grant early and cut its live sessions.
 
 use lambda_http::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use jit_api::{GrantView, LiveSessions, Revoked};
-use jit_core::cases::Cases;
-use jit_core::domain::Reason;
-use jit_core::store::GrantStore;
+use jit_core::activity::GuardrailHandover;
+use jit_core::cases::{Cases, GuardrailRevocation};
+use jit_core::clock::Timestamp;
+use jit_core::domain::{Change, Reason};
+use jit_core::store::{ActivityStore, GrantStore};
 use jit_core::trust::{KeyRing, PublicKeys};
 use jit_http::{Call, Problem, Reply, body_text, json, parse_body};
 
-use crate::Sweeper;
 use crate::iam::RolePolicies;
+use crate::{SweepError, Sweeper};
 
 /// The sweeper holds no public keys: revocation acts on what the table holds and cuts
 /// sessions up to the latest expiry the records state, so it verifies nothing. A use case that
@@ -36,11 +38,22 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         let change = cases.revoke(&call.caller, id, reason, call.now).await?;
         let grant = change.grant();
         tracing::warn!(grant = %grant.id, by = %call.caller.user, target = %grant.target, "grant revoked");
-        // The role as recorded on the grant, whatever the targets file says now. "cut"
-        // only once a policy that denies this grant is in place and recorded as current.
-        let sessions = match change.revocation() {
+        let sessions = self.cut_sessions(&change, call.now).await;
+        let body = Revoked {
+            grant: GrantView::from(grant),
+            live_sessions: sessions,
+        };
+        Ok(json(StatusCode::OK, &body))
+    }
+
+    /// Applies the role's revocation policy after `change` revoked a grant. The role is the
+    /// one recorded on the grant, whatever the targets file says now; "cut" only once a
+    /// policy that denies this grant is in place and recorded as current.
+    async fn cut_sessions(&self, change: &Change, now: Timestamp) -> LiveSessions {
+        let grant = change.grant();
+        match change.revocation() {
             None => LiveSessions::NoneLive,
-            Some(entry) => match self.reconcile(&entry.target_role(), call.now).await {
+            Some(entry) => match self.reconcile(&entry.target_role(), now).await {
                 Ok(outcome) if outcome.covered.contains(&grant.id) => LiveSessions::Cut,
                 Ok(_) => LiveSessions::Pending,
                 Err(e) => {
@@ -48,11 +61,77 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
                     LiveSessions::Pending
                 }
             },
+        }
+    }
+}
+
+impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
+    /// A revoking guardrail fired on an event of a grant (the activity function's
+    /// hand-over): the event is read back and judged again by the sweeper's own rules, and
+    /// only then is the grant revoked, as the sweeper, and its sessions cut. A failure fails
+    /// the invocation, so the activity function fails its event and EventBridge delivers it
+    /// again.
+    pub async fn guardrail_revoke(
+        &self,
+        handover: &GuardrailHandover,
+    ) -> Result<GuardrailReport, SweepError> {
+        let now = self.clock.now();
+        let cases = Cases::new(&self.store, &self.rules, &NO_KEYS);
+        let outcome = cases
+            .revoke_for_guardrail(
+                &handover.grant,
+                handover.event_time,
+                &handover.event_id,
+                now,
+            )
+            .await
+            .map_err(|e| SweepError::Guardrail(e.to_string()))?;
+        let report = match outcome {
+            GuardrailRevocation::Revoked { change, guardrail } => {
+                tracing::warn!(grant = %handover.grant, %guardrail, event = %handover.event_id, "grant revoked by a guardrail");
+                let live_sessions = self.cut_sessions(&change, now).await;
+                GuardrailReport {
+                    outcome: "revoked",
+                    guardrail: Some(guardrail),
+                    live_sessions: Some(live_sessions),
+                }
+            }
+            GuardrailRevocation::NotFired => {
+                tracing::warn!(grant = %handover.grant, guardrail = %handover.guardrail, event = %handover.event_id, "judged again, the event fires no revoking guardrail; nothing done");
+                GuardrailReport::nothing("not-fired")
+            }
+            GuardrailRevocation::NotActive(state) => {
+                tracing::info!(grant = %handover.grant, state = state.as_str(), "the grant is not active; nothing to revoke");
+                GuardrailReport::nothing("not-active")
+            }
+            GuardrailRevocation::NoSuchEvent => {
+                tracing::error!(grant = %handover.grant, event = %handover.event_id, "the hand-over names an event the grant does not hold; nothing done");
+                GuardrailReport::nothing("no-such-event")
+            }
         };
-        let body = Revoked {
-            grant: GrantView::from(grant),
-            live_sessions: sessions,
-        };
-        Ok(json(StatusCode::OK, &body))
+        Ok(report)
+    }
+}
+
+/// What the sweeper did with a guardrail's hand-over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GuardrailReport {
+    /// `revoked`, `not-fired` (judged again, nothing fires), `not-active` or `no-such-event`.
+    pub outcome: &'static str,
+    /// The guardrail that revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<String>,
+    /// Whether the live sessions are cut, when revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_sessions: Option<LiveSessions>,
+}
+
+impl GuardrailReport {
+    fn nothing(outcome: &'static str) -> Self {
+        Self {
+            outcome,
+            guardrail: None,
+            live_sessions: None,
+        }
     }
 }

@@ -362,6 +362,27 @@ pub fn session_client(
     )
 }
 
+/// An SDK configuration that calls as `credentials` through the stack's AWS endpoint (the
+/// trail), as a person's `jit exec` does: every call shows as the grant's activity.
+pub fn session_config(stack: &Stack, credentials: &Credentials) -> aws_config::SdkConfig {
+    stack
+        .aws
+        .to_builder()
+        .endpoint_url(&stack.aws_endpoint)
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(
+                    credentials.access_key_id.clone(),
+                    credentials.secret_access_key.clone(),
+                    Some(credentials.session_token.clone()),
+                    None,
+                    "jit-session",
+                ),
+            ),
+        )
+        .build()
+}
+
 /// The revocation policy on the role of `target` (as the example's `targets.json` declares
 /// it), read through its revoker role when it names one, or in the broker's account.
 pub async fn revocation_policy(stack: &Stack, target: &str) -> Result<Value, String> {

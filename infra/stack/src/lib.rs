@@ -9,6 +9,7 @@
 
 pub mod demo;
 mod gateway;
+mod lambda_api;
 pub mod oidc;
 pub mod recorder;
 mod runtime;
@@ -18,6 +19,7 @@ mod start;
 mod stream;
 pub mod template;
 mod timings;
+pub mod trail;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -138,6 +140,9 @@ pub struct Stack {
     pub issuer: String,
     /// SDK configuration for the emulator (the broker's account).
     pub aws: aws_config::SdkConfig,
+    /// Where people's AWS calls go (`AWS_ENDPOINT_URL`): the emulator, behind the trail that
+    /// records each call made with a grant's session as the grant's activity.
+    pub aws_endpoint: String,
     /// The table's name.
     pub table: String,
     /// Where the stack keeps its state.
@@ -245,7 +250,7 @@ impl Stack {
         if options.build {
             start::build(&template).await?;
         }
-        let account = start::Account::set_up(&options).await?;
+        let mut account = start::Account::set_up(&options).await?;
         if let LogSink::Dir(dir) = &options.logs {
             // Each run's logs alone, so what a reader finds is this run's.
             let _ = std::fs::remove_dir_all(dir);
@@ -269,13 +274,15 @@ impl Stack {
             &options,
             &template,
             &runtimes.functions,
-            &account,
+            &mut account,
             &timings,
         ));
+        tasks.push(account.trail_task);
         Ok(Self {
             api_url,
             issuer,
             aws: account.aws,
+            aws_endpoint: account.trail_url,
             table: TABLE.to_owned(),
             state_dir: options.state_dir,
             timings,

@@ -136,7 +136,7 @@ impl AwsCalls {
             .unwrap_or_default()
     }
 
-    fn push(&self, binary: &str, call: AwsCall) {
+    pub(crate) fn push(&self, binary: &str, call: AwsCall) {
         self.calls
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

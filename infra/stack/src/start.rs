@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 
 use crate::{
     Bindings, FunctionDef, FunctionRuntime, Provider, StackError, StackOptions, TABLE, Template,
-    Timings, binary_dir, build_functions, json_response, recorder, scheduled_event, serve, setup,
-    signin, stream,
+    Timings, binary_dir, build_functions, json_response, lambda_api, recorder, scheduled_event,
+    serve, setup, signin, stream, trail,
 };
 
 /// The API's listener on `port` (0: any free one) and the identity provider's on the next one
@@ -72,6 +72,10 @@ pub(crate) async fn build(template: &Template) -> Result<(), StackError> {
 /// (and its stream), the target roles, the signing keys, and the console federation endpoint.
 pub(crate) struct Account {
     pub(crate) emulator: jit_local::Emulator,
+    /// The emulator behind the trail: what every function and person calls.
+    pub(crate) trail_url: String,
+    pub(crate) trail_events: Option<tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>>,
+    pub(crate) trail_task: JoinHandle<()>,
     pub(crate) aws: aws_config::SdkConfig,
     pub(crate) stream_arn: String,
     pub(crate) signing_keys: BTreeMap<String, String>,
@@ -116,8 +120,14 @@ impl Account {
         let federation = jit_local::FederationStandIn::start()
             .await
             .map_err(|e| StackError::Setup(format!("federation stand-in: {e}")))?;
+        let (trail_url, _, trail_events, trail_task) = trail::start(emulator.endpoint().to_owned())
+            .await
+            .map_err(StackError::Setup)?;
         Ok(Self {
             emulator,
+            trail_url,
+            trail_events: Some(trail_events),
+            trail_task,
             aws,
             stream_arn,
             signing_keys,
@@ -135,6 +145,20 @@ pub(crate) struct Runtimes {
     pub(crate) recorders: Vec<JoinHandle<()>>,
 }
 
+/// The functions by every name a caller may use: logical id and binary.
+pub(crate) fn by_name(
+    functions: &HashMap<String, FunctionRuntime>,
+    template: &Template,
+) -> HashMap<String, FunctionRuntime> {
+    let mut named = functions.clone();
+    for def in &template.functions {
+        if let Some(f) = functions.get(&def.binary) {
+            named.insert(def.logical_id.clone(), f.clone());
+        }
+    }
+    named
+}
+
 impl Runtimes {
     pub(crate) async fn of(
         options: &StackOptions,
@@ -147,11 +171,12 @@ impl Runtimes {
             aws_calls: recorder::AwsCalls::default(),
             recorders: Vec::new(),
         };
+        let mut lambda_listeners = Vec::new();
         for def in &template.functions {
             let endpoint = if options.record_aws_calls {
                 let (url, task) = recorder::start(
                     def.binary.clone(),
-                    account.emulator.endpoint().to_owned(),
+                    account.trail_url.clone(),
                     runtimes.aws_calls.clone(),
                 )
                 .await
@@ -159,9 +184,11 @@ impl Runtimes {
                 runtimes.recorders.push(task);
                 url
             } else {
-                account.emulator.endpoint().to_owned()
+                account.trail_url.clone()
             };
-            let env = environment(options, def, account, endpoint);
+            let (listener, lambda_url) = lambda_api::bind().await?;
+            lambda_listeners.push((def.binary.clone(), listener));
+            let env = environment(options, def, account, endpoint, lambda_url);
             runtimes
                 .environments
                 .insert(def.binary.clone(), env.clone());
@@ -176,6 +203,16 @@ impl Runtimes {
                 ),
             );
         }
+        let named = Arc::new(by_name(&runtimes.functions, template));
+        let calls = options.record_aws_calls.then(|| runtimes.aws_calls.clone());
+        for (binary, listener) in lambda_listeners {
+            runtimes.recorders.push(lambda_api::serve(
+                listener,
+                binary,
+                Arc::clone(&named),
+                calls.clone(),
+            ));
+        }
         Ok(runtimes)
     }
 }
@@ -188,6 +225,7 @@ fn environment(
     def: &FunctionDef,
     account: &Account,
     endpoint: String,
+    lambda_endpoint: String,
 ) -> Vec<(String, String)> {
     let mut env: BTreeMap<String, String> = def
         .environment
@@ -210,6 +248,7 @@ fn environment(
     let _ = std::fs::create_dir_all(&home);
     for (k, v) in [
         ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_ENDPOINT_URL_LAMBDA", lambda_endpoint),
         ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("AWS_SESSION_TOKEN", "testing".to_owned()),
@@ -320,16 +359,28 @@ fn page(answer: signin::Answer) -> Response<Full<Bytes>> {
     r
 }
 
-/// The table's stream to the functions it feeds, and the schedule to the functions the
-/// template schedules.
+/// The table's stream to the functions it feeds, the schedule to the functions the template
+/// schedules, and the trail's events to the functions the broker bus's rule feeds.
 pub(crate) fn event_sources(
     options: &StackOptions,
     template: &Template,
     functions: &HashMap<String, FunctionRuntime>,
-    account: &Account,
+    account: &mut Account,
     timings: &Timings,
 ) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
+    let bus_targets: Vec<(FunctionRuntime, serde_json::Value)> = template
+        .functions
+        .iter()
+        .filter_map(|def| Some((functions.get(&def.binary)?.clone(), def.bus_rule.clone()?)))
+        .collect();
+    if let Some(events) = account.trail_events.take() {
+        tasks.push(trail::deliver(
+            events,
+            bus_targets,
+            options.state_dir.clone(),
+        ));
+    }
     for def in &template.functions {
         let Some(function) = functions.get(&def.binary).cloned() else {
             continue;

@@ -27,8 +27,8 @@ pub struct StreamPoller {
 }
 
 /// Whether `event` matches an EventBridge-style `pattern`: every key of the pattern must be in
-/// the event; an array lists the values accepted (exact, or `{"prefix": ...}`), an object
-/// matches recursively.
+/// the event; an array lists the values accepted (exact, `{"prefix": ...}` or
+/// `{"wildcard": ...}` with `*` for any run of characters), an object matches recursively.
 pub fn matches(pattern: &Value, event: &Value) -> bool {
     match pattern {
         Value::Object(fields) => fields.iter().all(|(k, want)| {
@@ -36,10 +36,15 @@ pub fn matches(pattern: &Value, event: &Value) -> bool {
             match want {
                 Value::Object(_) => got.is_some_and(|g| matches(want, g)),
                 Value::Array(accepted) => accepted.iter().any(|a| match (a, got) {
-                    (Value::Object(rule), Some(Value::String(g))) => rule
-                        .get("prefix")
-                        .and_then(Value::as_str)
-                        .is_some_and(|p| g.starts_with(p)),
+                    (Value::Object(rule), Some(Value::String(g))) => {
+                        rule.get("prefix")
+                            .and_then(Value::as_str)
+                            .is_some_and(|p| g.starts_with(p))
+                            || rule
+                                .get("wildcard")
+                                .and_then(Value::as_str)
+                                .is_some_and(|w| wildcard(w, g))
+                    }
                     (Value::Object(rule), None) => rule.get("exists") == Some(&json!(false)),
                     (scalar, Some(g)) => scalar == g,
                     _ => false,
@@ -49,6 +54,26 @@ pub fn matches(pattern: &Value, event: &Value) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Whether `text` matches `pattern`, where each `*` stands for any run of characters.
+fn wildcard(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = rest.get(at + part.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 fn item_json(
@@ -303,5 +328,25 @@ mod tests {
             &json!({"a": [{"prefix": "GR"}]}),
             &json!({"a": "GRANT"})
         ));
+    }
+
+    #[test]
+    fn wildcards_match_the_activity_rules_role_paths_only() {
+        let pattern = json!({"arn": [{"wildcard": "arn:aws:iam::*:role/jit/*"}]});
+        let arn = |a: &str| json!({ "arn": a });
+        for (text, want) in [
+            ("arn:aws:iam::222222222222:role/jit/prod-logs-ro", true),
+            ("arn:aws:iam::222222222222:role/jit/team/db-admin", true),
+            ("arn:aws:iam::222222222222:role/jit-revoker", false),
+            ("arn:aws:iam::222222222222:role/other/jit/x", false),
+            ("arn:aws:iam::222222222222:role/jit/", true),
+            ("arn:aws:sts::222222222222:assumed-role/jit/x", false),
+        ] {
+            assert_eq!(matches(&pattern, &arn(text)), want, "{text}");
+        }
+        assert!(wildcard("a*b*c", "a-b-b-c"));
+        assert!(!wildcard("a*bc", "abcx"));
+        assert!(wildcard("exact", "exact"));
+        assert!(!wildcard("exact", "exactly"));
     }
 }

@@ -104,6 +104,9 @@ pub struct FunctionDef {
     pub stream: Option<StreamSource>,
     /// The schedule, if any.
     pub schedule: Option<Duration>,
+    /// The event pattern of the EventBridge rule on the broker's own bus that feeds it (the
+    /// activity function's CloudTrail events), if any.
+    pub bus_rule: Option<serde_json::Value>,
 }
 
 /// The parts of the template the stack runs.
@@ -256,6 +259,7 @@ fn function(
     let mut routes = Vec::new();
     let mut stream = None;
     let mut schedule = None;
+    let mut bus_rule = None;
     for (name, event) in props["Events"].as_mapping().into_iter().flatten() {
         let ep = &event["Properties"];
         let rate_of = |expression: &Node| {
@@ -279,6 +283,7 @@ fn function(
             Some("DynamoDB") => stream = Some(stream_source(ep)),
             Some("Schedule") => schedule = Some(rate_of(&ep["Schedule"])?),
             Some("ScheduleV2") => schedule = Some(rate_of(&ep["ScheduleExpression"])?),
+            Some("EventBridgeRule") => bus_rule = Some(ep["Pattern"].resolve(refs)),
             _ => {}
         }
     }
@@ -297,6 +302,7 @@ fn function(
         routes,
         stream,
         schedule,
+        bus_rule,
     })
 }
 

@@ -10,9 +10,9 @@ use serde_json::Value;
 
 use crate::Route;
 use crate::types::{
-    AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, Empty, GrantTrail,
-    GrantView, Page, PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest, Revoked,
-    TargetList,
+    ActivityPage, AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, Empty,
+    GrantTrail, GrantView, Page, PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest,
+    Revoked, TargetList,
 };
 
 /// What a call answers: its value, or why there is none.
@@ -275,6 +275,23 @@ impl Client {
         }
         let query = query.finish();
         self.call::<Empty, _>(Route::ListRequests, &query, None)
+            .await
+    }
+
+    /// `GET /requests/{id}/activity`: one page of what the grant's sessions did.
+    pub async fn request_activity(
+        &self,
+        id: &str,
+        limit: u32,
+        next: Option<&str>,
+    ) -> ApiResult<ActivityPage> {
+        let mut query = url::form_urlencoded::Serializer::new(String::from("?"));
+        query.append_pair("limit", &limit.to_string());
+        if let Some(next) = next {
+            query.append_pair("next", next);
+        }
+        let query = query.finish();
+        self.call::<Empty, _>(Route::RequestActivity(id), &query, None)
             .await
     }
 

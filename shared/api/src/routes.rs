@@ -15,6 +15,8 @@ pub enum Route<'a> {
     GetRequest(&'a str),
     /// `GET /requests/{id}/audit`.
     RequestTrail(&'a str),
+    /// `GET /requests/{id}/activity`.
+    RequestActivity(&'a str),
     /// `POST /requests/{id}/cancel`.
     Cancel(&'a str),
     /// `POST /requests/{id}/reviews`.
@@ -35,7 +37,7 @@ pub enum Route<'a> {
 
 impl<'a> Route<'a> {
     /// Every route's API Gateway route key, as `template.yaml` and `openapi.yaml` name them.
-    pub const KEYS: [&'static str; 14] = [
+    pub const KEYS: [&'static str; 15] = [
         "GET /",
         "GET /web/{file}",
         "POST /requests",
@@ -50,6 +52,7 @@ impl<'a> Route<'a> {
         "POST /grants/{id}/revoke",
         "GET /targets",
         "GET /audit",
+        "GET /requests/{id}/activity",
     ];
 
     /// The route key API Gateway matches (`POST /requests/{id}/reviews`).
@@ -69,6 +72,7 @@ impl<'a> Route<'a> {
             Self::Revoke(_) => 11,
             Self::Targets => 12,
             Self::Audit => 13,
+            Self::RequestActivity(_) => 14,
         };
         Self::KEYS.get(index).copied().unwrap_or("GET /")
     }
@@ -92,6 +96,7 @@ impl<'a> Route<'a> {
             Self::WebFile(p)
             | Self::GetRequest(p)
             | Self::RequestTrail(p)
+            | Self::RequestActivity(p)
             | Self::Cancel(p)
             | Self::Review(p)
             | Self::PostReview(p)
@@ -125,6 +130,7 @@ impl<'a> Route<'a> {
             "POST /grants/{id}/revoke" => with(Self::Revoke),
             "GET /targets" => Some(Self::Targets),
             "GET /audit" => Some(Self::Audit),
+            "GET /requests/{id}/activity" => with(Self::RequestActivity),
             _ => None,
         }
     }

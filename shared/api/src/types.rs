@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use jit_core::activity::Activity;
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::{AuditRecord, ChainHead};
 use jit_core::domain::{Grant, GrantState, ReviewDecision};
@@ -333,6 +334,47 @@ impl From<&AuditRecord> for AuditRecordView {
             time: record.at.to_rfc3339(),
         }
     }
+}
+
+/// One call a grant's session made, as the API shows it: exactly the stored event (its fields
+/// as CloudTrail gave them, `time` in unix seconds), plus its time in RFC 3339 and its hash,
+/// what the signed record covering the grant's activity digests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityView {
+    /// The event.
+    #[serde(flatten)]
+    pub activity: Activity,
+    /// Its time, RFC 3339.
+    pub at: String,
+    /// Its hash (SHA-256, hex).
+    pub hash: String,
+}
+
+impl From<&Activity> for ActivityView {
+    fn from(activity: &Activity) -> Self {
+        Self {
+            activity: activity.clone(),
+            at: activity.time.to_rfc3339(),
+            hash: activity.hash(),
+        }
+    }
+}
+
+/// One page of `GET /requests/{id}/activity`: what the grant's sessions did, oldest first, as
+/// CloudTrail delivered it (minutes late, best effort).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivityPage {
+    /// The grant.
+    pub grant: GrantView,
+    /// The page's events.
+    pub items: Vec<ActivityView>,
+    /// Events kept for the grant in all.
+    pub stored: u64,
+    /// Events past the grant's cap: counted, not kept.
+    pub over_cap: u64,
+    /// Where to read on from: after the page's last event, whenever the page has any (events
+    /// arrive late, so there may always be more); none for an empty page.
+    pub next: Option<String>,
 }
 
 /// The answer to `GET /requests/{id}/audit`.

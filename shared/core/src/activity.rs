@@ -584,3 +584,19 @@ impl Session {
         Ok(claimed)
     }
 }
+
+/// What the activity function hands the sweeper when a revoking guardrail fires: which event
+/// of which grant, as `{"guardrail_revoke": {...}}`. It decides nothing: the sweeper reads the
+/// event back from the table and judges it again by its own rules before revoking.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardrailHandover {
+    /// The grant whose session made the call.
+    pub grant: String,
+    /// When the call was made (unix seconds): with the event id, where the event is kept.
+    pub event_time: Timestamp,
+    /// CloudTrail's event id.
+    pub event_id: String,
+    /// The guardrail the activity function saw fire (for the log; the sweeper judges again).
+    pub guardrail: String,
+}

@@ -137,6 +137,10 @@ impl GrantStore for GatedStore {
     }
 }
 
+impl jit_core::store::ActivityStore for GatedStore {
+    jit_core::delegate_activity_store!(inner);
+}
+
 struct Harness {
     sweeper: Sweeper<GatedStore, Policies>,
     clock: Arc<ManualClock>,

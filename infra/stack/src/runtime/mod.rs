@@ -544,6 +544,7 @@ while True:
             routes: vec![],
             stream: None,
             schedule: None,
+            bus_rule: None,
         };
         let mut vars = vec![("PATH".to_owned(), std::env::var("PATH").unwrap_or_default())];
         vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
@@ -595,6 +596,7 @@ while True:
             routes: vec![],
             stream: None,
             schedule: None,
+            bus_rule: None,
         };
         // A relative script: found only if the process runs in `dir`.
         let launch = Launch {

@@ -42,6 +42,14 @@ pub fn event_sort_key(time: Timestamp, event_id: &str) -> String {
     )
 }
 
+/// The cursor that reads on after `activity` in its grant's activity (or its day's
+/// unattributed events): what a reader following late-arriving events keeps.
+pub fn cursor_after(activity: &Activity) -> super::Cursor {
+    super::Cursor::encode(&super::adapter::Position::Activity {
+        key: activity_sort_key(activity),
+    })
+}
+
 /// How far back [`ActivityStore::refused_recently`] counts: this minute and the four before.
 pub const REFUSED_WINDOW_MINUTES: i64 = 5;
 

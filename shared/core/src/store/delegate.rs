@@ -82,3 +82,32 @@ macro_rules! delegate_grant_store_calls {
         )*
     };
 }
+
+/// Implements every call of [`ActivityStore`] by passing it to `self.$inner`, inside an
+/// `impl ActivityStore for ...` block: for wrappers that change nothing of activity (it is
+/// CloudTrail's, as delivered, and not signed).
+///
+/// [`ActivityStore`]: crate::store::ActivityStore
+#[macro_export]
+macro_rules! delegate_activity_store {
+    ($inner:ident) => {
+        $crate::delegate_grant_store_calls! { $inner, $crate::store::proceed;
+            true record_activity(grant: &$crate::domain::GrantId, activity: &$crate::activity::Activity)
+                -> $crate::store::Recorded;
+            true record_unattributed(event: &$crate::activity::UnattributedEvent)
+                -> $crate::store::Recorded;
+            false activity_of_grant(grant: &$crate::domain::GrantId, page: &$crate::store::PageRequest)
+                -> $crate::store::Page<$crate::activity::Activity>;
+            false activity_count(grant: &$crate::domain::GrantId) -> $crate::store::ActivityCount;
+            false activity_event(
+                grant: &$crate::domain::GrantId,
+                time: $crate::clock::Timestamp,
+                event_id: &str
+            ) -> Option<$crate::activity::Activity>;
+            true refused_recently(grant: &$crate::domain::GrantId, at: $crate::clock::Timestamp, count_one: bool)
+                -> u32;
+            false unattributed_on(day: &str, page: &$crate::store::PageRequest)
+                -> $crate::store::Page<$crate::activity::UnattributedEvent>;
+        }
+    };
+}

@@ -90,6 +90,12 @@ impl<S: GrantStore> GrantStore for SignedStore<S> {
     }
 }
 
+/// Activity is not signed (it is CloudTrail's, as delivered; the signed record covering it is
+/// the sweeper's): every call passes through.
+impl<S: super::ActivityStore> super::ActivityStore for SignedStore<S> {
+    crate::delegate_activity_store!(inner);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,65 +175,5 @@ mod tests {
         check_grant(&grant, &records, &keys.ring()).unwrap();
         // The same records under another deployment's keys are not evidence.
         assert!(check_grant(&grant, &records, &LocalKeys::generate().ring()).is_err());
-    }
-}
-
-/// Activity is not signed (it is CloudTrail's, as delivered; the signed record covering it is
-/// the sweeper's): every call passes through.
-impl<S: super::ActivityStore> super::ActivityStore for SignedStore<S> {
-    async fn record_activity(
-        &self,
-        grant: &crate::domain::GrantId,
-        activity: &crate::activity::Activity,
-    ) -> Result<super::Recorded, StoreError> {
-        self.inner.record_activity(grant, activity).await
-    }
-
-    async fn record_unattributed(
-        &self,
-        event: &crate::activity::UnattributedEvent,
-    ) -> Result<super::Recorded, StoreError> {
-        self.inner.record_unattributed(event).await
-    }
-
-    async fn activity_of_grant(
-        &self,
-        grant: &crate::domain::GrantId,
-        page: &super::PageRequest,
-    ) -> Result<super::Page<crate::activity::Activity>, StoreError> {
-        self.inner.activity_of_grant(grant, page).await
-    }
-
-    async fn activity_count(
-        &self,
-        grant: &crate::domain::GrantId,
-    ) -> Result<super::ActivityCount, StoreError> {
-        self.inner.activity_count(grant).await
-    }
-
-    async fn activity_event(
-        &self,
-        grant: &crate::domain::GrantId,
-        time: crate::clock::Timestamp,
-        event_id: &str,
-    ) -> Result<Option<crate::activity::Activity>, StoreError> {
-        self.inner.activity_event(grant, time, event_id).await
-    }
-
-    async fn refused_recently(
-        &self,
-        grant: &crate::domain::GrantId,
-        at: crate::clock::Timestamp,
-        count_one: bool,
-    ) -> Result<u32, StoreError> {
-        self.inner.refused_recently(grant, at, count_one).await
-    }
-
-    async fn unattributed_on(
-        &self,
-        day: &str,
-        page: &super::PageRequest,
-    ) -> Result<super::Page<crate::activity::UnattributedEvent>, StoreError> {
-        self.inner.unattributed_on(day, page).await
     }
 }
