@@ -535,7 +535,7 @@ pub const TARGET_ACCOUNTS: [&str; 2] = ["222222222222", "333333333333"];
 pub const KEY_ADMINISTRATOR: &str = "arn:aws:iam::111111111111:role/jit-key-admin";
 
 /// The four functions, as the template names them (`intake` → `IntakeFunction`).
-pub const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
+pub const FUNCTIONS: [&str; 5] = ["intake", "approver", "issuer", "sweeper", "activity"];
 
 fn logical(function: &str) -> String {
     format!("{}{}", function[..1].to_uppercase(), &function[1..])
@@ -600,6 +600,24 @@ pub fn broker_refs(
             )),
         ),
         (
+            "ActivityBus.Arn".to_owned(),
+            json!(format!(
+                "arn:aws:events:us-east-1:{BROKER}:event-bus/jit-access-activity"
+            )),
+        ),
+        (
+            "ActivityFunctionCloudTrail.Arn".to_owned(),
+            json!(format!(
+                "arn:aws:events:us-east-1:{BROKER}:rule/jit-access-activity/jit-access-ActivityFunctionCloudTrail-B2C3D4E5F6A1"
+            )),
+        ),
+        (
+            "ActivityDeadLetters.Arn".to_owned(),
+            json!(format!(
+                "arn:aws:sqs:us-east-1:{BROKER}:jit-access-ActivityDeadLetters-P0O9I8U7Y6T5"
+            )),
+        ),
+        (
             "SweeperFunctionSweep.Arn".to_owned(),
             json!(format!(
                 "arn:aws:events:us-east-1:{BROKER}:rule/jit-access-SweeperFunctionSweep-A1B2C3D4E5F6"
@@ -620,6 +638,7 @@ pub fn broker_refs(
         "SweeperErrorsAlarm",
         "RevocationsPendingAlarm",
         "EvidenceRejectedAlarm",
+        "UnattributedActivityAlarm",
     ] {
         refs.insert(
             format!("{alarm}.Arn"),

@@ -1,6 +1,6 @@
 //! The benchmark command: `cargo run --release -p jit-bench` (from the workspace root).
 //!
-//! Builds the four functions in release, then measures in one run on this machine, and writes
+//! Builds the five functions in release, then measures in one run on this machine, and writes
 //! `BENCHMARKS.md`:
 //! - cold starts of each function side by side with (a) a bare `lambda_runtime` function,
 //!   (b) the same with a DynamoDB client doing one `GetItem`, and (c) a Python handler doing
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
+const FUNCTIONS: [&str; 5] = ["intake", "approver", "issuer", "sweeper", "activity"];
 
 /// What one start measured.
 #[derive(Debug, Clone)]
@@ -115,6 +115,7 @@ async fn start_once(
         routes: vec![],
         stream: None,
         schedule: None,
+        bus_rule: None,
     };
     let launch = jit_stack::Launch {
         program: PathBuf::from(&program[0]),
@@ -210,7 +211,7 @@ async fn main() {
     let begun = Instant::now();
     let mut report = String::new();
 
-    eprintln!("== building the four functions in release");
+    eprintln!("== building the five functions in release");
     let mut build = Command::new("cargo");
     build
         .current_dir(&root)
@@ -306,6 +307,26 @@ async fn main() {
             ),
         ),
         ("sweeper", jit_stack::scheduled_event()),
+        // A read made with the grant's session (the issuer's starts issued sessions before),
+        // as the broker's bus delivers CloudTrail's record of it.
+        ("activity", {
+            let session = jit_stack::trail::Session::of_grant(
+                "arn:aws:iam::333333333333:role/jit/prod-logs-ro",
+                "bench",
+                &grant,
+            )
+            .unwrap();
+            let call = jit_stack::trail::RecordedCall {
+                service: "logs".into(),
+                operation: "FilterLogEvents".into(),
+                region: "us-east-1".into(),
+                access_key: "ASIABENCH".into(),
+                error_code: None,
+                resources: vec![],
+                user_agent: Some("aws-cli/2".into()),
+            };
+            jit_stack::trail::api_call_event(&session, &call, "2026-12-06T00:00:00Z")
+        }),
     ]);
 
     struct Subject {

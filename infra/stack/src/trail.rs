@@ -11,6 +11,9 @@
 //!
 //! Like CloudTrail, delivery is best effort and a little late: events go out after the call's
 //! answer, each retried a few times, then written to a dead-letter file.
+// Indexing JSON here reads (a missing key is `Null`) or writes into objects built here: it
+// never panics (the lint cannot tell it from slice indexing).
+#![allow(clippy::indexing_slicing)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +43,18 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session the issuer makes for `requester`'s grant `grant` of `role_arn`: its name
+    /// and source identity as the broker sets them (`None` for ids that do not parse).
+    pub fn of_grant(role_arn: &str, requester: &str, grant: &str) -> Option<Self> {
+        let user = jit_core::domain::UserId::parse(requester).ok()?;
+        let grant = jit_core::domain::GrantId::parse(grant).ok()?;
+        Some(Self {
+            role_arn: role_arn.to_owned(),
+            session_name: jit_core::naming::role_session_name(&user, &grant),
+            source_identity: Some(jit_core::naming::source_identity(&user)),
+        })
+    }
+
     /// The role's account.
     fn account(&self) -> &str {
         self.role_arn.split(':').nth(4).unwrap_or_default()
@@ -337,21 +352,23 @@ async fn pass(
         (None, None) if service == "s3" => s3_operation(method.as_str(), &path, &query),
         (None, None) => format!("{method} {path}"),
     };
-    if service == "sts" && operation == "AssumeRole" && status.is_success() {
-        if let (Some(key), Some(role), Some(name)) = (
+    if service == "sts"
+        && operation == "AssumeRole"
+        && status.is_success()
+        && let (Some(key), Some(role), Some(name)) = (
             xml_field(&answer, "AccessKeyId"),
             form.get("RoleArn"),
             form.get("RoleSessionName"),
-        ) {
-            trail.learn(
-                key,
-                Session {
-                    role_arn: role.clone(),
-                    session_name: name.clone(),
-                    source_identity: form.get("SourceIdentity").cloned(),
-                },
-            );
-        }
+        )
+    {
+        trail.learn(
+            key,
+            Session {
+                role_arn: role.clone(),
+                session_name: name.clone(),
+                source_identity: form.get("SourceIdentity").cloned(),
+            },
+        );
     }
     if let Some(session) = trail.session(&access_key) {
         let json_body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);

@@ -386,7 +386,13 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
     for (name, resource) in &template.resources {
         let name = name.as_str();
         let kind = resource.kind.as_str();
-        if kind.starts_with("AWS::IAM::") || name == "PoliciesLayer" || name == "HttpApi" {
+        // A bus's policy is no resource of its own: changing it is an action on the bus,
+        // which is named.
+        if kind.starts_with("AWS::IAM::")
+            || kind == "AWS::Events::EventBusPolicy"
+            || name == "PoliciesLayer"
+            || name == "HttpApi"
+        {
             continue;
         }
         if !named.contains(name) {
@@ -416,7 +422,7 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
     let key = |n: usize| key_arn(&format!("1234abcd-12ab-34cd-56ef-00000000000{n}"));
     let table = refs["GrantsTable.Arn"].as_str().unwrap().to_owned();
     let mut denied: Vec<Call> = Vec::new();
-    for f in ["Intake", "Approver", "Issuer", "Sweeper"] {
+    for f in ["Intake", "Approver", "Issuer", "Sweeper", "Activity"] {
         for action in [
             "lambda:UpdateFunctionCode",
             "lambda:UpdateFunctionConfiguration",
@@ -482,6 +488,24 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
         .to_owned();
     denied.push(("events:DisableRule", rule.clone(), vec![]));
     denied.push(("events:RemoveTargets", rule, vec![]));
+    // The activity bus, its rule and dead letters: a session cannot feed, stop or empty them.
+    let bus = refs["ActivityBus.Arn"].as_str().unwrap().to_owned();
+    denied.push(("events:PutEvents", bus.clone(), vec![]));
+    // Bus policies are changed by actions that take no resource.
+    denied.push(("events:PutPermission", "*".to_owned(), vec![]));
+    denied.push(("events:RemovePermission", "*".to_owned(), vec![]));
+    denied.push(("events:DeleteEventBus", bus, vec![]));
+    let activity_rule = refs["ActivityFunctionCloudTrail.Arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    denied.push(("events:DisableRule", activity_rule.clone(), vec![]));
+    denied.push(("events:PutTargets", activity_rule, vec![]));
+    denied.push((
+        "sqs:PurgeQueue",
+        refs["ActivityDeadLetters.Arn"].as_str().unwrap().to_owned(),
+        vec![],
+    ));
     denied.push((
         "sqs:PurgeQueue",
         refs["ApproverDeadLetters.Arn"].as_str().unwrap().to_owned(),
@@ -491,6 +515,7 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
         "SweeperErrorsAlarm",
         "RevocationsPendingAlarm",
         "EvidenceRejectedAlarm",
+        "UnattributedActivityAlarm",
     ] {
         let arn = refs[&format!("{alarm}.Arn")].as_str().unwrap().to_owned();
         denied.push(("cloudwatch:DeleteAlarms", arn.clone(), vec![]));
@@ -580,4 +605,114 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
         allowed.len()
     );
     assert!(report.survived.is_empty(), "{report}");
+}
+
+/// A target account that forwards its activity: the boundary keeps every session to the
+/// regions whose CloudTrail events are forwarded (switching region would hide its calls) and
+/// lets no session touch the forwarding rule (its role and the trail are denied already).
+#[test]
+fn target_sessions_stay_where_their_activity_is_forwarded_and_cannot_stop_it() {
+    let a = ACCOUNT;
+    let doc = workspace_template("infra/target-account.yaml").unwrap();
+    let refs = BTreeMap::from([
+        ("AWS::Partition".to_owned(), json!("aws")),
+        ("AWS::AccountId".to_owned(), json!(a)),
+        (
+            "ActivityRegions".to_owned(),
+            json!(["us-east-1", "eu-west-1"]),
+        ),
+        ("Condition::ForwardsActivity".to_owned(), json!(true)),
+    ]);
+    let boundary = doc.properties("TargetBoundary")["PolicyDocument"].resolve(&refs);
+    let role = format!("arn:aws:iam::{a}:role/jit/break-glass-admin");
+    let admin = managed("AdministratorAccess");
+    // (action, resource, region, allowed)
+    let calls: Vec<(&str, String, &str, bool)> = vec![
+        (
+            "s3:GetObject",
+            "arn:aws:s3:::prod-data/q3.csv".into(),
+            "eu-west-1",
+            true,
+        ),
+        (
+            "s3:GetObject",
+            "arn:aws:s3:::prod-data/q3.csv".into(),
+            "us-east-1",
+            true,
+        ),
+        (
+            "s3:GetObject",
+            "arn:aws:s3:::prod-data/q3.csv".into(),
+            "ap-southeast-2",
+            false,
+        ),
+        (
+            "ec2:TerminateInstances",
+            format!("arn:aws:ec2:eu-central-1:{a}:instance/i-0abc"),
+            "eu-central-1",
+            false,
+        ),
+        (
+            "ec2:TerminateInstances",
+            format!("arn:aws:ec2:eu-west-1:{a}:instance/i-0abc"),
+            "eu-west-1",
+            true,
+        ),
+        (
+            "events:DisableRule",
+            format!("arn:aws:events:eu-west-1:{a}:rule/jit-activity-forwarding"),
+            "eu-west-1",
+            false,
+        ),
+        (
+            "events:RemoveTargets",
+            format!("arn:aws:events:us-east-1:{a}:rule/jit-activity-forwarding"),
+            "us-east-1",
+            false,
+        ),
+        (
+            "events:DeleteRule",
+            format!("arn:aws:events:us-east-1:{a}:rule/jit-activity-forwarding"),
+            "us-east-1",
+            false,
+        ),
+        (
+            "events:DisableRule",
+            format!("arn:aws:events:eu-west-1:{a}:rule/orders-nightly"),
+            "eu-west-1",
+            true,
+        ),
+        (
+            "iam:DeleteRole",
+            format!("arn:aws:iam::{a}:role/jit-activity-forwarder"),
+            "us-east-1",
+            false,
+        ),
+        (
+            "cloudtrail:StopLogging",
+            format!("arn:aws:cloudtrail:us-east-1:{a}:trail/org-trail"),
+            "us-east-1",
+            false,
+        ),
+    ];
+    let cases = |doc: &Value| -> Vec<Expectation> {
+        calls
+            .iter()
+            .map(|(action, resource, region, allowed)| {
+                let mut case = session_case_in(a, &role, &admin, 1, 60, (action, resource), None)
+                    .with("aws:RequestedRegion", *region);
+                case.boundary = Some(doc.clone());
+                Expectation {
+                    case,
+                    allowed: *allowed,
+                }
+            })
+            .collect()
+    };
+    let report = mutation_report("the forwarding target boundary", &boundary, &[], cases).unwrap();
+    println!("{report}");
+    assert!(report.survived.is_empty(), "{report}");
+    // Without forwarding, the boundary neither limits regions nor names the rule.
+    let plain = target_boundary_in(a).to_string();
+    assert!(!plain.contains("RequestedRegion") && !plain.contains("jit-activity-forwarding"));
 }

@@ -64,14 +64,22 @@ const EQUIVALENT: [(&str, &str); 2] = [
 
 /// What each function may do to each kind of item, as the design intends (written by hand;
 /// the template must agree): function, action, the partition-key prefixes allowed.
-const ITEM_ACCESS: [(&str, &str, &[&str]); 17] = [
-    ("intake", "dynamodb:GetItem", &["GRANT#", "OPEN#", "IDEM#"]),
+const ITEM_ACCESS: [(&str, &str, &[&str]); 22] = [
+    (
+        "intake",
+        "dynamodb:GetItem",
+        &["GRANT#", "OPEN#", "IDEM#", "ACTIVITY#"],
+    ),
     (
         "intake",
         "dynamodb:BatchGetItem",
         &["GRANT#", "OPEN#", "IDEM#"],
     ),
-    ("intake", "dynamodb:Query", &["GRANT#", "CHECKPOINTS"]),
+    (
+        "intake",
+        "dynamodb:Query",
+        &["GRANT#", "CHECKPOINTS", "ACTIVITY#"],
+    ),
     ("intake", "dynamodb:PutItem", &["GRANT#", "OPEN#", "IDEM#"]),
     ("intake", "dynamodb:DeleteItem", &["OPEN#"]),
     ("approver", "dynamodb:GetItem", &["GRANT#"]),
@@ -84,12 +92,12 @@ const ITEM_ACCESS: [(&str, &str, &[&str]); 17] = [
     (
         "sweeper",
         "dynamodb:GetItem",
-        &["GRANT#", "ROLE#", "ROLES", "CHECKPOINTS"],
+        &["GRANT#", "ROLE#", "ROLES", "CHECKPOINTS", "ACTIVITY#"],
     ),
     (
         "sweeper",
         "dynamodb:Query",
-        &["GRANT#", "ROLE#", "ROLES", "CHECKPOINTS"],
+        &["GRANT#", "ROLE#", "ROLES", "CHECKPOINTS", "ACTIVITY#"],
     ),
     (
         "sweeper",
@@ -98,10 +106,37 @@ const ITEM_ACCESS: [(&str, &str, &[&str]); 17] = [
     ),
     ("sweeper", "dynamodb:UpdateItem", &["ROLES"]),
     ("sweeper", "dynamodb:DeleteItem", &["OPEN#", "ROLE#"]),
+    // Reads grants; writes activity and nothing else.
+    ("activity", "dynamodb:GetItem", &["GRANT#"]),
+    (
+        "activity",
+        "dynamodb:Query",
+        &["ACTIVITY#", "UNATTRIBUTED#"],
+    ),
+    (
+        "activity",
+        "dynamodb:PutItem",
+        &["ACTIVITY#", "UNATTRIBUTED#"],
+    ),
+    (
+        "activity",
+        "dynamodb:UpdateItem",
+        &["ACTIVITY#", "UNATTRIBUTED#"],
+    ),
+    ("activity", "dynamodb:DeleteItem", &[]),
 ];
 
 /// Every kind of item in the table, by the start of its partition key.
-const ITEM_KINDS: [&str; 6] = ["GRANT#", "OPEN#", "IDEM#", "ROLE#", "ROLES", "CHECKPOINTS"];
+const ITEM_KINDS: [&str; 8] = [
+    "GRANT#",
+    "OPEN#",
+    "IDEM#",
+    "ROLE#",
+    "ROLES",
+    "CHECKPOINTS",
+    "ACTIVITY#",
+    "UNATTRIBUTED#",
+];
 
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_owned()
@@ -111,6 +146,8 @@ fn s(v: &Value) -> String {
 /// revoker role's policy and trust, and the signing keys' policies.
 struct Documents {
     functions: BTreeMap<&'static str, Value>,
+    /// Each function's ARN, by the names a caller invokes it with (logical id and ARN).
+    function_arns: BTreeMap<String, String>,
     target_trust: BTreeMap<String, Value>,
     revoker_policy: BTreeMap<String, Value>,
     revoker_trust: BTreeMap<String, Value>,
@@ -124,6 +161,13 @@ fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) ->
         .iter()
         .map(|f| (*f, function_policy(&template, f, refs)))
         .collect();
+    let mut function_arns = BTreeMap::new();
+    for f in FUNCTIONS {
+        let logical = format!("{}{}Function", f[..1].to_uppercase(), &f[1..]);
+        let arn = s(&refs[&format!("{logical}.Arn")]);
+        function_arns.insert(logical, arn.clone());
+        function_arns.insert(arn.clone(), arn);
+    }
     let mut target_trust = BTreeMap::new();
     let mut revoker_policy = BTreeMap::new();
     let mut revoker_trust = BTreeMap::new();
@@ -160,6 +204,7 @@ fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) ->
         .collect();
     Documents {
         functions,
+        function_arns,
         target_trust,
         revoker_policy,
         revoker_trust,
@@ -306,6 +351,17 @@ fn requests(
         }
         // Needs no permission: IAM cannot deny it.
         ("sts", "GetCallerIdentity") => Vec::new(),
+        ("lambda", "Invoke") => {
+            let name = s(&r["FunctionName"]);
+            let arn = docs
+                .function_arns
+                .get(&name)
+                .unwrap_or_else(|| panic!("{function} invoked an unknown function {name}"));
+            vec![
+                own_call(function, "lambda:InvokeFunction", arn, BROKER)
+                    .identity("template", identity),
+            ]
+        }
         ("iam", op) => {
             // The sweeper's own credentials change roles in the broker's account; a revoker
             // role's, roles in its own. The example's target roles all carry the boundary.
@@ -346,7 +402,7 @@ fn requests(
 }
 
 /// Indexes each function may query, as the design intends.
-const INDEX_ACCESS: [(&str, &[&str]); 4] = [
+const INDEX_ACCESS: [(&str, &[&str]); 5] = [
     (
         "intake",
         &["by_requester", "pending_by_target", "audit_by_day"],
@@ -354,6 +410,7 @@ const INDEX_ACCESS: [(&str, &[&str]); 4] = [
     ("approver", &[]),
     ("issuer", &[]),
     ("sweeper", &["due", "audit_by_day"]),
+    ("activity", &[]),
 ];
 
 /// Every index of the table.
@@ -423,7 +480,8 @@ fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<S
         // functions that verify evidence (not the sweeper, which verifies nothing).
         for (name, id) in keys {
             let own = name.to_lowercase().starts_with(f);
-            let verifies = f != "sweeper";
+            // The sweeper verifies nothing; the activity function signs and verifies nothing.
+            let verifies = f != "sweeper" && f != "activity";
             for (action, allowed) in [("kms:Sign", own), ("kms:GetPublicKey", verifies)] {
                 let mut case =
                     own_call(f, action, &key_arn(id), BROKER).identity("template", identity);
@@ -489,6 +547,25 @@ fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<S
                     false,
                 ));
             }
+        }
+    }
+    // Only the activity function invokes a function, and only the sweeper (a guardrail's
+    // revocation); no function invokes itself or any other.
+    for f in FUNCTIONS {
+        for g in FUNCTIONS {
+            let logical = format!("{}{}Function", g[..1].to_uppercase(), &g[1..]);
+            let case = own_call(
+                f,
+                "lambda:InvokeFunction",
+                &docs.function_arns[&logical],
+                BROKER,
+            )
+            .identity("template", &docs.functions[f]);
+            out.push(expect(
+                format!("{f} invokes {g}"),
+                case,
+                (f, g) == ("activity", "sweeper"),
+            ));
         }
     }
     out.extend(assume_role_spec(docs));
@@ -1165,6 +1242,38 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
         let listed = api.as_user(&sam).list_requests(scope, None, 20, None).await;
         listed.unwrap_or_else(|e| panic!("{scope}: {e}"));
     }
+    // A grant's session at work: its calls become the grant's activity, shown on its page; a
+    // call a revoking guardrail names is handed to the sweeper, which judges it again and
+    // revokes.
+    let ada = stack.token("ada-iam", &["sre"]);
+    let busy = ask(&api, &ada, asking("prod-logs-ro", "15m")).await;
+    api.wait_for(&busy, &ada, Duration::from_secs(30), |g| {
+        g.state == GrantState::Active
+    })
+    .await
+    .unwrap();
+    let c = pull(&api, &busy, &ada).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let session = jit_stack::demo::session_config(stack, &c.read().unwrap());
+    aws_sdk_dynamodb::Client::new(&session)
+        .list_tables()
+        .send()
+        .await
+        .unwrap();
+    let _ = aws_sdk_iam::Client::new(&session)
+        .delete_role_policy()
+        .role_name("prod-logs-ro")
+        .policy_name("jit-revocations")
+        .send()
+        .await;
+    api.wait_for(&busy, &ada, Duration::from_secs(30), |g| {
+        g.state == GrantState::Revoked
+    })
+    .await
+    .unwrap();
+    let shown = api.as_user(&ada).request_activity(&busy, 10, None).await;
+    assert!(!shown.unwrap().items.is_empty());
+
     // A grant's trail for its page: one query on the grant's partition.
     let trail = api.as_user(&erin).request_trail(&cancelled).await;
     trail.unwrap_or_else(|e| panic!("the trail of {cancelled}: {e}"));
