@@ -414,7 +414,48 @@ async function grantPage(id) {
         h("td", {}, r.seq), h("td", {}, when(r.time)), h("td", {}, r.action), h("td", {}, r.actor),
         h("td", { class: "detail" }, Object.entries(r.detail).map(([k, v]) => `${k}: ${v}`).join("; ")),
         h("td", {}, r.signature?.signer || "unsigned")))))));
+  parts.push(await activitySection(g));
   view(`${g.target} for ${g.requester}`, ...parts);
+}
+
+// What the grant's sessions did, from CloudTrail (minutes late), oldest first, page by page.
+async function activitySection(g) {
+  const path = `/requests/${encodeURIComponent(g.id)}/activity`;
+  const rows = h("tbody", {});
+  const note = h("p", { id: "activity-note", class: "hint" });
+  const more = h("button", { type: "button", hidden: true }, "More");
+  let next = null;
+  let shown = 0;
+  const load = async () => {
+    try {
+      const q = new URLSearchParams({ limit: "50" });
+      if (next) q.set("next", next);
+      const page = await api("GET", `${path}?${q}`);
+      for (const a of page.items) {
+        const outcome = a.error_code ? `refused (${a.error_code})` : a.read_only === true ? "read" : a.read_only === false ? "write" : "";
+        rows.append(h("tr", {},
+          h("td", {}, when(a.at)), h("td", {}, a.region), h("td", {}, a.service.replace(/\.amazonaws\.com$/, "")),
+          h("td", {}, a.action), h("td", { class: a.error_code ? "error" : "" }, outcome),
+          h("td", { class: "detail" }, a.resources.join(", ")), h("td", {}, h("code", {}, a.event_id))));
+      }
+      shown += page.items.length;
+      if (page.next) next = page.next;
+      more.hidden = page.items.length < 50;
+      const capped = page.over_cap ? `; ${page.over_cap} more past the grant's cap were counted, not kept` : "";
+      note.textContent = shown
+        ? `${shown} of ${page.stored} calls shown${capped}. CloudTrail delivers events minutes late.`
+        : `No activity recorded yet${capped}. CloudTrail delivers events minutes late.`;
+    } catch (e) { note.replaceChildren(failure(e)); }
+  };
+  more.onclick = load;
+  await load();
+  return h("section", { "aria-labelledby": "activity-title" },
+    h("h2", { id: "activity-title" }, "Activity"),
+    note,
+    h("table", { id: "activity" },
+      h("thead", {}, h("tr", {}, ["When", "Region", "Service", "Action", "Outcome", "Resources", "CloudTrail event"].map((t) => h("th", { scope: "col" }, t)))),
+      rows),
+    more);
 }
 
 async function auditPage() {

@@ -122,11 +122,119 @@ async fn main() {
             ms(percentile(&took, 95.0))
         );
     }
+    activity_latency(&stack, &api, flows).await;
     drop(stack);
     calls_per_flow().await;
 }
 
-const FUNCTIONS: [&str; 4] = ["intake", "approver", "issuer", "sweeper"];
+/// An active grant of `who`'s on prod-logs-ro and an SDK configuration calling with its
+/// session through the stack's AWS endpoint (the local CloudTrail).
+async fn session_of(
+    stack: &Stack,
+    api: &Api,
+    who: &str,
+) -> (String, String, aws_config::SdkConfig) {
+    let token = stack.token(who, &["sre"]);
+    let id = ask(api, &token, "prod-logs-ro", "30m").await;
+    api.wait_for(&id, &token, Duration::from_secs(30), |g| {
+        g.state == jit_core::domain::GrantState::Active
+    })
+    .await
+    .unwrap();
+    let c = api
+        .call(
+            "POST",
+            &format!("/grants/{id}/credentials"),
+            Some(&token),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.status, 200, "{}", c.body);
+    let config = jit_stack::demo::session_config(stack, &c.read().unwrap());
+    (token, id, config)
+}
+
+/// From a call made with a grant's session to the event on the grant's activity page, and from
+/// a call a revoking guardrail names to the grant REVOKED and its role's policy denying it.
+async fn activity_latency(stack: &Stack, api: &Api, calls: usize) {
+    let (token, id, config) = session_of(stack, api, "activity-bench").await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let mut visible = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..calls {
+        dynamodb.list_tables().send().await.unwrap();
+        let answered = Instant::now();
+        loop {
+            let page = api
+                .as_user(&token)
+                .request_activity(&id, 100, next.as_deref())
+                .await
+                .unwrap();
+            if !page.items.is_empty() {
+                next = page.next;
+                break;
+            }
+            assert!(answered.elapsed() < Duration::from_secs(30));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        visible.push(answered.elapsed());
+    }
+    visible.sort();
+    println!(
+        "activity: a call's answer -> the event on the grant's activity page, {calls} calls (the reader polls every 5 ms):"
+    );
+    println!(
+        "  p50 {}  p95 {}  max {}",
+        ms(percentile(&visible, 50.0)),
+        ms(percentile(&visible, 95.0)),
+        ms(percentile(&visible, 100.0))
+    );
+    const GUARDED: usize = 10;
+    let (mut revoked, mut in_place) = (Vec::new(), Vec::new());
+    for i in 0..GUARDED {
+        let (token, id, config) = session_of(stack, api, &format!("guarded-{i}")).await;
+        let _ = aws_sdk_iam::Client::new(&config)
+            .delete_role_policy()
+            .role_name("prod-logs-ro")
+            .policy_name("jit-revocations")
+            .send()
+            .await;
+        let answered = Instant::now();
+        api.wait_for(&id, &token, Duration::from_secs(30), |g| {
+            g.state == jit_core::domain::GrantState::Revoked
+        })
+        .await
+        .unwrap();
+        revoked.push(answered.elapsed());
+        loop {
+            let doc = jit_stack::demo::revocation_policy(stack, "prod-logs-ro")
+                .await
+                .unwrap_or_default();
+            if doc.to_string().contains(&id) {
+                break;
+            }
+            assert!(answered.elapsed() < Duration::from_secs(30));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        in_place.push(answered.elapsed());
+    }
+    revoked.sort();
+    in_place.sort();
+    println!("guardrail: a forbidden call's answer (iam DeleteRolePolicy) -> {GUARDED} grants:");
+    println!(
+        "  REVOKED          p50 {}  p95 {}",
+        ms(percentile(&revoked, 50.0)),
+        ms(percentile(&revoked, 95.0))
+    );
+    println!(
+        "  policy in place  p50 {}  p95 {}  (the role's revocation policy names the grant)",
+        ms(percentile(&in_place, 50.0)),
+        ms(percentile(&in_place, 95.0))
+    );
+}
+
+const FUNCTIONS: [&str; 5] = ["intake", "approver", "issuer", "sweeper", "activity"];
 
 fn snapshot(stack: &Stack) -> Vec<usize> {
     FUNCTIONS
@@ -300,6 +408,30 @@ async fn calls_per_flow() {
         "one scheduled sweep with nothing due",
         "sweeper: the due index per shard, the roles registry, each role's policy read back \
          for drift; the checkpoint of a closed period when one is owed",
+    );
+
+    // Activity: calls made with a grant's session, each a CloudTrail event.
+    let (_, _, config) = session_of(&stack, &api, "activity-count").await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let before = snapshot(&stack);
+    for _ in 0..FLOWS {
+        dynamodb.list_tables().send().await.unwrap();
+    }
+    // Delivered after each call's answer: wait until all are in.
+    for _ in 0..200 {
+        let done = stack.aws_calls.of("activity").len() - before[4];
+        if done >= 3 * FLOWS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    print_calls(
+        &stack,
+        &before,
+        FLOWS,
+        "one CloudTrail event of a grant's session (a read; no guardrail fires)",
+        "activity 1 GetItem (the grant) + 1 TransactWriteItems (the event and its shard's \
+         count) + 1 Query (the grant's refused calls, for the guardrails)",
     );
 
     cost_model(&stack, &api, &logs).await;

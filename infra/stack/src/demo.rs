@@ -209,6 +209,7 @@ async fn use_the_grant(
     say(&format!(
         "4. with those credentials, sts get-caller-identity answers {arn}"
     ));
+    seen_as_activity(stack, people, id, &c, say).await?;
     let to_cloudwatch = ConsoleRequest {
         destination: Some("https://console.aws.amazon.com/cloudwatch/home".to_owned()),
     };
@@ -223,6 +224,49 @@ async fn use_the_grant(
         "5. a console sign-in link came from the federation endpoint (Action=login with a SigninToken)",
     );
     Ok(())
+}
+
+/// Step 4, continued: a call made with the grant's session through the stack's AWS endpoint
+/// (the local CloudTrail) shows as the grant's activity.
+async fn seen_as_activity(
+    stack: &Stack,
+    people: &People,
+    id: &str,
+    c: &Credentials,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    aws_sdk_dynamodb::Client::new(&session_config(stack, c))
+        .list_tables()
+        .send()
+        .await
+        .map_err(|e| aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())?;
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = people
+            .alice
+            .request_activity(id, 10, None)
+            .await
+            .map_err(failed("the grant's activity"))?;
+        if let Some(seen) = page
+            .items
+            .iter()
+            .find(|a| a.activity.action == "ListTables")
+        {
+            say(&format!(
+                "   dynamodb list-tables with them shows as the grant's activity: {} {} {} at {} (CloudTrail event {})",
+                seen.activity.region,
+                seen.activity.service,
+                seen.activity.action,
+                seen.at,
+                seen.activity.event_id
+            ));
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err("the call never showed as the grant's activity".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Steps 6-7: a request that needs two approvals, approved by lee and sue, then used.

@@ -218,6 +218,10 @@ async fn main() -> ExitCode {
         stack.table,
         stack.aws.endpoint_url().unwrap_or("?")
     );
+    println!(
+        "AWS:        {} (AWS_ENDPOINT_URL for a grant's credentials: each call shows as the grant's activity)",
+        stack.aws_endpoint
+    );
     println!("Logs:       {}", stack.state_dir.join("logs").display());
     println!("\nTokens (valid 1 hour; `jit-stack token --user U --groups g1,g2` makes more):");
     for (who, groups, role) in DEMO_PEOPLE {

@@ -337,7 +337,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_workspace_template_gives_four_functions_their_routes_stream_and_schedule() {
+    fn the_workspace_template_gives_five_functions_their_routes_stream_schedule_and_bus_rule() {
         let bindings = Bindings {
             values: BTreeMap::from([
                 ("GrantsTable".to_owned(), "jit-grants".to_owned()),
@@ -353,7 +353,25 @@ mod tests {
         )
         .unwrap();
         let binaries: Vec<&str> = t.functions.iter().map(|f| f.binary.as_str()).collect();
-        assert_eq!(binaries, ["intake", "approver", "issuer", "sweeper"]);
+        assert_eq!(
+            binaries,
+            ["intake", "approver", "issuer", "sweeper", "activity"]
+        );
+        // Only the activity function is fed by the activity bus's rule, and only /jit/ roles'
+        // CloudTrail events pass it.
+        let fed: Vec<&str> = t
+            .functions
+            .iter()
+            .filter(|f| f.bus_rule.is_some())
+            .map(|f| f.binary.as_str())
+            .collect();
+        assert_eq!(fed, ["activity"]);
+        let rule = t.functions[4].bus_rule.as_ref().unwrap();
+        assert_eq!(
+            rule["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"],
+            serde_json::json!([{"wildcard": "arn:aws:iam::*:role/jit/*"}])
+        );
+        assert_eq!(t.functions[4].timeout, Duration::from_secs(30));
         let (f, route, params) = t.route("POST", "/requests/abc/cancel").unwrap();
         assert_eq!(
             (

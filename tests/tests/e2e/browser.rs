@@ -176,6 +176,12 @@ async fn alice_uses_it(b: &Browser, stack: &jit_stack::Stack, id: &str) {
     let sts = jit_stack::demo::session_client(&stack.aws, &credentials);
     let arn = sts.get_caller_identity().send().await.unwrap().arn.unwrap();
     assert!(arn.contains(":assumed-role/prod-logs-ro/alice@"), "{arn}");
+    // A call through the stack's AWS endpoint: the grant's page lists it once it is delivered.
+    aws_sdk_dynamodb::Client::new(&jit_stack::demo::session_config(stack, &credentials))
+        .list_tables()
+        .send()
+        .await
+        .unwrap();
     b.screenshot("06-grant-credentials").await.unwrap();
     let hide = b.find_text("button", "Hide credentials").await.unwrap();
     b.click(&hide).await.unwrap();
@@ -209,6 +215,16 @@ async fn alice_revokes_it(b: &Browser) {
     b.wait_text("REVOKED").await.unwrap();
     let verdict = b.text_of("#trail-check").await.unwrap();
     assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
+    // The page lists what the grant's session did, from CloudTrail.
+    let activity = b.text_of("#activity").await.unwrap();
+    assert!(
+        activity.contains("dynamodb")
+            && activity.contains("ListTables")
+            && activity.contains("read"),
+        "{activity}"
+    );
+    let note = b.text_of("#activity-note").await.unwrap();
+    assert!(note.starts_with("1 of 1 calls shown"), "{note}");
     b.screenshot("07-grant-revoked").await.unwrap();
 }
 

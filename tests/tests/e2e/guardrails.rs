@@ -386,10 +386,11 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
     for (name, resource) in &template.resources {
         let name = name.as_str();
         let kind = resource.kind.as_str();
-        // A bus's policy is no resource of its own: changing it is an action on the bus,
-        // which is named.
+        // A bus's or queue's policy is no resource of its own: changing it is an action on
+        // the bus or queue, which is named.
         if kind.starts_with("AWS::IAM::")
             || kind == "AWS::Events::EventBusPolicy"
+            || kind == "AWS::SQS::QueuePolicy"
             || name == "PoliciesLayer"
             || name == "HttpApi"
         {

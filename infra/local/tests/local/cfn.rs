@@ -58,13 +58,17 @@ fn resolving_follows_references_conditions_lists_and_drops_no_value() {
 
 #[test]
 fn the_workspace_templates_read_whole() {
-    for file in ["template.yaml", "infra/target-account.yaml"] {
+    for file in [
+        "template.yaml",
+        "infra/target-account.yaml",
+        "infra/activity-forwarding.yaml",
+    ] {
         let t = Template::workspace(file).unwrap_or_else(|e| panic!("{e}"));
         assert!(!t.resources.is_empty(), "{file}");
         assert!(t.resources.values().all(|r| !r.kind.is_empty()), "{file}");
     }
     let t = Template::workspace("template.yaml").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 4);
+    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 5);
     assert_eq!(
         t.outputs["IssuerRoleArn"]["Value"].as_intrinsic(),
         Some(&Intrinsic::GetAtt("IssuerFunctionRole.Arn".to_owned()))
