@@ -149,6 +149,13 @@ impl AwsCalls {
 /// What a signed request says about itself: its service and access key, from the
 /// `Authorization` header's credential scope (`Credential=AKID/date/region/service/...`).
 fn scope(request: &Request<Incoming>) -> (String, String) {
+    let (key, _, service) = credential_scope(request);
+    (service, key)
+}
+
+/// A signed request's access key, region and service, from its credential scope
+/// (`Credential=AKID/date/region/service/aws4_request`).
+pub(crate) fn credential_scope(request: &Request<Incoming>) -> (String, String, String) {
     let auth = request
         .headers()
         .get("authorization")
@@ -161,8 +168,9 @@ fn scope(request: &Request<Incoming>) -> (String, String) {
         .unwrap_or_default();
     let mut parts = credential.split('/');
     let key = parts.next().unwrap_or_default().to_owned();
-    let service = parts.nth(2).unwrap_or_default().to_owned();
-    (service, key)
+    let region = parts.nth(1).unwrap_or_default().to_owned();
+    let service = parts.next().unwrap_or_default().to_owned();
+    (key, region, service)
 }
 
 fn parse(body: &[u8], target: Option<&str>) -> (Option<String>, Value) {
@@ -325,11 +333,20 @@ async fn record(
 /// The upstream's answer, as the caller receives it.
 async fn passed_back(reply: reqwest::Response) -> Response<Full<Bytes>> {
     let status = reply.status();
-    let reply_headers = reply.headers().clone();
+    let headers = reply.headers().clone();
     let bytes = reply.bytes().await.unwrap_or_default();
-    let mut response = Response::new(Full::new(bytes));
+    answer_of(status, &headers, bytes)
+}
+
+/// An answer with `status`, `headers` (less those of the connection it came on) and `body`.
+pub(crate) fn answer_of(
+    status: hyper::StatusCode,
+    headers: &hyper::HeaderMap,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
-    for (name, value) in &reply_headers {
+    for (name, value) in headers {
         if name != "content-length" && name != "transfer-encoding" && name != "connection" {
             response.headers_mut().insert(name, value.clone());
         }

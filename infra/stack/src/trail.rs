@@ -174,26 +174,6 @@ impl Trail {
     }
 }
 
-/// The signed request's access key, region and service, from its credential scope
-/// (`Credential=AKID/date/region/service/aws4_request`).
-fn credential_scope(request: &Request<Incoming>) -> (String, String, String) {
-    let auth = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let credential = auth
-        .split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split(',').next())
-        .unwrap_or_default();
-    let mut parts = credential.split('/');
-    let key = parts.next().unwrap_or_default().to_owned();
-    let region = parts.nth(1).unwrap_or_default().to_owned();
-    let service = parts.next().unwrap_or_default().to_owned();
-    (key, region, service)
-}
-
 /// An S3 REST call's operation, from its method and path-style path.
 fn s3_operation(method: &str, path: &str, query: &str) -> String {
     let mut segments = path.trim_start_matches('/').splitn(2, '/');
@@ -302,7 +282,7 @@ async fn pass(
     client: &reqwest::Client,
     request: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let (access_key, region, service) = credential_scope(&request);
+    let (access_key, region, service) = crate::recorder::credential_scope(&request);
     let target = request
         .headers()
         .get("x-amz-target")
@@ -387,14 +367,7 @@ async fn pass(
             .unwrap_or_default();
         let _ = trail.events.send(api_call_event(&session, &call, &at));
     }
-    let mut response = Response::new(Full::new(answer));
-    *response.status_mut() = status;
-    for (name, value) in &reply_headers {
-        if name != "content-length" && name != "transfer-encoding" && name != "connection" {
-            response.headers_mut().insert(name, value.clone());
-        }
-    }
-    response
+    crate::recorder::answer_of(status, &reply_headers, answer)
 }
 
 /// Hands each recorded event to every function whose bus rule matches it, as EventBridge
