@@ -223,6 +223,43 @@ async fn use_the_grant(
     say(
         "5. a console sign-in link came from the federation endpoint (Action=login with a SigninToken)",
     );
+    guardrail_revokes(stack, people, id, &c, say).await
+}
+
+/// Step 5, continued: the session tries something a revoking guardrail names; the sweeper
+/// revokes the grant and the role's policy denies its sessions.
+async fn guardrail_revokes(
+    stack: &Stack,
+    people: &People,
+    id: &str,
+    c: &Credentials,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let _ = aws_sdk_iam::Client::new(&session_config(stack, c))
+        .delete_role_policy()
+        .role_name("prod-logs-ro")
+        .policy_name("jit-revocations")
+        .send()
+        .await;
+    let g = wait_until(&people.alice, id, Duration::from_secs(20), |g| {
+        g.state != GrantState::Active
+    })
+    .await?;
+    if g.state != GrantState::Revoked {
+        return Err(format!(
+            "the guardrail should have revoked it: it is {}",
+            g.state
+        ));
+    }
+    let policy = revocation_policy(stack, "prod-logs-ro").await?;
+    if !policy.to_string().contains(id) {
+        return Err(format!(
+            "prod-logs-ro's policy does not deny the grant: {policy}"
+        ));
+    }
+    say(
+        "   then the session tried iam delete-role-policy: guardrail revoke-on-iam-or-key-destruction had the sweeper revoke the grant (REVOKED), and prod-logs-ro's policy denies its sessions",
+    );
     Ok(())
 }
 

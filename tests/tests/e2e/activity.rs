@@ -136,3 +136,106 @@ async fn a_grants_calls_are_its_activity_and_a_revoking_guardrail_ends_it() {
         "{page:?}"
     );
 }
+
+#[tokio::test]
+async fn a_session_the_broker_did_not_issue_is_unattributed_and_a_forged_event_is_kept_nowhere() {
+    use jit_core::store::{ActivityStore, DynamoStore, PageRequest};
+
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let ida = stack.token("ida-activity", &["sre"]);
+    let id = active(&api, &ida, "prod-logs-ro", "1h").await;
+    let c = pull(&api, &id, &ida).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+
+    // Someone assumes the target role by hand, naming the session after ida's grant.
+    let by_hand = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&stack.aws)
+            .endpoint_url(&stack.aws_endpoint)
+            .build(),
+    )
+    .assume_role()
+    .role_arn("arn:aws:iam::333333333333:role/jit/prod-logs-ro")
+    .role_session_name(format!("mallory@{id}"))
+    .source_identity("mallory")
+    .send()
+    .await
+    .unwrap();
+    let k = by_hand.credentials.unwrap();
+    let stolen = Credentials {
+        version: 1,
+        access_key_id: k.access_key_id,
+        secret_access_key: k.secret_access_key,
+        session_token: k.session_token,
+        expiration: String::new(),
+    };
+    let session = jit_stack::demo::session_config(stack, &stolen);
+    aws_sdk_dynamodb::Client::new(&session)
+        .list_tables()
+        .send()
+        .await
+        .unwrap();
+
+    // Kept as unattributed, with why, under the day; never on ida's grant.
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), jit_stack::TABLE);
+    let day = super::now().utc_day();
+    let mut found = None;
+    for _ in 0..120 {
+        let page = store
+            .unattributed_on(&day, &PageRequest::first(100))
+            .await
+            .unwrap();
+        found = page
+            .items
+            .into_iter()
+            .find(|e| e.session_name == format!("mallory@{id}"));
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let stray = found.expect("the by-hand session's call is kept as unattributed");
+    assert_eq!(stray.activity.action, "ListTables");
+    assert!(stray.why.contains("session name"), "{}", stray.why);
+    let page = api
+        .as_user(&ida)
+        .request_activity(&id, 100, None)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty(), "{page:?}");
+
+    // An event put on the bus by someone other than AWS (a custom source) claiming a call of
+    // ida's real session: the activity function refuses it and keeps nothing.
+    let mut forged = jit_stack::trail::api_call_event(
+        &jit_stack::trail::Session::of_grant(
+            "arn:aws:iam::333333333333:role/jit/prod-logs-ro",
+            "ida-activity",
+            &id,
+        )
+        .unwrap(),
+        &jit_stack::trail::RecordedCall {
+            service: "s3".into(),
+            operation: "GetObject".into(),
+            region: "us-east-1".into(),
+            access_key: "ASIAFORGED".into(),
+            error_code: None,
+            resources: vec![],
+            user_agent: None,
+        },
+        &super::now().to_rfc3339(),
+    );
+    forged["source"] = serde_json::json!("custom.forger");
+    let answer = stack
+        .function("activity")
+        .unwrap()
+        .invoke(forged)
+        .await
+        .unwrap();
+    assert_eq!(answer["outcome"], "refused", "{answer}");
+    let page = api
+        .as_user(&ida)
+        .request_activity(&id, 100, None)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty(), "{page:?}");
+}
