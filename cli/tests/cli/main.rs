@@ -612,6 +612,62 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     );
     assert_eq!(code(&ran), 9, "{}", stderr(&ran));
 
+    // The AWS CLI, run with the session through the stack's AWS endpoint (the local
+    // CloudTrail): its call is the grant's activity, as a table and as JSON lines.
+    let aws_path = aws.display().to_string();
+    let listed_tables = jit(
+        &as_alice,
+        &[
+            "exec",
+            "prod-logs-ro",
+            "--",
+            &aws_path,
+            "dynamodb",
+            "list-tables",
+            "--region",
+            "us-east-1",
+            "--endpoint-url",
+            &stack.aws_endpoint,
+        ],
+    );
+    assert_eq!(code(&listed_tables), 0, "{}", stderr(&listed_tables));
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..80 {
+        let out = jit(&as_alice, &["activity", &id, "--output", "json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        events = stdout(&out)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if events.iter().any(|e| e["action"] == "ListTables") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let call = events
+        .iter()
+        .find(|e| e["action"] == "ListTables")
+        .unwrap_or_else(|| panic!("the AWS CLI's call never showed: {events:?}"));
+    assert_eq!(call["service"], "dynamodb.amazonaws.com");
+    assert_eq!(call["read_only"], true);
+    assert!(
+        call["user_agent"].as_str().unwrap().contains("aws-cli/"),
+        "{call}"
+    );
+    let table = jit(&as_alice, &["activity", &id]);
+    assert_eq!(code(&table), 0, "{}", stderr(&table));
+    let text = stdout(&table);
+    assert!(text.starts_with("TIME "), "{text}");
+    let row = text.lines().find(|l| l.contains("ListTables")).unwrap();
+    assert!(row.contains("dynamodb") && row.contains("read"), "{row}");
+    // Someone who may not see the grant is told there is none.
+    let other = stack.token("olga", &["engineers"]);
+    let hidden = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN", &other)],
+        &["activity", &id],
+    );
+    assert_eq!(code(&hidden), 4, "{}", stderr(&hidden));
+
     // Lists and reads.
     let listed = jit(&as_alice, &["ls", "--output", "json"]);
     assert_eq!(code(&listed), 0, "{}", stderr(&listed));
