@@ -19,6 +19,7 @@ const AUTHORS = {
   SESSION_ISSUED: "issuer",
   TIMED_OUT: "sweeper", EXPIRED: "sweeper", REVOKED: "sweeper",
   REVOCATION_FALLBACK: "sweeper", REVOCATION_REPAIRED: "sweeper",
+  ACTIVITY_COVERED: "sweeper",
 };
 
 function concat(parts) {

@@ -107,8 +107,12 @@ enum Command {
     Activity {
         id: String,
         /// Keep printing new events until the grant has ended and CloudTrail's delay passed.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "verify")]
         follow: bool,
+        /// Check the activity against the grant's signed records that cover it (exit 7 if
+        /// something was deleted, edited or added).
+        #[arg(long)]
+        verify: bool,
     },
     /// Approve a request.
     Approve {
@@ -312,7 +316,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         Command::Targets => cmd::targets::run(&ctx).await,
         Command::Ls { reviewable, state } => cmd::ls::run(&ctx, reviewable, state).await,
         Command::Show { id } => cmd::show::run(&ctx, &id).await,
-        Command::Activity { id, follow } => cmd::activity::run(&ctx, &id, follow).await,
+        Command::Activity {
+            id, verify: true, ..
+        } => cmd::activity::verify(&ctx, &id).await,
+        Command::Activity { id, follow, .. } => cmd::activity::run(&ctx, &id, follow).await,
         Command::Approve { id, comment } => {
             cmd::review::run(&ctx, &id, ReviewDecision::Approve, comment).await
         }

@@ -660,6 +660,23 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     assert!(text.starts_with("TIME "), "{text}");
     let row = text.lines().find(|l| l.contains("ListTables")).unwrap();
     assert!(row.contains("dynamodb") && row.contains("read"), "{row}");
+    // Checked against the signed records covering it: none yet (the grant is live), so the
+    // call is listed as not yet covered, and nothing is broken.
+    let checked = jit(
+        &as_alice,
+        &["activity", &id, "--verify", "--output", "json"],
+    );
+    assert_eq!(code(&checked), 0, "{}", stderr(&checked));
+    let summary = json_of(&checked);
+    assert_eq!(summary["covering_records"], 0, "{summary}");
+    assert!(
+        summary["not_yet_covered"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == &call["event_id"]),
+        "{summary}"
+    );
     // Someone who may not see the grant is told there is none.
     let other = stack.token("olga", &["engineers"]);
     let hidden = jit(

@@ -134,7 +134,7 @@ impl<S: GrantStore + ActivityStore, H: Handover> ActivityFunction<S, H> {
                 return Ok(self.refused(&refused, now));
             }
         };
-        let outcome = record_activity(&self.store, &self.rules, &trail).await?;
+        let outcome = record_activity(&self.store, &self.rules, &trail, now).await?;
         match outcome {
             ActivityOutcome::Refused(refused) => Ok(self.refused(&refused, now)),
             ActivityOutcome::Unattributed { why, recorded } => {

@@ -45,6 +45,12 @@ pub struct SweeperConfig {
     pub role_reserve: Duration,
     /// How the audit trail is cut into checkpointed periods.
     pub checkpoint_period: CheckpointPeriod,
+    /// How long after a grant ends its activity is first covered (CloudTrail's delay).
+    pub activity_settle_secs: i64,
+    /// How long after a grant ends its activity is covered again, for events delivered late.
+    pub activity_recheck_secs: i64,
+    /// How long before a covering record an event must have been stored to be in it.
+    pub activity_lag_secs: i64,
 }
 
 impl Default for SweeperConfig {
@@ -57,6 +63,9 @@ impl Default for SweeperConfig {
             deadline_margin: Duration::from_secs(5),
             role_reserve: Duration::from_secs(15),
             checkpoint_period: CheckpointPeriod::HOURLY,
+            activity_settle_secs: 900,
+            activity_recheck_secs: 7200,
+            activity_lag_secs: jit_core::cases::COVER_LAG_SECS,
         }
     }
 }
@@ -73,10 +82,34 @@ impl SweeperConfig {
                 .ok_or_else(|| format!("must be 200 to {INLINE_POLICY_LIMIT}"))
         })?;
         let checkpoint_period = checkpoint_period()?;
+        let secs = |name: &'static str, min: i64| {
+            parsed(name, move |text| {
+                text.parse::<i64>()
+                    .ok()
+                    .filter(|n| (min..=86_400).contains(n))
+                    .ok_or_else(|| format!("must be {min} to 86400 seconds"))
+            })
+        };
+        let settle = secs("JIT_ACTIVITY_SETTLE_SECS", 1)?.unwrap_or(defaults.activity_settle_secs);
+        let recheck =
+            secs("JIT_ACTIVITY_RECHECK_SECS", 1)?.unwrap_or(defaults.activity_recheck_secs);
+        let lag = secs("JIT_ACTIVITY_LAG_SECS", 0)?.unwrap_or(defaults.activity_lag_secs);
+        if recheck <= settle || lag >= settle {
+            return Err(StartupError::Invalid {
+                name: "JIT_ACTIVITY_RECHECK_SECS",
+                value: recheck.to_string(),
+                why: format!(
+                    "must be longer than JIT_ACTIVITY_SETTLE_SECS ({settle}), which must be longer than JIT_ACTIVITY_LAG_SECS ({lag})"
+                ),
+            });
+        }
         Ok(Self {
             groups_claim: setting("JIT_GROUPS_CLAIM").unwrap_or(defaults.groups_claim),
             policy_budget: budget.unwrap_or(defaults.policy_budget),
             checkpoint_period,
+            activity_settle_secs: settle,
+            activity_recheck_secs: recheck,
+            activity_lag_secs: lag,
             ..defaults
         })
     }

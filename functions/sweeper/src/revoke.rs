@@ -18,7 +18,7 @@ use crate::{SweepError, Sweeper};
 /// The sweeper holds no public keys: revocation acts on what the table holds and cuts
 /// sessions up to the latest expiry the records state, so it verifies nothing. A use case that
 /// does verify would refuse with no keys to verify against (it fails closed).
-static NO_KEYS: std::sync::LazyLock<PublicKeys> =
+pub(crate) static NO_KEYS: std::sync::LazyLock<PublicKeys> =
     std::sync::LazyLock::new(|| KeyRing::new([]).into());
 
 #[derive(Debug, Deserialize)]

@@ -10,12 +10,18 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
+use jit_core::cases::Cases;
 use jit_core::clock::Timestamp;
+use jit_core::domain::audit::AuditAction;
 use jit_core::domain::{Actor, Command, Grant, GrantState, Service};
-use jit_core::store::{GrantStore, PageRequest, StoreError, every_page};
+use jit_core::store::{ActivityStore, GrantStore, PageRequest, StoreError, every_page};
 use jit_core::trust::Checkpoint;
 
 use crate::Sweeper;
+use crate::revoke::NO_KEYS;
+
+/// How far back from each of its marks (settled, rechecked) a sweep looks for ended grants.
+pub const COVER_LOOKBACK_SECS: i64 = 600;
 use crate::iam::RolePolicies;
 use crate::reconcile::ABSENT;
 
@@ -41,13 +47,15 @@ pub struct SweepReport {
     pub roles_pending: u32,
     /// Signed checkpoints written for closed periods.
     pub checkpoints: u32,
+    /// Ended grants whose activity got a signed covering record.
+    pub activity_covered: u32,
     /// What failed; each is retried by the next sweep.
     pub failures: Vec<String>,
     /// False when the deadline stopped it early.
     pub finished: bool,
 }
 
-impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
+impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
     /// Sweeps until done or until `deadline` draws near: settles due items first (keeping
     /// `role_reserve` for the roles), then reconciles every revoked role.
     pub async fn sweep(&self, deadline: Instant) -> SweepReport {
@@ -60,9 +68,61 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
         if !out_of_time(self.config.role_reserve) {
             self.checkpoint(now, &mut report).await;
         }
+        if !out_of_time(self.config.role_reserve) {
+            self.cover_activity(now, &mut report).await;
+        }
         self.reconcile_roles(now, &mut report, || out_of_time(std::time::Duration::ZERO))
             .await;
         report
+    }
+
+    /// Signs what covers the activity of the grants that ended (EXPIRED or REVOKED) a settling
+    /// window ago, and again a recheck later for events CloudTrail delivered since. Each sweep
+    /// looks at the ends within [`COVER_LOOKBACK_SECS`] of each mark, so a missed sweep is
+    /// made up by the next; a grant whose last covering record already says the same gets
+    /// nothing new.
+    async fn cover_activity(&self, now: Timestamp, report: &mut SweepReport) {
+        let mut ended = std::collections::BTreeSet::new();
+        for delay in [
+            self.config.activity_settle_secs,
+            self.config.activity_recheck_secs,
+        ] {
+            let to = now.plus_secs(-delay);
+            let from = to.plus_secs(-COVER_LOOKBACK_SECS);
+            let records =
+                every_page(|page| async move { self.store.audit_between(from, to, &page).await })
+                    .await;
+            match records {
+                Ok(records) => ended.extend(
+                    records
+                        .into_iter()
+                        .filter(|r| matches!(r.action, AuditAction::Expired | AuditAction::Revoked))
+                        .map(|r| r.grant_id),
+                ),
+                Err(e) => report
+                    .failures
+                    .push(format!("finding ended grants to cover: {e}")),
+            }
+        }
+        let cases = Cases::new(&self.store, &self.rules, &NO_KEYS);
+        let lag = self.config.activity_lag_secs;
+        let covered: Vec<_> = futures::stream::iter(ended)
+            .map(|id| {
+                let cases = &cases;
+                async move { (cases.cover_activity(&id, now, lag).await, id) }
+            })
+            .buffer_unordered(self.config.concurrency)
+            .collect()
+            .await;
+        for (result, id) in covered {
+            match result {
+                Ok(Some(_)) => report.activity_covered += 1,
+                Ok(None) => {}
+                Err(e) => report
+                    .failures
+                    .push(format!("covering the activity of {id}: {e}")),
+            }
+        }
     }
 
     /// Settles the due index page by page, concurrently within a page, until it is done

@@ -269,6 +269,12 @@ fn environment(
         // Minute-long checkpoint periods, so a local run shows signed checkpoints soon.
         ("JIT_CHECKPOINT_PERIOD_SECS", "60".to_owned()),
         ("JIT_CHECKPOINT_GRACE_SECS", "10".to_owned()),
+        // A grant's activity covered 40 s after it ends, again after 2 minutes, each record
+        // covering what was stored up to 35 s before it (the activity function's 30 s
+        // timeout): soon enough to see locally.
+        ("JIT_ACTIVITY_SETTLE_SECS", "40".to_owned()),
+        ("JIT_ACTIVITY_RECHECK_SECS", "120".to_owned()),
+        ("JIT_ACTIVITY_LAG_SECS", "35".to_owned()),
         ("HOME", home.display().to_string()),
         ("PATH", std::env::var("PATH").unwrap_or_default()),
     ] {

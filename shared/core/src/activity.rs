@@ -193,6 +193,11 @@ pub struct Activity {
     pub source_ip: Option<String>,
     /// The caller's user agent (at most [`MAX_FIELD_CHARS`] characters).
     pub user_agent: Option<String>,
+    /// When the broker stored it (not part of its hash): a record covering a grant's activity
+    /// covers the events stored up to its time, so an event CloudTrail delivers later never
+    /// breaks it and goes into the next covering record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_at: Option<Timestamp>,
 }
 
 /// What an event's hash starts with, naming its encoding.
@@ -445,6 +450,7 @@ impl TrailEvent {
             resources_dropped,
             source_ip: detail.source_ip_address.as_deref().map(clip),
             user_agent: detail.user_agent.as_deref().map(clip),
+            stored_at: None,
         };
         Ok((activity, session))
     }

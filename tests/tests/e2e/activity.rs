@@ -239,3 +239,99 @@ async fn a_session_the_broker_did_not_issue_is_unattributed_and_a_forged_event_i
         .unwrap();
     assert!(page.items.is_empty(), "{page:?}");
 }
+
+#[tokio::test]
+async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_deleted_event() {
+    use jit_core::domain::audit::AuditAction;
+    use jit_core::store::{activity_shard, activity_sort_key};
+    use jit_core::trust::{CoverageBreak, KeyRing, check_chain, check_coverage};
+
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let jo = stack.token("jo-activity", &["sre"]);
+    let id = active(&api, &jo, "prod-logs-ro", "1h").await;
+    let c = pull(&api, &id, &jo).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let dynamodb =
+        aws_sdk_dynamodb::Client::new(&jit_stack::demo::session_config(stack, &c.read().unwrap()));
+    for _ in 0..2 {
+        dynamodb.list_tables().send().await.unwrap();
+    }
+    activity_until(&api, &id, &jo, |p| p.items.len() == 2).await;
+    let r = super::revoke(&api, &id, &jo).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Once the settling window has passed, a sweep signs what covers the grant's activity
+    // (the local stack: 40 s after the end, sweeps every minute).
+    let mut trail = None;
+    for _ in 0..100 {
+        let t = api.as_user(&jo).request_trail(&id).await.unwrap();
+        if t.records
+            .iter()
+            .any(|r| r.record.action == AuditAction::ActivityCovered)
+        {
+            trail = Some(t);
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let trail = trail.expect("no ACTIVITY_COVERED record within 200 s");
+    let records: Vec<_> = trail.records.iter().map(|r| r.record.clone()).collect();
+    let covering = records
+        .iter()
+        .find(|r| r.action == AuditAction::ActivityCovered)
+        .unwrap();
+    assert_eq!(covering.actor, Actor::Service(Service::Sweeper));
+    assert_eq!(covering.detail["activity_count"], "2");
+    let grant_id = jit_core::domain::GrantId::parse(&id).unwrap();
+    check_chain(&grant_id, &records, &KeyRing::new(trail.keys.clone())).unwrap();
+    let events: Vec<_> = api
+        .as_user(&jo)
+        .request_activity(&id, 100, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.activity)
+        .collect();
+    let coverage = check_coverage(&records, &events).unwrap();
+    assert_eq!((coverage.covered, coverage.not_yet_covered.len()), (2, 0));
+
+    // Someone with write access to the table deletes one event: the signed record catches it.
+    let gone = &events[0];
+    aws_sdk_dynamodb::Client::new(&stack.aws)
+        .delete_item()
+        .table_name(jit_stack::TABLE)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "ACTIVITY#{id}#{}",
+                activity_shard(&gone.event_id)
+            )),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(activity_sort_key(gone)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let left: Vec<_> = api
+        .as_user(&jo)
+        .request_activity(&id, 100, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.activity)
+        .collect();
+    assert_eq!(left.len(), 1);
+    match check_coverage(&records, &left) {
+        Err(CoverageBreak::Mismatch {
+            signed_count: 2,
+            found_count: 1,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+}

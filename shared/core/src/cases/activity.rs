@@ -1,10 +1,15 @@
 //! Keeping what a grant's sessions did: one CloudTrail event, read, attributed, stored and
 //! judged by the guardrails.
 
-use crate::activity::{Activity, Refused, TrailEvent, Unattributed, UnattributedEvent};
-use crate::domain::{Grant, GrantId};
+use super::Refusal;
+use crate::activity::{
+    Activity, Refused, TrailEvent, Unattributed, UnattributedEvent, activity_digest,
+};
+use crate::clock::Timestamp;
+use crate::domain::audit::AuditAction;
+use crate::domain::{Actor, Change, Command, Grant, GrantId, Service};
 use crate::policy::{Fired, Rules};
-use crate::store::{ActivityStore, GrantStore, Recorded, StoreError};
+use crate::store::{ActivityStore, GrantStore, Recorded, StoreError, every_page};
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,18 +37,21 @@ pub enum ActivityOutcome {
     Refused(Refused),
 }
 
-/// Reads `event`, finds the grant its session claims and keeps it as that grant's activity
-/// (judged by `rules`' guardrails) or as unattributed; a refused event keeps nothing. Only a
+/// Reads `event`, finds the grant its session claims and keeps it, stored at `now`, as that
+/// grant's activity (judged by `rules`' guardrails) or as unattributed; a refused event keeps
+/// nothing. Only a
 /// store that cannot be reached or written fails, so the event is delivered again.
 pub async fn record_activity<S: GrantStore + ActivityStore>(
     store: &S,
     rules: &Rules,
     event: &TrailEvent,
+    now: Timestamp,
 ) -> Result<ActivityOutcome, StoreError> {
-    let (activity, session) = match event.read() {
+    let (mut activity, session) = match event.read() {
         Ok(read) => read,
         Err(refused) => return Ok(ActivityOutcome::Refused(refused)),
     };
+    activity.stored_at = Some(now);
     let grant = match session.claimed_grant() {
         Ok(id) => store.get(&id).await?,
         Err(_) => None,
@@ -85,4 +93,65 @@ pub async fn judge<S: ActivityStore>(
         .refused_recently(&grant.id, activity.time, first && activity.refused())
         .await?;
     Ok(rules.guardrails(grant, activity, refused, activity.time))
+}
+
+/// How long after an event is stored it may still be on its way into the table: the activity
+/// function's timeout (30 s) with room for clock skew. A covering record covers the events
+/// stored up to this long before it is written, so none still being written is left out of a
+/// count that claims it.
+pub const COVER_LAG_SECS: i64 = 300;
+
+impl<S: GrantStore + ActivityStore> super::Cases<'_, S> {
+    /// Signs what covers grant `id`'s activity at `now`: the count and digest of its events
+    /// stored up to `now - lag_secs`, as the sweeper (an `ACTIVITY_COVERED` record; the
+    /// grant's state never changes). Nothing is written when the grant was never active, or
+    /// when its last covering record already says the same. The sweeper calls it once the
+    /// grant has ended and CloudTrail's delay has passed, and again later for events delivered
+    /// since.
+    pub async fn cover_activity(
+        &self,
+        id: &GrantId,
+        now: Timestamp,
+        lag_secs: i64,
+    ) -> Result<Option<Change>, Refusal> {
+        let noun = super::Noun::Grant;
+        let (grant, records) = self
+            .store
+            .evidence(id)
+            .await?
+            .ok_or(Refusal::NotFound(noun))?;
+        if grant.activated_at.is_none() {
+            return Ok(None);
+        }
+        let through = now.plus_secs(-lag_secs);
+        let events =
+            every_page(|page| async move { self.store.activity_of_grant(id, &page).await }).await?;
+        let (count, digest) = activity_digest(
+            events
+                .iter()
+                .filter(|e| e.stored_at.is_none_or(|at| at <= through)),
+        );
+        let last = records
+            .iter()
+            .rev()
+            .find(|r| r.action == AuditAction::ActivityCovered);
+        if let Some(last) = last {
+            let same = last.detail.get("activity_count") == Some(&count.to_string())
+                && last.detail.get("activity_digest") == Some(&digest);
+            if same {
+                return Ok(None);
+            }
+        }
+        let actor = Actor::Service(Service::Sweeper);
+        let change = super::commit(self.store, grant, noun, |grant| {
+            let command = Command::CoverActivity {
+                count,
+                digest: digest.clone(),
+                through,
+            };
+            Ok(grant.apply(command, &actor, now)?)
+        })
+        .await?;
+        Ok(Some(change))
+    }
 }

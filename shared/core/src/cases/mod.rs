@@ -14,6 +14,7 @@
 //!   grant's activity (judged by the guardrails), or as unattributed, or refused.
 //! - [`Cases::revoke_for_guardrail`]: the sweeper ends a grant whose recorded event, judged
 //!   again, fires a revoking guardrail.
+//! - [`Cases::cover_activity`]: the sweeper signs the count and digest of a grant's activity.
 
 mod activity;
 mod refusal;
@@ -21,7 +22,7 @@ mod request;
 mod review;
 mod session;
 
-pub use activity::{ActivityOutcome, judge, record_activity};
+pub use activity::{ActivityOutcome, COVER_LAG_SECS, judge, record_activity};
 pub use refusal::{Noun, Refusal};
 pub use request::OpenRequest;
 pub use review::GuardrailRevocation;

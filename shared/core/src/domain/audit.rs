@@ -52,11 +52,14 @@ pub enum AuditAction {
     RevocationFallback,
     /// The role's revocation policy was found missing or changed and was put back.
     RevocationRepaired,
+    /// The activity CloudTrail delivered for the grant's sessions so far is covered: its count
+    /// and digest, signed.
+    ActivityCovered,
 }
 
 impl AuditAction {
     /// Every action, in the order of the enum.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Requested,
         Self::AwaitingReview,
         Self::AutoApproved,
@@ -71,6 +74,7 @@ impl AuditAction {
         Self::PostReviewed,
         Self::RevocationFallback,
         Self::RevocationRepaired,
+        Self::ActivityCovered,
     ];
 
     /// The name used in the trail and in the hash.
@@ -90,6 +94,7 @@ impl AuditAction {
             Self::PostReviewed => "POST_REVIEWED",
             Self::RevocationFallback => "REVOCATION_FALLBACK",
             Self::RevocationRepaired => "REVOCATION_REPAIRED",
+            Self::ActivityCovered => "ACTIVITY_COVERED",
         }
     }
 }

@@ -101,6 +101,17 @@ pub enum Command {
         /// What IAM held instead of the wanted policy.
         found: String,
     },
+    /// The sweeper signs what covers the grant's activity: the `count` events stored up to
+    /// `through` and their `digest` (`activity_digest`). Any state the grant reached by being
+    /// active; the state never changes. A later one covers events delivered since.
+    CoverActivity {
+        /// Events covered.
+        count: u64,
+        /// Their digest.
+        digest: String,
+        /// Events stored up to this time are covered.
+        through: Timestamp,
+    },
     /// Credentials valid until `expires_at` are about to be handed out.
     IssueSession {
         /// CLI credentials or a console link.
@@ -133,6 +144,7 @@ impl Command {
             Self::PostReview { .. } => "post-review",
             Self::NoteRevocationFallback { .. } => "note the revocation fallback on",
             Self::NoteRevocationRepaired { .. } => "note the revocation repair on",
+            Self::CoverActivity { .. } => "cover the activity of",
         }
     }
 }
@@ -339,6 +351,7 @@ impl Grant {
             Command::PostReview { .. }
                 | Command::NoteRevocationFallback { .. }
                 | Command::NoteRevocationRepaired { .. }
+                | Command::CoverActivity { .. }
         );
         if self.state.is_terminal() && !annotation {
             return Err(TransitionError::Terminal {
@@ -371,6 +384,11 @@ impl Grant {
                 step.note_fallback(issued_before)?
             }
             Command::NoteRevocationRepaired { found } => step.note_repaired(found)?,
+            Command::CoverActivity {
+                count,
+                digest,
+                through,
+            } => step.cover_activity(count, digest, through)?,
             Command::IssueSession { kind, expires_at } => step.issue_session(kind, expires_at)?,
         };
         Ok(step.finish(action))

@@ -347,6 +347,24 @@ impl<'a> Step<'a> {
         Ok(AuditAction::RevocationRepaired)
     }
 
+    pub(super) fn cover_activity(
+        &mut self,
+        count: u64,
+        digest: String,
+        through: Timestamp,
+    ) -> Result<AuditAction, TransitionError> {
+        self.require_service(Service::Sweeper)?;
+        if self.grant.activated_at.is_none() {
+            return Err(self.not_permitted("a grant that was never active has no activity"));
+        }
+        self.detail
+            .insert("activity_count".to_owned(), count.to_string());
+        self.detail.insert("activity_digest".to_owned(), digest);
+        self.detail
+            .insert("activity_through".to_owned(), through.to_rfc3339());
+        Ok(AuditAction::ActivityCovered)
+    }
+
     pub(super) fn issue_session(
         &mut self,
         kind: SessionKind,

@@ -89,6 +89,17 @@ fn said(r: &AuditRecord, key: &str) -> String {
 }
 
 /// Every record is signed by the function that authors its action, with a key of `ring`.
+/// A grant's chain as a reader holds it, without the grant item: every hash and link from the
+/// first record, and each record's signature by the one function that may write it.
+pub fn check_chain(
+    grant_id: &crate::domain::GrantId,
+    records: &[AuditRecord],
+    ring: &KeyRing,
+) -> Result<(), EvidenceBreak> {
+    crate::domain::audit::verify(grant_id, records)?;
+    check_signatures(records, ring)
+}
+
 fn check_signatures(records: &[AuditRecord], ring: &KeyRing) -> Result<(), EvidenceBreak> {
     for record in records {
         ring.verify(

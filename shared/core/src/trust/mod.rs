@@ -12,6 +12,7 @@
 //! verification runs locally against the public keys, read once per instance when first needed.
 
 mod checkpoint;
+mod coverage;
 mod evidence;
 mod export;
 mod keys;
@@ -28,7 +29,8 @@ use crate::domain::audit::AuditAction;
 use crate::domain::audit::RecordSignature;
 
 pub use checkpoint::{Checkpoint, CheckpointPeriod, period_digest};
-pub use evidence::{EvidenceBreak, check_grant};
+pub use coverage::{Coverage, CoverageBreak, check_coverage};
+pub use evidence::{EvidenceBreak, check_chain, check_grant};
 pub use export::{AuditExport, ExportBreak, ExportSummary, GrantHead, verify_export};
 pub use keys::{KeyRing, LocalKey, LocalKeys, PublicKey, SignatureProblem};
 #[cfg(feature = "aws")]
@@ -45,7 +47,8 @@ const CHECKPOINT_TAG: &[u8] = b"jit-audit-checkpoint-v1\0";
 /// Requests are taken in and cancelled by `intake`; every decision that opens, refuses or
 /// reviews a request is the `approver`'s (rules, reviews, break-glass, post-reviews); only the
 /// `issuer` records credentials; only the `sweeper` (which also serves the revoke route)
-/// expires, times out, revokes and notes what it did to a role's policy.
+/// expires, times out, revokes, notes what it did to a role's policy, and signs what covers a
+/// grant's activity.
 pub fn author_of(action: AuditAction) -> Service {
     match action {
         AuditAction::Requested | AuditAction::Cancelled => Service::Intake,
@@ -60,7 +63,8 @@ pub fn author_of(action: AuditAction) -> Service {
         | AuditAction::Expired
         | AuditAction::Revoked
         | AuditAction::RevocationFallback
-        | AuditAction::RevocationRepaired => Service::Sweeper,
+        | AuditAction::RevocationRepaired
+        | AuditAction::ActivityCovered => Service::Sweeper,
     }
 }
 

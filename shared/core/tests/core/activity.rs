@@ -441,7 +441,7 @@ async fn recording_keeps_each_event_where_it_belongs_and_nothing_of_a_forgery() 
     let (store, rules) = (&store, &rules);
     let record = |event: &TrailEvent| {
         let event = event.clone();
-        async move { record_activity(store, rules, &event).await }
+        async move { record_activity(store, rules, &event, T0.plus_secs(300)).await }
     };
     let (name, source) = own_session(&g);
 
@@ -738,7 +738,7 @@ async fn refused_calls_are_counted_once_each_and_ten_in_five_minutes_alert() {
             "PutObject",
             Some("AccessDenied"),
         );
-        let outcome = record_activity(&store, &rules, &read(&event).unwrap())
+        let outcome = record_activity(&store, &rules, &read(&event).unwrap(), T0.plus_secs(300))
             .await
             .unwrap();
         let Outcome::Attached { fired, .. } = outcome else {
@@ -746,7 +746,7 @@ async fn refused_calls_are_counted_once_each_and_ten_in_five_minutes_alert() {
         };
         alerts.push(fired.alerts.contains(&"alert-on-denied-burst".to_owned()));
         // Each is delivered twice; the second delivery is not counted again.
-        let again = record_activity(&store, &rules, &read(&event).unwrap())
+        let again = record_activity(&store, &rules, &read(&event).unwrap(), T0.plus_secs(300))
             .await
             .unwrap();
         let Outcome::Attached { fired, .. } = again else {
@@ -779,9 +779,14 @@ async fn a_revoking_guardrail_is_acted_on_only_as_the_stored_event_is_judged_aga
 
     // A read fires nothing: handed over anyway, the sweeper judges it again and does nothing.
     let read_call = own_call(&g, "read-1", "s3.amazonaws.com", "GetObject", None);
-    record_activity(&store, &rules, &read(&read_call).unwrap())
-        .await
-        .unwrap();
+    record_activity(
+        &store,
+        &rules,
+        &read(&read_call).unwrap(),
+        T0.plus_secs(300),
+    )
+    .await
+    .unwrap();
     let id = g.id.to_string();
     assert!(matches!(
         cases
@@ -811,7 +816,7 @@ async fn a_revoking_guardrail_is_acted_on_only_as_the_stored_event_is_judged_aga
         "DeleteRole",
         Some("AccessDenied"),
     );
-    let outcome = record_activity(&store, &rules, &read(&delete).unwrap())
+    let outcome = record_activity(&store, &rules, &read(&delete).unwrap(), T0.plus_secs(300))
         .await
         .unwrap();
     let Outcome::Attached { fired, .. } = outcome else {
@@ -853,4 +858,134 @@ async fn a_revoking_guardrail_is_acted_on_only_as_the_stored_event_is_judged_aga
         store.evidence(&g.id).await.unwrap().unwrap().1.len(),
         records.len()
     );
+}
+
+#[tokio::test]
+async fn activity_is_covered_by_signed_records_a_late_event_waits_for_the_next_and_tampering_breaks_it()
+ {
+    use jit_core::cases::{Cases, record_activity};
+    use jit_core::domain::audit::AuditAction;
+    use jit_core::store::{ActivityStore, GrantStore, PageRequest};
+    use jit_core::trust::{CoverageBreak, KeyRing, PublicKeys, check_coverage};
+
+    let (store, g, rules) = stored_grant().await;
+    let keys: PublicKeys = KeyRing::new([]).into();
+    let cases = Cases::new(&store, &rules, &keys);
+    let stored = |n: i64| T0.plus_secs(n);
+    for (id, at) in [("a-1", 300), ("a-2", 300), ("a-3", 310)] {
+        let event = own_call(&g, id, "logs.amazonaws.com", "FilterLogEvents", None);
+        record_activity(&store, &rules, &read(&event).unwrap(), stored(at))
+            .await
+            .unwrap();
+    }
+    let events = || async {
+        store
+            .activity_of_grant(&g.id, &PageRequest::first(100))
+            .await
+            .unwrap()
+            .items
+    };
+    let records = || async { store.evidence(&g.id).await.unwrap().unwrap().1 };
+
+    // Nothing covers it yet: every event is not yet covered, and nothing is broken.
+    let none = check_coverage(&records().await, &events().await).unwrap();
+    assert_eq!((none.records, none.not_yet_covered.len()), (0, 3));
+
+    // Covered at 1,000 s with a 300 s lag: what was stored by 700 s.
+    let change = cases
+        .cover_activity(&g.id, stored(1000), 300)
+        .await
+        .unwrap();
+    let record = change.unwrap().audit().clone();
+    assert_eq!(record.action, AuditAction::ActivityCovered);
+    assert_eq!(
+        record.actor,
+        jit_core::domain::Actor::Service(jit_core::domain::Service::Sweeper)
+    );
+    assert_eq!(record.detail["activity_count"], "3");
+    // Covering again with nothing new writes nothing.
+    assert!(
+        cases
+            .cover_activity(&g.id, stored(1100), 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A late event (stored at 1,200 s) breaks nothing: it is not yet covered.
+    let late = own_call(&g, "a-late", "logs.amazonaws.com", "FilterLogEvents", None);
+    record_activity(&store, &rules, &read(&late).unwrap(), stored(1200))
+        .await
+        .unwrap();
+    let held = check_coverage(&records().await, &events().await).unwrap();
+    assert_eq!((held.records, held.covered), (1, 3));
+    assert_eq!(held.not_yet_covered, ["a-late"]);
+    // The next covering record takes it in; the first still holds.
+    assert!(
+        cases
+            .cover_activity(&g.id, stored(2000), 300)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let all = check_coverage(&records().await, &events().await).unwrap();
+    assert_eq!((all.records, all.covered), (2, 4));
+    assert!(all.not_yet_covered.is_empty());
+
+    // Tampering with what was covered breaks the record that covered it.
+    let kept = events().await;
+    let deleted: Vec<_> = kept
+        .iter()
+        .filter(|e| e.event_id != "a-2")
+        .cloned()
+        .collect();
+    let mut edited = kept.clone();
+    edited[0].action = "PutObject".to_owned();
+    let mut slipped = kept.clone();
+    let mut extra = kept[0].clone();
+    extra.event_id = "a-0".to_owned();
+    slipped.push(extra);
+    let mut backdated = kept.clone();
+    for e in backdated.iter_mut().filter(|e| e.event_id == "a-late") {
+        e.stored_at = Some(stored(300));
+    }
+    for (case, tampered) in [
+        ("deleted", deleted),
+        ("edited", edited),
+        ("slipped in", slipped),
+        ("a late one backdated", backdated),
+    ] {
+        match check_coverage(&records().await, &tampered) {
+            Err(CoverageBreak::Mismatch { seq, .. }) => {
+                assert!(seq >= records().await[0].seq, "{case}")
+            }
+            other => panic!("{case}: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_grant_that_was_never_active_has_no_activity_to_cover() {
+    use jit_core::cases::Cases;
+    use jit_core::store::{GrantStore, MemoryStore};
+    use jit_core::trust::{KeyRing, PublicKeys};
+    let store = MemoryStore::new();
+    let mut req = request("alice@example.com", "prod-logs-ro", 3600);
+    req.binding.role_arn = RoleArn::parse(ROLE).unwrap();
+    let created = Grant::open(GrantId::generate(T0), req, T0);
+    store.create(&created, None).await.unwrap();
+    let rules =
+        jit_core::policy::Rules::load_dir(&jit_local::workspace_root().join("infra/policies"))
+            .unwrap();
+    let keys: PublicKeys = KeyRing::new([]).into();
+    let cases = Cases::new(&store, &rules, &keys);
+    let id = created.grant().id.clone();
+    assert!(
+        cases
+            .cover_activity(&id, T0.plus_secs(5000), 300)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.evidence(&id).await.unwrap().unwrap().1.len(), 1);
 }

@@ -79,6 +79,14 @@ fn commands() -> Vec<(&'static str, Command)> {
                 found: "no revocation policy on the role".to_owned(),
             },
         ),
+        (
+            "cover-activity",
+            Command::CoverActivity {
+                count: 3,
+                digest: "ab".repeat(32),
+                through: T0,
+            },
+        ),
     ]
 }
 
@@ -110,6 +118,9 @@ fn legal(situation: &str, command: &str, actor: &str, late: bool) -> bool {
         ("active", "revoke", "requester" | "other-user" | "sweeper") => true,
         ("active", "issue", "requester") => !late,
         (_, "note-fallback" | "note-repaired", "sweeper") => true,
+        // Only a grant that was active has activity to cover; any time after, whatever its
+        // state.
+        ("active" | "expired" | "revoked", "cover-activity", "sweeper") => true,
         _ => false,
     }
 }
@@ -135,7 +146,8 @@ fn every_state_command_and_actor_follows_the_table() {
                         result.as_ref().err()
                     );
                     let annotation =
-                        ["post-review", "note-fallback", "note-repaired"].contains(&command_name);
+                        ["post-review", "note-fallback", "note-repaired", "cover-activity"]
+                            .contains(&command_name);
                     if grant.state.is_terminal() && !annotation {
                         assert!(matches!(result, Err(TransitionError::Terminal { .. })));
                     }
@@ -144,7 +156,7 @@ fn every_state_command_and_actor_follows_the_table() {
             }
         }
     }
-    assert_eq!(checked, 9 * 2 * 13 * 6);
+    assert_eq!(checked, 9 * 2 * 14 * 6);
 }
 
 #[test]

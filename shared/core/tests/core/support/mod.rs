@@ -104,5 +104,6 @@ pub fn call(event_id: &str, at: Timestamp) -> Activity {
         resources_dropped: 0,
         source_ip: Some("203.0.113.7".to_owned()),
         user_agent: Some("aws-cli/2".to_owned()),
+        stored_at: None,
     }
 }
