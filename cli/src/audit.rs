@@ -1,8 +1,11 @@
 //! `jit audit export` and `jit audit verify`: the trail as JSON Lines, one item per line
-//! (`range`, `key`, `checkpoint`, `head`, `record`), and its fully offline check.
+//! (`range`, `key`, `checkpoint`, `head`, `record`, and the `activity` of each grant with a
+//! record covering it), and its fully offline check.
 
+use jit_core::activity::Activity;
 use jit_core::clock::Timestamp;
-use jit_core::domain::audit::AuditRecord;
+use jit_core::domain::GrantId;
+use jit_core::domain::audit::{AuditAction, AuditRecord};
 use jit_core::trust::{
     AuditExport, Checkpoint, CheckpointPeriod, GrantHead, KeyRing, PublicKey, verify_export,
 };
@@ -29,11 +32,39 @@ enum Line {
     Head(GrantHead),
     /// A record, as stored.
     Record(AuditRecord),
+    /// The kept activity of a grant with an `ACTIVITY_COVERED` record in the range.
+    Activity {
+        grant: GrantId,
+        events: Vec<Activity>,
+    },
 }
 
 /// Every page of `GET /audit` for `[from, to)`, as JSON Lines.
 pub async fn export(api: &Api, from: &str, to: &str) -> Result<String, Failure> {
     let export = api.call(|api| api.audit_export(from, to)).await?;
+    // Each grant whose activity a record in the range covers: its activity, every page.
+    let covered: std::collections::BTreeSet<GrantId> = export
+        .records
+        .iter()
+        .filter(|r| r.action == AuditAction::ActivityCovered)
+        .map(|r| r.grant_id.clone())
+        .collect();
+    let mut activity = Vec::new();
+    for grant in covered {
+        let mut events = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = api
+                .call(|api| api.request_activity(grant.as_str(), 100, next.as_deref()))
+                .await?;
+            if page.items.is_empty() {
+                break;
+            }
+            events.extend(page.items.into_iter().map(|a| a.activity));
+            next = page.next;
+        }
+        activity.push(Line::Activity { grant, events });
+    }
     let range = Line::Range {
         from: export.from,
         to: export.to,
@@ -44,7 +75,8 @@ pub async fn export(api: &Api, from: &str, to: &str) -> Result<String, Failure> 
         .chain(export.keys.into_iter().map(Line::Key))
         .chain(export.checkpoints.into_iter().map(Line::Checkpoint))
         .chain(export.heads.into_iter().map(Line::Head))
-        .chain(export.records.into_iter().map(Line::Record));
+        .chain(export.records.into_iter().map(Line::Record))
+        .chain(activity);
     let mut out = String::new();
     for line in lines {
         let text = serde_json::to_string(&line)
@@ -80,6 +112,9 @@ pub fn read(text: &str) -> Result<AuditExport, Failure> {
             Line::Checkpoint(checkpoint) => export.checkpoints.push(checkpoint),
             Line::Head(head) => export.heads.push(head),
             Line::Record(record) => export.records.push(record),
+            Line::Activity { grant, events } => {
+                export.activity.insert(grant, events);
+            }
         }
     }
     Ok(export)
@@ -102,6 +137,12 @@ pub struct Verified {
     pub checkpointed_from: Option<Timestamp>,
     /// The second after the last they cover.
     pub checkpointed_until: Option<Timestamp>,
+    /// Activity events checked against the records that cover them.
+    pub activity_covered: u64,
+    /// Activity events stored after their grant's last covering record.
+    pub activity_not_yet_covered: usize,
+    /// Grants with a covering record whose activity the export does not carry.
+    pub activity_unchecked: usize,
 }
 
 /// Checks an export offline; with `pinned`, against keys the auditor holds.
@@ -132,5 +173,8 @@ pub fn verify(text: &str, pinned: Option<&str>) -> Result<Verified, Failure> {
         periods_checked: summary.periods,
         checkpointed_from: summary.checkpointed.map(|(from, _)| from),
         checkpointed_until: summary.checkpointed.map(|(_, until)| until),
+        activity_covered: summary.activity_covered,
+        activity_not_yet_covered: summary.activity_not_yet_covered,
+        activity_unchecked: summary.activity_unchecked,
     })
 }

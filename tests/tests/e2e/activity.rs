@@ -297,6 +297,18 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
     let coverage = check_coverage(&records, &events).unwrap();
     assert_eq!((coverage.covered, coverage.not_yet_covered.len()), (2, 0));
 
+    // An auditor's export carrying the grant's activity checks it against the record; one
+    // without it says the grant's activity went unchecked.
+    let sue = stack.token("sue-activity", &["security"]);
+    let mut export = super::exported(&api, &sue).await;
+    let pinned = stack.key_ring().await.unwrap();
+    let without = jit_core::trust::verify_export(&export, Some(&pinned), super::now()).unwrap();
+    assert!(without.activity_unchecked >= 1, "{without:?}");
+    export.activity.insert(grant_id.clone(), events.clone());
+    let with = jit_core::trust::verify_export(&export, Some(&pinned), super::now()).unwrap();
+    assert_eq!(with.activity_unchecked, without.activity_unchecked - 1);
+    assert!(with.activity_covered >= 2, "{with:?}");
+
     // Someone with write access to the table deletes one event: the signed record catches it.
     let gone = &events[0];
     aws_sdk_dynamodb::Client::new(&stack.aws)
@@ -332,6 +344,11 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
             found_count: 1,
             ..
         }) => {}
+        other => panic!("{other:?}"),
+    }
+    export.activity.insert(grant_id.clone(), left);
+    match jit_core::trust::verify_export(&export, Some(&pinned), super::now()) {
+        Err(jit_core::trust::ExportBreak::Activity { grant_id: g, .. }) => assert_eq!(g, grant_id),
         other => panic!("{other:?}"),
     }
 }

@@ -23,6 +23,7 @@ async fn export_of(h: &Harness, from: Timestamp, to: Timestamp) -> AuditExport {
         records,
         checkpoint_period: Some(SweeperConfig::default().checkpoint_period),
         exported_at: Some(h.now()),
+        activity: Default::default(),
     }
 }
 

@@ -49,6 +49,11 @@ pub struct AuditExport {
     /// the verifier's clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exported_at: Option<Timestamp>,
+    /// The kept activity of each grant that has an `ACTIVITY_COVERED` record in the range,
+    /// checked against those records. A covered grant whose activity the export does not carry
+    /// is counted as not checked, never passed as checked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub activity: BTreeMap<GrantId, Vec<crate::activity::Activity>>,
 }
 
 /// What an export that verifies holds.
@@ -65,6 +70,12 @@ pub struct ExportSummary {
     /// The time the checkpoints carried cover, from the first one's start to the last one's
     /// end; none when the export carries none (nothing in its range was due yet).
     pub checkpointed: Option<(Timestamp, Timestamp)>,
+    /// Activity events the covering records in the range cover, checked.
+    pub activity_covered: u64,
+    /// Events of those grants stored after their last covering record: not yet covered.
+    pub activity_not_yet_covered: usize,
+    /// Grants with a covering record whose activity the export does not carry: not checked.
+    pub activity_unchecked: usize,
 }
 
 /// The first thing in an export that does not hold.
@@ -79,6 +90,14 @@ pub enum ExportBreak {
         seq: u64,
         /// What is wrong.
         problem: String,
+    },
+    /// A grant's activity is not what its covering records signed.
+    #[error("grant {grant_id}'s activity: {broken}")]
+    Activity {
+        /// The grant.
+        grant_id: GrantId,
+        /// What does not hold.
+        broken: super::CoverageBreak,
     },
     /// A grant's records disagree with its head.
     #[error("grant {grant_id}: {problem}")]
@@ -171,11 +190,30 @@ pub fn verify_export(
         .iter()
         .map(|h| (&h.grant_id, &h.head))
         .collect();
+    let mut activity = (0, 0, 0);
     for (grant_id, records) in &mut grants {
         records.sort_by_key(|r| r.seq);
         check_chain(grant_id, records, ring)?;
         check_whole(export, grant_id, records)?;
         check_head(grant_id, records, heads.get(grant_id).copied())?;
+        if !records
+            .iter()
+            .any(|r| r.action == crate::domain::audit::AuditAction::ActivityCovered)
+        {
+            continue;
+        }
+        let Some(events) = export.activity.get(*grant_id) else {
+            activity.2 += 1;
+            continue;
+        };
+        let owned: Vec<AuditRecord> = records.iter().map(|r| (*r).clone()).collect();
+        let coverage =
+            super::check_coverage(&owned, events).map_err(|broken| ExportBreak::Activity {
+                grant_id: (*grant_id).clone(),
+                broken,
+            })?;
+        activity.0 += coverage.covered;
+        activity.1 += coverage.not_yet_covered.len();
     }
     let mut checkpoints: Vec<&Checkpoint> = export.checkpoints.iter().collect();
     checkpoints.sort_by_key(|c| c.seq);
@@ -198,6 +236,9 @@ pub fn verify_export(
             .first()
             .zip(checkpoints.last())
             .map(|(first, last)| (first.period_start, last.period_end)),
+        activity_covered: activity.0,
+        activity_not_yet_covered: activity.1,
+        activity_unchecked: activity.2,
     })
 }
 

@@ -145,9 +145,13 @@ fn every_state_command_and_actor_follows_the_table() {
                         "{situation} / {command_name} by {actor_name} (late: {late}): {:?}",
                         result.as_ref().err()
                     );
-                    let annotation =
-                        ["post-review", "note-fallback", "note-repaired", "cover-activity"]
-                            .contains(&command_name);
+                    let annotation = [
+                        "post-review",
+                        "note-fallback",
+                        "note-repaired",
+                        "cover-activity",
+                    ]
+                    .contains(&command_name);
                     if grant.state.is_terminal() && !annotation {
                         assert!(matches!(result, Err(TransitionError::Terminal { .. })));
                     }
