@@ -7,7 +7,7 @@
 // redirect, and are removed at once; session credentials are fetched when asked for, shown,
 // and dropped when hidden or the view changes.
 
-import { parseExport, verifyExport, verifyTrail } from "/web/verify.js";
+import { parseExport, verifyActivity, verifyExport, verifyTrail } from "/web/verify.js";
 
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
@@ -414,12 +414,35 @@ async function grantPage(id) {
         h("td", {}, r.seq), h("td", {}, when(r.time)), h("td", {}, r.action), h("td", {}, r.actor),
         h("td", { class: "detail" }, Object.entries(r.detail).map(([k, v]) => `${k}: ${v}`).join("; ")),
         h("td", {}, r.signature?.signer || "unsigned")))))));
-  parts.push(await activitySection(g));
+  parts.push(await activitySection(g, problem ? null : trail.records));
   view(`${g.target} for ${g.requester}`, ...parts);
 }
 
+// Every event of the grant's activity, checked against the signed records that cover it (only
+// when the trail itself verified: `records` is null otherwise).
+async function activityCheck(path, records) {
+  if (!records) return h("p", { id: "activity-check", class: "error" }, "Not checked: the trail does not verify.");
+  try {
+    const events = [];
+    let next = null;
+    for (;;) {
+      const q = new URLSearchParams({ limit: "100" });
+      if (next) q.set("next", next);
+      const page = await api("GET", `${path}?${q}`);
+      if (!page.items.length) break;
+      events.push(...page.items);
+      next = page.next;
+    }
+    const v = await verifyActivity(records, events);
+    if (v.problem) return h("p", { id: "activity-check", class: "error" }, `The activity does not verify: ${v.problem}`);
+    const late = v.notYetCovered ? `; ${v.notYetCovered} not yet covered (the sweeper covers what CloudTrail delivers after a grant ends)` : "";
+    return h("p", { id: "activity-check", class: v.records ? "ok" : "hint" },
+      `Covered: ${v.covered} events by ${v.records} signed record${v.records === 1 ? "" : "s"}${late}.`);
+  } catch (e) { return failure(e); }
+}
+
 // What the grant's sessions did, from CloudTrail (minutes late), oldest first, page by page.
-async function activitySection(g) {
+async function activitySection(g, records) {
   const path = `/requests/${encodeURIComponent(g.id)}/activity`;
   const rows = h("tbody", {});
   const note = h("p", { id: "activity-note", class: "hint" });
@@ -452,6 +475,7 @@ async function activitySection(g) {
   return h("section", { "aria-labelledby": "activity-title" },
     h("h2", { id: "activity-title" }, "Activity"),
     note,
+    await activityCheck(path, records),
     h("table", { id: "activity" },
       h("thead", {}, h("tr", {}, ["When", "Region", "Service", "Action", "Outcome", "Resources", "CloudTrail event"].map((t) => h("th", { scope: "col" }, t)))),
       rows),

@@ -91,6 +91,56 @@ async function periodDigest(records) {
   return { count: sorted.length, digest: await sha256Hex(fields(PERIOD_TAG, values)) };
 }
 
+const ACTIVITY_TAG = "jit-activity-v1";
+const ACTIVITY_DIGEST_TAG = "jit-activity-digest-v1";
+
+// One activity event's hash, as `Activity::hash` computes it: its fields length-prefixed
+// (event id, kind, unix time, account, region, service, action, read-only, error code, the
+// resource count and each resource, how many were dropped, source IP, user agent).
+export async function activityHash(a) {
+  const readOnly = a.read_only === true ? "true" : a.read_only === false ? "false" : "";
+  const resources = a.resources || [];
+  return sha256Hex(fields(ACTIVITY_TAG, [
+    a.event_id, a.kind, a.time, a.account, a.region, a.service, a.action, readOnly,
+    a.error_code || "", resources.length, ...resources, a.resources_dropped || 0,
+    a.source_ip || "", a.user_agent || "",
+  ]));
+}
+
+// The count and digest of events, as `activity_digest`: each id and hash in (time, id) order.
+export async function activityDigest(events) {
+  const sorted = [...events].sort((x, y) => x.time - y.time || byteOrder(x.event_id, y.event_id));
+  const values = [];
+  for (const e of sorted) values.push(e.event_id, await activityHash(e));
+  return { count: sorted.length, digest: await sha256Hex(fields(ACTIVITY_DIGEST_TAG, values)) };
+}
+
+const storedBy = (e, through) => e.stored_at === undefined || e.stored_at === null || e.stored_at <= through;
+
+// A grant's activity (every event kept) against its ACTIVITY_COVERED records, as
+// `check_coverage` does; verify the records first (verifyTrail). Returns { problem, records,
+// covered, notYetCovered }: a deleted, edited or slipped-in event is a problem; an event
+// stored after the last record is only not yet covered.
+export async function verifyActivity(records, events) {
+  let covering = 0, covered = 0, last = null;
+  for (const r of records.filter((r) => r.action === "ACTIVITY_COVERED")) {
+    const d = r.detail || {};
+    const through = Date.parse(d.activity_through) / 1000;
+    if (!d.activity_digest || !/^[0-9]+$/.test(d.activity_count || "") || Number.isNaN(through)) {
+      return { problem: `covering record ${r.seq} is malformed` };
+    }
+    const found = await activityDigest(events.filter((e) => storedBy(e, through)));
+    if (String(found.count) !== d.activity_count || found.digest !== d.activity_digest) {
+      return { problem: `covering record ${r.seq} signed ${d.activity_count} events stored up to ${d.activity_through}, but the activity holds ${found.count}${String(found.count) === d.activity_count ? " with another digest" : ""}: an event was deleted, edited or added` };
+    }
+    covering += 1;
+    covered = found.count;
+    last = through;
+  }
+  const notYetCovered = events.filter((e) => last === null || !storedBy(e, last)).length;
+  return { problem: null, records: covering, covered, notYetCovered };
+}
+
 // A DER ECDSA signature (what KMS returns) as the r‖s pair WebCrypto takes.
 function derToRaw(der) {
   let i = 0;

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use jit_core::cases::Cases;
 use jit_core::clock::Timestamp;
-use jit_core::domain::audit::AuditAction;
-use jit_core::domain::{Actor, Command, Grant, GrantState, Service};
+use jit_core::domain::audit::{AuditAction, AuditRecord};
+use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Service};
 use jit_core::store::{ActivityStore, GrantStore, PageRequest, StoreError, every_page};
 use jit_core::trust::Checkpoint;
 
@@ -78,35 +78,61 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
 
     /// Signs what covers the activity of the grants that ended (EXPIRED or REVOKED) a settling
     /// window ago, and again a recheck later for events CloudTrail delivered since. Each sweep
-    /// looks at the ends within [`COVER_LOOKBACK_SECS`] of each mark, so a missed sweep is
-    /// made up by the next; a grant whose last covering record already says the same gets
-    /// nothing new.
+    /// reads the audit index for the [`COVER_LOOKBACK_SECS`] before the settling mark (the
+    /// ends) and, when it found any, for the last lookback (the covering records written
+    /// since): a grant is covered once, and a missed sweep is made up by the next. The ends
+    /// around the recheck mark are looked at by each sweep in its window; a grant whose last
+    /// covering record already says the same gets nothing new.
     async fn cover_activity(&self, now: Timestamp, report: &mut SweepReport) {
-        let mut ended = std::collections::BTreeSet::new();
-        for delay in [
-            self.config.activity_settle_secs,
-            self.config.activity_recheck_secs,
-        ] {
-            let to = now.plus_secs(-delay);
-            let from = to.plus_secs(-COVER_LOOKBACK_SECS);
-            let records =
-                every_page(|page| async move { self.store.audit_between(from, to, &page).await })
-                    .await;
-            match records {
-                Ok(records) => ended.extend(
-                    records
-                        .into_iter()
-                        .filter(|r| matches!(r.action, AuditAction::Expired | AuditAction::Revoked))
-                        .map(|r| r.grant_id),
-                ),
-                Err(e) => report
-                    .failures
-                    .push(format!("finding ended grants to cover: {e}")),
+        let ends =
+            |r: &AuditRecord| matches!(r.action, AuditAction::Expired | AuditAction::Revoked);
+        let read = |from: Timestamp, to: Timestamp| async move {
+            every_page(|page| async move { self.store.audit_between(from, to, &page).await }).await
+        };
+        let settled = now.plus_secs(-self.config.activity_settle_secs);
+        let rechecked = now.plus_secs(-self.config.activity_recheck_secs);
+        let mut due = std::collections::BTreeSet::new();
+        // A grant that ended in the window before the settling mark was covered, if at all,
+        // by a sweep at least a settling window after its end: within the last lookback.
+        let ended = read(settled.plus_secs(-COVER_LOOKBACK_SECS), settled).await;
+        let recent = match &ended {
+            Ok(records) if records.iter().any(ends) => {
+                read(now.plus_secs(-COVER_LOOKBACK_SECS), now.plus_secs(1)).await
             }
+            _ => Ok(Vec::new()),
+        };
+        match (ended, recent) {
+            (Ok(ended), Ok(recent)) => {
+                let covered: std::collections::BTreeSet<&GrantId> = recent
+                    .iter()
+                    .filter(|r| r.action == AuditAction::ActivityCovered)
+                    .map(|r| &r.grant_id)
+                    .collect();
+                due.extend(
+                    ended
+                        .iter()
+                        .filter(|r| ends(r) && !covered.contains(&r.grant_id))
+                        .map(|r| r.grant_id.clone()),
+                );
+            }
+            (Err(e), _) | (_, Err(e)) => report
+                .failures
+                .push(format!("finding ended grants to cover: {e}")),
+        }
+        match read(rechecked.plus_secs(-COVER_LOOKBACK_SECS), rechecked).await {
+            Ok(records) => due.extend(
+                records
+                    .iter()
+                    .filter(|r| ends(r))
+                    .map(|r| r.grant_id.clone()),
+            ),
+            Err(e) => report
+                .failures
+                .push(format!("finding ended grants to cover again: {e}")),
         }
         let cases = Cases::new(&self.store, &self.rules, &NO_KEYS);
         let lag = self.config.activity_lag_secs;
-        let covered: Vec<_> = futures::stream::iter(ended)
+        let covered: Vec<_> = futures::stream::iter(due)
             .map(|id| {
                 let cases = &cases;
                 async move { (cases.cover_activity(&id, now, lag).await, id) }

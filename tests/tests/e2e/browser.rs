@@ -225,6 +225,12 @@ async fn alice_revokes_it(b: &Browser) {
     );
     let note = b.text_of("#activity-note").await.unwrap();
     assert!(note.starts_with("1 of 1 calls shown"), "{note}");
+    // Checked in the page against what covers it: nothing yet, so the call waits, unbroken.
+    let check = b.text_of("#activity-check").await.unwrap();
+    assert!(
+        check.starts_with("Covered: 0 events by 0 signed records; 1 not yet covered"),
+        "{check}"
+    );
     b.screenshot("07-grant-revoked").await.unwrap();
 }
 
@@ -268,6 +274,63 @@ async fn the_pages_verifier_refuses_a_changed_trail(
         let said = verdicts[i].as_str().unwrap_or_default();
         assert!(said.contains(reason), "case {i}: {verdicts}");
     }
+
+    // Its activity check computes the hashes and digest the core does (the values an
+    // independent Python implementation gave), holds a covering record to them, and refuses a
+    // deleted event while a late one only waits.
+    let events = json!([
+        {"event_id": "ev-1", "kind": "api_call", "time": 1_800_000_000_i64, "account": "222222222222",
+         "region": "eu-west-1", "service": "s3.amazonaws.com", "action": "GetObject",
+         "read_only": true, "error_code": null, "resources": ["arn:aws:s3:::prod-logs"],
+         "resources_dropped": 0, "source_ip": "203.0.113.7", "user_agent": "aws-cli/2",
+         "stored_at": 1_800_000_100_i64},
+        {"event_id": "ev-0", "kind": "console_sign_in", "time": 1_800_000_060_i64,
+         "account": "222222222222", "region": "us-east-1", "service": "signin.amazonaws.com",
+         "action": "ConsoleLogin", "read_only": null, "error_code": "Failed authentication",
+         "resources": [], "resources_dropped": 0, "source_ip": null, "user_agent": null,
+         "stored_at": 1_800_000_100_i64}
+    ]);
+    let record = json!({"seq": 7, "action": "ACTIVITY_COVERED", "detail": {
+        "activity_count": "2",
+        "activity_digest": "a626de65c9b46384b748b247e4fcf3b3eee8e79ed1eb3454e556a4b22c820814",
+        "activity_through": "2027-01-15T09:00:00Z"}});
+    let checked = b
+        .script_async(
+            "const [events, record] = arguments, done = arguments[arguments.length - 1];
+             import('/web/verify.js').then(async (m) => {
+               const late = structuredClone(events[0]);
+               late.event_id = 'ev-late';
+               late.stored_at = 1800009999;
+               done([await m.activityHash(events[0]), await m.activityHash(events[1]),
+                     await m.activityDigest(events),
+                     await m.verifyActivity([record], events),
+                     await m.verifyActivity([record], [events[1]]),
+                     await m.verifyActivity([record], [...events, late])]);
+             }).catch((e) => done(['the verifier did not load: ' + e]));",
+            json!([events, record]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        checked[0],
+        "ac741365353b154092c09581e42aacfb9d20a9d26f843414ea22c1a8f90cc841"
+    );
+    assert_eq!(
+        checked[1],
+        "3f880a0095b86cbc4e50c6cb80f3104eb485c9389ccb28de085ffbe33c5e1c56"
+    );
+    assert_eq!(
+        checked[2],
+        json!({"count": 2, "digest": "a626de65c9b46384b748b247e4fcf3b3eee8e79ed1eb3454e556a4b22c820814"})
+    );
+    assert_eq!(
+        checked[3],
+        json!({"problem": null, "records": 1, "covered": 2, "notYetCovered": 0})
+    );
+    let deleted = checked[4]["problem"].as_str().unwrap_or_default();
+    assert!(deleted.contains("the activity holds 1"), "{checked}");
+    assert_eq!(checked[5]["notYetCovered"], 1, "{checked}");
+    assert_eq!(checked[5]["problem"], serde_json::Value::Null, "{checked}");
 }
 
 /// Nothing ran from the reason, and nothing sign-in related was left in storage.

@@ -95,6 +95,15 @@ impl Harness {
         o.record_aws_calls = true;
         // Sweeps only when a case asks for one.
         o.sweep_every = Some(Duration::from_secs(24 * 3600));
+        // Coverage of ended grants' activity waits a day here: a sweep makes the same calls
+        // each time, whatever the cases before it revoked (the activity suite covers it).
+        for (name, secs) in [
+            ("JIT_ACTIVITY_SETTLE_SECS", "86000"),
+            ("JIT_ACTIVITY_RECHECK_SECS", "86400"),
+        ] {
+            o.function_env
+                .push(("sweeper".into(), name.into(), secs.into()));
+        }
         let stack = start(o).unwrap();
         let api = Api::new(&stack.api_url);
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), &stack.table);
