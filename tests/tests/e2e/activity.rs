@@ -31,15 +31,37 @@ async fn activity_until(
     panic!("the activity never got there: {last:?}");
 }
 
+/// Every event of grant `id`'s activity as `token` reads it (one page of up to 100).
+async fn events_of(api: &Api, id: &str, token: &str) -> Vec<jit_core::activity::Activity> {
+    api.as_user(token)
+        .request_activity(id, 100, None)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|a| a.activity)
+        .collect()
+}
+
+/// A grant of `who`'s (in `sre`) on prod-logs-ro, active, with credentials pulled: the API,
+/// the token, the grant's id and its session's credentials.
+async fn granted(
+    stack: &'static jit_stack::Stack,
+    who: &str,
+) -> (Api, String, String, Credentials) {
+    let api = api(stack);
+    let token = stack.token(who, &["sre"]);
+    let id = active(&api, &token, "prod-logs-ro", "1h").await;
+    let c = pull(&api, &id, &token).await;
+    assert_eq!(c.status, 200, "{}", c.body);
+    let credentials = c.read().unwrap();
+    (api, token, id, credentials)
+}
+
 #[tokio::test]
 async fn a_grants_calls_are_its_activity_and_a_revoking_guardrail_ends_it() {
     let stack = shared().unwrap();
-    let api = api(stack);
-    let ann = stack.token("ann-activity", &["sre"]);
-    let id = active(&api, &ann, "prod-logs-ro", "1h").await;
-    let c = pull(&api, &id, &ann).await;
-    assert_eq!(c.status, 200, "{}", c.body);
-    let credentials: Credentials = c.read().unwrap();
+    let (api, ann, id, credentials) = granted(stack, "ann-activity").await;
     let session = jit_stack::demo::session_config(stack, &credentials);
 
     // A read, and a call the service refuses.
@@ -142,11 +164,7 @@ async fn a_session_the_broker_did_not_issue_is_unattributed_and_a_forged_event_i
     use jit_core::store::{ActivityStore, DynamoStore, PageRequest};
 
     let stack = shared().unwrap();
-    let api = api(stack);
-    let ida = stack.token("ida-activity", &["sre"]);
-    let id = active(&api, &ida, "prod-logs-ro", "1h").await;
-    let c = pull(&api, &id, &ida).await;
-    assert_eq!(c.status, 200, "{}", c.body);
+    let (api, ida, id, _) = granted(stack, "ida-activity").await;
 
     // Someone assumes the target role by hand, naming the session after ida's grant.
     let by_hand = aws_sdk_sts::Client::from_conf(
@@ -247,13 +265,9 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
     use jit_core::trust::{CoverageBreak, KeyRing, check_chain, check_coverage};
 
     let stack = shared().unwrap();
-    let api = api(stack);
-    let jo = stack.token("jo-activity", &["sre"]);
-    let id = active(&api, &jo, "prod-logs-ro", "1h").await;
-    let c = pull(&api, &id, &jo).await;
-    assert_eq!(c.status, 200, "{}", c.body);
+    let (api, jo, id, credentials) = granted(stack, "jo-activity").await;
     let dynamodb =
-        aws_sdk_dynamodb::Client::new(&jit_stack::demo::session_config(stack, &c.read().unwrap()));
+        aws_sdk_dynamodb::Client::new(&jit_stack::demo::session_config(stack, &credentials));
     for _ in 0..2 {
         dynamodb.list_tables().send().await.unwrap();
     }
@@ -285,15 +299,7 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
     assert_eq!(covering.detail["activity_count"], "2");
     let grant_id = jit_core::domain::GrantId::parse(&id).unwrap();
     check_chain(&grant_id, &records, &KeyRing::new(trail.keys.clone())).unwrap();
-    let events: Vec<_> = api
-        .as_user(&jo)
-        .request_activity(&id, 100, None)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.activity)
-        .collect();
+    let events = events_of(&api, &id, &jo).await;
     let coverage = check_coverage(&records, &events).unwrap();
     assert_eq!((coverage.covered, coverage.not_yet_covered.len()), (2, 0));
 
@@ -328,15 +334,7 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
         .send()
         .await
         .unwrap();
-    let left: Vec<_> = api
-        .as_user(&jo)
-        .request_activity(&id, 100, None)
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .map(|a| a.activity)
-        .collect();
+    let left = events_of(&api, &id, &jo).await;
     assert_eq!(left.len(), 1);
     match check_coverage(&records, &left) {
         Err(CoverageBreak::Mismatch {
