@@ -251,11 +251,19 @@ async fn guardrail_revokes(
             g.state
         ));
     }
-    let policy = revocation_policy(stack, "prod-logs-ro").await?;
-    if !policy.to_string().contains(id) {
-        return Err(format!(
-            "prod-logs-ro's policy does not deny the grant: {policy}"
-        ));
+    // The grant is REVOKED before the sweeper puts the role's policy in place: wait for it.
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        match revocation_policy(stack, "prod-logs-ro").await {
+            Ok(doc) if doc.to_string().contains(id) => break,
+            _ if Instant::now() < until => tokio::time::sleep(Duration::from_millis(100)).await,
+            Ok(doc) => {
+                return Err(format!(
+                    "prod-logs-ro's policy does not deny the grant: {doc}"
+                ));
+            }
+            Err(e) => return Err(format!("prod-logs-ro's policy: {e}")),
+        }
     }
     say(
         "   then the session tried iam delete-role-policy: guardrail revoke-on-iam-or-key-destruction had the sweeper revoke the grant (REVOKED), and prod-logs-ro's policy denies its sessions",

@@ -145,10 +145,17 @@ async fn a_grants_calls_are_its_activity_and_a_revoking_guardrail_ends_it() {
             && reason.contains("iam.amazonaws.com DeleteRolePolicy"),
         "{reason}"
     );
-    // The live session is cut: the role's revocation policy names the grant.
-    let doc = jit_stack::demo::revocation_policy(stack, "prod-logs-ro")
-        .await
-        .unwrap();
+    // The live session is cut: the role's revocation policy names the grant (the sweeper puts
+    // it in place right after recording REVOKED).
+    let mut doc = Err(String::new());
+    for _ in 0..100 {
+        doc = jit_stack::demo::revocation_policy(stack, "prod-logs-ro").await;
+        if doc.as_ref().is_ok_and(|d| d.to_string().contains(&id)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let doc = doc.unwrap();
     assert!(doc.to_string().contains(&id), "{doc}");
     let page = activity_until(&api, &id, &ann, |p| p.items.len() >= 3).await;
     assert!(
