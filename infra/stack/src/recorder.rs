@@ -308,19 +308,9 @@ async fn record(
         }
         _ => {}
     }
-    let mut forward = client.request(method, format!("{upstream}{path}"));
-    for (name, value) in &headers {
-        if name != "host" && name != "content-length" {
-            forward = forward.header(name, value);
-        }
-    }
-    let reply = match forward.body(body).send().await {
+    let reply = match forward(client, &format!("{upstream}{path}"), method, &headers, body).await {
         Ok(reply) => reply,
-        Err(e) => {
-            let mut r = Response::new(Full::new(Bytes::from(e.to_string())));
-            *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-            return r;
-        }
+        Err(unreachable) => return unreachable,
     };
     if fault == Some(Fault::LoseAnswer) {
         // The work is done upstream; the answer never reaches the caller.
@@ -328,6 +318,28 @@ async fn record(
         return fault_answer(Fault::Fail, target.is_some());
     }
     passed_back(reply).await
+}
+
+/// Sends a call on to `url` as it came (its method, headers but the connection's, body); the
+/// upstream's answer, or a 502 saying why it could not be reached.
+pub(crate) async fn forward(
+    client: &reqwest::Client,
+    url: &str,
+    method: hyper::Method,
+    headers: &hyper::HeaderMap,
+    body: Bytes,
+) -> Result<reqwest::Response, Response<Full<Bytes>>> {
+    let mut request = client.request(method, url);
+    for (name, value) in headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    request.body(body).send().await.map_err(|e| {
+        let mut r = Response::new(Full::new(Bytes::from(e.to_string())));
+        *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+        r
+    })
 }
 
 /// The upstream's answer, as the caller receives it.

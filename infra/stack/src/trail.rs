@@ -303,19 +303,11 @@ async fn pass(
         .unwrap_or_else(|| "/".to_owned());
     let headers = request.headers().clone();
     let body = jit_local::http::body_bytes(request).await;
-    let mut forward = client.request(method.clone(), format!("{upstream}{path_and_query}"));
-    for (name, value) in &headers {
-        if name != "host" && name != "content-length" {
-            forward = forward.header(name, value);
-        }
-    }
-    let reply = match forward.body(body.clone()).send().await {
+    let url = format!("{upstream}{path_and_query}");
+    let sent = crate::recorder::forward(client, &url, method.clone(), &headers, body.clone());
+    let reply = match sent.await {
         Ok(reply) => reply,
-        Err(e) => {
-            let mut r = Response::new(Full::new(Bytes::from(e.to_string())));
-            *r.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-            return r;
-        }
+        Err(unreachable) => return unreachable,
     };
     let status = reply.status();
     let reply_headers = reply.headers().clone();
