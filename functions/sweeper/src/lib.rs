@@ -51,6 +51,9 @@ pub struct SweeperConfig {
     pub activity_recheck_secs: i64,
     /// How long before a covering record an event must have been stored to be in it.
     pub activity_lag_secs: i64,
+    /// How often a grant's activity is covered while it is still active (a long grant gets a
+    /// signed checkpoint of what it did so far, not only one at its end).
+    pub activity_checkpoint_secs: i64,
 }
 
 impl Default for SweeperConfig {
@@ -66,6 +69,7 @@ impl Default for SweeperConfig {
             activity_settle_secs: 900,
             activity_recheck_secs: 7200,
             activity_lag_secs: jit_core::cases::COVER_LAG_SECS,
+            activity_checkpoint_secs: 3600,
         }
     }
 }
@@ -94,6 +98,8 @@ impl SweeperConfig {
         let recheck =
             secs("JIT_ACTIVITY_RECHECK_SECS", 1)?.unwrap_or(defaults.activity_recheck_secs);
         let lag = secs("JIT_ACTIVITY_LAG_SECS", 0)?.unwrap_or(defaults.activity_lag_secs);
+        let checkpoint =
+            secs("JIT_ACTIVITY_CHECKPOINT_SECS", 60)?.unwrap_or(defaults.activity_checkpoint_secs);
         if recheck <= settle || lag >= settle {
             return Err(StartupError::Invalid {
                 name: "JIT_ACTIVITY_RECHECK_SECS",
@@ -110,6 +116,7 @@ impl SweeperConfig {
             activity_settle_secs: settle,
             activity_recheck_secs: recheck,
             activity_lag_secs: lag,
+            activity_checkpoint_secs: checkpoint,
             ..defaults
         })
     }

@@ -10,18 +10,58 @@ use std::time::Instant;
 use futures::StreamExt;
 use serde::Serialize;
 
-use jit_core::cases::Cases;
+use jit_core::cases::{Cases, CoverWhen};
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::{AuditAction, AuditRecord};
-use jit_core::domain::{Actor, Command, Grant, GrantId, GrantState, Service};
+use jit_core::domain::{Actor, Command, Grant, GrantDuration, GrantId, GrantState, Service};
 use jit_core::store::{ActivityStore, GrantStore, PageRequest, StoreError, every_page};
 use jit_core::trust::Checkpoint;
 
 use crate::Sweeper;
 use crate::revoke::NO_KEYS;
 
-/// How far back from each of its marks (settled, rechecked) a sweep looks for ended grants.
+/// How far back from each of its marks (settled, rechecked, each checkpoint interval) a sweep
+/// looks for the grants to cover.
 pub const COVER_LOOKBACK_SECS: i64 = 600;
+
+/// Whether `record` is one that may have made its grant active (an approval that was not the
+/// last one needed made nothing active; covering such a grant writes nothing).
+fn activates(record: &AuditRecord) -> bool {
+    matches!(
+        record.action,
+        AuditAction::AutoApproved | AuditAction::BreakGlassActivated | AuditAction::Approved
+    )
+}
+
+/// Whether a grant activated at `activated` reaches a checkpoint, one or more whole
+/// `interval`s after it, within the lookback before `now`.
+fn at_checkpoint(now: Timestamp, activated: Timestamp, interval: i64) -> bool {
+    let since = now.unix_seconds() - activated.unix_seconds();
+    since >= interval
+        && since <= i64::from(GrantDuration::MAX.as_secs()) + COVER_LOOKBACK_SECS
+        && since.rem_euclid(interval) < COVER_LOOKBACK_SECS
+}
+
+/// The audit-index windows holding the activations that reach a checkpoint now: the lookback
+/// before each whole interval back, up to the longest grant, with overlapping windows merged
+/// (an interval shorter than the lookback reads one window).
+fn checkpoint_windows(now: Timestamp, interval: i64) -> Vec<(Timestamp, Timestamp)> {
+    let longest = i64::from(GrantDuration::MAX.as_secs());
+    let mut windows: Vec<(i64, i64)> = Vec::new();
+    let mut back = interval;
+    while back <= longest {
+        let (from, to) = (back, back + COVER_LOOKBACK_SECS);
+        match windows.last_mut() {
+            Some(last) if from <= last.1 => last.1 = to,
+            _ => windows.push((from, to)),
+        }
+        back += interval;
+    }
+    windows
+        .into_iter()
+        .map(|(near, far)| (now.plus_secs(-far), now.plus_secs(1 - near)))
+        .collect()
+}
 use crate::iam::RolePolicies;
 use crate::reconcile::ABSENT;
 
@@ -76,13 +116,17 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
         report
     }
 
-    /// Signs what covers the activity of the grants that ended (EXPIRED or REVOKED) a settling
-    /// window ago, and again a recheck later for events CloudTrail delivered since. Each sweep
-    /// reads the audit index for the [`COVER_LOOKBACK_SECS`] before the settling mark (the
-    /// ends) and, when it found any, for the last lookback (the covering records written
-    /// since): a grant is covered once, and a missed sweep is made up by the next. The ends
-    /// around the recheck mark are looked at by each sweep in its window; a grant whose last
-    /// covering record already says the same gets nothing new.
+    /// Signs what covers the activity of grants: those that ended (EXPIRED or REVOKED) a
+    /// settling window ago, again a recheck later for events CloudTrail delivered since, and,
+    /// while a grant is active, every checkpoint interval after its activation.
+    ///
+    /// Each sweep reads the audit index for the [`COVER_LOOKBACK_SECS`] before the settling
+    /// mark (the ends), for the windows one, two, ... checkpoint intervals before now (the
+    /// activations, up to the longest grant), and, when it found any, for the last lookback
+    /// (the covering records written since): a grant is covered once per mark, and a missed
+    /// sweep is made up by the next one in the window. The ends around the recheck mark are
+    /// looked at by each sweep in its window; a grant whose last covering record already says
+    /// the same gets nothing new.
     async fn cover_activity(&self, now: Timestamp, report: &mut SweepReport) {
         let ends =
             |r: &AuditRecord| matches!(r.action, AuditAction::Expired | AuditAction::Revoked);
@@ -91,40 +135,66 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
         };
         let settled = now.plus_secs(-self.config.activity_settle_secs);
         let rechecked = now.plus_secs(-self.config.activity_recheck_secs);
-        let mut due = std::collections::BTreeSet::new();
+        // What each found grant is due for: a checkpoint while active, or cover after its end
+        // (which wins when a grant is found for both).
+        let mut candidates = std::collections::BTreeMap::new();
         // A grant that ended in the window before the settling mark was covered, if at all,
         // by a sweep at least a settling window after its end: within the last lookback.
-        let ended = read(settled.plus_secs(-COVER_LOOKBACK_SECS), settled).await;
-        let recent = match &ended {
-            Ok(records) if records.iter().any(ends) => {
-                read(now.plus_secs(-COVER_LOOKBACK_SECS), now.plus_secs(1)).await
-            }
-            _ => Ok(Vec::new()),
-        };
-        match (ended, recent) {
-            (Ok(ended), Ok(recent)) => {
-                let covered: std::collections::BTreeSet<&GrantId> = recent
+        match read(settled.plus_secs(-COVER_LOOKBACK_SECS), settled).await {
+            Ok(records) => candidates.extend(
+                records
                     .iter()
-                    .filter(|r| r.action == AuditAction::ActivityCovered)
-                    .map(|r| &r.grant_id)
-                    .collect();
-                due.extend(
-                    ended
-                        .iter()
-                        .filter(|r| ends(r) && !covered.contains(&r.grant_id))
-                        .map(|r| r.grant_id.clone()),
-                );
-            }
-            (Err(e), _) | (_, Err(e)) => report
+                    .filter(|r| ends(r))
+                    .map(|r| (r.grant_id.clone(), CoverWhen::Always)),
+            ),
+            Err(e) => report
                 .failures
                 .push(format!("finding ended grants to cover: {e}")),
+        }
+        let interval = self.config.activity_checkpoint_secs;
+        for (from, to) in checkpoint_windows(now, interval) {
+            match read(from, to).await {
+                Ok(records) => {
+                    for r in records
+                        .iter()
+                        .filter(|r| activates(r) && at_checkpoint(now, r.at, interval))
+                    {
+                        candidates
+                            .entry(r.grant_id.clone())
+                            .or_insert(CoverWhen::Active);
+                    }
+                }
+                Err(e) => report
+                    .failures
+                    .push(format!("finding active grants to checkpoint: {e}")),
+            }
+        }
+        let mut due = std::collections::BTreeMap::new();
+        if !candidates.is_empty() {
+            match read(now.plus_secs(-COVER_LOOKBACK_SECS), now.plus_secs(1)).await {
+                Ok(recent) => {
+                    let covered: std::collections::BTreeSet<&GrantId> = recent
+                        .iter()
+                        .filter(|r| r.action == AuditAction::ActivityCovered)
+                        .map(|r| &r.grant_id)
+                        .collect();
+                    due.extend(
+                        candidates
+                            .into_iter()
+                            .filter(|(id, _)| !covered.contains(id)),
+                    );
+                }
+                Err(e) => report
+                    .failures
+                    .push(format!("finding grants covered since: {e}")),
+            }
         }
         match read(rechecked.plus_secs(-COVER_LOOKBACK_SECS), rechecked).await {
             Ok(records) => due.extend(
                 records
                     .iter()
                     .filter(|r| ends(r))
-                    .map(|r| r.grant_id.clone()),
+                    .map(|r| (r.grant_id.clone(), CoverWhen::Always)),
             ),
             Err(e) => report
                 .failures
@@ -133,9 +203,9 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
         let cases = Cases::new(&self.store, &self.rules, &NO_KEYS);
         let lag = self.config.activity_lag_secs;
         let covered: Vec<_> = futures::stream::iter(due)
-            .map(|id| {
+            .map(|(id, when)| {
                 let cases = &cases;
-                async move { (cases.cover_activity(&id, now, lag).await, id) }
+                async move { (cases.cover_activity(&id, now, lag, when).await, id) }
             })
             .buffer_unordered(self.config.concurrency)
             .collect()

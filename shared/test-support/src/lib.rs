@@ -264,3 +264,59 @@ impl Reply {
         }
     }
 }
+
+/// A call made at `at` with the session the issuer names for grant `g` (its role, requester
+/// and source identity), as EventBridge delivers CloudTrail's record of it (the documented
+/// `AWS API Call via CloudTrail` shape): a read-only DynamoDB `action` with event id `event_id`.
+pub fn cloudtrail_call(g: &Grant, event_id: &str, action: &str, at: Timestamp) -> Value {
+    let account = g.role_arn.account().unwrap().to_owned();
+    let role = g.role_arn.as_str();
+    let role_name = role.rsplit('/').next().unwrap();
+    let session = jit_core::naming::role_session_name(&g.requester, &g.id);
+    let time = at.to_rfc3339();
+    serde_json::json!({
+        "version": "0",
+        "id": format!("envelope-{event_id}"),
+        "detail-type": "AWS API Call via CloudTrail",
+        "source": "aws.dynamodb",
+        "account": account,
+        "time": time,
+        "region": "us-east-1",
+        "resources": [],
+        "detail": {
+            "eventVersion": "1.09",
+            "userIdentity": {
+                "type": "AssumedRole",
+                "principalId": format!("AROAEXAMPLEID:{session}"),
+                "arn": format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session}"),
+                "accountId": account,
+                "accessKeyId": "ASIAEXAMPLE",
+                "sessionContext": {
+                    "sessionIssuer": {
+                        "type": "Role",
+                        "principalId": "AROAEXAMPLEID",
+                        "arn": role,
+                        "accountId": account,
+                        "userName": role_name
+                    },
+                    "sourceIdentity": jit_core::naming::source_identity(&g.requester),
+                    "attributes": {"creationDate": time, "mfaAuthenticated": "false"}
+                }
+            },
+            "eventTime": time,
+            "eventSource": "dynamodb.amazonaws.com",
+            "eventName": action,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.7",
+            "userAgent": "aws-cli/2.17.0",
+            "requestParameters": null,
+            "responseElements": null,
+            "readOnly": true,
+            "eventID": event_id,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": account,
+            "eventCategory": "Management"
+        }
+    })
+}

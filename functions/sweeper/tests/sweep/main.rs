@@ -7,6 +7,7 @@
     clippy::indexing_slicing
 )]
 
+mod activity;
 mod checkpoints;
 mod races;
 mod revoke;

@@ -7,7 +7,7 @@ use crate::activity::{
 };
 use crate::clock::Timestamp;
 use crate::domain::audit::AuditAction;
-use crate::domain::{Actor, Change, Command, Grant, GrantId, Service};
+use crate::domain::{Actor, Change, Command, Grant, GrantId, GrantState, Service};
 use crate::policy::{Fired, Rules};
 use crate::store::{ActivityStore, GrantStore, Recorded, StoreError, every_page};
 
@@ -101,18 +101,30 @@ pub async fn judge<S: ActivityStore>(
 /// count that claims it.
 pub const COVER_LAG_SECS: i64 = 300;
 
+/// When [`Cases::cover_activity`](super::Cases::cover_activity) covers a grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoverWhen {
+    /// Only while it is active: a checkpoint of a long grant.
+    Active,
+    /// Whatever its state (once it was active): after its end, and again for late events.
+    Always,
+}
+
 impl<S: GrantStore + ActivityStore> super::Cases<'_, S> {
     /// Signs what covers grant `id`'s activity at `now`: the count and digest of its events
     /// stored up to `now - lag_secs`, as the sweeper (an `ACTIVITY_COVERED` record; the
     /// grant's state never changes). Nothing is written when the grant was never active, or
     /// when its last covering record already says the same. The sweeper calls it once the
     /// grant has ended and CloudTrail's delay has passed, and again later for events delivered
-    /// since.
+    /// since ([`CoverWhen::Always`]), and at checkpoints while a long grant is active
+    /// ([`CoverWhen::Active`]: nothing is written once it has ended, nor before its first
+    /// event).
     pub async fn cover_activity(
         &self,
         id: &GrantId,
         now: Timestamp,
         lag_secs: i64,
+        when: CoverWhen,
     ) -> Result<Option<Change>, Refusal> {
         let noun = super::Noun::Grant;
         let (grant, records) = self
@@ -120,7 +132,9 @@ impl<S: GrantStore + ActivityStore> super::Cases<'_, S> {
             .evidence(id)
             .await?
             .ok_or(Refusal::NotFound(noun))?;
-        if grant.activated_at.is_none() {
+        if grant.activated_at.is_none()
+            || (when == CoverWhen::Active && grant.state != GrantState::Active)
+        {
             return Ok(None);
         }
         let through = now.plus_secs(-lag_secs);
@@ -135,12 +149,18 @@ impl<S: GrantStore + ActivityStore> super::Cases<'_, S> {
             .iter()
             .rev()
             .find(|r| r.action == AuditAction::ActivityCovered);
-        if let Some(last) = last {
-            let same = last.detail.get("activity_count") == Some(&count.to_string())
-                && last.detail.get("activity_digest") == Some(&digest);
-            if same {
-                return Ok(None);
+        match last {
+            Some(last) => {
+                let same = last.detail.get("activity_count") == Some(&count.to_string())
+                    && last.detail.get("activity_digest") == Some(&digest);
+                if same {
+                    return Ok(None);
+                }
             }
+            // A checkpoint of a grant that has done nothing yet would say nothing the record
+            // after its end will not.
+            None if count == 0 && when == CoverWhen::Active => return Ok(None),
+            None => {}
         }
         let actor = Actor::Service(Service::Sweeper);
         let change = super::commit(self.store, grant, noun, |grant| {

@@ -22,7 +22,7 @@ mod request;
 mod review;
 mod session;
 
-pub use activity::{ActivityOutcome, COVER_LAG_SECS, judge, record_activity};
+pub use activity::{ActivityOutcome, COVER_LAG_SECS, CoverWhen, judge, record_activity};
 pub use refusal::{Noun, Refusal};
 pub use request::OpenRequest;
 pub use review::GuardrailRevocation;

@@ -863,7 +863,7 @@ async fn a_revoking_guardrail_is_acted_on_only_as_the_stored_event_is_judged_aga
 #[tokio::test]
 async fn activity_is_covered_by_signed_records_a_late_event_waits_for_the_next_and_tampering_breaks_it()
  {
-    use jit_core::cases::{Cases, record_activity};
+    use jit_core::cases::{Cases, CoverWhen, record_activity};
     use jit_core::domain::audit::AuditAction;
     use jit_core::store::{ActivityStore, GrantStore, PageRequest};
     use jit_core::trust::{CoverageBreak, KeyRing, PublicKeys, check_coverage};
@@ -893,7 +893,7 @@ async fn activity_is_covered_by_signed_records_a_late_event_waits_for_the_next_a
 
     // Covered at 1,000 s with a 300 s lag: what was stored by 700 s.
     let change = cases
-        .cover_activity(&g.id, stored(1000), 300)
+        .cover_activity(&g.id, stored(1000), 300, CoverWhen::Always)
         .await
         .unwrap();
     let record = change.unwrap().audit().clone();
@@ -906,7 +906,7 @@ async fn activity_is_covered_by_signed_records_a_late_event_waits_for_the_next_a
     // Covering again with nothing new writes nothing.
     assert!(
         cases
-            .cover_activity(&g.id, stored(1100), 300)
+            .cover_activity(&g.id, stored(1100), 300, CoverWhen::Always)
             .await
             .unwrap()
             .is_none()
@@ -923,7 +923,7 @@ async fn activity_is_covered_by_signed_records_a_late_event_waits_for_the_next_a
     // The next covering record takes it in; the first still holds.
     assert!(
         cases
-            .cover_activity(&g.id, stored(2000), 300)
+            .cover_activity(&g.id, stored(2000), 300, CoverWhen::Always)
             .await
             .unwrap()
             .is_some()
@@ -966,7 +966,7 @@ async fn activity_is_covered_by_signed_records_a_late_event_waits_for_the_next_a
 
 #[tokio::test]
 async fn a_grant_that_was_never_active_has_no_activity_to_cover() {
-    use jit_core::cases::Cases;
+    use jit_core::cases::{Cases, CoverWhen};
     use jit_core::store::{GrantStore, MemoryStore};
     use jit_core::trust::{KeyRing, PublicKeys};
     let store = MemoryStore::new();
@@ -982,7 +982,7 @@ async fn a_grant_that_was_never_active_has_no_activity_to_cover() {
     let id = created.grant().id.clone();
     assert!(
         cases
-            .cover_activity(&id, T0.plus_secs(5000), 300)
+            .cover_activity(&id, T0.plus_secs(5000), 300, CoverWhen::Always)
             .await
             .unwrap()
             .is_none()
