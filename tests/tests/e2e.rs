@@ -34,9 +34,10 @@ mod races;
 mod schema;
 
 fn api(stack: &Stack) -> Api {
-    // With the whole suite to run (no filter), the expiry scenario starts now.
+    // With the whole suite to run (no filter), the long scenarios start now.
     if std::env::args().skip(1).all(|a| a.starts_with('-')) {
-        start_expiry_early();
+        EXPIRY.start();
+        activity::COVERAGE.start();
     }
     Api::new(&stack.api_url)
 }
@@ -592,43 +593,69 @@ async fn a_function_that_cannot_start_is_answered_as_api_gateway_would_with_noth
 
 #[tokio::test]
 async fn grants_expire_and_requests_time_out_on_the_sweep_schedule_in_real_time() {
-    start_expiry_early();
-    let running = EXPIRY
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take()
-        .expect("the expiry scenario is joined once");
-    // Its asserts ran on the scenario's own thread: a failure there fails this test here.
-    let outcome = tokio::task::spawn_blocking(move || running.join())
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
+    EXPIRY.join().await;
+}
+
+/// A scenario that waits minutes in real time, on a thread of its own from the first test that
+/// asks for the API when the whole suite runs: its waiting then overlaps the other tests
+/// instead of starting when a test thread comes free (two test threads ran the expiry
+/// scenario last once, ending the suite about 100 s later). Run alone, it starts with its own
+/// test, which joins it.
+struct LongScenario {
+    started: std::sync::Once,
+    running: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    scenario: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+}
+
+impl LongScenario {
+    const fn new(
+        scenario: fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
+    ) -> Self {
+        Self {
+            started: std::sync::Once::new(),
+            running: std::sync::Mutex::new(None),
+            scenario,
+        }
+    }
+
+    fn start(&'static self) {
+        self.started.call_once(|| {
+            let running = std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on((self.scenario)());
+            });
+            *self
+                .running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(running);
+        });
+    }
+
+    /// Waits for the scenario; its asserts ran on its own thread, so a failure there fails
+    /// the calling test here.
+    async fn join(&'static self) {
+        self.start();
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .expect("a long scenario is joined once");
+        let outcome = tokio::task::spawn_blocking(move || running.join())
+            .await
+            .unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
-/// The real-time expiry scenario, on a thread of its own from the first test that asks for
-/// the API when the whole suite runs: its five minutes of waiting then overlap the other
-/// tests instead of starting when a test thread comes free (two test threads ran it last,
-/// ending the suite about 100 s later). Run alone, it starts with its own test.
-static EXPIRY: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
-static EXPIRY_STARTED: std::sync::Once = std::sync::Once::new();
-
-fn start_expiry_early() {
-    EXPIRY_STARTED.call_once(|| {
-        let running = std::thread::spawn(|| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(expiry_scenario());
-        });
-        *EXPIRY
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(running);
-    });
-}
+/// Grants expiring and requests timing out, on a stack of their own that sweeps every 2 s.
+static EXPIRY: LongScenario = LongScenario::new(|| Box::pin(expiry_scenario()));
 
 async fn expiry_scenario() {
     // Five minutes is the shortest grant there is, so this test waits that long: a copy of the

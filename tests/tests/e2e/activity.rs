@@ -265,8 +265,56 @@ async fn a_session_the_broker_did_not_issue_is_unattributed_and_a_forged_event_i
     assert!(page.items.is_empty(), "{page:?}");
 }
 
+/// Covering a grant's activity, on the shared stack (sweeps each minute; a checkpoint once a
+/// grant has been active a minute, the record 40 s after its end, the recheck 120 s after):
+/// about five minutes of waiting, on a thread of its own.
+pub(super) static COVERAGE: super::LongScenario =
+    super::LongScenario::new(|| Box::pin(coverage_scenario()));
+
 #[tokio::test]
-async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_deleted_event() {
+async fn a_grants_activity_is_covered_while_active_after_its_end_and_for_late_events() {
+    COVERAGE.join().await;
+}
+
+/// The activity counts signed by grant `id`'s covering records, once `done` holds of them
+/// (within 240 s), with the trail that holds them.
+async fn covered_until(
+    api: &Api,
+    id: &str,
+    token: &str,
+    done: impl Fn(&[String]) -> bool,
+) -> (Vec<String>, jit_api::GrantTrail) {
+    use jit_core::domain::audit::AuditAction;
+    let mut last = Vec::new();
+    for _ in 0..120 {
+        let trail = api.as_user(token).request_trail(id).await.unwrap();
+        let counts: Vec<String> = trail
+            .records
+            .iter()
+            .filter(|r| r.record.action == AuditAction::ActivityCovered)
+            .map(|r| r.record.detail["activity_count"].clone())
+            .collect();
+        if done(&counts) {
+            return (counts, trail);
+        }
+        last = counts;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    panic!("the covering records of {id} never got there: {last:?}");
+}
+
+/// A call made with grant `id`'s session (of `requester`) at `at`, delivered by EventBridge
+/// only now (CloudTrail's delay), straight to the activity function; what it answered.
+async fn delivered_late(stack: &jit_stack::Stack, event: &serde_json::Value) -> serde_json::Value {
+    stack
+        .function("activity")
+        .unwrap()
+        .invoke(event.clone())
+        .await
+        .unwrap()
+}
+
+async fn coverage_scenario() {
     use jit_core::domain::audit::AuditAction;
     use jit_core::store::{activity_shard, activity_sort_key};
     use jit_core::trust::{CoverageBreak, KeyRing, check_chain, check_coverage};
@@ -279,36 +327,81 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
         dynamodb.list_tables().send().await.unwrap();
     }
     activity_until(&api, &id, &jo, |p| p.items.len() == 2).await;
+
+    // While the grant is active, a checkpoint signs what it did so far.
+    let (_, trail) = covered_until(&api, &id, &jo, |c| c == ["2"]).await;
+    let checkpoint = trail
+        .records
+        .iter()
+        .find(|r| r.record.action == AuditAction::ActivityCovered)
+        .unwrap();
+    assert_eq!(checkpoint.record.actor, Actor::Service(Service::Sweeper));
+    assert_eq!(
+        super::state_of(&api, &id, &jo).await.state,
+        GrantState::Active
+    );
+    let records: Vec<_> = trail.records.iter().map(|r| r.record.clone()).collect();
+    let grant_id = jit_core::domain::GrantId::parse(&id).unwrap();
+    check_chain(&grant_id, &records, &KeyRing::new(trail.keys.clone())).unwrap();
+    let coverage = check_coverage(&records, &events_of(&api, &id, &jo).await).unwrap();
+    assert_eq!((coverage.covered, coverage.not_yet_covered.len()), (2, 0));
+
     let r = super::revoke(&api, &id, &jo).await;
     assert_eq!(r.status, 200, "{}", r.body);
 
-    // Once the settling window has passed, a sweep signs what covers the grant's activity
-    // (the local stack: 40 s after the end, sweeps every minute).
-    let mut trail = None;
-    for _ in 0..100 {
-        let t = api.as_user(&jo).request_trail(&id).await.unwrap();
-        if t.records
-            .iter()
-            .any(|r| r.record.action == AuditAction::ActivityCovered)
-        {
-            trail = Some(t);
-            break;
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+    // A call made just before the revoke reaches the broker only now, and twice (EventBridge
+    // delivers at least once): it is kept once, not yet covered, and the record signed a
+    // settling window after the end covers it.
+    let session = jit_stack::trail::Session::of_grant(
+        "arn:aws:iam::333333333333:role/jit/prod-logs-ro",
+        "jo-activity",
+        &id,
+    )
+    .unwrap();
+    let late_call = |operation: &str| {
+        jit_stack::trail::api_call_event(
+            &session,
+            &jit_stack::trail::RecordedCall {
+                service: "dynamodb".into(),
+                operation: operation.into(),
+                region: "us-east-1".into(),
+                access_key: credentials.access_key_id.clone(),
+                error_code: None,
+                resources: vec![],
+                user_agent: None,
+            },
+            &super::now().plus_secs(-5).to_rfc3339(),
+        )
+    };
+    let late = late_call("DescribeLimits");
+    for recorded in ["stored", "already-stored"] {
+        let answer = delivered_late(stack, &late).await;
+        assert_eq!(
+            (&answer["outcome"], &answer["recorded"]),
+            (&serde_json::json!("attached"), &serde_json::json!(recorded)),
+            "{answer}"
+        );
     }
-    let trail = trail.expect("no ACTIVITY_COVERED record within 200 s");
+    let events = events_of(&api, &id, &jo).await;
+    assert_eq!(events.len(), 3);
+    let (_, trail) = covered_until(&api, &id, &jo, |c| c == ["2", "3"]).await;
+
+    // One delivered after that record waits for the recheck's addendum; meanwhile a check
+    // says it is not yet covered, and breaks nothing.
+    let later = late_call("DescribeEndpoints");
+    delivered_late(stack, &later).await;
     let records: Vec<_> = trail.records.iter().map(|r| r.record.clone()).collect();
-    let covering = records
-        .iter()
-        .find(|r| r.action == AuditAction::ActivityCovered)
-        .unwrap();
-    assert_eq!(covering.actor, Actor::Service(Service::Sweeper));
-    assert_eq!(covering.detail["activity_count"], "2");
-    let grant_id = jit_core::domain::GrantId::parse(&id).unwrap();
+    let coverage = check_coverage(&records, &events_of(&api, &id, &jo).await).unwrap();
+    assert_eq!(
+        coverage.not_yet_covered,
+        [later["detail"]["eventID"].as_str().unwrap()]
+    );
+    let (_, trail) = covered_until(&api, &id, &jo, |c| c == ["2", "3", "4"]).await;
+    let records: Vec<_> = trail.records.iter().map(|r| r.record.clone()).collect();
     check_chain(&grant_id, &records, &KeyRing::new(trail.keys.clone())).unwrap();
     let events = events_of(&api, &id, &jo).await;
     let coverage = check_coverage(&records, &events).unwrap();
-    assert_eq!((coverage.covered, coverage.not_yet_covered.len()), (2, 0));
+    assert_eq!((coverage.covered, coverage.not_yet_covered.len()), (4, 0));
 
     // An auditor's export carrying the grant's activity checks it against the record; one
     // without it says the grant's activity went unchecked.
@@ -320,7 +413,7 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
     export.activity.insert(grant_id.clone(), events.clone());
     let with = jit_core::trust::verify_export(&export, Some(&pinned), super::now()).unwrap();
     assert_eq!(with.activity_unchecked, without.activity_unchecked - 1);
-    assert!(with.activity_covered >= 2, "{with:?}");
+    assert!(with.activity_covered >= 4, "{with:?}");
 
     // Someone with write access to the table deletes one event: the signed record catches it.
     let gone = &events[0];
@@ -342,7 +435,7 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
         .await
         .unwrap();
     let left = events_of(&api, &id, &jo).await;
-    assert_eq!(left.len(), 1);
+    assert_eq!(left.len(), 3);
     match check_coverage(&records, &left) {
         Err(CoverageBreak::Mismatch {
             signed_count: 2,
@@ -356,4 +449,74 @@ async fn an_ended_grants_activity_is_covered_by_a_signed_record_that_catches_a_d
         Err(jit_core::trust::ExportBreak::Activity { grant_id: g, .. }) => assert_eq!(g, grant_id),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_flood_of_events_on_a_grant_does_not_hold_up_its_revocation() {
+    use futures::StreamExt;
+    /// More events than the activity function's instances store in the time a revoke takes.
+    const FLOOD: u64 = 600;
+
+    let stack = shared().unwrap();
+    let (api, kim, id, credentials) = granted(stack, "kim-activity").await;
+    let session = jit_stack::trail::Session::of_grant(
+        "arn:aws:iam::333333333333:role/jit/prod-logs-ro",
+        "kim-activity",
+        &id,
+    )
+    .unwrap();
+    let at = super::now().to_rfc3339();
+    let events: Vec<_> = (0..FLOOD)
+        .map(|_| {
+            jit_stack::trail::api_call_event(
+                &session,
+                &jit_stack::trail::RecordedCall {
+                    service: "dynamodb".into(),
+                    operation: "ListTables".into(),
+                    region: "us-east-1".into(),
+                    access_key: credentials.access_key_id.clone(),
+                    error_code: None,
+                    resources: vec![],
+                    user_agent: None,
+                },
+                &at,
+            )
+        })
+        .collect();
+    let activity = stack.function("activity").unwrap();
+    // Sixteen deliveries at a time, as EventBridge would send a busy session's calls.
+    let flood = futures::stream::iter(events)
+        .map(|event| activity.invoke(event))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>();
+    // Once the flood is under way, the requester revokes the grant.
+    let revoking = async {
+        activity_until(&api, &id, &kim, |p| p.stored > 0).await;
+        let r = super::revoke(&api, &id, &kim).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let state = super::state_of(&api, &id, &kim).await.state;
+        let page = api
+            .as_user(&kim)
+            .request_activity(&id, 1, None)
+            .await
+            .unwrap();
+        (state, page.stored)
+    };
+    let (answers, (state, stored_by_then)) = tokio::join!(flood, revoking);
+    assert_eq!(state, GrantState::Revoked);
+    assert!(
+        stored_by_then < FLOOD,
+        "the revocation was done only after all {FLOOD} events were stored"
+    );
+    // Every event of the flood was kept (each once), after the revocation as before it.
+    for answer in answers {
+        let answer = answer.unwrap();
+        assert_eq!(answer["outcome"], "attached", "{answer}");
+    }
+    let page = api
+        .as_user(&kim)
+        .request_activity(&id, 1, None)
+        .await
+        .unwrap();
+    assert_eq!(page.stored, FLOOD);
 }
