@@ -182,6 +182,14 @@ function view(title, ...content) {
   document.title = `${title} · jit-access`;
 }
 
+// What an export's check said of the grants' activity.
+function activityVerdict(summary) {
+  const n = (count, noun) => `${count} ${noun}${count === 1 ? "" : "s"}`;
+  const unchecked = summary.activityUnchecked
+    ? ` The activity of ${n(summary.activityUnchecked, "covered grant")} is not in the export: unchecked.` : "";
+  return `Activity checked for ${n(summary.activityGrants, "grant")}: ${n(summary.activityCovered, "event")} covered by signed records, ${summary.activityNotYetCovered} not yet covered.${unchecked}`;
+}
+
 function failure(e) {
   return h("p", { class: "error", role: "alert" }, e.message || String(e));
 }
@@ -513,12 +521,29 @@ async function auditPage() {
         for (const c of page.checkpoints) if (!exp.checkpoints.some((x) => x.seq === c.seq)) exp.checkpoints.push(c);
         next = page.next;
       } while (next);
+      // The activity of each grant a record in the range covers, every page, as `jit audit
+      // export` carries it.
+      exp.activity = {};
+      const covered = new Set(exp.records.filter((r) => r.action === "ACTIVITY_COVERED").map((r) => r.grant_id));
+      for (const grantId of covered) {
+        const events = [];
+        let after = null;
+        for (;;) {
+          const q = new URLSearchParams({ limit: "100" });
+          if (after) q.set("next", after);
+          const page = await api("GET", `/requests/${encodeURIComponent(grantId)}/activity?${q}`);
+          if (!page.items.length) break;
+          events.push(...page.items.map(({ at, hash, ...event }) => event));
+          after = page.next;
+        }
+        exp.activity[grantId] = events;
+      }
       const summary = await verifyExport(exp);
       const blob = new Blob([JSON.stringify(exp, null, 2)], { type: "application/json" });
       result.replaceChildren(
         h("p", { id: "audit-check", class: summary.problem ? "error" : "ok" },
           summary.problem ? `The export does not verify: ${summary.problem}`
-            : `Verified: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints; every hash, link, signature, head and checkpoint holds, and every period closed by then has its checkpoint.`),
+            : `Verified: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints; every hash, link, signature, head and checkpoint holds, and every period closed by then has its checkpoint. ${activityVerdict(summary)}`),
         h("p", {}, h("a", { href: URL.createObjectURL(blob), download: `jit-audit-${from.value}.json` }, "Download the export")),
         h("p", { class: "hint" }, "For an independent check, run `jit audit export` and `jit audit verify` with keys you pinned yourself."));
     } catch (e) {
@@ -547,7 +572,7 @@ async function auditPage() {
       const summary = await verifyExport(exp, { keys });
       fileResult.replaceChildren(h("p", { id: "file-check", class: summary.problem ? "error" : "ok" },
         summary.problem ? `The file does not verify against this deployment's keys: ${summary.problem}`
-          : `Verified against this deployment's keys: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints.`));
+          : `Verified against this deployment's keys: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints. ${activityVerdict(summary)}`));
     } catch (e) {
       fileResult.replaceChildren(h("p", { id: "file-check", class: "error" }, e.message || String(e)));
     }

@@ -281,15 +281,19 @@ function checkCoverage(exp, cps, now) {
 }
 
 // An export (pages of GET /audit merged: from, to, records, heads, checkpoints, keys,
-// checkpoint_period, exported_at). With `options.keys`, signatures must verify under those
-// keys (ones obtained separately) and not the ones the export carries; `options.now` is the
-// verifier's clock in unix seconds. Returns { problem, grants, records, checkpoints,
-// checkpointedFrom, checkpointedUntil }.
+// checkpoint_period, exported_at; and `activity`, each covered grant's kept events by grant
+// id). With `options.keys`, signatures must verify under those keys (ones obtained
+// separately) and not the ones the export carries; `options.now` is the verifier's clock in
+// unix seconds. Returns { problem, grants, records, checkpoints, checkpointedFrom,
+// checkpointedUntil, activityGrants, activityCovered, activityNotYetCovered,
+// activityUnchecked }: a covered grant whose activity the export lacks is unchecked, as
+// `jit audit verify` says.
 export async function verifyExport(exp, options = {}) {
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const summary = {
     problem: null, grants: 0, records: exp.records.length, checkpoints: exp.checkpoints.length,
     checkpointedFrom: null, checkpointedUntil: null,
+    activityGrants: 0, activityCovered: 0, activityNotYetCovered: 0, activityUnchecked: 0,
   };
   try {
     const ring = await keyRing(options.keys || exp.keys);
@@ -340,6 +344,17 @@ export async function verifyExport(exp, options = {}) {
       prev = c;
     }
     checkCoverage(exp, cps, now);
+    // The activity of each grant with a covering record, when the export carries it.
+    for (const [grantId, records] of byGrant) {
+      if (!records.some((r) => r.action === "ACTIVITY_COVERED")) continue;
+      const events = (exp.activity || {})[grantId];
+      if (!events) { summary.activityUnchecked += 1; continue; }
+      const v = await verifyActivity(records, events);
+      if (v.problem) throw `grant ${grantId}'s activity: ${v.problem}`;
+      summary.activityGrants += 1;
+      summary.activityCovered += v.covered;
+      summary.activityNotYetCovered += v.notYetCovered;
+    }
     if (cps.length) {
       summary.checkpointedFrom = cps[0].period_start;
       summary.checkpointedUntil = cps[cps.length - 1].period_end;
@@ -361,9 +376,10 @@ export function parseExport(text) {
       from: whole.from, to: whole.to, records: whole.records, heads: whole.heads || [],
       checkpoints: whole.checkpoints || [], keys: whole.keys || [],
       checkpoint_period: whole.checkpoint_period, exported_at: whole.exported_at,
+      activity: whole.activity || {},
     };
   }
-  const exp = { from: null, to: null, records: [], heads: [], checkpoints: [], keys: [] };
+  const exp = { from: null, to: null, records: [], heads: [], checkpoints: [], keys: [], activity: {} };
   trimmed.split("\n").forEach((line, i) => {
     if (!line.trim()) return;
     let item;
@@ -375,6 +391,7 @@ export function parseExport(text) {
     else if (type === "checkpoint") exp.checkpoints.push(rest);
     else if (type === "head") exp.heads.push(rest);
     else if (type === "record") exp.records.push(rest);
+    else if (type === "activity") exp.activity[rest.grant] = rest.events;
     else throw `line ${i + 1} is not an export item (type ${JSON.stringify(type)})`;
   });
   return exp;

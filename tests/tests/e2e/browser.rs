@@ -42,7 +42,10 @@ async fn nav(b: &Browser, label: &str) {
 
 #[tokio::test]
 async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_revocation() {
-    let stack = start(options("browser")).unwrap();
+    // A sweep every 5 s, so alice's grant's activity is covered soon after its end (40 s).
+    let mut opts = options("browser");
+    opts.sweep_every = Some(std::time::Duration::from_secs(5));
+    let stack = start(opts).unwrap();
     let shots = jit_local::target_dir().join("screenshots");
     let b = Browser::start(shots.clone()).await.unwrap();
     let home = format!("{}/", stack.api_url);
@@ -53,7 +56,7 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     alice_revokes_it(&b).await;
     the_pages_verifier_refuses_a_changed_trail(&b, &stack, &id).await;
     nothing_ran_and_nothing_was_kept(&b).await;
-    sue_audits(&b, &stack).await;
+    sue_audits(&b, &stack, &id).await;
     the_content_policy_holds(&b).await;
     eprintln!("screenshots in {}", shots.display());
     b.quit().await;
@@ -350,10 +353,13 @@ async fn nothing_ran_and_nothing_was_kept(b: &Browser) {
     );
 }
 
-/// sue, an auditor, exports today's trail and the page verifies it; then saved exports,
-/// checked by the page against the keys the deployment serves: as made, and tampered,
-/// shortened, re-signed with other keys, or with checkpoints missing.
-async fn sue_audits(b: &Browser, stack: &jit_stack::Stack) {
+/// sue, an auditor, exports today's trail and the page verifies it, with the activity of the
+/// grants it covers (alice's call, once the sweeper has signed what covers it); then saved
+/// exports, checked by the page against the keys the deployment serves: as made, and
+/// tampered, shortened, re-signed with other keys, with checkpoints missing, or with an
+/// activity event deleted.
+async fn sue_audits(b: &Browser, stack: &jit_stack::Stack, id: &str) {
+    covered(stack, id).await;
     sign_out(b).await;
     sign_in(b, "sue").await;
     nav(b, "Audit").await;
@@ -361,11 +367,35 @@ async fn sue_audits(b: &Browser, stack: &jit_stack::Stack) {
     b.click(&export).await.unwrap();
     let verdict = b.text_of("#audit-check").await.unwrap();
     assert!(verdict.starts_with("Verified: "), "{verdict}");
+    assert!(
+        verdict.contains("1 event covered by signed records, 0 not yet covered"),
+        "{verdict}"
+    );
+    assert!(!verdict.contains("unchecked"), "{verdict}");
     b.screenshot("08-audit").await.unwrap();
 
     // Saved exports, checked by the page against the keys the deployment serves: as made, and
     // tampered, shortened, re-signed with other keys, or with checkpoints missing.
-    check_saved_exports(b, stack).await;
+    check_saved_exports(b, stack, id).await;
+}
+
+/// Waits (up to 200 s) until the sweeper has signed what covers grant `id`'s activity (the
+/// local stack: 40 s after its end).
+async fn covered(stack: &jit_stack::Stack, id: &str) {
+    let api = jit_e2e::Api::new(&stack.api_url);
+    let sue = stack.token("sue-waits", &["security"]);
+    for _ in 0..100 {
+        let trail = api.as_user(&sue).request_trail(id).await.unwrap();
+        if trail
+            .records
+            .iter()
+            .any(|r| r.record.action == jit_core::domain::audit::AuditAction::ActivityCovered)
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    panic!("grant {id}'s activity was not covered within 200 s");
 }
 
 /// The strict policy never had to refuse anything the page itself does, and it does refuse
@@ -472,10 +502,20 @@ fn resigned(export: &AuditExport, keys: &LocalKeys) -> AuditExport {
     out
 }
 
-async fn check_saved_exports(b: &Browser, stack: &jit_stack::Stack) {
+async fn check_saved_exports(b: &Browser, stack: &jit_stack::Stack, id: &str) {
     let api = jit_e2e::Api::new(&stack.api_url);
     let sue = stack.token("sue-files", &["security"]);
-    let (export, due) = export_with_a_due_checkpoint(&api, &sue).await;
+    let (mut export, due) = export_with_a_due_checkpoint(&api, &sue).await;
+    // With alice's grant's activity, as `jit audit export` carries it.
+    let grant = GrantId::parse(id).unwrap();
+    let page = api
+        .as_user(&sue)
+        .request_activity(id, 100, None)
+        .await
+        .unwrap();
+    let events: Vec<_> = page.items.into_iter().map(|a| a.activity).collect();
+    assert_eq!(events.len(), 1);
+    export.activity.insert(grant.clone(), events);
     let cut = export.checkpoints[due].clone();
     let now = || {
         jit_core::clock::Timestamp::from_unix_seconds(
@@ -508,6 +548,9 @@ async fn check_saved_exports(b: &Browser, stack: &jit_stack::Stack) {
     let mut gap = export.clone();
     assert!(gap.checkpoints.len() >= 3, "{:?}", gap.checkpoints);
     gap.checkpoints.remove(1);
+    // alice's call deleted from what the export carries of her grant's activity.
+    let mut deleted = export.clone();
+    deleted.activity.insert(grant.clone(), Vec::new());
 
     let cases: Vec<(&str, AuditExport, &str)> = vec![
         (
@@ -520,6 +563,7 @@ async fn check_saved_exports(b: &Browser, stack: &jit_stack::Stack) {
         ("re-signed", forged, "not one of the functions' keys"),
         ("checkpoints-truncated", truncated, "has no checkpoint"),
         ("checkpoint-gap", gap, "checkpoints were removed"),
+        ("activity-deleted", deleted, "signed 1 events stored up to"),
     ];
     let dir = jit_local::target_dir()
         .join("jit-e2e")
@@ -545,7 +589,12 @@ async fn check_saved_exports(b: &Browser, stack: &jit_stack::Stack) {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
         assert!(verdict.contains(expected), "{name}: {verdict}");
-        if name != "as-made" {
+        if name == "as-made" {
+            assert!(
+                verdict.contains("1 event covered by signed records"),
+                "{verdict}"
+            );
+        } else {
             assert!(
                 verdict.starts_with("The file does not verify"),
                 "{name}: {verdict}"
