@@ -10,7 +10,7 @@ use jit_activity::{ActivityFunction, LambdaHandover};
 use jit_core::clock::SystemClock;
 use jit_core::policy::Rules;
 use jit_core::store::DynamoStore;
-use jit_http::startup::{StartupError, aws_timeouts, setting};
+use jit_http::startup::{StartupError, aws_timeouts, ms, setting};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -21,15 +21,17 @@ async fn main() -> Result<(), Error> {
     let sweeper = setting("JIT_SWEEPER_FUNCTION").ok_or(StartupError::Missing {
         name: "JIT_SWEEPER_FUNCTION",
     })?;
-    let rules = tokio::task::spawn_blocking(Rules::load_from_env);
+    let started = std::time::Instant::now();
+    let rules = tokio::task::spawn_blocking(move || (Rules::load_from_env(), started.elapsed()));
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(aws_timeouts())
         .load()
         .await;
-    let rules = rules
+    let aws_config_took = started.elapsed();
+    let (rules, policies_took) = rules
         .await
-        .map_err(|e| StartupError::Panicked(e.to_string()))?
-        .map_err(StartupError::Policies)?;
+        .map_err(|e| StartupError::Panicked(e.to_string()))?;
+    let rules = rules.map_err(StartupError::Policies)?;
     // The hand-over waits for the sweeper's revocation (IAM included): a longer budget than
     // the table's calls get.
     let lambda_config = aws_sdk_lambda::config::Builder::from(&aws)
@@ -46,6 +48,12 @@ async fn main() -> Result<(), Error> {
         handover: LambdaHandover::new(aws_sdk_lambda::Client::from_conf(lambda_config), sweeper),
         clock: Arc::new(SystemClock),
     });
+    tracing::info!(
+        policies_ms = ms(policies_took),
+        aws_config_ms = ms(aws_config_took),
+        total_ms = ms(started.elapsed()),
+        "init phases"
+    );
     tracing::info!(policy_hash = %function.rules.hash(), "activity ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let function = Arc::clone(&function);

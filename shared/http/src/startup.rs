@@ -173,7 +173,7 @@ pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
 }
 
 /// Milliseconds, to a tenth.
-fn ms(took: Duration) -> f64 {
+pub fn ms(took: Duration) -> f64 {
     (took.as_secs_f64() * 10_000.0).round() / 10.0
 }
 

@@ -889,3 +889,135 @@ async fn targets_lists_what_each_caller_may_ask_for_and_when_a_ticket_is_needed(
     let nobody = h.call(NOBODY, "GET /targets", "/targets", None).await;
     assert_eq!(nobody.status, 401, "{}", nobody.body);
 }
+
+#[tokio::test]
+async fn a_grants_activity_is_paged_to_whoever_may_see_it_and_bad_pages_are_refused() {
+    use jit_core::cases::{ActivityOutcome, record_activity};
+    use jit_core::domain::{Command, SessionKind};
+
+    let h = Harness::new("activity-route").await;
+    let id = h.request(ALICE, "prod-logs-ro", "1h").await;
+    // The rules' approval (as the approver commits it), then alice pulls a session; three
+    // calls of hers arrive.
+    let grant_id = GrantId::parse(&id).unwrap();
+    let store = &h.app.store;
+    let grant = store.get(&grant_id).await.unwrap().unwrap();
+    let change = grant
+        .apply(
+            jit_test_support::auto_approve(),
+            &jit_test_support::by_approver(),
+            WEDNESDAY_10,
+        )
+        .unwrap();
+    store.commit(&change).await.unwrap();
+    let grant = change.grant().clone();
+    let change = grant
+        .apply(
+            Command::IssueSession {
+                kind: SessionKind::Cli,
+                expires_at: WEDNESDAY_10.plus_secs(3600),
+            },
+            &jit_core::domain::Actor::User(grant.requester.clone()),
+            WEDNESDAY_10,
+        )
+        .unwrap();
+    store.commit(&change).await.unwrap();
+    let grant = change.grant().clone();
+    for (n, action) in ["ListTables", "DescribeTable", "Scan"].iter().enumerate() {
+        let event = jit_test_support::cloudtrail_call(
+            &grant,
+            &format!("call-{n}"),
+            action,
+            WEDNESDAY_10.plus_secs(10 * n as i64),
+        );
+        let outcome = record_activity(
+            store,
+            &h.app.rules,
+            &serde_json::from_value(event).unwrap(),
+            WEDNESDAY_10.plus_secs(60),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(outcome, ActivityOutcome::Attached { .. }),
+            "{outcome:?}"
+        );
+    }
+
+    // Whoever may see the request sees its activity; anyone else is told there is none.
+    let path = format!("/requests/{id}/activity");
+    for (who, status) in SEES_ALICES_REQUEST {
+        let reply = h
+            .call(who, "GET /requests/{id}/activity", &path, None)
+            .await;
+        assert_eq!(reply.status, status, "{who:?}: {}", reply.body);
+        if status == 200 {
+            assert_eq!(reply.body["stored"], 3);
+            assert_eq!(reply.body["items"].as_array().unwrap().len(), 3);
+        }
+    }
+
+    // Pages of two, oldest first, each with a cursor after its last event.
+    let mut actions = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..3 {
+        let query = match &next {
+            Some(n) => format!("{path}?limit=2&next={n}"),
+            None => format!("{path}?limit=2"),
+        };
+        let page = h
+            .call(ALICE, "GET /requests/{id}/activity", &query, None)
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        let items = page.body["items"].as_array().unwrap();
+        actions.extend(
+            items
+                .iter()
+                .map(|i| i["action"].as_str().unwrap().to_owned()),
+        );
+        assert_eq!(
+            page.body["next"].is_string(),
+            !items.is_empty(),
+            "{}",
+            page.body
+        );
+        if items.is_empty() {
+            break;
+        }
+        next = page.body["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(actions, ["ListTables", "DescribeTable", "Scan"]);
+
+    for (query, detail) in [
+        ("limit=0", "limit `0` must be a number from 1 to 100"),
+        ("limit=101", "limit `101` must be a number from 1 to 100"),
+        ("limit=abc", "limit `abc` must be a number from 1 to 100"),
+        ("next=garbage", "the page cursor is not valid"),
+        ("next=GRANT", "the page cursor is not valid"),
+    ] {
+        let reply = h
+            .call(
+                ALICE,
+                "GET /requests/{id}/activity",
+                &format!("{path}?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert!(
+            reply.detail().starts_with(detail),
+            "{query}: {}",
+            reply.detail()
+        );
+    }
+    let unknown = GrantId::generate(WEDNESDAY_10);
+    let reply = h
+        .call(
+            ALICE,
+            "GET /requests/{id}/activity",
+            &format!("/requests/{unknown}/activity"),
+            None,
+        )
+        .await;
+    reply.assert_detail(404, "no request with that id is visible to you");
+}
