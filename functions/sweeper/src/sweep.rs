@@ -33,24 +33,32 @@ fn activates(record: &AuditRecord) -> bool {
     )
 }
 
+/// How long after each checkpoint mark a sweep still takes it: five minutes, or half the
+/// interval if that is shorter. Within it, a sweep checks a grant that did nothing again (only
+/// a written record is remembered), so it is kept short; a mark every sweep missed is made up
+/// by the next one, and the record after the grant's end covers everything anyway.
+fn checkpoint_slice(interval: i64) -> i64 {
+    (interval / 2).min(300)
+}
+
 /// Whether a grant activated at `activated` reaches a checkpoint, one or more whole
-/// `interval`s after it, within the lookback before `now`.
+/// `interval`s after it, within the slice before `now`.
 fn at_checkpoint(now: Timestamp, activated: Timestamp, interval: i64) -> bool {
     let since = now.unix_seconds() - activated.unix_seconds();
     since >= interval
         && since <= i64::from(GrantDuration::MAX.as_secs()) + COVER_LOOKBACK_SECS
-        && since.rem_euclid(interval) < COVER_LOOKBACK_SECS
+        && since.rem_euclid(interval) < checkpoint_slice(interval)
 }
 
-/// The audit-index windows holding the activations that reach a checkpoint now: the lookback
-/// before each whole interval back, up to the longest grant, with overlapping windows merged
-/// (an interval shorter than the lookback reads one window).
+/// The audit-index windows holding the activations that reach a checkpoint now: the slice
+/// before each whole interval back, up to the longest grant (disjoint, since a slice is at
+/// most half an interval).
 fn checkpoint_windows(now: Timestamp, interval: i64) -> Vec<(Timestamp, Timestamp)> {
     let longest = i64::from(GrantDuration::MAX.as_secs());
     let mut windows: Vec<(i64, i64)> = Vec::new();
     let mut back = interval;
     while back <= longest {
-        let (from, to) = (back, back + COVER_LOOKBACK_SECS);
+        let (from, to) = (back, back + checkpoint_slice(interval));
         match windows.last_mut() {
             Some(last) if from <= last.1 => last.1 = to,
             _ => windows.push((from, to)),

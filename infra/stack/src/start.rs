@@ -275,7 +275,7 @@ fn environment(
         ("JIT_ACTIVITY_SETTLE_SECS", "40".to_owned()),
         ("JIT_ACTIVITY_RECHECK_SECS", "120".to_owned()),
         ("JIT_ACTIVITY_LAG_SECS", "35".to_owned()),
-        ("JIT_ACTIVITY_CHECKPOINT_SECS", "60".to_owned()),
+        ("JIT_ACTIVITY_CHECKPOINT_SECS", "120".to_owned()),
         ("HOME", home.display().to_string()),
         ("PATH", std::env::var("PATH").unwrap_or_default()),
     ] {

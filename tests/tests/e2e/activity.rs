@@ -266,7 +266,7 @@ async fn a_session_the_broker_did_not_issue_is_unattributed_and_a_forged_event_i
 }
 
 /// Covering a grant's activity, on the shared stack (sweeps each minute; a checkpoint once a
-/// grant has been active a minute, the record 40 s after its end, the recheck 120 s after):
+/// grant has been active two minutes, the record 40 s after its end, the recheck 120 s after):
 /// about five minutes of waiting, on a thread of its own.
 pub(super) static COVERAGE: super::LongScenario =
     super::LongScenario::new(|| Box::pin(coverage_scenario()));

@@ -97,9 +97,11 @@ impl Harness {
         o.sweep_every = Some(Duration::from_secs(24 * 3600));
         // Coverage of ended grants' activity waits a day here: a sweep makes the same calls
         // each time, whatever the cases before it revoked (the activity suite covers it).
+        // Checkpoints of active grants' activity likewise: past the longest grant, none.
         for (name, secs) in [
             ("JIT_ACTIVITY_SETTLE_SECS", "86000"),
             ("JIT_ACTIVITY_RECHECK_SECS", "86400"),
+            ("JIT_ACTIVITY_CHECKPOINT_SECS", "86400"),
         ] {
             o.function_env
                 .push(("sweeper".into(), name.into(), secs.into()));
@@ -380,13 +382,19 @@ impl Harness {
     }
 }
 
-/// How many calls `op` makes when nothing fails, once its function is warm.
+/// How many calls `op` makes when nothing fails, once its function is warm: the fewest of
+/// three runs, since a run the stack hands to a new instance (the approver's stream poll
+/// holding the warm one) also counts that instance's background read of the four public keys.
 async fn calls_of(h: &Harness, op: Op) -> usize {
     let (_, warm, _) = h.run(op, None).await;
     h.check(op, &warm).await.unwrap();
-    let (_, outcome, calls) = h.run(op, None).await;
-    h.check(op, &outcome).await.unwrap();
-    calls
+    let mut fewest = usize::MAX;
+    for _ in 0..3 {
+        let (_, outcome, calls) = h.run(op, None).await;
+        h.check(op, &outcome).await.unwrap();
+        fewest = fewest.min(calls);
+    }
+    fewest
 }
 
 #[tokio::test]
