@@ -725,3 +725,50 @@ async fn expiry_scenario() {
         verified_export(&stack, &api, &stack.token("ann-timing", &["security"])).await;
     assert!(summary.periods >= 3, "{summary:?}");
 }
+
+#[tokio::test]
+async fn a_request_the_rules_refuse_leaves_a_metric_and_a_log_line_not_a_write() {
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let dan = stack.token("dan-refused", &["dba"]);
+    let asked =
+        json!({"target": "prod-db-admin", "duration": "1h", "reason": "rotating credentials"});
+    let refused = send(&api, post("/requests".to_owned()), &dan, Some(asked)).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    // Intake's log holds the refusal as one Embedded Metric Format line an auditor can query
+    // (the local stack prefixes each line with the instance's name).
+    let log_path = stack.state_dir.join("logs/intake.log");
+    let mut line = None;
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok())
+            .find(|l| l["requester"] == "dan-refused");
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let line = line.expect("a RequestRefused line in intake's log");
+    assert_eq!(line["RequestRefused"], 1, "{line}");
+    assert_eq!(line["Target"], "prod-db-admin", "{line}");
+    assert_eq!(line["policies"], "admin-needs-a-ticket", "{line}");
+    assert_eq!(line["duration_secs"], "3600", "{line}");
+    assert_eq!(line["break_glass"], "false", "{line}");
+    assert!(
+        line["why"].as_str().unwrap().contains("needs a ticket"),
+        "{line}"
+    );
+    let metric = &line["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(metric["Namespace"], "JitAccess");
+    assert_eq!(metric["Dimensions"], json!([["Target"]]));
+    assert_eq!(metric["Metrics"][0]["Name"], "RequestRefused");
+    // Nothing was written: dan has no request.
+    let mine = api
+        .call("GET", "/requests?scope=mine", Some(&dan), None)
+        .await
+        .unwrap();
+    assert_eq!(mine.status, 200, "{}", mine.body);
+    assert_eq!(mine.body["items"], json!([]), "{}", mine.body);
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use jit_api::{ActivityPage, ActivityView, GrantView, Page as PageView};
-use jit_core::cases::{Cases, Noun, OpenRequest};
+use jit_core::cases::{Cases, Noun, OpenRequest, Refusal};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Grant, GrantDuration, GrantState, Reason, TargetId, Ticket};
 use jit_core::identity::Caller;
@@ -116,7 +116,8 @@ impl<S: GrantStore> App<S> {
             ticket: self.ticket(body.ticket)?,
             break_glass: body.break_glass,
         };
-        let created = self
+        let asked = (input.target.clone(), input.duration, input.break_glass);
+        let created = match self
             .cases()
             .open_request(
                 &call.caller,
@@ -125,7 +126,16 @@ impl<S: GrantStore> App<S> {
                 self.config.idempotency_ttl_secs,
                 call.now,
             )
-            .await?;
+            .await
+        {
+            Ok(created) => created,
+            Err(refusal) => {
+                if let Refusal::Forbidden { why, policies } = &refusal {
+                    refused_by_the_rules(call, &asked, why, policies.as_deref());
+                }
+                return Err(refusal.into());
+            }
+        };
         let grant = created.grant();
         let mut response = json(StatusCode::CREATED, &GrantView::from(grant));
         let headers = response.headers_mut();
@@ -370,4 +380,36 @@ fn page_limit(call: &Call<'_>) -> Result<u32, Problem> {
             ))),
         },
     }
+}
+
+/// A request the rules refused leaves no table write (a flood of refusals must not write) but
+/// one log line, in Embedded Metric Format: the `RequestRefused` metric by target, with who
+/// asked for what, the policies that decided and why, for an auditor's Logs Insights query
+/// (README: Denials on record) and `jit report`.
+fn refused_by_the_rules(
+    call: &Call<'_>,
+    (target, duration, break_glass): &(TargetId, GrantDuration, bool),
+    why: &str,
+    policies: Option<&[String]>,
+) {
+    let duration = duration.as_secs().to_string();
+    let policies = policies.unwrap_or_default().join(",");
+    println!(
+        "{}",
+        jit_http::metric::count(
+            "RequestRefused",
+            1,
+            call.now,
+            &["Target"],
+            &[
+                ("Target", target.as_str()),
+                ("event", "request refused by the rules"),
+                ("requester", call.caller.user.as_str()),
+                ("duration_secs", &duration),
+                ("break_glass", if *break_glass { "true" } else { "false" }),
+                ("policies", &policies),
+                ("why", why),
+            ],
+        )
+    );
 }

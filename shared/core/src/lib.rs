@@ -9,6 +9,7 @@ pub mod clock;
 pub mod domain;
 pub mod identity;
 pub mod naming;
+pub mod ocsf;
 pub mod policy;
 pub mod revocation;
 pub mod store;

@@ -16,6 +16,7 @@ mod import;
 mod layering;
 mod lifecycle;
 mod lifecycle_properties;
+mod ocsf;
 mod policy;
 mod store_contract;
 mod table_layout;
