@@ -153,13 +153,21 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
         let mut candidates = std::collections::BTreeMap::new();
         // A grant that ended in the window before the settling mark was covered, if at all,
         // by a sweep at least a settling window after its end: within the last lookback.
-        match read(settled.plus_secs(-COVER_LOOKBACK_SECS), settled).await {
-            Ok(records) => candidates.extend(
-                records
-                    .iter()
-                    .filter(|r| ends(r))
-                    .map(|r| (r.grant_id.clone(), CoverWhen::Always)),
-            ),
+        // The grants that ended in the lookback before `mark`, each to be covered whatever
+        // its state now.
+        let ended = |mark: Timestamp| async move {
+            read(mark.plus_secs(-COVER_LOOKBACK_SECS), mark)
+                .await
+                .map(|records| {
+                    records
+                        .into_iter()
+                        .filter(ends)
+                        .map(|r| (r.grant_id, CoverWhen::Always))
+                        .collect::<Vec<_>>()
+                })
+        };
+        match ended(settled).await {
+            Ok(found) => candidates.extend(found),
             Err(e) => report
                 .failures
                 .push(format!("finding ended grants to cover: {e}")),
@@ -202,13 +210,8 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
                     .push(format!("finding grants covered since: {e}")),
             }
         }
-        match read(rechecked.plus_secs(-COVER_LOOKBACK_SECS), rechecked).await {
-            Ok(records) => due.extend(
-                records
-                    .iter()
-                    .filter(|r| ends(r))
-                    .map(|r| (r.grant_id.clone(), CoverWhen::Always)),
-            ),
+        match ended(rechecked).await {
+            Ok(found) => due.extend(found),
             Err(e) => report
                 .failures
                 .push(format!("finding ended grants to cover again: {e}")),

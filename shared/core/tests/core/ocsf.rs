@@ -44,6 +44,16 @@ fn step(
     change.grant().clone()
 }
 
+/// What the events of `g`'s records say of it, its requester as `requester`.
+fn subject_of<'a>(g: &'a Grant, requester: &'a str) -> GrantSubject<'a> {
+    GrantSubject {
+        grant_id: &g.id,
+        requester,
+        target: &g.target,
+        role_arn: &g.role_arn,
+    }
+}
+
 /// A pseudonym that is visibly not the subject.
 fn pseudonym(user: &UserId) -> String {
     format!("p-{:x}", user.as_str().len() * 7919)
@@ -211,12 +221,7 @@ fn every_record_maps_to_a_valid_ocsf_event_of_its_class_without_naming_anyone() 
     let mut seen = Vec::new();
     for (g, records) in every_record() {
         let requester = pseudonym(&g.requester);
-        let subject = GrantSubject {
-            grant_id: &g.id,
-            requester: &requester,
-            target: &g.target,
-            role_arn: &g.role_arn,
-        };
+        let subject = subject_of(&g, &requester);
         for record in &records {
             let event = record_event(record, subject, &pseudonym);
             let class = event["class_uid"].as_u64().unwrap();
@@ -284,12 +289,7 @@ fn every_kind_of_call_maps_to_a_valid_api_activity_event() {
     let created = open("alice@example.com", "prod-logs-ro", T0);
     let g = created.grant().clone();
     let requester = pseudonym(&g.requester);
-    let subject = GrantSubject {
-        grant_id: &g.id,
-        requester: &requester,
-        target: &g.target,
-        role_arn: &g.role_arn,
-    };
+    let subject = subject_of(&g, &requester);
     let mut cases = Vec::new();
     for (action, read_only, error, source) in [
         ("GetObject", Some(true), None, Some("203.0.113.7")),
@@ -345,12 +345,7 @@ fn the_schema_refuses_what_ocsf_does_not_allow() {
     let schema = schema();
     let (g, records) = every_record().remove(0);
     let requester = pseudonym(&g.requester);
-    let subject = GrantSubject {
-        grant_id: &g.id,
-        requester: &requester,
-        target: &g.target,
-        role_arn: &g.role_arn,
-    };
+    let subject = subject_of(&g, &requester);
     let good = record_event(&records[1], subject, &pseudonym);
     let broken: Vec<(&str, Edit)> = vec![
         (
