@@ -14,9 +14,14 @@ Two fixes keep moto faithful to DynamoDB's transactions:
   every table a transaction names before it starts, so each write cost grows with the table
   (over 100 ms per write at a few hundred items); a cancelled transaction now restores exactly
   the items (and stream records) it changed, which, with requests serialised, is the same.
+
+One fix keeps moto faithful to S3 Object Lock: a retention may be lengthened, never shortened
+or removed while it runs (COMPLIANCE: by nobody; GOVERNANCE: only with
+`x-amz-bypass-governance-retention: true`). moto replaces the retention with whatever it is sent.
 """
 
 import copy
+import datetime
 import os
 import sys
 import threading
@@ -26,6 +31,8 @@ import moto.iam.models as moto_iam_models
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
+from moto.s3.exceptions import AccessDeniedByLock
+from moto.s3.responses import S3Response
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
@@ -90,6 +97,37 @@ def _journalled_transact_write_items(self, transact_items):
 
 
 DynamoDBBackend.transact_write_items = _journalled_transact_write_items
+
+_original_put_object_retention = S3Response.put_object_retention
+
+
+def _until(text):
+    """An S3 retain-until date as comparable text (ISO 8601, UTC, seconds), or None."""
+    if not text:
+        return None
+    return str(text).replace("+00:00", "Z")[:19]
+
+
+def _refusing_shorter_retention(self):
+    try:
+        key = self.backend.get_object(
+            self.bucket_name, self.parse_key_name(), version_id=self._get_param("versionId")
+        )
+    except Exception:  # moto answers it itself (no such bucket, key or version)
+        return _original_put_object_retention(self)
+    mode, until = self._mode_until_from_body()
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    running = key is not None and key.lock_mode and (_until(key.lock_until) or "") > now
+    if running:
+        bypass = self.headers.get("x-amz-bypass-governance-retention", "").lower() == "true"
+        shorter = _until(until) is None or _until(until) < _until(key.lock_until)
+        weaker = key.lock_mode == "COMPLIANCE" and mode != "COMPLIANCE"
+        if (shorter or weaker) and not (key.lock_mode == "GOVERNANCE" and bypass):
+            raise AccessDeniedByLock
+    return _original_put_object_retention(self)
+
+
+S3Response.put_object_retention = _refusing_shorter_retention
 
 # The account that calls with plain test credentials land in. moto's own MOTO_ACCOUNT_ID puts
 # every call there, an assumed role's too, so a role in another account would be changed in

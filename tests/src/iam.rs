@@ -582,6 +582,13 @@ pub fn broker_refs(
             "GrantsTable.Arn".to_owned(),
             json!(format!("arn:aws:dynamodb:us-east-1:{BROKER}:table/{table}")),
         ),
+        ("AuditBucket".to_owned(), json!(jit_stack::AUDIT_BUCKET)),
+        (
+            "AuditBucket.Arn".to_owned(),
+            json!(format!("arn:aws:s3:::{}", jit_stack::AUDIT_BUCKET)),
+        ),
+        ("AuditLockMode".to_owned(), json!("COMPLIANCE")),
+        ("AuditRetentionDays".to_owned(), json!("400")),
         ("TargetAccountIds".to_owned(), json!(TARGET_ACCOUNTS)),
         ("TargetOrgId".to_owned(), json!("")),
         (

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 
 #[path = "e2e/activity.rs"]
 mod activity;
+#[path = "e2e/archive.rs"]
+mod archive;
 #[path = "e2e/browser.rs"]
 mod browser;
 #[path = "e2e/faults.rs"]
@@ -721,9 +723,17 @@ async fn expiry_scenario() {
     assert_eq!(c.status, 409, "{}", c.body);
     // Minute-long checkpoint periods: several closed during the wait, each signed by the
     // sweeper and matching the records of its minute.
-    let (_, summary) =
-        verified_export(&stack, &api, &stack.token("ann-timing", &["security"])).await;
+    let ann = stack.token("ann-timing", &["security"]);
+    let (_, summary) = verified_export(&stack, &api, &ann).await;
     assert!(summary.periods >= 3, "{summary:?}");
+    // Each of those periods is in the audit bucket too, under lock.
+    archive::the_bucket_holds_every_closed_period(
+        &stack,
+        &api,
+        &ann,
+        &["alice-timing", "erin-timing"],
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -65,6 +65,7 @@ async fn run(label: &str, due: usize, not_due: usize) {
             deadline_margin: Duration::ZERO,
             ..SweeperConfig::default()
         },
+        archive: None,
     };
     table.calls.take();
     let started = Instant::now();

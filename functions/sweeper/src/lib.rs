@@ -4,6 +4,7 @@
 //! target role carries an inline policy, derived from the revocation ledger, that denies every
 //! action to the sessions of revoked (or expired, still-live) grants.
 
+mod archive;
 mod iam;
 mod reconcile;
 mod revoke;
@@ -23,6 +24,7 @@ use jit_core::trust::CheckpointPeriod;
 use jit_http::startup::{StartupError, checkpoint_period, parsed, setting};
 use jit_http::{Call, Route, no_such_route, respond, route};
 
+pub use archive::{AuditBucket, BucketSettings, s3_client};
 pub use iam::{IamPolicies, PolicyError, RolePolicies, iam_as, role_name};
 pub use reconcile::{ReconcileError, RoleOutcome};
 pub use revoke::GuardrailReport;
@@ -203,6 +205,8 @@ pub struct Sweeper<S, P> {
     pub policies: P,
     /// Settings.
     pub config: SweeperConfig,
+    /// Where closed periods and their checkpoints are archived, if the deployment has a bucket.
+    pub archive: Option<AuditBucket>,
 }
 
 /// The sweep's `RolesPending` metric in CloudWatch Embedded Metric Format: how many roles the

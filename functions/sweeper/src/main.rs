@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use jit_core::clock::SystemClock;
-use jit_sweeper::{IamPolicies, Sweeper, SweeperConfig, SweeperEvent};
+use jit_sweeper::{
+    AuditBucket, BucketSettings, IamPolicies, Sweeper, SweeperConfig, SweeperEvent, s3_client,
+};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -16,6 +18,7 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     // A bad setting or policy set stops the function here, saying what to fix.
     let config = SweeperConfig::from_env()?;
+    let bucket = BucketSettings::from_env()?;
     let base = jit_http::startup::foundation(jit_core::domain::Service::Sweeper).await?;
     let sweeper = Arc::new(Sweeper {
         store: base.store,
@@ -23,6 +26,7 @@ async fn main() -> Result<(), Error> {
         clock: Arc::new(SystemClock),
         policies: IamPolicies::new(&base.aws),
         config,
+        archive: bucket.map(|settings| AuditBucket::new(s3_client(&base.aws), settings)),
     });
     tracing::info!(policy_hash = %sweeper.rules.hash(), "sweeper ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SweeperEvent>| {

@@ -15,9 +15,16 @@ use jit_core::clock::Timestamp;
 use jit_core::domain::audit::{AuditAction, AuditRecord};
 use jit_core::domain::{Actor, Command, Grant, GrantDuration, GrantId, GrantState, Service};
 use jit_core::store::{ActivityStore, GrantStore, PageRequest, StoreError, every_page};
+use std::collections::{BTreeMap, BTreeSet};
+
+use jit_core::archive::{
+    ArchivedPeriod, Subject, archived_digest, checkpoint_key, period_object, read_period_object,
+    sha256_hex,
+};
 use jit_core::trust::Checkpoint;
 
 use crate::Sweeper;
+use crate::archive::{AuditBucket, Put};
 use crate::revoke::NO_KEYS;
 
 /// How far back from each of its marks (settled, rechecked, each checkpoint interval) a sweep
@@ -371,10 +378,54 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
                     return;
                 }
             };
-            let checkpoint = Checkpoint::next(prev.as_ref(), start, end, &records);
+            let mut checkpoint = Checkpoint::next(prev.as_ref(), start, end, &records);
+            if let Some(bucket) = &self.archive {
+                // The period's object first, then the checkpoint naming it: a failure leaves
+                // the period open for the next sweep (and fails this one, so the errors alarm
+                // fires). The previous checkpoint is put again (create-only: a no-op when it
+                // is there) in case the sweep that wrote it failed before its bucket copy.
+                let archived = async {
+                    if let Some(p) = prev.as_ref().filter(|p| p.object.is_some()) {
+                        self.put_checkpoint_copy(bucket, p, now).await?;
+                    }
+                    self.archive_period(bucket, &checkpoint, &records, now)
+                        .await
+                }
+                .await;
+                match archived {
+                    Ok(object) => checkpoint = checkpoint.with_object(object),
+                    Err(e) => {
+                        tracing::error!(period_start = %start, error = %e, "audit period not archived");
+                        println!(
+                            "{}",
+                            jit_http::metric::count("ArchiveFailed", 1, now, &[], &[])
+                        );
+                        report.failures.push(format!(
+                            "archiving the period from {start} to the audit bucket: {e}"
+                        ));
+                        return;
+                    }
+                }
+            }
             match self.store.put_checkpoint(&checkpoint).await {
                 Ok(()) => {
                     report.checkpoints += 1;
+                    if let Some(bucket) = &self.archive {
+                        // The copy carries the signature the store added: read it back.
+                        let copied = match self.store.latest_checkpoint().await {
+                            Ok(Some(signed)) if signed.hash == checkpoint.hash => {
+                                self.put_checkpoint_copy(bucket, &signed, now).await
+                            }
+                            Ok(_) => Err("the checkpoint just written is not the latest".into()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        if let Err(e) = copied {
+                            report.failures.push(format!(
+                                "copying checkpoint {} to the audit bucket (the next period's sweep puts it again): {e}",
+                                checkpoint.seq
+                            ));
+                        }
+                    }
                     tracing::info!(
                         checkpoint = checkpoint.seq,
                         hash = %checkpoint.hash,
@@ -396,6 +447,122 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
             prev = Some(checkpoint);
             start = end;
         }
+    }
+
+    /// Puts the period's object (or finds the one a sweep put before, if it holds the same
+    /// records): what the checkpoint will name.
+    async fn archive_period(
+        &self,
+        bucket: &AuditBucket,
+        checkpoint: &Checkpoint,
+        records: &[AuditRecord],
+        now: Timestamp,
+    ) -> Result<ArchivedPeriod, String> {
+        let mut subjects = BTreeMap::new();
+        let mut people = BTreeSet::new();
+        for record in records {
+            if let Actor::User(user) = &record.actor {
+                people.insert(user.clone());
+            }
+            if subjects.contains_key(&record.grant_id) {
+                continue;
+            }
+            let grant = self
+                .store
+                .get(&record.grant_id)
+                .await
+                .map_err(|e| format!("reading grant `{}`: {e}", record.grant_id))?
+                .ok_or_else(|| {
+                    format!(
+                        "grant `{}` has records in the period but is not in the table",
+                        record.grant_id
+                    )
+                })?;
+            people.insert(grant.requester.clone());
+            subjects.insert(
+                grant.id.clone(),
+                Subject {
+                    requester: grant.requester,
+                    target: grant.target,
+                    role_arn: grant.role_arn,
+                },
+            );
+        }
+        let mut pseudonyms = BTreeMap::new();
+        for person in people {
+            let p = self
+                .store
+                .pseudonym(&person)
+                .await
+                .map_err(|e| format!("a person's pseudonym: {e}"))?;
+            pseudonyms.insert(person, p);
+        }
+        let length = checkpoint.period_end.unix_seconds() - checkpoint.period_start.unix_seconds();
+        let object = period_object(
+            checkpoint.period_start,
+            length,
+            records,
+            &subjects,
+            &pseudonyms,
+        )
+        .map_err(|e| e.to_string())?;
+        match bucket
+            .put_new(&object.key, object.bytes.clone(), "application/gzip", now)
+            .await?
+        {
+            Put::Written { version_id } => Ok(ArchivedPeriod {
+                key: object.key,
+                version_id,
+                sha256: object.sha256,
+            }),
+            Put::Taken => {
+                // A sweep put it and lost its checkpoint: reuse it if it holds these records.
+                let stored = bucket
+                    .current(&object.key)
+                    .await?
+                    .ok_or_else(|| format!("`{}` was taken, then gone", object.key))?;
+                let held = read_period_object(&stored.bytes).map_err(|e| e.to_string())?;
+                if archived_digest(&held) != (checkpoint.count, checkpoint.digest.clone()) {
+                    return Err(format!(
+                        "the bucket holds other records at `{}` than the table holds for its period: the trail or the bucket was changed",
+                        object.key
+                    ));
+                }
+                tracing::info!(key = %object.key, "period object found from an earlier sweep, reused");
+                Ok(ArchivedPeriod {
+                    key: object.key,
+                    version_id: stored.version_id,
+                    sha256: sha256_hex(&stored.bytes),
+                })
+            }
+        }
+    }
+
+    /// Puts `checkpoint`'s copy in the bucket, create-only; one already there must be the same
+    /// checkpoint (its hash), or the chain in the table was rewritten.
+    async fn put_checkpoint_copy(
+        &self,
+        bucket: &AuditBucket,
+        checkpoint: &Checkpoint,
+        now: Timestamp,
+    ) -> Result<(), String> {
+        let key = checkpoint_key(checkpoint.seq);
+        let body = serde_json::to_vec(checkpoint).map_err(|e| e.to_string())?;
+        if bucket.put_new(&key, body, "application/json", now).await? == Put::Taken {
+            let stored = bucket
+                .current(&key)
+                .await?
+                .ok_or_else(|| format!("`{key}` was taken, then gone"))?;
+            let there: Checkpoint = serde_json::from_slice(&stored.bytes)
+                .map_err(|e| format!("`{key}` is not a checkpoint: {e}"))?;
+            if there.hash != checkpoint.hash {
+                return Err(format!(
+                    "the bucket's checkpoint {} differs from the table's: the table's chain was rewritten",
+                    checkpoint.seq
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn period_records(

@@ -45,6 +45,9 @@ pub const AUDIENCE: &str = "jit-access";
 /// The table the stack creates.
 pub const TABLE: &str = "jit-grants";
 
+/// The audit bucket the stack creates, with Object Lock as the template declares it.
+pub const AUDIT_BUCKET: &str = "jit-audit";
+
 /// The API's port unless told otherwise; the identity provider listens on the next one.
 pub const DEFAULT_PORT: u16 = 9680;
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
 /// One AWS call as a function made it.
@@ -191,6 +191,53 @@ fn parse(body: &[u8], target: Option<&str>) -> (Option<String>, Value) {
     (operation, Value::Object(fields))
 }
 
+/// An S3 call (REST: the operation is in the method, path and query; path-style addressing,
+/// as the functions use on loopback): its operation and `{Bucket, Key, Query, Headers}` with
+/// the `x-amz-*` and conditional headers IAM's condition keys are made of.
+fn s3_call(
+    method: &hyper::Method,
+    path: &str,
+    headers: &hyper::HeaderMap,
+) -> (Option<String>, Value) {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let bucket = parts.next().unwrap_or_default().to_owned();
+    let key = parts.next().filter(|k| !k.is_empty()).map(|k| {
+        url::form_urlencoded::parse(format!("k={k}").as_bytes())
+            .next()
+            .map_or_else(|| k.to_owned(), |(_, v)| v.into_owned())
+    });
+    let subresource =
+        |name: &str| url::form_urlencoded::parse(query.as_bytes()).any(|(k, _)| k == name);
+    let operation = match (method.as_str(), key.is_some()) {
+        ("PUT", true) if subresource("retention") => "PutObjectRetention",
+        ("PUT", true) => "PutObject",
+        ("GET", true) => "GetObject",
+        ("HEAD", true) => "HeadObject",
+        ("DELETE", true) => "DeleteObject",
+        ("GET", false) if subresource("versions") => "ListObjectVersions",
+        ("GET", false) => "ListObjectsV2",
+        (m, _) => return (Some(format!("{m}Bucket")), json!({"Bucket": bucket})),
+    };
+    let kept: Map<String, Value> = headers
+        .iter()
+        .filter(|(name, _)| {
+            let name = name.as_str();
+            name.starts_with("x-amz-") && name != "x-amz-content-sha256" || name == "if-none-match"
+        })
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                Value::String(value.to_str().unwrap_or_default().to_owned()),
+            )
+        })
+        .collect();
+    (
+        Some(operation.to_owned()),
+        json!({"Bucket": bucket, "Key": key, "Query": query, "Headers": kept}),
+    )
+}
+
 /// The error answer of `fault` in the protocol of the call: JSON for the services that name
 /// their operation in `X-Amz-Target` (DynamoDB, KMS), XML for the query protocol (STS, IAM).
 fn fault_answer(fault: Fault, json_protocol: bool) -> Response<Full<Bytes>> {
@@ -282,7 +329,11 @@ async fn record(
         .unwrap_or_else(|| "/".to_owned());
     let headers = request.headers().clone();
     let body = jit_local::http::body_bytes(request).await;
-    let (operation, parsed) = parse(&body, target.as_deref());
+    let (operation, parsed) = if service == "s3" {
+        s3_call(&method, &path, &headers)
+    } else {
+        parse(&body, target.as_deref())
+    };
     let operation = operation.unwrap_or_default();
     let fault = calls.fault_for(binary, &operation);
     calls.push(

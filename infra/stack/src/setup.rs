@@ -66,6 +66,93 @@ pub async fn create_signing_keys(
     Ok(keys)
 }
 
+/// Creates the audit bucket as the template declares it: versioned, Object Lock on with the
+/// template's default mode and retention, encrypted, public access blocked.
+pub async fn create_audit_bucket(config: &aws_config::SdkConfig, name: &str) -> Result<(), String> {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule, PublicAccessBlockConfiguration, ServerSideEncryption,
+        ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    };
+    let template =
+        jit_local::cfn::Template::load(&jit_local::workspace_root().join("template.yaml"))
+            .map_err(|e| e.to_string())?;
+    let mode = template
+        .default_of("AuditLockMode")
+        .unwrap_or_else(|| "COMPLIANCE".into());
+    let days: i32 = template
+        .default_of("AuditRetentionDays")
+        .and_then(|d| d.parse().ok())
+        .ok_or("the template's AuditRetentionDays has no numeric default")?;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(name)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .map_err(s3_error)?;
+    let rule = ObjectLockRule::builder()
+        .default_retention(
+            DefaultRetention::builder()
+                .mode(ObjectLockRetentionMode::from(mode.as_str()))
+                .days(days)
+                .build(),
+        )
+        .build();
+    s3.put_object_lock_configuration()
+        .bucket(name)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(rule)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(s3_error)?;
+    let encryption = ServerSideEncryptionConfiguration::builder()
+        .rules(
+            ServerSideEncryptionRule::builder()
+                .apply_server_side_encryption_by_default(
+                    ServerSideEncryptionByDefault::builder()
+                        .sse_algorithm(ServerSideEncryption::Aes256)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
+                .build(),
+        )
+        .build()
+        .map_err(|e| e.to_string())?;
+    s3.put_bucket_encryption()
+        .bucket(name)
+        .server_side_encryption_configuration(encryption)
+        .send()
+        .await
+        .map_err(s3_error)?;
+    s3.put_public_access_block()
+        .bucket(name)
+        .public_access_block_configuration(
+            PublicAccessBlockConfiguration::builder()
+                .block_public_acls(true)
+                .block_public_policy(true)
+                .ignore_public_acls(true)
+                .restrict_public_buckets(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(s3_error)?;
+    Ok(())
+}
+
+fn s3_error(e: impl std::error::Error) -> String {
+    aws_sdk_s3::error::DisplayErrorContext(e).to_string()
+}
+
 fn iam_error(e: impl std::error::Error + Send + Sync + 'static) -> String {
     aws_sdk_iam::error::DisplayErrorContext(e).to_string()
 }

@@ -42,6 +42,7 @@ pub(crate) fn template(issuer: &str) -> Result<Template, StackError> {
     let bindings = Bindings {
         values: BTreeMap::from([
             ("GrantsTable".to_owned(), TABLE.to_owned()),
+            ("AuditBucket".to_owned(), crate::AUDIT_BUCKET.to_owned()),
             (
                 "AWS::AccountId".to_owned(),
                 setup::BROKER_ACCOUNT.to_owned(),
@@ -117,6 +118,9 @@ impl Account {
         let signing_keys = setup::create_signing_keys(&aws)
             .await
             .map_err(setup_error("creating the signing keys"))?;
+        setup::create_audit_bucket(&aws, crate::AUDIT_BUCKET)
+            .await
+            .map_err(setup_error("creating the audit bucket"))?;
         let federation = jit_local::FederationStandIn::start()
             .await
             .map_err(|e| StackError::Setup(format!("federation stand-in: {e}")))?;

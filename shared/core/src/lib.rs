@@ -3,6 +3,7 @@
 //! in-memory adapters. No Lambda code lives here; the functions wire these parts together.
 
 pub mod activity;
+pub mod archive;
 pub mod cases;
 pub mod cause;
 pub mod clock;

@@ -391,6 +391,7 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
         if kind.starts_with("AWS::IAM::")
             || kind == "AWS::Events::EventBusPolicy"
             || kind == "AWS::SQS::QueuePolicy"
+            || kind == "AWS::S3::BucketPolicy"
             || name == "PoliciesLayer"
             || name == "HttpApi"
         {
@@ -468,6 +469,16 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
         ));
     }
     denied.push(("dynamodb:UpdateTable", table.clone(), vec![]));
+    let bucket = refs["AuditBucket.Arn"].as_str().unwrap().to_owned();
+    for (action, resource) in [
+        ("s3:GetObject", format!("{bucket}/checkpoints/v1/1.json")),
+        ("s3:PutObject", format!("{bucket}/checkpoints/v1/2.json")),
+        ("s3:PutObjectRetention", format!("{bucket}/audit/v1/x")),
+        ("s3:PutBucketPolicy", bucket.clone()),
+        ("s3:PutBucketVersioning", bucket.clone()),
+    ] {
+        denied.push((action, resource, vec![]));
+    }
     denied.push(("dynamodb:Query", format!("{table}/index/due"), vec![]));
     for n in 0..4 {
         for action in [

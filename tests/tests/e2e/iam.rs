@@ -32,7 +32,7 @@ use jit_e2e::{options, start};
 use jit_stack::recorder::AwsCall;
 
 /// Actions the template grants that no end-to-end flow can make a function call, and why.
-const UNREACHED: [(&str, &str, &str); 3] = [
+const UNREACHED: [(&str, &str, &str); 4] = [
     (
         "approver",
         "dynamodb:GetItem",
@@ -47,6 +47,11 @@ const UNREACHED: [(&str, &str, &str); 3] = [
         "sweeper",
         "iam:DeleteRolePolicy",
         "removes a role's revocation policy once every revoked session has lapsed (15 minutes at least)",
+    ),
+    (
+        "sweeper",
+        "s3:GetObject",
+        "reads back what is at a taken key in the audit bucket: from the second closed period on (the expiry scenario reaches it)",
     ),
 ];
 
@@ -152,6 +157,8 @@ struct Documents {
     revoker_policy: BTreeMap<String, Value>,
     revoker_trust: BTreeMap<String, Value>,
     key_policies: BTreeMap<String, Value>,
+    /// The audit bucket's policy.
+    bucket_policy: Value,
 }
 
 fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) -> Documents {
@@ -202,7 +209,9 @@ fn documents(refs: &BTreeMap<String, Value>, keys: &BTreeMap<String, String>) ->
             )
         })
         .collect();
+    let bucket_policy = template.properties("AuditBucketPolicy")["PolicyDocument"].resolve(refs);
     Documents {
+        bucket_policy,
         functions,
         function_arns,
         target_trust,
@@ -218,6 +227,16 @@ fn own_call(function: &str, action: &str, resource: &str, account: &str) -> Case
         .with("aws:PrincipalArn", function_role(function))
         .with("aws:PrincipalAccount", BROKER)
         .with("aws:ResourceAccount", account)
+}
+
+/// A call on an object of the audit bucket, over TLS as deployed (the local stack's loopback
+/// is plain HTTP), with the bucket's policy.
+fn object_call(function: &str, action: &str, object: &str, docs: &Documents) -> Case {
+    let mut case = own_call(function, action, object, BROKER)
+        .with("aws:SecureTransport", "true")
+        .identity("template", &docs.functions[function]);
+    case.resource_policy = Some(docs.bucket_policy.clone());
+    case
 }
 
 fn table_arn(table: &str) -> String {
@@ -351,6 +370,30 @@ fn requests(
         }
         // Needs no permission: IAM cannot deny it.
         ("sts", "GetCallerIdentity") => Vec::new(),
+        ("s3", op @ ("PutObject" | "GetObject")) => {
+            let headers = &r["Headers"];
+            let object = format!("arn:aws:s3:::{}/{}", s(&r["Bucket"]), s(&r["Key"]));
+            let mut case = object_call(function, &format!("s3:{op}"), &object, docs);
+            for (header, key) in [
+                ("if-none-match", "s3:if-none-match"),
+                (
+                    "x-amz-server-side-encryption",
+                    "s3:x-amz-server-side-encryption",
+                ),
+                ("x-amz-object-lock-mode", "s3:object-lock-mode"),
+            ] {
+                if let Some(v) = headers.get(header) {
+                    case = case.with(key, s(v));
+                }
+            }
+            // A put with a retention date is authorized as `s3:PutObjectRetention` too.
+            let mut out = vec![case.clone()];
+            if headers.get("x-amz-object-lock-retain-until-date").is_some() {
+                case.action = "s3:PutObjectRetention".into();
+                out.push(case);
+            }
+            out
+        }
         ("lambda", "Invoke") => {
             let name = s(&r["FunctionName"]);
             let arn = docs
@@ -569,6 +612,122 @@ fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<S
         }
     }
     out.extend(assume_role_spec(docs));
+    out.extend(bucket_spec(docs));
+    out
+}
+
+/// The audit bucket: only the sweeper writes, only new keys, encrypted, over TLS; nobody
+/// deletes or changes the bucket's lock, versioning or policy, the account's administrators
+/// included, but the key administrator, who changes only the bucket's settings.
+fn bucket_spec(docs: &Documents) -> Vec<Spec> {
+    let bucket = format!("arn:aws:s3:::{}", jit_stack::AUDIT_BUCKET);
+    let object = format!("{bucket}/audit/v1/dt=2026-12-06/hour=14/period.ocsf.jsonl.gz");
+    let put = |f: &str| {
+        object_call(f, "s3:PutObject", &object, docs)
+            .with("s3:if-none-match", "*")
+            .with("s3:x-amz-server-side-encryption", "AES256")
+    };
+    let mut out = Vec::new();
+    for f in FUNCTIONS {
+        out.push(expect(
+            format!("{f} puts a new period object"),
+            put(f),
+            f == "sweeper",
+        ));
+        out.push(expect(
+            format!("{f} reads a period object"),
+            object_call(f, "s3:GetObject", &object, docs),
+            f == "sweeper",
+        ));
+        for action in [
+            "s3:DeleteObject",
+            "s3:DeleteObjectVersion",
+            "s3:BypassGovernanceRetention",
+        ] {
+            out.push(expect(
+                format!("{f} {action}"),
+                object_call(f, action, &object, docs),
+                false,
+            ));
+        }
+    }
+    let mut overwrite = put("sweeper");
+    overwrite.context.remove("s3:if-none-match");
+    out.push(expect(
+        "the sweeper overwrites an object".into(),
+        overwrite,
+        false,
+    ));
+    let mut plain = put("sweeper");
+    plain.context.remove("s3:x-amz-server-side-encryption");
+    out.push(expect("the sweeper puts unencrypted".into(), plain, false));
+    let insecure = put("sweeper").with("aws:SecureTransport", "false");
+    out.push(expect(
+        "the sweeper puts over plain HTTP".into(),
+        insecure,
+        false,
+    ));
+    let admin_policy = json!({"Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
+    let as_role = |role: &str, action: &str, resource: &str| {
+        let mut case = Case::new(
+            &format!("arn:aws:sts::{BROKER}:assumed-role/{role}/someone"),
+            action,
+            resource,
+            BROKER,
+        )
+        .with(
+            "aws:PrincipalArn",
+            format!("arn:aws:iam::{BROKER}:role/{role}"),
+        )
+        .with("aws:PrincipalAccount", BROKER)
+        .with("aws:ResourceAccount", BROKER)
+        .with("aws:SecureTransport", "true")
+        .identity("admin", &admin_policy);
+        case.resource_policy = Some(docs.bucket_policy.clone());
+        case
+    };
+    out.push(expect(
+        "an administrator reads a period object".into(),
+        as_role("Admin", "s3:GetObject", &object),
+        true,
+    ));
+    for action in [
+        "s3:PutObject",
+        "s3:DeleteObjectVersion",
+        "s3:PutObjectRetention",
+    ] {
+        let case = as_role("Admin", action, &object)
+            .with("s3:if-none-match", "*")
+            .with("s3:x-amz-server-side-encryption", "AES256");
+        out.push(expect(
+            format!("an administrator {action} on a period object"),
+            case,
+            false,
+        ));
+    }
+    let key_admin = KEY_ADMINISTRATOR.rsplit('/').next().unwrap_or_default();
+    for action in [
+        "s3:PutBucketPolicy",
+        "s3:PutBucketVersioning",
+        "s3:PutBucketObjectLockConfiguration",
+    ] {
+        out.push(expect(
+            format!("an administrator {action}"),
+            as_role("Admin", action, &bucket),
+            false,
+        ));
+        out.push(expect(
+            format!("the key administrator {action}"),
+            as_role(key_admin, action, &bucket),
+            true,
+        ));
+    }
+    out.push(expect(
+        "the key administrator deletes the bucket".into(),
+        as_role(key_admin, "s3:DeleteBucket", &bucket),
+        false,
+    ));
     out
 }
 

@@ -428,6 +428,7 @@ fn sweeper_with(
             page_size: 3,
             ..SweeperConfig::default()
         },
+        archive: None,
     }
 }
 

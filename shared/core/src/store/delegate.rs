@@ -7,7 +7,7 @@
 /// `put_checkpoint` and `record_applied`.
 ///
 /// With `before = path`, each call first runs `path(self, write)?`, `write` saying whether the
-/// call changes the table (only `remove_revocation` here does).
+/// call changes the table (`remove_revocation` does, and `pseudonym` may).
 ///
 /// [`GrantStore`]: crate::store::GrantStore
 #[macro_export]
@@ -40,6 +40,7 @@ macro_rules! delegate_grant_store_reads {
             false revoked_roles() -> Vec<$crate::store::LedgerHead>;
             false role_ledger(role: &$crate::domain::RoleArn) -> $crate::store::RoleLedger;
             true remove_revocation(entry: &$crate::domain::RevocationEntry) -> ();
+            true pseudonym(user: &$crate::domain::UserId) -> String;
         }
     };
 }

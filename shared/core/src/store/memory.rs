@@ -28,6 +28,7 @@ struct Tables {
     open: HashMap<(TargetId, UserId), GrantId>,
     roles: BTreeMap<RoleArn, LedgerHead>,
     checkpoints: BTreeMap<Timestamp, Checkpoint>,
+    pseudonyms: HashMap<UserId, String>,
     activity: BTreeMap<(GrantId, String), Activity>,
     activity_counts: HashMap<(GrantId, u32), ActivityCount>,
     unattributed: BTreeMap<(String, String), UnattributedEvent>,
@@ -224,6 +225,17 @@ impl GrantStore for MemoryStore {
             .filter(|c| c.period_start < to && c.period_end > from)
             .cloned()
             .collect())
+    }
+
+    async fn pseudonym(&self, user: &UserId) -> Result<String, StoreError> {
+        let mut t = self.lock();
+        if let Some(p) = t.pseudonyms.get(user) {
+            return Ok(p.clone());
+        }
+        let made = crate::archive::new_pseudonym()
+            .ok_or_else(|| StoreError::unavailable("no random source for a pseudonym"))?;
+        t.pseudonyms.insert(user.clone(), made.clone());
+        Ok(made)
     }
 
     async fn put_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {

@@ -102,6 +102,11 @@ pub trait GrantStore: Send + Sync {
         checkpoint: &Checkpoint,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The pseudonym `user` has in the audit bucket: a random id made on first use and kept
+    /// (`PSEUDONYM#<user>`), the same every time after. Deleting that item answers an erasure
+    /// request: the bucket's events can no longer be tied to the person.
+    fn pseudonym(&self, user: &UserId) -> impl Future<Output = Result<String, StoreError>> + Send;
+
     /// A person's requests, newest first.
     fn list_by_requester(
         &self,

@@ -12,6 +12,9 @@ use super::RecordSignature;
 
 const PERIOD_TAG: &[u8] = b"jit-audit-period-v1";
 const CHECKPOINT_HASH_TAG: &[u8] = b"jit-checkpoint-v1";
+/// The tag of a checkpoint that names its period's object in the audit bucket: the hash covers
+/// the object too. Checkpoints without one keep the first format, so they verify as before.
+const ARCHIVED_CHECKPOINT_HASH_TAG: &[u8] = b"jit-checkpoint-v2";
 
 /// How the trail is cut into periods, and how long after a period ends its checkpoint waits
 /// for records still being written.
@@ -72,18 +75,42 @@ impl CheckpointPeriod {
 /// A digest of a period's records: SHA-256 over each record's grant, sequence number and hash,
 /// length-prefixed, in (time, grant, sequence) order.
 pub fn period_digest<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> (u64, String) {
-    let mut sorted: Vec<&AuditRecord> = records.into_iter().collect();
-    sorted.sort_by(|a, b| (a.at, &a.grant_id, a.seq).cmp(&(b.at, &b.grant_id, b.seq)));
+    digest_of(
+        records
+            .into_iter()
+            .map(|r| (r.at, r.grant_id.as_str(), r.seq, r.hash.as_str())),
+    )
+}
+
+/// [`period_digest`] of records given as (time, grant, sequence, hash): how the audit bucket's
+/// period objects, which carry those of each record, are checked against a checkpoint.
+pub fn digest_of<'a>(
+    records: impl IntoIterator<Item = (Timestamp, &'a str, u64, &'a str)>,
+) -> (u64, String) {
+    let mut sorted: Vec<(Timestamp, &str, u64, &str)> = records.into_iter().collect();
+    sorted.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
     let mut h = Sha256::new();
     h.update(PERIOD_TAG);
-    for r in &sorted {
-        for field in [r.grant_id.as_str(), &r.seq.to_string(), &r.hash] {
+    for (_, grant, seq, hash) in &sorted {
+        for field in [*grant, &seq.to_string(), *hash] {
             let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
             h.update(len.to_be_bytes());
             h.update(field.as_bytes());
         }
     }
     (sorted.len() as u64, hex::encode(h.finalize()))
+}
+
+/// The object holding a period in the audit bucket (`crate::archive`), as a checkpoint names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchivedPeriod {
+    /// Its key.
+    pub key: String,
+    /// The S3 version id the put returned: the object the checkpoint vouches for, whatever is
+    /// put at the key later.
+    pub version_id: String,
+    /// SHA-256 of the object's bytes, lower-case hex.
+    pub sha256: String,
 }
 
 /// One closed period's checkpoint.
@@ -101,6 +128,10 @@ pub struct Checkpoint {
     pub digest: String,
     /// The previous checkpoint's hash; [`GENESIS_HASH`] for the first.
     pub prev_hash: String,
+    /// The period's object in the audit bucket, when the deployment has one: covered by the
+    /// hash (format 2), so the table's checkpoint vouches for exactly that version's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<ArchivedPeriod>,
     /// This checkpoint's hash, over every field above.
     pub hash: String,
     /// The sweeper's signature over the hash.
@@ -125,6 +156,7 @@ impl Checkpoint {
             count,
             digest,
             prev_hash: prev.map_or_else(|| GENESIS_HASH.to_owned(), |p| p.hash.clone()),
+            object: None,
             hash: String::new(),
             signature: None,
         };
@@ -132,10 +164,24 @@ impl Checkpoint {
         checkpoint
     }
 
+    /// The same checkpoint, naming its period's object (and hashed again to cover it).
+    pub fn with_object(mut self, object: ArchivedPeriod) -> Self {
+        self.object = Some(object);
+        self.hash = self.compute_hash();
+        self
+    }
+
     /// SHA-256 over the length-prefixed fields, as lower-case hex.
     pub fn compute_hash(&self) -> String {
         let mut h = Sha256::new();
-        h.update(CHECKPOINT_HASH_TAG);
+        let object = self.object.as_ref().map_or_else(Vec::new, |o| {
+            vec![o.key.clone(), o.version_id.clone(), o.sha256.clone()]
+        });
+        h.update(if self.object.is_some() {
+            ARCHIVED_CHECKPOINT_HASH_TAG
+        } else {
+            CHECKPOINT_HASH_TAG
+        });
         for field in [
             self.seq.to_string(),
             self.period_start.unix_seconds().to_string(),
@@ -143,7 +189,10 @@ impl Checkpoint {
             self.count.to_string(),
             self.digest.clone(),
             self.prev_hash.clone(),
-        ] {
+        ]
+        .into_iter()
+        .chain(object)
+        {
             let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
             h.update(len.to_be_bytes());
             h.update(field.as_bytes());

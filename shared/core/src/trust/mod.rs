@@ -28,7 +28,7 @@ use crate::domain::Service;
 use crate::domain::audit::AuditAction;
 use crate::domain::audit::RecordSignature;
 
-pub use checkpoint::{Checkpoint, CheckpointPeriod, period_digest};
+pub use checkpoint::{ArchivedPeriod, Checkpoint, CheckpointPeriod, digest_of, period_digest};
 pub use coverage::{Coverage, CoverageBreak, check_coverage};
 pub use evidence::{EvidenceBreak, check_chain, check_grant};
 pub use export::{AuditExport, ExportBreak, ExportSummary, GrantHead, verify_export};

@@ -240,6 +240,10 @@ impl GrantStore for DynamoStore {
         self.write_checkpoint(checkpoint).await
     }
 
+    async fn pseudonym(&self, user: &UserId) -> Result<String, StoreError> {
+        self.read_or_make_pseudonym(user).await
+    }
+
     async fn list_by_requester(
         &self,
         requester: &UserId,

@@ -14,6 +14,9 @@ use crate::trust::{Checkpoint, GrantHead};
 
 /// The partition of the checkpoints, one item per period (`PERIOD#<start>`).
 const CHECKPOINTS_PK: &str = "CHECKPOINTS";
+/// The partition of a person's pseudonym in the audit bucket (`PSEUDONYM#<user>`), one item.
+const PSEUDONYM_PREFIX: &str = "PSEUDONYM#";
+const PSEUDONYM_SK: &str = "PSEUDONYM";
 /// The longest checkpoint period: a day.
 const LONGEST_PERIOD_SECS: i64 = 86_400;
 
@@ -155,6 +158,46 @@ impl DynamoStore {
                 .collect(),
             None => found,
         })
+    }
+
+    /// The pseudonym item of `user`, made if missing (two sweeps racing agree: the loser reads
+    /// the winner's).
+    pub(super) async fn read_or_make_pseudonym(
+        &self,
+        user: &crate::domain::UserId,
+    ) -> Result<String, StoreError> {
+        let pk = format!("{PSEUDONYM_PREFIX}{user}");
+        let read = |raw: Item| -> Result<String, StoreError> {
+            match raw.get("pseudonym") {
+                Some(AttributeValue::S(p)) => Ok(p.clone()),
+                _ => Err(StoreError::unavailable(format!(
+                    "the pseudonym item of a person has no pseudonym (`{PSEUDONYM_PREFIX}…`)"
+                ))),
+            }
+        };
+        if let Some(raw) = self.get_item(pk.clone(), PSEUDONYM_SK).await? {
+            return read(raw);
+        }
+        let made = crate::archive::new_pseudonym()
+            .ok_or_else(|| StoreError::unavailable("no random source for a pseudonym"))?;
+        let item: Item = HashMap::from([
+            (TableLayout::PARTITION_KEY.to_owned(), s(pk.clone())),
+            (TableLayout::SORT_KEY.to_owned(), s(PSEUDONYM_SK)),
+            ("pseudonym".to_owned(), s(made.clone())),
+        ]);
+        let put = self.put(item, Some("attribute_not_exists(pk)"), &[], &[])?;
+        match self.transact(vec![put]).await? {
+            Ok(()) => Ok(made),
+            Err(refusals) if only_conditions_failed(&refusals) => {
+                match self.get_item(pk, PSEUDONYM_SK).await? {
+                    Some(raw) => read(raw),
+                    None => Err(StoreError::unavailable(
+                        "a person's pseudonym was made and removed at once",
+                    )),
+                }
+            }
+            Err(refusals) => Err(cancelled(&refusals)),
+        }
     }
 
     pub(super) async fn write_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StoreError> {
