@@ -10,6 +10,8 @@ const RECORD_TAG = "jit-audit-v1";
 const SIGNED_RECORD_TAG = "jit-audit-record-v1\0";
 const SIGNED_CHECKPOINT_TAG = "jit-audit-checkpoint-v1\0";
 const CHECKPOINT_TAG = "jit-checkpoint-v1";
+// A checkpoint naming its period's object in the audit bucket: the hash covers the object.
+const ARCHIVED_CHECKPOINT_TAG = "jit-checkpoint-v2";
 const PERIOD_TAG = "jit-audit-period-v1";
 
 const AUTHORS = {
@@ -78,9 +80,12 @@ export async function recordHash(r) {
 }
 
 export async function checkpointHash(c) {
-  return sha256Hex(fields(CHECKPOINT_TAG, [
-    c.seq, c.period_start, c.period_end, c.count, c.digest, c.prev_hash,
-  ]));
+  const values = [c.seq, c.period_start, c.period_end, c.count, c.digest, c.prev_hash];
+  if (c.object) {
+    values.push(c.object.key, c.object.version_id, c.object.sha256);
+    return sha256Hex(fields(ARCHIVED_CHECKPOINT_TAG, values));
+  }
+  return sha256Hex(fields(CHECKPOINT_TAG, values));
 }
 
 async function periodDigest(records) {

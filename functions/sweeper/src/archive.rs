@@ -83,10 +83,10 @@ pub struct AuditBucket {
     settings: BucketSettings,
 }
 
-/// An S3 client for `config`: path-style addressing when `AWS_ENDPOINT_URL` points the SDK
-/// at an emulator on loopback (no bucket subdomains there).
+/// An S3 client for `config`: path-style addressing when an endpoint is set
+/// (`AWS_ENDPOINT_URL`: the emulator on loopback, which has no bucket subdomains).
 pub fn s3_client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    let path_style = config.endpoint_url().is_some();
     let s3 = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(path_style)
         .build();

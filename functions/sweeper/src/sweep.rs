@@ -420,10 +420,13 @@ impl<S: GrantStore + ActivityStore, P: RolePolicies> Sweeper<S, P> {
                             Err(e) => Err(e.to_string()),
                         };
                         if let Err(e) = copied {
+                            // The next sweep starts from the table's signed checkpoint and
+                            // puts its copy again before the next period.
                             report.failures.push(format!(
-                                "copying checkpoint {} to the audit bucket (the next period's sweep puts it again): {e}",
+                                "copying checkpoint {} to the audit bucket (the next sweep puts it again): {e}",
                                 checkpoint.seq
                             ));
+                            return;
                         }
                     }
                     tracing::info!(

@@ -8,6 +8,7 @@
 )]
 
 mod activity;
+mod archive;
 mod checkpoints;
 mod races;
 mod revoke;
