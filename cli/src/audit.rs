@@ -145,18 +145,37 @@ pub struct Verified {
     pub activity_unchecked: usize,
 }
 
+/// The keys signatures must verify under: `pinned` (a JSON list the auditor holds), or else
+/// the ones the API serves with the trail.
+pub async fn key_ring(api: &Api, pinned: Option<&str>) -> Result<KeyRing, Failure> {
+    if let Some(keys) = pinned {
+        return pinned_ring(keys);
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let at = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| Failure::Other(format!("the time: {e}")))
+    };
+    let (from, to) = (at(now)?, at(now + time::Duration::seconds(1))?);
+    let export = api.call(|api| api.audit_export(&from, &to)).await?;
+    if export.keys.is_empty() {
+        return Err(Failure::Tampered(
+            "the API serves no public keys: nothing can be verified".to_owned(),
+        ));
+    }
+    Ok(KeyRing::new(export.keys))
+}
+
+fn pinned_ring(keys: &str) -> Result<KeyRing, Failure> {
+    let keys: Vec<PublicKey> = serde_json::from_str(keys)
+        .map_err(|e| Failure::Usage(format!("the pinned keys are not a JSON list of keys: {e}")))?;
+    Ok(KeyRing::new(keys))
+}
+
 /// Checks an export offline; with `pinned`, against keys the auditor holds.
 pub fn verify(text: &str, pinned: Option<&str>) -> Result<Verified, Failure> {
     let export = read(text)?;
-    let ring = match pinned {
-        Some(keys) => {
-            let keys: Vec<PublicKey> = serde_json::from_str(keys).map_err(|e| {
-                Failure::Usage(format!("the pinned keys are not a JSON list of keys: {e}"))
-            })?;
-            Some(KeyRing::new(keys))
-        }
-        None => None,
-    };
+    let ring = pinned.map(pinned_ring).transpose()?;
     if export.keys.is_empty() && ring.is_none() {
         return Err(Failure::Tampered(
             "the export carries no public keys: nothing can be verified".to_owned(),

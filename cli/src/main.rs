@@ -19,6 +19,7 @@ macro_rules! note_inline {
 
 mod api;
 mod audit;
+mod bucket;
 mod cache;
 mod cmd;
 mod config;
@@ -40,7 +41,7 @@ use ctx::Ctx;
 
 const EXIT_CODES: &str = "Exit codes: 0 done; 1 other failure; 2 bad usage or input; 3 not signed \
 in or token refused; 4 not permitted or not found; 5 not in a state that allows it (or not \
-granted); 6 API unreachable or unavailable; 7 audit export does not verify; 8 no active grant \
+granted); 6 API unreachable or unavailable; 7 audit export or bucket does not verify; 8 no active grant \
 for the target. The command run by `jit exec` passes its own code through.";
 
 #[derive(Parser)]
@@ -189,13 +190,32 @@ enum AuditCommand {
         #[arg(long)]
         to: String,
     },
-    /// Verify an export offline: every link, signature, head and checkpoint.
+    /// Verify an export offline (every link, signature, head and checkpoint), or the audit
+    /// bucket straight from S3 (`--bucket`: the chain of checkpoints there, each period's
+    /// object by the version its checkpoint names, and any later version or delete marker).
     Verify {
-        file: PathBuf,
+        /// The export file (not with --bucket).
+        #[arg(required_unless_present = "bucket", conflicts_with = "bucket")]
+        file: Option<PathBuf>,
         /// The functions' public keys as obtained separately (a JSON list), instead of the
-        /// ones the export carries.
+        /// ones the export carries (with --bucket: instead of the API's).
         #[arg(long)]
         keys: Option<PathBuf>,
+        /// The audit bucket (the stack's `AuditBucketName` output). Credentials come from
+        /// the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN).
+        #[arg(long)]
+        bucket: Option<String>,
+        /// An S3 endpoint other than AWS's, such as the local stack's emulator.
+        #[arg(long, env = "AWS_ENDPOINT_URL_S3", requires = "bucket")]
+        endpoint_url: Option<String>,
+        /// The bucket's region.
+        #[arg(
+            long,
+            env = "AWS_REGION",
+            default_value = "us-east-1",
+            requires = "bucket"
+        )]
+        region: String,
     },
 }
 
@@ -241,11 +261,13 @@ enum PolicyCommand {
 /// The API, the cache and the output for a command that may call the API: the API's
 /// address and the caller's token from the flags, the environment or the config file.
 async fn context(cli: &Cli) -> Result<Ctx, Failure> {
+    // Verifying needs no API, except for the keys of a bucket when none are pinned.
     let needs_api = !matches!(
         cli.command,
         Command::Policy { .. }
             | Command::Audit {
-                command: AuditCommand::Verify { .. }
+                command: AuditCommand::Verify { keys: Some(_), .. }
+                    | AuditCommand::Verify { bucket: None, .. }
             }
     );
     let config = if needs_api {
@@ -351,14 +373,50 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Audit {
-            command: AuditCommand::Verify { file, keys },
+            command:
+                AuditCommand::Verify {
+                    file,
+                    keys,
+                    bucket,
+                    endpoint_url,
+                    region,
+                },
         } => {
             let read = |path: &PathBuf| {
                 std::fs::read_to_string(path)
                     .map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
             };
-            let text = read(&file)?;
             let pinned = keys.as_ref().map(read).transpose()?;
+            if let Some(bucket) = bucket {
+                let location = bucket::Location {
+                    bucket: bucket.clone(),
+                    endpoint: endpoint_url.clone(),
+                    region: region.clone(),
+                };
+                let ring = audit::key_ring(&ctx.api, pinned.as_deref()).await?;
+                let summary = bucket::verify(&location, &ring).await?;
+                ctx.print(&summary, |s| {
+                    format!(
+                        "verified from the bucket: checkpoints {} to {}, {} period objects \
+                         holding {} records, {} to {}",
+                        s.first_seq.unwrap_or_default(),
+                        s.last_seq.unwrap_or_default(),
+                        s.periods,
+                        s.records,
+                        s.checkpointed_from
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
+                        s.checkpointed_until
+                            .map(|t| t.to_string())
+                            .unwrap_or_default(),
+                    )
+                });
+                return Ok(0);
+            }
+            let Some(file) = file else {
+                return Err(Failure::Usage("name an export file or --bucket".to_owned()));
+            };
+            let text = read(&file)?;
             let summary = audit::verify(&text, pinned.as_deref())?;
             ctx.print(&summary, |s| {
                 format!(

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod iam;
 
 pub use jit_api::Answer;
+pub use jit_stack::AUDIT_BUCKET;
 pub use jit_stack::demo::Api;
 use jit_stack::{LogSink, Stack, StackOptions};
 

@@ -770,6 +770,138 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     );
 }
 
+/// `jit audit verify --bucket` on the stack's audit bucket (the emulator's S3): the chain of
+/// checkpoints the sweeper put there verifies, with the API's keys; without credentials it
+/// says how to give them; a later version put at a period's key is reported, as a delete
+/// marker at another is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_bucket_verifies_from_s3_and_a_later_version_there_is_reported() {
+    let stack = stack();
+    let aws = tokio::task::spawn_blocking(aws_cli).await.unwrap();
+    let endpoint = stack.aws.endpoint_url().unwrap().to_owned();
+    let api = stack.api_url.clone();
+    let auditor = stack.token("sue-bucket", &["security"]);
+    let verify = |extra: &[(&str, &str)]| {
+        let mut command = command(
+            &[("JIT_API_URL", &api), ("JIT_TOKEN", &auditor)],
+            &[
+                "audit",
+                "verify",
+                "--bucket",
+                jit_e2e::AUDIT_BUCKET,
+                "--endpoint-url",
+                &endpoint,
+                "--output",
+                "json",
+            ],
+        );
+        for name in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+        ] {
+            command.env_remove(name);
+        }
+        command.envs(extra.iter().copied()).output().unwrap()
+    };
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ];
+
+    let without = verify(&[]);
+    assert_eq!(code(&without), 2, "{}", stderr(&without));
+    assert!(
+        stderr(&without).contains("AWS_ACCESS_KEY_ID"),
+        "{}",
+        stderr(&without)
+    );
+
+    // The sweeper starts the chain when the stack starts and closes a minute period every
+    // minute: wait for the third checkpoint's copy.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let summary = loop {
+        let out = verify(&credentials);
+        if code(&out) == 0 && json_of(&out)["last_seq"].as_u64().unwrap() >= 3 {
+            break json_of(&out);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bucket never held three verified checkpoints: {} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    };
+    assert_eq!(summary["first_seq"], 1, "{summary}");
+    assert!(summary["periods"].as_u64().unwrap() >= 3, "{summary}");
+    assert_eq!(summary["problems"], json!([]), "{summary}");
+
+    // An insider with S3 rights (the emulator applies no bucket policy) puts over one period
+    // and deletes another: both are reported, with the keys.
+    let s3api = |args: &[&str]| {
+        let out = Command::new(&aws)
+            .arg("s3api")
+            .args(args)
+            .args([
+                "--endpoint-url",
+                &endpoint,
+                "--region",
+                "us-east-1",
+                "--output",
+                "json",
+            ])
+            .args(["--bucket", jit_e2e::AUDIT_BUCKET])
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env_remove("AWS_PROFILE")
+            .envs(credentials)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "aws s3api {args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    let listed: Value =
+        serde_json::from_str(&s3api(&["list-objects-v2", "--prefix", "audit/v1/"])).unwrap();
+    let keys: Vec<&str> = listed["Contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["Key"].as_str().unwrap())
+        .collect();
+    let (first, second) = (keys[0], keys[1]);
+    let forged = state_dir().join("forged.jsonl.gz");
+    std::fs::write(&forged, b"not the records").unwrap();
+    s3api(&[
+        "put-object",
+        "--key",
+        first,
+        "--body",
+        &forged.display().to_string(),
+    ]);
+    s3api(&["delete-object", "--key", second]);
+    let caught = verify(&credentials);
+    assert_eq!(code(&caught), 7, "{}", stdout(&caught));
+    let said = stderr(&caught);
+    assert!(said.contains("does not verify"), "{said}");
+    for (key, what) in [
+        (
+            first,
+            "1 later version(s) at its key (0 of them delete markers)",
+        ),
+        (
+            second,
+            "1 later version(s) at its key (1 of them delete markers)",
+        ),
+    ] {
+        assert!(
+            said.lines().any(|l| l.contains(key) && l.contains(what)),
+            "{key}: {what}\n{said}"
+        );
+    }
+}
+
 #[test]
 fn a_missing_grant_no_token_and_a_bad_token_are_told_apart_by_exit_code() {
     let stack = stack();
@@ -787,9 +919,10 @@ fn a_missing_grant_no_token_and_a_bad_token_are_told_apart_by_exit_code() {
     assert_eq!(code(&bad_token), 3, "{}", stderr(&bad_token));
 }
 
-/// The CLI's own dependency tree holds neither the DynamoDB nor the KMS SDK: it verifies
-/// exports and calls the API over HTTPS only. (A workspace build unifies features, so only
-/// the CLI's own tree can show it.)
+/// The CLI's own dependency tree holds neither the DynamoDB nor the KMS SDK, nor the SDK's
+/// credential chain: it calls the API over HTTPS, and reads the audit bucket with S3's client
+/// alone and the environment's credentials. (A workspace build unifies features, so only the
+/// CLI's own tree can show it; `.ci/run` also builds the CLI on its own.)
 #[test]
 fn the_cli_builds_without_the_dynamodb_and_kms_sdks() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());

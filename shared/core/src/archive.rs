@@ -27,13 +27,20 @@ pub use crate::trust::ArchivedPeriod;
 /// The largest period object a reader inflates: far beyond any hour's records.
 pub const MOST_INFLATED_BYTES: u64 = 512 * 1024 * 1024;
 
+mod verify;
+
+pub use verify::{BucketReader, BucketSummary, ListedVersion, verify_bucket};
+
+/// The prefix of every period object's key.
+pub const PERIOD_PREFIX: &str = "audit/v1/";
+
 /// Where a period's object goes.
 pub fn period_key(start: Timestamp, length_secs: i64) -> String {
     let iso = start.to_rfc3339();
     let day = start.utc_day();
     let hour = iso.get(11..13).unwrap_or("00");
     format!(
-        "audit/v1/dt={day}/hour={hour}/{}-{length_secs}s.ocsf.jsonl.gz",
+        "{PERIOD_PREFIX}dt={day}/hour={hour}/{}-{length_secs}s.ocsf.jsonl.gz",
         iso.replace(':', "")
     )
 }

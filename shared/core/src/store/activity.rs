@@ -43,7 +43,9 @@ pub fn event_sort_key(time: Timestamp, event_id: &str) -> String {
 }
 
 /// The cursor that reads on after `activity` in its grant's activity (or its day's
-/// unattributed events): what a reader following late-arriving events keeps.
+/// unattributed events): what a reader following late-arriving events keeps. (With the
+/// adapters only: a build without them, such as the CLI's, has no cursors to make.)
+#[cfg(any(test, feature = "test-util", feature = "aws"))]
 pub fn cursor_after(activity: &Activity) -> super::Cursor {
     super::Cursor::encode(&super::adapter::Position::Activity {
         key: activity_sort_key(activity),

@@ -29,10 +29,11 @@ use crate::domain::audit::AuditRecord;
 use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
 use crate::trust::{Checkpoint, GrantHead};
 
+#[cfg(any(test, feature = "test-util", feature = "aws"))]
+pub use activity::cursor_after;
 pub use activity::{
     ACTIVITY_CAP_PER_SHARD, ACTIVITY_SHARDS, ActivityCount, ActivityStore, EVENT_PREFIX,
-    REFUSED_WINDOW_MINUTES, Recorded, activity_shard, activity_sort_key, cursor_after,
-    event_sort_key,
+    REFUSED_WINDOW_MINUTES, Recorded, activity_shard, activity_sort_key, event_sort_key,
 };
 #[cfg(any(test, feature = "test-util", feature = "aws"))]
 pub(crate) use adapter::{Position, audit_sort_key, days_between};

@@ -298,7 +298,7 @@ fn check_head(
 
 /// A checkpoint hashes to its hash, is signed by the sweeper, and follows `prev` (the one
 /// before it in the export) with no gap.
-fn check_checkpoint(
+pub fn check_checkpoint(
     checkpoint: &Checkpoint,
     prev: Option<&Checkpoint>,
     ring: &KeyRing,

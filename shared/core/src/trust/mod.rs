@@ -31,7 +31,9 @@ use crate::domain::audit::RecordSignature;
 pub use checkpoint::{ArchivedPeriod, Checkpoint, CheckpointPeriod, digest_of, period_digest};
 pub use coverage::{Coverage, CoverageBreak, check_coverage};
 pub use evidence::{EvidenceBreak, check_chain, check_grant};
-pub use export::{AuditExport, ExportBreak, ExportSummary, GrantHead, verify_export};
+pub use export::{
+    AuditExport, ExportBreak, ExportSummary, GrantHead, check_checkpoint, verify_export,
+};
 pub use keys::{KeyRing, LocalKey, LocalKeys, PublicKey, SignatureProblem};
 #[cfg(feature = "aws")]
 pub use kms::{KmsKey, kms_public_keys, load_key_ring};

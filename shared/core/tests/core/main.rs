@@ -11,6 +11,7 @@
 mod support;
 
 mod activity;
+mod bucket;
 mod cases;
 mod import;
 mod layering;
