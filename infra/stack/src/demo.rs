@@ -9,8 +9,10 @@ use jit_api::{
     Answer, ApiError, Client, ConsoleRequest, CreateRequest, Credentials, DurationInput, GrantView,
     LiveSessions, ReviewRequest,
 };
+use jit_core::archive::{S3Bucket, verify_bucket};
 use jit_core::domain::audit::{AuditRecord, verify};
 use jit_core::domain::{GrantId, GrantState, ReviewDecision};
+use jit_core::trust::KeyRing;
 
 use crate::Stack;
 
@@ -140,7 +142,7 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     use_the_grant(stack, &people, &id, say).await?;
     let db = two_approvals(&people, say).await?;
     revoke_live_session(stack, &people, &db, say).await?;
-    audit(&people, started, [&id, &db], say).await
+    audit(stack, &people, started, [&id, &db], say).await
 }
 
 /// Steps 1-2: a request the rules approve at once, from the table stream.
@@ -394,6 +396,7 @@ async fn revoke_live_session(
 
 /// Steps 10-11: the audit trail, exported by an auditor and every chain verified.
 async fn audit(
+    stack: &Stack,
     people: &People,
     started: time::OffsetDateTime,
     grants: [&str; 2],
@@ -429,6 +432,42 @@ async fn audit(
     say(&format!(
         "11. every record's hash and link verified for both grants ({} chains)",
         grants.len()
+    ));
+    from_the_bucket(stack, KeyRing::new(export.keys), say).await
+}
+
+/// Step 12: the audit bucket verified from S3 alone, as `jit audit verify --bucket` does, once
+/// the sweeper has put a checkpoint there (it closes a minute period every minute locally).
+async fn from_the_bucket(
+    stack: &Stack,
+    ring: KeyRing,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let bucket = S3Bucket::new(jit_sweeper::s3_client(&stack.aws), crate::AUDIT_BUCKET);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    let summary = loop {
+        let summary = verify_bucket(&bucket, &ring).await?;
+        if !summary.problems.is_empty() {
+            return Err(format!(
+                "the audit bucket does not verify:\n  {}",
+                summary.problems.join("\n  ")
+            ));
+        }
+        if summary.periods > 0 || Instant::now() > deadline {
+            break summary;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    if summary.periods == 0 {
+        return Err("the sweeper put no period in the audit bucket within 150 s".to_owned());
+    }
+    say(&format!(
+        "12. the audit bucket verified from S3 alone: checkpoints {} to {}, {} period objects \
+         holding {} records, each by the version its signed checkpoint names",
+        summary.first_seq.unwrap_or_default(),
+        summary.last_seq.unwrap_or_default(),
+        summary.periods,
+        summary.records
     ));
     Ok(())
 }

@@ -84,11 +84,7 @@ pub async fn create_audit_bucket(config: &aws_config::SdkConfig, name: &str) -> 
         .default_of("AuditRetentionDays")
         .and_then(|d| d.parse().ok())
         .ok_or("the template's AuditRetentionDays has no numeric default")?;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .build(),
-    );
+    let s3 = jit_sweeper::s3_client(config);
     s3.create_bucket()
         .bucket(name)
         .object_lock_enabled_for_bucket(true)

@@ -27,8 +27,12 @@ pub use crate::trust::ArchivedPeriod;
 /// The largest period object a reader inflates: far beyond any hour's records.
 pub const MOST_INFLATED_BYTES: u64 = 512 * 1024 * 1024;
 
+#[cfg(feature = "s3")]
+mod s3;
 mod verify;
 
+#[cfg(feature = "s3")]
+pub use s3::S3Bucket;
 pub use verify::{BucketReader, BucketSummary, ListedVersion, verify_bucket};
 
 /// The prefix of every period object's key.
