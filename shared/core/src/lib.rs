@@ -12,6 +12,7 @@ pub mod identity;
 pub mod naming;
 pub mod ocsf;
 pub mod policy;
+pub mod report;
 pub mod revocation;
 pub mod store;
 pub mod transition;

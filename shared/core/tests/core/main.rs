@@ -19,5 +19,6 @@ mod lifecycle;
 mod lifecycle_properties;
 mod ocsf;
 mod policy;
+mod report;
 mod store_contract;
 mod table_layout;
