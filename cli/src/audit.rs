@@ -166,7 +166,7 @@ pub async fn key_ring(api: &Api, pinned: Option<&str>) -> Result<KeyRing, Failur
     Ok(KeyRing::new(export.keys))
 }
 
-fn pinned_ring(keys: &str) -> Result<KeyRing, Failure> {
+pub fn pinned_ring(keys: &str) -> Result<KeyRing, Failure> {
     let keys: Vec<PublicKey> = serde_json::from_str(keys)
         .map_err(|e| Failure::Usage(format!("the pinned keys are not a JSON list of keys: {e}")))?;
     Ok(KeyRing::new(keys))

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod cancel;
 pub mod console;
 pub mod ls;
+pub mod report;
 pub mod request;
 pub mod review;
 pub mod revoke;

@@ -768,6 +768,103 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         "{}",
         stderr(&caught)
     );
+
+    // The auditor's report of the hour: dan's request, refused by the rules, writes nothing but
+    // comes from intake's log as an exception; alice's grant is a row saying how it ended.
+    let dan = stack.token("dan-report", &["dba"]);
+    let refused = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN", &dan)],
+        &[
+            "request",
+            "prod-db-admin",
+            "--for",
+            "1h",
+            "--reason",
+            "rotating the credentials",
+        ],
+    );
+    assert_eq!(code(&refused), 4, "{}", stderr(&refused));
+    let intake_log = stack.state_dir.join("logs/intake.log");
+    let (from, to) = (rfc3339(-3600), rfc3339(3600));
+    let report = |extra: &[&str]| {
+        let mut args = vec![
+            "report",
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--refused",
+            intake_log.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        jit(&[("JIT_API_URL", &api), ("JIT_TOKEN", &auditor)], &args)
+    };
+    let mut json = Value::Null;
+    for _ in 0..50 {
+        let out = report(&["--output", "json"]);
+        assert_eq!(code(&out), 0, "{}", stderr(&out));
+        json = json_of(&out);
+        if json["exceptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["who"] == "dan-report")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let refusal = json["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["who"] == "dan-report")
+        .unwrap_or_else(|| panic!("no refusal of dan's: {json}"));
+    assert_eq!(refusal["kind"], "refused_by_rules", "{refusal}");
+    assert_eq!(refusal["target"], "prod-db-admin", "{refusal}");
+    assert!(
+        refusal["detail"]
+            .as_str()
+            .unwrap()
+            .contains("admin-needs-a-ticket"),
+        "{refusal}"
+    );
+    let row = json["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["grant_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no row for {id}: {json}"));
+    assert_eq!(row["target"], "prod-logs-ro", "{row}");
+    assert_eq!(row["reason"], "checking the error rates", "{row}");
+    assert_eq!(row["ended"], "REVOKED", "{row}");
+    assert_eq!(row["end_reason"], "done with the error rates", "{row}");
+    assert!(row["sessions"].as_u64().unwrap() >= 1, "{row}");
+    assert!(row["used_secs"].as_u64().is_some(), "{row}");
+    assert_eq!(json["not_included"].as_array().unwrap().len(), 1, "{json}");
+    let csv = report(&["--csv", "exceptions"]);
+    assert_eq!(code(&csv), 0, "{}", stderr(&csv));
+    let csv = stdout(&csv);
+    assert!(
+        csv.starts_with("kind,at,grant_id,who,target,detail\r\n"),
+        "{csv}"
+    );
+    assert!(csv.contains("refused_by_rules,"), "{csv}");
+    // No report from a trail that does not verify.
+    std::fs::write(&file, &edited).unwrap();
+    let file_arg = file.display().to_string();
+    let no_report = jit(
+        &[],
+        &[
+            "report", "--from", &from, "--to", &to, "--export", &file_arg,
+        ],
+    );
+    assert_eq!(code(&no_report), 7, "{}", stdout(&no_report));
+    assert!(
+        stderr(&no_report).contains("no report is made"),
+        "{}",
+        stderr(&no_report)
+    );
 }
 
 /// `jit audit verify --bucket` on the stack's audit bucket (the emulator's S3): the chain of

@@ -1,0 +1,177 @@
+//! `jit report`: an auditor's report of a period, built only from a trail that verifies.
+//!
+//! The export of the period is checked as `jit audit verify` checks it (links, heads,
+//! signatures, checkpoints); the grants whose chain begins before the period, or that owe a
+//! break-glass review, are read whole (`GET /requests/{id}/audit`) and checked against the same
+//! keys. Then `jit_core::report` builds the rows, totals and exceptions; requests the rules
+//! refused come from intake's log (`--refused`), since a refusal writes nothing to the table.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use jit_core::clock::Timestamp;
+use jit_core::domain::audit::{AuditAction, AuditRecord};
+use jit_core::report::{Refusal, Report, ReportInput, build, csv};
+use jit_core::trust::{KeyRing, check_chain, verify_export};
+
+use crate::api::Failure;
+use crate::audit;
+use crate::ctx::Ctx;
+
+/// What `jit report` was asked for.
+pub struct Ask {
+    /// The period, RFC 3339.
+    pub from: String,
+    /// The second after it.
+    pub to: String,
+    /// An export file to report on instead of the API's (offline: no whole chains read).
+    pub export: Option<PathBuf>,
+    /// Keys the auditor holds.
+    pub keys: Option<PathBuf>,
+    /// Intake's log lines (`RequestRefused` ones are read; others skipped).
+    pub refused: Option<PathBuf>,
+    /// Hours after a break-glass activation its review is due.
+    pub review_within_hours: i64,
+    /// One table as CSV instead of the report.
+    pub csv: Option<String>,
+}
+
+fn read(path: &PathBuf) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::Usage(format!("{}: {e}", path.display())))
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_unix_seconds(time::OffsetDateTime::now_utc().unix_timestamp())
+}
+
+/// Builds and prints the report.
+pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
+    let text = match &ask.export {
+        Some(path) => read(path)?,
+        None => audit::export(&ctx.api, &ask.from, &ask.to).await?,
+    };
+    let export = audit::read(&text)?;
+    let pinned = ask.keys.as_ref().map(read).transpose()?;
+    let ring = match pinned.as_deref() {
+        Some(keys) => audit::pinned_ring(keys)?,
+        None => KeyRing::new(export.keys.clone()),
+    };
+    let as_of = now();
+    verify_export(&export, Some(&ring), as_of).map_err(|broken| {
+        Failure::Tampered(format!(
+            "the trail of the period does not verify, so no report is made: {broken}"
+        ))
+    })?;
+    let mut records = export.records.clone();
+    let mut not_included = Vec::new();
+    let widen: BTreeSet<_> = export
+        .records
+        .iter()
+        .filter(|r| {
+            (r.action == AuditAction::Requested && r.detail.contains_key("break_glass"))
+                || r.action == AuditAction::BreakGlassActivated
+        })
+        .map(|r| r.grant_id.clone())
+        .chain(begun_before(&export.records))
+        .collect();
+    if ask.export.is_some() {
+        if !widen.is_empty() {
+            not_included.push(format!(
+                "the records outside the period of {} grant(s) begun before it or owing a \
+                 review (an export file only holds the period)",
+                widen.len()
+            ));
+        }
+    } else {
+        for grant in &widen {
+            let trail = ctx
+                .api
+                .call(|api| api.request_trail(grant.as_str()))
+                .await?;
+            let chain: Vec<AuditRecord> = trail.records.into_iter().map(|r| r.record).collect();
+            check_chain(grant, &chain, &ring).map_err(|e| {
+                Failure::Tampered(format!(
+                    "grant {grant}'s whole trail does not verify, so no report is made: {e}"
+                ))
+            })?;
+            records.extend(chain);
+        }
+    }
+    let refusals = match &ask.refused {
+        Some(path) => Some(
+            read(path)?
+                .lines()
+                .filter_map(Refusal::from_log_line)
+                .collect(),
+        ),
+        None => None,
+    };
+    let mut report = build(&ReportInput {
+        from: export.from,
+        to: export.to,
+        as_of: Some(as_of),
+        records,
+        activity: export.activity.clone(),
+        refusals,
+        // The API does not serve the calls no grant accounts for yet.
+        unattributed: None,
+        review_within_secs: ask.review_within_hours.saturating_mul(3600),
+    });
+    report.not_included.extend(not_included);
+    if let Some(table) = &ask.csv {
+        let text = csv(&report, table).ok_or_else(|| {
+            Failure::Usage(format!(
+                "no table `{table}`: grants, targets, people or exceptions"
+            ))
+        })?;
+        print!("{text}");
+        return Ok(0);
+    }
+    ctx.print(&report, summary);
+    Ok(0)
+}
+
+/// Grants whose first record in the period is not their first.
+fn begun_before(records: &[AuditRecord]) -> Vec<jit_core::domain::GrantId> {
+    let mut first: std::collections::BTreeMap<&jit_core::domain::GrantId, u64> =
+        std::collections::BTreeMap::new();
+    for r in records {
+        let seq = first.entry(&r.grant_id).or_insert(r.seq);
+        *seq = (*seq).min(r.seq);
+    }
+    first
+        .into_iter()
+        .filter(|(_, seq)| *seq > 1)
+        .map(|(g, _)| g.clone())
+        .collect()
+}
+
+fn summary(report: &Report) -> String {
+    let mut out = format!(
+        "report of {} to {}, from a verified trail: {} grants, {} targets, {} people, {} exceptions",
+        report.from.map(|t| t.to_string()).unwrap_or_default(),
+        report.to.map(|t| t.to_string()).unwrap_or_default(),
+        report.grants.len(),
+        report.by_target.len(),
+        report.by_person.len(),
+        report.exceptions.len()
+    );
+    for e in &report.exceptions {
+        out.push_str(&format!(
+            "\n  {}  {}  {}  {}  {}",
+            e.at,
+            e.kind.as_str(),
+            if e.grant_id.is_empty() {
+                "-"
+            } else {
+                &e.grant_id
+            },
+            if e.who.is_empty() { "-" } else { &e.who },
+            e.detail
+        ));
+    }
+    for missing in &report.not_included {
+        out.push_str(&format!("\nnot included: {missing}"));
+    }
+    out
+}
