@@ -106,6 +106,12 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
         ),
         None => None,
     };
+    // The calls no grant accounts for, day by day (the API keeps them per UTC day); an
+    // export file carries none.
+    let unattributed = match (&ask.export, export.from, export.to) {
+        (None, Some(from), Some(to)) => Some(unattributed(ctx, from, to).await?),
+        _ => None,
+    };
     let mut report = build(&ReportInput {
         from: export.from,
         to: export.to,
@@ -113,8 +119,7 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
         records,
         activity: export.activity.clone(),
         refusals,
-        // The API does not serve the calls no grant accounts for yet.
-        unattributed: None,
+        unattributed,
         review_within_secs: ask.review_within_hours.saturating_mul(3600),
     });
     report.not_included.extend(not_included);
@@ -129,6 +134,43 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
     }
     ctx.print(&report, summary);
     Ok(0)
+}
+
+/// Every call no grant accounts for on the UTC days `[from, to)` touches.
+async fn unattributed(
+    ctx: &Ctx,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<jit_core::report::Unattributed>, Failure> {
+    let mut out = Vec::new();
+    let mut day_start = from.unix_seconds().div_euclid(86_400) * 86_400;
+    while day_start < to.unix_seconds() {
+        let day = Timestamp::from_unix_seconds(day_start).utc_day();
+        let mut next: Option<String> = None;
+        loop {
+            let page = ctx
+                .api
+                .call(|api| api.unattributed(&day, 100, next.as_deref()))
+                .await?;
+            out.extend(
+                page.items
+                    .into_iter()
+                    .map(|u| jit_core::report::Unattributed {
+                        why: format!(
+                            "{} (role {}, session {})",
+                            u.why, u.role_arn, u.session_name
+                        ),
+                        activity: u.event.activity,
+                    }),
+            );
+            match page.next {
+                Some(n) => next = Some(n),
+                None => break,
+            }
+        }
+        day_start += 86_400;
+    }
+    Ok(out)
 }
 
 /// Grants whose first record in the period is not their first.

@@ -1,4 +1,5 @@
-//! `GET /audit`: the audit trail for a time range, for auditors.
+//! `GET /audit`: the audit trail for a time range, for auditors; `GET /audit/unattributed`:
+//! a day's calls through broker roles that no grant accounts for.
 
 use lambda_http::Request;
 use lambda_http::http::StatusCode;
@@ -6,10 +7,10 @@ use lambda_http::http::StatusCode;
 use jit_core::clock::Timestamp;
 use jit_core::domain::GrantId;
 use jit_core::policy::Action;
-use jit_core::store::{Cursor, GrantStore, PageRequest};
+use jit_core::store::{ActivityStore, Cursor, GrantStore, PageRequest};
 
 use crate::{App, Problem};
-use jit_api::{AuditPage, AuditRecordView};
+use jit_api::{AuditPage, AuditRecordView, UnattributedPage, UnattributedView};
 use jit_http::{Call, Reply, json, query};
 
 /// The longest range one export may span, so one call stays within the function's time.
@@ -28,14 +29,65 @@ fn time_param(request: &Request, name: &str) -> Result<Timestamp, Problem> {
     })
 }
 
-impl<S: GrantStore> App<S> {
-    pub(crate) async fn export_audit(&self, call: &Call<'_>) -> Reply {
+fn limit_param(request: &Request) -> Result<u32, Problem> {
+    match query(request, "limit") {
+        None => Ok(PageRequest::MAX_LIMIT),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=PageRequest::MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request(format!(
+                    "limit `{text}` must be a number from 1 to {}",
+                    PageRequest::MAX_LIMIT
+                ))
+            }),
+    }
+}
+
+impl<S: GrantStore + ActivityStore> App<S> {
+    fn may_read_audit(&self, call: &Call<'_>) -> Result<(), Problem> {
         let decision = self.rules.decide_audit(&call.caller, call.now);
-        if !decision.allowed {
-            return Err(Problem::forbidden(
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(Problem::forbidden(
                 decision.explain_denial(Action::ReadAudit, "the audit trail"),
-            ));
+            ))
         }
+    }
+
+    /// One page of a UTC day's calls that no grant accounts for, for whoever may read the
+    /// audit trail: what `jit report` lists as unattributed activity.
+    pub(crate) async fn unattributed(&self, call: &Call<'_>) -> Reply {
+        self.may_read_audit(call)?;
+        let day = query(call.request, "day").ok_or_else(|| {
+            Problem::bad_request("`day` is required: a UTC day such as 2026-11-27")
+        })?;
+        let valid = Timestamp::parse_rfc3339(&format!("{day}T00:00:00Z"))
+            .is_some_and(|t| t.utc_day() == day);
+        if !valid {
+            return Err(Problem::bad_request(format!(
+                "`day` = `{day}` is not a UTC day such as 2026-11-27"
+            )));
+        }
+        let page = PageRequest {
+            limit: limit_param(call.request)?,
+            cursor: query(call.request, "next").map(Cursor::from_client),
+        };
+        let page = self.store.unattributed_on(day, &page).await?;
+        Ok(json(
+            StatusCode::OK,
+            &UnattributedPage {
+                day: day.to_owned(),
+                items: page.items.iter().map(UnattributedView::from).collect(),
+                next: page.next.map(|c| c.as_str().to_owned()),
+            },
+        ))
+    }
+
+    pub(crate) async fn export_audit(&self, call: &Call<'_>) -> Reply {
+        self.may_read_audit(call)?;
         let from = time_param(call.request, "from")?;
         let to = time_param(call.request, "to")?;
         if to <= from {
@@ -46,19 +98,7 @@ impl<S: GrantStore> App<S> {
                 "the range may span at most {MAX_RANGE_DAYS} days; export longer periods in parts"
             )));
         }
-        let limit = match query(call.request, "limit") {
-            None => PageRequest::MAX_LIMIT,
-            Some(text) => text
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=PageRequest::MAX_LIMIT).contains(n))
-                .ok_or_else(|| {
-                    Problem::bad_request(format!(
-                        "limit `{text}` must be a number from 1 to {}",
-                        PageRequest::MAX_LIMIT
-                    ))
-                })?,
-        };
+        let limit = limit_param(call.request)?;
         let page = PageRequest {
             limit,
             cursor: query(call.request, "next").map(Cursor::from_client),

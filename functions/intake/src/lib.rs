@@ -110,6 +110,7 @@ impl<S: GrantStore + ActivityStore> App<S> {
             Some(Route::RequestActivity(id)) => self.activity(&call, id).await,
             Some(Route::Targets) => Ok(self.targets(&call.caller, now)),
             Some(Route::Audit) => self.export_audit(&call).await,
+            Some(Route::Unattributed) => self.unattributed(&call).await,
             _ => Err(no_such_route(request)),
         }
     }

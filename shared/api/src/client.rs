@@ -12,7 +12,7 @@ use crate::Route;
 use crate::types::{
     ActivityPage, AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, Empty,
     GrantTrail, GrantView, Page, PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest,
-    Revoked, TargetList,
+    Revoked, TargetList, UnattributedPage,
 };
 
 /// What a call answers: its value, or why there is none.
@@ -292,6 +292,24 @@ impl Client {
         }
         let query = query.finish();
         self.call::<Empty, _>(Route::RequestActivity(id), &query, None)
+            .await
+    }
+
+    /// `GET /audit/unattributed`: one page of a UTC day's calls no grant accounts for.
+    pub async fn unattributed(
+        &self,
+        day: &str,
+        limit: u32,
+        next: Option<&str>,
+    ) -> ApiResult<UnattributedPage> {
+        let mut query = url::form_urlencoded::Serializer::new(String::from("?"));
+        query.append_pair("day", day);
+        query.append_pair("limit", &limit.to_string());
+        if let Some(next) = next {
+            query.append_pair("next", next);
+        }
+        let query = query.finish();
+        self.call::<Empty, _>(Route::Unattributed, &query, None)
             .await
     }
 

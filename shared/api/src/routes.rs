@@ -33,11 +33,13 @@ pub enum Route<'a> {
     Targets,
     /// `GET /audit`.
     Audit,
+    /// `GET /audit/unattributed`: the calls no grant accounts for, one day at a time.
+    Unattributed,
 }
 
 impl<'a> Route<'a> {
     /// Every route's API Gateway route key, as `template.yaml` and `openapi.yaml` name them.
-    pub const KEYS: [&'static str; 15] = [
+    pub const KEYS: [&'static str; 16] = [
         "GET /",
         "GET /web/{file}",
         "POST /requests",
@@ -53,6 +55,7 @@ impl<'a> Route<'a> {
         "GET /targets",
         "GET /audit",
         "GET /requests/{id}/activity",
+        "GET /audit/unattributed",
     ];
 
     /// The route key API Gateway matches (`POST /requests/{id}/reviews`).
@@ -73,6 +76,7 @@ impl<'a> Route<'a> {
             Self::Targets => 12,
             Self::Audit => 13,
             Self::RequestActivity(_) => 14,
+            Self::Unattributed => 15,
         };
         Self::KEYS.get(index).copied().unwrap_or("GET /")
     }
@@ -107,7 +111,8 @@ impl<'a> Route<'a> {
             | Self::CreateRequest
             | Self::ListRequests
             | Self::Targets
-            | Self::Audit => None,
+            | Self::Audit
+            | Self::Unattributed => None,
         }
     }
 
@@ -131,6 +136,7 @@ impl<'a> Route<'a> {
             "GET /targets" => Some(Self::Targets),
             "GET /audit" => Some(Self::Audit),
             "GET /requests/{id}/activity" => with(Self::RequestActivity),
+            "GET /audit/unattributed" => Some(Self::Unattributed),
             _ => None,
         }
     }

@@ -377,6 +377,45 @@ pub struct ActivityPage {
     pub next: Option<String>,
 }
 
+/// One call no grant accounts for (`GET /audit/unattributed`): the call, the session it was
+/// made with, and why no grant accounts for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnattributedView {
+    /// The call.
+    pub event: ActivityView,
+    /// The role it was made with.
+    pub role_arn: String,
+    /// The role session name.
+    pub session_name: String,
+    /// The source identity, if the session had one.
+    pub source_identity: Option<String>,
+    /// Why no grant accounts for it.
+    pub why: String,
+}
+
+impl From<&jit_core::activity::UnattributedEvent> for UnattributedView {
+    fn from(e: &jit_core::activity::UnattributedEvent) -> Self {
+        Self {
+            event: ActivityView::from(&e.activity),
+            role_arn: e.role_arn.to_string(),
+            session_name: e.session_name.clone(),
+            source_identity: e.source_identity.clone(),
+            why: e.why.clone(),
+        }
+    }
+}
+
+/// One page of `GET /audit/unattributed`: a UTC day's calls no grant accounts for, by time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnattributedPage {
+    /// The day, `YYYY-MM-DD`.
+    pub day: String,
+    /// The page's calls.
+    pub items: Vec<UnattributedView>,
+    /// Where to read on from; none on the last page.
+    pub next: Option<String>,
+}
+
 /// The answer to `GET /requests/{id}/audit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantTrail {

@@ -83,7 +83,7 @@ const ITEM_ACCESS: [(&str, &str, &[&str]); 22] = [
     (
         "intake",
         "dynamodb:Query",
-        &["GRANT#", "CHECKPOINTS", "ACTIVITY#"],
+        &["GRANT#", "CHECKPOINTS", "ACTIVITY#", "UNATTRIBUTED#"],
     ),
     ("intake", "dynamodb:PutItem", &["GRANT#", "OPEN#", "IDEM#"]),
     ("intake", "dynamodb:DeleteItem", &["OPEN#"]),

@@ -684,6 +684,12 @@ async fn authorization_table() {
             [200, 200, 200, 200, 401],
         ),
         ("GET /audit", audit, None, [403, 403, 200, 403, 401]),
+        (
+            "GET /audit/unattributed",
+            "/audit/unattributed?day=2027-01-13",
+            None,
+            [403, 403, 200, 403, 401],
+        ),
         // Requester: already has one open (409); approver and auditor are not permitted by
         // the example rules for this target (sre may request: 201); stranger bob may (201).
         (
@@ -1020,4 +1026,99 @@ async fn a_grants_activity_is_paged_to_whoever_may_see_it_and_bad_pages_are_refu
         )
         .await;
     reply.assert_detail(404, "no request with that id is visible to you");
+}
+
+/// `GET /audit/unattributed`: a call made with a grant's role before any session was issued is
+/// kept as unattributed, and an auditor reads it by its UTC day; nobody else does, and a day
+/// that is not one is refused.
+#[tokio::test]
+async fn an_auditor_reads_a_days_unattributed_calls_and_nobody_else_does() {
+    use jit_core::cases::{ActivityOutcome, record_activity};
+
+    let h = Harness::new("unattributed-route").await;
+    let id = h.request(ALICE, "prod-logs-ro", "1h").await;
+    let grant = h
+        .app
+        .store
+        .get(&GrantId::parse(&id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let event = jit_test_support::cloudtrail_call(
+        &grant,
+        "stray-1",
+        "DeleteTable",
+        WEDNESDAY_10.plus_secs(30),
+    );
+    let outcome = record_activity(
+        &h.app.store,
+        &h.app.rules,
+        &serde_json::from_value(event).unwrap(),
+        WEDNESDAY_10.plus_secs(60),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(outcome, ActivityOutcome::Unattributed { .. }),
+        "{outcome:?}"
+    );
+    let day = WEDNESDAY_10.utc_day();
+    let route = "GET /audit/unattributed";
+    let reply = h
+        .call(
+            SUE_SECURITY,
+            route,
+            &format!("/audit/unattributed?day={day}"),
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.body["day"], day.as_str());
+    let items = reply.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", reply.body);
+    assert_eq!(items[0]["event"]["event_id"], "stray-1");
+    assert_eq!(items[0]["event"]["action"], "DeleteTable");
+    assert_eq!(items[0]["role_arn"], grant.role_arn.as_str());
+    assert!(
+        !items[0]["why"].as_str().unwrap().is_empty(),
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.body["next"], serde_json::Value::Null);
+    let next_day = WEDNESDAY_10.plus_secs(86_400).utc_day();
+    let other = h
+        .call(
+            SUE_SECURITY,
+            route,
+            &format!("/audit/unattributed?day={next_day}"),
+            None,
+        )
+        .await;
+    assert_eq!(other.status, 200, "{}", other.body);
+    assert_eq!(other.body["items"], serde_json::json!([]));
+
+    let path = format!("/audit/unattributed?day={day}");
+    assert_eq!(h.call(SAM_SRE, route, &path, None).await.status, 403);
+    assert_eq!(h.call(NOBODY, route, &path, None).await.status, 401);
+    for (query, detail) in [
+        ("", "`day` is required"),
+        ("day=2027-02-30", "`day` = `2027-02-30` is not a UTC day"),
+        ("day=yesterday", "`day` = `yesterday` is not a UTC day"),
+        (&format!("day={day}&limit=0") as &str, "limit `0`"),
+    ] {
+        let reply = h
+            .call(
+                SUE_SECURITY,
+                route,
+                &format!("/audit/unattributed?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert!(
+            reply.detail().starts_with(detail),
+            "{query}: {}",
+            reply.detail()
+        );
+    }
 }
