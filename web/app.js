@@ -8,6 +8,7 @@
 // and dropped when hidden or the view changes.
 
 import { parseExport, verifyActivity, verifyExport, verifyTrail } from "/web/verify.js";
+import { EXCEPTION_COLUMNS, GRANT_COLUMNS, TOTALS_COLUMNS, buildReport, toCsv } from "/web/report.js";
 
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
@@ -490,6 +491,36 @@ async function activitySection(g, records) {
     more);
 }
 
+// The report of a verified export: the calls no grant accounts for on each day of the range,
+// then the grants and exceptions tables, each also as CSV.
+async function reportOf(exp) {
+  const unattributed = [];
+  for (let day = Math.floor(exp.from / 86400) * 86400; day < exp.to; day += 86400) {
+    let next = null;
+    do {
+      const q = new URLSearchParams({ day: new Date(day * 1000).toISOString().slice(0, 10), limit: "100" });
+      if (next) q.set("next", next);
+      const page = await api("GET", `/audit/unattributed?${q}`);
+      unattributed.push(...page.items);
+      next = page.next;
+    } while (next);
+  }
+  const report = buildReport(exp, { asOf: Math.floor(Date.now() / 1000), unattributed });
+  const table = (id, rows, columns) => h("table", { id },
+    h("thead", {}, h("tr", {}, ...columns.map((c) => h("th", {}, c)))),
+    h("tbody", {}, ...rows.map((r) => h("tr", {}, ...columns.map((c) => h("td", {}, r[c] === null || r[c] === undefined ? "" : String(r[c])))))));
+  const download = (name, rows, columns) => h("a", {
+    href: URL.createObjectURL(new Blob([toCsv(rows, columns)], { type: "text/csv" })), download: `jit-${name}.csv` }, `${name}.csv`);
+  return [
+    h("h2", {}, "Report"),
+    h("p", { class: "hint" }, "From the verified records of the range. `jit report` adds whole chains of grants begun before it and the requests the rules refused (intake's log)."),
+    h("h3", {}, `Exceptions (${report.exceptions.length})`), table("report-exceptions", report.exceptions, EXCEPTION_COLUMNS),
+    h("h3", {}, `Grants (${report.grants.length})`), table("report-grants", report.grants, ["grant_id", "requester", "target", "reason", "approvers", "used_secs", "sessions", "calls", "writes", "denied", "ended", "ended_by"]),
+    h("p", {}, "CSV: ", download("grants", report.grants, GRANT_COLUMNS), " ", download("targets", report.by_target, TOTALS_COLUMNS), " ",
+      download("people", report.by_person, TOTALS_COLUMNS), " ", download("exceptions", report.exceptions, EXCEPTION_COLUMNS)),
+  ];
+}
+
 async function auditPage() {
   const today = new Date();
   const day = (d) => d.toISOString().slice(0, 10);
@@ -546,6 +577,7 @@ async function auditPage() {
             : `Verified: ${summary.records} records of ${summary.grants} grants and ${summary.checkpoints} checkpoints; every hash, link, signature, head and checkpoint holds, and every period closed by then has its checkpoint. ${activityVerdict(summary)}`),
         h("p", {}, h("a", { href: URL.createObjectURL(blob), download: `jit-audit-${from.value}.json` }, "Download the export")),
         h("p", { class: "hint" }, "For an independent check, run `jit audit export` and `jit audit verify` with keys you pinned yourself."));
+      if (!summary.problem) result.append(...await reportOf(exp));
     } catch (e) {
       result.replaceChildren(failure(e));
     }

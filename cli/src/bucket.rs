@@ -7,10 +7,11 @@
 //! chain of its own.
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use jit_core::archive::{BucketSummary, S3Bucket, verify_bucket};
+use jit_core::archive::{BucketSummary, S3Bucket, compare_with_table, verify_bucket};
+use jit_core::clock::Timestamp;
 use jit_core::trust::KeyRing;
 
-use crate::api::Failure;
+use crate::api::{Api, Failure};
 
 /// Where the bucket is, and how to reach it.
 pub struct Location {
@@ -42,9 +43,32 @@ fn credentials() -> Result<Credentials, Failure> {
     ))
 }
 
-/// Verifies the bucket at `location` with `ring`; a bucket with problems is a failure that
-/// lists them all.
-pub async fn verify(location: &Location, ring: &KeyRing) -> Result<BucketSummary, Failure> {
+/// The table's checkpoints of `[from, to)`, through `GET /audit` (every checkpoint of the
+/// range comes with its first page), 31 days at a time.
+async fn table_checkpoints(
+    api: &Api,
+    from: Timestamp,
+    to: Timestamp,
+) -> Result<Vec<jit_core::trust::Checkpoint>, Failure> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start < to {
+        let end = start.plus_secs(31 * 86_400).min(to);
+        let (a, b) = (start.to_rfc3339(), end.to_rfc3339());
+        let page = api.call(|api| api.audit_page(&a, &b, None)).await?;
+        out.extend(page.checkpoints);
+        start = end;
+    }
+    Ok(out)
+}
+
+/// Verifies the bucket at `location` with `ring`, and with `table` compares its checkpoints
+/// with the table's; a bucket with problems is a failure that lists them all.
+pub async fn verify(
+    location: &Location,
+    ring: &KeyRing,
+    table: Option<&Api>,
+) -> Result<BucketSummary, Failure> {
     let mut config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(location.region.clone()))
@@ -56,9 +80,18 @@ pub async fn verify(location: &Location, ring: &KeyRing) -> Result<BucketSummary
         aws_sdk_s3::Client::from_conf(config.build()),
         &location.bucket,
     );
-    let summary = verify_bucket(&reader, ring)
+    let mut summary = verify_bucket(&reader, ring)
         .await
         .map_err(Failure::Unreachable)?;
+    if let (Some(api), Some(from), Some(to)) =
+        (table, summary.checkpointed_from, summary.checkpointed_until)
+    {
+        let held = table_checkpoints(api, from, to).await?;
+        summary
+            .problems
+            .extend(compare_with_table(&summary.chain, &held));
+        summary.compared_with_table = true;
+    }
     if summary.checkpoints == 0 {
         return Err(Failure::Tampered(format!(
             "the bucket `{}` holds no checkpoint: nothing was verified (a new deployment's \

@@ -424,7 +424,14 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     region: region.clone(),
                 };
                 let ring = audit::key_ring(&ctx.api, pinned.as_deref()).await?;
-                let summary = bucket::verify(&location, &ring).await?;
+                // With the API (keys not pinned), the bucket's checkpoints are also compared
+                // with the table's: one deleted or rewritten there is reported.
+                let table = if pinned.is_none() {
+                    Some(&ctx.api)
+                } else {
+                    None
+                };
+                let summary = bucket::verify(&location, &ring, table).await?;
                 ctx.print(&summary, |s| {
                     format!(
                         "verified from the bucket: checkpoints {} to {}, {} period objects \

@@ -934,6 +934,8 @@ async fn the_audit_bucket_verifies_from_s3_and_a_later_version_there_is_reported
     assert_eq!(summary["first_seq"], 1, "{summary}");
     assert!(summary["periods"].as_u64().unwrap() >= 3, "{summary}");
     assert_eq!(summary["problems"], json!([]), "{summary}");
+    // With the API's keys, its checkpoints were also compared with the table's.
+    assert_eq!(summary["compared_with_table"], true, "{summary}");
 
     // An insider with S3 rights (the emulator applies no bucket policy) puts over one period
     // and deletes another: both are reported, with the keys.

@@ -19,6 +19,7 @@ use crate::App;
 const INDEX_HTML: &str = include_str!("../../../web/index.html");
 const APP_JS: &str = include_str!("../../../web/app.js");
 const VERIFY_JS: &str = include_str!("../../../web/verify.js");
+const REPORT_JS: &str = include_str!("../../../web/report.js");
 const APP_CSS: &str = include_str!("../../../web/app.css");
 
 /// Where the page signs in, served to it as `config.json`.
@@ -112,6 +113,7 @@ impl<S: GrantStore> App<S> {
         Ok(match file {
             "app.js" => asset(&self.web, APP_JS, "text/javascript; charset=utf-8"),
             "verify.js" => asset(&self.web, VERIFY_JS, "text/javascript; charset=utf-8"),
+            "report.js" => asset(&self.web, REPORT_JS, "text/javascript; charset=utf-8"),
             "app.css" => asset(&self.web, APP_CSS, "text/css; charset=utf-8"),
             "config.json" => {
                 let (Some(issuer), Some(client_id)) = (&self.web.issuer, &self.web.client_id)
@@ -135,7 +137,7 @@ impl<S: GrantStore> App<S> {
                 return Err(Problem::new(
                     StatusCode::NOT_FOUND,
                     "no-such-file",
-                    "the web page has no such file (it has app.js, verify.js, app.css and config.json)",
+                    "the web page has no such file (it has app.js, verify.js, report.js, app.css and config.json)",
                 ));
             }
         })

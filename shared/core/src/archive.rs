@@ -33,7 +33,7 @@ mod verify;
 
 #[cfg(feature = "s3")]
 pub use s3::S3Bucket;
-pub use verify::{BucketReader, BucketSummary, ListedVersion, verify_bucket};
+pub use verify::{BucketReader, BucketSummary, ListedVersion, compare_with_table, verify_bucket};
 
 /// The prefix of every period object's key.
 pub const PERIOD_PREFIX: &str = "audit/v1/";

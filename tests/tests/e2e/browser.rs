@@ -372,6 +372,19 @@ async fn sue_audits(b: &Browser, stack: &jit_stack::Stack, id: &str) {
         "{verdict}"
     );
     assert!(!verdict.contains("unchecked"), "{verdict}");
+    // The report of the verified export: alice's grant is a row, revoked by her, with its
+    // call; nothing in the range is an exception.
+    let grants = b.text_of("#report-grants").await.unwrap();
+    let alices = grants
+        .lines()
+        .find(|l| l.contains(id))
+        .unwrap_or_else(|| panic!("no row for {id}: {grants}"));
+    assert!(
+        alices.contains("REVOKED") && alices.contains("user:alice"),
+        "{alices}"
+    );
+    let exceptions = b.text_of("#report-exceptions").await.unwrap();
+    assert!(!exceptions.contains("revoked_by_guardrail"), "{exceptions}");
     b.screenshot("08-audit").await.unwrap();
 
     // Saved exports, checked by the page against the keys the deployment serves: as made, and

@@ -41,6 +41,7 @@ async fn the_page_is_served_to_anyone_with_a_strict_policy_and_no_inline_script(
     for (file, kind) in [
         ("app.js", "text/javascript; charset=utf-8"),
         ("verify.js", "text/javascript; charset=utf-8"),
+        ("report.js", "text/javascript; charset=utf-8"),
         ("app.css", "text/css; charset=utf-8"),
         ("config.json", "application/json"),
     ] {

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use crate::support::*;
 use jit_core::archive::{
-    BucketReader, ListedVersion, Subject, checkpoint_key, period_object, verify_bucket,
+    BucketReader, ListedVersion, Subject, checkpoint_key, compare_with_table, period_object,
+    verify_bucket,
 };
 use jit_core::domain::audit::AuditRecord;
 use jit_core::domain::{Service, UserId};
@@ -248,4 +249,46 @@ fn each_change_to_the_bucket_is_reported() {
             "{name}: expected a problem with `{expected}`, found {found:#?}"
         );
     }
+}
+
+#[test]
+fn a_checkpoint_deleted_or_rewritten_in_the_table_is_caught_from_the_bucket() {
+    let key = LocalKey::generate(Service::Sweeper);
+    let (bucket, table) = filled(&key);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let summary = runtime
+        .block_on(verify_bucket(&bucket, &KeyRing::new([key.public_key()])))
+        .unwrap();
+    assert_eq!(summary.chain, table);
+    assert_eq!(
+        compare_with_table(&summary.chain, &table),
+        Vec::<String>::new()
+    );
+    // The table lost checkpoint 3 (an insider deleted it), and checkpoint 2 was rewritten.
+    let mut edited: Vec<Checkpoint> = table[..2].to_vec();
+    edited[1].digest = "0".repeat(64);
+    edited[1].hash = edited[1].compute_hash();
+    let found = compare_with_table(&summary.chain, &edited);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(found[0].starts_with("checkpoint 2 differs between the bucket and the table"));
+    assert!(found[1].starts_with("checkpoint 3 (the period"));
+    assert!(
+        found[1].ends_with("it was deleted from the table"),
+        "{}",
+        found[1]
+    );
+    // A table ahead of the bucket (a copy not yet put) is no problem.
+    let mut ahead = table.clone();
+    ahead.push(Checkpoint::next(
+        table.last(),
+        T0.plus_secs(3 * HOUR),
+        T0.plus_secs(4 * HOUR),
+        [],
+    ));
+    assert_eq!(
+        compare_with_table(&summary.chain, &ahead),
+        Vec::<String>::new()
+    );
 }
