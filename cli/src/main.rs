@@ -170,29 +170,7 @@ enum Command {
     /// An auditor's report of a period, from a trail that verifies: a row per grant, totals
     /// per target and person, and the exceptions (break-glass reviews missing or late,
     /// guardrail revocations, requests the rules refused).
-    Report {
-        /// RFC 3339, e.g. 2026-11-01T00:00:00Z.
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
-        /// Report on an export file (`jit audit export`) instead of asking the API.
-        #[arg(long)]
-        export: Option<PathBuf>,
-        /// The functions' public keys as obtained separately (a JSON list).
-        #[arg(long)]
-        keys: Option<PathBuf>,
-        /// Intake's log lines (e.g. `aws logs filter-log-events --filter-pattern
-        /// '{ $.RequestRefused = 1 }'`'s messages): the requests the rules refused.
-        #[arg(long)]
-        refused: Option<PathBuf>,
-        /// Hours after a break-glass activation its review is due.
-        #[arg(long, default_value_t = 24)]
-        review_within_hours: i64,
-        /// Print one table as CSV: grants, targets, people or exceptions.
-        #[arg(long, value_name = "TABLE")]
-        csv: Option<String>,
-    },
+    Report(cmd::report::Ask),
     /// Export or verify the audit trail.
     Audit {
         #[command(subcommand)]
@@ -291,10 +269,10 @@ async fn context(cli: &Cli) -> Result<Ctx, Failure> {
     let needs_api = !matches!(
         cli.command,
         Command::Policy { .. }
-            | Command::Report {
+            | Command::Report(cmd::report::Ask {
                 export: Some(_),
                 ..
-            }
+            })
             | Command::Audit {
                 command: AuditCommand::Verify { keys: Some(_), .. }
                     | AuditCommand::Verify { bucket: None, .. }
@@ -463,26 +441,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             });
             Ok(0)
         }
-        Command::Report {
-            from,
-            to,
-            export,
-            keys,
-            refused,
-            review_within_hours,
-            csv,
-        } => {
-            let ask = cmd::report::Ask {
-                from,
-                to,
-                export,
-                keys,
-                refused,
-                review_within_hours,
-                csv,
-            };
-            cmd::report::run(&ctx, ask).await
-        }
+        Command::Report(ask) => cmd::report::run(&ctx, ask).await,
         Command::Login { .. } | Command::Logout | Command::Completions { .. } => Ok(0),
         Command::Policy {
             command:

@@ -18,21 +18,32 @@ use crate::api::Failure;
 use crate::audit;
 use crate::ctx::Ctx;
 
-/// What `jit report` was asked for.
+/// What `jit report` was asked for (its flags).
+#[derive(clap::Args)]
 pub struct Ask {
-    /// The period, RFC 3339.
+    /// The period's first second, RFC 3339, e.g. 2026-11-01T00:00:00Z (with --export, the
+    /// export's own range is reported).
+    #[arg(long)]
     pub from: String,
-    /// The second after it.
+    /// The second after the period.
+    #[arg(long)]
     pub to: String,
-    /// An export file to report on instead of the API's (offline: no whole chains read).
+    /// Report on an export file (`jit audit export`) instead of asking the API (offline: no
+    /// whole chains and no unattributed calls read).
+    #[arg(long)]
     pub export: Option<PathBuf>,
-    /// Keys the auditor holds.
+    /// The functions' public keys as obtained separately (a JSON list).
+    #[arg(long)]
     pub keys: Option<PathBuf>,
-    /// Intake's log lines (`RequestRefused` ones are read; others skipped).
+    /// Intake's log lines (e.g. `aws logs filter-log-events --filter-pattern
+    /// '{ $.RequestRefused = 1 }'`'s messages): the requests the rules refused.
+    #[arg(long)]
     pub refused: Option<PathBuf>,
     /// Hours after a break-glass activation its review is due.
+    #[arg(long, default_value_t = 24)]
     pub review_within_hours: i64,
-    /// One table as CSV instead of the report.
+    /// Print one table as CSV: grants, targets, people or exceptions.
+    #[arg(long, value_name = "TABLE")]
     pub csv: Option<String>,
 }
 

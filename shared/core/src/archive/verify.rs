@@ -131,7 +131,6 @@ pub async fn verify_bucket<R: BucketReader>(
     summary.last_seq = checkpoints.last().map(|c| c.seq);
     summary.checkpointed_from = checkpoints.first().map(|c| c.period_start);
     summary.checkpointed_until = checkpoints.last().map(|c| c.period_end);
-    summary.chain = checkpoints.clone();
 
     let periods = reader.versions(PERIOD_PREFIX).await?;
     let period_versions = by_key(&periods);
@@ -237,6 +236,7 @@ pub async fn verify_bucket<R: BucketReader>(
             }
         }
     }
+    summary.chain = checkpoints;
     Ok(summary)
 }
 

@@ -324,6 +324,30 @@ fn a_seeded_period_reports_exactly_its_exceptions() {
         "{exceptions}"
     );
     assert!(csv(&report, "nothing").is_none());
+    // Every column is a field of its rows, and every field a column: none is left blank.
+    let fields = |v: serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let sorted = |columns: &[&str]| -> Vec<String> {
+        let mut c: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+        c.sort();
+        c
+    };
+    use jit_core::report::{EXCEPTION_COLUMNS, GRANT_COLUMNS, TOTALS_COLUMNS};
+    assert_eq!(
+        fields(serde_json::to_value(&report.grants[0]).unwrap()),
+        sorted(&GRANT_COLUMNS)
+    );
+    assert_eq!(
+        fields(serde_json::to_value(&report.by_target[0]).unwrap()),
+        sorted(&TOTALS_COLUMNS)
+    );
+    assert_eq!(
+        fields(serde_json::to_value(&report.exceptions[0]).unwrap()),
+        sorted(&EXCEPTION_COLUMNS)
+    );
 }
 
 #[test]
