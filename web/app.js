@@ -298,30 +298,39 @@ async function requestForm() {
   view("Ask for access", form);
 }
 
+// A review's comment box, error line and the approve/deny handler for `g`; `told` says what
+// the reviewer is told once the review is recorded.
+function reviewControls(g, told) {
+  const comment = h("textarea", { id: `comment-${g.id}`, rows: 2, maxlength: 2000 });
+  const error = h("div", { "aria-live": "assertive" });
+  const decide = (decision) => async () => {
+    error.replaceChildren();
+    if (decision === "deny" && !comment.value.trim()) return error.append(failure(new Error("Say why you deny it.")));
+    try {
+      const after = await api("POST", `/requests/${encodeURIComponent(g.id)}/reviews`, {
+        decision, ...(comment.value.trim() ? { comment: comment.value.trim() } : {}),
+      });
+      say(told(decision, after));
+      await toReview();
+    } catch (e) {
+      error.append(failure(e));
+    }
+  };
+  return { comment, error, decide };
+}
+
 async function toReview() {
   view("To review", h("p", {}, "Loading…"));
-  const page = await api("GET", "/requests?scope=reviewable&state=PENDING&limit=50");
+  const page = await api("GET", "/requests?scope=reviewable&limit=50");
   const me = session.claims.sub;
   const cards = [];
   for (const g of page.items) {
+    if (g.extension) { cards.push(extensionCard(g, me)); continue; }
     const trail = await api("GET", `/requests/${encodeURIComponent(g.id)}/audit`).catch(() => null);
     const awaiting = trail?.records.find((r) => r.action === "AWAITING_REVIEW");
     const approvals = g.reviews.filter((r) => r.decision === "approve").length;
-    const comment = h("textarea", { id: `comment-${g.id}`, rows: 2, maxlength: 2000 });
-    const error = h("div", { "aria-live": "assertive" });
-    const decide = (decision) => async () => {
-      error.replaceChildren();
-      if (decision === "deny" && !comment.value.trim()) return error.append(failure(new Error("Say why you deny it.")));
-      try {
-        const after = await api("POST", `/requests/${encodeURIComponent(g.id)}/reviews`, {
-          decision, ...(comment.value.trim() ? { comment: comment.value.trim() } : {}),
-        });
-        say(`${decision === "approve" ? "Approved" : "Denied"} ${after.target} for ${after.requester}: now ${after.state}.`);
-        await toReview();
-      } catch (e) {
-        error.append(failure(e));
-      }
-    };
+    const { comment, error, decide } = reviewControls(g, (decision, after) =>
+      `${decision === "approve" ? "Approved" : "Denied"} ${after.target} for ${after.requester}: now ${after.state}.`);
     const reviewed = g.reviews.some((r) => r.reviewer === me);
     cards.push(h("article", { class: "card review", "aria-labelledby": `title-${g.id}` },
       h("h2", { id: `title-${g.id}` }, `${g.requester} asks for ${g.target}`),
@@ -345,6 +354,32 @@ async function toReview() {
       h("p", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, "Its page and trail"))));
   }
   view("To review", cards.length ? cards : h("p", {}, "Nothing waits for your review."));
+}
+
+// An active grant whose requester asked for more time: approve or deny the extension.
+function extensionCard(g, me) {
+  const x = g.extension;
+  const { comment, error, decide } = reviewControls(g, (decision, after) => (after.extension
+    ? "Approved; the extension still needs approvals."
+    : `${decision === "approve" ? "Approved" : "Denied"} the extension: ${after.target} for ${after.requester} now ends ${when(after.ends_at)}.`));
+  const reviewed = x.reviews.some((r) => r.reviewer === me);
+  return h("article", { class: "card review extension", "aria-labelledby": `title-${g.id}` },
+    h("h2", { id: `title-${g.id}` }, `${g.requester} asks for ${x.duration} more on ${g.target}`),
+    h("dl", {},
+      h("dt", {}, "Reason"), h("dd", { class: "reason" }, x.reason),
+      h("dt", {}, "Grant's reason"), h("dd", {}, g.reason),
+      h("dt", {}, "Ticket"), h("dd", {}, g.ticket || "none"),
+      h("dt", {}, "Ends now"), h("dd", {}, when(g.ends_at)),
+      h("dt", {}, "Would end"), h("dd", {}, when(x.ends_at)),
+      h("dt", {}, "Approvals so far"), h("dd", {}, `${x.reviews.length} of ${x.approvals_required}`)),
+    reviewed ? h("p", {}, "You have approved this extension.") : [
+      h("div", { class: "field" }, h("label", { for: `comment-${g.id}` }, "Comment (required to deny)"), comment),
+      h("div", { class: "actions" },
+        h("button", { type: "button", class: "approve", onclick: decide("approve") }, "Approve extension"),
+        h("button", { type: "button", class: "deny", onclick: decide("deny") }, "Deny extension")),
+      error,
+    ],
+    h("p", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, "Its page and trail")));
 }
 
 async function grantPage(id) {
@@ -391,6 +426,27 @@ async function grantPage(id) {
       } catch (e) { output.replaceChildren(failure(e)); }
     } }, "Console sign-in link");
     actions.append(reveal, consoleButton);
+    if (g.extension) {
+      parts.push(h("p", { id: "extension-waiting" },
+        `You asked for ${g.extension.duration} more; waiting for ${g.extension.approvals_required - g.extension.reviews.length} approval(s). ` +
+        `Approved, it ends ${when(g.extension.ends_at)}.`));
+    } else {
+      const more = h("select", { id: "extend-by" }, ["30m", "1h", "2h"].map((d) => h("option", { value: d }, d)));
+      const why = h("input", { id: "extend-reason", type: "text", autocomplete: "off" });
+      parts.push(h("section", { "aria-labelledby": "extend-title" },
+        h("h2", { id: "extend-title" }, "Need more time?"),
+        h("div", { class: "field" }, h("label", { for: "extend-by" }, "Add"), more),
+        h("div", { class: "field" }, h("label", { for: "extend-reason" }, "Why"), why),
+        h("button", { type: "button", id: "extend", onclick: async () => {
+          if (!why.value.trim()) return output.replaceChildren(failure(new Error("Say why you need more time.")));
+          try {
+            const after = await api("POST", `/grants/${encodeURIComponent(g.id)}/extend`, { duration: more.value, reason: why.value.trim() });
+            say(after.extension ? `Extension asked: waiting for ${after.extension.approvals_required} approval(s).`
+              : `Extended: it now ends ${when(after.ends_at)}.`);
+            await grantPage(id);
+          } catch (e) { output.replaceChildren(failure(e)); }
+        } }, "Extend")));
+    }
   }
   if (g.state === "PENDING" && mine) {
     actions.append(h("button", { type: "button", class: "deny", onclick: async () => {

@@ -7,7 +7,7 @@
 const who = (actor) => (actor.startsWith("user:") ? actor.slice(5) : "");
 
 export const GRANT_COLUMNS = ["grant_id", "requester", "target", "reason", "ticket", "break_glass",
-  "requested_at", "requested_secs", "policies", "approvals_required", "approvers", "activated_at",
+  "requested_at", "requested_secs", "extended_secs", "policies", "approvals_required", "approvers", "activated_at",
   "used_secs", "sessions", "calls", "writes", "denied", "state", "ended", "ended_by", "ended_at",
   "end_reason"];
 export const TOTALS_COLUMNS = ["name", "grants", "activated", "break_glass", "used_secs", "sessions",
@@ -18,7 +18,7 @@ const refused = (a) => !!a.error_code && /AccessDenied|Unauthorized/.test(a.erro
 
 function row(chain, exp, asOf) {
   const r = { grant_id: chain[0].grant_id, requester: "", target: "", reason: "", ticket: "",
-    break_glass: false, requested_at: null, requested_secs: null, policies: "",
+    break_glass: false, requested_at: null, requested_secs: null, extended_secs: 0, policies: "",
     approvals_required: null, approvers: "", activated_at: null, used_secs: null, sessions: 0,
     calls: null, writes: null, denied: null, state: "", ended: "", ended_by: "", ended_at: null,
     end_reason: "" };
@@ -35,6 +35,7 @@ function row(chain, exp, asOf) {
       case "AUTO_APPROVED": case "BREAK_GLASS_ACTIVATED": r.policies = d.policies || ""; break;
       case "APPROVED": if (who(rec.actor)) approvers.push(who(rec.actor)); break;
       case "SESSION_ISSUED": r.sessions += 1; break;
+      case "EXTENDED": r.extended_secs += Number(d.extension_secs || 0); break;
       case "DENIED": case "CANCELLED": case "TIMED_OUT": case "EXPIRED": case "REVOKED":
         Object.assign(r, { ended: rec.action, ended_by: rec.actor, ended_at: rec.at,
           end_reason: rec.action === "REVOKED" ? d.reason || "" : rec.action === "DENIED" ? d.comment || "" : "" });
@@ -47,7 +48,8 @@ function row(chain, exp, asOf) {
   r.approvers = approvers.join(",");
   if (r.activated_at !== null) {
     const closed = r.ended === "EXPIRED" || r.ended === "REVOKED" ? r.ended_at : null;
-    const candidates = [r.requested_secs !== null ? r.activated_at + r.requested_secs : null, exp.to, asOf]
+    const planned = r.requested_secs !== null ? r.activated_at + r.requested_secs + r.extended_secs : null;
+    const candidates = [planned, exp.to, asOf]
       .filter((t) => t !== null && t !== undefined);
     const end = closed ?? Math.min(...candidates);
     r.used_secs = Math.max(0, end - r.activated_at);

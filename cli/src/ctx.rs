@@ -53,5 +53,13 @@ pub fn summary(g: &GrantView) -> String {
     {
         line.push_str(&format!("  reviews {}/{n}", g.reviews.len()));
     }
+    if let Some(x) = &g.extension {
+        line.push_str(&format!(
+            "  extension +{} waiting, reviews {}/{}",
+            x.duration,
+            x.reviews.len(),
+            x.approvals_required
+        ));
+    }
     line
 }

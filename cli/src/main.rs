@@ -129,6 +129,9 @@ enum Command {
     },
     /// Withdraw your pending request.
     Cancel { id: String },
+    /// Ask for more time on your active grant: at once where the rules say so, otherwise
+    /// through the target's reviewers (`--wait` for them).
+    Extend(cmd::extend::Ask),
     /// End a grant now, live sessions included.
     Revoke {
         id: String,
@@ -357,6 +360,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             cmd::review::run(&ctx, &id, ReviewDecision::Deny, Some(comment)).await
         }
         Command::Cancel { id } => cmd::cancel::run(&ctx, &id).await,
+        Command::Extend(ask) => cmd::extend::run(&ctx, ask).await,
         Command::Revoke { id, reason } => cmd::revoke::run(&ctx, &id, &reason).await,
         Command::PostReview { id, comment } => cmd::review::post(&ctx, &id, comment).await,
         Command::Credentials {

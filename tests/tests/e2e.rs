@@ -24,6 +24,8 @@ mod activity;
 mod archive;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/extend.rs"]
+mod extend;
 #[path = "e2e/faults.rs"]
 mod faults;
 #[path = "e2e/guardrails.rs"]

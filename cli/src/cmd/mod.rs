@@ -4,6 +4,7 @@ pub mod account;
 pub mod activity;
 pub mod cancel;
 pub mod console;
+pub mod extend;
 pub mod ls;
 pub mod report;
 pub mod request;

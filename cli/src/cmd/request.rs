@@ -35,7 +35,7 @@ pub struct Ask {
 }
 
 /// A wait such as `90s`, `15m` or `1h`.
-fn parse_wait(text: &str) -> Result<Duration, Failure> {
+pub(crate) fn parse_wait(text: &str) -> Result<Duration, Failure> {
     let (n, unit) = text.split_at(text.len().saturating_sub(1));
     let bad = || Failure::Usage(format!("`{text}` is not a duration such as 90s, 15m or 1h"));
     let n: u64 = n.parse().map_err(|_| bad())?;

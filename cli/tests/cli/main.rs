@@ -695,6 +695,70 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
             .iter()
             .any(|g| g["id"] == id.as_str())
     );
+    // More time: half an hour at once (the rules extend an engineer's read-only grant that
+    // much), then an hour more, which waits for a reviewer while `--wait` waits for them.
+    let ends = |out: &Output| json_of(out)["ends_at"].as_str().unwrap().to_owned();
+    let first_end = grant["ends_at"].as_str().unwrap().to_owned();
+    let extended = jit(
+        &as_alice,
+        &[
+            "extend",
+            &id,
+            "--for",
+            "30m",
+            "--reason",
+            "the error rates are still climbing",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&extended), 0, "{}", stderr(&extended));
+    assert!(ends(&extended) > first_end, "{}", stdout(&extended));
+    assert!(json_of(&extended).get("extension").is_none());
+    let waiting = command(
+        &as_alice,
+        &[
+            "extend",
+            &id,
+            "--for",
+            "1h",
+            "--reason",
+            "the error rates are still climbing",
+            "--wait",
+            "--timeout",
+            "90s",
+            "--output",
+            "json",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let bob = stack.token("bob", &["sre"]);
+    let as_bob: Vec<(&str, &str)> = vec![("JIT_API_URL", &api), ("JIT_TOKEN", &bob)];
+    let mut reviewable = String::new();
+    for _ in 0..100 {
+        let listed = jit(&as_bob, &["ls", "--reviewable", "--output", "json"]);
+        reviewable = stdout(&listed);
+        if reviewable.contains(&id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(reviewable.contains("\"extension\""), "{reviewable}");
+    let approved = jit(
+        &as_bob,
+        &["approve", &id, "--comment", "fine, the incident is open"],
+    );
+    assert_eq!(code(&approved), 0, "{}", stderr(&approved));
+    let waited = tokio::task::spawn_blocking(move || waiting.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code(&waited), 0, "{}", stderr(&waited));
+    assert!(ends(&waited) > ends(&extended), "{}", stdout(&waited));
+
     // Revoke: the cached session is dropped at once, and the target has no grant any more.
     let revoked = jit(
         &as_alice,

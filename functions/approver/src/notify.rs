@@ -12,6 +12,9 @@ pub trait Notifier: Send + Sync {
     fn review_requested(&self, grant: &Grant, approvals_required: u32, at: Timestamp);
     /// `grant` was opened through break-glass and owes a review.
     fn break_glass(&self, grant: &Grant, at: Timestamp);
+    /// Active `grant`'s requester asked for more time, which waits for `approvals_required`
+    /// distinct approvals.
+    fn extension_requested(&self, grant: &Grant, approvals_required: u32, at: Timestamp);
 }
 
 /// Logs each notice and emits it as a CloudWatch metric.
@@ -54,5 +57,17 @@ impl Notifier for LogNotifier {
             "BREAK-GLASS access opened; a review is owed"
         );
         println!("{}", emf("BreakGlassActivations", grant, at));
+    }
+
+    fn extension_requested(&self, grant: &Grant, approvals_required: u32, at: Timestamp) {
+        tracing::info!(
+            grant = %grant.id,
+            target = %grant.target,
+            requester = %grant.requester,
+            approvals_required,
+            ends_at = ?grant.ends_at,
+            "extension review requested"
+        );
+        println!("{}", emf("ExtensionReviewsRequested", grant, at));
     }
 }

@@ -1,5 +1,7 @@
-//! Human reviews over the API: `POST /requests/{id}/reviews` and
-//! `POST /grants/{id}/post-review`.
+//! People over the API: reviews (`POST /requests/{id}/reviews`), reviews owed after
+//! break-glass (`POST /grants/{id}/post-review`), and extensions asked by the requester
+//! (`POST /grants/{id}/extend`), which the rules decide here, as the approver alone signs
+//! decisions.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -8,11 +10,11 @@ use serde::Deserialize;
 use jit_api::GrantView;
 use jit_core::cases::Cases;
 use jit_core::clock::Timestamp;
-use jit_core::domain::ReviewDecision;
+use jit_core::domain::{Reason, ReviewDecision};
 use jit_core::store::GrantStore;
 use jit_http::{
-    Problem, Reply, Route, body_text, caller, json, no_such_route, optional_body, parse_body,
-    respond, route,
+    Problem, Reply, Route, body_text, caller, duration_of, json, no_such_route, optional_body,
+    parse_body, respond, route,
 };
 
 use crate::{Approver, Notifier};
@@ -26,6 +28,13 @@ struct ReviewBody {
     decision: ReviewDecision,
     #[serde(default)]
     comment: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    duration: serde_json::Value,
+    reason: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,6 +83,24 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
                 let body: PostReviewBody = optional_body(request)?;
                 let comment = comment(body.comment)?;
                 cases.post_review(&caller, id, comment, now).await?
+            }
+            Some(Route::Extend(id)) => {
+                let body: ExtendBody = parse_body(body_text(request)?)?;
+                let by = duration_of(&body.duration)?;
+                let reason =
+                    Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
+                let grant = cases.extend(&caller, id, by, reason, now).await?;
+                match &grant.extension {
+                    Some(waiting) => {
+                        self.notifier
+                            .extension_requested(&grant, waiting.approvals_required, now);
+                        return Ok(json(StatusCode::ACCEPTED, &GrantView::from(&grant)));
+                    }
+                    None => {
+                        tracing::info!(grant = %grant.id, ends_at = ?grant.ends_at, "extended by the rules");
+                        return Ok(json(StatusCode::OK, &GrantView::from(&grant)));
+                    }
+                }
             }
             _ => return Err(no_such_route(request)),
         };

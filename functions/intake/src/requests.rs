@@ -16,7 +16,7 @@ use jit_core::store::{
     ActivityStore, Created, Cursor, GrantStore, IdempotencyKey, Page, PageRequest, StoreError,
     cursor_after,
 };
-use jit_http::{Call, Reply, body_text, json, optional_body, parse_body, query};
+use jit_http::{Call, Reply, body_text, duration_of, json, optional_body, parse_body, query};
 
 use crate::{App, Problem};
 
@@ -40,26 +40,6 @@ struct CancelBody {}
 
 /// How many results a listing returns unless asked otherwise.
 const DEFAULT_LIMIT: u32 = 50;
-
-fn duration_of(value: &Value) -> Result<GrantDuration, Problem> {
-    let parsed = match value {
-        Value::Number(n) => match n.as_u64() {
-            Some(secs) => GrantDuration::from_secs(secs),
-            None => {
-                return Err(Problem::invalid(format!(
-                    "duration `{n}` is not a whole number of seconds"
-                )));
-            }
-        },
-        Value::String(text) => GrantDuration::parse(text),
-        other => {
-            return Err(Problem::invalid(format!(
-                "duration must be a number of seconds or text such as `1h30m`, not `{other}`"
-            )));
-        }
-    };
-    parsed.map_err(|e| Problem::invalid(e.to_string()))
-}
 
 /// How many store queries one listing call may make: a filter that passes few items (a
 /// caller who may approve little, `limit=1`) ends the page early with a `next` cursor rather
@@ -295,7 +275,9 @@ impl<S: GrantStore> App<S> {
         Ok((items, next.map(|c| c.as_str().to_owned())))
     }
 
-    /// Pending requests, target by target, that the caller may approve and has not reviewed.
+    /// What waits for reviewers, target by target (pending requests, and active grants whose
+    /// extension waits), that the caller may approve and has not reviewed; `state` narrows it
+    /// to one of the two.
     async fn list_reviewable(
         &self,
         caller: &Caller,
@@ -304,9 +286,6 @@ impl<S: GrantStore> App<S> {
         next: Option<String>,
         now: Timestamp,
     ) -> Result<(Vec<Grant>, Option<String>), Problem> {
-        if state.is_some_and(|s| s != GrantState::Pending) {
-            return Ok((Vec::new(), None));
-        }
         let bad_cursor = || Problem::bad_request(StoreError::BadCursor.to_string());
         let start = match next {
             None => ReviewCursor { t: 0, c: None },
@@ -343,7 +322,10 @@ impl<S: GrantStore> App<S> {
                 |page| async move { store.list_pending_for_target(target, &page).await },
                 |g| {
                     g.requester != caller.user
-                        && !g.reviews.iter().any(|r| r.reviewer == caller.user)
+                        && state.is_none_or(|s| g.state == s)
+                        && g.awaiting_review().is_some_and(|reviews| {
+                            !reviews.iter().any(|r| r.reviewer == caller.user)
+                        })
                         && self
                             .rules
                             .decide(

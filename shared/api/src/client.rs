@@ -11,8 +11,8 @@ use serde_json::Value;
 use crate::Route;
 use crate::types::{
     ActivityPage, AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, Empty,
-    GrantTrail, GrantView, Page, PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest,
-    Revoked, TargetList, UnattributedPage,
+    ExtendRequest, GrantTrail, GrantView, Page, PostReviewRequest, ProblemBody, ReviewRequest,
+    RevokeRequest, Revoked, TargetList, UnattributedPage,
 };
 
 /// What a call answers: its value, or why there is none.
@@ -355,6 +355,12 @@ impl Client {
             reason: reason.to_owned(),
         };
         self.call(Route::Revoke(id), "", Some(&body)).await
+    }
+
+    /// `POST /grants/{id}/extend`: the grant, extended (200) or with its extension waiting
+    /// for reviewers (202).
+    pub async fn extend(&self, id: &str, request: &ExtendRequest) -> ApiResult<GrantView> {
+        self.call(Route::Extend(id), "", Some(request)).await
     }
 
     /// `GET /targets`.

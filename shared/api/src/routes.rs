@@ -35,11 +35,13 @@ pub enum Route<'a> {
     Audit,
     /// `GET /audit/unattributed`: the calls no grant accounts for, one day at a time.
     Unattributed,
+    /// `POST /grants/{id}/extend`.
+    Extend(&'a str),
 }
 
 impl<'a> Route<'a> {
     /// Every route's API Gateway route key, as `template.yaml` and `openapi.yaml` name them.
-    pub const KEYS: [&'static str; 16] = [
+    pub const KEYS: [&'static str; 17] = [
         "GET /",
         "GET /web/{file}",
         "POST /requests",
@@ -56,6 +58,7 @@ impl<'a> Route<'a> {
         "GET /audit",
         "GET /requests/{id}/activity",
         "GET /audit/unattributed",
+        "POST /grants/{id}/extend",
     ];
 
     /// The route key API Gateway matches (`POST /requests/{id}/reviews`).
@@ -77,6 +80,7 @@ impl<'a> Route<'a> {
             Self::Audit => 13,
             Self::RequestActivity(_) => 14,
             Self::Unattributed => 15,
+            Self::Extend(_) => 16,
         };
         Self::KEYS.get(index).copied().unwrap_or("GET /")
     }
@@ -106,7 +110,8 @@ impl<'a> Route<'a> {
             | Self::PostReview(p)
             | Self::Credentials(p)
             | Self::Console(p)
-            | Self::Revoke(p) => Some(p),
+            | Self::Revoke(p)
+            | Self::Extend(p) => Some(p),
             Self::WebPage
             | Self::CreateRequest
             | Self::ListRequests
@@ -137,6 +142,7 @@ impl<'a> Route<'a> {
             "GET /audit" => Some(Self::Audit),
             "GET /requests/{id}/activity" => with(Self::RequestActivity),
             "GET /audit/unattributed" => Some(Self::Unattributed),
+            "POST /grants/{id}/extend" => with(Self::Extend),
             _ => None,
         }
     }

@@ -60,6 +60,9 @@ pub struct GrantView {
     pub review_owed: bool,
     /// The hash of the rules that decided it.
     pub policy_hash: String,
+    /// More time its requester asked for, waiting for reviewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<ExtensionView>,
     /// Bumped by every change.
     pub version: u64,
     /// Where its audit chain stands.
@@ -82,15 +85,7 @@ impl From<&Grant> for GrantView {
             created_at: g.created_at.to_rfc3339(),
             decide_by: g.decide_by.to_rfc3339(),
             approvals_required: g.approvals_required,
-            reviews: g
-                .reviews
-                .iter()
-                .map(|r| ReviewView {
-                    reviewer: r.reviewer.as_str().to_owned(),
-                    decision: r.decision,
-                    at: r.at.to_rfc3339(),
-                })
-                .collect(),
+            reviews: g.reviews.iter().map(review_view).collect(),
             activated_at: time(g.activated_at),
             ends_at: time(g.ends_at),
             closed_at: time(g.closed_at),
@@ -98,6 +93,16 @@ impl From<&Grant> for GrantView {
             sessions_valid_until: time(g.sessions_valid_until),
             review_owed: g.review_owed,
             policy_hash: g.policy_hash.clone(),
+            extension: g.extension.as_ref().map(|x| ExtensionView {
+                duration: jit_core::domain::GrantDuration::from_secs(u64::from(x.secs))
+                    .map_or_else(|_| format!("{}s", x.secs), |d| d.to_string()),
+                duration_secs: x.secs,
+                reason: x.reason.as_str().to_owned(),
+                requested_at: x.requested_at.to_rfc3339(),
+                ends_at: x.ends_at.to_rfc3339(),
+                approvals_required: x.approvals_required,
+                reviews: x.reviews.iter().map(review_view).collect(),
+            }),
             version: g.version,
             audit_head: g.audit_head.clone(),
         }
@@ -109,6 +114,43 @@ impl GrantView {
     pub fn is_open(&self) -> bool {
         matches!(self.state, GrantState::Pending | GrantState::Active)
     }
+}
+
+fn review_view(r: &jit_core::domain::Review) -> ReviewView {
+    ReviewView {
+        reviewer: r.reviewer.as_str().to_owned(),
+        decision: r.decision,
+        at: r.at.to_rfc3339(),
+    }
+}
+
+/// More time asked for on an active grant, waiting for reviewers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtensionView {
+    /// The time added, as text (`30m`).
+    pub duration: String,
+    /// The time added, in seconds.
+    pub duration_secs: u32,
+    /// Why.
+    pub reason: String,
+    /// When it was asked for.
+    pub requested_at: String,
+    /// The end the grant gets once approved.
+    pub ends_at: String,
+    /// Distinct approvals it needs.
+    pub approvals_required: u32,
+    /// The approvals so far.
+    pub reviews: Vec<ReviewView>,
+}
+
+/// The body of `POST /grants/{id}/extend`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// The time to add to the grant's end.
+    pub duration: DurationInput,
+    /// Why more time is needed.
+    pub reason: String,
 }
 
 /// One reviewer's decision.

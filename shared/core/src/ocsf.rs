@@ -4,9 +4,9 @@
 //!
 //! | what | OCSF class | activity |
 //! |---|---|---|
-//! | a grant made active (`AUTO_APPROVED`, `APPROVED` that activated, `BREAK_GLASS_ACTIVATED`) | 3005 User Access Management | 1 Assign Privileges |
+//! | a grant made active (`AUTO_APPROVED`, `APPROVED` that activated, `BREAK_GLASS_ACTIVATED`), or its end moved later (`EXTENDED`) | 3005 User Access Management | 1 Assign Privileges |
 //! | a grant ended (`EXPIRED`, `REVOKED`) | 3005 User Access Management | 2 Revoke Privileges |
-//! | every other record of a request's life (asked, reviewed, denied, cancelled, timed out, post-reviewed, revocation repaired or fallen back, activity covered) | 3005 User Access Management | 99 Other, named |
+//! | every other record of a request's life (asked, reviewed, denied, cancelled, timed out, post-reviewed, revocation repaired or fallen back, activity covered, extension asked, approved or denied) | 3005 User Access Management | 99 Other, named |
 //! | a session issued (`SESSION_ISSUED`) | 3003 Authorize Session | 1 Assign Privileges |
 //! | a call made with a grant's session | 6003 API Activity | 1 Create, 2 Read, 3 Update, 4 Delete or 99 Other |
 //!
@@ -97,6 +97,7 @@ fn classify(record: &AuditRecord) -> (u32, u32, &'static str) {
         AuditAction::Approved if record.to == crate::domain::GrantState::Active => {
             (3005, 1, "Assign Privileges")
         }
+        AuditAction::Extended => (3005, 1, "Assign Privileges"),
         AuditAction::Expired | AuditAction::Revoked => (3005, 2, "Revoke Privileges"),
         AuditAction::SessionIssued => (3003, 1, "Assign Privileges"),
         _ => (3005, 99, "Other"),
@@ -144,7 +145,10 @@ pub fn record_event(
         }],
         "unmapped": {"jit": unmapped(record)},
     });
-    if record.action == AuditAction::Denied || record.action == AuditAction::TimedOut {
+    if matches!(
+        record.action,
+        AuditAction::Denied | AuditAction::TimedOut | AuditAction::ExtensionDenied
+    ) {
         event["status_id"] = json!(2);
         event["status"] = json!("Failure");
     }

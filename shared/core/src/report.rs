@@ -113,6 +113,8 @@ pub struct GrantRow {
     pub requested_at: Option<Timestamp>,
     /// How long was asked for, in seconds.
     pub requested_secs: Option<u64>,
+    /// Time added by extensions, in seconds (0 when never extended).
+    pub extended_secs: u64,
     /// The policies that opened it at once, comma-separated (empty when people decided).
     pub policies: String,
     /// How many approvals the rules required (none when they decided at once).
@@ -390,6 +392,9 @@ fn grant_row(
                 }
             }
             AuditAction::SessionIssued => row.sessions += 1,
+            AuditAction::Extended => {
+                row.extended_secs += detail(r, "extension_secs").parse::<u64>().unwrap_or(0);
+            }
             AuditAction::Denied
             | AuditAction::Cancelled
             | AuditAction::TimedOut
@@ -407,7 +412,10 @@ fn grant_row(
             AuditAction::PostReviewed
             | AuditAction::RevocationFallback
             | AuditAction::RevocationRepaired
-            | AuditAction::ActivityCovered => {}
+            | AuditAction::ActivityCovered
+            | AuditAction::ExtensionRequested
+            | AuditAction::ExtensionApproved
+            | AuditAction::ExtensionDenied => {}
         }
         if is_activation(r) {
             row.activated_at = Some(r.at);
@@ -420,6 +428,7 @@ fn grant_row(
         // expiry not yet swept), the period's end and the report's time.
         let ends_at = row
             .requested_secs
+            .map(|d| d.saturating_add(row.extended_secs))
             .and_then(|d| i64::try_from(d).ok().map(|d| active.plus_secs(d)));
         let end = row
             .ended_at
@@ -493,7 +502,7 @@ fn exceptions_of(
 }
 
 /// The columns of each table, in order.
-pub const GRANT_COLUMNS: [&str; 22] = [
+pub const GRANT_COLUMNS: [&str; 23] = [
     "grant_id",
     "requester",
     "target",
@@ -502,6 +511,7 @@ pub const GRANT_COLUMNS: [&str; 22] = [
     "break_glass",
     "requested_at",
     "requested_secs",
+    "extended_secs",
     "policies",
     "approvals_required",
     "approvers",

@@ -177,6 +177,29 @@ pub fn optional_body<T: Default + for<'de> Deserialize<'de>>(
     }
 }
 
+/// A duration as a body gives it: a whole number of seconds, or text such as `1h30m`.
+pub fn duration_of(value: &serde_json::Value) -> Result<jit_core::domain::GrantDuration, Problem> {
+    use jit_core::domain::GrantDuration;
+    use serde_json::Value;
+    let parsed = match value {
+        Value::Number(n) => match n.as_u64() {
+            Some(secs) => GrantDuration::from_secs(secs),
+            None => {
+                return Err(Problem::invalid(format!(
+                    "duration `{n}` is not a whole number of seconds"
+                )));
+            }
+        },
+        Value::String(text) => GrantDuration::parse(text),
+        other => {
+            return Err(Problem::invalid(format!(
+                "duration must be a number of seconds or text such as `1h30m`, not `{other}`"
+            )));
+        }
+    };
+    parsed.map_err(|e| Problem::invalid(e.to_string()))
+}
+
 /// One query-string parameter, if given.
 pub fn query<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request

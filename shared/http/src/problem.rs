@@ -159,6 +159,8 @@ impl From<TransitionError> for Problem {
     fn from(e: TransitionError) -> Self {
         match &e {
             TransitionError::NotPermitted { .. } => Self::forbidden(e.to_string()),
+            // What was asked for is too much, whatever the grant's state.
+            TransitionError::BeyondLimit { .. } => Self::invalid(e.to_string()),
             _ => Self::conflict(e.to_string()),
         }
     }

@@ -53,6 +53,7 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     let id = alice_asks(&b).await;
     bob_approves(&b, &id).await;
     alice_uses_it(&b, &stack, &id).await;
+    alice_extends_it(&b).await;
     alice_revokes_it(&b).await;
     the_pages_verifier_refuses_a_changed_trail(&b, &stack, &id).await;
     nothing_ran_and_nothing_was_kept(&b).await;
@@ -207,6 +208,28 @@ async fn alice_uses_it(b: &Browser, stack: &jit_stack::Stack, id: &str) {
     );
 }
 
+/// alice needs more time: half an hour more, which the example rules give an engineer's
+/// read-only grant at once; the page shows the new end and the EXTENDED record.
+async fn alice_extends_it(b: &Browser) {
+    let before = b.text_of("dl.grant").await.unwrap();
+    let label = b.find("label[for='extend-reason']").await.unwrap();
+    assert_eq!(b.text(&label).await.unwrap(), "Why");
+    let half = b.find("#extend-by option[value='30m']").await.unwrap();
+    b.click(&half).await.unwrap();
+    let why = b.find("#extend-reason").await.unwrap();
+    b.type_into(&why, "still reading the incident's logs")
+        .await
+        .unwrap();
+    let extend = b.find("#extend").await.unwrap();
+    b.click(&extend).await.unwrap();
+    b.wait_text("Extended: it now ends").await.unwrap();
+    b.wait_text("EXTENDED").await.unwrap();
+    let after = b.text_of("dl.grant").await.unwrap();
+    assert_ne!(before, after, "the end shown moved");
+    let verdict = b.text_of("#trail-check").await.unwrap();
+    assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
+}
+
 /// alice revokes it from the page; the trail still verifies.
 async fn alice_revokes_it(b: &Browser) {
     let why = b.find("#revoke-reason").await.unwrap();
@@ -217,7 +240,7 @@ async fn alice_revokes_it(b: &Browser) {
     b.click(&revoke).await.unwrap();
     b.wait_text("REVOKED").await.unwrap();
     let verdict = b.text_of("#trail-check").await.unwrap();
-    assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
+    assert!(verdict.starts_with("Verified: 7 records"), "{verdict}");
     // The page lists what the grant's session did, from CloudTrail.
     let activity = b.text_of("#activity").await.unwrap();
     assert!(

@@ -4,7 +4,8 @@
 //! pulls and sweeps hit one grant and one role. Afterwards: one legal outcome, every chain
 //! verifies against its grant, no credentials left once REVOKED was committed (each 200 has
 //! its SESSION_ISSUED record, and every one of those precedes the REVOKED record), and the
-//! role's policy denies every revoked grant.
+//! role's policy denies every revoked grant. An extension racing a revocation and sweeps
+//! loses to the revocation or lands before it, never after.
 
 use std::time::Duration;
 
@@ -230,6 +231,68 @@ async fn races_over_http_end_in_one_legal_outcome_and_leave_nothing_behind() {
             "{g} not denied after a sweep: {policy}"
         );
     }
+
+    // 6. An extension racing a revocation and sweeps, each way round: revoked wins, and no
+    //    credentials come after it. (An SRE's read-only grant with a ticket: the rules extend
+    //    it at once.)
+    let extend = |grant: String, me: String| async move {
+        let body = json!({"duration": "30m", "reason": "the incident is still open"});
+        h.call("POST", &format!("/grants/{grant}/extend"), &me, Some(body))
+            .await
+    };
+    //    The extension's write held while the grant is revoked: it re-reads and is refused.
+    let (me, grant) = h.in_use().await;
+    let (extended, revoked) = while_held(
+        h,
+        "approver",
+        extend(grant.clone(), me.clone()),
+        h.revoke(&grant, &me),
+    )
+    .await;
+    assert_eq!(revoked.0, 200, "{}", revoked.1);
+    assert_eq!(extended.0, 409, "{}", extended.1);
+    assert!(
+        extended.1["detail"].as_str().unwrap().contains("REVOKED"),
+        "{}",
+        extended.1
+    );
+    let (g, records) = h.verified(&grant).await;
+    assert_eq!(g.state.as_str(), "REVOKED");
+    assert!(seq_of(&records, "EXTENDED").is_empty(), "{records:?}");
+    assert_eq!(h.pull(&grant, &me).await.0, 409);
+    no_credentials_after_revocation(&records, 1);
+    //    The revocation's write held while the grant is extended and swept: the extension
+    //    lands first, the revocation after it, and the role denies the grant's sessions.
+    let (me, grant) = h.in_use().await;
+    let sweeps = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        join_all((0..2).map(|_| h.stack().sweep())).await
+    };
+    let ((revoked, (extended, sweeps)), pulled) = tokio::join!(
+        while_held(h, "sweeper", h.revoke(&grant, &me), async {
+            tokio::join!(extend(grant.clone(), me.clone()), sweeps)
+        },),
+        async {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            h.pull(&grant, &me).await
+        }
+    );
+    assert_eq!(revoked.0, 200, "{}", revoked.1);
+    assert_eq!(extended.0, 200, "{}", extended.1);
+    assert!(sweeps.iter().all(Result::is_ok), "{sweeps:?}");
+    assert_eq!(pulled.0, 409, "after the revocation: {}", pulled.1);
+    let (g, records) = h.verified(&grant).await;
+    assert_eq!(g.state.as_str(), "REVOKED");
+    let (extended_at, revoked_at) = (seq_of(&records, "EXTENDED"), seq_of(&records, "REVOKED"));
+    assert!(
+        extended_at.len() == 1 && extended_at < revoked_at,
+        "{records:?}"
+    );
+    no_credentials_after_revocation(&records, 1);
+    assert!(
+        denied_on_role(h).await.contains(&grant),
+        "{grant} not denied"
+    );
 
     // Everything the storms wrote verifies offline.
     let sue = h.stack().token("sue-races", &["security"]);

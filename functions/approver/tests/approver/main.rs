@@ -10,5 +10,6 @@
 
 mod support;
 
+mod extend;
 mod reviews;
 mod stream;

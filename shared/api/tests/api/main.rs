@@ -16,9 +16,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use jit_api::{
-    AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, DurationInput, GrantTrail,
-    GrantView, LiveSessions, Page, PostReviewRequest, ProblemBody, ReviewRequest, ReviewView,
-    RevokeRequest, Revoked, Route, TargetList, TargetView, WebConfig,
+    AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, DurationInput,
+    ExtendRequest, ExtensionView, GrantTrail, GrantView, LiveSessions, Page, PostReviewRequest,
+    ProblemBody, ReviewRequest, ReviewView, RevokeRequest, Revoked, Route, TargetList, TargetView,
+    WebConfig,
 };
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::ChainHead;
@@ -155,6 +156,15 @@ fn grant(full: bool) -> GrantView {
         sessions_valid_until: some("2027-01-13T11:01:00Z"),
         review_owed: false,
         policy_hash: "abc".into(),
+        extension: full.then(|| ExtensionView {
+            duration: "30m".into(),
+            duration_secs: 1800,
+            reason: "the migration is still running".into(),
+            requested_at: "2027-01-13T10:50:00Z".into(),
+            ends_at: "2027-01-13T11:31:00Z".into(),
+            approvals_required: 1,
+            reviews: Vec::new(),
+        }),
         version: 3,
         audit_head: ChainHead {
             seq: 3,
@@ -186,6 +196,13 @@ fn the_wire_types_are_the_documents_schemas() {
     );
     let review = grant(true).reviews.remove(0);
     agree(&doc, &format!("{SCHEMAS}/Review"), &review, &review);
+    let extension = grant(true).extension.unwrap();
+    agree(
+        &doc,
+        &format!("{SCHEMAS}/Grant/properties/extension"),
+        &extension,
+        &extension,
+    );
     let page = |full| Page {
         items: vec![grant(full)],
         next: full.then(|| "cursor".to_owned()),
@@ -267,6 +284,11 @@ fn the_wire_types_are_the_documents_schemas() {
         &post(true),
         &post(false),
     );
+    let extend = ExtendRequest {
+        duration: DurationInput::Text("30m".into()),
+        reason: "the migration is still running".into(),
+    };
+    agree(&doc, &body("/grants/{id}/extend", "post"), &extend, &extend);
     let revoke = RevokeRequest {
         reason: "the work is done".into(),
     };

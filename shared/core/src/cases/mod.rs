@@ -7,6 +7,8 @@
 //! - [`Cases::cancel`]: the requester withdraws a pending request.
 //! - [`Cases::review`] and [`Cases::post_review`]: another person decides, or reviews
 //!   break-glass access afterwards.
+//! - [`Cases::extend`]: the requester asks for more time on an active grant; the rules decide
+//!   at once or send it to reviewers, whose [`Cases::review`] then decides it.
 //! - [`Cases::revoke`]: the requester or a permitted person ends a grant early.
 //! - [`Cases::plan_session`] then [`Cases::record_session`]: the requester takes a session;
 //!   the issuer calls STS between the two, so nothing is recorded for a session STS refused.
@@ -17,6 +19,7 @@
 //! - [`Cases::cover_activity`]: the sweeper signs the count and digest of a grant's activity.
 
 mod activity;
+mod extend;
 mod refusal;
 mod request;
 mod review;
@@ -162,6 +165,23 @@ impl<'a, S: GrantStore> Cases<'a, S> {
                 &AccessContext::of_grant(grant, now),
             )
             .allowed
+    }
+
+    /// Nothing unless `caller` is `grant`'s requester: otherwise forbidden (saying `why`) when
+    /// they may see it, not found when they may not.
+    fn requester_only(
+        &self,
+        caller: &Caller,
+        grant: &Grant,
+        noun: Noun,
+        now: Timestamp,
+        why: &'static str,
+    ) -> Result<(), Refusal> {
+        if grant.requester == caller.user {
+            Ok(())
+        } else {
+            Err(self.hidden_or_forbidden(caller, grant, noun, now, why))
+        }
     }
 
     /// The refusal for a caller who may not act on `grant`: forbidden when they may see it,

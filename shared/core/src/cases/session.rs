@@ -35,17 +35,8 @@ impl<S: GrantStore> Cases<'_, S> {
         let noun = Noun::Grant;
         let (grant, _) = self
             .verified(id, noun, now, "no credentials were issued", |grant| {
-                if grant.requester == caller.user {
-                    Ok(())
-                } else {
-                    Err(self.hidden_or_forbidden(
-                        caller,
-                        grant,
-                        noun,
-                        now,
-                        "only the requester may use a grant",
-                    ))
-                }
+                let why = "only the requester may use a grant";
+                self.requester_only(caller, grant, noun, now, why)
             })
             .await?;
         let ends_at = grant.ends_at.unwrap_or(now);

@@ -55,11 +55,20 @@ pub enum AuditAction {
     /// The activity CloudTrail delivered for the grant's sessions so far is covered: its count
     /// and digest, signed.
     ActivityCovered,
+    /// The requester asked for more time; the rules sent it to reviewers.
+    ExtensionRequested,
+    /// A reviewer approved an extension that needs more approvals.
+    ExtensionApproved,
+    /// A reviewer denied an extension; the grant keeps its end.
+    ExtensionDenied,
+    /// The grant's end moved later: the rules permitted the extension, or its last approval
+    /// came. The record's `ends_at` is the new end, the only source of it.
+    Extended,
 }
 
 impl AuditAction {
     /// Every action, in the order of the enum.
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 19] = [
         Self::Requested,
         Self::AwaitingReview,
         Self::AutoApproved,
@@ -75,6 +84,10 @@ impl AuditAction {
         Self::RevocationFallback,
         Self::RevocationRepaired,
         Self::ActivityCovered,
+        Self::ExtensionRequested,
+        Self::ExtensionApproved,
+        Self::ExtensionDenied,
+        Self::Extended,
     ];
 
     /// The name used in the trail and in the hash.
@@ -95,6 +108,10 @@ impl AuditAction {
             Self::RevocationFallback => "REVOCATION_FALLBACK",
             Self::RevocationRepaired => "REVOCATION_REPAIRED",
             Self::ActivityCovered => "ACTIVITY_COVERED",
+            Self::ExtensionRequested => "EXTENSION_REQUESTED",
+            Self::ExtensionApproved => "EXTENSION_APPROVED",
+            Self::ExtensionDenied => "EXTENSION_DENIED",
+            Self::Extended => "EXTENDED",
         }
     }
 }

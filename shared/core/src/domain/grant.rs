@@ -33,6 +33,35 @@ pub struct Review {
     pub at: Timestamp,
 }
 
+/// More time the requester asked for on an active grant, which the rules sent to reviewers.
+/// While it waits, the grant stays active with its old end; it goes when it is decided, or
+/// when the grant ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingExtension {
+    /// The time added to the grant's end, in seconds.
+    pub secs: u32,
+    /// Why more time is needed.
+    pub reason: Reason,
+    /// When it was asked for.
+    pub requested_at: Timestamp,
+    /// The end the grant gets once it is approved.
+    pub ends_at: Timestamp,
+    /// Distinct approvals it needs.
+    pub approvals_required: u32,
+    /// Every review of it so far, one per reviewer.
+    pub reviews: Vec<Review>,
+}
+
+impl PendingExtension {
+    /// How many distinct reviewers have approved it.
+    pub fn approval_count(&self) -> usize {
+        self.reviews
+            .iter()
+            .filter(|r| r.decision == ReviewDecision::Approve)
+            .count()
+    }
+}
+
 /// Everything issuance and revocation need from the target, recorded when access is asked
 /// for: a later edit of the targets file never changes what an existing grant's credentials
 /// can do, nor where its revocation lands.
@@ -150,6 +179,9 @@ pub struct Grant {
     pub review_owed: bool,
     /// The policy set that made the latest rule decision.
     pub policy_hash: String,
+    /// An extension of an active grant waiting for reviewers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<PendingExtension>,
     /// The last audit record's sequence number and hash.
     pub audit_head: ChainHead,
 }
@@ -254,6 +286,7 @@ impl Grant {
             sessions_valid_until: None,
             review_owed: false,
             policy_hash: request.policy_hash,
+            extension: None,
             audit_head: audit.head(),
         };
         Creation { grant, audit }
@@ -265,6 +298,16 @@ impl Grant {
         match self.state {
             GrantState::Pending => Some(self.decide_by),
             GrantState::Active => self.ends_at,
+            _ => None,
+        }
+    }
+
+    /// The reviews of what waits for reviewers: a pending request's, or the extension an
+    /// active grant waits for; `None` when nothing waits for people.
+    pub fn awaiting_review(&self) -> Option<&[Review]> {
+        match (self.state, &self.extension) {
+            (GrantState::Pending, _) => Some(&self.reviews),
+            (GrantState::Active, Some(extension)) => Some(&extension.reviews),
             _ => None,
         }
     }

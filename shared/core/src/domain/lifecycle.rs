@@ -3,9 +3,9 @@
 //!
 //! ```text
 //! PENDING --auto rule / break-glass / N approvals--> ACTIVE --end time--> EXPIRED
-//!    |--deny--> DENIED                                  `----revoke----> REVOKED
-//!    |--requester cancels--> CANCELLED
-//!    `--decide-by passed--> TIMED_OUT
+//!    |--deny--> DENIED                                  |`----revoke----> REVOKED
+//!    |--requester cancels--> CANCELLED                  `--extend: a later end, by the
+//!    `--decide-by passed--> TIMED_OUT                      rules or N approvals--> ACTIVE
 //! ```
 //!
 //! Anything else is a [`TransitionError`]; terminal states never change.
@@ -15,7 +15,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::step::Step;
-use super::{Actor, Grant, GrantId, GrantState, Reason, ReviewDecision, RoleArn};
+use super::{Actor, Grant, GrantDuration, GrantId, GrantState, Reason, ReviewDecision, RoleArn};
 use crate::clock::Timestamp;
 use crate::domain::audit::AuditRecord;
 
@@ -62,7 +62,26 @@ pub enum Command {
         /// The policy set that decided.
         policy_hash: String,
     },
-    /// A reviewer approves or denies.
+    /// The requester asks for `by` more time on an active grant, with the rules' answer: when
+    /// `approvals_required` is 0 they permitted it at once (by `policies`) and the end moves
+    /// now; otherwise it waits for that many distinct approvals. The new end may not pass
+    /// `limit` (the target's longest total from activation).
+    Extend {
+        /// The time added to the grant's end.
+        by: GrantDuration,
+        /// Why more time is needed.
+        reason: Reason,
+        /// The latest end the target allows this grant.
+        limit: Timestamp,
+        /// Distinct approvals needed; 0 when the rules permitted it at once.
+        approvals_required: u32,
+        /// The policies that permitted it at once (empty when it waits for reviewers).
+        policies: Vec<String>,
+        /// The policy set that decided.
+        policy_hash: String,
+    },
+    /// A reviewer approves or denies: the pending request, or the pending extension of an
+    /// active grant.
     Review {
         /// The decision.
         decision: ReviewDecision,
@@ -127,6 +146,7 @@ impl Command {
         match self {
             Self::AwaitReview { .. } => "await review of",
             Self::AutoApprove { .. } => "auto-approve",
+            Self::Extend { .. } => "extend",
             Self::BreakGlass { .. } => "break glass on",
             Self::Review {
                 decision: ReviewDecision::Approve,
@@ -315,6 +335,32 @@ pub enum TransitionError {
         /// The grant.
         id: GrantId,
     },
+    /// An extension already waits for reviewers.
+    #[error("request `{id}` already has an extension waiting for review")]
+    ExtensionPending {
+        /// The grant.
+        id: GrantId,
+    },
+    /// An active grant with no extension waiting: there is nothing to review.
+    #[error("cannot {command} request `{id}`: it is ACTIVE, with no extension waiting for review")]
+    NoExtensionPending {
+        /// The grant.
+        id: GrantId,
+        /// What was attempted.
+        command: &'static str,
+    },
+    /// The extension would take the grant past the longest its target allows.
+    #[error(
+        "cannot extend request `{id}` to {asked}: its target allows access until {limit} at most (its longest total from activation)"
+    )]
+    BeyondLimit {
+        /// The grant.
+        id: GrantId,
+        /// The end asked for.
+        asked: Timestamp,
+        /// The latest end allowed.
+        limit: Timestamp,
+    },
     /// A session that would expire before it starts.
     #[error("a session for `{id}` must expire after {now}, not at {expires_at}")]
     SessionInPast {
@@ -374,6 +420,14 @@ impl Grant {
                 policies,
                 policy_hash,
             } => step.activate_by_rules(true, policies, policy_hash)?,
+            Command::Extend {
+                by,
+                reason,
+                limit,
+                approvals_required,
+                policies,
+                policy_hash,
+            } => step.extend(by, reason, limit, approvals_required, policies, policy_hash)?,
             Command::Review { decision, comment } => step.review(decision, comment)?,
             Command::Cancel => step.cancel()?,
             Command::TimeOut => step.time_out()?,
@@ -403,6 +457,8 @@ impl Grant {
     pub(super) fn close(&mut self, state: GrantState, now: Timestamp) {
         self.state = state;
         self.closed_at = Some(now);
+        // An extension still waiting ends with the grant.
+        self.extension = None;
     }
 
     /// A ledger entry when sessions handed out for this grant outlive `now`.

@@ -10,7 +10,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use grant::{Creation, Grant, NewRequest, Review, ReviewDecision, RoleBinding};
+pub use grant::{
+    Creation, Grant, NewRequest, PendingExtension, Review, ReviewDecision, RoleBinding,
+};
 pub use lifecycle::{Change, Command, RevocationEntry, SessionKind, TargetRole, TransitionError};
 pub use values::{
     GrantDuration, GrantId, GroupName, Reason, RoleArn, TargetId, Ticket, UserId, ValueError,

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use super::lifecycle::{Change, RevocationEntry, SessionKind, TransitionError};
-use super::{Actor, Grant, GrantState, Reason, Review, ReviewDecision, Service, UserId};
+use super::{
+    Actor, Grant, GrantDuration, GrantState, PendingExtension, Reason, Review, ReviewDecision,
+    Service, UserId,
+};
 use crate::clock::Timestamp;
 use crate::domain::audit::{AuditAction, AuditEntry, AuditRecord};
 
@@ -214,6 +217,9 @@ impl<'a> Step<'a> {
         if reviewer == &self.grant.requester {
             return Err(self.not_permitted("a requester cannot review their own request"));
         }
+        if self.grant.state == GrantState::Active {
+            return self.review_extension(reviewer, decision, comment);
+        }
         self.require_pending()?;
         let Some(required) = self.grant.approvals_required else {
             return Err(TransitionError::NotYetEvaluated {
@@ -251,6 +257,124 @@ impl<'a> Step<'a> {
                 }
                 Ok(AuditAction::Approved)
             }
+        }
+    }
+
+    /// The requester asks for more time on their active grant, before its end; the rules'
+    /// answer comes with the command.
+    pub(super) fn extend(
+        &mut self,
+        by: GrantDuration,
+        reason: Reason,
+        limit: Timestamp,
+        approvals_required: u32,
+        policies: Vec<String>,
+        hash: String,
+    ) -> Result<AuditAction, TransitionError> {
+        if self.actor != &Actor::User(self.grant.requester.clone()) {
+            return Err(self.not_permitted("only the requester may extend their access"));
+        }
+        let ends_at = self.require_active()?;
+        if self.now >= ends_at {
+            return Err(self.time_ran_out(ends_at));
+        }
+        if self.grant.extension.is_some() {
+            return Err(TransitionError::ExtensionPending {
+                id: self.grant.id.clone(),
+            });
+        }
+        let asked = ends_at.plus_secs(i64::from(by.as_secs()));
+        if asked > limit {
+            return Err(TransitionError::BeyondLimit {
+                id: self.grant.id.clone(),
+                asked,
+                limit,
+            });
+        }
+        self.detail
+            .insert("extension_secs".to_owned(), by.as_secs().to_string());
+        self.detail
+            .insert("reason".to_owned(), reason.as_str().to_owned());
+        self.detail
+            .insert("previous_ends_at".to_owned(), ends_at.to_string());
+        self.next.policy_hash.clone_from(&hash);
+        self.policy_hash = Some(hash);
+        if approvals_required == 0 {
+            self.detail
+                .insert("policies".to_owned(), policies.join(","));
+            self.detail.insert("ends_at".to_owned(), asked.to_string());
+            self.next.ends_at = Some(asked);
+            return Ok(AuditAction::Extended);
+        }
+        let required = approvals_required;
+        self.detail
+            .insert("approvals_required".to_owned(), required.to_string());
+        self.detail
+            .insert("requested_ends_at".to_owned(), asked.to_string());
+        self.next.extension = Some(PendingExtension {
+            secs: by.as_secs(),
+            reason,
+            requested_at: self.now,
+            ends_at: asked,
+            approvals_required: required,
+            reviews: Vec::new(),
+        });
+        Ok(AuditAction::ExtensionRequested)
+    }
+
+    /// A review of the extension an active grant waits for: before the grant's current end,
+    /// once per reviewer; the last approval needed moves the end.
+    fn review_extension(
+        &mut self,
+        reviewer: &UserId,
+        decision: ReviewDecision,
+        comment: Option<String>,
+    ) -> Result<AuditAction, TransitionError> {
+        let ends_at = self.require_active()?;
+        let Some(mut extension) = self.grant.extension.clone() else {
+            return Err(TransitionError::NoExtensionPending {
+                id: self.grant.id.clone(),
+                command: self.command,
+            });
+        };
+        if self.now >= ends_at {
+            return Err(self.time_ran_out(ends_at));
+        }
+        if extension.reviews.iter().any(|r| &r.reviewer == reviewer) {
+            return Err(TransitionError::AlreadyReviewed {
+                id: self.grant.id.clone(),
+                reviewer: self.actor.clone(),
+            });
+        }
+        extension.reviews.push(Review {
+            reviewer: reviewer.clone(),
+            decision,
+            at: self.now,
+        });
+        if let Some(comment) = comment {
+            self.detail.insert("comment".to_owned(), comment);
+        }
+        self.detail
+            .insert("extension_secs".to_owned(), extension.secs.to_string());
+        if decision == ReviewDecision::Deny {
+            self.next.extension = None;
+            return Ok(AuditAction::ExtensionDenied);
+        }
+        let approvals = extension.approval_count();
+        let required = extension.approvals_required;
+        self.detail
+            .insert("approvals".to_owned(), format!("{approvals}/{required}"));
+        if u32::try_from(approvals).unwrap_or(u32::MAX) >= required {
+            self.detail
+                .insert("previous_ends_at".to_owned(), ends_at.to_string());
+            self.detail
+                .insert("ends_at".to_owned(), extension.ends_at.to_string());
+            self.next.ends_at = Some(extension.ends_at);
+            self.next.extension = None;
+            Ok(AuditAction::Extended)
+        } else {
+            self.next.extension = Some(extension);
+            Ok(AuditAction::ExtensionApproved)
         }
     }
 

@@ -45,17 +45,20 @@ pub enum Action {
     Revoke,
     /// Read requests and the audit trail.
     ReadAudit,
+    /// Have one's own active grant extended at once, without reviewers.
+    Extend,
 }
 
 impl Action {
     /// Every action the schema declares.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Request,
         Self::AutoApprove,
         Self::BreakGlass,
         Self::Approve,
         Self::Revoke,
         Self::ReadAudit,
+        Self::Extend,
     ];
 
     /// The action's name in policies.
@@ -67,6 +70,7 @@ impl Action {
             Self::Approve => "Approve",
             Self::Revoke => "Revoke",
             Self::ReadAudit => "ReadAudit",
+            Self::Extend => "Extend",
         }
     }
 }
@@ -687,6 +691,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(compared, 10 * 6 * 4 * 3);
+        assert_eq!(compared, 10 * 7 * 4 * 3);
     }
 }

@@ -28,6 +28,10 @@ pub struct Target {
     pub binding: RoleBinding,
     /// The longest grant it allows.
     pub max_duration: GrantDuration,
+    /// The longest a grant may last from activation once extended (`max_total_duration`);
+    /// `max_duration` when the file does not say, so extensions only reach what one request
+    /// could have asked.
+    pub max_total: GrantDuration,
     /// Distinct approvals a request needs when no rule approves it at once.
     pub approvals_required: u32,
     /// How long reviewers have before a request times out, in seconds.
@@ -61,6 +65,8 @@ struct RawTarget {
     tier: String,
     role_arn: String,
     max_duration: String,
+    #[serde(default)]
+    max_total_duration: Option<String>,
     approvals_required: u32,
     decision_window: String,
     #[serde(default)]
@@ -169,6 +175,15 @@ fn check(raw: RawTarget) -> Result<Target, String> {
     let role_arn = RoleArn::parse(raw.role_arn).map_err(|e| e.to_string())?;
     let max_duration =
         GrantDuration::parse(&raw.max_duration).map_err(|e| format!("max_duration: {e}"))?;
+    let max_total = match &raw.max_total_duration {
+        None => max_duration,
+        Some(text) => GrantDuration::parse(text).map_err(|e| format!("max_total_duration: {e}"))?,
+    };
+    if max_total < max_duration {
+        return Err(format!(
+            "max_total_duration ({max_total}) must not be shorter than max_duration ({max_duration})"
+        ));
+    }
     let decision_window =
         GrantDuration::parse(&raw.decision_window).map_err(|e| format!("decision_window: {e}"))?;
     if !(1..=MAX_APPROVALS).contains(&raw.approvals_required) {
@@ -204,6 +219,7 @@ fn check(raw: RawTarget) -> Result<Target, String> {
         environment: raw.environment,
         tier: raw.tier,
         max_duration,
+        max_total,
         approvals_required: raw.approvals_required,
         decision_window_secs: decision_window.as_secs(),
         location: String::new(),
@@ -227,6 +243,10 @@ mod tests {
         let t = parse_targets(&one("")).unwrap();
         assert_eq!(t[0].max_duration.as_secs(), 3600);
         assert_eq!(t[0].decision_window_secs, 1800);
+        // Unless the file says otherwise, an extension reaches only what one request could.
+        assert_eq!(t[0].max_total.as_secs(), 3600);
+        let longer = parse_targets(&one(r#","max_total_duration":"4h""#)).unwrap();
+        assert_eq!(longer[0].max_total.as_secs(), 4 * 3600);
     }
 
     #[test]
@@ -241,6 +261,11 @@ mod tests {
                 r#","session_policy":{"x":"PADDING"}"#,
                 "STS accepts at most 2048",
             ),
+            (
+                r#","max_total_duration":"30m""#,
+                "max_total_duration (30m) must not be shorter than max_duration (1h)",
+            ),
+            (r#","max_total_duration":"2d""#, "max_total_duration:"),
         ];
         for (extra, expected) in cases {
             let extra = extra.replace("PADDING", &"y".repeat(3000));

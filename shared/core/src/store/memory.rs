@@ -14,9 +14,7 @@ use super::{
 use crate::activity::{Activity, UnattributedEvent};
 use crate::clock::Timestamp;
 use crate::domain::audit::AuditRecord;
-use crate::domain::{
-    Change, Creation, Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetId, UserId,
-};
+use crate::domain::{Change, Creation, Grant, GrantId, RevocationEntry, RoleArn, TargetId, UserId};
 use crate::trust::{Checkpoint, GrantHead};
 
 #[derive(Debug, Default)]
@@ -286,7 +284,7 @@ impl GrantStore for MemoryStore {
         let mut pending: Vec<_> = t
             .grants
             .values()
-            .filter(|g| &g.target == target && g.state == GrantState::Pending)
+            .filter(|g| &g.target == target && g.awaiting_review().is_some())
             .map(|g| ((g.created_at, g.id.clone()), g.clone()))
             .collect();
         pending.sort_by(|a, b| a.0.cmp(&b.0));

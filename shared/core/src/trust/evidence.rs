@@ -54,14 +54,14 @@ pub fn check_grant(
         .filter(|r| r.action == AuditAction::Requested)
         .ok_or(EvidenceBreak::NoRequest)?;
     check_request(grant, first)?;
-    check_decisions(grant, records)?;
     let last = records.last().unwrap_or(first);
     mismatch(
         "state",
         grant.state.to_string(),
         last.to.to_string(),
         last.seq,
-    )
+    )?;
+    check_decisions(grant, records)
 }
 
 /// A field of the item against what record `seq` signed.
@@ -169,9 +169,15 @@ fn check_request(grant: &Grant, first: &AuditRecord) -> Result<(), EvidenceBreak
 }
 
 /// What was decided, as the records signed it: the approvals required, each review (no more
-/// and no fewer), and the activation and end times.
+/// and no fewer), the activation time, the end (from activation plus the duration, then each
+/// `EXTENDED` record's `ends_at`: the only source of a later end) and any extension still
+/// waiting for reviewers.
 fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), EvidenceBreak> {
     let mut reviews = grant.reviews.iter();
+    // The end the records give, and the record that gave it.
+    let mut end: Option<(String, u64)> = None;
+    // The extension waiting, as the records describe it, and the record that last changed it.
+    let mut waiting: (String, u64) = (String::new(), 0);
     for record in records {
         match record.action {
             AuditAction::AwaitingReview => mismatch(
@@ -195,7 +201,30 @@ fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), Evidenc
                     record.seq,
                 )?;
             }
+            AuditAction::ExtensionRequested => {
+                waiting = (
+                    format!(
+                        "{}s to {}, {} approvals",
+                        said(record, "extension_secs"),
+                        said(record, "requested_ends_at"),
+                        said(record, "approvals_required")
+                    ),
+                    record.seq,
+                );
+            }
+            AuditAction::ExtensionApproved => {
+                waiting.0 = format!("{}; {} at {}", waiting.0, record.actor, record.at);
+                waiting.1 = record.seq;
+            }
+            AuditAction::Extended => {
+                end = Some((said(record, "ends_at"), record.seq));
+                waiting = (String::new(), record.seq);
+            }
+            AuditAction::ExtensionDenied => waiting = (String::new(), record.seq),
             _ => {}
+        }
+        if record.to.is_terminal() {
+            waiting = (String::new(), record.seq);
         }
         if record.to == GrantState::Active && record.from == Some(GrantState::Pending) {
             let ends = record.at.plus_secs(i64::from(grant.duration.as_secs()));
@@ -208,12 +237,7 @@ fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), Evidenc
                 record.at.to_string(),
                 record.seq,
             )?;
-            mismatch(
-                "end time",
-                grant.ends_at.map(|t| t.to_string()).unwrap_or_default(),
-                ends.to_string(),
-                record.seq,
-            )?;
+            end = Some((ends.to_string(), record.seq));
         }
     }
     if let Some(extra) = reviews.next() {
@@ -224,5 +248,21 @@ fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), Evidenc
             seq: grant.audit_head.seq,
         });
     }
-    Ok(())
+    let (signed_end, seq) = end.unwrap_or((String::new(), grant.audit_head.seq));
+    mismatch(
+        "end time",
+        grant.ends_at.map(|t| t.to_string()).unwrap_or_default(),
+        signed_end,
+        seq,
+    )?;
+    let stored_waiting = grant.extension.as_ref().map_or_else(String::new, |x| {
+        x.reviews.iter().fold(
+            format!(
+                "{}s to {}, {} approvals",
+                x.secs, x.ends_at, x.approvals_required
+            ),
+            |text, r| format!("{text}; {} at {}", Actor::User(r.reviewer.clone()), r.at),
+        )
+    });
+    mismatch("extension waiting", stored_waiting, waiting.0, waiting.1)
 }

@@ -59,7 +59,11 @@ pub fn author_of(action: AuditAction) -> Service {
         | AuditAction::BreakGlassActivated
         | AuditAction::Approved
         | AuditAction::Denied
-        | AuditAction::PostReviewed => Service::Approver,
+        | AuditAction::PostReviewed
+        | AuditAction::ExtensionRequested
+        | AuditAction::ExtensionApproved
+        | AuditAction::ExtensionDenied
+        | AuditAction::Extended => Service::Approver,
         AuditAction::SessionIssued => Service::Issuer,
         AuditAction::TimedOut
         | AuditAction::Expired

@@ -20,6 +20,10 @@ fn grant_in(situation: &str) -> Grant {
         "pending-new" | "pending-break-glass" => g,
         "pending-review" => step(&g, await_review(2), &approver(), t(1)),
         "active" => step(&g, auto_approve(), &approver(), t(1)),
+        "extension-waiting" => {
+            let g = step(&g, auto_approve(), &approver(), t(1));
+            step(&g, extend(1), &as_user("alice"), t(2))
+        }
         "denied" => {
             let g = step(&g, await_review(1), &approver(), t(1));
             step(&g, review(ReviewDecision::Deny), &as_user("rob"), t(2))
@@ -38,11 +42,12 @@ fn grant_in(situation: &str) -> Grant {
     }
 }
 
-const SITUATIONS: [&str; 9] = [
+const SITUATIONS: [&str; 10] = [
     "pending-new",
     "pending-break-glass",
     "pending-review",
     "active",
+    "extension-waiting",
     "denied",
     "cancelled",
     "timed-out",
@@ -61,6 +66,8 @@ fn commands() -> Vec<(&'static str, Command)> {
                 policy_hash: "h".to_owned(),
             },
         ),
+        ("extend-at-once", extend(0)),
+        ("extend-for-review", extend(2)),
         ("approve", review(ReviewDecision::Approve)),
         ("deny", review(ReviewDecision::Deny)),
         ("cancel", Command::Cancel),
@@ -112,15 +119,21 @@ fn legal(situation: &str, command: &str, actor: &str, late: bool) -> bool {
         ("pending-review", "approve" | "deny", "other-user") => !late,
         (s, "cancel", "requester") if s.starts_with("pending") => true,
         (s, "time-out", "sweeper") if s.starts_with("pending") => late,
-        ("active", "expire", "sweeper") => late,
+        // An extension waiting for reviewers: another person decides it before the end.
+        ("extension-waiting", "approve" | "deny", "other-user") => !late,
+        ("active" | "extension-waiting", "expire", "sweeper") => late,
         // People revoke; the sweeper does when a revoking guardrail fired on the grant's
         // activity.
-        ("active", "revoke", "requester" | "other-user" | "sweeper") => true,
-        ("active", "issue", "requester") => !late,
+        ("active" | "extension-waiting", "revoke", "requester" | "other-user" | "sweeper") => true,
+        ("active" | "extension-waiting", "issue", "requester") => !late,
+        // Only the requester extends, before the end, one extension at a time.
+        ("active", "extend-at-once" | "extend-for-review", "requester") => !late,
         (_, "note-fallback" | "note-repaired", "sweeper") => true,
         // Only a grant that was active has activity to cover; any time after, whatever its
         // state.
-        ("active" | "expired" | "revoked", "cover-activity", "sweeper") => true,
+        ("active" | "extension-waiting" | "expired" | "revoked", "cover-activity", "sweeper") => {
+            true
+        }
         _ => false,
     }
 }
@@ -160,7 +173,7 @@ fn every_state_command_and_actor_follows_the_table() {
             }
         }
     }
-    assert_eq!(checked, 9 * 2 * 14 * 6);
+    assert_eq!(checked, 10 * 2 * 16 * 6);
 }
 
 #[test]

@@ -37,8 +37,8 @@ const PEOPLE: [&str; 4] = ["alice", "bob", "rob", "ria"];
 const TARGETS: [&str; 2] = ["prod-logs", "prod-db"];
 
 fn command(i: usize, now: Timestamp) -> Command {
-    match i % 11 {
-        0 => await_review(1 + (i / 11 % 3) as u32),
+    match i % 13 {
+        0 => await_review(1 + (i / 13 % 3) as u32),
         1 => auto_approve(),
         2 => Command::BreakGlass {
             policies: vec!["bg".to_owned()],
@@ -50,7 +50,9 @@ fn command(i: usize, now: Timestamp) -> Command {
         7 => Command::TimeOut,
         8 => Command::Expire,
         9 => revoke(),
-        _ => issue(now.plus_secs(900 + (i as i64 % 2700))),
+        10 => issue(now.plus_secs(900 + (i as i64 % 2700))),
+        11 => extend(0),
+        _ => extend(1 + (i / 13 % 2) as u32),
     }
 }
 
@@ -100,7 +102,24 @@ fn consistent(g: &Grant) -> Result<(), String> {
         names.len() == g.reviews.len()
     };
     let requester_never_reviews = g.reviews.iter().all(|r| r.reviewer != g.requester);
-    if ok && reviewers_distinct && requester_never_reviews {
+    // An extension waits only on an active grant, reviewed by distinct people other than the
+    // requester, never moving the end past the limit.
+    let extension_sound = g.extension.as_ref().is_none_or(|x| {
+        let mut names: Vec<_> = x.reviews.iter().map(|r| &r.reviewer).collect();
+        names.sort();
+        names.dedup();
+        g.state == GrantState::Active
+            && names.len() == x.reviews.len()
+            && x.reviews.iter().all(|r| r.reviewer != g.requester)
+            && Some(x.ends_at) > g.ends_at
+            && x.ends_at <= EXTEND_LIMIT
+    });
+    let within_limit = g.ends_at.is_none_or(|end| {
+        end <= EXTEND_LIMIT
+            || g.activated_at
+                .is_some_and(|a| end == a.plus_secs(i64::from(g.duration.as_secs())))
+    });
+    if ok && reviewers_distinct && requester_never_reviews && extension_sound && within_limit {
         Ok(())
     } else {
         Err(format!("inconsistent grant: {g:#?}"))

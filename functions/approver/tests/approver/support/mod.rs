@@ -33,6 +33,12 @@ impl Notifier for Recorded {
             .unwrap()
             .push(format!("break-glass {}", grant.id));
     }
+    fn extension_requested(&self, grant: &Grant, approvals_required: u32, _at: Timestamp) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("extension {} {approvals_required}", grant.id));
+    }
 }
 
 pub struct Harness {

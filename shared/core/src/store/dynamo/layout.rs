@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::*;
 use crate::clock::Timestamp;
 use crate::domain::audit::AuditRecord;
-use crate::domain::{Grant, GrantId, GrantState, RevocationEntry, RoleArn, TargetRole};
+use crate::domain::{Grant, GrantId, RevocationEntry, RoleArn, TargetRole};
 use crate::store::Position;
 use crate::store::{
     AppliedPolicy, Cursor, Idempotency, LedgerHead, StoreError, audit_sort_key, due_shard,
@@ -47,7 +47,8 @@ impl TableLayout {
         partition_key: "requester_key",
         sort_key: ("created_at", true),
     };
-    /// Pending requests per target, by creation time; sparse: only pending items carry it.
+    /// What waits for reviewers per target (pending requests, grants whose extension waits),
+    /// by creation time; sparse: only those items carry it.
     pub const PENDING_BY_TARGET: IndexLayout = IndexLayout {
         name: "pending_by_target",
         partition_key: "pending_target",
@@ -151,7 +152,7 @@ impl DynamoStore {
             TableLayout::BY_REQUESTER.partition_key.into(),
             s(format!("USER#{}", grant.requester)),
         );
-        if grant.state == GrantState::Pending {
+        if grant.awaiting_review().is_some() {
             item.insert(
                 TableLayout::PENDING_BY_TARGET.partition_key.into(),
                 s(format!("TARGET#{}", grant.target)),

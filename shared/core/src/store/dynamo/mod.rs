@@ -2,7 +2,7 @@
 //!
 //! | item | pk | sk | index attributes |
 //! |---|---|---|---|
-//! | request/grant | `GRANT#<id>` | `GRANT` | `requester_key`+`created_at`; `pending_target`+`created_at` while pending; `due_shard`+`due_at` while open |
+//! | request/grant | `GRANT#<id>` | `GRANT` | `requester_key`+`created_at`; `pending_target`+`created_at` while pending or an extension waits for reviewers; `due_shard`+`due_at` while open |
 //! | audit record | `GRANT#<id>` | `AUDIT#<seq, 10 digits>` | `audit_day`+`audit_key` |
 //! | revocation | `ROLE#<role ARN>` | `REVOKED#<grant id>` | |
 //! | idempotency | `IDEM#<key>#<caller>` | `IDEM` | `expires_at` is the table's TTL attribute |

@@ -82,6 +82,26 @@ pub fn issue(expires_at: Timestamp) -> Command {
     }
 }
 
+/// The latest end the extensions of these tests may reach.
+pub const EXTEND_LIMIT: Timestamp = Timestamp::from_unix_seconds(1_800_000_000 + 8 * 3600);
+
+/// The requester asks for 30 more minutes: at once when `approvals` is 0, otherwise waiting
+/// for that many approvals.
+pub fn extend(approvals: u32) -> Command {
+    Command::Extend {
+        by: jit_core::domain::GrantDuration::from_secs(1800).unwrap(),
+        reason: Reason::parse("the migration is still running").unwrap(),
+        limit: EXTEND_LIMIT,
+        approvals_required: approvals,
+        policies: if approvals == 0 {
+            vec!["extend-briefly".to_owned()]
+        } else {
+            Vec::new()
+        },
+        policy_hash: "policy-hash-2".to_owned(),
+    }
+}
+
 pub fn revoke() -> Command {
     Command::Revoke {
         reason: Reason::parse("incident closed, access no longer needed").unwrap(),
