@@ -18,6 +18,8 @@ const AUTHORS = {
   REQUESTED: "intake", CANCELLED: "intake",
   AWAITING_REVIEW: "approver", AUTO_APPROVED: "approver", BREAK_GLASS_ACTIVATED: "approver",
   APPROVED: "approver", DENIED: "approver", POST_REVIEWED: "approver",
+  EXTENSION_REQUESTED: "approver", EXTENSION_APPROVED: "approver", EXTENSION_DENIED: "approver",
+  EXTENDED: "approver",
   SESSION_ISSUED: "issuer",
   TIMED_OUT: "sweeper", EXPIRED: "sweeper", REVOKED: "sweeper",
   REVOCATION_FALLBACK: "sweeper", REVOCATION_REPAIRED: "sweeper",

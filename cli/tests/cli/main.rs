@@ -696,7 +696,8 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
             .any(|g| g["id"] == id.as_str())
     );
     // More time: half an hour at once (the rules extend an engineer's read-only grant that
-    // much), then an hour more, which waits for a reviewer while `--wait` waits for them.
+    // much), then two hours more, which waits for a reviewer (more than the rules give at
+    // once) while `--wait` waits for them.
     let ends = |out: &Output| json_of(out)["ends_at"].as_str().unwrap().to_owned();
     let first_end = grant["ends_at"].as_str().unwrap().to_owned();
     let extended = jit(
@@ -715,13 +716,13 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     assert_eq!(code(&extended), 0, "{}", stderr(&extended));
     assert!(ends(&extended) > first_end, "{}", stdout(&extended));
     assert!(json_of(&extended).get("extension").is_none());
-    let waiting = command(
+    let mut waiting = command(
         &as_alice,
         &[
             "extend",
             &id,
             "--for",
-            "1h",
+            "2h",
             "--reason",
             "the error rates are still climbing",
             "--wait",
@@ -741,12 +742,16 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     for _ in 0..100 {
         let listed = jit(&as_bob, &["ls", "--reviewable", "--output", "json"]);
         reviewable = stdout(&listed);
-        if reviewable.contains(&id) {
+        if reviewable.contains(&id) || waiting.try_wait().unwrap().is_some() {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(reviewable.contains("\"extension\""), "{reviewable}");
+    if !reviewable.contains("\"extension\"") {
+        waiting.kill().ok();
+        let out = waiting.wait_with_output().unwrap();
+        panic!("{reviewable}\n{}\n{}", stdout(&out), stderr(&out));
+    }
     let approved = jit(
         &as_bob,
         &["approve", &id, "--comment", "fine, the incident is open"],

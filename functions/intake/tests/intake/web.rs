@@ -51,6 +51,15 @@ async fn the_page_is_served_to_anyone_with_a_strict_policy_and_no_inline_script(
         assert_eq!(status, 200, "{file}: {body}");
         assert_eq!(headers["content-type"], kind, "{file}");
         assert!(headers.contains_key("content-security-policy"), "{file}");
+        if file == "verify.js" {
+            // The page's verifier holds each action to the one function that writes it, as
+            // the functions' own check does: a new action the page does not know would make
+            // every trail holding it fail to verify there.
+            for action in jit_core::domain::audit::AuditAction::ALL {
+                let author = format!("{action}: \"{}\"", author_of(action));
+                assert!(body.contains(&author), "verify.js lacks {author}");
+            }
+        }
         if file == "config.json" {
             let config: serde_json::Value = serde_json::from_str(&body).unwrap();
             assert_eq!(config["issuer"], "https://login.example.com/tenant");
