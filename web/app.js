@@ -343,7 +343,9 @@ async function toReview() {
           `Not auto-approved: needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
           `to be decided by ${when(g.decide_by)} (policy set ${String(awaiting?.policy_hash || g.policy_hash).slice(0, 12)}).`),
         h("dt", {}, "Approvals so far"), h("dd", {}, `${approvals} of ${g.approvals_required ?? "?"}` +
-          (g.reviews.length ? ` (${g.reviews.map((r) => `${r.reviewer}: ${r.decision}`).join(", ")})` : ""))),
+          (g.reviews.length ? ` (${g.reviews.map((r) => `${r.reviewer}: ${r.decision}`).join(", ")})` : "")),
+        ...(g.requirements?.length ? [h("dt", {}, "Requirements (all needed)"), h("dd", { class: "requirements" },
+          g.requirements.map((r) => `${r.name}: ${r.met} of ${r.approvals}${r.met >= r.approvals ? " (met)" : ""}`).join("; "))] : [])),
       reviewed ? h("p", {}, "You have reviewed this request.") : [
         h("div", { class: "field" }, h("label", { for: `comment-${g.id}` }, "Comment (required to deny)"), comment),
         h("div", { class: "actions" },

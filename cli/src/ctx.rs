@@ -52,6 +52,10 @@ pub fn summary(g: &GrantView) -> String {
         && let Some(n) = g.approvals_required
     {
         line.push_str(&format!("  reviews {}/{n}", g.reviews.len()));
+        // Named requirements: which are met.
+        for r in &g.requirements {
+            line.push_str(&format!("  {} {}/{}", r.name, r.met, r.approvals));
+        }
     }
     if let Some(x) = &g.extension {
         line.push_str(&format!(

@@ -97,15 +97,16 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         if d.allowed {
             return activation(Action::AutoApprove, d.policies, hash);
         }
-        let required = match self.rules.target(&grant.target) {
-            Some(target) => target.approvals_required,
+        let (required, requirements) = match self.rules.target(&grant.target) {
+            Some(target) => (target.approvals_required, target.requirements.clone()),
             None => {
                 tracing::warn!(grant = %grant.id, target = %grant.target, "target no longer declared; nobody can approve it");
-                1
+                (1, Vec::new())
             }
         };
         let command = Command::AwaitReview {
             approvals_required: required,
+            requirements,
             policy_hash: hash,
         };
         (command, Outcome::AwaitingReview(required))

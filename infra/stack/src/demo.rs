@@ -334,9 +334,15 @@ async fn two_approvals(people: &People, say: &mut dyn FnMut(&str)) -> Result<Str
         g.approvals_required.is_some()
     })
     .await?;
+    let needs: Vec<String> = g
+        .requirements
+        .iter()
+        .map(|r| format!("{} {}", r.approvals, r.name))
+        .collect();
     say(&format!(
-        "6. dan asked for prod-db-admin: {} approvals needed",
-        g.approvals_required.unwrap_or_default()
+        "6. dan asked for prod-db-admin: {} approvals needed ({})",
+        g.approvals_required.unwrap_or_default(),
+        needs.join(" and ")
     ));
     let approve = ReviewRequest {
         decision: ReviewDecision::Approve,
@@ -352,7 +358,10 @@ async fn two_approvals(people: &People, say: &mut dyn FnMut(&str)) -> Result<Str
         g.state == GrantState::Active
     })
     .await?;
-    say(&format!("7. lee and sue approved: {}", g.state));
+    say(&format!(
+        "7. lee (dba-lead) and sue (security) approved: {}",
+        g.state
+    ));
     dan.credentials(&db)
         .await
         .map_err(failed("dan's credentials"))?;

@@ -46,6 +46,10 @@ pub struct GrantView {
     pub approvals_required: Option<u32>,
     /// The reviews so far.
     pub reviews: Vec<ReviewView>,
+    /// The named requirements its approvals must fill, and how far each is met; empty where
+    /// any approvers count.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<RequirementView>,
     /// When it became active.
     pub activated_at: Option<String>,
     /// When its access ends.
@@ -86,6 +90,16 @@ impl From<&Grant> for GrantView {
             decide_by: g.decide_by.to_rfc3339(),
             approvals_required: g.approvals_required,
             reviews: g.reviews.iter().map(review_view).collect(),
+            requirements: g
+                .requirements
+                .iter()
+                .zip(g.requirements_met())
+                .map(|(r, met)| RequirementView {
+                    name: r.name.clone(),
+                    approvals: r.approvals,
+                    met,
+                })
+                .collect(),
             activated_at: time(g.activated_at),
             ends_at: time(g.ends_at),
             closed_at: time(g.closed_at),
@@ -121,7 +135,19 @@ fn review_view(r: &jit_core::domain::Review) -> ReviewView {
         reviewer: r.reviewer.as_str().to_owned(),
         decision: r.decision,
         at: r.at.to_rfc3339(),
+        fills: r.fills.clone(),
     }
+}
+
+/// One named requirement of a request and how far it is met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequirementView {
+    /// Its name.
+    pub name: String,
+    /// Distinct approvers it needs.
+    pub approvals: u32,
+    /// How many approvers fill it so far, in the assignment that fills the most.
+    pub met: u32,
 }
 
 /// More time asked for on an active grant, waiting for reviewers.
@@ -162,6 +188,10 @@ pub struct ReviewView {
     pub decision: ReviewDecision,
     /// When.
     pub at: String,
+    /// The requirements the reviewer may fill (one of them at most), where the request has
+    /// named requirements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fills: Vec<String>,
 }
 
 /// How long: seconds, or text such as `1h30m`.

@@ -184,6 +184,7 @@ mod tests {
         grant.apply(
             Command::AwaitReview {
                 approvals_required: 1,
+                requirements: Vec::new(),
                 policy_hash: "h".into(),
             },
             &Actor::Service(Service::Approver),

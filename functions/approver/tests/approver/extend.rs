@@ -220,7 +220,7 @@ async fn only_the_requester_extends_only_an_active_grant_before_its_end() {
 #[tokio::test]
 async fn an_extension_needs_the_approvals_a_request_needs_and_a_denial_keeps_the_end() {
     let h = Harness::new("extend-two").await;
-    // prod-db-admin needs two approvals; its longest total is its longest grant (1h), so
+    // prod-db-admin needs a dba-lead and a security approval; its longest total is its longest grant (1h), so
     // nothing can be added to an hour-long grant.
     let g = h
         .request("dan", &["dba"], "prod-db-admin", "1h", Some("CHG-7"), false)
@@ -233,7 +233,7 @@ async fn an_extension_needs_the_approvals_a_request_needs_and_a_denial_keeps_the
     h.call(Some(("lee", LEADS)), route, &path, Some(&body))
         .await
         .assert_state("PENDING");
-    h.call(Some(("kim", LEADS)), route, &path, Some(&body))
+    h.call(Some(("sue", &["security"])), route, &path, Some(&body))
         .await
         .assert_state("ACTIVE");
     let id = g.id.as_str();

@@ -58,6 +58,8 @@ async fn one_approval_activates_and_each_review_is_audited() {
     assert_eq!(last.actor.to_string(), "user:sam");
 }
 
+/// prod-db-admin needs one dba-lead AND one security approval: two dba-leads do not make
+/// it, and one person in both groups fills only one of the two.
 #[tokio::test]
 async fn two_distinct_approvers_are_needed_where_the_target_says_so() {
     let h = Harness::new("two").await;
@@ -86,9 +88,53 @@ async fn two_distinct_approvers_are_needed_where_the_target_says_so() {
         own.detail()
     );
     let second = post(&h, Some(("lia", LEADS)), id, &review("approve")).await;
-    second.assert_state("ACTIVE");
+    second.assert_state("PENDING");
+    assert_eq!(
+        second.body["requirements"],
+        json!([{"name": "dba-lead", "approvals": 1, "met": 1},
+               {"name": "security", "approvals": 1, "met": 0}])
+    );
+    let third = post(&h, Some(("sue", SECURITY)), id, &review("approve")).await;
+    third.assert_state("ACTIVE");
     let g = h.grant(&g.id).await;
-    assert_eq!(g.approval_count(), 2);
+    assert_eq!(g.approval_count(), 3);
+    let last = jit_test_support::last_audit(h.store(), &g.id).await;
+    assert_eq!(last.detail["fills"], "security");
+    assert_eq!(
+        last.detail["requirements_met"],
+        "dba-lead 1/1, security 1/1"
+    );
+}
+
+/// The matching case, through the API: ann may fill both requirements (a dba-lead
+/// and in security), ben only dba-lead. ann approving first must not take dba-lead from ben.
+#[tokio::test]
+async fn an_approver_who_may_fill_either_requirement_is_put_where_the_other_cannot_go() {
+    let h = Harness::new("matching").await;
+    let g = pending(&h, "dan", &["dba"], "prod-db-admin").await;
+    let id = g.id.as_str();
+    let ann = post(
+        &h,
+        Some(("ann", &["dba-leads", "security"])),
+        id,
+        &review("approve"),
+    )
+    .await;
+    ann.assert_state("PENDING");
+    assert_eq!(
+        ann.body["reviews"][0]["fills"],
+        json!(["dba-lead", "security"])
+    );
+    // An SRE may approve prod targets but not this admin one: to them it does not exist.
+    let sre = post(&h, Some(("sam", SRE)), id, &review("approve")).await;
+    assert_eq!(sre.status, 404, "{}", sre.body);
+    let ben = post(&h, Some(("ben", LEADS)), id, &review("approve")).await;
+    ben.assert_state("ACTIVE");
+    assert_eq!(
+        ben.body["requirements"],
+        json!([{"name": "dba-lead", "approvals": 1, "met": 1},
+               {"name": "security", "approvals": 1, "met": 1}])
+    );
 }
 
 #[tokio::test]
@@ -194,9 +240,14 @@ async fn twenty_reviewers_at_once_end_in_one_legal_outcome() {
         let h = Arc::clone(&h);
         let id = g.id.to_string();
         tasks.push(tokio::spawn(async move {
-            let who = format!("lead{i:02}");
+            // Half dba-leads, half security: the request needs one of each.
+            let (who, groups) = if i % 2 == 0 {
+                (format!("lead{i:02}"), LEADS)
+            } else {
+                (format!("sec{i:02}"), SECURITY)
+            };
             let decision = if i % 3 == 2 { "deny" } else { "approve" };
-            let reply = post(&h, Some((who.as_str(), LEADS)), &id, &review(decision)).await;
+            let reply = post(&h, Some((who.as_str(), groups)), &id, &review(decision)).await;
             (who, decision, reply.status, reply.detail().to_owned())
         }));
     }
@@ -235,13 +286,26 @@ async fn twenty_reviewers_at_once_end_in_one_legal_outcome() {
     }
     match g.state {
         GrantState::Active => {
-            assert_eq!(g.approval_count(), 2);
+            // Approvals until one lead and one security were among them, and no more.
             assert!(accepted.iter().all(|(_, d)| *d == "approve"));
-            assert_eq!(accepted.len(), 2);
+            assert_eq!(g.requirements_met(), [1, 1]);
+            // In the order they were recorded, the last approval was the first to complete
+            // the pair.
+            let before_last = &reviews[..reviews.len() - 1];
+            assert!(
+                !(before_last.iter().any(|w| w.starts_with("user:lead"))
+                    && before_last.iter().any(|w| w.starts_with("user:sec"))),
+                "approved past activation: {reviews:?}"
+            );
         }
         GrantState::Denied => {
             assert_eq!(accepted.iter().filter(|(_, d)| *d == "deny").count(), 1);
-            assert!(accepted.iter().filter(|(_, d)| *d == "approve").count() <= 1);
+            let approvers: Vec<_> = accepted.iter().filter(|(_, d)| *d == "approve").collect();
+            assert!(
+                !(approvers.iter().any(|(w, _)| w.starts_with("lead"))
+                    && approvers.iter().any(|(w, _)| w.starts_with("sec"))),
+                "denied after it was met: {accepted:?}"
+            );
         }
         other => panic!("ended {other}"),
     }

@@ -96,6 +96,7 @@ async fn only_the_requester_of_an_active_unexpired_grant_gets_credentials() {
                 &g,
                 Command::AwaitReview {
                     approvals_required: 1,
+                    requirements: Vec::new(),
                     policy_hash: "h".into(),
                 },
                 Actor::Service(Service::Approver),
@@ -106,6 +107,7 @@ async fn only_the_requester_of_an_active_unexpired_grant_gets_credentials() {
             Command::Review {
                 decision: jit_core::domain::ReviewDecision::Deny,
                 comment: None,
+                fills: Vec::new(),
             },
             Actor::User(UserId::parse("sam").unwrap()),
         )

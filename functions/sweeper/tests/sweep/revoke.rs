@@ -183,10 +183,19 @@ async fn revocation_follows_the_role_recorded_on_the_grant_not_the_targets_file(
     let edited = h.with_targets(|targets| {
         let mut file: Value = serde_json::from_str(targets).unwrap();
         let list = file["targets"].as_array_mut().unwrap();
-        list.retain(|t| t["id"] != "prod-db-admin");
+        let db = list
+            .iter()
+            .position(|t| t["id"] == "prod-db-admin")
+            .unwrap();
+        let requirements = list.remove(db)["requirements"].clone();
         for t in list.iter_mut() {
             if t["id"] == "prod-logs-ro" {
                 t["role_arn"] = json!("arn:aws:iam::333333333333:role/jit/some-other-role");
+            }
+            // The rules' @requirement annotations must name a requirement some target
+            // declares: the removed target's move to another admin target.
+            if t["id"] == "break-glass-admin" {
+                t["requirements"] = requirements.clone();
             }
         }
         file.to_string()

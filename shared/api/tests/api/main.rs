@@ -18,8 +18,8 @@ use serde_json::{Value, json};
 use jit_api::{
     AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, DurationInput,
     ExtendRequest, ExtensionView, GrantTrail, GrantView, LiveSessions, Page, PostReviewRequest,
-    ProblemBody, ReviewRequest, ReviewView, RevokeRequest, Revoked, Route, TargetList, TargetView,
-    WebConfig,
+    ProblemBody, RequirementView, ReviewRequest, ReviewView, RevokeRequest, Revoked, Route,
+    TargetList, TargetView, WebConfig,
 };
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::ChainHead;
@@ -148,7 +148,21 @@ fn grant(full: bool) -> GrantView {
             reviewer: "bob".into(),
             decision: ReviewDecision::Approve,
             at: "2027-01-13T10:01:00Z".into(),
+            fills: if full {
+                vec!["dba-lead".into()]
+            } else {
+                Vec::new()
+            },
         }],
+        requirements: if full {
+            vec![RequirementView {
+                name: "dba-lead".into(),
+                approvals: 1,
+                met: 1,
+            }]
+        } else {
+            Vec::new()
+        },
         activated_at: some("2027-01-13T10:01:00Z"),
         ends_at: some("2027-01-13T11:01:00Z"),
         closed_at: some("2027-01-13T10:30:00Z"),
@@ -195,7 +209,15 @@ fn the_wire_types_are_the_documents_schemas() {
         &grant(false),
     );
     let review = grant(true).reviews.remove(0);
-    agree(&doc, &format!("{SCHEMAS}/Review"), &review, &review);
+    let bare = grant(false).reviews.remove(0);
+    agree(&doc, &format!("{SCHEMAS}/Review"), &review, &bare);
+    let requirement = grant(true).requirements.remove(0);
+    agree(
+        &doc,
+        &format!("{SCHEMAS}/Grant/properties/requirements/items"),
+        &requirement,
+        &requirement,
+    );
     let extension = grant(true).extension.unwrap();
     agree(
         &doc,

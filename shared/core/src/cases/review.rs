@@ -33,8 +33,12 @@ impl<S: GrantStore> Cases<'_, S> {
         comment: Option<String>,
         now: Timestamp,
     ) -> Result<Grant, Refusal> {
-        self.reviewed(caller, id, Command::Review { decision, comment }, now)
-            .await
+        let command = Command::Review {
+            decision,
+            comment,
+            fills: Vec::new(),
+        };
+        self.reviewed(caller, id, command, now).await
     }
 
     /// Records `caller`'s review of access that was opened by break-glass.
@@ -84,7 +88,18 @@ impl<S: GrantStore> Cases<'_, S> {
                         permitted.explain_denial(Action::Approve, grant.target.as_str()),
                     ));
                 }
-                Ok(grant.apply(command.clone(), &actor, now)?)
+                // What this reviewer may fill, as the rules say now for this request.
+                let command = match command.clone() {
+                    Command::Review {
+                        decision, comment, ..
+                    } => Command::Review {
+                        decision,
+                        comment,
+                        fills: self.rules.fills(caller, grant, now),
+                    },
+                    other => other,
+                };
+                Ok(grant.apply(command, &actor, now)?)
             })
             .await?;
         Ok(change.grant().clone())

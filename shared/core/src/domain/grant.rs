@@ -31,6 +31,90 @@ pub struct Review {
     pub decision: ReviewDecision,
     /// When.
     pub at: Timestamp,
+    /// The requirements of the request this reviewer may fill (one of them at most), as the
+    /// rules said when they approved; empty where the target counts approvals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fills: Vec<String>,
+}
+
+/// One named requirement of a request: `approvals` distinct approvers whom the rules let fill
+/// it (an `Approve` permit annotated `@requirement("name")`, or one with no annotation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requirement {
+    /// Its name, as the targets file and the annotations say it.
+    pub name: String,
+    /// Distinct approvers it needs.
+    pub approvals: u32,
+}
+
+/// How many approvers fill each of `requirements` (in order) in a largest assignment of the
+/// `approvals` (each the requirements one approver may fill) where every approver fills one
+/// requirement at most. All requirements are met exactly when each count reaches its
+/// requirement's `approvals`: an approver who may fill two requirements is put where the
+/// others cannot go, whatever the order they came in.
+pub fn requirements_met(requirements: &[Requirement], approvals: &[&[String]]) -> Vec<u32> {
+    // One slot per approval a requirement needs; augmenting paths (Kuhn's algorithm) over at
+    // most ten slots and a few approvers.
+    let slots: Vec<usize> = requirements
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| std::iter::repeat_n(i, r.approvals as usize))
+        .collect();
+    let mut holder: Vec<Option<usize>> = vec![None; slots.len()];
+    fn place(
+        approver: usize,
+        slots: &[usize],
+        requirements: &[Requirement],
+        approvals: &[&[String]],
+        holder: &mut [Option<usize>],
+        seen: &mut [bool],
+    ) -> bool {
+        for (slot, &requirement) in slots.iter().enumerate() {
+            let fits = requirements.get(requirement).is_some_and(|r| {
+                approvals
+                    .get(approver)
+                    .is_some_and(|fills| fills.contains(&r.name))
+            });
+            if !fits || seen.get(slot).copied().unwrap_or(true) {
+                continue;
+            }
+            if let Some(flag) = seen.get_mut(slot) {
+                *flag = true;
+            }
+            let current = holder.get(slot).copied().flatten();
+            let free = match current {
+                None => true,
+                Some(other) => place(other, slots, requirements, approvals, holder, seen),
+            };
+            if free {
+                if let Some(h) = holder.get_mut(slot) {
+                    *h = Some(approver);
+                }
+                return true;
+            }
+        }
+        false
+    }
+    for approver in 0..approvals.len() {
+        let mut seen = vec![false; slots.len()];
+        place(
+            approver,
+            &slots,
+            requirements,
+            approvals,
+            &mut holder,
+            &mut seen,
+        );
+    }
+    let mut met = vec![0_u32; requirements.len()];
+    for (slot, h) in slots.iter().zip(&holder) {
+        if h.is_some()
+            && let Some(count) = met.get_mut(*slot)
+        {
+            *count += 1;
+        }
+    }
+    met
 }
 
 /// More time the requester asked for on an active grant, which the rules sent to reviewers.
@@ -179,6 +263,10 @@ pub struct Grant {
     pub review_owed: bool,
     /// The policy set that made the latest rule decision.
     pub policy_hash: String,
+    /// The named requirements its approvals must fill, recorded when the rules sent it to
+    /// reviewers; empty where the target counts approvals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requirements: Vec<Requirement>,
     /// An extension of an active grant waiting for reviewers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<PendingExtension>,
@@ -286,6 +374,7 @@ impl Grant {
             sessions_valid_until: None,
             review_owed: false,
             policy_hash: request.policy_hash,
+            requirements: Vec::new(),
             extension: None,
             audit_head: audit.head(),
         };
@@ -320,6 +409,26 @@ impl Grant {
             session_policy: self.session_policy.clone(),
             max_session_secs: self.max_session_secs,
         }
+    }
+
+    /// How many approvers fill each requirement (in order), in a largest assignment.
+    pub fn requirements_met(&self) -> Vec<u32> {
+        let fills: Vec<&[String]> = self
+            .reviews
+            .iter()
+            .filter(|r| r.decision == ReviewDecision::Approve)
+            .map(|r| r.fills.as_slice())
+            .collect();
+        requirements_met(&self.requirements, &fills)
+    }
+
+    /// The requirements as records state them: `name:approvals`, comma-separated.
+    pub fn requirements_text(&self) -> String {
+        self.requirements
+            .iter()
+            .map(|r| format!("{}:{}", r.name, r.approvals))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// How many distinct reviewers have approved.

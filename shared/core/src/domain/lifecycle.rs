@@ -15,7 +15,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::step::Step;
-use super::{Actor, Grant, GrantDuration, GrantId, GrantState, Reason, ReviewDecision, RoleArn};
+use super::{
+    Actor, Grant, GrantDuration, GrantId, GrantState, Reason, Requirement, ReviewDecision, RoleArn,
+};
 use crate::clock::Timestamp;
 use crate::domain::audit::AuditRecord;
 
@@ -45,6 +47,8 @@ pub enum Command {
     AwaitReview {
         /// Distinct approvals needed.
         approvals_required: u32,
+        /// The named requirements those approvals must fill (empty: any approvers count).
+        requirements: Vec<Requirement>,
         /// The policy set that decided.
         policy_hash: String,
     },
@@ -87,6 +91,8 @@ pub enum Command {
         decision: ReviewDecision,
         /// What the reviewer wrote, if anything.
         comment: Option<String>,
+        /// The requirements the rules let this reviewer fill (for a request that has them).
+        fills: Vec<String>,
     },
     /// The requester withdraws the request.
     Cancel,
@@ -410,8 +416,9 @@ impl Grant {
         let action = match command {
             Command::AwaitReview {
                 approvals_required,
+                requirements,
                 policy_hash,
-            } => step.await_review(approvals_required, policy_hash)?,
+            } => step.await_review(approvals_required, requirements, policy_hash)?,
             Command::AutoApprove {
                 policies,
                 policy_hash,
@@ -428,7 +435,11 @@ impl Grant {
                 policies,
                 policy_hash,
             } => step.extend(by, reason, limit, approvals_required, policies, policy_hash)?,
-            Command::Review { decision, comment } => step.review(decision, comment)?,
+            Command::Review {
+                decision,
+                comment,
+                fills,
+            } => step.review(decision, comment, fills)?,
             Command::Cancel => step.cancel()?,
             Command::TimeOut => step.time_out()?,
             Command::Expire => step.expire()?,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use super::lifecycle::{Change, RevocationEntry, SessionKind, TransitionError};
 use super::{
-    Actor, Grant, GrantDuration, GrantState, PendingExtension, Reason, Review, ReviewDecision,
-    Service, UserId,
+    Actor, Grant, GrantDuration, GrantState, PendingExtension, Reason, Requirement, Review,
+    ReviewDecision, Service, UserId,
 };
 use crate::clock::Timestamp;
 use crate::domain::audit::{AuditAction, AuditEntry, AuditRecord};
@@ -163,13 +163,26 @@ impl<'a> Step<'a> {
     pub(super) fn await_review(
         &mut self,
         required: u32,
+        requirements: Vec<Requirement>,
         hash: String,
     ) -> Result<AuditAction, TransitionError> {
         self.require_unevaluated()?;
-        let required = required.max(1);
+        // Named requirements need exactly as many approvals as they name together.
+        let named: u32 = requirements.iter().map(|r| r.approvals).sum();
+        let required = if requirements.is_empty() {
+            required
+        } else {
+            named
+        }
+        .max(1);
         self.next.approvals_required = Some(required);
+        self.next.requirements = requirements;
         self.detail
             .insert("approvals_required".to_owned(), required.to_string());
+        if !self.next.requirements.is_empty() {
+            self.detail
+                .insert("requirements".to_owned(), self.next.requirements_text());
+        }
         self.detail
             .insert("decide_by".to_owned(), self.grant.decide_by.to_string());
         self.next.policy_hash.clone_from(&hash);
@@ -212,6 +225,7 @@ impl<'a> Step<'a> {
         &mut self,
         decision: ReviewDecision,
         comment: Option<String>,
+        fills: Vec<String>,
     ) -> Result<AuditAction, TransitionError> {
         let reviewer = self.person("only a person may review")?;
         if reviewer == &self.grant.requester {
@@ -235,13 +249,58 @@ impl<'a> Step<'a> {
                 reviewer: self.actor.clone(),
             });
         }
+        // Where approvals fill named requirements, an approver must be able to fill one.
+        let named = !self.grant.requirements.is_empty();
+        let fills: Vec<String> = if named {
+            fills
+                .into_iter()
+                .filter(|f| self.grant.requirements.iter().any(|r| &r.name == f))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if named && decision == ReviewDecision::Approve && fills.is_empty() {
+            return Err(
+                self.not_permitted("the rules let you fill none of this request's requirements")
+            );
+        }
+        if !fills.is_empty() {
+            self.detail.insert("fills".to_owned(), fills.join(","));
+        }
         self.next.reviews.push(Review {
             reviewer: reviewer.clone(),
             decision,
             at: self.now,
+            fills,
         });
         if let Some(comment) = comment {
             self.detail.insert("comment".to_owned(), comment);
+        }
+        if named && decision == ReviewDecision::Approve {
+            let met = self.next.requirements_met();
+            let text: Vec<String> = self
+                .next
+                .requirements
+                .iter()
+                .zip(&met)
+                .map(|(r, m)| format!("{} {m}/{}", r.name, r.approvals))
+                .collect();
+            self.detail
+                .insert("requirements_met".to_owned(), text.join(", "));
+            let all = self
+                .next
+                .requirements
+                .iter()
+                .zip(&met)
+                .all(|(r, m)| *m >= r.approvals);
+            self.detail.insert(
+                "approvals".to_owned(),
+                format!("{}/{required}", self.next.approval_count()),
+            );
+            if all {
+                self.next.activate(self.now);
+            }
+            return Ok(AuditAction::Approved);
         }
         match decision {
             ReviewDecision::Deny => {
@@ -350,6 +409,7 @@ impl<'a> Step<'a> {
             reviewer: reviewer.clone(),
             decision,
             at: self.now,
+            fills: Vec::new(),
         });
         if let Some(comment) = comment {
             self.detail.insert("comment".to_owned(), comment);

@@ -1,6 +1,6 @@
 //! Loading the rules: every file checked, every mistake reported with its file and line.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -133,8 +133,9 @@ impl Rules {
                 location: locate(SCHEMA_FILE, schema_text, &e),
                 why: e.to_string(),
             })?;
-        let (policies, reasons) = policy_set(&schema, &policy_files)?;
+        let (policies, annotations) = policy_set(&schema, &policy_files)?;
         let targets = targets_of(&names, &schema, targets_text)?;
+        check_requirements(&annotations.requirements, &targets)?;
         let actions: Vec<EntityUid> = Action::ALL
             .iter()
             .map(|a| a.as_str())
@@ -152,7 +153,12 @@ impl Rules {
             policies,
             index,
             targets,
-            reasons,
+            reasons: annotations.reasons,
+            requirements: annotations
+                .requirements
+                .into_iter()
+                .map(|(id, (name, _))| (id, name))
+                .collect(),
             hash: rules_hash(schema_text, targets_text, &policy_files),
             names,
             authorizer: Authorizer::new(),
@@ -167,10 +173,11 @@ impl Rules {
 fn policy_set(
     schema: &Schema,
     policy_files: &[(String, String)],
-) -> Result<(PolicySet, HashMap<PolicyId, String>), PolicyError> {
+) -> Result<(PolicySet, Annotations), PolicyError> {
     let mut policies = PolicySet::new();
     let mut origin: HashMap<PolicyId, usize> = HashMap::new();
     let mut reasons = HashMap::new();
+    let mut requirements = HashMap::new();
     for (index, (file, text)) in policy_files.iter().enumerate() {
         let parsed = PolicySet::from_str(text).map_err(|e| PolicyError::Invalid {
             location: locate(file, text, &e),
@@ -184,6 +191,23 @@ fn policy_set(
             let id = PolicyId::new(id);
             if let Some(reason) = policy.annotation("reason") {
                 reasons.insert(id.clone(), reason.to_owned());
+            }
+            if let Some(name) = policy.annotation("requirement") {
+                let located = |why: String| PolicyError::Invalid {
+                    location: file.clone(),
+                    why: format!("policy `{id}`: {why}"),
+                };
+                if policy.effect() != cedar_policy::Effect::Permit {
+                    return Err(located(
+                        "@requirement only means something on a permit of Approve".to_owned(),
+                    ));
+                }
+                if !targets::requirement_name(name) {
+                    return Err(located(format!(
+                        "@requirement(\"{name}\") is not a requirement name (1 to 40 lowercase letters, digits or dashes)"
+                    )));
+                }
+                requirements.insert(id.clone(), (name.to_owned(), file.clone()));
             }
             if let Some(other) = origin.insert(id.clone(), index) {
                 let other = policy_files.get(other).map_or("", |(f, _)| f.as_str());
@@ -217,7 +241,51 @@ fn policy_set(
             why: format!("policy `{}`: {error}", error.policy_id()),
         });
     }
-    Ok((policies, reasons))
+    Ok((
+        policies,
+        Annotations {
+            reasons,
+            requirements,
+        },
+    ))
+}
+
+/// What the policies' annotations say: each forbid's `@reason`, and which requirement each
+/// annotated permit fills (with the file it is in).
+pub(super) struct Annotations {
+    pub(super) reasons: HashMap<PolicyId, String>,
+    pub(super) requirements: HashMap<PolicyId, (String, String)>,
+}
+
+/// Every `@requirement` names a requirement some target declares: Cedar does not look at
+/// annotations, so a misspelt one would silently fill nothing.
+fn check_requirements(
+    requirements: &HashMap<PolicyId, (String, String)>,
+    targets: &BTreeMap<TargetId, (Target, Entity)>,
+) -> Result<(), PolicyError> {
+    let declared: BTreeSet<&str> = targets
+        .values()
+        .flat_map(|(t, _)| t.requirements.iter().map(|r| r.name.as_str()))
+        .collect();
+    let mut annotated: Vec<_> = requirements.iter().collect();
+    annotated.sort_by_key(|a| a.0.to_string());
+    for (id, (name, file)) in annotated {
+        if !declared.contains(name.as_str()) {
+            let known: Vec<&str> = declared.iter().copied().collect();
+            return Err(PolicyError::Invalid {
+                location: file.clone(),
+                why: format!(
+                    "policy `{id}`: @requirement(\"{name}\") names no requirement of any target in {TARGETS_FILE} (declared: {})",
+                    if known.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The targets file's targets with their Cedar entities, checked against `schema` once, here,

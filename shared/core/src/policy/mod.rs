@@ -213,6 +213,8 @@ pub struct Rules {
     targets: BTreeMap<TargetId, (Target, Entity)>,
     index: PolicyIndex,
     reasons: HashMap<PolicyId, String>,
+    /// The requirement each `@requirement`-annotated permit fills.
+    requirements: HashMap<PolicyId, String>,
     hash: String,
     names: Names,
     authorizer: Authorizer,
@@ -316,6 +318,35 @@ impl Rules {
                 )
                 .allowed
             || self.decide_read(caller, &grant.target, at).allowed
+    }
+
+    /// The requirements of `grant` that `caller` may fill as an approver at `at`: for each
+    /// `Approve` permit that lets them, its `@requirement`, or every requirement for a permit
+    /// without one. Empty when they may not approve, or the grant has no named requirements.
+    pub fn fills(&self, caller: &Caller, grant: &Grant, at: Timestamp) -> Vec<String> {
+        if grant.requirements.is_empty() {
+            return Vec::new();
+        }
+        let decision = self.decide(
+            caller,
+            Action::Approve,
+            &grant.target,
+            &AccessContext::of_grant(grant, at),
+        );
+        if !decision.allowed {
+            return Vec::new();
+        }
+        let named: Vec<Option<&String>> = decision
+            .policies
+            .iter()
+            .map(|p| self.requirements.get(&PolicyId::new(p)))
+            .collect();
+        grant
+            .requirements
+            .iter()
+            .filter(|r| named.iter().any(|n| n.is_none_or(|name| name == &r.name)))
+            .map(|r| r.name.clone())
+            .collect()
     }
 
     /// May `caller` read the whole audit trail at `at`?

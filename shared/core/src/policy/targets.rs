@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use crate::domain::{GrantDuration, RoleArn, RoleBinding, TargetId};
+use crate::domain::{GrantDuration, Requirement, RoleArn, RoleBinding, TargetId};
 
 /// The longest session policy STS accepts, in characters, once minified.
 pub const SESSION_POLICY_MAX_CHARS: usize = 2048;
@@ -34,6 +34,9 @@ pub struct Target {
     pub max_total: GrantDuration,
     /// Distinct approvals a request needs when no rule approves it at once.
     pub approvals_required: u32,
+    /// The named requirements those approvals must fill (`requirements`), all of them; empty
+    /// when any approvers count.
+    pub requirements: Vec<Requirement>,
     /// How long reviewers have before a request times out, in seconds.
     pub decision_window_secs: u32,
     /// Where it is declared: `targets.json` and the line of its id.
@@ -68,6 +71,8 @@ struct RawTarget {
     #[serde(default)]
     max_total_duration: Option<String>,
     approvals_required: u32,
+    #[serde(default)]
+    requirements: Vec<RawRequirement>,
     decision_window: String,
     #[serde(default)]
     session_policy: Option<serde_json::Value>,
@@ -75,6 +80,58 @@ struct RawTarget {
     max_session_duration: Option<String>,
     #[serde(default)]
     revoker_role_arn: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRequirement {
+    name: String,
+    approvals: u32,
+}
+
+/// Whether `name` is a requirement name: lowercase letters, digits and dashes, 1 to 40.
+pub(crate) fn requirement_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// The named requirements of a target: valid names, each once, each at least one approval,
+/// together exactly `approvals_required`.
+fn requirements(
+    raw: Vec<RawRequirement>,
+    approvals_required: u32,
+) -> Result<Vec<Requirement>, String> {
+    let mut out: Vec<Requirement> = Vec::new();
+    for r in raw {
+        if !requirement_name(&r.name) {
+            return Err(format!(
+                "requirement name `{}` must be 1 to 40 lowercase letters, digits or dashes",
+                r.name
+            ));
+        }
+        if out.iter().any(|o| o.name == r.name) {
+            return Err(format!("requirement `{}` is declared twice", r.name));
+        }
+        if r.approvals == 0 {
+            return Err(format!(
+                "requirement `{}` needs at least one approval",
+                r.name
+            ));
+        }
+        out.push(Requirement {
+            name: r.name,
+            approvals: r.approvals,
+        });
+    }
+    let named: u32 = out.iter().map(|r| r.approvals).sum();
+    if !out.is_empty() && named != approvals_required {
+        return Err(format!(
+            "approvals_required ({approvals_required}) must be the sum of its requirements' approvals ({named})"
+        ));
+    }
+    Ok(out)
 }
 
 /// Reads and checks a targets file; each error names the target and what to fix.
@@ -192,6 +249,7 @@ fn check(raw: RawTarget) -> Result<Target, String> {
             raw.approvals_required
         ));
     }
+    let requirements = requirements(raw.requirements, raw.approvals_required)?;
     let session_policy = raw.session_policy.map(session_policy).transpose()?;
     for (field, value) in [("environment", &raw.environment), ("tier", &raw.tier)] {
         if value.trim().is_empty() {
@@ -221,6 +279,7 @@ fn check(raw: RawTarget) -> Result<Target, String> {
         max_duration,
         max_total,
         approvals_required: raw.approvals_required,
+        requirements,
         decision_window_secs: decision_window.as_secs(),
         location: String::new(),
     })
@@ -266,6 +325,18 @@ mod tests {
                 "max_total_duration (30m) must not be shorter than max_duration (1h)",
             ),
             (r#","max_total_duration":"2d""#, "max_total_duration:"),
+            (
+                r#","requirements":[{"name":"Leads","approvals":1}]"#,
+                "requirement name `Leads` must be",
+            ),
+            (
+                r#","requirements":[{"name":"a","approvals":1},{"name":"b","approvals":1}]"#,
+                "approvals_required (1) must be the sum of its requirements' approvals (2)",
+            ),
+            (
+                r#","requirements":[{"name":"a","approvals":1},{"name":"a","approvals":0}]"#,
+                "requirement `a` is declared twice",
+            ),
         ];
         for (extra, expected) in cases {
             let extra = extra.replace("PADDING", &"y".repeat(3000));

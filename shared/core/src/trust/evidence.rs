@@ -180,24 +180,40 @@ fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), Evidenc
     let mut waiting: (String, u64) = (String::new(), 0);
     for record in records {
         match record.action {
-            AuditAction::AwaitingReview => mismatch(
-                "approvals required",
-                grant
-                    .approvals_required
-                    .map(|n| n.to_string())
-                    .unwrap_or_default(),
-                said(record, "approvals_required"),
-                record.seq,
-            )?,
+            AuditAction::AwaitingReview => {
+                mismatch(
+                    "approvals required",
+                    grant
+                        .approvals_required
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
+                    said(record, "approvals_required"),
+                    record.seq,
+                )?;
+                mismatch(
+                    "requirements",
+                    grant.requirements_text(),
+                    said(record, "requirements"),
+                    record.seq,
+                )?;
+            }
             AuditAction::Approved | AuditAction::Denied => {
                 let stored = reviews
                     .next()
-                    .map(|r| format!("{} at {}", Actor::User(r.reviewer.clone()), r.at))
+                    .map(|r| {
+                        let who = Actor::User(r.reviewer.clone());
+                        format!("{who} at {} filling [{}]", r.at, r.fills.join(","))
+                    })
                     .unwrap_or_default();
                 mismatch(
                     "review",
                     stored,
-                    format!("{} at {}", record.actor, record.at),
+                    format!(
+                        "{} at {} filling [{}]",
+                        record.actor,
+                        record.at,
+                        said(record, "fills")
+                    ),
                     record.seq,
                 )?;
             }

@@ -67,6 +67,7 @@ impl World {
             .apply(
                 Command::AwaitReview {
                     approvals_required: 1,
+                    requirements: Vec::new(),
                     policy_hash: self.rules.hash().to_owned(),
                 },
                 &Actor::Service(Service::Approver),
@@ -378,6 +379,7 @@ impl GrantStore for ForgerRacing {
                 Command::Review {
                     decision: ReviewDecision::Approve,
                     comment: None,
+                    fills: Vec::new(),
                 },
                 &mallory,
                 WEDNESDAY_10,

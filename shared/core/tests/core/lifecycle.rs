@@ -4,7 +4,8 @@ use crate::support::*;
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::AuditAction;
 use jit_core::domain::{
-    Actor, Command, Grant, GrantId, GrantState, ReviewDecision, Service, TransitionError,
+    Actor, Command, Grant, GrantId, GrantState, Requirement, ReviewDecision, Service,
+    TransitionError, requirements_met,
 };
 
 /// A grant brought to a named situation through legal transitions only.
@@ -440,4 +441,128 @@ fn refusals_say_what_state_the_request_is_in() {
         err.to_string(),
         format!("cannot cancel request `{}`: it is ACTIVE", g.id)
     );
+}
+
+/// A request whose target names two requirements: R1 (dba-lead) that A and B may fill, R2
+/// (security) that only A may fill.
+fn needing_two_requirements() -> Grant {
+    let g = grant_in("pending-new");
+    let requirements = vec![
+        Requirement {
+            name: "dba-lead".to_owned(),
+            approvals: 1,
+        },
+        Requirement {
+            name: "security".to_owned(),
+            approvals: 1,
+        },
+    ];
+    let command = Command::AwaitReview {
+        approvals_required: 2,
+        requirements,
+        policy_hash: "h".to_owned(),
+    };
+    g.apply(command, &approver(), T0.plus_secs(1))
+        .unwrap()
+        .grant()
+        .clone()
+}
+
+fn approve_filling(g: &Grant, who: &str, fills: &[&str], at: i64) -> Grant {
+    let command = Command::Review {
+        decision: ReviewDecision::Approve,
+        comment: None,
+        fills: fills.iter().map(|f| (*f).to_owned()).collect(),
+    };
+    g.apply(command, &as_user(who), T0.plus_secs(at))
+        .unwrap()
+        .grant()
+        .clone()
+}
+
+#[test]
+fn named_requirements_are_met_by_an_assignment_of_distinct_approvers() {
+    let both: &[&str] = &["dba-lead", "security"];
+    // A (who may fill either) first, then B (dba-lead only): A must fill security for both to
+    // be met, whatever came first.
+    let g = needing_two_requirements();
+    let g = approve_filling(&g, "ann", both, 2);
+    assert_eq!(
+        g.state,
+        GrantState::Pending,
+        "one approver fills one requirement"
+    );
+    assert_eq!(g.requirements_met(), [1, 0]);
+    let g = approve_filling(&g, "ben", &["dba-lead"], 3);
+    assert_eq!(g.state, GrantState::Active);
+    assert_eq!(g.requirements_met(), [1, 1]);
+    // The other order.
+    let g = needing_two_requirements();
+    let g = approve_filling(&g, "ben", &["dba-lead"], 2);
+    let g = approve_filling(&g, "ann", both, 3);
+    assert_eq!(g.state, GrantState::Active);
+    // Two who may only fill dba-lead never make the security approval.
+    let g = needing_two_requirements();
+    let g = approve_filling(&g, "ben", &["dba-lead"], 2);
+    let g = approve_filling(&g, "bea", &["dba-lead"], 3);
+    assert_eq!(g.state, GrantState::Pending);
+    assert_eq!(g.requirements_met(), [1, 0]);
+    let last = g
+        .apply(
+            Command::Review {
+                decision: ReviewDecision::Approve,
+                comment: None,
+                fills: vec!["security".to_owned()],
+            },
+            &as_user("sue"),
+            T0.plus_secs(4),
+        )
+        .unwrap();
+    assert_eq!(last.grant().state, GrantState::Active);
+    assert_eq!(last.audit().detail["fills"], "security");
+    assert_eq!(
+        last.audit().detail["requirements_met"],
+        "dba-lead 1/1, security 1/1"
+    );
+    // Someone the rules let fill none of them cannot approve; the requester never, whatever
+    // they may fill.
+    let g = needing_two_requirements();
+    let none = Command::Review {
+        decision: ReviewDecision::Approve,
+        comment: None,
+        fills: Vec::new(),
+    };
+    let refused = g.apply(none, &as_user("rob"), T0.plus_secs(2)).unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .ends_with("the rules let you fill none of this request's requirements"),
+        "{refused}"
+    );
+    let own = Command::Review {
+        decision: ReviewDecision::Approve,
+        comment: None,
+        fills: vec!["security".to_owned()],
+    };
+    assert!(g.apply(own, &as_user("alice"), T0.plus_secs(2)).is_err());
+}
+
+#[test]
+fn the_matching_finds_an_assignment_whenever_one_exists() {
+    let req = |name: &str, approvals| Requirement {
+        name: name.to_owned(),
+        approvals,
+    };
+    let s = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+    let (a, b, c) = (s(&["r1", "r2"]), s(&["r1"]), s(&["r2", "r3"]));
+    let three = [req("r1", 1), req("r2", 1), req("r3", 1)];
+    // Each approver in an order that a first-come assignment would get wrong.
+    assert_eq!(requirements_met(&three, &[&a, &b, &c]), [1, 1, 1]);
+    assert_eq!(requirements_met(&three, &[&a, &c, &b]), [1, 1, 1]);
+    assert_eq!(requirements_met(&three, &[&a, &b]), [1, 1, 0]);
+    // Two approvals of one requirement and one of another.
+    let two_one = [req("r1", 2), req("r2", 1)];
+    assert_eq!(requirements_met(&two_one, &[&a, &a, &b]), [2, 1]);
+    assert_eq!(requirements_met(&two_one, &[&b, &b]), [2, 0]);
+    assert_eq!(requirements_met(&two_one, &[]), [0, 0]);
 }

@@ -250,6 +250,20 @@ fn duplicate_ids_empty_sets_and_bad_targets_are_refused() {
 
     let err = Rules::load_dir(&dir().join("missing")).unwrap_err();
     assert!(matches!(err, PolicyError::Read { .. }));
+
+    // Cedar does not look at annotations; the loader checks each @requirement names one a
+    // target declares, on a permit.
+    let misspelt = "@id(\"leads\")\n@requirement(\"dba-leads\")\npermit (principal, action == Jit::Action::\"Approve\", resource);";
+    let err = load_with(misspelt).unwrap_err().to_string();
+    assert!(
+        err.contains(
+            "policy `leads`: @requirement(\"dba-leads\") names no requirement of any target in targets.json (declared: dba-lead, security)"
+        ),
+        "{err}"
+    );
+    let on_forbid = "@id(\"no\")\n@requirement(\"security\")\nforbid (principal, action == Jit::Action::\"Approve\", resource);";
+    let err = load_with(on_forbid).unwrap_err().to_string();
+    assert!(err.contains("only means something on a permit"), "{err}");
 }
 
 #[test]

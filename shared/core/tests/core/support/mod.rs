@@ -57,6 +57,7 @@ pub fn open(requester: &str, target: &str, at: Timestamp) -> Creation {
 pub fn await_review(n: u32) -> Command {
     Command::AwaitReview {
         approvals_required: n,
+        requirements: Vec::new(),
         policy_hash: "policy-hash-2".to_owned(),
     }
 }
@@ -72,6 +73,7 @@ pub fn review(decision: ReviewDecision) -> Command {
     Command::Review {
         decision,
         comment: Some("looks right".to_owned()),
+        fills: Vec::new(),
     }
 }
 
