@@ -37,13 +37,26 @@ impl<S: GrantStore> Cases<'_, S> {
                 grant.target
             )));
         };
-        let context = AccessContext {
+        let mut context = AccessContext {
             duration_secs: by.as_secs(),
             reason: reason.as_str().to_owned(),
             ticket: grant.ticket.as_ref().map(ToString::to_string),
-            break_glass: grant.break_glass,
+            break_glass: false,
             at: now,
         };
+        // The break-glass flag lifts `forbid`s written with `!context.break_glass`: it counts
+        // for the extension of a break-glass grant only while the rules still let this
+        // caller break the glass, as it does for a request.
+        if grant.break_glass {
+            let glass = AccessContext {
+                break_glass: true,
+                ..context.clone()
+            };
+            context.break_glass = self
+                .rules
+                .decide(caller, Action::BreakGlass, &grant.target, &glass)
+                .allowed;
+        }
         let decide = |action| self.rules.decide(caller, action, &grant.target, &context);
         let asking = decide(Action::Request);
         if !asking.allowed {
