@@ -95,7 +95,7 @@ impl<S: GrantStore> Cases<'_, S> {
                     } => Command::Review {
                         decision,
                         comment,
-                        fills: self.rules.fills(caller, grant, now),
+                        fills: self.rules.fills(grant, &permitted),
                     },
                     other => other,
                 };

@@ -320,20 +320,12 @@ impl Rules {
             || self.decide_read(caller, &grant.target, at).allowed
     }
 
-    /// The requirements of `grant` that `caller` may fill as an approver at `at`: for each
-    /// `Approve` permit that lets them, its `@requirement`, or every requirement for a permit
-    /// without one. Empty when they may not approve, or the grant has no named requirements.
-    pub fn fills(&self, caller: &Caller, grant: &Grant, at: Timestamp) -> Vec<String> {
-        if grant.requirements.is_empty() {
-            return Vec::new();
-        }
-        let decision = self.decide(
-            caller,
-            Action::Approve,
-            &grant.target,
-            &AccessContext::of_grant(grant, at),
-        );
-        if !decision.allowed {
+    /// The requirements of `grant` that an approver may fill, given the rules' `Approve`
+    /// `decision` for them: for each permit that let them, its `@requirement`, or every
+    /// requirement for a permit without one. Empty when the decision refused, or the grant
+    /// has no named requirements.
+    pub fn fills(&self, grant: &Grant, decision: &Decision) -> Vec<String> {
+        if grant.requirements.is_empty() || !decision.allowed {
             return Vec::new();
         }
         let named: Vec<Option<&String>> = decision

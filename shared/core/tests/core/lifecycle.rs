@@ -566,3 +566,50 @@ fn the_matching_finds_an_assignment_whenever_one_exists() {
     assert_eq!(requirements_met(&two_one, &[&b, &b]), [2, 0]);
     assert_eq!(requirements_met(&two_one, &[]), [0, 0]);
 }
+
+#[test]
+fn an_extension_is_reviewed_once_per_person_before_the_end_and_its_last_approval_moves_the_end() {
+    let g = grant_in("active");
+    let end = g.ends_at.unwrap();
+    let waiting = g
+        .apply(extend(2), &as_user("alice"), T0.plus_secs(10))
+        .unwrap();
+    assert_eq!(waiting.audit().action, AuditAction::ExtensionRequested);
+    let g = waiting.grant().clone();
+    assert_eq!(g.ends_at, Some(end), "not moved while it waits");
+    let first = g
+        .apply(
+            review(ReviewDecision::Approve),
+            &as_user("rob"),
+            T0.plus_secs(20),
+        )
+        .unwrap();
+    assert_eq!(first.audit().action, AuditAction::ExtensionApproved);
+    assert_eq!(first.audit().detail["approvals"], "1/2");
+    let g = first.grant().clone();
+    let again = g.apply(
+        review(ReviewDecision::Approve),
+        &as_user("rob"),
+        T0.plus_secs(30),
+    );
+    assert!(
+        matches!(again, Err(TransitionError::AlreadyReviewed { .. })),
+        "{again:?}"
+    );
+    // Past the grant's current end, nobody decides it any more.
+    let late = g.apply(review(ReviewDecision::Approve), &as_user("ria"), end);
+    assert!(
+        matches!(late, Err(TransitionError::TimeRanOut { at, .. }) if at == end),
+        "{late:?}"
+    );
+    let last = g
+        .apply(
+            review(ReviewDecision::Approve),
+            &as_user("ria"),
+            T0.plus_secs(40),
+        )
+        .unwrap();
+    assert_eq!(last.audit().action, AuditAction::Extended);
+    assert_eq!(last.grant().ends_at, Some(end.plus_secs(1800)));
+    assert_eq!(last.grant().extension, None);
+}
