@@ -260,6 +260,9 @@ enum PolicyCommand {
         /// When (RFC 3339); now by default.
         #[arg(long)]
         at: Option<String>,
+        /// The scheduled start (RFC 3339) the rules judge as the window; `--at` by default.
+        #[arg(long)]
+        starts_at: Option<String>,
         #[arg(long, default_value = "infra/policies")]
         dir: PathBuf,
     },
@@ -481,6 +484,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     reason,
                     break_glass,
                     at,
+                    starts_at,
                     dir,
                 },
         } => {
@@ -495,6 +499,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     reason: &reason,
                     break_glass,
                     at: at.as_deref(),
+                    starts_at: starts_at.as_deref(),
                 },
             )?;
             ctx.print(&answer, |a| format!("{}: {}", a.outcome, a.why));

@@ -7,7 +7,7 @@ use std::path::Path;
 use jit_core::clock::Timestamp;
 use jit_core::domain::{GrantDuration, TargetId};
 use jit_core::identity::Caller;
-use jit_core::policy::{AccessContext, Action, Decision, Isolation, Rules};
+use jit_core::policy::{AccessContext, Action, Decision, Isolation, Rules, Window};
 use serde::Serialize;
 
 use crate::api::Failure;
@@ -86,6 +86,8 @@ pub struct Question<'a> {
     pub break_glass: bool,
     /// When (RFC 3339); now when absent.
     pub at: Option<&'a str>,
+    /// The scheduled start (RFC 3339), if any: the window the rules judge starts there.
+    pub starts_at: Option<&'a str>,
 }
 
 /// Refused (by which policy and why), needs N approvals, or auto-approved (by which policy).
@@ -105,17 +107,22 @@ pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Explained, Failure> {
         .target(&target)
         .ok_or_else(|| Failure::Usage(format!("target `{target}` is not declared")))?;
     let duration = GrantDuration::parse(q.duration).map_err(|e| Failure::Usage(e.to_string()))?;
+    let parse_time = |text: &str| {
+        Timestamp::parse_rfc3339(text)
+            .ok_or_else(|| Failure::Usage(format!("`{text}` is not an RFC 3339 time")))
+    };
     let at = match q.at {
-        Some(text) => Timestamp::parse_rfc3339(text)
-            .ok_or_else(|| Failure::Usage(format!("`{text}` is not an RFC 3339 time")))?,
+        Some(text) => parse_time(text)?,
         None => Timestamp::from_unix_seconds(time::OffsetDateTime::now_utc().unix_timestamp()),
     };
+    let starts_at = q.starts_at.map(parse_time).transpose()?;
     let context = AccessContext {
         duration_secs: duration.as_secs(),
         reason: q.reason.to_owned(),
         ticket: q.ticket.map(str::to_owned),
         break_glass: q.break_glass,
         at,
+        window: Window::of(starts_at, at, duration.as_secs()),
     };
     let request = rules.decide(&caller, Action::Request, &target, &context);
     if !request.allowed {

@@ -31,6 +31,9 @@ struct CreateBody {
     ticket: Option<String>,
     #[serde(default)]
     break_glass: bool,
+    /// RFC 3339; when access is to open, if scheduled ahead.
+    #[serde(default)]
+    starts_at: Option<String>,
 }
 
 /// The body of `POST /requests/{id}/cancel`: empty, or an empty object.
@@ -95,6 +98,16 @@ impl<S: GrantStore> App<S> {
             reason: Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?,
             ticket: self.ticket(body.ticket)?,
             break_glass: body.break_glass,
+            starts_at: body
+                .starts_at
+                .map(|text| {
+                    Timestamp::parse_rfc3339(&text).ok_or_else(|| {
+                        Problem::invalid(format!(
+                            "starts_at `{text}` is not an RFC 3339 time, such as 2026-12-07T09:00:00Z"
+                        ))
+                    })
+                })
+                .transpose()?,
         };
         let asked = (input.target.clone(), input.duration, input.break_glass);
         let created = match self

@@ -6,7 +6,7 @@ use lambda_http::{Body, Response};
 
 use jit_core::clock::Timestamp;
 use jit_core::identity::Caller;
-use jit_core::policy::{AccessContext, Action};
+use jit_core::policy::{AccessContext, Action, Window};
 use jit_core::store::GrantStore;
 
 use crate::App;
@@ -23,12 +23,14 @@ impl<S: GrantStore> App<S> {
             .targets()
             .filter_map(|t| {
                 let ask = |ticket: Option<&str>| {
+                    let duration_secs = t.max_duration.as_secs().min(3600);
                     let context = AccessContext {
-                        duration_secs: t.max_duration.as_secs().min(3600),
+                        duration_secs,
                         reason: "listing the targets one may ask for".to_owned(),
                         ticket: ticket.map(str::to_owned),
                         break_glass: false,
                         at: now,
+                        window: Window::of(None, now, duration_secs),
                     };
                     self.rules
                         .decide(caller, Action::Request, &t.id, &context)

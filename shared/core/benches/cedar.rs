@@ -13,7 +13,7 @@ use std::time::Instant;
 use jit_core::clock::Timestamp;
 use jit_core::domain::TargetId;
 use jit_core::identity::Caller;
-use jit_core::policy::{AccessContext, Action, Rules};
+use jit_core::policy::{AccessContext, Action, Rules, Window};
 
 /// Wednesday 2027-01-13, 10:00 UTC.
 const AT: Timestamp = Timestamp::from_unix_seconds(1_799_834_400);
@@ -33,6 +33,7 @@ fn context(duration_secs: u32) -> AccessContext {
         ticket: Some("INC-42".to_owned()),
         break_glass: false,
         at: AT,
+        window: Window::of(None, AT, duration_secs),
     }
 }
 

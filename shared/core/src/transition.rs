@@ -173,6 +173,7 @@ mod tests {
             ticket: None,
             break_glass: false,
             decision_window_secs: 600,
+            starts_at: None,
             policy_hash: "h".into(),
         };
         let creation = Grant::open(GrantId::generate(now), request, now);

@@ -161,6 +161,11 @@ impl From<TransitionError> for Problem {
             TransitionError::NotPermitted { .. } => Self::forbidden(e.to_string()),
             // What was asked for is too much, whatever the grant's state.
             TransitionError::BeyondLimit { .. } => Self::invalid(e.to_string()),
+            // Scheduled access: say when to come back.
+            TransitionError::NotYetOpen { opens_at, .. } => {
+                Self::new(StatusCode::CONFLICT, "not-yet-open", e.to_string())
+                    .with("opens_at", opens_at.to_rfc3339())
+            }
             _ => Self::conflict(e.to_string()),
         }
     }

@@ -102,6 +102,7 @@ pub fn request(
         ticket: None,
         break_glass: false,
         decision_window_secs: i64::from(t.decision_window_secs),
+        starts_at: None,
         policy_hash: rules.hash().to_owned(),
     }
 }

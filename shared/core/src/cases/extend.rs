@@ -5,7 +5,7 @@ use super::{Cases, Noun, Refusal};
 use crate::clock::Timestamp;
 use crate::domain::{Actor, Command, Grant, GrantDuration, Reason};
 use crate::identity::Caller;
-use crate::policy::{AccessContext, Action};
+use crate::policy::{AccessContext, Action, Window};
 use crate::store::GrantStore;
 
 impl<S: GrantStore> Cases<'_, S> {
@@ -43,7 +43,10 @@ impl<S: GrantStore> Cases<'_, S> {
             ticket: grant.ticket.as_ref().map(ToString::to_string),
             break_glass: false,
             at: now,
+            // The time the extension adds: from the grant's current end.
+            window: Window::of(grant.ends_at, now, by.as_secs()),
         };
+        context.window.scheduled = false;
         // The break-glass flag lifts `forbid`s written with `!context.break_glass`: it counts
         // for the extension of a break-glass grant only while the rules still let this
         // caller break the glass, as it does for a request.
@@ -76,8 +79,9 @@ impl<S: GrantStore> Cases<'_, S> {
             Some(decision) => (0, decision.policies),
             None => (target.approvals_required, Vec::new()),
         };
-        let activated_at = grant.activated_at.unwrap_or(now);
-        let limit = activated_at.plus_secs(i64::from(target.max_total.as_secs()));
+        // The longest total counts from when access opened (or opens, when scheduled).
+        let opened = grant.opens_at().unwrap_or(now);
+        let limit = opened.plus_secs(i64::from(target.max_total.as_secs()));
         let actor = Actor::User(caller.user.clone());
         let policy_hash = self.rules.hash().to_owned();
         let change = self

@@ -8,7 +8,7 @@ use crate::domain::{
     Actor, Command, Grant, GrantDuration, GrantId, NewRequest, Reason, TargetId, Ticket,
 };
 use crate::identity::Caller;
-use crate::policy::{AccessContext, Action};
+use crate::policy::{AccessContext, Action, Window};
 use crate::store::{Created, GrantStore, Idempotency, IdempotencyKey};
 
 /// A request for access, its values already parsed.
@@ -24,6 +24,39 @@ pub struct OpenRequest {
     pub ticket: Option<Ticket>,
     /// Whether the requester breaks the glass.
     pub break_glass: bool,
+    /// When access is to open, if scheduled ahead: a whole minute, within
+    /// [`MAX_SCHEDULE_AHEAD_SECS`].
+    pub starts_at: Option<Timestamp>,
+}
+
+/// How far ahead access may be scheduled: seven days.
+pub const MAX_SCHEDULE_AHEAD_SECS: i64 = 7 * 86_400;
+
+/// Why `starts_at` cannot be a scheduled start when asked at `now`, if it cannot.
+fn schedule_problem(starts_at: Timestamp, break_glass: bool, now: Timestamp) -> Option<String> {
+    if break_glass {
+        return Some(
+            "break-glass opens access at once and cannot be scheduled; leave out starts_at"
+                .to_owned(),
+        );
+    }
+    if starts_at.unix_seconds().rem_euclid(60) != 0 {
+        return Some(format!(
+            "starts_at {starts_at} must be a whole minute (seconds 00)"
+        ));
+    }
+    if starts_at <= now {
+        return Some(format!(
+            "starts_at {starts_at} is not in the future (it is {now}); leave it out to start when granted"
+        ));
+    }
+    let latest = now.plus_secs(MAX_SCHEDULE_AHEAD_SECS);
+    if starts_at > latest {
+        return Some(format!(
+            "starts_at {starts_at} is more than 7 days ahead (the latest is {latest})"
+        ));
+    }
+    None
 }
 
 /// What identifies a request's content for idempotency: a retry with the same key must ask
@@ -36,6 +69,9 @@ fn fingerprint(request: &NewRequest) -> String {
         request.reason.as_str(),
         request.ticket.as_ref().map_or("", |t| t.as_str()),
         if request.break_glass { "1" } else { "0" },
+        &request
+            .starts_at
+            .map_or_else(String::new, |t| t.unix_seconds().to_string()),
     ] {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part);
@@ -70,12 +106,20 @@ impl<S: GrantStore> Cases<'_, S> {
                 input.duration, input.target, target.max_duration
             )));
         }
+        if let Some(why) = input
+            .starts_at
+            .and_then(|start| schedule_problem(start, input.break_glass, now))
+        {
+            return Err(Refusal::Invalid(why));
+        }
+        // The rules judge the time the access covers: the scheduled window, or from now.
         let context = AccessContext {
             duration_secs: input.duration.as_secs(),
             reason: input.reason.as_str().to_owned(),
             ticket: input.ticket.as_ref().map(ToString::to_string),
             break_glass: input.break_glass,
             at: now,
+            window: Window::of(input.starts_at, now, input.duration.as_secs()),
         };
         // The break-glass flag lifts `forbid` rules written with `!context.break_glass`, so it
         // counts only for those the rules permit to break the glass; anyone else asking for it
@@ -116,6 +160,7 @@ impl<S: GrantStore> Cases<'_, S> {
             ticket: input.ticket,
             break_glass: input.break_glass,
             decision_window_secs: i64::from(target.decision_window_secs),
+            starts_at: input.starts_at,
             policy_hash: self.rules.hash().to_owned(),
         };
         let idempotency = idempotency_key.map(|key| Idempotency {
@@ -129,7 +174,8 @@ impl<S: GrantStore> Cases<'_, S> {
         Ok(self.store.create(&creation, idempotency.as_ref()).await?)
     }
 
-    /// Cancels a pending request: its requester only.
+    /// Cancels a pending request, or a granted one before its scheduled start with no
+    /// credentials issued: its requester only.
     pub async fn cancel(
         &self,
         caller: &Caller,

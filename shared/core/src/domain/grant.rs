@@ -200,8 +200,11 @@ pub struct NewRequest {
     pub ticket: Option<Ticket>,
     /// Whether break-glass is invoked.
     pub break_glass: bool,
-    /// How long reviewers have to decide before the request times out.
+    /// How long reviewers have to decide before the request times out (never past
+    /// `starts_at`).
     pub decision_window_secs: i64,
+    /// When access is to open, if scheduled ahead; `None` opens it when granted.
+    pub starts_at: Option<Timestamp>,
     /// The policy set that allowed the request.
     pub policy_hash: String,
 }
@@ -231,6 +234,10 @@ pub struct Grant {
     pub max_session_secs: u32,
     /// How long access lasts once active.
     pub duration: GrantDuration,
+    /// When access opens, when scheduled ahead: granted before, it is usable only from then,
+    /// and ends `duration` after it. `None`: access opens when granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<Timestamp>,
     /// Why access was asked for.
     pub reason: Reason,
     /// The ticket it is for, if any.
@@ -321,6 +328,9 @@ impl Grant {
         if request.break_glass {
             detail.insert("break_glass".to_owned(), "true".to_owned());
         }
+        if let Some(start) = request.starts_at {
+            detail.insert("starts_at".to_owned(), start.to_string());
+        }
         if let Some(revoker) = &request.binding.revoker_role_arn {
             detail.insert("revoker_role_arn".to_owned(), revoker.to_string());
         }
@@ -358,13 +368,19 @@ impl Grant {
             session_policy: request.binding.session_policy,
             max_session_secs: request.binding.max_session_secs,
             duration: request.duration,
+            starts_at: request.starts_at,
             reason: request.reason,
             ticket: request.ticket,
             break_glass: request.break_glass,
             state: GrantState::Pending,
             version: 1,
             created_at: now,
-            decide_by: now.plus_secs(request.decision_window_secs.max(0)),
+            // Reviewers decide before access is to open, never after.
+            decide_by: now.plus_secs(request.decision_window_secs.max(0)).min(
+                request
+                    .starts_at
+                    .unwrap_or(Timestamp::from_unix_seconds(i64::MAX)),
+            ),
             approvals_required: None,
             reviews: Vec::new(),
             activated_at: None,
@@ -399,6 +415,17 @@ impl Grant {
             (GrantState::Active, Some(extension)) => Some(&extension.reviews),
             _ => None,
         }
+    }
+
+    /// When access opens (or opened): the scheduled start, else the activation; `None` for a
+    /// request not yet granted without a schedule.
+    pub fn opens_at(&self) -> Option<Timestamp> {
+        self.starts_at.or(self.activated_at)
+    }
+
+    /// Whether the grant is active but its scheduled start is still ahead at `now`.
+    pub fn not_yet_open(&self, now: Timestamp) -> bool {
+        self.state == GrantState::Active && self.starts_at.is_some_and(|s| now < s)
     }
 
     /// What the grant was bound to when asked for: role, revoker, session scope.

@@ -4,8 +4,10 @@
 //! ```text
 //! PENDING --auto rule / break-glass / N approvals--> ACTIVE --end time--> EXPIRED
 //!    |--deny--> DENIED                                  |`----revoke----> REVOKED
-//!    |--requester cancels--> CANCELLED                  `--extend: a later end, by the
-//!    `--decide-by passed--> TIMED_OUT                      rules or N approvals--> ACTIVE
+//!    |--requester cancels--> CANCELLED                  |`--extend: a later end, by the
+//!    `--decide-by passed--> TIMED_OUT                   |   rules or N approvals--> ACTIVE
+//!                                                        `--requester cancels before a
+//!                                                           scheduled start--> CANCELLED
 //! ```
 //!
 //! Anything else is a [`TransitionError`]; terminal states never change.
@@ -367,6 +369,22 @@ pub enum TransitionError {
         /// The latest end allowed.
         limit: Timestamp,
     },
+    /// The grant's scheduled start is still ahead.
+    #[error("access under request `{id}` opens at {opens_at}; no credentials before then")]
+    NotYetOpen {
+        /// The grant.
+        id: GrantId,
+        /// When it opens.
+        opens_at: Timestamp,
+    },
+    /// An active grant can be cancelled only before its scheduled start, unused.
+    #[error("cannot cancel request `{id}`: it is ACTIVE and {why}; revoke it instead")]
+    AlreadyOpen {
+        /// The grant.
+        id: GrantId,
+        /// Why it cannot be cancelled.
+        why: &'static str,
+    },
     /// A session that would expire before it starts.
     #[error("a session for `{id}` must expire after {now}, not at {expires_at}")]
     SessionInPast {
@@ -459,10 +477,12 @@ impl Grant {
         Ok(step.finish(action))
     }
 
+    /// Grants access at `now`: it ends `duration` after its scheduled start, or after now.
     pub(super) fn activate(&mut self, now: Timestamp) {
         self.state = GrantState::Active;
         self.activated_at = Some(now);
-        self.ends_at = Some(now.plus_secs(i64::from(self.duration.as_secs())));
+        let opens = self.starts_at.unwrap_or(now);
+        self.ends_at = Some(opens.plus_secs(i64::from(self.duration.as_secs())));
     }
 
     pub(super) fn close(&mut self, state: GrantState, now: Timestamp) {

@@ -208,7 +208,7 @@ impl<'a> Step<'a> {
             return Err(self.time_ran_out(self.grant.decide_by));
         }
         self.next.approvals_required = Some(0);
-        self.next.activate(self.now);
+        self.open_access();
         self.next.review_owed = break_glass;
         self.detail
             .insert("policies".to_owned(), policies.join(","));
@@ -298,7 +298,7 @@ impl<'a> Step<'a> {
                 format!("{}/{required}", self.next.approval_count()),
             );
             if all {
-                self.next.activate(self.now);
+                self.open_access();
             }
             return Ok(AuditAction::Approved);
         }
@@ -312,7 +312,7 @@ impl<'a> Step<'a> {
                 self.detail
                     .insert("approvals".to_owned(), format!("{approvals}/{required}"));
                 if u32::try_from(approvals).unwrap_or(u32::MAX) >= required {
-                    self.next.activate(self.now);
+                    self.open_access();
                 }
                 Ok(AuditAction::Approved)
             }
@@ -438,11 +438,39 @@ impl<'a> Step<'a> {
         }
     }
 
+    /// Grants access: active now, usable from its scheduled start if it has one. The record
+    /// of a scheduled grant signs the window it opens.
+    fn open_access(&mut self) {
+        self.next.activate(self.now);
+        if let (Some(start), Some(end)) = (self.next.starts_at, self.next.ends_at) {
+            self.detail
+                .insert("starts_at".to_owned(), start.to_string());
+            self.detail.insert("ends_at".to_owned(), end.to_string());
+        }
+    }
+
+    /// The requester withdraws a pending request, or a granted one whose scheduled start is
+    /// still ahead and which no credentials were issued for (nothing to cut off).
     pub(super) fn cancel(&mut self) -> Result<AuditAction, TransitionError> {
         if self.actor != &Actor::User(self.grant.requester.clone()) {
             return Err(self.not_permitted("only the requester may cancel"));
         }
-        self.require_pending()?;
+        if self.grant.state == GrantState::Active {
+            let why = match self.grant.starts_at {
+                None => Some("was not scheduled ahead"),
+                Some(start) if self.now >= start => Some("its scheduled start has passed"),
+                Some(_) if self.grant.sessions_issued > 0 => Some("credentials were issued"),
+                Some(_) => None,
+            };
+            if let Some(why) = why {
+                return Err(TransitionError::AlreadyOpen {
+                    id: self.grant.id.clone(),
+                    why,
+                });
+            }
+        } else {
+            self.require_pending()?;
+        }
         self.next.close(GrantState::Cancelled, self.now);
         Ok(AuditAction::Cancelled)
     }
@@ -560,6 +588,12 @@ impl<'a> Step<'a> {
         let ends_at = self.require_active()?;
         if self.now >= ends_at {
             return Err(self.time_ran_out(ends_at));
+        }
+        if let Some(opens_at) = self.grant.starts_at.filter(|s| self.now < *s) {
+            return Err(TransitionError::NotYetOpen {
+                id: self.grant.id.clone(),
+                opens_at,
+            });
         }
         if expires_at <= self.now {
             return Err(TransitionError::SessionInPast {

@@ -125,17 +125,52 @@ pub struct AccessContext {
     pub break_glass: bool,
     /// When the decision is made.
     pub at: Timestamp,
+    /// The time the access would cover: from a scheduled start, or from the decision.
+    pub window: Window,
+}
+
+/// The time a decision is about: when access would open and end. The rules judge the window
+/// (a request on Friday evening for Sunday night is a Sunday-night request), not only the
+/// moment of asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// When access opens.
+    pub start: Timestamp,
+    /// When it ends (exclusive).
+    pub end: Timestamp,
+    /// Whether the start was scheduled ahead rather than "as soon as granted".
+    pub scheduled: bool,
+}
+
+impl Window {
+    /// `duration_secs` from `starts_at`, or from `at` when nothing is scheduled.
+    pub fn of(starts_at: Option<Timestamp>, at: Timestamp, duration_secs: u32) -> Self {
+        let start = starts_at.unwrap_or(at);
+        Self {
+            start,
+            end: start.plus_secs(i64::from(duration_secs)),
+            scheduled: starts_at.is_some(),
+        }
+    }
 }
 
 impl AccessContext {
-    /// The context of a stored request, decided at `at`.
+    /// The context of a stored request, decided at `at`: its window is its scheduled start,
+    /// or its activation, or `at` while it waits to open at once.
     pub fn of_grant(grant: &Grant, at: Timestamp) -> Self {
+        let start = grant.starts_at.or(grant.activated_at);
+        let mut window = Window::of(start, at, grant.duration.as_secs());
+        window.scheduled = grant.starts_at.is_some();
+        if let Some(end) = grant.ends_at {
+            window.end = end;
+        }
         Self {
             duration_secs: grant.duration.as_secs(),
             reason: grant.reason.as_str().to_owned(),
             ticket: grant.ticket.as_ref().map(ToString::to_string),
             break_glass: grant.break_glass,
             at,
+            window,
         }
     }
 }
@@ -289,6 +324,7 @@ impl Rules {
                 "break_glass".to_owned(),
                 RestrictedExpression::new_bool(context.break_glass),
             ),
+            ("window".to_owned(), window_context(&context.window)),
         ]);
         if let Some(ticket) = &context.ticket {
             pairs.push((
@@ -558,6 +594,29 @@ fn time_context(at: Timestamp) -> Vec<(String, RestrictedExpression)> {
     ]
 }
 
+/// The window as the rules see it: its start and end in Unix seconds, whether it was
+/// scheduled, and the UTC hour and weekday of its start and of its last second (a window
+/// ending at 19:00 ends within the 18:00 hour).
+fn window_context(window: &Window) -> RestrictedExpression {
+    let (start_hour, start_weekday) = utc_hour_and_weekday(window.start);
+    let last = window.end.plus_secs(-1).max(window.start);
+    let (end_hour, end_weekday) = utc_hour_and_weekday(last);
+    let long = RestrictedExpression::new_long;
+    RestrictedExpression::new_record([
+        ("starts_at".to_owned(), long(window.start.unix_seconds())),
+        ("ends_at".to_owned(), long(window.end.unix_seconds())),
+        (
+            "scheduled".to_owned(),
+            RestrictedExpression::new_bool(window.scheduled),
+        ),
+        ("start_utc_hour".to_owned(), long(start_hour)),
+        ("start_utc_weekday".to_owned(), long(start_weekday)),
+        ("end_utc_hour".to_owned(), long(end_hour)),
+        ("end_utc_weekday".to_owned(), long(end_weekday)),
+    ])
+    .unwrap_or_else(|_| RestrictedExpression::new_bool(false))
+}
+
 /// The UTC hour (0-23) and ISO weekday (1 = Monday .. 7 = Sunday) of `at`.
 fn utc_hour_and_weekday(at: Timestamp) -> (i64, i64) {
     let secs = at.unix_seconds();
@@ -663,6 +722,10 @@ mod tests {
                                 (
                                     "break_glass".to_owned(),
                                     RestrictedExpression::new_bool(secs == 900),
+                                ),
+                                (
+                                    "window".to_owned(),
+                                    window_context(&Window::of(None, at, secs)),
                                 ),
                             ]);
                             if let Some(t) = ticket {

@@ -28,7 +28,7 @@ pub struct Target {
     pub binding: RoleBinding,
     /// The longest grant it allows.
     pub max_duration: GrantDuration,
-    /// The longest a grant may last from activation once extended (`max_total_duration`);
+    /// The longest a grant may last from when it opens once extended (`max_total_duration`);
     /// `max_duration` when the file does not say, so extensions only reach what one request
     /// could have asked.
     pub max_total: GrantDuration,

@@ -126,6 +126,7 @@ mod tests {
             ticket: None,
             break_glass: false,
             decision_window_secs: 600,
+            starts_at: None,
             policy_hash: "h".into(),
         };
         Grant::open(GrantId::generate(now), request, now)

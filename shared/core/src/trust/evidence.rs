@@ -117,7 +117,7 @@ fn check_signatures(records: &[AuditRecord], ring: &KeyRing) -> Result<(), Evide
 }
 
 /// What the request asked for, as its first record signed it: requester, target, role,
-/// revoker, session policy, longest session, duration, break-glass.
+/// revoker, session policy, longest session, duration, break-glass, scheduled start.
 fn check_request(grant: &Grant, first: &AuditRecord) -> Result<(), EvidenceBreak> {
     mismatch(
         "requester",
@@ -165,11 +165,18 @@ fn check_request(grant: &Grant, first: &AuditRecord) -> Result<(), EvidenceBreak
         grant.break_glass.to_string(),
         first.detail.contains_key("break_glass").to_string(),
         1,
+    )?;
+    mismatch(
+        "scheduled start",
+        grant.starts_at.map(|t| t.to_string()).unwrap_or_default(),
+        said(first, "starts_at"),
+        1,
     )
 }
 
 /// What was decided, as the records signed it: the approvals required, each review (no more
-/// and no fewer), the activation time, the end (from activation plus the duration, then each
+/// and no fewer), the activation time and the window it signed, the end (from activation, or
+/// the scheduled start it signed, plus the duration, then each
 /// `EXTENDED` record's `ends_at`: the only source of a later end) and any extension still
 /// waiting for reviewers.
 fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), EvidenceBreak> {
@@ -243,7 +250,15 @@ fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), Evidenc
             waiting = (String::new(), record.seq);
         }
         if record.to == GrantState::Active && record.from == Some(GrantState::Pending) {
-            let ends = record.at.plus_secs(i64::from(grant.duration.as_secs()));
+            // A scheduled grant's activation signs its window; the end runs from its start.
+            mismatch(
+                "scheduled start",
+                grant.starts_at.map(|t| t.to_string()).unwrap_or_default(),
+                said(record, "starts_at"),
+                record.seq,
+            )?;
+            let opens = grant.starts_at.unwrap_or(record.at);
+            let ends = opens.plus_secs(i64::from(grant.duration.as_secs()));
             mismatch(
                 "activation time",
                 grant

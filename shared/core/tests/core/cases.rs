@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use jit_core::cases::{Cases, Noun, OpenRequest, Refusal};
+use jit_core::clock::Timestamp;
 use jit_core::domain::{
     Actor, Command, Grant, GrantDuration, GrantState, GroupName, Reason, ReviewDecision, Service,
     SessionKind, TargetId, TransitionError, UserId,
@@ -33,6 +34,7 @@ fn ask(target: &str, duration: &str) -> OpenRequest {
         reason: Reason::parse("investigating INC-42 in production").unwrap(),
         ticket: None,
         break_glass: false,
+        starts_at: None,
     }
 }
 
@@ -440,4 +442,131 @@ async fn a_review_that_lost_a_race_to_a_forged_change_is_refused_not_decided_on_
     let after = racing.signed.get(&pending.id).await.unwrap().unwrap();
     assert_eq!(after.reviews.len(), 1, "only the forged review is there");
     assert_eq!(after.reviews[0].reviewer.as_str(), "mallory");
+}
+
+#[tokio::test]
+async fn a_scheduled_request_is_judged_by_its_window_unusable_before_it_and_cancellable() {
+    let world = World::new();
+    let ring: PublicKeys = world.keys.ring().into();
+    let cases = Cases::new(&world.store, &world.rules, &ring);
+    let (alice, bob) = (caller("alice", &["engineers"]), caller("bob", &["sre"]));
+    let friday_evening = WEDNESDAY_10.plus_secs(2 * 86_400 + 8 * 3600); // Fri 18:00 UTC
+    let sunday_night = WEDNESDAY_10.plus_secs(4 * 86_400 + 12 * 3600); // Sun 22:00
+    let monday_morning = WEDNESDAY_10.plus_secs(5 * 86_400 - 3600); // Mon 09:00
+    let at = |start: Timestamp| OpenRequest {
+        starts_at: Some(start),
+        ..ask("prod-deploy", "1h")
+    };
+    let refused = |r: Result<Created, Refusal>| r.map(|_| ()).unwrap_err();
+
+    // Asked in business hours for Sunday night: the rules judge Sunday night.
+    let sunday = refused(
+        cases
+            .open_request(&alice, at(sunday_night), None, 3600, friday_evening)
+            .await,
+    );
+    assert!(
+        matches!(&sunday, Refusal::Forbidden { policies: Some(p), .. } if p == &["write-access-in-business-hours"]),
+        "{sunday:?}"
+    );
+    // The start must be a whole minute, ahead, at most seven days, and never break-glass.
+    for (start, says) in [
+        (monday_morning.plus_secs(30), "must be a whole minute"),
+        (friday_evening.plus_secs(-60), "is not in the future"),
+        (
+            friday_evening.plus_secs(7 * 86_400 + 60),
+            "more than 7 days ahead",
+        ),
+    ] {
+        let why = refused(
+            cases
+                .open_request(&alice, at(start), None, 3600, friday_evening)
+                .await,
+        );
+        assert!(
+            matches!(&why, Refusal::Invalid(w) if w.contains(says)),
+            "{why:?}"
+        );
+    }
+    let mut glass = at(monday_morning);
+    glass.break_glass = true;
+    let glass = refused(
+        cases
+            .open_request(&alice, glass, None, 3600, friday_evening)
+            .await,
+    );
+    assert!(
+        matches!(&glass, Refusal::Invalid(w) if w.contains("cannot be scheduled")),
+        "{glass:?}"
+    );
+
+    // Friday 20:00 is out of hours, but a Monday-morning window is not.
+    let asked_at = friday_evening.plus_secs(2 * 3600);
+    let Created::New(grant) = cases
+        .open_request(&alice, at(monday_morning), None, 3600, asked_at)
+        .await
+        .unwrap()
+    else {
+        panic!("a new request")
+    };
+    assert_eq!(grant.starts_at, Some(monday_morning));
+    let change = grant
+        .apply(
+            Command::AwaitReview {
+                approvals_required: 1,
+                requirements: Vec::new(),
+                policy_hash: world.rules.hash().to_owned(),
+            },
+            &Actor::Service(Service::Approver),
+            asked_at,
+        )
+        .unwrap();
+    world.store.commit(&change).await.unwrap();
+    let id = grant.id.as_str();
+    let active = cases
+        .review(
+            &bob,
+            id,
+            ReviewDecision::Approve,
+            None,
+            asked_at.plus_secs(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(active.ends_at, Some(monday_morning.plus_secs(3600)));
+
+    // Approved, and still unusable until Monday 09:00: refused before STS, nothing recorded.
+    let early = cases
+        .plan_session(&alice, id, SessionKind::Cli, monday_morning.plus_secs(-1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&early, Refusal::Transition(TransitionError::NotYetOpen { opens_at, .. }) if *opens_at == monday_morning),
+        "{early:?}"
+    );
+    let plan = cases
+        .plan_session(&alice, id, SessionKind::Cli, monday_morning)
+        .await
+        .unwrap();
+    assert_eq!(plan.duration_secs, 3600);
+
+    // Cancelled before the start by its requester: no one else, and then it is over.
+    let not_bob = cases.cancel(&bob, id, asked_at.plus_secs(120)).await;
+    assert!(
+        matches!(not_bob, Err(Refusal::Forbidden { .. })),
+        "{not_bob:?}"
+    );
+    let cancelled = cases
+        .cancel(&alice, id, asked_at.plus_secs(120))
+        .await
+        .unwrap();
+    assert_eq!(cancelled.state, GrantState::Cancelled);
+    assert_eq!(
+        actions(&world.store, &grant.id)
+            .await
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["REQUESTED", "AWAITING_REVIEW", "APPROVED", "CANCELLED"]
+    );
 }

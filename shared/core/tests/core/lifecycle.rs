@@ -13,12 +13,16 @@ fn grant_in(situation: &str) -> Grant {
     let t = |s| T0.plus_secs(s);
     let mut req = request("alice", "prod-logs", 3600);
     req.break_glass = situation == "pending-break-glass";
+    if situation.starts_with("scheduled") {
+        req.starts_at = Some(SCHEDULED_START);
+    }
     let g = Grant::open(GrantId::generate(T0), req, T0).grant().clone();
     let step = |g: &Grant, c: Command, a: &Actor, at: Timestamp| {
         g.apply(c, a, at).unwrap().grant().clone()
     };
     match situation {
-        "pending-new" | "pending-break-glass" => g,
+        "pending-new" | "pending-break-glass" | "scheduled-pending" => g,
+        "scheduled-active" => step(&g, auto_approve(), &approver(), t(1)),
         "pending-review" => step(&g, await_review(2), &approver(), t(1)),
         "active" => step(&g, auto_approve(), &approver(), t(1)),
         "extension-waiting" => {
@@ -43,8 +47,13 @@ fn grant_in(situation: &str) -> Grant {
     }
 }
 
-const SITUATIONS: [&str; 10] = [
+/// When the scheduled situations' access opens: after the table's early time, before its late.
+const SCHEDULED_START: Timestamp = T0.plus_secs(1800);
+
+const SITUATIONS: [&str; 12] = [
     "pending-new",
+    "scheduled-pending",
+    "scheduled-active",
     "pending-break-glass",
     "pending-review",
     "active",
@@ -112,6 +121,18 @@ fn actors() -> Vec<(&'static str, Actor)> {
 /// The specification: which (situation, command, actor) is legal, early (before every
 /// deadline) or late (after the decision deadline and the grant's end).
 fn legal(situation: &str, command: &str, actor: &str, late: bool) -> bool {
+    // A scheduled grant before its start: its requester may still cancel it, and nobody may
+    // use it; past its start it is an active grant like any other.
+    match (situation, command, actor) {
+        ("scheduled-active", "cancel", "requester") => return !late,
+        ("scheduled-active", "issue", _) => return false,
+        _ => {}
+    }
+    let situation = match situation {
+        "scheduled-pending" => "pending-new",
+        "scheduled-active" => "active",
+        other => other,
+    };
     match (situation, command, actor) {
         ("pending-new" | "pending-break-glass", "await-review", "approver") => true,
         // The rules cannot open a request whose decision deadline passed unseen.
@@ -174,7 +195,7 @@ fn every_state_command_and_actor_follows_the_table() {
             }
         }
     }
-    assert_eq!(checked, 10 * 2 * 16 * 6);
+    assert_eq!(checked, 12 * 2 * 16 * 6);
 }
 
 #[test]
@@ -439,7 +460,10 @@ fn refusals_say_what_state_the_request_is_in() {
     let err = g.apply(Command::Cancel, &as_user("alice"), T0).unwrap_err();
     assert_eq!(
         err.to_string(),
-        format!("cannot cancel request `{}`: it is ACTIVE", g.id)
+        format!(
+            "cannot cancel request `{}`: it is ACTIVE and was not scheduled ahead; revoke it instead",
+            g.id
+        )
     );
 }
 
@@ -612,4 +636,80 @@ fn an_extension_is_reviewed_once_per_person_before_the_end_and_its_last_approval
     assert_eq!(last.audit().action, AuditAction::Extended);
     assert_eq!(last.grant().ends_at, Some(end.plus_secs(1800)));
     assert_eq!(last.grant().extension, None);
+}
+
+#[test]
+fn a_scheduled_grant_opens_at_its_start_and_can_be_cancelled_until_then() {
+    let alice = as_user("alice");
+    let g = grant_in("scheduled-pending");
+    // Reviewers decide before access is to open: the deadline is the start, not the window.
+    assert_eq!(g.decide_by, SCHEDULED_START);
+    let late = g.apply(auto_approve(), &approver(), SCHEDULED_START);
+    assert!(matches!(late, Err(TransitionError::TimeRanOut { .. })));
+
+    let change = g
+        .apply(auto_approve(), &approver(), T0.plus_secs(1))
+        .unwrap();
+    let end = SCHEDULED_START.plus_secs(3600);
+    // Granted now, ending an hour after the start; the approver's record signs the window.
+    assert_eq!(change.grant().state, GrantState::Active);
+    assert_eq!(change.grant().activated_at, Some(T0.plus_secs(1)));
+    assert_eq!(change.grant().ends_at, Some(end));
+    assert_eq!(
+        change.audit().detail["starts_at"],
+        SCHEDULED_START.to_string()
+    );
+    assert_eq!(change.audit().detail["ends_at"], end.to_string());
+    let g = change.grant().clone();
+
+    // No credentials before the start, and the refusal says when they open.
+    let early = g
+        .apply(issue(end), &alice, SCHEDULED_START.plus_secs(-1))
+        .unwrap_err();
+    assert_eq!(
+        early.to_string(),
+        format!(
+            "access under request `{}` opens at {}; no credentials before then",
+            g.id, SCHEDULED_START
+        )
+    );
+    let used = g
+        .apply(issue(end), &alice, SCHEDULED_START)
+        .unwrap()
+        .grant()
+        .clone();
+    assert_eq!(used.sessions_issued, 1);
+
+    // Before the start, the requester (only) may cancel: nothing was issued, nothing to cut.
+    let before = SCHEDULED_START.plus_secs(-60);
+    let rob = g.apply(Command::Cancel, &as_user("rob"), before);
+    assert!(matches!(rob, Err(TransitionError::NotPermitted { .. })));
+    let cancelled = g.apply(Command::Cancel, &alice, before).unwrap();
+    assert_eq!(cancelled.grant().state, GrantState::Cancelled);
+    assert!(cancelled.revocation().is_none());
+    assert_eq!(
+        (cancelled.audit().from, cancelled.audit().to),
+        (Some(GrantState::Active), GrantState::Cancelled)
+    );
+    // From the start on it is revoked like any grant, not cancelled.
+    let at_start = g
+        .apply(Command::Cancel, &alice, SCHEDULED_START)
+        .unwrap_err();
+    assert_eq!(
+        at_start.to_string(),
+        format!(
+            "cannot cancel request `{}`: it is ACTIVE and its scheduled start has passed; revoke it instead",
+            g.id
+        )
+    );
+    // A function whose clock runs behind cannot cancel what another already issued for.
+    let skewed = used.apply(Command::Cancel, &alice, before).unwrap_err();
+    assert!(
+        skewed.to_string().contains("credentials were issued"),
+        "{skewed}"
+    );
+
+    // The longest total counts from the start: an extension before it is measured from it.
+    assert_eq!(g.opens_at(), Some(SCHEDULED_START));
+    assert!(g.not_yet_open(before) && !g.not_yet_open(SCHEDULED_START));
 }

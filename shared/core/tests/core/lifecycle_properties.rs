@@ -18,6 +18,8 @@ enum Op {
     Create {
         requester: usize,
         target: usize,
+        /// Minutes ahead its access is scheduled to open, if at all.
+        scheduled: Option<i64>,
     },
     Apply {
         grant: usize,
@@ -67,7 +69,8 @@ fn actor(i: usize) -> Actor {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        1 => (0..PEOPLE.len(), 0..TARGETS.len()).prop_map(|(requester, target)| Op::Create { requester, target }),
+        1 => (0..PEOPLE.len(), 0..TARGETS.len(), prop::option::of(1..120_i64))
+            .prop_map(|(requester, target, scheduled)| Op::Create { requester, target, scheduled }),
         6 => (0..8_usize, 0..1000_usize, 0..7_usize).prop_map(|(grant, command, actor)| Op::Apply { grant, command, actor }),
         1 => (0..64_usize).prop_map(|change| Op::Replay { change }),
         2 => (1..3000_i64).prop_map(|secs| Op::Wait { secs }),
@@ -91,10 +94,19 @@ fn consistent(g: &Grant) -> Result<(), String> {
                 && g.closed_at.is_some()
                 && g.reviews.iter().any(|r| r.decision == ReviewDecision::Deny)
         }
-        GrantState::Cancelled | GrantState::TimedOut => {
-            g.activated_at.is_none() && g.closed_at.is_some()
+        // A scheduled grant may be cancelled after it was granted, before anything was issued.
+        GrantState::Cancelled => {
+            g.closed_at.is_some()
+                && (g.activated_at.is_none() || (g.starts_at.is_some() && g.sessions_issued == 0))
         }
+        GrantState::TimedOut => g.activated_at.is_none() && g.closed_at.is_some(),
     };
+    // Reviewers decide before a scheduled start; a scheduled grant runs from its start.
+    let schedule_kept = g.starts_at.is_none_or(|start| {
+        g.decide_by <= start
+            && g.activated_at.is_none_or(|a| a < start)
+            && g.ends_at.is_none_or(|end| end > start)
+    });
     let reviewers_distinct = {
         let mut names: Vec<_> = g.reviews.iter().map(|r| &r.reviewer).collect();
         names.sort();
@@ -116,10 +128,16 @@ fn consistent(g: &Grant) -> Result<(), String> {
     });
     let within_limit = g.ends_at.is_none_or(|end| {
         end <= EXTEND_LIMIT
-            || g.activated_at
+            || g.opens_at()
                 .is_some_and(|a| end == a.plus_secs(i64::from(g.duration.as_secs())))
     });
-    if ok && reviewers_distinct && requester_never_reviews && extension_sound && within_limit {
+    if ok
+        && reviewers_distinct
+        && requester_never_reviews
+        && extension_sound
+        && within_limit
+        && schedule_kept
+    {
         Ok(())
     } else {
         Err(format!("inconsistent grant: {g:#?}"))
@@ -139,8 +157,14 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
         let mut accepted = 0_usize;
         for op in ops {
             match op {
-                Op::Create { requester, target } => {
-                    let creation = open(PEOPLE[requester], TARGETS[target], now);
+                Op::Create {
+                    requester,
+                    target,
+                    scheduled,
+                } => {
+                    let mut asked = request(PEOPLE[requester], TARGETS[target], 3600);
+                    asked.starts_at = scheduled.map(|m| now.plus_secs(m * 60));
+                    let creation = Grant::open(GrantId::generate(now), asked, now);
                     let mut open_one = None;
                     for id in &ids {
                         let g = store.get(id).await.unwrap().unwrap();
@@ -176,7 +200,10 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         continue;
                     };
                     let before = store.get(id).await.unwrap().unwrap();
+                    let issuing = matches!(command(c, now), Command::IssueSession { .. });
                     if let Ok(change) = before.apply(command(c, now), &actor(a), now) {
+                        // Nothing is issued before a scheduled start.
+                        prop_assert!(!issuing || before.starts_at.is_none_or(|s| now >= s));
                         store.commit(&change).await.unwrap();
                         accepted += 1;
                         computed.push(change);

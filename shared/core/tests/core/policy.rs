@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use jit_core::clock::Timestamp;
 use jit_core::domain::TargetId;
 use jit_core::identity::Caller;
-use jit_core::policy::{AccessContext, Action, PolicyError, Rules};
+use jit_core::policy::{AccessContext, Action, PolicyError, Rules, Window};
 
 fn dir() -> PathBuf {
     jit_local::workspace_root().join("infra/policies")
@@ -42,7 +42,14 @@ fn ctx(
         ticket: ticket.map(str::to_owned),
         break_glass,
         at,
+        window: Window::of(None, at, duration_secs),
     }
+}
+
+/// The same context, asked at `at` for a window scheduled to start at `start`.
+fn scheduled(mut context: AccessContext, start: Timestamp) -> AccessContext {
+    context.window = Window::of(Some(start), context.at, context.duration_secs);
+    context
 }
 
 fn target(id: &str) -> TargetId {
@@ -109,6 +116,39 @@ fn who_may_request_what() {
         assert_eq!(d.policies, ["write-access-in-business-hours"]);
     }
     assert!(ask(&sre, "prod-deploy", ctx(3600, None, true, saturday)).allowed);
+
+    // The rules judge the window the access covers, not the moment of asking.
+    let friday_evening = WEDNESDAY_10.plus_secs(2 * 86_400 + 8 * 3600); // Fri 18:00
+    let sunday_night = WEDNESDAY_10.plus_secs(4 * 86_400 + 12 * 3600); // Sun 22:00
+    let monday_morning = WEDNESDAY_10.plus_secs(5 * 86_400 - 3600); // Mon 09:00
+    let friday_late = friday_evening.plus_secs(2 * 3600); // Fri 20:00
+    // Asked in business hours, for Sunday night: a Sunday-night request.
+    let d = ask(
+        &sre,
+        "prod-deploy",
+        scheduled(ctx(3600, None, false, friday_evening), sunday_night),
+    );
+    assert!(!d.allowed, "judged by Sunday night, not by Friday 18:00");
+    assert_eq!(d.policies, ["write-access-in-business-hours"]);
+    // Asked out of hours, for Monday morning: a Monday-morning request.
+    assert!(!ask(&sre, "prod-deploy", ctx(3600, None, false, friday_late)).allowed);
+    assert!(
+        ask(
+            &sre,
+            "prod-deploy",
+            scheduled(ctx(3600, None, false, friday_late), monday_morning)
+        )
+        .allowed
+    );
+    // The whole window counts: an hour from Friday 18:30 runs past 19:00.
+    let d = ask(
+        &sre,
+        "prod-deploy",
+        ctx(3600, None, false, friday_evening.plus_secs(1800)),
+    );
+    assert!(!d.allowed, "18:30 for an hour ends after 19:00");
+    // Ending exactly at 19:00 is inside.
+    assert!(ask(&sre, "prod-deploy", ctx(3600, None, false, friday_evening)).allowed);
 
     // Nobody without a group, and nobody for a target that does not exist.
     assert!(!ask(&caller("x", ""), "prod-logs-ro", ctx(3600, None, false, at)).allowed);
