@@ -199,8 +199,14 @@ function stateBadge(state) {
   return h("span", { class: `state state-${state.toLowerCase()}` }, state);
 }
 
+// Whether `grant` is granted but its scheduled start is still ahead.
+function notYetOpen(grant) {
+  return grant.state === "ACTIVE" && grant.starts_at && Date.parse(grant.starts_at) > Date.now();
+}
+
 function countdown(grant) {
   if (grant.state !== "ACTIVE" || !grant.ends_at) return "";
+  if (notYetOpen(grant)) return h("span", { class: "countdown" }, `opens ${when(grant.starts_at)}`);
   return h("span", { class: "countdown", dataset: { ends: grant.ends_at } }, left(Math.round((Date.parse(grant.ends_at) - Date.now()) / 1000)));
 }
 
@@ -254,6 +260,7 @@ async function requestForm() {
   const ticket = h("input", { id: "ticket", name: "ticket", type: "text", autocomplete: "off", "aria-describedby": "ticket-note" });
   const reason = h("textarea", { id: "reason", name: "reason", rows: 3, required: true, minlength: 10, "aria-describedby": "reason-note" });
   const breakGlass = h("input", { id: "break-glass", name: "break_glass", type: "checkbox", "aria-describedby": "break-glass-warning" });
+  const startsAt = h("input", { id: "starts-at", name: "starts_at", type: "datetime-local", step: 60, "aria-describedby": "starts-at-note" });
   const warning = h("p", { id: "break-glass-warning", class: "warning", hidden: true },
     "Break-glass opens access at once, without approval, for people the rules allow to break glass. " +
     "Security is told, and the grant owes a review afterwards. Use it only in an emergency.");
@@ -265,7 +272,12 @@ async function requestForm() {
     ticketNote.textContent = t.ticket_required ? "Required for this target." : "Optional.";
   };
   target.addEventListener("change", update);
-  breakGlass.addEventListener("change", () => { warning.hidden = !breakGlass.checked; });
+  breakGlass.addEventListener("change", () => {
+    warning.hidden = !breakGlass.checked;
+    // Break-glass opens at once: it cannot be scheduled.
+    startsAt.disabled = breakGlass.checked;
+    if (breakGlass.checked) startsAt.value = "";
+  });
   update();
   const form = h("form", { novalidate: true },
     h("div", { class: "field" }, h("label", { for: "target" }, "Target"), target),
@@ -273,6 +285,9 @@ async function requestForm() {
     h("div", { class: "field" }, h("label", { for: "reason" }, "Reason"), reason,
       h("span", { id: "reason-note", class: "hint" }, "At least 10 characters: what you will do and why.")),
     h("div", { class: "field" }, h("label", { for: "ticket" }, "Ticket"), ticket, ticketNote),
+    h("div", { class: "field" }, h("label", { for: "starts-at" }, "Start later (optional)"), startsAt,
+      h("span", { id: "starts-at-note", class: "hint" },
+        "Your local time, on the minute, at most 7 days ahead. Empty: access opens when granted. Approval must come before the start.")),
     h("div", { class: "field check" }, breakGlass, h("label", { for: "break-glass" }, "Break glass (emergency)")),
     warning, error,
     h("button", { type: "submit" }, "Ask for access"));
@@ -281,12 +296,15 @@ async function requestForm() {
     error.replaceChildren();
     if (reason.value.trim().length < 10) return error.append(failure(new Error("Say why in at least 10 characters.")));
     if (ticket.required && !ticket.value.trim()) return error.append(failure(new Error("This target needs a ticket.")));
+    const start = startsAt.value ? new Date(startsAt.value) : null;
+    if (start && Number.isNaN(start.getTime())) return error.append(failure(new Error("The start is not a time.")));
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
       const grant = await api("POST", "/requests", {
         target: target.value, duration: duration.value, reason: reason.value.trim(),
         ticket: ticket.value.trim() || null, break_glass: breakGlass.checked,
+        ...(start ? { starts_at: start.toISOString().replace(/\.\d+Z$/, "Z") } : {}),
       });
       say(`Asked for ${grant.target}: ${grant.state}.`);
       location.hash = `#/grant/${encodeURIComponent(grant.id)}`;
@@ -338,6 +356,9 @@ async function toReview() {
         h("dt", {}, "Reason"), h("dd", { class: "reason" }, g.reason),
         h("dt", {}, "Ticket"), h("dd", {}, g.ticket || "none"),
         h("dt", {}, "Duration"), h("dd", {}, g.duration),
+        h("dt", {}, "When"), h("dd", { class: "window" }, g.starts_at
+          ? `scheduled: from ${when(g.starts_at)} to ${when(new Date(Date.parse(g.starts_at) + g.duration_secs * 1000).toISOString())}`
+          : "from approval"),
         h("dt", {}, "Break-glass"), h("dd", {}, g.break_glass ? "yes" : "no"),
         h("dt", {}, "What the rules said"), h("dd", {},
           `Not auto-approved: needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
@@ -398,12 +419,18 @@ async function grantPage(id) {
     h("dt", {}, "Reason"), h("dd", { class: "reason" }, g.reason),
     h("dt", {}, "Ticket"), h("dd", {}, g.ticket || "none"),
     h("dt", {}, "Duration"), h("dd", {}, g.duration),
+    ...(g.starts_at ? [h("dt", {}, "Opens"), h("dd", { id: "opens" }, when(g.starts_at))] : []),
     h("dt", {}, "Ends"), h("dd", {}, when(g.ends_at)),
     h("dt", {}, "Grant id"), h("dd", {}, h("code", {}, g.id))));
 
   const actions = h("div", { class: "actions" });
   const output = h("div", { class: "output", "aria-live": "polite" });
-  if (g.state === "ACTIVE" && mine) {
+  const waiting = notYetOpen(g);
+  if (waiting && mine) {
+    parts.push(h("p", { id: "not-yet-open" },
+      `Granted: access opens ${when(g.starts_at)}. Credentials are refused until then; you may cancel it before.`));
+  }
+  if (g.state === "ACTIVE" && mine && !waiting) {
     parts.push(h("section", { "aria-labelledby": "use-title" },
       h("h2", { id: "use-title" }, "Use it"),
       h("p", {}, "Add this profile to ~/.aws/config; the jit command fetches and caches the credentials:"),
@@ -450,11 +477,11 @@ async function grantPage(id) {
         } }, "Extend")));
     }
   }
-  if (g.state === "PENDING" && mine) {
-    actions.append(h("button", { type: "button", class: "deny", onclick: async () => {
+  if ((g.state === "PENDING" || waiting) && mine) {
+    actions.append(h("button", { type: "button", class: "deny", id: "cancel", onclick: async () => {
       try { await api("POST", `/requests/${encodeURIComponent(g.id)}/cancel`); say("Cancelled."); await grantPage(id); }
       catch (e) { output.replaceChildren(failure(e)); }
-    } }, "Cancel request"));
+    } }, waiting ? "Cancel before it opens" : "Cancel request"));
   }
   if (g.state === "ACTIVE") {
     const reason = h("input", { id: "revoke-reason", type: "text", autocomplete: "off" });

@@ -8,7 +8,7 @@ const who = (actor) => (actor.startsWith("user:") ? actor.slice(5) : "");
 
 export const GRANT_COLUMNS = ["grant_id", "requester", "target", "reason", "ticket", "break_glass",
   "requested_at", "requested_secs", "extended_secs", "policies", "approvals_required", "approvers", "activated_at",
-  "used_secs", "sessions", "calls", "writes", "denied", "state", "ended", "ended_by", "ended_at",
+  "starts_at", "used_secs", "sessions", "calls", "writes", "denied", "state", "ended", "ended_by", "ended_at",
   "end_reason"];
 export const TOTALS_COLUMNS = ["name", "grants", "activated", "break_glass", "used_secs", "sessions",
   "writes", "denied", "refused"];
@@ -19,7 +19,7 @@ const refused = (a) => !!a.error_code && /AccessDenied|Unauthorized/.test(a.erro
 function row(chain, exp, asOf) {
   const r = { grant_id: chain[0].grant_id, requester: "", target: "", reason: "", ticket: "",
     break_glass: false, requested_at: null, requested_secs: null, extended_secs: 0, policies: "",
-    approvals_required: null, approvers: "", activated_at: null, used_secs: null, sessions: 0,
+    approvals_required: null, approvers: "", activated_at: null, starts_at: null, used_secs: null, sessions: 0,
     calls: null, writes: null, denied: null, state: "", ended: "", ended_by: "", ended_at: null,
     end_reason: "" };
   const approvers = [];
@@ -29,7 +29,8 @@ function row(chain, exp, asOf) {
       case "REQUESTED":
         Object.assign(r, { requester: who(rec.actor), target: d.target || "", reason: d.reason || "",
           ticket: d.ticket || "", break_glass: d.break_glass === "true", requested_at: rec.at,
-          requested_secs: d.duration_secs ? Number(d.duration_secs) : null });
+          requested_secs: d.duration_secs ? Number(d.duration_secs) : null,
+          starts_at: d.starts_at ? Math.floor(Date.parse(d.starts_at) / 1000) : null });
         break;
       case "AWAITING_REVIEW": r.approvals_required = Number(d.approvals_required); break;
       case "AUTO_APPROVED": case "BREAK_GLASS_ACTIVATED": r.policies = d.policies || ""; break;
@@ -47,12 +48,14 @@ function row(chain, exp, asOf) {
   }
   r.approvers = approvers.join(",");
   if (r.activated_at !== null) {
-    const closed = r.ended === "EXPIRED" || r.ended === "REVOKED" ? r.ended_at : null;
-    const planned = r.requested_secs !== null ? r.activated_at + r.requested_secs + r.extended_secs : null;
+    // Open from its activation, or from its scheduled start.
+    const opened = r.starts_at !== null ? Math.max(r.starts_at, r.activated_at) : r.activated_at;
+    const closed = ["EXPIRED", "REVOKED", "CANCELLED"].includes(r.ended) ? r.ended_at : null;
+    const planned = r.requested_secs !== null ? opened + r.requested_secs + r.extended_secs : null;
     const candidates = [planned, exp.to, asOf]
       .filter((t) => t !== null && t !== undefined);
     const end = closed ?? Math.min(...candidates);
-    r.used_secs = Math.max(0, end - r.activated_at);
+    r.used_secs = Math.max(0, end - opened);
   }
   const events = exp.activity && exp.activity[r.grant_id];
   if (events) {

@@ -45,6 +45,11 @@ pub fn summary(g: &GrantView) -> String {
         g.target,
         g.duration
     );
+    if let Some(starts) = &g.starts_at
+        && g.is_open()
+    {
+        line.push_str(&format!("  opens {starts}"));
+    }
     if let Some(ends) = &g.ends_at {
         line.push_str(&format!("  until {ends}"));
     }

@@ -127,7 +127,7 @@ enum Command {
         #[arg(long)]
         comment: String,
     },
-    /// Withdraw your pending request.
+    /// Withdraw your pending request, or your scheduled grant before it opens.
     Cancel { id: String },
     /// Ask for more time on your active grant: at once where the rules say so, otherwise
     /// through the target's reviewers (`--wait` for them).

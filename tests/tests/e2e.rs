@@ -34,6 +34,8 @@ mod guardrails;
 mod iam;
 #[path = "e2e/races.rs"]
 mod races;
+#[path = "e2e/schedule.rs"]
+mod schedule;
 #[path = "e2e/schema.rs"]
 mod schema;
 
@@ -55,6 +57,7 @@ fn asking(target: &str, duration: &str) -> CreateRequest {
         reason: "end-to-end test of the broker".to_owned(),
         ticket: Some("INC-1".to_owned()),
         break_glass: false,
+        starts_at: None,
     }
 }
 

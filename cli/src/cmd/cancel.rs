@@ -1,4 +1,4 @@
-//! `jit cancel`: withdraw a pending request.
+//! `jit cancel`: withdraw a pending request, or a scheduled grant before it opens.
 
 use crate::api::Failure;
 use crate::ctx::{Ctx, summary};

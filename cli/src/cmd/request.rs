@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use jit_api::{CreateRequest, DurationInput};
+use jit_core::clock::{Clock, SystemClock, Timestamp};
 use jit_core::domain::GrantState;
 
 use crate::api::Failure;
@@ -26,6 +27,11 @@ pub struct Ask {
     /// Invoke break-glass (only where the rules permit it; loud, reviewed afterwards).
     #[arg(long)]
     pub break_glass: bool,
+    /// Schedule access to open later: an RFC 3339 time on a whole minute
+    /// (2026-12-07T09:00:00Z), or `+` and a duration from now (+90m, +2h, +1d), rounded up to
+    /// the next whole minute. At most 7 days ahead; approval must come before it.
+    #[arg(long, value_name = "WHEN")]
+    pub start: Option<String>,
     /// Wait until it is approved, denied or timed out.
     #[arg(long)]
     pub wait: bool,
@@ -48,6 +54,35 @@ pub(crate) fn parse_wait(text: &str) -> Result<Duration, Failure> {
     Ok(Duration::from_secs(secs))
 }
 
+/// `--start`: RFC 3339 as given, or `+DURATION` from `now` rounded up to a whole minute.
+pub(crate) fn parse_start(text: &str, now: Timestamp) -> Result<String, Failure> {
+    let Some(ahead) = text.strip_prefix('+') else {
+        return Timestamp::parse_rfc3339(text)
+            .map(Timestamp::to_rfc3339)
+            .ok_or_else(|| {
+                Failure::Usage(format!(
+                    "--start `{text}` is neither an RFC 3339 time (2026-12-07T09:00:00Z) nor +DURATION (+2h)"
+                ))
+            });
+    };
+    let secs = match ahead.strip_suffix('d') {
+        Some(days) => days
+            .parse::<u64>()
+            .ok()
+            .map(|d| d * 86_400)
+            .ok_or_else(|| Failure::Usage(format!("--start `{text}`: `{days}` is not a number")))?,
+        None => parse_wait(ahead)?.as_secs(),
+    };
+    let at = now.plus_secs(i64::try_from(secs).unwrap_or(i64::MAX));
+    let whole = at.unix_seconds().div_euclid(60) * 60;
+    let rounded = if whole == at.unix_seconds() {
+        at
+    } else {
+        Timestamp::from_unix_seconds(whole + 60)
+    };
+    Ok(rounded.to_rfc3339())
+}
+
 /// Asks; the exit code is 0 when asked (or granted, with `--wait`), 5 when not granted.
 pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
     let timeout = parse_wait(&ask.timeout)?;
@@ -57,6 +92,11 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
         reason: ask.reason,
         ticket: ask.ticket,
         break_glass: ask.break_glass,
+        starts_at: ask
+            .start
+            .as_deref()
+            .map(|text| parse_start(text, SystemClock.now()))
+            .transpose()?,
     };
     let created = ctx.api.call(|api| api.create_request(&body)).await?;
     if !ask.wait {
@@ -112,5 +152,29 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
         let left = timeout.saturating_sub(started.elapsed());
         tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
         polls += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_start_is_a_time_or_a_whole_minute_from_now() {
+        // 2026-11-27T20:37:10Z.
+        let now = Timestamp::from_unix_seconds(1_795_811_830);
+        for (text, want) in [
+            ("2026-12-07T09:00:00Z", "2026-12-07T09:00:00Z"),
+            ("2026-12-07T10:00:00+01:00", "2026-12-07T09:00:00Z"),
+            ("+2h", "2026-11-27T22:38:00Z"),
+            ("+50s", "2026-11-27T20:38:00Z"),
+            ("+1d", "2026-11-28T20:38:00Z"),
+        ] {
+            assert_eq!(parse_start(text, now).unwrap(), want, "{text}");
+        }
+        for bad in ["tomorrow", "+2x", "+d", "2026-12-07 09:00"] {
+            let err = parse_start(bad, now).unwrap_err();
+            assert!(matches!(err, Failure::Usage(_)), "{bad}");
+        }
     }
 }

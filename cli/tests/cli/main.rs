@@ -934,6 +934,43 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
         "{}",
         stderr(&no_report)
     );
+
+    // Scheduled a day ahead: granted at once by the rules, yet no credentials before it opens
+    // (the refusal says when), and withdrawn by its requester before then.
+    let scheduled = jit(
+        &as_alice,
+        &[
+            "request",
+            "prod-logs-ro",
+            "--for",
+            "30m",
+            "--reason",
+            "tomorrow's error-rate review",
+            "--ticket",
+            "INC-8",
+            "--start",
+            "+1d",
+            "--wait",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(code(&scheduled), 0, "{}", stderr(&scheduled));
+    let later = json_of(&scheduled);
+    assert_eq!(later["state"], "ACTIVE", "{later}");
+    let opens = later["starts_at"].as_str().unwrap().to_owned();
+    assert!(opens.ends_with(":00Z"), "a whole minute: {opens}");
+    let too_soon = jit(&as_alice, &["credentials", "prod-logs-ro"]);
+    assert_eq!(code(&too_soon), 5, "{}", stderr(&too_soon));
+    assert!(
+        stderr(&too_soon).contains(&format!("opens at {opens}")),
+        "{}",
+        stderr(&too_soon)
+    );
+    let later_id = later["id"].as_str().unwrap();
+    let withdrawn = jit(&as_alice, &["cancel", later_id, "--output", "json"]);
+    assert_eq!(code(&withdrawn), 0, "{}", stderr(&withdrawn));
+    assert_eq!(json_of(&withdrawn)["state"], "CANCELLED");
 }
 
 /// `jit audit verify --bucket` on the stack's audit bucket (the emulator's S3): the chain of

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use jit_activity::{ActivityFunction, LambdaHandover};
-use jit_core::clock::SystemClock;
 use jit_core::policy::Rules;
 use jit_core::store::DynamoStore;
 use jit_http::startup::{StartupError, aws_timeouts, ms, setting};
@@ -21,6 +20,7 @@ async fn main() -> Result<(), Error> {
     let sweeper = setting("JIT_SWEEPER_FUNCTION").ok_or(StartupError::Missing {
         name: "JIT_SWEEPER_FUNCTION",
     })?;
+    let clock = jit_http::startup::clock()?;
     let started = std::time::Instant::now();
     let rules = tokio::task::spawn_blocking(move || (Rules::load_from_env(), started.elapsed()));
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -46,7 +46,7 @@ async fn main() -> Result<(), Error> {
         store: DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
         rules: Arc::new(rules),
         handover: LambdaHandover::new(aws_sdk_lambda::Client::from_conf(lambda_config), sweeper),
-        clock: Arc::new(SystemClock),
+        clock,
     });
     tracing::info!(
         policies_ms = ms(policies_took),

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 
 use jit_approver::{Approver, ApproverConfig, ApproverEvent, LogNotifier};
-use jit_core::clock::SystemClock;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -20,7 +19,7 @@ async fn main() -> Result<(), Error> {
     let approver = Arc::new(Approver {
         store: base.store,
         rules: base.rules,
-        clock: Arc::new(SystemClock),
+        clock: base.clock,
         notifier: LogNotifier,
         config: ApproverConfig::from_env(),
         keys: base.keys,

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use jit_core::clock::SystemClock;
 use jit_intake::{App, IntakeConfig, WebConfig};
 use lambda_http::{Error, Request, service_fn};
 
@@ -16,7 +15,7 @@ async fn main() -> Result<(), Error> {
     let app = Arc::new(App {
         store: base.store,
         rules: base.rules,
-        clock: Arc::new(SystemClock),
+        clock: base.clock,
         config,
         // Read when first needed (a cancel, a trail, an export), not at start: most of what
         // intake serves verifies nothing.

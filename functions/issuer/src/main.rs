@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use jit_core::clock::SystemClock;
 use jit_issuer::{AWS_FEDERATION_ENDPOINT, HttpFederation, Issuer, IssuerConfig, StsBroker};
 use lambda_http::{Error, Request, service_fn};
 
@@ -26,7 +25,7 @@ async fn main() -> Result<(), Error> {
     let issuer = Arc::new(Issuer {
         store: base.store,
         rules: base.rules,
-        clock: Arc::new(SystemClock),
+        clock: base.clock,
         broker: StsBroker::new(aws_sdk_sts::Client::new(&base.aws)),
         federation: HttpFederation::new(endpoint),
         config: IssuerConfig::from_env(),

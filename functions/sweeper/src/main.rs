@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use jit_core::clock::SystemClock;
 use jit_sweeper::{
     AuditBucket, BucketSettings, IamPolicies, Sweeper, SweeperConfig, SweeperEvent, s3_client,
 };
@@ -23,7 +22,7 @@ async fn main() -> Result<(), Error> {
     let sweeper = Arc::new(Sweeper {
         store: base.store,
         rules: base.rules,
-        clock: Arc::new(SystemClock),
+        clock: base.clock,
         policies: IamPolicies::new(&base.aws),
         config,
         archive: bucket.map(|settings| AuditBucket::new(s3_client(&base.aws), settings)),

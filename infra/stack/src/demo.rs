@@ -125,6 +125,7 @@ fn ask(target: &str, duration: &str, reason: &str, ticket: &str) -> CreateReques
         reason: reason.to_owned(),
         ticket: Some(ticket.to_owned()),
         break_glass: false,
+        starts_at: None,
     }
 }
 

@@ -114,6 +114,10 @@ pub struct StackOptions {
     /// Whether the gateway applies the template's route throttle (429 past it), as API
     /// Gateway does.
     pub throttle: bool,
+    /// Whether the functions run on a movable clock ([`Stack::advance_clock`]), so scheduled
+    /// starts, extensions and ends are tried without waiting. The functions accept it only
+    /// with every AWS endpoint on this machine: never deployed.
+    pub movable_clock: bool,
 }
 
 impl Default for StackOptions {
@@ -131,6 +135,7 @@ impl Default for StackOptions {
             policy_dir: jit_local::workspace_root().join("infra/policies"),
             record_aws_calls: false,
             throttle: true,
+            movable_clock: false,
         }
     }
 }
@@ -161,7 +166,27 @@ pub struct Stack {
     tasks: Vec<JoinHandle<()>>,
     _federation: jit_local::FederationStandIn,
     environments: HashMap<String, Vec<(String, String)>>,
+    movable_clock: bool,
     _emulator: jit_local::Emulator,
+}
+
+/// The movable clock's file, in the state directory.
+pub const CLOCK_FILE: &str = "clock-offset-secs";
+
+/// Moves the clock whose offset `file` holds `secs` further ahead; the new offset. Written
+/// whole or not at all: a function reading mid-write never sees half a number.
+pub fn move_clock_file(file: &std::path::Path, secs: i64) -> Result<i64, String> {
+    let now: i64 = std::fs::read_to_string(file)
+        .map_err(|e| format!("no movable clock at {} ({e})", file.display()))?
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    let next = now.saturating_add(secs);
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, next.to_string())
+        .and_then(|()| std::fs::rename(&partial, file))
+        .map_err(|e| format!("cannot move the clock at {}: {e}", file.display()))?;
+    Ok(next)
 }
 
 impl Drop for Stack {
@@ -245,6 +270,12 @@ impl Stack {
     pub async fn start(options: StackOptions) -> Result<Self, StackError> {
         std::fs::create_dir_all(&options.state_dir)
             .map_err(|e| StackError::Setup(format!("{}: {e}", options.state_dir.display())))?;
+        if options.movable_clock {
+            // Every function starts on the machine's time.
+            let file = options.state_dir.join(CLOCK_FILE);
+            std::fs::write(&file, "0")
+                .map_err(|e| StackError::Setup(format!("{}: {e}", file.display())))?;
+        }
         let (api, idp) = start::listeners(options.port).await?;
         let api_url = start::url_of(&api);
         let issuer = issuer_for(idp.local_addr().map(|a| a.port()).unwrap_or_default());
@@ -287,6 +318,7 @@ impl Stack {
             aws: account.aws,
             aws_endpoint: account.trail_url,
             table: TABLE.to_owned(),
+            movable_clock: options.movable_clock,
             state_dir: options.state_dir,
             timings,
             aws_calls: runtimes.aws_calls,
@@ -311,6 +343,22 @@ impl Stack {
             now,
             3600,
         )
+    }
+
+    /// The file the functions' movable clock reads (its offset from the machine's time, in
+    /// seconds), when the stack runs on one.
+    pub fn clock_file(&self) -> Option<std::path::PathBuf> {
+        self.movable_clock.then(|| self.state_dir.join(CLOCK_FILE))
+    }
+
+    /// Moves every function's time `secs` further ahead of the machine's (a stack started
+    /// with a movable clock only): the next call each function serves sees it. The tokens the
+    /// provider mints, the gateway and the emulator keep the machine's time.
+    pub fn advance_clock(&self, secs: i64) -> Result<i64, String> {
+        let file = self
+            .clock_file()
+            .ok_or("this stack was not started with a movable clock")?;
+        move_clock_file(&file, secs)
     }
 
     /// The identity provider (tests forge variations of its tokens).

@@ -18,11 +18,15 @@ use jit_stack::{DEFAULT_PORT, DEMO_PEOPLE, LogSink, Person, Stack, StackOptions}
 const USAGE: &str = "usage:
   jit-stack [--port N] [--sweep-every 10s] [--verbose]   run the broker locally until Ctrl-C
   jit-stack --demo [--verbose]                          walk request to audit, exit 0 if every step worked
-  jit-stack token --user U [--groups g1,g2] [--ttl 1h] [--port N]   print a token for the running stack";
+  jit-stack token --user U [--groups g1,g2] [--ttl 1h] [--port N]   print a token for the running stack
+  jit-stack --movable-clock ...                         run with the functions on a clock `clock` moves
+  jit-stack clock 2h                                    move the running stack's functions 2 hours ahead";
 
 struct Args {
     demo: bool,
     token: bool,
+    movable_clock: bool,
+    clock: Option<Duration>,
     verbose: bool,
     port: u16,
     sweep_every: Option<Duration>,
@@ -76,6 +80,8 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
     let mut a = Args {
         demo: false,
         token: false,
+        movable_clock: false,
+        clock: None,
         verbose: false,
         port: DEFAULT_PORT,
         sweep_every: None,
@@ -88,6 +94,8 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
         let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
         match arg.as_str() {
             "token" => a.token = true,
+            "clock" => a.clock = Some(duration(&value("clock")?, "clock")?),
+            "--movable-clock" => a.movable_clock = true,
             "--demo" => a.demo = true,
             "--verbose" | "-v" => a.verbose = true,
             "--port" => {
@@ -119,6 +127,25 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
         }
     }
     Ok(a)
+}
+
+/// `jit-stack clock`: moves the running stack's functions `ahead` further, when it was
+/// started with `--movable-clock`.
+fn move_clock(ahead: Duration) -> ExitCode {
+    let file = StackOptions::default()
+        .state_dir
+        .join(jit_stack::CLOCK_FILE);
+    let ahead = i64::try_from(ahead.as_secs()).unwrap_or(i64::MAX);
+    match jit_stack::move_clock_file(&file, ahead) {
+        Ok(offset) => {
+            println!("the functions' clock is {offset} s ahead of this machine's");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jit-stack: {e}; start the stack with --movable-clock");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn token(a: &Args) -> ExitCode {
@@ -167,10 +194,14 @@ async fn main() -> ExitCode {
     if a.token {
         return token(&a);
     }
+    if let Some(ahead) = a.clock {
+        return move_clock(ahead);
+    }
     let filter = if a.verbose { "info" } else { "warn" };
     tracing_subscriber_init(filter);
     let mut options = StackOptions {
         sweep_every: a.sweep_every,
+        movable_clock: a.movable_clock,
         ..StackOptions::default()
     };
     if a.verbose {
@@ -223,6 +254,12 @@ async fn main() -> ExitCode {
         stack.aws_endpoint
     );
     println!("Logs:       {}", stack.state_dir.join("logs").display());
+    if let Some(file) = stack.clock_file() {
+        println!(
+            "Clock:      movable (`jit-stack clock 1h` moves every function an hour ahead; {})",
+            file.display()
+        );
+    }
     println!("\nTokens (valid 1 hour; `jit-stack token --user U --groups g1,g2` makes more):");
     for (who, groups, role) in DEMO_PEOPLE {
         println!("\n# {who} [{}]: {role}", groups.join(","));

@@ -285,6 +285,16 @@ fn environment(
     ] {
         env.insert(k.to_owned(), v);
     }
+    if options.movable_clock {
+        env.insert(
+            jit_core::clock::STACK_CLOCK_ENV.to_owned(),
+            options
+                .state_dir
+                .join(crate::CLOCK_FILE)
+                .display()
+                .to_string(),
+        );
+    }
     for (binary, k, v) in &options.function_env {
         if binary == &def.binary {
             env.insert(k.clone(), v.clone());

@@ -38,6 +38,9 @@ pub struct GrantView {
     pub ticket: Option<String>,
     /// Whether it was asked as break-glass.
     pub break_glass: bool,
+    /// When its access opens, if scheduled ahead; absent: when granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
     /// When it was asked for.
     pub created_at: String,
     /// When it times out unless decided.
@@ -86,6 +89,7 @@ impl From<&Grant> for GrantView {
             reason: g.reason.as_str().to_owned(),
             ticket: g.ticket.as_ref().map(|t| t.as_str().to_owned()),
             break_glass: g.break_glass,
+            starts_at: time(g.starts_at),
             created_at: g.created_at.to_rfc3339(),
             decide_by: g.decide_by.to_rfc3339(),
             approvals_required: g.approvals_required,
@@ -220,6 +224,10 @@ pub struct CreateRequest {
     /// Break-glass.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub break_glass: bool,
+    /// When access is to open (RFC 3339, a whole minute, at most 7 days ahead); absent: as
+    /// soon as granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
 }
 
 /// The body of `POST /requests/{id}/reviews`.

@@ -123,8 +123,11 @@ pub struct GrantRow {
     pub approvers: String,
     /// When it became active.
     pub activated_at: Option<Timestamp>,
-    /// How long it was active: to its end, or while still open to the earliest of its time
-    /// running out, the period's end and the report's time.
+    /// When its access was scheduled to open, if it was scheduled ahead.
+    pub starts_at: Option<Timestamp>,
+    /// How long it was open, from its activation or its scheduled start: to its end, or
+    /// while still open to the earliest of its time running out, the period's end and the
+    /// report's time. A grant cancelled before its start was open for none.
     pub used_secs: Option<u64>,
     /// Sessions issued.
     pub sessions: u64,
@@ -379,6 +382,7 @@ fn grant_row(
                 row.break_glass = detail(r, "break_glass") == "true";
                 row.requested_at = Some(r.at);
                 row.requested_secs = detail(r, "duration_secs").parse().ok();
+                row.starts_at = Timestamp::parse_rfc3339(&detail(r, "starts_at"));
             }
             AuditAction::AwaitingReview => {
                 row.approvals_required = detail(r, "approvals_required").parse().ok();
@@ -423,7 +427,9 @@ fn grant_row(
         row.state = r.to.as_str().to_owned();
     }
     row.approvers = approvers.join(",");
-    if let Some(active) = row.activated_at {
+    if let Some(activated) = row.activated_at {
+        // Open from its activation, or from its scheduled start.
+        let active = row.starts_at.map_or(activated, |s| s.max(activated));
         // Its end: the closing record, or else the earliest of when its time ran out (an
         // expiry not yet swept), the period's end and the report's time.
         let ends_at = row
@@ -432,10 +438,11 @@ fn grant_row(
             .and_then(|d| i64::try_from(d).ok().map(|d| active.plus_secs(d)));
         let end = row
             .ended_at
-            .filter(|_| row.ended == "EXPIRED" || row.ended == "REVOKED")
+            .filter(|_| ["EXPIRED", "REVOKED", "CANCELLED"].contains(&row.ended.as_str()))
             .or_else(|| [ends_at, input.to, input.as_of].into_iter().flatten().min());
-        row.used_secs = end
-            .map(|e| u64::try_from(e.unix_seconds() - active.unix_seconds()).unwrap_or_default());
+        row.used_secs = end.map(|e| {
+            u64::try_from((e.unix_seconds() - active.unix_seconds()).max(0)).unwrap_or_default()
+        });
     }
     if let Some(events) = input.activity.get(grant_id) {
         row.calls = Some(events.len() as u64);
@@ -502,7 +509,7 @@ fn exceptions_of(
 }
 
 /// The columns of each table, in order.
-pub const GRANT_COLUMNS: [&str; 23] = [
+pub const GRANT_COLUMNS: [&str; 24] = [
     "grant_id",
     "requester",
     "target",
@@ -516,6 +523,7 @@ pub const GRANT_COLUMNS: [&str; 23] = [
     "approvals_required",
     "approvers",
     "activated_at",
+    "starts_at",
     "used_secs",
     "sessions",
     "calls",

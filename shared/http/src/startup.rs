@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use jit_core::clock::{Clock, STACK_CLOCK_ENV, clock_from_env};
 use jit_core::domain::Service;
 use jit_core::policy::{PolicyError, Rules};
 use jit_core::store::{DynamoStore, SignedStore};
@@ -48,6 +49,16 @@ impl std::fmt::Debug for StartupError {
 /// A setting from the environment; `None` when unset or empty.
 pub fn setting(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// The function's clock: the machine's, or in the local stack only, the stack's movable one
+/// ([`jit_core::clock::STACK_CLOCK_ENV`]); set anywhere else, the function does not start.
+pub fn clock() -> Result<Arc<dyn Clock>, StartupError> {
+    clock_from_env(setting).map_err(|why| StartupError::Invalid {
+        name: STACK_CLOCK_ENV,
+        value: setting(STACK_CLOCK_ENV).unwrap_or_default(),
+        why,
+    })
 }
 
 /// The setting `name` parsed by `parse`, which says what is wrong with a bad value.
@@ -98,6 +109,8 @@ pub struct Foundation {
     /// them. A function whose invocations verify evidence starts reading them at once with
     /// [`Foundation::read_keys_ahead`].
     pub keys: Arc<PublicKeys>,
+    /// Where time comes from: the machine's clock (the local stack's movable one, there only).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Foundation {
@@ -150,6 +163,7 @@ pub fn aws_timeouts() -> aws_config::timeout::TimeoutConfig {
 /// function.
 pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
     let started = Instant::now();
+    let clock = clock()?;
     let rules = tokio::task::spawn_blocking(move || {
         let rules = Rules::load_from_env();
         (rules, started.elapsed())
@@ -169,6 +183,7 @@ pub async fn foundation(me: Service) -> Result<Foundation, StartupError> {
         aws,
         store,
         keys: Arc::new(keys),
+        clock,
     })
 }
 

@@ -77,6 +77,11 @@ async fn bad_input_is_refused_with_what_to_fix_and_writes_nothing() {
         (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "ticket": "see slack"}).to_string(), 422, "ticket `see slack` is not valid"),
         (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "ticket": "inc42"}).to_string(), 422, "does not look like a ticket here (expected [A-Z]+-[0-9]+)"),
         (json!({"target": "prod-logs-ro", "duration": "1h", "reason": long}).to_string(), 413, "at most 16384 are accepted"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "starts_at": "tomorrow"}).to_string(), 422, "starts_at `tomorrow` is not an RFC 3339 time"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "starts_at": "2020-01-01T09:00:00Z"}).to_string(), 422, "starts_at 2020-01-01T09:00:00Z is not in the future"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "starts_at": "2099-01-01T09:00:00Z"}).to_string(), 422, "more than 7 days ahead"),
+        (json!({"target": "prod-logs-ro", "duration": "1h", "reason": "investigating INC-42", "starts_at": "2099-01-01T09:00:30Z"}).to_string(), 422, "must be a whole minute"),
+        (json!({"target": "break-glass-admin", "duration": "1h", "reason": "investigating INC-42", "ticket": "INC-42", "break_glass": true, "starts_at": "2099-01-01T09:00:00Z"}).to_string(), 422, "cannot be scheduled"),
     ];
     h.writes();
     for (payload, status, detail) in cases {
@@ -152,9 +157,9 @@ async fn requests_the_rules_do_not_permit_get_403_with_cedars_reason() {
         .await;
     assert_eq!(reply.status, 403);
     assert!(
-        reply
-            .detail()
-            .starts_with("write access can be requested Monday to Friday"),
+        reply.detail().starts_with(
+            "write access is for Monday to Friday, 07:00-19:00 UTC (the whole window)"
+        ),
         "{}",
         reply.detail()
     );
@@ -231,9 +236,9 @@ async fn break_glass_lifts_the_rules_only_for_those_permitted_to_break_glass() {
         .await;
     assert_eq!(reply.status, 403);
     assert!(
-        reply
-            .detail()
-            .starts_with("write access can be requested Monday to Friday")
+        reply.detail().starts_with(
+            "write access is for Monday to Friday, 07:00-19:00 UTC (the whole window)"
+        )
     );
     // Those the rules permit break the glass, past the business-hours and ticket rules.
     let reply = h

@@ -141,6 +141,7 @@ fn grant(full: bool) -> GrantView {
         reason: "checking error rates".into(),
         ticket: some("INC-1"),
         break_glass: false,
+        starts_at: some("2027-01-13T10:00:00Z"),
         created_at: "2027-01-13T10:00:00Z".into(),
         decide_by: "2027-01-13T11:00:00Z".into(),
         approvals_required: full.then_some(1),
@@ -278,6 +279,7 @@ fn the_wire_types_are_the_documents_schemas() {
         reason: "checking error rates".into(),
         ticket: full.then(|| "INC-1".to_owned()),
         break_glass: full,
+        starts_at: full.then(|| "2027-01-13T10:00:00Z".to_owned()),
     };
     agree(
         &doc,

@@ -362,3 +362,59 @@ fn a_report_says_what_it_could_not_include() {
     assert_eq!(report.not_included.len(), 2, "{:?}", report.not_included);
     assert!(report.grants.is_empty() && report.exceptions.is_empty());
 }
+
+#[test]
+fn a_scheduled_grant_counts_from_its_start_and_one_cancelled_before_it_counts_none() {
+    // Both granted a minute after asking, opening an hour after asking.
+    let scheduled = |steps: Vec<(Command, jit_core::domain::Actor, i64)>| {
+        let mut ask = request("alice", "prod-logs", 3600);
+        ask.starts_at = Some(T0.plus_secs(3600));
+        let created = Grant::open(GrantId::generate(T0), ask, T0);
+        let mut records = vec![created.audit().clone()];
+        let mut grant = created.grant().clone();
+        for (command, actor, secs) in steps {
+            let change = grant.apply(command, &actor, T0.plus_secs(secs)).unwrap();
+            records.push(change.audit().clone());
+            grant = change.grant().clone();
+        }
+        (grant.id, records)
+    };
+    let (used, mut records) = scheduled(vec![
+        (auto_approve(), approver(), 60),
+        (Command::Expire, sweeper(), 7200),
+    ]);
+    let (cancelled, more) = scheduled(vec![
+        (auto_approve(), approver(), 60),
+        (Command::Cancel, as_user("alice"), 600),
+    ]);
+    records.extend(more);
+    let report = build(&ReportInput {
+        from: Some(T0),
+        to: Some(T0.plus_secs(DAY)),
+        as_of: Some(T0.plus_secs(DAY)),
+        records,
+        activity: BTreeMap::new(),
+        refusals: Some(Vec::new()),
+        unattributed: Some(Vec::new()),
+        review_within_secs: DAY,
+    });
+    let row = |id: &GrantId| {
+        report
+            .grants
+            .iter()
+            .find(|r| r.grant_id == id.as_str())
+            .unwrap()
+    };
+    // Open from its start (an hour after asking) to its end: the hour, not the granted wait.
+    assert_eq!(row(&used).starts_at, Some(T0.plus_secs(3600)));
+    assert_eq!(row(&used).used_secs, Some(3600));
+    assert_eq!(row(&cancelled).ended, "CANCELLED");
+    assert_eq!(row(&cancelled).used_secs, Some(0));
+    let text = csv(&report, "grants").unwrap();
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("activated_at,starts_at,used_secs")
+    );
+}
