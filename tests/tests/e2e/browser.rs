@@ -55,6 +55,7 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     alice_uses_it(&b, &stack, &id).await;
     alice_extends_it(&b).await;
     alice_revokes_it(&b).await;
+    alice_schedules_one_and_cancels_it(&b).await;
     the_pages_verifier_refuses_a_changed_trail(&b, &stack, &id).await;
     nothing_ran_and_nothing_was_kept(&b).await;
     sue_audits(&b, &stack, &id).await;
@@ -228,6 +229,66 @@ async fn alice_extends_it(b: &Browser) {
     assert_ne!(before, after, "the end shown moved");
     let verdict = b.text_of("#trail-check").await.unwrap();
     assert!(verdict.starts_with("Verified: 6 records"), "{verdict}");
+}
+
+/// alice asks for tomorrow: granted at once by the rules, yet the page offers no credentials,
+/// says when it opens, and lets her cancel it before then.
+async fn alice_schedules_one_and_cancels_it(b: &Browser) {
+    nav(b, "Ask for access").await;
+    let target = b
+        .find("#target option[value='prod-logs-ro']")
+        .await
+        .unwrap();
+    b.click(&target).await.unwrap();
+    let half = b.find("#duration option[value='30m']").await.unwrap();
+    b.click(&half).await.unwrap();
+    let label = b.find("label[for='starts-at']").await.unwrap();
+    assert_eq!(b.text(&label).await.unwrap(), "Start later (optional)");
+    // Tomorrow at this minute, in the browser's own time zone.
+    b.script(
+        "const d = new Date(Date.now() + 86400000), p = (n) => String(n).padStart(2, '0');
+         document.getElementById('starts-at').value =
+           `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    let reason = b.find("#reason").await.unwrap();
+    b.type_into(&reason, "tomorrow's error-rate review")
+        .await
+        .unwrap();
+    // Sent from the keyboard: Enter in the last field.
+    let ticket = b.find("#ticket").await.unwrap();
+    b.type_into(&ticket, "INC-9\u{E007}").await.unwrap();
+    b.wait_text("Audit trail").await.unwrap();
+    let url = b.url().await.unwrap();
+    let id = url.rsplit('/').next().unwrap().to_owned();
+    // The rules grant it in a moment; the page shows it once it is looked at again.
+    let mut page = String::new();
+    for _ in 0..30 {
+        page = b.page_text().await.unwrap();
+        if page.contains("Granted: access opens") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        nav(b, "My requests").await;
+        let link = b.find(&format!("a[href='#/grant/{id}']")).await.unwrap();
+        b.click(&link).await.unwrap();
+        b.wait_text("Audit trail").await.unwrap();
+    }
+    assert!(page.contains("Granted: access opens"), "{page}");
+    assert!(page.contains("Opens"), "{page}");
+    assert!(
+        !page.contains("Show credentials"),
+        "no credentials before it opens: {page}"
+    );
+    b.screenshot("07b-grant-scheduled").await.unwrap();
+    let cancel = b.find("#cancel").await.unwrap();
+    assert_eq!(b.text(&cancel).await.unwrap(), "Cancel before it opens");
+    b.click(&cancel).await.unwrap();
+    b.wait_text("CANCELLED").await.unwrap();
+    let verdict = b.text_of("#trail-check").await.unwrap();
+    assert!(verdict.starts_with("Verified: 3 records"), "{verdict}");
 }
 
 /// alice revokes it from the page; the trail still verifies.
