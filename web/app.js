@@ -222,7 +222,8 @@ function grantTable(items, caption) {
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, ["Target", "State", "Time", "Reason", "Requested"].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, items.map((g) => h("tr", {},
-      h("td", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, g.target)),
+      h("td", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, g.target),
+        g.bundle ? h("span", { class: "hint bundle" }, ` (one request with ${g.bundle === g.id ? "others" : "another"})`) : ""),
       h("td", {}, stateBadge(g.state)),
       h("td", {}, g.state === "ACTIVE" ? countdown(g) : g.duration),
       h("td", { class: "reason" }, g.reason),
@@ -261,6 +262,10 @@ async function requestForm() {
   const reason = h("textarea", { id: "reason", name: "reason", rows: 3, required: true, minlength: 10, "aria-describedby": "reason-note" });
   const breakGlass = h("input", { id: "break-glass", name: "break_glass", type: "checkbox", "aria-describedby": "break-glass-warning" });
   const startsAt = h("input", { id: "starts-at", name: "starts_at", type: "datetime-local", step: 60, "aria-describedby": "starts-at-note" });
+  // More targets in the same request: one reason and ticket, each decided on its own.
+  const also = h("fieldset", { id: "also", class: "field" }, h("legend", {}, "Also ask for (one request, each decided on its own)"),
+    targets.map((t) => h("label", { class: "check" },
+      h("input", { type: "checkbox", name: "also", value: t.id, "data-target": t.id }), ` ${t.id}`)));
   const warning = h("p", { id: "break-glass-warning", class: "warning", hidden: true },
     "Break-glass opens access at once, without approval, for people the rules allow to break glass. " +
     "Security is told, and the grant owes a review afterwards. Use it only in an emergency.");
@@ -285,6 +290,7 @@ async function requestForm() {
     h("div", { class: "field" }, h("label", { for: "reason" }, "Reason"), reason,
       h("span", { id: "reason-note", class: "hint" }, "At least 10 characters: what you will do and why.")),
     h("div", { class: "field" }, h("label", { for: "ticket" }, "Ticket"), ticket, ticketNote),
+    also,
     h("div", { class: "field" }, h("label", { for: "starts-at" }, "Start later (optional)"), startsAt,
       h("span", { id: "starts-at-note", class: "hint" },
         "Your local time, on the minute, at most 7 days ahead. Empty: access opens when granted. Approval must come before the start.")),
@@ -300,11 +306,25 @@ async function requestForm() {
     if (start && Number.isNaN(start.getTime())) return error.append(failure(new Error("The start is not a time.")));
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
+    const more = [...also.querySelectorAll("input:checked")].map((c) => c.value).filter((t) => t !== target.value);
+    if (more.length && breakGlass.checked) {
+      button.disabled = false;
+      return error.append(failure(new Error("Break-glass opens one target; ask for the others separately.")));
+    }
+    const schedule = start ? { starts_at: start.toISOString().replace(/\.\d+Z$/, "Z") } : {};
     try {
+      if (more.length) {
+        const bundle = await api("POST", "/bundles", {
+          targets: [target.value, ...more], duration: duration.value, reason: reason.value.trim(),
+          ticket: ticket.value.trim() || null, ...schedule,
+        });
+        say(`Asked for ${bundle.items.map((g) => g.target).join(", ")} in one request.`);
+        location.hash = `#/grant/${encodeURIComponent(bundle.bundle)}`;
+        return;
+      }
       const grant = await api("POST", "/requests", {
         target: target.value, duration: duration.value, reason: reason.value.trim(),
-        ticket: ticket.value.trim() || null, break_glass: breakGlass.checked,
-        ...(start ? { starts_at: start.toISOString().replace(/\.\d+Z$/, "Z") } : {}),
+        ticket: ticket.value.trim() || null, break_glass: breakGlass.checked, ...schedule,
       });
       say(`Asked for ${grant.target}: ${grant.state}.`);
       location.hash = `#/grant/${encodeURIComponent(grant.id)}`;
@@ -371,7 +391,17 @@ async function toReview() {
         h("div", { class: "field" }, h("label", { for: `comment-${g.id}` }, "Comment (required to deny)"), comment),
         h("div", { class: "actions" },
           h("button", { type: "button", class: "approve", onclick: decide("approve") }, "Approve"),
-          h("button", { type: "button", class: "deny", onclick: decide("deny") }, "Deny")),
+          h("button", { type: "button", class: "deny", onclick: decide("deny") }, "Deny"),
+          ...(g.bundle ? [h("button", { type: "button", class: "approve", onclick: async () => {
+            error.replaceChildren();
+            try {
+              const done = await api("POST", `/bundles/${encodeURIComponent(g.bundle)}/reviews`, {
+                decision: "approve", ...(comment.value.trim() ? { comment: comment.value.trim() } : {}),
+              });
+              say(`Approved ${done.items.filter((i) => i.outcome === "approved").map((i) => i.target).join(", ")} of ${g.requester}'s request.`);
+              await toReview();
+            } catch (e) { error.append(failure(e)); }
+          } }, "Approve every item of this request I may")] : [])),
         error,
       ],
       h("p", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, "Its page and trail"))));
@@ -425,6 +455,16 @@ async function grantPage(id) {
 
   const actions = h("div", { class: "actions" });
   const output = h("div", { class: "output", "aria-live": "polite" });
+  if (g.bundle) {
+    const siblings = await api("GET", `/bundles/${encodeURIComponent(g.bundle)}`).catch(() => null);
+    if (siblings) {
+      parts.push(h("section", { "aria-labelledby": "bundle-title", id: "bundle" },
+        h("h2", { id: "bundle-title" }, `One request of ${siblings.items.length} targets`),
+        h("ul", {}, siblings.items.map((x) => h("li", {},
+          x.id === g.id ? h("strong", {}, x.target) : h("a", { href: `#/grant/${encodeURIComponent(x.id)}` }, x.target),
+          " ", stateBadge(x.state))))));
+    }
+  }
   const waiting = notYetOpen(g);
   if (waiting && mine) {
     parts.push(h("p", { id: "not-yet-open" },

@@ -37,6 +37,30 @@ impl Ctx {
 }
 
 /// One line about a request or grant.
+/// One line per item of a call on a bundle: id, target, what became of it and why.
+pub fn bundle_lines(done: &jit_api::BundleOutcome) -> String {
+    done.items
+        .iter()
+        .map(|i| {
+            let mut line = format!(
+                "{}  {:<9} {}  {}",
+                i.id,
+                i.state.as_str(),
+                i.target,
+                i.outcome
+            );
+            if let Some(sessions) = i.live_sessions {
+                line.push_str(&format!("; live sessions: {}", sessions.as_str()));
+            }
+            if let Some(why) = &i.detail {
+                line.push_str(&format!(" ({why})"));
+            }
+            line
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn summary(g: &GrantView) -> String {
     let mut line = format!(
         "{}  {:<9} {}  {}",
@@ -45,6 +69,11 @@ pub fn summary(g: &GrantView) -> String {
         g.target,
         g.duration
     );
+    if let Some(bundle) = g.bundle.as_ref().filter(|b| *b != &g.id) {
+        line.push_str(&format!("  (with {bundle})"));
+    } else if g.bundle.is_some() {
+        line.push_str("  (bundle)");
+    }
     if let Some(starts) = &g.starts_at
         && g.is_open()
     {

@@ -120,12 +120,18 @@ enum Command {
         id: String,
         #[arg(long)]
         comment: Option<String>,
+        /// `id` is a request of several targets: approve every item you may, in one call.
+        #[arg(long)]
+        bundle: bool,
     },
     /// Deny a request.
     Deny {
         id: String,
         #[arg(long)]
         comment: String,
+        /// `id` is a request of several targets: deny every item you may, in one call.
+        #[arg(long)]
+        bundle: bool,
     },
     /// Withdraw your pending request, or your scheduled grant before it opens.
     Cancel { id: String },
@@ -137,6 +143,9 @@ enum Command {
         id: String,
         #[arg(long)]
         reason: String,
+        /// `id` is a request of several targets: revoke every active item you may.
+        #[arg(long)]
+        bundle: bool,
     },
     /// Record the review a break-glass grant owes.
     PostReview {
@@ -356,15 +365,21 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             id, verify: true, ..
         } => cmd::activity::verify(&ctx, &id).await,
         Command::Activity { id, follow, .. } => cmd::activity::run(&ctx, &id, follow).await,
-        Command::Approve { id, comment } => {
-            cmd::review::run(&ctx, &id, ReviewDecision::Approve, comment).await
-        }
-        Command::Deny { id, comment } => {
-            cmd::review::run(&ctx, &id, ReviewDecision::Deny, Some(comment)).await
-        }
+        Command::Approve {
+            id,
+            comment,
+            bundle,
+        } => cmd::review::run(&ctx, &id, ReviewDecision::Approve, comment, bundle).await,
+        Command::Deny {
+            id,
+            comment,
+            bundle,
+        } => cmd::review::run(&ctx, &id, ReviewDecision::Deny, Some(comment), bundle).await,
         Command::Cancel { id } => cmd::cancel::run(&ctx, &id).await,
         Command::Extend(ask) => cmd::extend::run(&ctx, ask).await,
-        Command::Revoke { id, reason } => cmd::revoke::run(&ctx, &id, &reason).await,
+        Command::Revoke { id, reason, bundle } => {
+            cmd::revoke::run(&ctx, &id, &reason, bundle).await
+        }
         Command::PostReview { id, comment } => cmd::review::post(&ctx, &id, comment).await,
         Command::Credentials {
             grant_or_target,

@@ -24,6 +24,8 @@ mod activity;
 mod archive;
 #[path = "e2e/browser.rs"]
 mod browser;
+#[path = "e2e/bundle.rs"]
+mod bundle;
 #[path = "e2e/extend.rs"]
 mod extend;
 #[path = "e2e/faults.rs"]

@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
-use jit_api::{CreateRequest, DurationInput};
+use jit_api::{BundleView, CreateBundle, CreateRequest, DurationInput};
 use jit_core::clock::{Clock, SystemClock, Timestamp};
 use jit_core::domain::GrantState;
 
@@ -13,8 +13,10 @@ use crate::ctx::{Ctx, summary};
 /// What `jit request` was asked.
 #[derive(clap::Args)]
 pub struct Ask {
-    /// The target, as `jit policy check` lists them.
-    pub target: String,
+    /// The target, as `jit targets` lists them; several make one request of several targets
+    /// (up to 20: one reason and ticket, each decided, used and ended on its own).
+    #[arg(required = true, num_args = 1.., value_name = "TARGET")]
+    pub targets: Vec<String>,
     /// For how long: 30m, 1h, 4h...
     #[arg(long = "for")]
     pub duration: String,
@@ -86,17 +88,21 @@ pub(crate) fn parse_start(text: &str, now: Timestamp) -> Result<String, Failure>
 /// Asks; the exit code is 0 when asked (or granted, with `--wait`), 5 when not granted.
 pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
     let timeout = parse_wait(&ask.timeout)?;
+    let starts_at = ask
+        .start
+        .as_deref()
+        .map(|text| parse_start(text, SystemClock.now()))
+        .transpose()?;
+    if ask.targets.len() > 1 {
+        return several(ctx, ask, starts_at, timeout).await;
+    }
     let body = CreateRequest {
-        target: ask.target,
+        target: ask.targets.into_iter().next().unwrap_or_default(),
         duration: DurationInput::Text(ask.duration),
         reason: ask.reason,
         ticket: ask.ticket,
         break_glass: ask.break_glass,
-        starts_at: ask
-            .start
-            .as_deref()
-            .map(|text| parse_start(text, SystemClock.now()))
-            .transpose()?,
+        starts_at,
     };
     let created = ctx.api.call(|api| api.create_request(&body)).await?;
     if !ask.wait {
@@ -153,6 +159,76 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
         tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
         polls += 1;
     }
+}
+
+/// `jit request a b c`: one request of several targets; with `--wait`, until none waits for
+/// a decision (exit 0 when every item was granted, 5 otherwise).
+async fn several(
+    ctx: &Ctx,
+    ask: Ask,
+    starts_at: Option<String>,
+    timeout: Duration,
+) -> Result<u8, Failure> {
+    if ask.break_glass {
+        return Err(Failure::Usage(
+            "--break-glass opens one target in an emergency; ask for one target".to_owned(),
+        ));
+    }
+    let body = CreateBundle {
+        targets: ask.targets,
+        duration: DurationInput::Text(ask.duration),
+        reason: ask.reason,
+        ticket: ask.ticket,
+        starts_at,
+    };
+    let created = ctx.api.call(|api| api.create_bundle(&body)).await?;
+    if !ask.wait {
+        ctx.print(&created, bundle_summary);
+        return Ok(0);
+    }
+    let started = Instant::now();
+    let mut polls = 0;
+    loop {
+        let now = match ctx.api.call(|api| api.get_bundle(&created.bundle)).await {
+            Ok(b) => Some(b),
+            Err(Failure::Unreachable(why)) if started.elapsed() <= timeout => {
+                note!(
+                    "could not look at {} just now ({why}); still waiting",
+                    created.bundle
+                );
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(b) = now
+            && b.items.iter().all(|g| g.state != GrantState::Pending)
+        {
+            let granted = b.items.iter().all(|g| g.state == GrantState::Active);
+            ctx.print(&b, bundle_summary);
+            return Ok(if granted { 0 } else { 5 });
+        }
+        if started.elapsed() > timeout {
+            return Err(Failure::Conflict(format!(
+                "request {} still has items waiting for review after {}s; see it with `jit ls`",
+                created.bundle,
+                timeout.as_secs()
+            )));
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
+        polls += 1;
+    }
+}
+
+/// A bundle, one item a line.
+fn bundle_summary(b: &BundleView) -> String {
+    let mut lines = vec![format!(
+        "request {} of {} targets:",
+        b.bundle,
+        b.items.len()
+    )];
+    lines.extend(b.items.iter().map(|g| format!("  {}", summary(g))));
+    lines.join("\n")
 }
 
 #[cfg(test)]

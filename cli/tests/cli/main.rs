@@ -971,6 +971,31 @@ async fn a_session_from_request_to_revoke_with_the_aws_cli_and_the_audit_verifie
     let withdrawn = jit(&as_alice, &["cancel", later_id, "--output", "json"]);
     assert_eq!(code(&withdrawn), 0, "{}", stderr(&withdrawn));
     assert_eq!(json_of(&withdrawn)["state"], "CANCELLED");
+
+    // Several targets in one request: one the rules forbid an engineer refuses the whole,
+    // naming it.
+    let carol = stack.token("carol-cli", &["engineers"]);
+    let whole = jit(
+        &[("JIT_API_URL", &api), ("JIT_TOKEN", &carol)],
+        &[
+            "request",
+            "prod-logs-ro",
+            "break-glass-admin",
+            "--for",
+            "30m",
+            "--reason",
+            "checking the error rates again",
+            "--ticket",
+            "INC-9",
+        ],
+    );
+    assert_eq!(code(&whole), 4, "{}", stderr(&whole));
+    assert!(
+        stderr(&whole).contains("target `break-glass-admin`")
+            && stderr(&whole).contains("nothing was made"),
+        "{}",
+        stderr(&whole)
+    );
 }
 
 /// `jit audit verify --bucket` on the stack's audit bucket (the emulator's S3): the chain of

@@ -1,14 +1,15 @@
 //! People over the API: reviews (`POST /requests/{id}/reviews`), reviews owed after
 //! break-glass (`POST /grants/{id}/post-review`), and extensions asked by the requester
 //! (`POST /grants/{id}/extend`), which the rules decide here, as the approver alone signs
-//! decisions.
+//! decisions; and one review of every item of a request of several targets the reviewer may
+//! decide (`POST /bundles/{id}/reviews`).
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 
-use jit_api::GrantView;
-use jit_core::cases::Cases;
+use jit_api::{BundleItemOutcome, BundleOutcome, GrantView};
+use jit_core::cases::{Cases, ItemOutcome};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Reason, ReviewDecision};
 use jit_core::store::GrantStore;
@@ -78,6 +79,35 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
                 cases
                     .review(&caller, id, body.decision, comment, now)
                     .await?
+            }
+            Some(Route::ReviewBundle(id)) => {
+                let body: ReviewBody = parse_body(body_text(request)?)?;
+                let comment = comment(body.comment)?;
+                let outcomes = cases
+                    .review_bundle(&caller, id, body.decision, comment, now)
+                    .await?;
+                let decided = match body.decision {
+                    ReviewDecision::Approve => "approved",
+                    ReviewDecision::Deny => "denied",
+                };
+                let items: Vec<BundleItemOutcome> = outcomes
+                    .into_iter()
+                    .map(|o| match o {
+                        ItemOutcome::Done(grant) => BundleItemOutcome::done(&grant, decided, None),
+                        ItemOutcome::Skipped(grant, why) => BundleItemOutcome::skipped(&grant, why),
+                        ItemOutcome::Refused(grant, refusal) => {
+                            BundleItemOutcome::refused(&grant, &refusal)
+                        }
+                    })
+                    .collect();
+                tracing::info!(bundle = %id, reviewer = %caller.user, "bundle reviewed");
+                return Ok(json(
+                    StatusCode::OK,
+                    &BundleOutcome {
+                        bundle: id.to_owned(),
+                        items,
+                    },
+                ));
             }
             Some(Route::PostReview(id)) => {
                 let body: PostReviewBody = optional_body(request)?;

@@ -103,9 +103,11 @@ impl<S: GrantStore + ActivityStore> App<S> {
         let call = Call::new(request, &self.config.groups_claim, now)?;
         match route {
             Some(Route::CreateRequest) => self.create(&call).await,
+            Some(Route::CreateBundle) => self.create_bundle(&call).await,
             Some(Route::ListRequests) => self.list(&call).await,
             Some(Route::GetRequest(id)) => self.get(&call, id).await,
             Some(Route::Cancel(id)) => self.cancel(&call, id).await,
+            Some(Route::GetBundle(id)) => self.get_bundle(&call, id).await,
             Some(Route::RequestTrail(id)) => self.grant_trail(&call, id).await,
             Some(Route::RequestActivity(id)) => self.activity(&call, id).await,
             Some(Route::Targets) => Ok(self.targets(&call.caller, now)),

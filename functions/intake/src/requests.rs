@@ -6,7 +6,7 @@ use lambda_http::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use jit_api::{ActivityPage, ActivityView, GrantView, Page as PageView};
+use jit_api::{ActivityPage, ActivityView, BundleView, GrantView, Page as PageView};
 use jit_core::cases::{Cases, Noun, OpenRequest, Refusal};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Grant, GrantDuration, GrantState, Reason, TargetId, Ticket};
@@ -32,6 +32,19 @@ struct CreateBody {
     #[serde(default)]
     break_glass: bool,
     /// RFC 3339; when access is to open, if scheduled ahead.
+    #[serde(default)]
+    starts_at: Option<String>,
+}
+
+/// The body of `POST /bundles`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBundleBody {
+    targets: Vec<String>,
+    duration: Value,
+    reason: String,
+    #[serde(default)]
+    ticket: Option<String>,
     #[serde(default)]
     starts_at: Option<String>,
 }
@@ -98,16 +111,7 @@ impl<S: GrantStore> App<S> {
             reason: Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?,
             ticket: self.ticket(body.ticket)?,
             break_glass: body.break_glass,
-            starts_at: body
-                .starts_at
-                .map(|text| {
-                    Timestamp::parse_rfc3339(&text).ok_or_else(|| {
-                        Problem::invalid(format!(
-                            "starts_at `{text}` is not an RFC 3339 time, such as 2026-12-07T09:00:00Z"
-                        ))
-                    })
-                })
-                .transpose()?,
+            starts_at: starts_at(body.starts_at)?,
         };
         let asked = (input.target.clone(), input.duration, input.break_glass);
         let created = match self
@@ -144,6 +148,66 @@ impl<S: GrantStore> App<S> {
             tracing::info!(grant = %grant.id, target = %grant.target, requester = %grant.requester, "request created");
         }
         Ok(response)
+    }
+
+    /// `POST /bundles`: one request of several targets, all made or none.
+    pub(crate) async fn create_bundle(&self, call: &Call<'_>) -> Reply {
+        let body: CreateBundleBody = parse_body(body_text(call.request)?)?;
+        if call.request.headers().contains_key("idempotency-key") {
+            return Err(Problem::bad_request(
+                "an Idempotency-Key is not taken for a request of several targets: a retry that \
+                 lands twice is refused anyway (409), since each target is then open",
+            ));
+        }
+        let targets = body
+            .targets
+            .into_iter()
+            .map(|t| TargetId::parse(t).map_err(|e| Problem::invalid(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = targets
+            .first()
+            .cloned()
+            .ok_or_else(|| Problem::invalid("targets names no target"))?;
+        let input = OpenRequest {
+            target: first,
+            duration: duration_of(&body.duration)?,
+            reason: Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?,
+            ticket: self.ticket(body.ticket)?,
+            break_glass: false,
+            starts_at: starts_at(body.starts_at)?,
+        };
+        let items = self
+            .cases()
+            .open_bundle(&call.caller, targets, input, call.now)
+            .await?;
+        let bundle = items
+            .first()
+            .map(|g| g.id.as_str().to_owned())
+            .unwrap_or_default();
+        tracing::info!(%bundle, items = items.len(), requester = %call.caller.user, "request of several targets created");
+        let mut response = json(
+            StatusCode::CREATED,
+            &BundleView {
+                bundle: bundle.clone(),
+                items: items.iter().map(GrantView::from).collect(),
+            },
+        );
+        if let Ok(location) = format!("/bundles/{bundle}").parse() {
+            response.headers_mut().insert("location", location);
+        }
+        Ok(response)
+    }
+
+    /// `GET /bundles/{id}`: the items of a request of several targets the caller may see.
+    pub(crate) async fn get_bundle(&self, call: &Call<'_>, id: &str) -> Reply {
+        let items = self.cases().bundle(&call.caller, id, call.now).await?;
+        Ok(json(
+            StatusCode::OK,
+            &BundleView {
+                bundle: id.to_owned(),
+                items: items.iter().map(GrantView::from).collect(),
+            },
+        ))
     }
 
     pub(crate) async fn get(&self, call: &Call<'_>, id: &str) -> Reply {
@@ -375,6 +439,18 @@ fn page_limit(call: &Call<'_>) -> Result<u32, Problem> {
             ))),
         },
     }
+}
+
+/// The scheduled start given, if any.
+fn starts_at(text: Option<String>) -> Result<Option<Timestamp>, Problem> {
+    text.map(|text| {
+        Timestamp::parse_rfc3339(&text).ok_or_else(|| {
+            Problem::invalid(format!(
+                "starts_at `{text}` is not an RFC 3339 time, such as 2026-12-07T09:00:00Z"
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// A request the rules refused leaves no table write (a flood of refusals must not write) but

@@ -264,6 +264,7 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
             let call = Call::new(&request, &self.config.groups_claim, now)?;
             match route(&request) {
                 Some(Route::Revoke(id)) => self.revoke(&call, id).await,
+                Some(Route::RevokeBundle(id)) => self.revoke_bundle(&call, id).await,
                 _ => Err(no_such_route(&request)),
             }
         };

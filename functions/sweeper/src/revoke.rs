@@ -1,11 +1,12 @@
-//! `POST /grants/{id}/revoke`: end a grant early and cut its live sessions.
+//! `POST /grants/{id}/revoke` (and `POST /bundles/{id}/revoke`, every item of a request of
+//! several targets): end a grant early and cut its live sessions.
 
 use lambda_http::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use jit_api::{GrantView, LiveSessions, Revoked};
+use jit_api::{BundleItemOutcome, BundleOutcome, GrantView, LiveSessions, Revoked};
 use jit_core::activity::GuardrailHandover;
-use jit_core::cases::{Cases, GuardrailRevocation};
+use jit_core::cases::{Cases, GuardrailRevocation, ItemOutcome};
 use jit_core::clock::Timestamp;
 use jit_core::domain::{Change, Reason};
 use jit_core::store::{ActivityStore, GrantStore};
@@ -44,6 +45,37 @@ impl<S: GrantStore, P: RolePolicies> Sweeper<S, P> {
             live_sessions: sessions,
         };
         Ok(json(StatusCode::OK, &body))
+    }
+
+    /// `POST /bundles/{id}/revoke`: every active item of a request of several targets the
+    /// caller may revoke, each revoked and its live sessions cut as one grant's would be.
+    pub(crate) async fn revoke_bundle(&self, call: &Call<'_>, id: &str) -> Reply {
+        let body: RevokeBody = parse_body(body_text(call.request)?)?;
+        let reason = Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
+        let cases = Cases::new(&self.store, &self.rules, &NO_KEYS);
+        let outcomes = cases
+            .revoke_bundle(&call.caller, id, &reason, call.now)
+            .await?;
+        let mut items = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            items.push(match outcome {
+                ItemOutcome::Done(change) => {
+                    let grant = change.grant();
+                    tracing::warn!(grant = %grant.id, bundle = %id, by = %call.caller.user, target = %grant.target, "grant revoked");
+                    let sessions = self.cut_sessions(&change, call.now).await;
+                    BundleItemOutcome::done(grant, "revoked", Some(sessions))
+                }
+                ItemOutcome::Skipped(grant, why) => BundleItemOutcome::skipped(&grant, why),
+                ItemOutcome::Refused(grant, refusal) => BundleItemOutcome::refused(&grant, &refusal),
+            });
+        }
+        Ok(json(
+            StatusCode::OK,
+            &BundleOutcome {
+                bundle: id.to_owned(),
+                items,
+            },
+        ))
     }
 
     /// Applies the role's revocation policy after `change` revoked a grant. The role is the

@@ -517,11 +517,22 @@ mod tests {
         read.sort();
         read.dedup();
         assert!(read.len() >= 7, "found {read:?}");
+        // Read only in the local stack, which sets it; a deployed function refuses to start
+        // with it, so the template must never set it.
+        let local_only = [jit_core::clock::STACK_CLOCK_ENV];
         for name in &read {
-            assert!(
-                t.functions.iter().any(|f| f.environment.contains_key(name)),
-                "`{name}` is read but no function sets it in template.yaml"
-            );
+            let set = t.functions.iter().any(|f| f.environment.contains_key(name));
+            if local_only.contains(&name.as_str()) {
+                assert!(
+                    !set,
+                    "`{name}` is for the local stack only; template.yaml sets it"
+                );
+            } else {
+                assert!(
+                    set,
+                    "`{name}` is read but no function sets it in template.yaml"
+                );
+            }
             assert!(
                 readme.contains(&format!("`{name}`")),
                 "`{name}` is not in the README's configuration table"

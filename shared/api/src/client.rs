@@ -10,9 +10,10 @@ use serde_json::Value;
 
 use crate::Route;
 use crate::types::{
-    ActivityPage, AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, Empty,
-    ExtendRequest, GrantTrail, GrantView, Page, PostReviewRequest, ProblemBody, ReviewRequest,
-    RevokeRequest, Revoked, TargetList, UnattributedPage,
+    ActivityPage, AuditPage, BundleOutcome, BundleView, ConsoleLink, ConsoleRequest, CreateBundle,
+    CreateRequest, Credentials, Empty, ExtendRequest, GrantTrail, GrantView, Page,
+    PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest, Revoked, TargetList,
+    UnattributedPage,
 };
 
 /// What a call answers: its value, or why there is none.
@@ -253,6 +254,33 @@ impl Client {
     /// `POST /requests`.
     pub async fn create_request(&self, request: &CreateRequest) -> ApiResult<GrantView> {
         self.call(Route::CreateRequest, "", Some(request)).await
+    }
+
+    /// `POST /bundles`: one request of several targets.
+    pub async fn create_bundle(&self, request: &CreateBundle) -> ApiResult<BundleView> {
+        self.call(Route::CreateBundle, "", Some(request)).await
+    }
+
+    /// `GET /bundles/{id}`.
+    pub async fn get_bundle(&self, id: &str) -> ApiResult<BundleView> {
+        self.call::<Empty, _>(Route::GetBundle(id), "", None).await
+    }
+
+    /// `POST /bundles/{id}/reviews`: one review of every item the caller may decide.
+    pub async fn review_bundle(
+        &self,
+        id: &str,
+        review: &ReviewRequest,
+    ) -> ApiResult<BundleOutcome> {
+        self.call(Route::ReviewBundle(id), "", Some(review)).await
+    }
+
+    /// `POST /bundles/{id}/revoke`: every active item the caller may revoke.
+    pub async fn revoke_bundle(&self, id: &str, reason: &str) -> ApiResult<BundleOutcome> {
+        let body = RevokeRequest {
+            reason: reason.to_owned(),
+        };
+        self.call(Route::RevokeBundle(id), "", Some(&body)).await
     }
 
     /// `GET /requests`: `scope` is `mine` or `reviewable`.

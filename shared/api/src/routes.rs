@@ -37,11 +37,19 @@ pub enum Route<'a> {
     Unattributed,
     /// `POST /grants/{id}/extend`.
     Extend(&'a str),
+    /// `POST /bundles`: one request of several targets.
+    CreateBundle,
+    /// `GET /bundles/{id}`: a request of several targets, its items together.
+    GetBundle(&'a str),
+    /// `POST /bundles/{id}/reviews`: one review of every item the caller may decide.
+    ReviewBundle(&'a str),
+    /// `POST /bundles/{id}/revoke`: every active item revoked.
+    RevokeBundle(&'a str),
 }
 
 impl<'a> Route<'a> {
     /// Every route's API Gateway route key, as `template.yaml` and `openapi.yaml` name them.
-    pub const KEYS: [&'static str; 17] = [
+    pub const KEYS: [&'static str; 21] = [
         "GET /",
         "GET /web/{file}",
         "POST /requests",
@@ -59,6 +67,10 @@ impl<'a> Route<'a> {
         "GET /requests/{id}/activity",
         "GET /audit/unattributed",
         "POST /grants/{id}/extend",
+        "GET /bundles/{id}",
+        "POST /bundles/{id}/reviews",
+        "POST /bundles/{id}/revoke",
+        "POST /bundles",
     ];
 
     /// The route key API Gateway matches (`POST /requests/{id}/reviews`).
@@ -81,6 +93,10 @@ impl<'a> Route<'a> {
             Self::RequestActivity(_) => 14,
             Self::Unattributed => 15,
             Self::Extend(_) => 16,
+            Self::GetBundle(_) => 17,
+            Self::ReviewBundle(_) => 18,
+            Self::RevokeBundle(_) => 19,
+            Self::CreateBundle => 20,
         };
         Self::KEYS.get(index).copied().unwrap_or("GET /")
     }
@@ -111,9 +127,13 @@ impl<'a> Route<'a> {
             | Self::Credentials(p)
             | Self::Console(p)
             | Self::Revoke(p)
-            | Self::Extend(p) => Some(p),
+            | Self::Extend(p)
+            | Self::GetBundle(p)
+            | Self::ReviewBundle(p)
+            | Self::RevokeBundle(p) => Some(p),
             Self::WebPage
             | Self::CreateRequest
+            | Self::CreateBundle
             | Self::ListRequests
             | Self::Targets
             | Self::Audit
@@ -143,6 +163,10 @@ impl<'a> Route<'a> {
             "GET /requests/{id}/activity" => with(Self::RequestActivity),
             "GET /audit/unattributed" => Some(Self::Unattributed),
             "POST /grants/{id}/extend" => with(Self::Extend),
+            "POST /bundles" => Some(Self::CreateBundle),
+            "GET /bundles/{id}" => with(Self::GetBundle),
+            "POST /bundles/{id}/reviews" => with(Self::ReviewBundle),
+            "POST /bundles/{id}/revoke" => with(Self::RevokeBundle),
             _ => None,
         }
     }

@@ -41,6 +41,9 @@ pub struct GrantView {
     /// When its access opens, if scheduled ahead; absent: when granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<String>,
+    /// The request of several targets it is an item of (`GET /bundles/{id}`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
     /// When it was asked for.
     pub created_at: String,
     /// When it times out unless decided.
@@ -90,6 +93,11 @@ impl From<&Grant> for GrantView {
             ticket: g.ticket.as_ref().map(|t| t.as_str().to_owned()),
             break_glass: g.break_glass,
             starts_at: time(g.starts_at),
+            bundle: g
+                .bundle
+                .as_ref()
+                .and_then(|b| b.id())
+                .map(|id| id.as_str().to_owned()),
             created_at: g.created_at.to_rfc3339(),
             decide_by: g.decide_by.to_rfc3339(),
             approvals_required: g.approvals_required,
@@ -228,6 +236,95 @@ pub struct CreateRequest {
     /// soon as granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<String>,
+}
+
+/// The body of `POST /bundles`: several targets at once, one request, one reason and ticket,
+/// one grant per target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBundle {
+    /// 2 to 20 distinct target ids.
+    pub targets: Vec<String>,
+    /// For how long, each.
+    pub duration: DurationInput,
+    /// Why.
+    pub reason: String,
+    /// The ticket it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    /// When access is to open, if scheduled ahead (as for one target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starts_at: Option<String>,
+}
+
+/// A request of several targets: its id (its first item's) and the items the caller may see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleView {
+    /// The bundle's id.
+    pub bundle: String,
+    /// Its items, in the order asked.
+    pub items: Vec<GrantView>,
+}
+
+/// What a call on a whole bundle did to one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleItemOutcome {
+    /// The item's id.
+    pub id: String,
+    /// Its target.
+    pub target: String,
+    /// `approved`, `denied` or `revoked` when acted on; `skipped` (left as it was) or
+    /// `refused` (acting on it failed) otherwise.
+    pub outcome: String,
+    /// Where the item stands now.
+    pub state: GrantState,
+    /// Why it was skipped or refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// For a revoked item: what became of its live sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live_sessions: Option<LiveSessions>,
+}
+
+impl BundleItemOutcome {
+    /// An item acted on (`outcome` says how), as it became.
+    pub fn done(grant: &Grant, outcome: &str, live_sessions: Option<LiveSessions>) -> Self {
+        Self {
+            id: grant.id.as_str().to_owned(),
+            target: grant.target.as_str().to_owned(),
+            outcome: outcome.to_owned(),
+            state: grant.state,
+            detail: None,
+            live_sessions,
+        }
+    }
+
+    /// An item left as it was, and why.
+    pub fn skipped(grant: &Grant, why: String) -> Self {
+        Self {
+            outcome: "skipped".to_owned(),
+            detail: Some(why),
+            ..Self::done(grant, "skipped", None)
+        }
+    }
+
+    /// An item whose action was refused, and why.
+    pub fn refused(grant: &Grant, why: &impl std::fmt::Display) -> Self {
+        Self {
+            outcome: "refused".to_owned(),
+            detail: Some(why.to_string()),
+            ..Self::done(grant, "refused", None)
+        }
+    }
+}
+
+/// The answer to `POST /bundles/{id}/reviews` and `POST /bundles/{id}/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleOutcome {
+    /// The bundle's id.
+    pub bundle: String,
+    /// Each item the caller may see, in the order asked.
+    pub items: Vec<BundleItemOutcome>,
 }
 
 /// The body of `POST /requests/{id}/reviews`.

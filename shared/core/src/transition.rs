@@ -174,6 +174,7 @@ mod tests {
             break_glass: false,
             decision_window_secs: 600,
             starts_at: None,
+            bundle: None,
             policy_hash: "h".into(),
         };
         let creation = Grant::open(GrantId::generate(now), request, now);

@@ -103,6 +103,7 @@ pub fn request(
         break_glass: false,
         decision_window_secs: i64::from(t.decision_window_secs),
         starts_at: None,
+        bundle: None,
         policy_hash: rules.hash().to_owned(),
     }
 }

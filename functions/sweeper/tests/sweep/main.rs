@@ -125,6 +125,7 @@ impl GrantStore for GatedStore {
     jit_core::delegate_grant_store_reads!(inner);
     jit_core::delegate_grant_store_calls! { inner, jit_core::store::proceed;
         true create(creation: &Creation, idempotency: Option<&Idempotency>) -> Created;
+        true create_bundle(creations: &[Creation]) -> Vec<jit_core::domain::Grant>;
         true commit(change: &Change) -> ();
         true put_checkpoint(checkpoint: &Checkpoint) -> ();
     }

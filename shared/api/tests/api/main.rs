@@ -16,10 +16,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use jit_api::{
-    AuditPage, ConsoleLink, ConsoleRequest, CreateRequest, Credentials, DurationInput,
-    ExtendRequest, ExtensionView, GrantTrail, GrantView, LiveSessions, Page, PostReviewRequest,
-    ProblemBody, RequirementView, ReviewRequest, ReviewView, RevokeRequest, Revoked, Route,
-    TargetList, TargetView, WebConfig,
+    AuditPage, BundleItemOutcome, BundleOutcome, BundleView, ConsoleLink, ConsoleRequest,
+    CreateBundle, CreateRequest, Credentials, DurationInput, ExtendRequest, ExtensionView,
+    GrantTrail, GrantView, LiveSessions, Page, PostReviewRequest, ProblemBody, RequirementView,
+    ReviewRequest, ReviewView, RevokeRequest, Revoked, Route, TargetList, TargetView, WebConfig,
 };
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::ChainHead;
@@ -142,6 +142,7 @@ fn grant(full: bool) -> GrantView {
         ticket: some("INC-1"),
         break_glass: false,
         starts_at: some("2027-01-13T10:00:00Z"),
+        bundle: some("0190c0de-0000-7000-8000-000000000001"),
         created_at: "2027-01-13T10:00:00Z".into(),
         decide_by: "2027-01-13T11:00:00Z".into(),
         approvals_required: full.then_some(1),
@@ -342,6 +343,43 @@ fn the_wire_types_are_the_documents_schemas() {
         &revoked(true),
         &revoked(false),
     );
+    let bundle = |full: bool| CreateBundle {
+        targets: vec!["prod-logs-ro".into(), "prod-db-admin".into()],
+        duration: DurationInput::Text("1h".into()),
+        reason: "migrating the reporting database".into(),
+        ticket: full.then(|| "CHG-1".to_owned()),
+        starts_at: full.then(|| "2027-01-13T10:00:00Z".to_owned()),
+    };
+    agree(
+        &doc,
+        &body("/bundles", "post"),
+        &bundle(true),
+        &bundle(false),
+    );
+    let view = |full| BundleView {
+        bundle: "0190c0de-0000-7000-8000-000000000001".into(),
+        items: vec![grant(full)],
+    };
+    agree(
+        &doc,
+        &answer("/bundles/{id}", "get"),
+        &view(true),
+        &view(false),
+    );
+    let outcome = |full: bool| BundleOutcome {
+        bundle: "0190c0de-0000-7000-8000-000000000001".into(),
+        items: vec![BundleItemOutcome {
+            id: "0190c0de-0000-7000-8000-000000000001".into(),
+            target: "prod-logs-ro".into(),
+            outcome: "revoked".into(),
+            state: GrantState::Revoked,
+            detail: full.then(|| "why".to_owned()),
+            live_sessions: full.then_some(LiveSessions::Cut),
+        }],
+    };
+    for path in ["/bundles/{id}/reviews", "/bundles/{id}/revoke"] {
+        agree(&doc, &answer(path, "post"), &outcome(true), &outcome(false));
+    }
     let trail = GrantTrail {
         grant: grant(true),
         records: Vec::new(),

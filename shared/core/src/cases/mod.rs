@@ -4,7 +4,11 @@
 //! to a problem response is written once (in `jit-http`).
 //!
 //! - [`Cases::open_request`]: a person asks for access.
-//! - [`Cases::cancel`]: the requester withdraws a pending request.
+//! - [`Cases::open_bundle`]: a person asks for several targets in one request; then
+//!   [`Cases::bundle`], [`Cases::review_bundle`] and [`Cases::revoke_bundle`] take its items
+//!   together, each through its own transition.
+//! - [`Cases::cancel`]: the requester withdraws a pending request (or a scheduled grant
+//!   before its start).
 //! - [`Cases::review`] and [`Cases::post_review`]: another person decides, or reviews
 //!   break-glass access afterwards.
 //! - [`Cases::extend`]: the requester asks for more time on an active grant; the rules decide
@@ -19,6 +23,7 @@
 //! - [`Cases::cover_activity`]: the sweeper signs the count and digest of a grant's activity.
 
 mod activity;
+mod bundle;
 mod extend;
 mod refusal;
 mod request;
@@ -26,8 +31,9 @@ mod review;
 mod session;
 
 pub use activity::{ActivityOutcome, COVER_LAG_SECS, CoverWhen, judge, record_activity};
+pub use bundle::ItemOutcome;
 pub use refusal::{Noun, Refusal};
-pub use request::OpenRequest;
+pub use request::{MAX_BUNDLE_TARGETS, OpenRequest};
 pub use review::GuardrailRevocation;
 pub use session::{MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS, SessionPlan};
 

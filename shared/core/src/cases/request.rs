@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use super::{Cases, Noun, Refusal, commit};
 use crate::clock::Timestamp;
 use crate::domain::{
-    Actor, Command, Grant, GrantDuration, GrantId, NewRequest, Reason, TargetId, Ticket,
+    Actor, Bundle, Command, Grant, GrantDuration, GrantId, NewRequest, Reason, TargetId, Ticket,
 };
 use crate::identity::Caller;
 use crate::policy::{AccessContext, Action, Window};
@@ -27,6 +27,27 @@ pub struct OpenRequest {
     /// When access is to open, if scheduled ahead: a whole minute, within
     /// [`MAX_SCHEDULE_AHEAD_SECS`].
     pub starts_at: Option<Timestamp>,
+}
+
+/// How many targets one request may name: each costs the write three items (the grant, its
+/// first record, the requester's open slot for the target), within DynamoDB's 100 per
+/// transaction.
+pub const MAX_BUNDLE_TARGETS: usize = 20;
+
+/// A refusal of one target of a bundle, as the whole request's: naming the target.
+fn in_bundle(refusal: Refusal, target: &TargetId) -> Refusal {
+    let whole = "the whole request was refused; nothing was made";
+    match refusal {
+        Refusal::Forbidden { why, policies } => Refusal::Forbidden {
+            why: format!("target `{target}`: {why}; {whole}"),
+            policies,
+        },
+        Refusal::Invalid(why) => Refusal::Invalid(format!("target `{target}`: {why}; {whole}")),
+        Refusal::NotIsolated(why) => {
+            Refusal::NotIsolated(format!("target `{target}`: {why}; {whole}"))
+        }
+        other => other,
+    }
 }
 
 /// How far ahead access may be scheduled: seven days.
@@ -92,6 +113,73 @@ impl<S: GrantStore> Cases<'_, S> {
         idempotency_ttl_secs: i64,
         now: Timestamp,
     ) -> Result<Created, Refusal> {
+        let new = self.checked_request(caller, input, None, now)?;
+        let idempotency = idempotency_key.map(|key| Idempotency {
+            key,
+            caller: caller.user.clone(),
+            fingerprint: fingerprint(&new),
+            expires_at: now.plus_secs(idempotency_ttl_secs),
+            now,
+        });
+        let creation = Grant::open(GrantId::generate(now), new, now);
+        Ok(self.store.create(&creation, idempotency.as_ref()).await?)
+    }
+
+    /// Opens one request of several targets for `caller`: every target checked as
+    /// [`Cases::open_request`] checks one (a target the rules forbid refuses the whole
+    /// request, naming it), then one grant per target, all stored in one write or none.
+    /// Each is then decided, used and ended on its own. The first item's id is the bundle's.
+    pub async fn open_bundle(
+        &self,
+        caller: &Caller,
+        targets: Vec<TargetId>,
+        input: OpenRequest,
+        now: Timestamp,
+    ) -> Result<Vec<Grant>, Refusal> {
+        if !(2..=MAX_BUNDLE_TARGETS).contains(&targets.len()) {
+            return Err(Refusal::Invalid(format!(
+                "targets must name 2 to {MAX_BUNDLE_TARGETS} targets (it names {}); for one, use target",
+                targets.len()
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        if let Some(twice) = targets.iter().find(|t| !seen.insert(t.as_str())) {
+            return Err(Refusal::Invalid(format!("targets names `{twice}` twice")));
+        }
+        if input.break_glass {
+            return Err(Refusal::Invalid(
+                "break-glass opens one target in an emergency; ask for several without it"
+                    .to_owned(),
+            ));
+        }
+        let bundle = Bundle {
+            items: targets.iter().map(|_| GrantId::generate(now)).collect(),
+        };
+        let mut creations = Vec::with_capacity(targets.len());
+        for (target, id) in targets.into_iter().zip(&bundle.items) {
+            let named = target.clone();
+            let ask = OpenRequest {
+                target,
+                ..input.clone()
+            };
+            let new = self
+                .checked_request(caller, ask, Some(bundle.clone()), now)
+                .map_err(|refusal| in_bundle(refusal, &named))?;
+            creations.push(Grant::open(id.clone(), new, now));
+        }
+        Ok(self.store.create_bundle(&creations).await?)
+    }
+
+    /// The request `input` makes, once the target is declared and isolated from the broker,
+    /// the duration within its maximum, any scheduled start acceptable, and the rules permit
+    /// the request (and break-glass, when asked).
+    fn checked_request(
+        &self,
+        caller: &Caller,
+        input: OpenRequest,
+        bundle: Option<Bundle>,
+        now: Timestamp,
+    ) -> Result<NewRequest, Refusal> {
         let Some(target) = self.rules.target(&input.target) else {
             let known: Vec<&str> = self.rules.targets().map(|t| t.id.as_str()).collect();
             return Err(Refusal::Invalid(format!(
@@ -150,7 +238,7 @@ impl<S: GrantStore> Cases<'_, S> {
         if let Some(why) = self.rules.isolation_problem(target) {
             return Err(Refusal::NotIsolated(format!("{why}; no request was made")));
         }
-        let new = NewRequest {
+        Ok(NewRequest {
             requester: caller.user.clone(),
             requester_groups: caller.groups.clone(),
             target: input.target,
@@ -161,17 +249,9 @@ impl<S: GrantStore> Cases<'_, S> {
             break_glass: input.break_glass,
             decision_window_secs: i64::from(target.decision_window_secs),
             starts_at: input.starts_at,
+            bundle,
             policy_hash: self.rules.hash().to_owned(),
-        };
-        let idempotency = idempotency_key.map(|key| Idempotency {
-            key,
-            caller: caller.user.clone(),
-            fingerprint: fingerprint(&new),
-            expires_at: now.plus_secs(idempotency_ttl_secs),
-            now,
-        });
-        let creation = Grant::open(GrantId::generate(now), new, now);
-        Ok(self.store.create(&creation, idempotency.as_ref()).await?)
+        })
     }
 
     /// Cancels a pending request, or a granted one before its scheduled start with no

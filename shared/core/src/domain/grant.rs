@@ -146,6 +146,30 @@ impl PendingExtension {
     }
 }
 
+/// The request of several targets a grant was asked in: one request, one reason, one grant
+/// per target, all made in one write. Its id is its first item's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// Every item of the request, in the order asked; the first is the bundle's id.
+    pub items: Vec<GrantId>,
+}
+
+impl Bundle {
+    /// The bundle's id: its first item's.
+    pub fn id(&self) -> Option<&GrantId> {
+        self.items.first()
+    }
+
+    /// The items as the request's record states them: ids, comma-separated.
+    pub fn text(&self) -> String {
+        self.items
+            .iter()
+            .map(GrantId::as_str)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
 /// Everything issuance and revocation need from the target, recorded when access is asked
 /// for: a later edit of the targets file never changes what an existing grant's credentials
 /// can do, nor where its revocation lands.
@@ -205,6 +229,8 @@ pub struct NewRequest {
     pub decision_window_secs: i64,
     /// When access is to open, if scheduled ahead; `None` opens it when granted.
     pub starts_at: Option<Timestamp>,
+    /// The request of several targets this one is an item of, if any.
+    pub bundle: Option<Bundle>,
     /// The policy set that allowed the request.
     pub policy_hash: String,
 }
@@ -238,6 +264,10 @@ pub struct Grant {
     /// and ends `duration` after it. `None`: access opens when granted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<Timestamp>,
+    /// The request of several targets it is an item of, if any: each item is decided, used
+    /// and ended on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Bundle>,
     /// Why access was asked for.
     pub reason: Reason,
     /// The ticket it is for, if any.
@@ -331,6 +361,9 @@ impl Grant {
         if let Some(start) = request.starts_at {
             detail.insert("starts_at".to_owned(), start.to_string());
         }
+        if let Some(bundle) = &request.bundle {
+            detail.insert("bundle".to_owned(), bundle.text());
+        }
         if let Some(revoker) = &request.binding.revoker_role_arn {
             detail.insert("revoker_role_arn".to_owned(), revoker.to_string());
         }
@@ -369,6 +402,7 @@ impl Grant {
             max_session_secs: request.binding.max_session_secs,
             duration: request.duration,
             starts_at: request.starts_at,
+            bundle: request.bundle,
             reason: request.reason,
             ticket: request.ticket,
             break_glass: request.break_glass,

@@ -11,7 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use grant::{
-    Creation, Grant, NewRequest, PendingExtension, Requirement, Review, ReviewDecision,
+    Bundle, Creation, Grant, NewRequest, PendingExtension, Requirement, Review, ReviewDecision,
     RoleBinding, requirements_met,
 };
 pub use lifecycle::{Change, Command, RevocationEntry, SessionKind, TargetRole, TransitionError};

@@ -58,6 +58,7 @@ macro_rules! delegate_grant_store_writes {
                 creation: &$crate::domain::Creation,
                 idempotency: Option<&$crate::store::Idempotency>
             ) -> $crate::store::Created;
+            true create_bundle(creations: &[$crate::domain::Creation]) -> Vec<$crate::domain::Grant>;
             true commit(change: &$crate::domain::Change) -> ();
             true put_checkpoint(checkpoint: &$crate::trust::Checkpoint) -> ();
             true record_applied(role: &$crate::domain::RoleArn, applied: &$crate::store::AppliedPolicy)

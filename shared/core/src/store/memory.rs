@@ -33,6 +33,24 @@ struct Tables {
     refused: BTreeMap<(GrantId, i64), u32>,
 }
 
+impl Tables {
+    /// The requester's slot for `grant`'s target, if `grant` is new and the slot free.
+    fn free_slot(&self, grant: &Grant) -> Result<(TargetId, UserId), StoreError> {
+        if self.grants.contains_key(&grant.id) {
+            return Err(StoreError::AlreadyExists {
+                id: grant.id.clone(),
+            });
+        }
+        let slot = (grant.target.clone(), grant.requester.clone());
+        if let Some(existing) = self.open.get(&slot) {
+            return Err(StoreError::AlreadyOpen {
+                existing: existing.clone(),
+            });
+        }
+        Ok(slot)
+    }
+}
+
 /// Grants, audit records and the revocation ledger held in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
@@ -109,17 +127,7 @@ impl GrantStore for MemoryStore {
                 };
             }
         }
-        if t.grants.contains_key(&grant.id) {
-            return Err(StoreError::AlreadyExists {
-                id: grant.id.clone(),
-            });
-        }
-        let slot = (grant.target.clone(), grant.requester.clone());
-        if let Some(existing) = t.open.get(&slot) {
-            return Err(StoreError::AlreadyOpen {
-                existing: existing.clone(),
-            });
-        }
+        let slot = t.free_slot(grant)?;
         t.open.insert(slot, grant.id.clone());
         if let Some(idem) = idempotency {
             t.idempotency.insert(
@@ -132,6 +140,26 @@ impl GrantStore for MemoryStore {
             .insert((audit.grant_id.clone(), audit.seq), audit.clone());
         t.grants.insert(grant.id.clone(), grant.clone());
         Ok(Created::New(grant.clone()))
+    }
+
+    async fn create_bundle(&self, creations: &[Creation]) -> Result<Vec<Grant>, StoreError> {
+        let mut t = self.lock();
+        // Checked whole first: a refusal leaves nothing behind.
+        for creation in creations {
+            t.free_slot(creation.grant())?;
+        }
+        for creation in creations {
+            let grant = creation.grant();
+            t.open.insert(
+                (grant.target.clone(), grant.requester.clone()),
+                grant.id.clone(),
+            );
+            let audit = creation.audit();
+            t.audit
+                .insert((audit.grant_id.clone(), audit.seq), audit.clone());
+            t.grants.insert(grant.id.clone(), grant.clone());
+        }
+        Ok(creations.iter().map(|c| c.grant().clone()).collect())
     }
 
     async fn get(&self, id: &GrantId) -> Result<Option<Grant>, StoreError> {

@@ -63,6 +63,14 @@ pub trait GrantStore: Send + Sync {
         idempotency: Option<&Idempotency>,
     ) -> impl Future<Output = Result<Created, StoreError>> + Send;
 
+    /// Stores the items of one request of several targets, each with its first audit
+    /// record, in one atomic write: all of them or none. An item for a target the requester
+    /// already has open refuses the whole write with [`StoreError::AlreadyOpen`].
+    fn create_bundle(
+        &self,
+        creations: &[Creation],
+    ) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
+
     /// One grant, if it exists.
     fn get(&self, id: &GrantId) -> impl Future<Output = Result<Option<Grant>, StoreError>> + Send;
 

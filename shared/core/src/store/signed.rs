@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::{AppliedPolicy, Created, GrantStore, Idempotency, StoreError};
 use crate::cause::Cause;
 use crate::domain::audit::{AuditRecord, RecordSignature};
-use crate::domain::{Change, Creation, RoleArn};
+use crate::domain::{Change, Creation, Grant, RoleArn};
 use crate::trust::{
     Checkpoint, SignError, SigningKey, author_of, checkpoint_message, record_message,
 };
@@ -59,6 +59,15 @@ impl<S: GrantStore> GrantStore for SignedStore<S> {
         let signature = self.sign_record(creation.audit()).await?;
         let signed = creation.clone().with_signature(signature);
         self.inner.create(&signed, idempotency).await
+    }
+
+    async fn create_bundle(&self, creations: &[Creation]) -> Result<Vec<Grant>, StoreError> {
+        let mut signed = Vec::with_capacity(creations.len());
+        for creation in creations {
+            let signature = self.sign_record(creation.audit()).await?;
+            signed.push(creation.clone().with_signature(signature));
+        }
+        self.inner.create_bundle(&signed).await
     }
 
     async fn commit(&self, change: &Change) -> Result<(), StoreError> {
@@ -127,6 +136,7 @@ mod tests {
             break_glass: false,
             decision_window_secs: 600,
             starts_at: None,
+            bundle: None,
             policy_hash: "h".into(),
         };
         Grant::open(GrantId::generate(now), request, now)

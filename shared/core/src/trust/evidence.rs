@@ -117,7 +117,7 @@ fn check_signatures(records: &[AuditRecord], ring: &KeyRing) -> Result<(), Evide
 }
 
 /// What the request asked for, as its first record signed it: requester, target, role,
-/// revoker, session policy, longest session, duration, break-glass, scheduled start.
+/// revoker, session policy, longest session, duration, break-glass, scheduled start, bundle.
 fn check_request(grant: &Grant, first: &AuditRecord) -> Result<(), EvidenceBreak> {
     mismatch(
         "requester",
@@ -170,6 +170,12 @@ fn check_request(grant: &Grant, first: &AuditRecord) -> Result<(), EvidenceBreak
         "scheduled start",
         grant.starts_at.map(|t| t.to_string()).unwrap_or_default(),
         said(first, "starts_at"),
+        1,
+    )?;
+    mismatch(
+        "bundle",
+        grant.bundle.as_ref().map(|b| b.text()).unwrap_or_default(),
+        said(first, "bundle"),
         1,
     )
 }

@@ -369,6 +369,13 @@ impl GrantStore for ForgerRacing {
         self.signed.create(creation, idempotency).await
     }
 
+    async fn create_bundle(
+        &self,
+        creations: &[jit_core::domain::Creation],
+    ) -> Result<Vec<Grant>, StoreError> {
+        self.signed.create_bundle(creations).await
+    }
+
     async fn commit(&self, change: &jit_core::domain::Change) -> Result<(), StoreError> {
         if self.raced.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return self.signed.commit(change).await;
@@ -568,5 +575,199 @@ async fn a_scheduled_request_is_judged_by_its_window_unusable_before_it_and_canc
             .map(ToString::to_string)
             .collect::<Vec<_>>(),
         ["REQUESTED", "AWAITING_REVIEW", "APPROVED", "CANCELLED"]
+    );
+}
+
+#[tokio::test]
+async fn a_request_of_several_targets_is_made_whole_or_not_at_all_and_each_item_decided_alone() {
+    let world = World::new();
+    let ring: PublicKeys = world.keys.ring().into();
+    let cases = Cases::new(&world.store, &world.rules, &ring);
+    let now = WEDNESDAY_10;
+    // An engineer who is also a DBA: write access through an SRE, database admin through a
+    // dba-lead and security.
+    let erin = caller("erin", &["engineers", "dba"]);
+    let bob = caller("bob", &["sre"]);
+    let targets = |names: &[&str]| -> Vec<TargetId> {
+        names.iter().map(|n| TargetId::parse(*n).unwrap()).collect()
+    };
+    let mut input = ask("prod-deploy", "1h");
+    input.ticket = Some(jit_core::domain::Ticket::parse("CHG-7").unwrap());
+    async fn mine(store: &SignedStore<MemoryStore>, user: &UserId) -> Vec<Grant> {
+        store
+            .list_by_requester(user, &jit_core::store::PageRequest::first(50))
+            .await
+            .unwrap()
+            .items
+    }
+
+    // Refused whole: a target the rules forbid (named), too few, too many, twice, break-glass.
+    let forbidden = cases
+        .open_bundle(
+            &erin,
+            targets(&["prod-deploy", "break-glass-admin"]),
+            input.clone(),
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&forbidden, Refusal::Forbidden { why, .. } if why.starts_with("target `break-glass-admin`: ") && why.ends_with("the whole request was refused; nothing was made")),
+        "{forbidden:?}"
+    );
+    let many: Vec<&str> = ["prod-deploy"; 21].to_vec();
+    for (names, says) in [
+        (vec!["prod-deploy"], "2 to 20 targets"),
+        (many, "2 to 20 targets"),
+        (
+            vec!["prod-deploy", "prod-deploy"],
+            "names `prod-deploy` twice",
+        ),
+    ] {
+        let why = cases
+            .open_bundle(&erin, targets(&names), input.clone(), now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&why, Refusal::Invalid(w) if w.contains(says)),
+            "{why:?}"
+        );
+    }
+    let mut glass = input.clone();
+    glass.break_glass = true;
+    let why = cases
+        .open_bundle(
+            &erin,
+            targets(&["prod-deploy", "prod-db-admin"]),
+            glass,
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&why, Refusal::Invalid(w) if w.contains("break-glass")),
+        "{why:?}"
+    );
+    assert!(
+        mine(&world.store, &erin.user).await.is_empty(),
+        "nothing was made"
+    );
+
+    // Made whole: two grants, one write, each recording the bundle.
+    let items = cases
+        .open_bundle(
+            &erin,
+            targets(&["prod-deploy", "prod-db-admin"]),
+            input.clone(),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 2);
+    let bundle = items[0].id.clone();
+    for item in &items {
+        assert_eq!(
+            item.bundle.as_ref().unwrap().items,
+            [items[0].id.clone(), items[1].id.clone()]
+        );
+        assert_eq!(item.state, GrantState::Pending);
+    }
+    // A target already open refuses the whole of the next one.
+    let again = cases
+        .open_bundle(
+            &erin,
+            targets(&["prod-logs-ro", "prod-deploy"]),
+            input.clone(),
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(again, Refusal::Store(StoreError::AlreadyOpen { .. })),
+        "{again:?}"
+    );
+    assert_eq!(
+        mine(&world.store, &erin.user).await.len(),
+        2,
+        "prod-logs-ro was not made either"
+    );
+
+    // The rules send each to its own reviewers.
+    for (item, required) in items.iter().zip([1, 2]) {
+        let change = item
+            .apply(
+                Command::AwaitReview {
+                    approvals_required: required,
+                    requirements: Vec::new(),
+                    policy_hash: world.rules.hash().to_owned(),
+                },
+                &Actor::Service(Service::Approver),
+                now,
+            )
+            .unwrap();
+        world.store.commit(&change).await.unwrap();
+    }
+    // Bob (an SRE) sees and approves, in one call, only the item he may: prod-deploy.
+    let seen = cases.bundle(&bob, bundle.as_str(), now).await.unwrap();
+    assert_eq!(seen.len(), 1, "bob may see prod-deploy only");
+    let done = cases
+        .review_bundle(&bob, bundle.as_str(), ReviewDecision::Approve, None, now)
+        .await
+        .unwrap();
+    assert_eq!(done.len(), 1);
+    assert!(
+        matches!(&done[0], jit_core::cases::ItemOutcome::Done(g) if g.state == GrantState::Active)
+    );
+    // The requester sees both; she cannot review her own; a stranger sees nothing.
+    assert_eq!(
+        cases
+            .bundle(&erin, bundle.as_str(), now)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let own = cases
+        .review_bundle(&erin, bundle.as_str(), ReviewDecision::Approve, None, now)
+        .await
+        .unwrap_err();
+    assert!(matches!(own, Refusal::Forbidden { .. }), "{own:?}");
+    let stranger = caller("carol", &[]);
+    let hidden = cases
+        .bundle(&stranger, bundle.as_str(), now)
+        .await
+        .unwrap_err();
+    assert!(matches!(hidden, Refusal::NotFound(_)), "{hidden:?}");
+    // An item's own id is not a bundle's.
+    let second = cases
+        .bundle(&erin, items[1].id.as_str(), now)
+        .await
+        .unwrap_err();
+    assert!(matches!(second, Refusal::NotFound(_)), "{second:?}");
+
+    // Revoking the request revokes the active item and leaves the pending one to be cancelled.
+    let revoked = cases
+        .revoke_bundle(
+            &erin,
+            bundle.as_str(),
+            &Reason::parse("the release is done").unwrap(),
+            now,
+        )
+        .await
+        .unwrap();
+    let outcomes: Vec<String> = revoked
+        .iter()
+        .map(|o| match o {
+            jit_core::cases::ItemOutcome::Done(change) => {
+                format!("revoked {}", change.grant().target)
+            }
+            jit_core::cases::ItemOutcome::Skipped(g, why) => format!("skipped {}: {why}", g.target),
+            jit_core::cases::ItemOutcome::Refused(g, why) => format!("refused {}: {why}", g.target),
+        })
+        .collect();
+    assert_eq!(outcomes[0], "revoked prod-deploy");
+    assert!(
+        outcomes[1].starts_with("skipped prod-db-admin: it is PENDING"),
+        "{outcomes:?}"
     );
 }

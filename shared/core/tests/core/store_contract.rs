@@ -608,6 +608,55 @@ async fn one_open_request_per_person_and_target<S: GrantStore>(f: Fixture<S>) {
     f.create(&third).await;
 }
 
+/// Items of one request of several targets, opened at `at` for `requester`.
+fn bundle_of(requester: &str, targets: &[&str], at: Timestamp) -> Vec<jit_core::domain::Creation> {
+    let ids: Vec<GrantId> = targets.iter().map(|_| GrantId::generate(at)).collect();
+    let bundle = jit_core::domain::Bundle { items: ids.clone() };
+    targets
+        .iter()
+        .zip(ids)
+        .map(|(target, id)| {
+            let mut ask = request(requester, target, 3600);
+            ask.bundle = Some(bundle.clone());
+            Grant::open(id, ask, at)
+        })
+        .collect()
+}
+
+async fn a_bundle_is_stored_whole_in_one_write_or_not_at_all<S: GrantStore>(f: Fixture<S>) {
+    // Alice has prod-db open: a bundle with it is refused whole, nothing of it stored.
+    let open_db = f.create(&open("alice", "prod-db", T0)).await;
+    let refused = bundle_of("alice", &["prod-logs", "prod-db"], T0.plus_secs(1));
+    f.reset_calls();
+    assert_eq!(
+        f.store.create_bundle(&refused).await,
+        Err(StoreError::AlreadyOpen {
+            existing: open_db.id.clone()
+        })
+    );
+    f.expect_calls(&[("DynamoDB.TransactWriteItems", 1), ("DynamoDB.GetItem", 1)]);
+    for c in &refused {
+        assert_eq!(f.store.get(&c.grant().id).await.unwrap(), None);
+        assert!(f.audit(&c.grant().id).await.is_empty());
+    }
+    // Without it: every item with its first record, in one write, each holding its slot.
+    let made = bundle_of("alice", &["prod-logs", "prod-web"], T0.plus_secs(2));
+    f.reset_calls();
+    let stored = f.store.create_bundle(&made).await.unwrap();
+    f.expect_calls(&[("DynamoDB.TransactWriteItems", 1)]);
+    assert_eq!(stored.len(), 2);
+    for c in &made {
+        let g = f.store.get(&c.grant().id).await.unwrap().unwrap();
+        assert_eq!(g.bundle, c.grant().bundle);
+        assert_eq!(f.audit(&g.id).await.len(), 1);
+    }
+    let again = open("alice", "prod-web", T0.plus_secs(3));
+    assert!(matches!(
+        f.store.create(&again, None).await,
+        Err(StoreError::AlreadyOpen { .. })
+    ));
+}
+
 async fn reconciles_of_a_role_are_ordered_by_its_ledger_version<S: GrantStore>(f: Fixture<S>) {
     let t = |s| T0.plus_secs(s);
     let applied = |marker: &str, ledger_version| AppliedPolicy {
@@ -938,6 +987,7 @@ contract!(
     audit_records_are_found_by_time_range,
     the_revocation_ledger_is_kept_per_role,
     one_open_request_per_person_and_target,
+    a_bundle_is_stored_whole_in_one_write_or_not_at_all,
     reconciles_of_a_role_are_ordered_by_its_ledger_version,
     activity_is_stored_once_per_event_and_read_by_time,
     activity_past_the_cap_is_counted_not_stored,

@@ -59,6 +59,18 @@ impl DynamoStore {
     /// record's position): how a transaction carried out but whose answer was lost, and which
     /// the SDK then sent again and saw refused, is told from one that lost a race. A
     /// transaction is all or nothing, so the record being there means the whole change is.
+    /// The requester's open slot for the grant's target, naming the grant.
+    fn open_slot_item(grant: &Grant) -> super::layout::Item {
+        HashMap::from([
+            (
+                TableLayout::PARTITION_KEY.into(),
+                s(Self::open_slot_pk(grant)),
+            ),
+            (TableLayout::SORT_KEY.into(), s(OPEN_SK)),
+            ("grant_id".into(), s(grant.id.as_str())),
+        ])
+    }
+
     async fn landed(&self, record: &AuditRecord, write_id: &str) -> Result<bool, StoreError> {
         let stored = self
             .get_item(grant_pk(&record.grant_id), &audit_sk(record.seq))
@@ -97,14 +109,7 @@ impl GrantStore for DynamoStore {
                 &[],
             )?,
             self.put(
-                HashMap::from([
-                    (
-                        TableLayout::PARTITION_KEY.into(),
-                        s(Self::open_slot_pk(grant)),
-                    ),
-                    (TableLayout::SORT_KEY.into(), s(OPEN_SK)),
-                    ("grant_id".into(), s(grant.id.as_str())),
-                ]),
+                Self::open_slot_item(grant),
                 Some("attribute_not_exists(pk)"),
                 &[],
                 &[],
@@ -145,6 +150,56 @@ impl GrantStore for DynamoStore {
         }
         if refused(2) == Some("ConditionalCheckFailed") {
             return Err(self.already_open(grant).await);
+        }
+        Err(cancelled(&refusals))
+    }
+
+    async fn create_bundle(&self, creations: &[Creation]) -> Result<Vec<Grant>, StoreError> {
+        let write_id = uuid::Uuid::now_v7().to_string();
+        // Three items an item: the grant, its first record, the requester's open slot for its
+        // target (20 targets: 60 of the transaction's 100).
+        let mut items = Vec::with_capacity(creations.len() * 3);
+        for creation in creations {
+            let grant = creation.grant();
+            items.push(self.put(
+                self.grant_item(grant)?,
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?);
+            items.push(self.put(
+                self.marked_audit_item(creation.audit(), &write_id)?,
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?);
+            items.push(self.put(
+                Self::open_slot_item(grant),
+                Some("attribute_not_exists(pk)"),
+                &[],
+                &[],
+            )?);
+        }
+        let made = || creations.iter().map(|c| c.grant().clone()).collect();
+        let refusals = match self.transact(items).await? {
+            Ok(()) => return Ok(made()),
+            Err(refusals) => refusals,
+        };
+        let failed =
+            |i: usize| refusals.get(i).and_then(Option::as_deref) == Some("ConditionalCheckFailed");
+        for (n, creation) in creations.iter().enumerate() {
+            if failed(n * 3) {
+                // This call's own write, whose answer was lost and which the SDK sent again.
+                if self.landed(creation.audit(), &write_id).await? {
+                    return Ok(made());
+                }
+                return Err(StoreError::AlreadyExists {
+                    id: creation.grant().id.clone(),
+                });
+            }
+            if failed(n * 3 + 2) {
+                return Err(self.already_open(creation.grant()).await);
+            }
         }
         Err(cancelled(&refusals))
     }

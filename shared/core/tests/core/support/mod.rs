@@ -46,6 +46,7 @@ pub fn request(requester: &str, target: &str, duration_secs: u64) -> NewRequest 
         break_glass: false,
         decision_window_secs: WINDOW,
         starts_at: None,
+        bundle: None,
         policy_hash: "policy-hash-1".to_owned(),
     }
 }
