@@ -24,6 +24,8 @@ use serde_json::{Value, json};
 enum Op {
     /// `POST /requests` (intake).
     Create,
+    /// `POST /bundles`: two targets in one write (intake).
+    CreateBundle,
     /// Auto-approval from the table stream (approver).
     AutoApprove,
     /// `POST /requests/{id}/cancel` (intake).
@@ -39,8 +41,9 @@ enum Op {
 }
 
 impl Op {
-    const ALL: [Self; 7] = [
+    const ALL: [Self; 8] = [
         Self::Create,
+        Self::CreateBundle,
         Self::AutoApprove,
         Self::Cancel,
         Self::Review,
@@ -51,7 +54,7 @@ impl Op {
 
     fn binary(self) -> &'static str {
         match self {
-            Self::Create | Self::Cancel => "intake",
+            Self::Create | Self::CreateBundle | Self::Cancel => "intake",
             Self::AutoApprove | Self::Review => "approver",
             Self::Credentials => "issuer",
             Self::Revoke | Self::Sweep => "sweeper",
@@ -249,6 +252,15 @@ impl Harness {
                 let grant = body["id"].as_str().unwrap_or_default().to_owned();
                 Outcome::http(status, body, grant)
             }
+            Op::CreateBundle => {
+                let me = self.person("sre");
+                arm();
+                let body = json!({"targets": ["prod-logs-ro", "prod-db-admin"], "duration": "1h",
+                    "reason": "fault injection at every AWS call", "ticket": "INC-9"});
+                let (status, body) = self.call("POST", "/bundles", &me, Some(body)).await;
+                let grant = body["bundle"].as_str().unwrap_or_default().to_owned();
+                Outcome::http(status, body, grant)
+            }
             Op::AutoApprove => {
                 let me = self.person("sre");
                 arm();
@@ -317,7 +329,7 @@ impl Harness {
     async fn check(&self, op: Op, outcome: &Outcome) -> Result<(), String> {
         if let Some(status) = outcome.status {
             let expected = match op {
-                Op::Create => 201,
+                Op::Create | Op::CreateBundle => 201,
                 _ => 200,
             };
             if status != expected && status != 503 {
@@ -325,6 +337,21 @@ impl Harness {
                     "answered {status} (neither {expected} nor a retryable 503): {}",
                     outcome.body
                 ));
+            }
+        }
+        // Every item of a bundle that was made holds to its own signed chain.
+        if op == Op::CreateBundle {
+            for item in outcome.body["items"].as_array().into_iter().flatten() {
+                let id = GrantId::parse(item["id"].as_str().unwrap_or_default())
+                    .map_err(|e| e.to_string())?;
+                let (grant, records) = self
+                    .store
+                    .evidence(&id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("an item answered is not stored")?;
+                check_grant(&grant, &records, &self.ring)
+                    .map_err(|e| format!("an item disagrees with its signed chain: {e}"))?;
             }
         }
         let Ok(id) = GrantId::parse(&outcome.grant) else {
