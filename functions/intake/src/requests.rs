@@ -176,10 +176,26 @@ impl<S: GrantStore> App<S> {
             break_glass: false,
             starts_at: starts_at(body.starts_at)?,
         };
-        let items = self
+        let asked = (input.duration, input.break_glass);
+        let items = match self
             .cases()
             .open_bundle(&call.caller, targets, input, call.now)
-            .await?;
+            .await
+        {
+            Ok(items) => items,
+            Err(refused) => {
+                // As for one request: a refusal by the rules is on record, under the target
+                // that refused the whole.
+                if let (Some(target), Refusal::Forbidden { why, policies }) =
+                    (&refused.target, &refused.refusal)
+                {
+                    let (duration, break_glass) = asked;
+                    let asked = (target.clone(), duration, break_glass);
+                    refused_by_the_rules(call, &asked, why, policies.as_deref());
+                }
+                return Err(Refusal::from(refused).into());
+            }
+        };
         let bundle = items
             .first()
             .map(|g| g.id.as_str().to_owned())

@@ -46,6 +46,23 @@ async fn a_request_of_several_targets_is_made_whole_decided_per_item_and_revoked
     );
     let mine = as_erin.list_requests("mine", None, 50, None).await.unwrap();
     assert!(mine.items.is_empty(), "{:?}", mine.items);
+    // As for one request, the refusal is on record in intake's log, under the target that
+    // refused the whole.
+    let log_path = stack.state_dir.join("logs/intake.log");
+    let mut line = None;
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l[l.find('{')?..]).ok())
+            .find(|l| l["requester"] == "erin-bundle" && l["RequestRefused"] == 1);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let line = line.expect("a RequestRefused line in intake's log");
+    assert_eq!(line["Target"], "break-glass-admin", "{line}");
 
     // Made whole: one grant per target, in one write.
     let made = as_erin

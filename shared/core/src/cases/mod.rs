@@ -33,7 +33,7 @@ mod session;
 pub use activity::{ActivityOutcome, COVER_LAG_SECS, CoverWhen, judge, record_activity};
 pub use bundle::ItemOutcome;
 pub use refusal::{Noun, Refusal};
-pub use request::{MAX_BUNDLE_TARGETS, OpenRequest};
+pub use request::{BundleRefusal, MAX_BUNDLE_TARGETS, OpenRequest};
 pub use review::GuardrailRevocation;
 pub use session::{MAX_CHAINED_SESSION_SECS, MIN_SESSION_SECS, SessionPlan};
 

@@ -34,6 +34,22 @@ pub struct OpenRequest {
 /// transaction.
 pub const MAX_BUNDLE_TARGETS: usize = 20;
 
+/// Why a request of several targets was refused, and which target refused it (none when
+/// the request as a whole was, such as a target named twice).
+#[derive(Debug)]
+pub struct BundleRefusal {
+    /// The target that refused the whole request, if one did.
+    pub target: Option<TargetId>,
+    /// The refusal, naming that target.
+    pub refusal: Refusal,
+}
+
+impl From<BundleRefusal> for Refusal {
+    fn from(b: BundleRefusal) -> Self {
+        b.refusal
+    }
+}
+
 /// A refusal of one target of a bundle, as the whole request's: naming the target.
 fn in_bundle(refusal: Refusal, target: &TargetId) -> Refusal {
     let whole = "the whole request was refused; nothing was made";
@@ -135,22 +151,28 @@ impl<S: GrantStore> Cases<'_, S> {
         targets: Vec<TargetId>,
         input: OpenRequest,
         now: Timestamp,
-    ) -> Result<Vec<Grant>, Refusal> {
+    ) -> Result<Vec<Grant>, BundleRefusal> {
+        let whole = |refusal| BundleRefusal {
+            target: None,
+            refusal,
+        };
         if !(2..=MAX_BUNDLE_TARGETS).contains(&targets.len()) {
-            return Err(Refusal::Invalid(format!(
+            return Err(whole(Refusal::Invalid(format!(
                 "targets must name 2 to {MAX_BUNDLE_TARGETS} targets (it names {}); for one, use target",
                 targets.len()
-            )));
+            ))));
         }
         let mut seen = std::collections::BTreeSet::new();
         if let Some(twice) = targets.iter().find(|t| !seen.insert(t.as_str())) {
-            return Err(Refusal::Invalid(format!("targets names `{twice}` twice")));
+            return Err(whole(Refusal::Invalid(format!(
+                "targets names `{twice}` twice"
+            ))));
         }
         if input.break_glass {
-            return Err(Refusal::Invalid(
+            return Err(whole(Refusal::Invalid(
                 "break-glass opens one target in an emergency; ask for several without it"
                     .to_owned(),
-            ));
+            )));
         }
         let bundle = Bundle {
             items: targets.iter().map(|_| GrantId::generate(now)).collect(),
@@ -164,10 +186,16 @@ impl<S: GrantStore> Cases<'_, S> {
             };
             let new = self
                 .checked_request(caller, ask, Some(bundle.clone()), now)
-                .map_err(|refusal| in_bundle(refusal, &named))?;
+                .map_err(|refusal| BundleRefusal {
+                    refusal: in_bundle(refusal, &named),
+                    target: Some(named),
+                })?;
             creations.push(Grant::open(id.clone(), new, now));
         }
-        Ok(self.store.create_bundle(&creations).await?)
+        self.store
+            .create_bundle(&creations)
+            .await
+            .map_err(|e| whole(e.into()))
     }
 
     /// The request `input` makes, once the target is declared and isolated from the broker,

@@ -611,8 +611,12 @@ async fn a_request_of_several_targets_is_made_whole_or_not_at_all_and_each_item_
         )
         .await
         .unwrap_err();
+    assert_eq!(
+        forbidden.target,
+        Some(TargetId::parse("break-glass-admin").unwrap())
+    );
     assert!(
-        matches!(&forbidden, Refusal::Forbidden { why, .. } if why.starts_with("target `break-glass-admin`: ") && why.ends_with("the whole request was refused; nothing was made")),
+        matches!(&forbidden.refusal, Refusal::Forbidden { why, .. } if why.starts_with("target `break-glass-admin`: ") && why.ends_with("the whole request was refused; nothing was made")),
         "{forbidden:?}"
     );
     let many: Vec<&str> = ["prod-deploy"; 21].to_vec();
@@ -629,7 +633,7 @@ async fn a_request_of_several_targets_is_made_whole_or_not_at_all_and_each_item_
             .await
             .unwrap_err();
         assert!(
-            matches!(&why, Refusal::Invalid(w) if w.contains(says)),
+            why.target.is_none() && matches!(&why.refusal, Refusal::Invalid(w) if w.contains(says)),
             "{why:?}"
         );
     }
@@ -645,7 +649,7 @@ async fn a_request_of_several_targets_is_made_whole_or_not_at_all_and_each_item_
         .await
         .unwrap_err();
     assert!(
-        matches!(&why, Refusal::Invalid(w) if w.contains("break-glass")),
+        matches!(&why.refusal, Refusal::Invalid(w) if w.contains("break-glass")),
         "{why:?}"
     );
     assert!(
@@ -683,7 +687,10 @@ async fn a_request_of_several_targets_is_made_whole_or_not_at_all_and_each_item_
         .await
         .unwrap_err();
     assert!(
-        matches!(again, Refusal::Store(StoreError::AlreadyOpen { .. })),
+        matches!(
+            again.refusal,
+            Refusal::Store(StoreError::AlreadyOpen { .. })
+        ),
         "{again:?}"
     );
     assert_eq!(
