@@ -105,6 +105,24 @@ async fn revoke(api: &Api, id: &str, token: &str) -> Answer {
     .await
 }
 
+/// The `RequestRefused` line intake logged for `requester`'s refused request, waiting up to
+/// five seconds for it (the local stack prefixes each line with the instance's name).
+async fn refused_line(stack: &Stack, requester: &str) -> Value {
+    let log_path = stack.state_dir.join("logs/intake.log");
+    for _ in 0..50 {
+        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+        let line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok())
+            .find(|l| l["requester"] == requester && l["RequestRefused"] == 1);
+        if let Some(line) = line {
+            return line;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no RequestRefused line for {requester} in intake's log")
+}
+
 fn post(path: String) -> (String, String) {
     ("POST".to_owned(), path)
 }
@@ -752,22 +770,8 @@ async fn a_request_the_rules_refuse_leaves_a_metric_and_a_log_line_not_a_write()
         json!({"target": "prod-db-admin", "duration": "1h", "reason": "rotating credentials"});
     let refused = send(&api, post("/requests".to_owned()), &dan, Some(asked)).await;
     assert_eq!(refused.status, 403, "{}", refused.body);
-    // Intake's log holds the refusal as one Embedded Metric Format line an auditor can query
-    // (the local stack prefixes each line with the instance's name).
-    let log_path = stack.state_dir.join("logs/intake.log");
-    let mut line = None;
-    for _ in 0..50 {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        line = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(&l[l.find('{')?..]).ok())
-            .find(|l| l["requester"] == "dan-refused");
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let line = line.expect("a RequestRefused line in intake's log");
+    // Intake's log holds the refusal as one Embedded Metric Format line an auditor can query.
+    let line = refused_line(stack, "dan-refused").await;
     assert_eq!(line["RequestRefused"], 1, "{line}");
     assert_eq!(line["Target"], "prod-db-admin", "{line}");
     assert_eq!(line["policies"], "admin-needs-a-ticket", "{line}");

@@ -8,7 +8,7 @@ use jit_core::domain::{GrantState, ReviewDecision};
 use jit_e2e::shared;
 use serde_json::json;
 
-use super::{api, post, pull, send};
+use super::{api, post, pull, refused_line, send};
 
 #[tokio::test]
 async fn a_request_of_several_targets_is_made_whole_decided_per_item_and_revoked_whole() {
@@ -44,24 +44,22 @@ async fn a_request_of_several_targets_is_made_whole_decided_per_item_and_revoked
         detail.starts_with("target `break-glass-admin`: ") && detail.contains("nothing was made"),
         "{detail}"
     );
+    // An Idempotency-Key is not taken for several targets: refused, nothing made.
+    let keyed = as_erin
+        .send(
+            "POST",
+            "/bundles",
+            Some(&serde_json::to_value(ask(&["prod-logs-ro", "prod-db-admin"])).unwrap()),
+            &[("idempotency-key", "bundle-1")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(keyed.status, 400, "{}", keyed.body);
     let mine = as_erin.list_requests("mine", None, 50, None).await.unwrap();
     assert!(mine.items.is_empty(), "{:?}", mine.items);
     // As for one request, the refusal is on record in intake's log, under the target that
     // refused the whole.
-    let log_path = stack.state_dir.join("logs/intake.log");
-    let mut line = None;
-    for _ in 0..50 {
-        let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-        line = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(&l[l.find('{')?..]).ok())
-            .find(|l| l["requester"] == "erin-bundle" && l["RequestRefused"] == 1);
-        if line.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let line = line.expect("a RequestRefused line in intake's log");
+    let line = refused_line(stack, "erin-bundle").await;
     assert_eq!(line["Target"], "break-glass-admin", "{line}");
 
     // Made whole: one grant per target, in one write.

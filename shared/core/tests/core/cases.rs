@@ -777,4 +777,25 @@ async fn a_request_of_several_targets_is_made_whole_or_not_at_all_and_each_item_
         outcomes[1].starts_with("skipped prod-db-admin: it is PENDING"),
         "{outcomes:?}"
     );
+    // Nothing left to revoke is a refusal; a stranger is told there is no such request.
+    let again = cases
+        .revoke_bundle(
+            &erin,
+            bundle.as_str(),
+            &Reason::parse("the release is done").unwrap(),
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(again, Refusal::Forbidden { .. }), "{again:?}");
+    let hidden = cases
+        .revoke_bundle(
+            &stranger,
+            bundle.as_str(),
+            &Reason::parse("not mine at all").unwrap(),
+            now,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(hidden, Refusal::NotFound(_)), "{hidden:?}");
 }

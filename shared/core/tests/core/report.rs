@@ -24,6 +24,14 @@ fn life(
     let mut ask = request(requester, target, 3600);
     ask.break_glass = break_glass;
     ask.reason = Reason::parse(reason).unwrap();
+    life_of(ask, steps)
+}
+
+/// Applies `steps` (as [`life`] does) to the request `ask` opened at `T0`.
+fn life_of(
+    ask: jit_core::domain::NewRequest,
+    steps: Vec<(Command, jit_core::domain::Actor, i64)>,
+) -> (GrantId, Vec<AuditRecord>) {
     let created = Grant::open(GrantId::generate(T0), ask, T0);
     let mut records = vec![created.audit().clone()];
     let mut grant = created.grant().clone();
@@ -369,15 +377,7 @@ fn a_scheduled_grant_counts_from_its_start_and_one_cancelled_before_it_counts_no
     let scheduled = |steps: Vec<(Command, jit_core::domain::Actor, i64)>| {
         let mut ask = request("alice", "prod-logs", 3600);
         ask.starts_at = Some(T0.plus_secs(3600));
-        let created = Grant::open(GrantId::generate(T0), ask, T0);
-        let mut records = vec![created.audit().clone()];
-        let mut grant = created.grant().clone();
-        for (command, actor, secs) in steps {
-            let change = grant.apply(command, &actor, T0.plus_secs(secs)).unwrap();
-            records.push(change.audit().clone());
-            grant = change.grant().clone();
-        }
-        (grant.id, records)
+        life_of(ask, steps)
     };
     let (used, mut records) = scheduled(vec![
         (auto_approve(), approver(), 60),
