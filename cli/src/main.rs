@@ -272,6 +272,10 @@ enum PolicyCommand {
         /// The scheduled start (RFC 3339) the rules judge as the window; `--at` by default.
         #[arg(long)]
         starts_at: Option<String>,
+        /// As if the on-call provider had the requester on call at this escalation level
+        /// (only for a target whose `on_call` asks); not on call by default.
+        #[arg(long)]
+        on_call_level: Option<u32>,
         #[arg(long, default_value = "infra/policies")]
         dir: PathBuf,
     },
@@ -500,6 +504,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     break_glass,
                     at,
                     starts_at,
+                    on_call_level,
                     dir,
                 },
         } => {
@@ -515,6 +520,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     break_glass,
                     at: at.as_deref(),
                     starts_at: starts_at.as_deref(),
+                    on_call_level,
                 },
             )?;
             ctx.print(&answer, |a| format!("{}: {}", a.outcome, a.why));

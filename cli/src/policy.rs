@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use jit_core::clock::Timestamp;
-use jit_core::domain::{GrantDuration, TargetId};
+use jit_core::domain::{GrantDuration, OnCall, TargetId};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action, Decision, Isolation, Rules, Window};
 use serde::Serialize;
@@ -88,6 +88,8 @@ pub struct Question<'a> {
     pub at: Option<&'a str>,
     /// The scheduled start (RFC 3339), if any: the window the rules judge starts there.
     pub starts_at: Option<&'a str>,
+    /// The escalation level the on-call provider would say the requester is on call at.
+    pub on_call_level: Option<u32>,
 }
 
 /// Refused (by which policy and why), needs N approvals, or auto-approved (by which policy).
@@ -123,13 +125,25 @@ pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Explained, Failure> {
         break_glass: q.break_glass,
         at,
         window: Window::of(starts_at, at, duration.as_secs()),
+        on_call: OnCall::not_asked(),
     };
+    // The approver asks only for a target whose `on_call` says where to look.
+    let mut decided = context.clone();
+    // and never for a request scheduled ahead (on-call is known only for now).
+    if declared.on_call.is_some() {
+        decided.on_call = OnCall {
+            asked: true,
+            level: q.on_call_level.filter(|_| starts_at.is_none()),
+            said: "as --on-call-level says".to_owned(),
+            ..OnCall::default()
+        };
+    }
     let request = rules.decide(&caller, Action::Request, &target, &context);
     if !request.allowed {
         return Ok(refusal(request, Action::Request, &target));
     }
     if q.break_glass {
-        let glass = rules.decide(&caller, Action::BreakGlass, &target, &context);
+        let glass = rules.decide(&caller, Action::BreakGlass, &target, &decided);
         if !glass.allowed {
             return Ok(refusal(glass, Action::BreakGlass, &target));
         }
@@ -140,7 +154,7 @@ pub fn explain(dir: &Path, q: &Question<'_>) -> Result<Explained, Failure> {
             policies: glass.policies,
         });
     }
-    let auto = rules.decide(&caller, Action::AutoApprove, &target, &context);
+    let auto = rules.decide(&caller, Action::AutoApprove, &target, &decided);
     if auto.allowed {
         return Ok(Explained {
             outcome: "auto-approved",

@@ -592,6 +592,10 @@ pub fn broker_refs(
         ("TargetAccountIds".to_owned(), json!(TARGET_ACCOUNTS)),
         ("TargetOrgId".to_owned(), json!("")),
         (
+            "PagerDutyTokenSecretName".to_owned(),
+            json!("jit/pagerduty-token"),
+        ),
+        (
             "TargetRoleBoundaryName".to_owned(),
             json!("jit-target-boundary"),
         ),

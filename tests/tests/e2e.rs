@@ -34,6 +34,8 @@ mod faults;
 mod guardrails;
 #[path = "e2e/iam.rs"]
 mod iam;
+#[path = "e2e/oncall.rs"]
+mod oncall;
 #[path = "e2e/races.rs"]
 mod races;
 #[path = "e2e/schedule.rs"]

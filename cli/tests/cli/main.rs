@@ -388,6 +388,24 @@ fn completions_and_the_rules_offline_as_the_functions_load_them() {
         (Some("needs-approval"), Some(1)),
         "{review}"
     );
+    // On call at the first two levels: at once without a ticket; third in line, or on call
+    // only for a window scheduled ahead, goes to reviewers as anyone would.
+    for (extra, outcome) in [
+        (&["--on-call-level", "1"][..], "auto-approved"),
+        (&["--on-call-level", "3"][..], "needs-approval"),
+        (
+            &[
+                "--on-call-level",
+                "1",
+                "--starts-at",
+                "2027-01-13T12:00:00Z",
+            ][..],
+            "needs-approval",
+        ),
+    ] {
+        let on_call = explain("olive", "sre", "prod-logs-ro", extra);
+        assert_eq!(on_call["outcome"], outcome, "{extra:?}: {on_call}");
+    }
     let refused = explain("dan", "dba", "prod-db-admin", &[]);
     assert_eq!(refused["outcome"], "refused", "{refused}");
     assert!(

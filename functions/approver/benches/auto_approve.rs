@@ -76,6 +76,7 @@ async fn main() {
         notifier: LogNotifier,
         config: ApproverConfig::default(),
         keys: Arc::new(jit_core::trust::KeyRing::default().into()),
+        on_call: Default::default(),
     };
     let events: Vec<Event> = batches
         .iter()
@@ -123,6 +124,7 @@ async fn main() {
         notifier: LogNotifier,
         config: ApproverConfig::default(),
         keys: Arc::new(jit_core::trust::KeyRing::default().into()),
+        on_call: Default::default(),
     };
     let mut grants: Vec<Grant> = Vec::new();
     for i in 0..RECORDS {

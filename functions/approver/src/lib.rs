@@ -5,6 +5,7 @@
 //! decide on the requester's groups as the identity provider vouched for them at request time.
 
 mod notify;
+pub mod oncall;
 mod reviews;
 mod stream;
 
@@ -16,6 +17,7 @@ use jit_core::store::GrantStore;
 use serde::{Deserialize, Serialize};
 
 pub use notify::{LogNotifier, Notifier};
+pub use oncall::{OnCallAsker, OnCallProvider};
 pub use stream::Outcome;
 
 /// Settings read once at start-up.
@@ -57,6 +59,8 @@ pub struct Approver<S, N> {
     pub config: ApproverConfig,
     /// The functions' public keys: a request's evidence must verify before it is reviewed.
     pub keys: Arc<jit_core::trust::PublicKeys>,
+    /// Who is on call, for the rules of targets that ask.
+    pub on_call: OnCallAsker,
 }
 
 /// What Lambda delivers to the approver: a batch from the table's stream, or a request from

@@ -16,6 +16,12 @@ async fn main() -> Result<(), Error> {
     let base = jit_http::startup::foundation(jit_core::domain::Service::Approver).await?;
     // Every decision verifies a request's evidence: the keys are read beside the first one.
     base.read_keys_ahead();
+    let on_call = jit_approver::oncall::from_env(&base.aws)?;
+    if on_call.provider.is_none()
+        && let Some(t) = base.rules.targets().find(|t| t.on_call.is_some())
+    {
+        tracing::error!(target = %t.id, "a target asks about on-call but JIT_PAGERDUTY_TOKEN_SECRET is not set: nobody is on call");
+    }
     let approver = Arc::new(Approver {
         store: base.store,
         rules: base.rules,
@@ -23,6 +29,7 @@ async fn main() -> Result<(), Error> {
         notifier: LogNotifier,
         config: ApproverConfig::from_env(),
         keys: base.keys,
+        on_call,
     });
     tracing::info!(policy_hash = %approver.rules.hash(), "approver ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<ApproverEvent>| {

@@ -7,11 +7,12 @@
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 
-use jit_core::domain::{Actor, Command, Grant, GrantState, Service};
+use jit_core::domain::{Actor, Command, Grant, GrantState, OnCall, Service};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action};
 use jit_core::store::{DynamoStore, GrantStore, StoreError, StreamImage};
 
+use crate::oncall::Answers;
 use crate::{Approver, Notifier};
 
 /// What became of one stream record.
@@ -34,8 +35,29 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
     /// so they block nothing.
     pub async fn handle_stream(&self, batch: Event) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
+        // What the on-call provider says about the batch's requesters, asked once, all at
+        // once, under one deadline.
+        let images: Vec<Grant> = batch
+            .records
+            .iter()
+            .filter(|r| r.event_name == "INSERT")
+            .filter_map(
+                |r| match DynamoStore::stream_image(&r.change.keys, &r.change.new_image) {
+                    Ok(StreamImage::Grant(grant)) if undecided(&grant) => Some(*grant),
+                    _ => None,
+                },
+            )
+            .collect();
+        let answers = self
+            .on_call
+            .ask(
+                &self.rules,
+                &images.iter().collect::<Vec<_>>(),
+                self.clock.now(),
+            )
+            .await;
         for record in batch.records {
-            match self.handle_record(&record).await {
+            match self.handle_record(&record, &answers).await {
                 Ok(outcome) => {
                     tracing::debug!(event = %record.event_id, ?outcome, "stream record handled");
                 }
@@ -55,7 +77,11 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         response
     }
 
-    async fn handle_record(&self, record: &EventRecord) -> Result<Outcome, StoreError> {
+    async fn handle_record(
+        &self,
+        record: &EventRecord,
+        answers: &Answers,
+    ) -> Result<Outcome, StoreError> {
         if record.event_name != "INSERT" {
             return Ok(Outcome::Skipped("not an insert"));
         }
@@ -68,19 +94,25 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
                 return Ok(Outcome::Skipped("unreadable image"));
             }
         };
-        self.evaluate(&grant).await
+        self.decide_with(&grant, answers).await
     }
 
     /// What the rules decide for a pending request, as the requester's recorded groups ask
     /// at `now`: break-glass (when asked and permitted), auto-approval, or review by the
     /// target's number of approvers.
-    fn decide(&self, grant: &Grant, now: jit_core::clock::Timestamp) -> (Command, Outcome) {
+    fn decide(
+        &self,
+        grant: &Grant,
+        on_call: OnCall,
+        now: jit_core::clock::Timestamp,
+    ) -> (Command, Outcome) {
         let requester = Caller {
             user: grant.requester.clone(),
             email: None,
             groups: grant.requester_groups.clone(),
         };
-        let context = AccessContext::of_grant(grant, now);
+        let mut context = AccessContext::of_grant(grant, now);
+        context.on_call = on_call.clone();
         let hash = self.rules.hash().to_owned();
         let decide = |action| {
             self.rules
@@ -89,13 +121,13 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         if grant.break_glass {
             let d = decide(Action::BreakGlass);
             if d.allowed {
-                return activation(Action::BreakGlass, d.policies, hash);
+                return activation(Action::BreakGlass, d.policies, hash, on_call);
             }
             tracing::warn!(grant = %grant.id, "break-glass asked for but not permitted; deciding as a normal request");
         }
         let d = decide(Action::AutoApprove);
         if d.allowed {
-            return activation(Action::AutoApprove, d.policies, hash);
+            return activation(Action::AutoApprove, d.policies, hash, on_call);
         }
         let (required, requirements) = match self.rules.target(&grant.target) {
             Some(target) => (target.approvals_required, target.requirements.clone()),
@@ -108,17 +140,33 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
             approvals_required: required,
             requirements,
             policy_hash: hash,
+            on_call,
         };
         (command, Outcome::AwaitingReview(required))
     }
 
-    /// Decides one new request by the rules, from the version given.
+    /// Decides one new request by the rules, from the version given, asking the on-call
+    /// provider first when its target asks.
     pub async fn evaluate(&self, grant: &Grant) -> Result<Outcome, StoreError> {
-        if grant.state != GrantState::Pending || grant.approvals_required.is_some() {
+        let answers = self
+            .on_call
+            .ask(&self.rules, &[grant], self.clock.now())
+            .await;
+        self.decide_with(grant, &answers).await
+    }
+
+    /// Decides one new request by the rules, from the version given, with the batch's
+    /// on-call answers.
+    async fn decide_with(&self, grant: &Grant, answers: &Answers) -> Result<Outcome, StoreError> {
+        if !undecided(grant) {
             return Ok(Outcome::Skipped("already decided"));
         }
         let now = self.clock.now();
-        let (command, outcome) = self.decide(grant, now);
+        let on_call = answers
+            .get(&(grant.requester.clone(), grant.target.clone()))
+            .cloned()
+            .unwrap_or_default();
+        let (command, outcome) = self.decide(grant, on_call, now);
         let change = match grant.apply(command, &Actor::Service(Service::Approver), now) {
             Ok(change) => change,
             Err(e) => {
@@ -145,18 +193,30 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
 
 /// The activation the rules' `action` (break-glass or auto-approval) permitted by `policies`
 /// makes, and how the stream reports it.
-fn activation(action: Action, policies: Vec<String>, policy_hash: String) -> (Command, Outcome) {
+fn activation(
+    action: Action,
+    policies: Vec<String>,
+    policy_hash: String,
+    on_call: OnCall,
+) -> (Command, Outcome) {
     if action == Action::BreakGlass {
         let command = Command::BreakGlass {
             policies,
             policy_hash,
+            on_call,
         };
         (command, Outcome::BreakGlass)
     } else {
         let command = Command::AutoApprove {
             policies,
             policy_hash,
+            on_call,
         };
         (command, Outcome::AutoApproved)
     }
+}
+
+/// Whether the rules have yet to decide `grant`.
+fn undecided(grant: &Grant) -> bool {
+    grant.state == GrantState::Pending && grant.approvals_required.is_none()
 }

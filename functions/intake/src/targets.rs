@@ -5,6 +5,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 
 use jit_core::clock::Timestamp;
+use jit_core::domain::OnCall;
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action, Window};
 use jit_core::store::GrantStore;
@@ -31,6 +32,7 @@ impl<S: GrantStore> App<S> {
                         break_glass: false,
                         at: now,
                         window: Window::of(None, now, duration_secs),
+                        on_call: OnCall::not_asked(),
                     };
                     self.rules
                         .decide(caller, Action::Request, &t.id, &context)

@@ -58,6 +58,7 @@ async fn main() {
                 Command::AutoApprove {
                     policies: vec!["bench".into()],
                     policy_hash: "h".into(),
+                    on_call: Default::default(),
                 },
                 &Actor::Service(Service::Approver),
                 now,

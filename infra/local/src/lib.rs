@@ -10,6 +10,7 @@ mod emulator;
 mod events;
 mod federation;
 pub mod http;
+mod pagerduty;
 pub mod prerequisites;
 mod table;
 
@@ -25,6 +26,7 @@ pub use events::{
     stream_record,
 };
 pub use federation::{FederationLog, FederationStandIn};
+pub use pagerduty::{PagerDutyStandIn, PagerDutyState, RosterEntry};
 pub use prerequisites::ensure_venv;
 pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};
 

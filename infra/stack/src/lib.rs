@@ -165,6 +165,7 @@ pub struct Stack {
     functions: HashMap<String, FunctionRuntime>,
     tasks: Vec<JoinHandle<()>>,
     _federation: jit_local::FederationStandIn,
+    pagerduty: jit_local::PagerDutyStandIn,
     environments: HashMap<String, Vec<(String, String)>>,
     movable_clock: bool,
     _emulator: jit_local::Emulator,
@@ -328,8 +329,14 @@ impl Stack {
             functions: runtimes.functions,
             tasks,
             _federation: account.federation,
+            pagerduty: account.pagerduty,
             _emulator: account.emulator,
         })
+    }
+
+    /// PagerDuty's stand-in: who is on call, as the approver asks it.
+    pub fn pagerduty(&self) -> &jit_local::PagerDutyStandIn {
+        &self.pagerduty
     }
 
     /// A token for `sub` in `groups`, valid for an hour.

@@ -253,6 +253,11 @@ async fn main() -> ExitCode {
         "AWS:        {} (AWS_ENDPOINT_URL for a grant's credentials: each call shows as the grant's activity)",
         stack.aws_endpoint
     );
+    println!(
+        "PagerDuty:  {} (stand-in; nobody is on call until you say: curl -X PUT {}/standin/oncalls -d '[{{\"user\":\"POLIVE1\",\"email\":\"olive@example.com\",\"escalation_policy\":\"PSRE001\",\"escalation_level\":1}}]' puts olive on call for prod-logs-ro)",
+        stack.pagerduty().url,
+        stack.pagerduty().url
+    );
     println!("Logs:       {}", stack.state_dir.join("logs").display());
     if let Some(file) = stack.clock_file() {
         println!(

@@ -81,6 +81,8 @@ pub(crate) struct Account {
     pub(crate) stream_arn: String,
     pub(crate) signing_keys: BTreeMap<String, String>,
     pub(crate) federation: jit_local::FederationStandIn,
+    /// PagerDuty's stand-in, its token in Secrets Manager as the template names it.
+    pub(crate) pagerduty: jit_local::PagerDutyStandIn,
 }
 
 impl Account {
@@ -124,6 +126,9 @@ impl Account {
         let federation = jit_local::FederationStandIn::start()
             .await
             .map_err(|e| StackError::Setup(format!("federation stand-in: {e}")))?;
+        let pagerduty = start_pagerduty(&aws)
+            .await
+            .map_err(setup_error("the PagerDuty stand-in"))?;
         let (trail_url, _, trail_events, trail_task) = trail::start(emulator.endpoint().to_owned())
             .await
             .map_err(StackError::Setup)?;
@@ -136,8 +141,33 @@ impl Account {
             stream_arn,
             signing_keys,
             federation,
+            pagerduty,
         })
     }
+}
+
+/// PagerDuty's stand-in, with a token of this run's own in the secret the template's
+/// `PagerDutyTokenSecretName` names, so the approver reads it as deployed.
+async fn start_pagerduty(
+    aws: &aws_config::SdkConfig,
+) -> Result<jit_local::PagerDutyStandIn, String> {
+    let template =
+        jit_local::cfn::Template::load(&jit_local::workspace_root().join("template.yaml"))
+            .map_err(|e| e.to_string())?;
+    let name = template
+        .default_of("PagerDutyTokenSecretName")
+        .ok_or("the template's PagerDutyTokenSecretName has no default")?;
+    let token = format!("local-{}", uuid::Uuid::now_v7().simple());
+    aws_sdk_secretsmanager::Client::new(aws)
+        .create_secret()
+        .name(name)
+        .secret_string(&token)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())?;
+    jit_local::PagerDutyStandIn::start(&token)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Each function's runtime and the environment its processes get, and the recorders of their
@@ -270,6 +300,7 @@ fn environment(
             "JIT_FEDERATION_ENDPOINT",
             account.federation.endpoint.clone(),
         ),
+        ("JIT_PAGERDUTY_URL", account.pagerduty.url.clone()),
         // Minute-long checkpoint periods, so a local run shows signed checkpoints soon.
         ("JIT_CHECKPOINT_PERIOD_SECS", "60".to_owned()),
         ("JIT_CHECKPOINT_GRACE_SECS", "10".to_owned()),

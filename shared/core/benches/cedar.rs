@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use jit_core::clock::Timestamp;
-use jit_core::domain::TargetId;
+use jit_core::domain::{OnCall, TargetId};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action, Rules, Window};
 
@@ -34,6 +34,7 @@ fn context(duration_secs: u32) -> AccessContext {
         break_glass: false,
         at: AT,
         window: Window::of(None, AT, duration_secs),
+        on_call: OnCall::not_asked(),
     }
 }
 

@@ -64,6 +64,7 @@ pub fn auto_approve() -> jit_core::domain::Command {
     jit_core::domain::Command::AutoApprove {
         policies: vec!["test".into()],
         policy_hash: "h".into(),
+        on_call: Default::default(),
     }
 }
 

@@ -239,6 +239,15 @@ fn object_call(function: &str, action: &str, object: &str, docs: &Documents) -> 
     case
 }
 
+/// The ARN IAM authorizes a call on the secret `name` against: Secrets Manager adds a hyphen
+/// and six random characters to the name.
+fn secret_arn(name: &str) -> String {
+    if name.starts_with("arn:") {
+        return name.to_owned();
+    }
+    format!("arn:aws:secretsmanager:us-east-1:{BROKER}:secret:{name}-Ab12Cd")
+}
+
 fn table_arn(table: &str) -> String {
     format!("arn:aws:dynamodb:us-east-1:{BROKER}:table/{table}")
 }
@@ -370,6 +379,18 @@ fn requests(
         }
         // Needs no permission: IAM cannot deny it.
         ("sts", "GetCallerIdentity") => Vec::new(),
+        ("secretsmanager", "GetSecretValue") => {
+            let id = s(&r["SecretId"]);
+            vec![
+                own_call(
+                    function,
+                    "secretsmanager:GetSecretValue",
+                    &secret_arn(&id),
+                    BROKER,
+                )
+                .identity("template", identity),
+            ]
+        }
         ("s3", op @ ("PutObject" | "GetObject")) => {
             let headers = &r["Headers"];
             let object = format!("arn:aws:s3:::{}/{}", s(&r["Bucket"]), s(&r["Key"]));
@@ -609,6 +630,37 @@ fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<S
                 case,
                 (f, g) == ("activity", "sweeper"),
             ));
+        }
+    }
+    // Only the approver reads a secret, and only the PagerDuty token's; nobody changes it.
+    for f in FUNCTIONS {
+        let identity = &docs.functions[f];
+        for (secret, action, allowed) in [
+            (
+                "jit/pagerduty-token",
+                "secretsmanager:GetSecretValue",
+                f == "approver",
+            ),
+            (
+                "jit/pagerduty-token-old",
+                "secretsmanager:GetSecretValue",
+                false,
+            ),
+            ("jit/slack-signing", "secretsmanager:GetSecretValue", false),
+            (
+                "jit/pagerduty-token",
+                "secretsmanager:PutSecretValue",
+                false,
+            ),
+            (
+                "jit/pagerduty-token",
+                "secretsmanager:DescribeSecret",
+                false,
+            ),
+        ] {
+            let case =
+                own_call(f, action, &secret_arn(secret), BROKER).identity("template", identity);
+            out.push(expect(format!("{f} {action} on {secret}"), case, allowed));
         }
     }
     out.extend(assume_role_spec(docs));
@@ -1401,6 +1453,24 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
         let listed = api.as_user(&sam).list_requests(scope, None, 20, None).await;
         listed.unwrap_or_else(|e| panic!("{scope}: {e}"));
     }
+    // On call: the approver reads the PagerDuty token from Secrets Manager to ask who is on
+    // call, and opens read-only access at once for the SRE on call.
+    stack
+        .pagerduty()
+        .set_roster(vec![jit_local::RosterEntry::permanent(
+            "POSCAR1", "PSRE001", 1,
+        )]);
+    let oscar = stack.token("oscar-iam", &["sre"]);
+    let mut on_call = asking("prod-logs-ro", "15m");
+    on_call.ticket = None;
+    let id = ask(&api, &oscar, on_call).await;
+    let g = api
+        .wait_for(&id, &oscar, Duration::from_secs(30), |g| {
+            g.state != GrantState::Pending
+        })
+        .await
+        .unwrap();
+    assert_eq!(g.state, GrantState::Active, "{g:?}");
     // A grant's session at work: its calls become the grant's activity, shown on its page; a
     // call a revoking guardrail names is handed to the sweeper, which judges it again and
     // revokes.

@@ -11,5 +11,6 @@
 mod support;
 
 mod extend;
+mod oncall;
 mod reviews;
 mod stream;

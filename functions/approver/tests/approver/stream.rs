@@ -279,6 +279,7 @@ async fn a_record_the_database_refuses_is_not_retried_and_a_throttled_one_is() {
         notifier: h.notices.clone(),
         config: jit_approver::ApproverConfig::default(),
         keys: std::sync::Arc::new(jit_core::trust::KeyRing::default().into()),
+        on_call: Default::default(),
     };
     let deliver = |records| deliver_to(&approver, records);
     dynamo.dynamodb_error(

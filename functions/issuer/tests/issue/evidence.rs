@@ -149,6 +149,7 @@ async fn a_grant_whose_evidence_does_not_verify_gets_no_credentials() {
             Command::AutoApprove {
                 policies: vec!["forged".into()],
                 policy_hash: "h".into(),
+                on_call: Default::default(),
             },
             &Actor::Service(Service::Approver),
             now,

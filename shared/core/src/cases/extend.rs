@@ -3,7 +3,7 @@
 
 use super::{Cases, Noun, Refusal};
 use crate::clock::Timestamp;
-use crate::domain::{Actor, Command, Grant, GrantDuration, Reason};
+use crate::domain::{Actor, Command, Grant, GrantDuration, OnCall, Reason};
 use crate::identity::Caller;
 use crate::policy::{AccessContext, Action, Window};
 use crate::store::GrantStore;
@@ -45,6 +45,7 @@ impl<S: GrantStore> Cases<'_, S> {
             at: now,
             // The time the extension adds: from the grant's current end.
             window: Window::of(grant.ends_at, now, by.as_secs()),
+            on_call: OnCall::not_asked(),
         };
         context.window.scheduled = false;
         // The break-glass flag lifts `forbid`s written with `!context.break_glass`: it counts

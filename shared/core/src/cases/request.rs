@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 use super::{Cases, Noun, Refusal, commit};
 use crate::clock::Timestamp;
 use crate::domain::{
-    Actor, Bundle, Command, Grant, GrantDuration, GrantId, NewRequest, Reason, TargetId, Ticket,
+    Actor, Bundle, Command, Grant, GrantDuration, GrantId, NewRequest, OnCall, Reason, TargetId,
+    Ticket,
 };
 use crate::identity::Caller;
 use crate::policy::{AccessContext, Action, Window};
@@ -236,6 +237,7 @@ impl<S: GrantStore> Cases<'_, S> {
             break_glass: input.break_glass,
             at: now,
             window: Window::of(input.starts_at, now, input.duration.as_secs()),
+            on_call: OnCall::not_asked(),
         };
         // The break-glass flag lifts `forbid` rules written with `!context.break_glass`, so it
         // counts only for those the rules permit to break the glass; anyone else asking for it

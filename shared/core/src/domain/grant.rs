@@ -37,6 +37,43 @@ pub struct Review {
     pub fills: Vec<String>,
 }
 
+/// What an on-call provider said about the requester when the rules decided a request: an
+/// input the rules see (`context.on_call`) and the decision's record keeps. No answer (a
+/// provider too slow, refusing, or a person it cannot name) counts as not on call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OnCall {
+    /// Whether the target asks about on-call at all (its `on_call` settings).
+    pub asked: bool,
+    /// The lowest escalation level the person is on call at now; `None` when not on call,
+    /// or when there was no answer.
+    pub level: Option<u32>,
+    /// When that on-call entry ends; `None` for a permanent entry, or when not on call.
+    pub shift_ends_at: Option<Timestamp>,
+    /// Whether a grant the rules open at once ends no later than the shift (the target's
+    /// `end_with_shift`).
+    pub end_with_shift: bool,
+    /// What was asked and answered, as the decision's record says it.
+    pub said: String,
+}
+
+impl OnCall {
+    /// The target does not ask.
+    pub fn not_asked() -> Self {
+        Self::default()
+    }
+
+    /// Whether the person is on call, as answered.
+    pub fn on_call(&self) -> bool {
+        self.level.is_some()
+    }
+
+    /// The end a grant the rules open at once may have, when the shift cuts it short.
+    pub fn shift_end(&self) -> Option<Timestamp> {
+        self.shift_ends_at
+            .filter(|_| self.end_with_shift && self.on_call())
+    }
+}
+
 /// One named requirement of a request: `approvals` distinct approvers whom the rules let fill
 /// it (an `Approve` permit annotated `@requirement("name")`, or one with no annotation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

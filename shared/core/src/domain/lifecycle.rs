@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::step::Step;
 use super::{
-    Actor, Grant, GrantDuration, GrantId, GrantState, Reason, Requirement, ReviewDecision, RoleArn,
+    Actor, Grant, GrantDuration, GrantId, GrantState, OnCall, Reason, Requirement, ReviewDecision,
+    RoleArn,
 };
 use crate::clock::Timestamp;
 use crate::domain::audit::AuditRecord;
@@ -53,13 +54,18 @@ pub enum Command {
         requirements: Vec<Requirement>,
         /// The policy set that decided.
         policy_hash: String,
+        /// What the on-call provider said, as the rules saw it.
+        on_call: OnCall,
     },
-    /// The rules approved at once.
+    /// The rules approved at once. A grant opened while its requester is on call ends no
+    /// later than the shift when the target says so (`OnCall::shift_end`).
     AutoApprove {
         /// The policies that permitted it.
         policies: Vec<String>,
         /// The policy set that decided.
         policy_hash: String,
+        /// What the on-call provider said, as the rules saw it.
+        on_call: OnCall,
     },
     /// Break-glass was permitted: open at once, review owed.
     BreakGlass {
@@ -67,6 +73,8 @@ pub enum Command {
         policies: Vec<String>,
         /// The policy set that decided.
         policy_hash: String,
+        /// What the on-call provider said, as the rules saw it.
+        on_call: OnCall,
     },
     /// The requester asks for `by` more time on an active grant, with the rules' answer: when
     /// `approvals_required` is 0 they permitted it at once (by `policies`) and the end moves
@@ -436,15 +444,28 @@ impl Grant {
                 approvals_required,
                 requirements,
                 policy_hash,
-            } => step.await_review(approvals_required, requirements, policy_hash)?,
+                on_call,
+            } => {
+                step.note_on_call(&on_call);
+                step.await_review(approvals_required, requirements, policy_hash)?
+            }
             Command::AutoApprove {
                 policies,
                 policy_hash,
-            } => step.activate_by_rules(false, policies, policy_hash)?,
+                on_call,
+            } => {
+                step.note_on_call(&on_call);
+                step.activate_by_rules(false, policies, policy_hash, on_call.shift_end())?
+            }
             Command::BreakGlass {
                 policies,
                 policy_hash,
-            } => step.activate_by_rules(true, policies, policy_hash)?,
+                on_call,
+            } => {
+                // An emergency is not cut short by a shift.
+                step.note_on_call(&on_call);
+                step.activate_by_rules(true, policies, policy_hash, None)?
+            }
             Command::Extend {
                 by,
                 reason,

@@ -11,8 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use grant::{
-    Bundle, Creation, Grant, NewRequest, PendingExtension, Requirement, Review, ReviewDecision,
-    RoleBinding, requirements_met,
+    Bundle, Creation, Grant, NewRequest, OnCall, PendingExtension, Requirement, Review,
+    ReviewDecision, RoleBinding, requirements_met,
 };
 pub use lifecycle::{Change, Command, RevocationEntry, SessionKind, TargetRole, TransitionError};
 pub use values::{

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::lifecycle::{Change, RevocationEntry, SessionKind, TransitionError};
 use super::{
-    Actor, Grant, GrantDuration, GrantState, PendingExtension, Reason, Requirement, Review,
+    Actor, Grant, GrantDuration, GrantState, OnCall, PendingExtension, Reason, Requirement, Review,
     ReviewDecision, Service, UserId,
 };
 use crate::clock::Timestamp;
@@ -190,12 +190,21 @@ impl<'a> Step<'a> {
         Ok(AuditAction::AwaitingReview)
     }
 
+    /// Records what the on-call provider said when the target asks about it.
+    pub(super) fn note_on_call(&mut self, on_call: &OnCall) {
+        if on_call.asked {
+            self.detail
+                .insert("on_call".to_owned(), on_call.said.clone());
+        }
+    }
+
     /// Auto-approval and break-glass: the rules open the request at once.
     pub(super) fn activate_by_rules(
         &mut self,
         break_glass: bool,
         policies: Vec<String>,
         hash: String,
+        shift_end: Option<Timestamp>,
     ) -> Result<AuditAction, TransitionError> {
         self.require_unevaluated()?;
         if break_glass && !self.grant.break_glass {
@@ -209,6 +218,17 @@ impl<'a> Step<'a> {
         }
         self.next.approvals_required = Some(0);
         self.open_access();
+        // Opened because the requester is on call: no longer than the shift, as the
+        // activation record signs (the evidence check holds the end to it).
+        if let (Some(shift_end), Some(end)) = (shift_end, self.next.ends_at)
+            && shift_end < end
+        {
+            self.next.ends_at = Some(shift_end);
+            self.detail
+                .insert("shift_ends_at".to_owned(), shift_end.to_string());
+            self.detail
+                .insert("ends_at".to_owned(), shift_end.to_string());
+        }
         self.next.review_owed = break_glass;
         self.detail
             .insert("policies".to_owned(), policies.join(","));

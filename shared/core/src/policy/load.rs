@@ -135,6 +135,11 @@ impl Rules {
             })?;
         let (policies, annotations) = policy_set(&schema, &policy_files)?;
         let targets = targets_of(&names, &schema, targets_text)?;
+        let on_call_people =
+            targets::parse_on_call_people(targets_text).map_err(|why| PolicyError::Invalid {
+                location: TARGETS_FILE.to_owned(),
+                why,
+            })?;
         check_requirements(&annotations.requirements, &targets)?;
         let actions: Vec<EntityUid> = Action::ALL
             .iter()
@@ -163,6 +168,7 @@ impl Rules {
             names,
             authorizer: Authorizer::new(),
             isolation: Isolation::default(),
+            on_call_people,
         })
     }
 }

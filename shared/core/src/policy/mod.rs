@@ -19,11 +19,11 @@ use cedar_policy::{
 
 use crate::activity::Activity;
 use crate::clock::Timestamp;
-use crate::domain::{Grant, TargetId};
+use crate::domain::{Grant, OnCall, TargetId};
 use crate::identity::Caller;
 
 pub use isolation::{BROKER_ACCOUNT_ENV, Isolation, TARGETS_IN_BROKER_ACCOUNT_ENV};
-pub use targets::{MAX_APPROVALS, SESSION_POLICY_MAX_CHARS, Target};
+pub use targets::{MAX_APPROVALS, OnCallPeople, OnCallSettings, SESSION_POLICY_MAX_CHARS, Target};
 
 /// Where the Lambda layer puts the policy directory.
 pub const DEFAULT_POLICY_DIR: &str = "/opt/policies";
@@ -127,6 +127,9 @@ pub struct AccessContext {
     pub at: Timestamp,
     /// The time the access would cover: from a scheduled start, or from the decision.
     pub window: Window,
+    /// What the on-call provider said about the requester (only the approver asks; elsewhere
+    /// not asked, so never on call).
+    pub on_call: OnCall,
 }
 
 /// The time a decision is about: when access would open and end. The rules judge the window
@@ -171,6 +174,7 @@ impl AccessContext {
             break_glass: grant.break_glass,
             at,
             window,
+            on_call: OnCall::not_asked(),
         }
     }
 }
@@ -254,6 +258,7 @@ pub struct Rules {
     names: Names,
     authorizer: Authorizer,
     isolation: Isolation,
+    on_call_people: OnCallPeople,
 }
 
 impl Rules {
@@ -287,6 +292,15 @@ impl Rules {
     /// One target, if declared.
     pub fn target(&self, id: &TargetId) -> Option<&Target> {
         self.targets.get(id).map(|(t, _)| t)
+    }
+
+    /// `person`'s user id at the on-call provider, as the targets file maps it; `None` for
+    /// someone it does not name (never on call).
+    pub fn on_call_id(&self, person: &crate::domain::UserId) -> Option<&str> {
+        self.on_call_people
+            .people
+            .get(person.as_str())
+            .map(String::as_str)
     }
 
     /// Every target, by id.
@@ -325,6 +339,7 @@ impl Rules {
                 RestrictedExpression::new_bool(context.break_glass),
             ),
             ("window".to_owned(), window_context(&context.window)),
+            ("on_call".to_owned(), on_call_context(&context.on_call)),
         ]);
         if let Some(ticket) = &context.ticket {
             pairs.push((
@@ -617,6 +632,34 @@ fn window_context(window: &Window) -> RestrictedExpression {
     .unwrap_or_else(|_| RestrictedExpression::new_bool(false))
 }
 
+/// What the on-call provider said, as the rules see it: whether the target asks, whether
+/// the person is on call, at which escalation level (0 when not on call), and when the shift
+/// ends (absent for a permanent entry, or when not on call).
+fn on_call_context(on_call: &OnCall) -> RestrictedExpression {
+    let mut pairs = vec![
+        (
+            "asked".to_owned(),
+            RestrictedExpression::new_bool(on_call.asked),
+        ),
+        (
+            "on_call".to_owned(),
+            RestrictedExpression::new_bool(on_call.on_call()),
+        ),
+        (
+            "level".to_owned(),
+            RestrictedExpression::new_long(i64::from(on_call.level.unwrap_or(0))),
+        ),
+    ];
+    if let Some(end) = on_call.shift_ends_at.filter(|_| on_call.on_call()) {
+        pairs.push((
+            "shift_ends_at".to_owned(),
+            RestrictedExpression::new_long(end.unix_seconds()),
+        ));
+    }
+    RestrictedExpression::new_record(pairs)
+        .unwrap_or_else(|_| RestrictedExpression::new_bool(false))
+}
+
 /// The UTC hour (0-23) and ISO weekday (1 = Monday .. 7 = Sunday) of `at`.
 fn utc_hour_and_weekday(at: Timestamp) -> (i64, i64) {
     let secs = at.unix_seconds();
@@ -726,6 +769,14 @@ mod tests {
                                 (
                                     "window".to_owned(),
                                     window_context(&Window::of(None, at, secs)),
+                                ),
+                                (
+                                    "on_call".to_owned(),
+                                    on_call_context(&OnCall {
+                                        asked: true,
+                                        level: (secs == 3600).then_some(1),
+                                        ..OnCall::default()
+                                    }),
                                 ),
                             ]);
                             if let Some(t) = ticket {

@@ -41,6 +41,61 @@ pub struct Target {
     pub decision_window_secs: u32,
     /// Where it is declared: `targets.json` and the line of its id.
     pub location: String,
+    /// Who is on call for it, as the on-call provider names it (`on_call`); `None` when the
+    /// rules never hear about on-call for this target.
+    pub on_call: Option<OnCallSettings>,
+}
+
+/// Where the on-call provider keeps who is on call for a target: PagerDuty escalation
+/// policies and schedules. A person is on call for the target when any of them has them on
+/// call now.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnCallSettings {
+    /// PagerDuty escalation policy ids (`escalation_policy_ids[]`).
+    #[serde(default)]
+    pub escalation_policy_ids: Vec<String>,
+    /// PagerDuty schedule ids (`schedule_ids[]`).
+    #[serde(default)]
+    pub schedule_ids: Vec<String>,
+    /// Whether a grant the rules open at once ends no later than the requester's shift.
+    #[serde(default)]
+    pub end_with_shift: bool,
+}
+
+/// Who each person is to the on-call provider: the file's top-level `on_call.people`, from a
+/// person's `sub` to their PagerDuty user id. Nobody is matched by anything else (an email a
+/// person could change, a display name): someone absent is not on call.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnCallPeople {
+    /// `sub` to PagerDuty user id.
+    pub people: std::collections::BTreeMap<String, String>,
+}
+
+/// Whether `id` looks like a PagerDuty object id: 1 to 64 ASCII letters and digits.
+fn provider_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+fn check_on_call(settings: &OnCallSettings) -> Result<(), String> {
+    if settings.escalation_policy_ids.is_empty() && settings.schedule_ids.is_empty() {
+        return Err(
+            "on_call must name at least one escalation_policy_ids or schedule_ids entry".to_owned(),
+        );
+    }
+    for id in settings
+        .escalation_policy_ids
+        .iter()
+        .chain(&settings.schedule_ids)
+    {
+        if !provider_id(id) {
+            return Err(format!(
+                "on_call: `{id}` is not a PagerDuty id (1 to 64 letters and digits)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Target {
@@ -55,6 +110,8 @@ impl Target {
 #[serde(deny_unknown_fields)]
 struct TargetsFile {
     targets: Vec<RawTarget>,
+    #[serde(default)]
+    on_call: Option<OnCallPeople>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +137,8 @@ struct RawTarget {
     max_session_duration: Option<String>,
     #[serde(default)]
     revoker_role_arn: Option<String>,
+    #[serde(default)]
+    on_call: Option<OnCallSettings>,
 }
 
 #[derive(Deserialize)]
@@ -150,7 +209,32 @@ pub(crate) fn parse_targets(text: &str) -> Result<Vec<Target>, String> {
     if targets.is_empty() {
         return Err("no targets are declared".to_owned());
     }
+    if file.on_call.is_none()
+        && let Some(t) = targets.iter().find(|t| t.on_call.is_some())
+    {
+        return Err(format!(
+            "target `{}` asks about on-call, but the file has no top-level `on_call` with the `people` it may match",
+            t.id
+        ));
+    }
     Ok(targets)
+}
+
+/// The file's top-level `on_call.people`: each `sub` a valid person, each mapped to a
+/// PagerDuty user id.
+pub(crate) fn parse_on_call_people(text: &str) -> Result<OnCallPeople, String> {
+    let file: TargetsFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let people = file.on_call.unwrap_or_default();
+    for (sub, id) in &people.people {
+        crate::domain::UserId::parse(sub.as_str())
+            .map_err(|e| format!("on_call.people: `{sub}`: {e}"))?;
+        if !provider_id(id) {
+            return Err(format!(
+                "on_call.people: `{sub}` maps to `{id}`, which is not a PagerDuty user id"
+            ));
+        }
+    }
+    Ok(people)
 }
 
 /// `targets.json:<line>` of the target's id, or the file alone when it cannot be found.
@@ -260,6 +344,9 @@ fn check(raw: RawTarget) -> Result<Target, String> {
         None => 3600,
         Some(text) => max_session(&text)?,
     };
+    if let Some(settings) = &raw.on_call {
+        check_on_call(settings)?;
+    }
     let revoker_role_arn = raw
         .revoker_role_arn
         .map(|arn| revoker_role(arn, &raw.account))
@@ -282,6 +369,7 @@ fn check(raw: RawTarget) -> Result<Target, String> {
         requirements,
         decision_window_secs: decision_window.as_secs(),
         location: String::new(),
+        on_call: raw.on_call,
     })
 }
 
@@ -306,6 +394,29 @@ mod tests {
         assert_eq!(t[0].max_total.as_secs(), 3600);
         let longer = parse_targets(&one(r#","max_total_duration":"4h""#)).unwrap();
         assert_eq!(longer[0].max_total.as_secs(), 4 * 3600);
+    }
+
+    #[test]
+    fn on_call_settings_and_people_load() {
+        let text = one(r#","on_call":{"escalation_policy_ids":["PSRE001"],"end_with_shift":true}"#)
+            .replacen('{', r#"{"on_call":{"people":{"sam":"PSAM001"}},"#, 1);
+        let t = parse_targets(&text).unwrap();
+        let settings = t[0].on_call.as_ref().unwrap();
+        assert_eq!(settings.escalation_policy_ids, ["PSRE001"]);
+        assert!(settings.end_with_shift);
+        let people = parse_on_call_people(&text).unwrap();
+        assert_eq!(people.people["sam"], "PSAM001");
+        for (bad, expected) in [
+            (
+                r#""sam":"not an id""#,
+                "maps to `not an id`, which is not a PagerDuty user id",
+            ),
+            (r#""":"PSAM001""#, "on_call.people: ``"),
+        ] {
+            let text = one("").replacen('{', &format!(r#"{{"on_call":{{"people":{{{bad}}}}},"#), 1);
+            let err = parse_on_call_people(&text).unwrap_err();
+            assert!(err.contains(expected), "{err}");
+        }
     }
 
     #[test]
@@ -336,6 +447,22 @@ mod tests {
             (
                 r#","requirements":[{"name":"a","approvals":1},{"name":"a","approvals":0}]"#,
                 "requirement `a` is declared twice",
+            ),
+            (
+                r#","on_call":{"end_with_shift":true}"#,
+                "on_call must name at least one escalation_policy_ids or schedule_ids entry",
+            ),
+            (
+                r#","on_call":{"schedule_ids":["P 1"]}"#,
+                "on_call: `P 1` is not a PagerDuty id",
+            ),
+            (
+                r#","on_call":{"schedule_ids":["PS1"],"level":1}"#,
+                "unknown field `level`",
+            ),
+            (
+                r#","on_call":{"schedule_ids":["PS1"]}"#,
+                "target `prod-logs` asks about on-call, but the file has no top-level `on_call`",
             ),
         ];
         for (extra, expected) in cases {

@@ -148,6 +148,7 @@ mod tests {
                 Command::AutoApprove {
                     policies: vec!["p".into()],
                     policy_hash: "h".into(),
+                    on_call: Default::default(),
                 },
                 &Actor::Service(Service::Approver),
                 grant.created_at,

@@ -3,6 +3,7 @@
 //! that matter (who, which role, which scope, how long, since when) against what the signed
 //! records say.
 
+use crate::clock::Timestamp;
 use crate::domain::audit::{AuditAction, AuditRecord, ChainBreak, verify_against_head};
 use crate::domain::{Actor, Grant, GrantState};
 
@@ -264,7 +265,11 @@ fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), Evidenc
                 record.seq,
             )?;
             let opens = grant.starts_at.unwrap_or(record.at);
-            let ends = opens.plus_secs(i64::from(grant.duration.as_secs()));
+            let mut ends = opens.plus_secs(i64::from(grant.duration.as_secs()));
+            // Opened at once because the requester was on call: no later than the shift.
+            if let Some(shift_end) = Timestamp::parse_rfc3339(&said(record, "shift_ends_at")) {
+                ends = ends.min(shift_end);
+            }
             mismatch(
                 "activation time",
                 grant

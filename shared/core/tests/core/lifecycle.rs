@@ -4,7 +4,7 @@ use crate::support::*;
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::AuditAction;
 use jit_core::domain::{
-    Actor, Command, Grant, GrantId, GrantState, Requirement, ReviewDecision, Service,
+    Actor, Command, Grant, GrantId, GrantState, OnCall, Requirement, ReviewDecision, Service,
     TransitionError, requirements_met,
 };
 
@@ -74,6 +74,7 @@ fn commands() -> Vec<(&'static str, Command)> {
             Command::BreakGlass {
                 policies: vec!["break-glass".to_owned()],
                 policy_hash: "h".to_owned(),
+                on_call: Default::default(),
             },
         ),
         ("extend-at-once", extend(0)),
@@ -292,6 +293,7 @@ fn the_rules_cannot_open_a_request_after_its_decision_deadline() {
             Command::BreakGlass {
                 policies: vec!["break-glass".to_owned()],
                 policy_hash: "h".to_owned(),
+                on_call: Default::default(),
             },
         ),
     ] {
@@ -311,6 +313,79 @@ fn the_rules_cannot_open_a_request_after_its_decision_deadline() {
 }
 
 #[test]
+fn a_grant_the_rules_open_because_of_on_call_ends_with_the_shift_and_says_so() {
+    let at = T0.plus_secs(1);
+    let shift = |end: Option<Timestamp>, end_with_shift: bool| OnCall {
+        asked: true,
+        level: Some(1),
+        shift_ends_at: end,
+        end_with_shift,
+        said: "pagerduty: on call at level 1".to_owned(),
+    };
+    let open =
+        |command: Command, state: &str| grant_in(state).apply(command, &approver(), at).unwrap();
+    let auto = |on_call: OnCall| Command::AutoApprove {
+        policies: vec!["on-call".to_owned()],
+        policy_hash: "h".to_owned(),
+        on_call,
+    };
+    let asked_end = open(auto(OnCall::not_asked()), "pending-new")
+        .grant()
+        .ends_at
+        .unwrap();
+    let soon = at.plus_secs(600);
+    // (on-call answer, the end the grant gets, what the record says about the shift)
+    let cases = [
+        (shift(Some(soon), true), soon, Some(soon.to_string())),
+        (shift(Some(soon), false), asked_end, None),
+        (shift(None, true), asked_end, None),
+        (shift(Some(asked_end.plus_secs(60)), true), asked_end, None),
+    ];
+    for (on_call, end, recorded) in cases {
+        let change = open(auto(on_call.clone()), "pending-new");
+        assert_eq!(change.grant().ends_at, Some(end), "{on_call:?}");
+        let detail = &change.audit().detail;
+        assert_eq!(
+            detail.get("shift_ends_at"),
+            recorded.as_ref(),
+            "{on_call:?}"
+        );
+        assert_eq!(detail["on_call"], "pagerduty: on call at level 1");
+    }
+    // Not cut short: break-glass, and a decision that waits for reviewers.
+    let glass = open(
+        Command::BreakGlass {
+            policies: vec!["break-glass".to_owned()],
+            policy_hash: "h".to_owned(),
+            on_call: shift(Some(soon), true),
+        },
+        "pending-break-glass",
+    );
+    assert!(glass.grant().ends_at.unwrap() > soon);
+    let waits = open(
+        Command::AwaitReview {
+            approvals_required: 1,
+            requirements: vec![],
+            policy_hash: "h".to_owned(),
+            on_call: shift(Some(soon), true),
+        },
+        "pending-new",
+    );
+    assert_eq!(waits.grant().ends_at, None);
+    assert_eq!(
+        waits.audit().detail["on_call"],
+        "pagerduty: on call at level 1"
+    );
+    // A target that does not ask records nothing about on-call.
+    assert!(
+        !open(auto(OnCall::not_asked()), "pending-new")
+            .audit()
+            .detail
+            .contains_key("on_call")
+    );
+}
+
+#[test]
 fn break_glass_activates_at_once_and_owes_a_review() {
     let g = grant_in("pending-break-glass");
     let change = g
@@ -318,6 +393,7 @@ fn break_glass_activates_at_once_and_owes_a_review() {
             Command::BreakGlass {
                 policies: vec!["break-glass".to_owned()],
                 policy_hash: "h".to_owned(),
+                on_call: Default::default(),
             },
             &approver(),
             T0.plus_secs(1),
@@ -330,6 +406,7 @@ fn break_glass_activates_at_once_and_owes_a_review() {
         Command::BreakGlass {
             policies: vec![],
             policy_hash: "h".to_owned(),
+            on_call: Default::default(),
         },
         &approver(),
         T0.plus_secs(1),
@@ -347,6 +424,7 @@ fn a_break_glass_review_is_owed_until_someone_else_records_it_even_after_the_end
             Command::BreakGlass {
                 policies: vec!["break-glass".to_owned()],
                 policy_hash: "h".to_owned(),
+                on_call: Default::default(),
             },
             &approver(),
             T0.plus_secs(1),
@@ -485,6 +563,7 @@ fn needing_two_requirements() -> Grant {
         approvals_required: 2,
         requirements,
         policy_hash: "h".to_owned(),
+        on_call: Default::default(),
     };
     g.apply(command, &approver(), T0.plus_secs(1))
         .unwrap()

@@ -45,6 +45,7 @@ fn command(i: usize, now: Timestamp) -> Command {
         2 => Command::BreakGlass {
             policies: vec!["bg".to_owned()],
             policy_hash: "h".to_owned(),
+            on_call: Default::default(),
         },
         3 | 4 => review(ReviewDecision::Approve),
         5 => review(ReviewDecision::Deny),

@@ -196,6 +196,7 @@ fn every_record() -> Vec<(Grant, Vec<AuditRecord>)> {
             Command::BreakGlass {
                 policies: vec!["break-glass".to_owned()],
                 policy_hash: "policy-hash-2".to_owned(),
+                on_call: Default::default(),
             },
             &approver(),
             T0.plus_secs(1),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use jit_core::clock::Timestamp;
-use jit_core::domain::TargetId;
+use jit_core::domain::{OnCall, TargetId};
 use jit_core::identity::Caller;
 use jit_core::policy::{AccessContext, Action, PolicyError, Rules, Window};
 
@@ -43,6 +43,7 @@ fn ctx(
         break_glass,
         at,
         window: Window::of(None, at, duration_secs),
+        on_call: OnCall::not_asked(),
     }
 }
 
@@ -178,6 +179,45 @@ fn what_is_approved_at_once() {
             &ctx(600, Some("INC-9"), false, at)
         )
         .allowed
+    );
+    // The SRE on call: at once without a ticket, at the first two escalation levels only;
+    // not on call, no answer, or a target that does not ask: as anyone else.
+    let on_call = |level: Option<u32>, asked: bool| {
+        let mut c = ctx(3 * 3600, None, false, at);
+        c.on_call = OnCall {
+            asked,
+            level,
+            said: "as the provider said".to_owned(),
+            ..OnCall::default()
+        };
+        c
+    };
+    let d = auto(on_call(Some(1), true));
+    assert!(d.allowed);
+    assert_eq!(d.policies, ["on-call-sre-read-only"]);
+    assert!(auto(on_call(Some(2), true)).allowed);
+    assert!(!auto(on_call(Some(3), true)).allowed, "third in line");
+    assert!(!auto(on_call(None, true)).allowed, "not on call");
+    assert!(!auto(on_call(None, false)).allowed, "not asked");
+    assert!(
+        !r.decide(
+            &engineer,
+            Action::AutoApprove,
+            &target("prod-logs-ro"),
+            &on_call(Some(1), true)
+        )
+        .allowed,
+        "on call, but not an SRE"
+    );
+    assert!(
+        !r.decide(
+            &sre,
+            Action::AutoApprove,
+            &target("prod-deploy"),
+            &on_call(Some(1), true)
+        )
+        .allowed,
+        "on call, but not read-only"
     );
     let bg = |who: &Caller, t: &str| {
         r.decide(

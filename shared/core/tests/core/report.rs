@@ -47,6 +47,7 @@ fn break_glass() -> Command {
     Command::BreakGlass {
         policies: vec!["break-glass-oncall".to_owned()],
         policy_hash: "policy-hash-2".to_owned(),
+        on_call: Default::default(),
     }
 }
 

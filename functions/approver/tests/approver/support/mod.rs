@@ -61,6 +61,7 @@ impl Harness {
             notifier: notices.clone(),
             config: ApproverConfig::default(),
             keys: fixture.ring,
+            on_call: Default::default(),
         };
         Self {
             approver,

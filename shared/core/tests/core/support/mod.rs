@@ -61,6 +61,7 @@ pub fn await_review(n: u32) -> Command {
         approvals_required: n,
         requirements: Vec::new(),
         policy_hash: "policy-hash-2".to_owned(),
+        on_call: Default::default(),
     }
 }
 
@@ -68,6 +69,7 @@ pub fn auto_approve() -> Command {
     Command::AutoApprove {
         policies: vec!["sre-read-only".to_owned()],
         policy_hash: "policy-hash-2".to_owned(),
+        on_call: Default::default(),
     }
 }
 
