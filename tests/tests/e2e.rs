@@ -677,8 +677,15 @@ impl LongScenario {
         let outcome = tokio::task::spawn_blocking(move || running.join())
             .await
             .unwrap();
+        // Its panic message went to whichever test started it (whose output is dropped when
+        // it passes): say it again here, where the failure is reported.
         if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            panic!("the long scenario failed: {message}");
         }
     }
 }

@@ -110,11 +110,10 @@ impl OnCallAsker {
                 answers.insert(key, unanswered(said));
                 continue;
             }
+            // The record names nobody: the archive holds people only by pseudonym.
             let Some(user) = rules.on_call_id(&grant.requester) else {
-                let said = format!(
-                    "{} is not in targets.json's on_call.people; not on call",
-                    grant.requester
-                );
+                let said =
+                    "the requester is not in targets.json's on_call.people; not on call".to_owned();
                 answers.insert(key, unanswered(said));
                 continue;
             };
@@ -147,7 +146,7 @@ impl OnCallAsker {
             timed_out = found.iter().filter(|f| f.is_err()).count(),
             "on-call asked"
         );
-        for ((key, index, end_with_shift), (user, _)) in waiting
+        for ((key, index, end_with_shift), _) in waiting
             .into_iter()
             .filter_map(|w| questions.get(w.1).map(|q| (w, q)))
         {
@@ -161,7 +160,7 @@ impl OnCallAsker {
                     ),
                 ),
                 Some(Err(e)) => (None, format!("{name} gave no answer ({e}); not on call")),
-                Some(Ok(None)) => (None, format!("{name}: {user} is not on call")),
+                Some(Ok(None)) => (None, format!("{name}: not on call")),
                 Some(Ok(Some(shift))) => {
                     let until = shift
                         .ends_at
@@ -169,7 +168,7 @@ impl OnCallAsker {
                     (
                         Some(shift.clone()),
                         format!(
-                            "{name}: {user} is on call at level {} ({}) {until}",
+                            "{name}: on call at level {} ({}) {until}",
                             shift.level, shift.from
                         ),
                     )

@@ -143,7 +143,59 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     use_the_grant(stack, &people, &id, say).await?;
     let db = two_approvals(&people, say).await?;
     revoke_live_session(stack, &people, &db, say).await?;
-    audit(stack, &people, started, [&id, &db], say).await
+    audit(stack, &people, started, [&id, &db], say).await?;
+    on_call(stack, &api, say).await
+}
+
+/// Step 13: the SRE on call (PagerDuty's stand-in has olive on call for the next 2 hours)
+/// gets read-only access at once without a ticket, ending with her shift, and the decision's
+/// record says what PagerDuty answered.
+async fn on_call(stack: &Stack, api: &Client, say: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let shift_end = now + 2 * 3600;
+    stack.pagerduty().set_roster(vec![
+        jit_local::RosterEntry::permanent("POLIVE1", "PSRE001", 1)
+            .between(Some(now - 3600), Some(shift_end)),
+    ]);
+    let olive = api.as_user(stack.token("olive", &["sre"]));
+    let mut asked = ask(
+        "prod-logs-ro",
+        "4h",
+        "paged: error rates up on checkout",
+        "-",
+    );
+    asked.ticket = None;
+    let id = olive
+        .create_request(&asked)
+        .await
+        .map_err(failed("olive's request"))?
+        .id;
+    let g = wait_until(&olive, &id, Duration::from_secs(20), |g| {
+        g.state != GrantState::Pending
+    })
+    .await?;
+    if g.state != GrantState::Active {
+        return Err(format!(
+            "the on-call rule should have approved olive's request: it is {}",
+            g.state
+        ));
+    }
+    let trail = olive
+        .request_trail(&id)
+        .await
+        .map_err(failed("olive's trail"))?;
+    let said = trail
+        .records
+        .iter()
+        .find_map(|r| r.record.detail.get("on_call").cloned())
+        .unwrap_or_default();
+    say(&format!(
+        "13. olive, on call in PagerDuty (the stand-in), asked for prod-logs-ro for 4h without a \
+         ticket: ACTIVE at once by on-call-sre-read-only, ending with her shift at {}; the \
+         decision's record: {said}",
+        g.ends_at.as_deref().unwrap_or("?")
+    ));
+    Ok(())
 }
 
 /// Steps 1-2: a request the rules approve at once, from the table stream.
