@@ -119,7 +119,13 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
                 let by = duration_of(&body.duration)?;
                 let reason =
                     Reason::parse(body.reason).map_err(|e| Problem::invalid(e.to_string()))?;
-                let grant = cases.extend(&caller, id, by, reason, now).await?;
+                // Who is on call, asked of the grant once its evidence is verified.
+                let on_call = async |grant: &jit_core::domain::Grant| {
+                    let key = (grant.requester.clone(), grant.target.clone());
+                    let mut answers = self.on_call.ask(&self.rules, &[grant], now).await;
+                    answers.remove(&key).unwrap_or_default()
+                };
+                let grant = cases.extend(&caller, id, by, reason, now, on_call).await?;
                 match &grant.extension {
                     Some(waiting) => {
                         self.notifier

@@ -168,3 +168,67 @@ async fn a_request_of_several_targets_is_made_whole_decided_per_item_and_revoked
         assert_eq!(pull(api, id, &erin).await.status, 409);
     }
 }
+
+#[tokio::test]
+async fn a_reviewer_denies_the_items_they_may_and_revoking_leaves_a_pending_item_to_its_requester()
+{
+    let stack = shared().unwrap();
+    let api = api(stack);
+    let api = &api;
+    let dora = stack.token("dora-bundle", &["engineers", "dba"]);
+    let sam = stack.token("sam-deny-bundle", &["sre"]);
+    let asked = CreateBundle {
+        targets: vec!["prod-logs-ro".to_owned(), "prod-db-admin".to_owned()],
+        duration: DurationInput::Text("1h".to_owned()),
+        reason: "comparing the replica with production".to_owned(),
+        ticket: Some("CHG-43".to_owned()),
+        starts_at: None,
+    };
+    let made = api.as_user(&dora).create_bundle(&asked).await.unwrap();
+    let bundle = made.bundle.clone();
+    for item in &made.items {
+        api.wait_looked_at(&item.id, &dora).await.unwrap();
+    }
+    // The SRE denies, in one call, what the rules let him review: the logs only.
+    let deny = ReviewRequest {
+        decision: ReviewDecision::Deny,
+        comment: Some("use the replica's own logs".to_owned()),
+    };
+    let denied = api
+        .as_user(&sam)
+        .review_bundle(&bundle, &deny)
+        .await
+        .unwrap();
+    let outcomes: Vec<(&str, &str, GrantState)> = denied
+        .items
+        .iter()
+        .map(|i| (i.target.as_str(), i.outcome.as_str(), i.state))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [("prod-logs-ro", "denied", GrantState::Denied)],
+        "{denied:?}"
+    );
+    // Revoking the whole: nothing active, the database item still pending and left to its
+    // requester (a cancellation is intake's record), so nothing was revoked.
+    let revoked = send(
+        api,
+        post(format!("/bundles/{bundle}/revoke")),
+        &dora,
+        Some(json!({"reason": "no longer needed"})),
+    )
+    .await;
+    assert_eq!(revoked.status, 403, "{}", revoked.body);
+    let after = api.as_user(&dora).get_bundle(&bundle).await.unwrap();
+    let states: Vec<GrantState> = after.items.iter().map(|g| g.state).collect();
+    assert_eq!(states, [GrantState::Denied, GrantState::Pending]);
+    // The requester cancels the pending item as any request.
+    let cancelled = send(
+        api,
+        post(format!("/requests/{}/cancel", made.items[1].id)),
+        &dora,
+        None,
+    )
+    .await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+}

@@ -290,3 +290,54 @@ async fn a_scheduled_request_is_not_judged_by_who_is_on_call_now() {
     );
     assert!(pd.take_queries().is_empty());
 }
+
+#[tokio::test]
+async fn the_sre_on_call_extends_at_once_within_the_shift_and_through_reviewers_past_it() {
+    let (pd, asker) = provider("extend", TOKEN, Duration::from_secs(2)).await;
+    let h = harness("oncall-extend", asker).await;
+    let now = h.clock.now();
+    let shift_end = now.plus_secs(3 * 3600);
+    pd.set_roster(vec![on_call(
+        "PSAM001",
+        1,
+        now.plus_secs(-60),
+        Some(shift_end),
+    )]);
+    // An hour, at once for the SRE on call.
+    let g = h
+        .request("sam", SRE, "prod-logs-ro", "1h", None, false)
+        .await;
+    let record = h.insert_record(&g.id).await;
+    h.deliver(vec![record]).await;
+    assert_eq!(h.grant(&g.id).await.ends_at, Some(now.plus_secs(3600)));
+    // An hour more stays within the shift: at once, as a fresh request would be.
+    let at_once = extend(&h, &g.id, "1h").await;
+    assert_eq!(at_once.status, 200, "{}", at_once.body);
+    let last = jit_test_support::last_audit(h.store(), &g.id).await;
+    assert_eq!(last.action, AuditAction::Extended);
+    assert_eq!(last.detail["policies"], "on-call-sre-read-only");
+    assert!(last.detail["on_call"].starts_with("pagerduty: on call at level 1"));
+    // Two hours more would run past the shift: reviewers decide, and the record says why.
+    let waits = extend(&h, &g.id, "2h").await;
+    assert_eq!(waits.status, 202, "{}", waits.body);
+    let last = jit_test_support::last_audit(h.store(), &g.id).await;
+    assert_eq!(last.action, AuditAction::ExtensionRequested);
+    assert!(
+        last.detail["on_call"]
+            .ends_with("the extension would run past the shift's end, so not on call for it"),
+        "{}",
+        last.detail["on_call"]
+    );
+}
+
+/// Sam asks for `duration` more on grant `id`.
+async fn extend(h: &Harness, id: &jit_core::domain::GrantId, duration: &str) -> Reply {
+    let body = json!({"duration": duration, "reason": "the incident is still open"});
+    h.call(
+        Some(("sam", SRE)),
+        "POST /grants/{id}/extend",
+        &format!("/grants/{id}/extend"),
+        Some(&body.to_string()),
+    )
+    .await
+}

@@ -15,6 +15,10 @@ impl<S: GrantStore> Cases<'_, S> {
     /// approved at once) moves the end at once; otherwise the extension waits for the
     /// target's number of approvals, as a fresh request would. The new end may not pass the
     /// target's longest total from activation. Checked against the signed records first.
+    ///
+    /// `on_call` answers what the on-call provider says of the grant's requester and target
+    /// (the approver asks it; [`OnCall::not_asked`] elsewhere). Being on call counts only for
+    /// an extension that stays within the shift, where the target ends grants with it.
     pub async fn extend(
         &self,
         caller: &Caller,
@@ -22,6 +26,7 @@ impl<S: GrantStore> Cases<'_, S> {
         by: GrantDuration,
         reason: Reason,
         now: Timestamp,
+        on_call: impl AsyncFnOnce(&Grant) -> OnCall,
     ) -> Result<Grant, Refusal> {
         let noun = Noun::Grant;
         let nothing_done = "the grant was not extended";
@@ -37,6 +42,20 @@ impl<S: GrantStore> Cases<'_, S> {
                 grant.target
             )));
         };
+        let mut on_call = on_call(&grant).await;
+        let asked_end = grant
+            .ends_at
+            .unwrap_or(now)
+            .plus_secs(i64::from(by.as_secs()));
+        if let Some(shift_end) = on_call.shift_end()
+            && asked_end > shift_end
+        {
+            on_call.level = None;
+            on_call.said = format!(
+                "{}; the extension would run past the shift's end, so not on call for it",
+                on_call.said
+            );
+        }
         let mut context = AccessContext {
             duration_secs: by.as_secs(),
             reason: reason.as_str().to_owned(),
@@ -45,7 +64,7 @@ impl<S: GrantStore> Cases<'_, S> {
             at: now,
             // The time the extension adds: from the grant's current end.
             window: Window::of(grant.ends_at, now, by.as_secs()),
-            on_call: OnCall::not_asked(),
+            on_call: on_call.clone(),
         };
         context.window.scheduled = false;
         // The break-glass flag lifts `forbid`s written with `!context.break_glass`: it counts
@@ -94,6 +113,7 @@ impl<S: GrantStore> Cases<'_, S> {
                     approvals_required,
                     policies: policies.clone(),
                     policy_hash: policy_hash.clone(),
+                    on_call: on_call.clone(),
                 };
                 Ok(current.apply(command, &actor, now)?)
             })

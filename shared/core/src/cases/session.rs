@@ -41,8 +41,10 @@ impl<S: GrantStore> Cases<'_, S> {
             .await?;
         let ends_at = grant.ends_at.unwrap_or(now);
         let max = i64::from(grant.max_session_secs).min(MAX_CHAINED_SESSION_SECS);
+        // `now` is whole seconds, cut down: STS counts from its own, later instant, so one
+        // second less keeps the session from outliving the grant by a fraction of one.
         let duration_secs =
-            (ends_at.unix_seconds() - now.unix_seconds()).clamp(MIN_SESSION_SECS, max);
+            (ends_at.unix_seconds() - now.unix_seconds() - 1).clamp(MIN_SESSION_SECS, max);
         // Refuse before STS is called if the grant cannot take a session now.
         let actor = Actor::User(caller.user.clone());
         let expires_at = now.plus_secs(duration_secs);

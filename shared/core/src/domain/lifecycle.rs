@@ -93,6 +93,8 @@ pub enum Command {
         policies: Vec<String>,
         /// The policy set that decided.
         policy_hash: String,
+        /// What the on-call provider said, as the rules saw it.
+        on_call: OnCall,
     },
     /// A reviewer approves or denies: the pending request, or the pending extension of an
     /// active grant.
@@ -473,7 +475,11 @@ impl Grant {
                 approvals_required,
                 policies,
                 policy_hash,
-            } => step.extend(by, reason, limit, approvals_required, policies, policy_hash)?,
+                on_call,
+            } => {
+                step.note_on_call(&on_call);
+                step.extend(by, reason, limit, approvals_required, policies, policy_hash)?
+            }
             Command::Review {
                 decision,
                 comment,

@@ -105,6 +105,7 @@ pub fn extend(approvals: u32) -> Command {
             Vec::new()
         },
         policy_hash: "policy-hash-2".to_owned(),
+        on_call: Default::default(),
     }
 }
 
