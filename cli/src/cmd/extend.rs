@@ -1,12 +1,10 @@
 //! `jit extend`: more time on one's own active grant, and with `--wait`, wait for reviewers.
 
-use std::time::Instant;
-
 use jit_api::{DurationInput, ExtendRequest};
 use jit_core::domain::GrantState;
 
 use crate::api::Failure;
-use crate::cmd::request::parse_wait;
+use crate::cmd::request::{parse_wait, poll};
 use crate::ctx::{Ctx, summary};
 
 /// What `jit extend` was asked.
@@ -50,33 +48,24 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
         });
         return Ok(0);
     }
-    let started = Instant::now();
-    let mut polls = 0;
-    loop {
-        let left = timeout.saturating_sub(started.elapsed());
-        tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
-        polls += 1;
-        let g = match ctx.api.call(|api| api.get_request(&id)).await {
-            Ok(g) => g,
-            Err(Failure::Unreachable(why)) if started.elapsed() <= timeout => {
-                note!("could not look at {id} just now ({why}); still waiting");
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        if g.extension.is_none() || g.state != GrantState::Active {
-            let extended = g.state == GrantState::Active && g.ends_at != before.ends_at;
-            ctx.print(&g, |g| {
-                let verdict = if extended { "extended" } else { "not extended" };
-                format!("{verdict}: {}", summary(g))
-            });
-            return Ok(if extended { 0 } else { 5 });
-        }
-        if started.elapsed() > timeout {
-            return Err(Failure::Conflict(format!(
-                "the extension of {id} is still waiting for review after {}s; see it with `jit show {id}`",
-                timeout.as_secs()
-            )));
-        }
-    }
+    let decided = poll(
+        &id,
+        timeout,
+        async || ctx.api.call(|api| api.get_request(&id)).await,
+        |g| g.extension.is_none() || g.state != GrantState::Active,
+        |_| {},
+    )
+    .await?;
+    let Some(g) = decided else {
+        return Err(Failure::Conflict(format!(
+            "the extension of {id} is still waiting for review after {}s; see it with `jit show {id}`",
+            timeout.as_secs()
+        )));
+    };
+    let extended = g.state == GrantState::Active && g.ends_at != before.ends_at;
+    ctx.print(&g, |g| {
+        let verdict = if extended { "extended" } else { "not extended" };
+        format!("{verdict}: {}", summary(g))
+    });
+    Ok(if extended { 0 } else { 5 })
 }

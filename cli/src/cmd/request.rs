@@ -42,6 +42,37 @@ pub struct Ask {
     pub timeout: String,
 }
 
+/// Looks at `what` with `look` until `done` says so, for at most `timeout`, with the
+/// client's growing poll interval; `waiting` hears each look that is not done yet. A look
+/// that fails for a moment (unreachable, throttled, a 5xx) is no answer: what is waited on is
+/// there either way, so the wait goes on to its end. `None` when the time ran out.
+pub(crate) async fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    mut look: impl AsyncFnMut() -> Result<T, Failure>,
+    done: impl Fn(&T) -> bool,
+    mut waiting: impl FnMut(&T),
+) -> Result<Option<T>, Failure> {
+    let started = Instant::now();
+    let mut polls = 0;
+    loop {
+        match look().await {
+            Ok(seen) if done(&seen) => return Ok(Some(seen)),
+            Ok(seen) => waiting(&seen),
+            Err(Failure::Unreachable(why)) if started.elapsed() <= timeout => {
+                note!("could not look at {what} just now ({why}); still waiting");
+            }
+            Err(e) => return Err(e),
+        }
+        if started.elapsed() > timeout {
+            return Ok(None);
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
+        polls += 1;
+    }
+}
+
 /// A wait such as `90s`, `15m` or `1h`.
 pub(crate) fn parse_wait(text: &str) -> Result<Duration, Failure> {
     let (n, unit) = text.split_at(text.len().saturating_sub(1));
@@ -110,55 +141,43 @@ pub async fn run(ctx: &Ctx, ask: Ask) -> Result<u8, Failure> {
         return Ok(0);
     }
     let id = created.id;
-    let started = Instant::now();
     let spin = std::io::stderr().is_terminal();
     let frames = ['|', '/', '-', '\\'];
     let mut tick = 0;
-    let mut polls = 0;
-    loop {
-        // A look that fails for a moment (unreachable, throttled, a 5xx) is no answer: the
-        // request is there either way, so the wait goes on to its end.
-        let g = match ctx.api.call(|api| api.get_request(&id)).await {
-            Ok(g) => Some(g),
-            Err(Failure::Unreachable(why)) if started.elapsed() <= timeout => {
-                note!("could not look at {id} just now ({why}); still waiting");
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        if let Some(g) = &g
-            && g.state != GrantState::Pending
-        {
+    let decided = poll(
+        &id,
+        timeout,
+        async || ctx.api.call(|api| api.get_request(&id)).await,
+        |g| g.state != GrantState::Pending,
+        |g| {
             if spin {
-                note_inline!("\r\x1b[K");
+                let needed = g.approvals_required.unwrap_or(0);
+                note_inline!(
+                    "\r{} waiting for approval of {id} ({}/{needed} reviews)",
+                    frames.get(tick % 4).copied().unwrap_or('|'),
+                    g.reviews.len()
+                );
+                let _ = std::io::stderr().flush();
+                tick += 1;
             }
-            let granted = g.state == GrantState::Active;
-            ctx.print(g, |g| {
-                let verdict = if granted { "granted" } else { "not granted" };
-                format!("{verdict}: {}", summary(g))
-            });
-            return Ok(if granted { 0 } else { 5 });
-        }
-        if started.elapsed() > timeout {
-            return Err(Failure::Conflict(format!(
-                "request {id} is still waiting for review after {}; see it with `jit show {id}`",
-                timeout.as_secs()
-            )));
-        }
-        if spin && let Some(g) = &g {
-            let needed = g.approvals_required.unwrap_or(0);
-            note_inline!(
-                "\r{} waiting for approval of {id} ({}/{needed} reviews)",
-                frames.get(tick % 4).copied().unwrap_or('|'),
-                g.reviews.len()
-            );
-            let _ = std::io::stderr().flush();
-            tick += 1;
-        }
-        let left = timeout.saturating_sub(started.elapsed());
-        tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
-        polls += 1;
+        },
+    )
+    .await?;
+    let Some(g) = decided else {
+        return Err(Failure::Conflict(format!(
+            "request {id} is still waiting for review after {}; see it with `jit show {id}`",
+            timeout.as_secs()
+        )));
+    };
+    if spin {
+        note_inline!("\r\x1b[K");
     }
+    let granted = g.state == GrantState::Active;
+    ctx.print(&g, |g| {
+        let verdict = if granted { "granted" } else { "not granted" };
+        format!("{verdict}: {}", summary(g))
+    });
+    Ok(if granted { 0 } else { 5 })
 }
 
 /// `jit request a b c`: one request of several targets; with `--wait`, until none waits for
@@ -186,38 +205,24 @@ async fn several(
         ctx.print(&created, bundle_summary);
         return Ok(0);
     }
-    let started = Instant::now();
-    let mut polls = 0;
-    loop {
-        let now = match ctx.api.call(|api| api.get_bundle(&created.bundle)).await {
-            Ok(b) => Some(b),
-            Err(Failure::Unreachable(why)) if started.elapsed() <= timeout => {
-                note!(
-                    "could not look at {} just now ({why}); still waiting",
-                    created.bundle
-                );
-                None
-            }
-            Err(e) => return Err(e),
-        };
-        if let Some(b) = now
-            && b.items.iter().all(|g| g.state != GrantState::Pending)
-        {
-            let granted = b.items.iter().all(|g| g.state == GrantState::Active);
-            ctx.print(&b, bundle_summary);
-            return Ok(if granted { 0 } else { 5 });
-        }
-        if started.elapsed() > timeout {
-            return Err(Failure::Conflict(format!(
-                "request {} still has items waiting for review after {}s; see it with `jit ls`",
-                created.bundle,
-                timeout.as_secs()
-            )));
-        }
-        let left = timeout.saturating_sub(started.elapsed());
-        tokio::time::sleep(jit_api::poll_interval(polls).min(left)).await;
-        polls += 1;
-    }
+    let bundle = created.bundle;
+    let decided = poll(
+        &bundle,
+        timeout,
+        async || ctx.api.call(|api| api.get_bundle(&bundle)).await,
+        |b| b.items.iter().all(|g| g.state != GrantState::Pending),
+        |_| {},
+    )
+    .await?;
+    let Some(b) = decided else {
+        return Err(Failure::Conflict(format!(
+            "request {bundle} still has items waiting for review after {}s; see it with `jit ls`",
+            timeout.as_secs()
+        )));
+    };
+    let granted = b.items.iter().all(|g| g.state == GrantState::Active);
+    ctx.print(&b, bundle_summary);
+    Ok(if granted { 0 } else { 5 })
 }
 
 /// A bundle, one item a line.
