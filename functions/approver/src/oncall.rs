@@ -146,10 +146,7 @@ impl OnCallAsker {
             timed_out = found.iter().filter(|f| f.is_err()).count(),
             "on-call asked"
         );
-        for ((key, index, end_with_shift), _) in waiting
-            .into_iter()
-            .filter_map(|w| questions.get(w.1).map(|q| (w, q)))
-        {
+        for (key, index, end_with_shift) in waiting {
             let name = provider.name();
             let said_for = |answer: Option<&Result<Option<Shift>, ProviderError>>| match answer {
                 None => (
@@ -325,7 +322,8 @@ impl PagerDuty {
             .header("Accept", "application/vnd.pagerduty+json;version=2")
             .send()
             .await
-            .map_err(|e| ProviderError(format!("GET /oncalls failed: {e}")))?;
+            // Without the address: its query names the person, and records name nobody.
+            .map_err(|e| ProviderError(format!("GET /oncalls failed: {}", e.without_url())))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             // Read the secret again next time: it may have been rotated.
@@ -337,7 +335,7 @@ impl PagerDuty {
         let body = response
             .bytes()
             .await
-            .map_err(|e| ProviderError(format!("GET /oncalls broke off: {e}")))?;
+            .map_err(|e| ProviderError(format!("GET /oncalls broke off: {}", e.without_url())))?;
         serde_json::from_slice(&body)
             .map_err(|e| ProviderError(format!("GET /oncalls answered what is not its shape: {e}")))
     }

@@ -341,3 +341,20 @@ async fn extend(h: &Harness, id: &jit_core::domain::GrantId, duration: &str) -> 
     )
     .await
 }
+
+#[tokio::test]
+async fn an_unreachable_provider_is_not_on_call_and_the_record_names_nobody() {
+    let (pd, asker) = provider("unreachable", TOKEN, Duration::from_secs(2)).await;
+    let h = harness("oncall-unreachable", asker).await;
+    // Nothing listens where PagerDuty was.
+    drop(pd);
+    let g = decide(&h, "sam").await;
+    assert_eq!(g.state, GrantState::Pending);
+    let said = jit_test_support::last_audit(h.store(), &g.id).await.detail["on_call"].clone();
+    assert!(
+        said.starts_with("pagerduty gave no answer (GET /oncalls failed")
+            && said.ends_with("; not on call"),
+        "{said}"
+    );
+    assert!(!said.contains("PSAM001") && !said.contains("sam"), "{said}");
+}
