@@ -382,7 +382,8 @@ async function toReview() {
         h("dt", {}, "Break-glass"), h("dd", {}, g.break_glass ? "yes" : "no"),
         h("dt", {}, "What the rules said"), h("dd", {},
           `Not auto-approved: needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
-          `to be decided by ${when(g.decide_by)} (policy set ${String(awaiting?.policy_hash || g.policy_hash).slice(0, 12)}).`),
+          `to be decided by ${when(g.decide_by)} (policy set ${String(awaiting?.policy_hash || g.policy_hash).slice(0, 12)}).` +
+          (awaiting?.detail.on_call ? ` On call: ${awaiting.detail.on_call}.` : "")),
         h("dt", {}, "Approvals so far"), h("dd", {}, `${approvals} of ${g.approvals_required ?? "?"}` +
           (g.reviews.length ? ` (${g.reviews.map((r) => `${r.reviewer}: ${r.decision}`).join(", ")})` : "")),
         ...(g.requirements?.length ? [h("dt", {}, "Requirements (all needed)"), h("dd", { class: "requirements" },

@@ -121,6 +121,13 @@ async fn bob_approves(b: &Browser, id: &str) {
     let page = b.wait_text("What the rules said").await.unwrap();
     assert!(page.contains(HOSTILE), "{page}");
     assert!(page.contains("needs 1 approval"), "{page}");
+    // The target asks who is on call; alice is not in the mapping, and the card says so.
+    assert!(
+        page.contains(
+            "On call: the requester is not in targets.json's on_call.people; not on call."
+        ),
+        "{page}"
+    );
     b.screenshot("04-review").await.unwrap();
     let comment = b.find(&format!("#comment-{id}")).await.unwrap();
     b.type_into(&comment, "looks right").await.unwrap();
