@@ -190,7 +190,10 @@ impl OnCallAsker {
 /// PagerDuty's REST API: `GET /oncalls`, with the token read from Secrets Manager when first
 /// needed (and again after PagerDuty refuses it, so a rotated token is picked up).
 pub struct PagerDuty {
-    http: reqwest::Client,
+    /// Built when first asked: a deployment whose targets never ask does not pay for it at
+    /// start-up.
+    http: std::sync::OnceLock<reqwest::Client>,
+    timeout: Duration,
     base: String,
     token: TokenSource,
     current: tokio::sync::Mutex<Option<String>>,
@@ -265,17 +268,26 @@ struct Reference {
 impl PagerDuty {
     /// A client of the API at `base` (`https://api.pagerduty.com`), each call bounded by
     /// `timeout`.
-    pub fn new(base: &str, token: TokenSource, timeout: Duration) -> Result<Self, String> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            http,
+    pub fn new(base: &str, token: TokenSource, timeout: Duration) -> Self {
+        Self {
+            http: std::sync::OnceLock::new(),
+            timeout,
             base: base.trim_end_matches('/').to_owned(),
             token,
             current: tokio::sync::Mutex::new(None),
-        })
+        }
+    }
+
+    /// The HTTP client, built now if it was not yet.
+    fn http(&self) -> Result<&reqwest::Client, ProviderError> {
+        if let Some(client) = self.http.get() {
+            return Ok(client);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| ProviderError(format!("no HTTP client: {e}")))?;
+        Ok(self.http.get_or_init(|| client))
     }
 
     async fn token(&self) -> Result<String, ProviderError> {
@@ -316,7 +328,7 @@ impl PagerDuty {
         url.query_pairs_mut().extend_pairs(&query);
         let token = self.token().await?;
         let response = self
-            .http
+            .http()?
             .get(url)
             .header("Authorization", format!("Token token={token}"))
             .header("Accept", "application/vnd.pagerduty+json;version=2")
@@ -471,7 +483,7 @@ pub fn from_env(aws: &aws_config::SdkConfig) -> Result<OnCallAsker, String> {
         id: secret,
     };
     // The batch deadline is what ends a slow answer; the client's own bound only backs it up.
-    let provider = PagerDuty::new(&base, token, deadline + Duration::from_secs(1))?;
+    let provider = PagerDuty::new(&base, token, deadline + Duration::from_secs(1));
     Ok(OnCallAsker {
         provider: Some(Arc::new(provider)),
         deadline,

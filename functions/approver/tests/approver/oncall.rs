@@ -36,7 +36,7 @@ async fn provider(label: &str, token: &str, deadline: Duration) -> (PagerDutySta
         .await
         .unwrap();
     let source = TokenSource::Secret { client, id };
-    let pd = PagerDuty::new(&standin.url, source, deadline + Duration::from_secs(1)).unwrap();
+    let pd = PagerDuty::new(&standin.url, source, deadline + Duration::from_secs(1));
     let asker = OnCallAsker {
         provider: Some(Arc::new(pd)),
         deadline,
@@ -357,4 +357,22 @@ async fn an_unreachable_provider_is_not_on_call_and_the_record_names_nobody() {
         "{said}"
     );
     assert!(!said.contains("PSAM001") && !said.contains("sam"), "{said}");
+}
+
+#[test]
+fn the_token_goes_only_over_https_or_to_loopback() {
+    for (base, allowed) in [
+        ("https://api.pagerduty.com", true),
+        ("https://api.eu.pagerduty.com/", true),
+        ("http://127.0.0.1:40123", true),
+        ("http://localhost:8080", true),
+        ("http://api.pagerduty.com", false),
+        ("http://10.0.0.8:80", false),
+        ("http://127.0.0.1.example.com", false),
+        ("ftp://api.pagerduty.com", false),
+        ("not a url", false),
+    ] {
+        let checked = jit_approver::oncall::check_base(base);
+        assert_eq!(checked.is_ok(), allowed, "{base}: {checked:?}");
+    }
 }
