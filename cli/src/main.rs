@@ -193,6 +193,17 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Approvals in Slack.
+    Slack {
+        #[command(subcommand)]
+        command: SlackCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlackCommand {
+    /// Link your Slack user to you with the one-time code `/jit link` gave you there.
+    Link { code: String },
 }
 
 #[derive(Subcommand)]
@@ -380,6 +391,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             bundle,
         } => cmd::review::run(&ctx, &id, ReviewDecision::Deny, Some(comment), bundle).await,
         Command::Cancel { id } => cmd::cancel::run(&ctx, &id).await,
+        Command::Slack {
+            command: SlackCommand::Link { code },
+        } => cmd::slack::link(&ctx, &code).await,
         Command::Extend(ask) => cmd::extend::run(&ctx, ask).await,
         Command::Revoke { id, reason, bundle } => {
             cmd::revoke::run(&ctx, &id, &reason, bundle).await

@@ -42,6 +42,8 @@ mod races;
 mod schedule;
 #[path = "e2e/schema.rs"]
 mod schema;
+#[path = "e2e/slack.rs"]
+mod slack;
 
 fn api(stack: &Stack) -> Api {
     // With the whole suite to run (no filter), the long scenarios start now.

@@ -12,4 +12,5 @@ pub mod review;
 pub mod revoke;
 pub mod session;
 pub mod show;
+pub mod slack;
 pub mod targets;

@@ -7,6 +7,7 @@
 mod notify;
 pub mod oncall;
 mod reviews;
+pub mod slack;
 mod stream;
 
 use std::sync::Arc;

@@ -195,8 +195,7 @@ pub struct PagerDuty {
     http: std::sync::OnceLock<reqwest::Client>,
     timeout: Duration,
     base: String,
-    token: TokenSource,
-    current: tokio::sync::Mutex<Option<String>>,
+    token: CachedSecret,
 }
 
 /// Where the API token comes from.
@@ -211,7 +210,8 @@ pub enum TokenSource {
 }
 
 impl TokenSource {
-    async fn read(&self) -> Result<String, ProviderError> {
+    /// The secret's text, trimmed; refused when empty.
+    pub async fn read(&self) -> Result<String, ProviderError> {
         match self {
             Self::Secret { client, id } => {
                 let out = client
@@ -234,6 +234,39 @@ impl TokenSource {
                 Ok(token.to_owned())
             }
         }
+    }
+}
+
+/// A secret read from its source when first needed, then kept until forgotten (after the
+/// service refuses it, so a rotated secret is read again).
+pub struct CachedSecret {
+    source: TokenSource,
+    value: tokio::sync::Mutex<Option<String>>,
+}
+
+impl CachedSecret {
+    /// The secret `source` holds, not read yet.
+    pub fn new(source: TokenSource) -> Self {
+        Self {
+            source,
+            value: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The secret, read now if it is not kept.
+    pub async fn get(&self) -> Result<String, ProviderError> {
+        let mut value = self.value.lock().await;
+        if let Some(v) = value.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = self.source.read().await?;
+        *value = Some(v.clone());
+        Ok(v)
+    }
+
+    /// Forgets the kept value: the next `get` reads it again.
+    pub async fn forget(&self) {
+        *self.value.lock().await = None;
     }
 }
 
@@ -273,8 +306,7 @@ impl PagerDuty {
             http: std::sync::OnceLock::new(),
             timeout,
             base: base.trim_end_matches('/').to_owned(),
-            token,
-            current: tokio::sync::Mutex::new(None),
+            token: CachedSecret::new(token),
         }
     }
 
@@ -288,16 +320,6 @@ impl PagerDuty {
             .build()
             .map_err(|e| ProviderError(format!("no HTTP client: {e}")))?;
         Ok(self.http.get_or_init(|| client))
-    }
-
-    async fn token(&self) -> Result<String, ProviderError> {
-        let mut current = self.current.lock().await;
-        if let Some(token) = current.as_ref() {
-            return Ok(token.clone());
-        }
-        let token = self.token.read().await?;
-        *current = Some(token.clone());
-        Ok(token)
     }
 
     async fn page(
@@ -326,7 +348,7 @@ impl PagerDuty {
         let mut url = url::Url::parse(&format!("{}/oncalls", self.base))
             .map_err(|e| ProviderError(format!("the PagerDuty address: {e}")))?;
         url.query_pairs_mut().extend_pairs(&query);
-        let token = self.token().await?;
+        let token = self.token.get().await?;
         let response = self
             .http()?
             .get(url)
@@ -339,7 +361,7 @@ impl PagerDuty {
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             // Read the secret again next time: it may have been rotated.
-            *self.current.lock().await = None;
+            self.token.forget().await;
         }
         if !status.is_success() {
             return Err(ProviderError(format!("GET /oncalls answered {status}")));
@@ -492,7 +514,13 @@ pub fn from_env(aws: &aws_config::SdkConfig) -> Result<OnCallAsker, String> {
 
 /// The token goes only over HTTPS, or to a stand-in on loopback.
 pub fn check_base(base: &str) -> Result<(), String> {
-    let url = url::Url::parse(base).map_err(|e| format!("JIT_PAGERDUTY_URL `{base}`: {e}"))?;
+    check_url("JIT_PAGERDUTY_URL", base)
+}
+
+/// `base`, the setting `name`, must be HTTPS, or HTTP to loopback (a local stand-in): a token
+/// travels with every call.
+pub fn check_url(name: &str, base: &str) -> Result<(), String> {
+    let url = url::Url::parse(base).map_err(|e| format!("{name} `{base}`: {e}"))?;
     let loopback = match url.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -503,7 +531,7 @@ pub fn check_base(base: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "JIT_PAGERDUTY_URL `{base}` must be https (plain http only to loopback): the token travels with every call"
+            "{name} `{base}` must be https (plain http only to loopback): the token travels with every call"
         ))
     }
 }

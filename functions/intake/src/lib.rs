@@ -7,9 +7,11 @@
 
 mod audit;
 mod requests;
+mod slack;
 mod targets;
 mod web;
 
+pub use slack::SlackLinks;
 pub use web::WebConfig;
 
 use std::sync::Arc;
@@ -84,6 +86,9 @@ pub struct App<S> {
     pub keys: Arc<jit_core::trust::PublicKeys>,
     /// Where the web page signs in.
     pub web: WebConfig,
+    /// Links to Slack users and the groups clicks there are decided on, when the targets file
+    /// sets up approvals in Slack.
+    pub slack: Option<SlackLinks>,
 }
 
 impl<S: GrantStore + ActivityStore> App<S> {
@@ -101,6 +106,9 @@ impl<S: GrantStore + ActivityStore> App<S> {
             _ => {}
         }
         let call = Call::new(request, &self.config.groups_claim, now)?;
+        if let Some(slack) = &self.slack {
+            slack.saw(&call.caller, now).await;
+        }
         match route {
             Some(Route::CreateRequest) => self.create(&call).await,
             Some(Route::CreateBundle) => self.create_bundle(&call).await,
@@ -113,6 +121,14 @@ impl<S: GrantStore + ActivityStore> App<S> {
             Some(Route::Targets) => Ok(self.targets(&call.caller, now)),
             Some(Route::Audit) => self.export_audit(&call).await,
             Some(Route::Unattributed) => self.unattributed(&call).await,
+            Some(Route::LinkSlack) => match &self.slack {
+                Some(slack) => slack.link(&call).await,
+                None => Err(Problem::new(
+                    lambda_http::http::StatusCode::NOT_FOUND,
+                    "not-found",
+                    "approvals in Slack are not set up in this deployment (the targets file has no `slack`)",
+                )),
+            },
             _ => Err(no_such_route(request)),
         }
     }

@@ -12,7 +12,14 @@ async fn main() -> Result<(), Error> {
     let config = IntakeConfig::from_env()?;
     let web = WebConfig::from_env(&config.groups_claim);
     let base = jit_http::startup::foundation(jit_core::domain::Service::Intake).await?;
+    let slack = base.rules.slack().is_some().then(|| {
+        jit_intake::SlackLinks::new(
+            base.store.inner().clone(),
+            std::sync::Arc::clone(base.store.key()),
+        )
+    });
     let app = Arc::new(App {
+        slack,
         store: base.store,
         rules: base.rules,
         clock: base.clock,

@@ -12,6 +12,7 @@ mod federation;
 pub mod http;
 mod pagerduty;
 pub mod prerequisites;
+pub mod slack;
 mod table;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -28,6 +29,7 @@ pub use events::{
 pub use federation::{FederationLog, FederationStandIn};
 pub use pagerduty::{PagerDutyStandIn, PagerDutyState, RosterEntry};
 pub use prerequisites::ensure_venv;
+pub use slack::{SignedInteraction, SlackMember, SlackStandIn, SlackState};
 pub use table::{IndexDefinition, KeyAttribute, TABLE_LOGICAL_ID, TableDefinition, TableError};
 
 /// A fresh table on the shared emulator, made from the template, for one test.

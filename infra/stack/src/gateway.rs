@@ -272,7 +272,8 @@ fn query_parameters(query: &str) -> Map<String, Value> {
 }
 
 /// The payload 2.0 event for a request: the route, the raw path and query, the headers,
-/// the request context, and the body (base64 when it is not UTF-8 text).
+/// the request context, and the body (base64 when it is not UTF-8 text, or is a form, as an
+/// HTTP API delivers Slack's requests).
 fn event(
     route_key: &str,
     method: &str,
@@ -282,8 +283,13 @@ fn event(
     body: &[u8],
     request_id: &str,
 ) -> Value {
+    let form = headers
+        .get("content-type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     let (body, encoded) = match std::str::from_utf8(body) {
         _ if body.is_empty() => (Value::Null, false),
+        Ok(_) if form => (Value::String(STANDARD.encode(body)), true),
         Ok(text) => (Value::String(text.to_owned()), false),
         Err(_) => (Value::String(STANDARD.encode(body)), true),
     };

@@ -166,6 +166,7 @@ pub struct Stack {
     tasks: Vec<JoinHandle<()>>,
     _federation: jit_local::FederationStandIn,
     pagerduty: jit_local::PagerDutyStandIn,
+    slack: jit_local::SlackStandIn,
     environments: HashMap<String, Vec<(String, String)>>,
     movable_clock: bool,
     _emulator: jit_local::Emulator,
@@ -268,7 +269,7 @@ impl Stack {
     /// Starts everything; ready to serve when it returns: the listeners, the template, the
     /// build, the emulated AWS account, the function runtimes, the gateway and the provider,
     /// then the stream and the schedule (each a step of `start`).
-    pub async fn start(options: StackOptions) -> Result<Self, StackError> {
+    pub async fn start(mut options: StackOptions) -> Result<Self, StackError> {
         std::fs::create_dir_all(&options.state_dir)
             .map_err(|e| StackError::Setup(format!("{}: {e}", options.state_dir.display())))?;
         if options.movable_clock {
@@ -286,6 +287,14 @@ impl Stack {
             start::build(&template).await?;
         }
         let mut account = start::Account::set_up(&options).await?;
+        // Slack's clicks reach the API as Slack's would; the web page is where a click that
+        // needs a fresh sign-in sends the reviewer.
+        account
+            .slack
+            .deliver_to(&format!("{api_url}/slack/interactions"));
+        options
+            .function_env
+            .push(("slack".into(), "JIT_WEB_URL".into(), api_url.clone()));
         if let LogSink::Dir(dir) = &options.logs {
             // Each run's logs alone, so what a reader finds is this run's.
             let _ = std::fs::remove_dir_all(dir);
@@ -330,8 +339,14 @@ impl Stack {
             tasks,
             _federation: account.federation,
             pagerduty: account.pagerduty,
+            slack: account.slack,
             _emulator: account.emulator,
         })
+    }
+
+    /// Slack's stand-in: the channels the Slack function posts to, and where clicks come from.
+    pub fn slack(&self) -> &jit_local::SlackStandIn {
+        &self.slack
     }
 
     /// PagerDuty's stand-in: who is on call, as the approver asks it.

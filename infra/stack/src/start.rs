@@ -83,6 +83,7 @@ pub(crate) struct Account {
     pub(crate) federation: jit_local::FederationStandIn,
     /// PagerDuty's stand-in, its token in Secrets Manager as the template names it.
     pub(crate) pagerduty: jit_local::PagerDutyStandIn,
+    pub(crate) slack: jit_local::SlackStandIn,
 }
 
 impl Account {
@@ -129,6 +130,9 @@ impl Account {
         let pagerduty = start_pagerduty(&aws)
             .await
             .map_err(setup_error("the PagerDuty stand-in"))?;
+        let slack = start_slack(&aws, &rules)
+            .await
+            .map_err(setup_error("the Slack stand-in"))?;
         let (trail_url, _, trail_events, trail_task) = trail::start(emulator.endpoint().to_owned())
             .await
             .map_err(StackError::Setup)?;
@@ -142,6 +146,7 @@ impl Account {
             signing_keys,
             federation,
             pagerduty,
+            slack,
         })
     }
 }
@@ -166,6 +171,47 @@ async fn start_pagerduty(
         .await
         .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())?;
     jit_local::PagerDutyStandIn::start(&token)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Slack's stand-in, for the workspace the targets file names, with a bot token and signing
+/// secret of this run's own in the secrets the template's `SlackBotTokenSecretName` and
+/// `SlackSigningSecretName` name, so the Slack function reads them as deployed.
+async fn start_slack(
+    aws: &aws_config::SdkConfig,
+    rules: &jit_core::policy::Rules,
+) -> Result<jit_local::SlackStandIn, String> {
+    let template =
+        jit_local::cfn::Template::load(&jit_local::workspace_root().join("template.yaml"))
+            .map_err(|e| e.to_string())?;
+    let team = rules
+        .slack()
+        .map_or_else(|| "T0JITLOCAL".to_owned(), |s| s.team_id.clone());
+    let secrets = aws_sdk_secretsmanager::Client::new(aws);
+    let mut values = Vec::new();
+    for (parameter, prefix) in [
+        ("SlackBotTokenSecretName", "xoxb-local-"),
+        ("SlackSigningSecretName", ""),
+    ] {
+        let name = template
+            .default_of(parameter)
+            .ok_or_else(|| format!("the template's {parameter} has no default"))?;
+        let value = format!("{prefix}{}", uuid::Uuid::now_v7().simple());
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(&value)
+            .send()
+            .await
+            .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())?;
+        values.push(value);
+    }
+    let (token, secret) = match values.as_slice() {
+        [token, secret] => (token.clone(), secret.clone()),
+        _ => return Err("two secrets were not made".into()),
+    };
+    jit_local::SlackStandIn::start(&team, &token, &secret)
         .await
         .map_err(|e| e.to_string())
 }
@@ -301,6 +347,7 @@ fn environment(
             account.federation.endpoint.clone(),
         ),
         ("JIT_PAGERDUTY_URL", account.pagerduty.url.clone()),
+        ("JIT_SLACK_API_URL", account.slack.api_url()),
         // Minute-long checkpoint periods, so a local run shows signed checkpoints soon.
         ("JIT_CHECKPOINT_PERIOD_SECS", "60".to_owned()),
         ("JIT_CHECKPOINT_GRACE_SECS", "10".to_owned()),

@@ -337,7 +337,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_workspace_template_gives_five_functions_their_routes_stream_schedule_and_bus_rule() {
+    fn the_workspace_template_gives_six_functions_their_routes_streams_schedule_and_bus_rule() {
         let bindings = Bindings {
             values: BTreeMap::from([
                 ("GrantsTable".to_owned(), "jit-grants".to_owned()),
@@ -355,7 +355,9 @@ mod tests {
         let binaries: Vec<&str> = t.functions.iter().map(|f| f.binary.as_str()).collect();
         assert_eq!(
             binaries,
-            ["intake", "approver", "issuer", "sweeper", "activity"]
+            [
+                "intake", "approver", "slack", "issuer", "sweeper", "activity"
+            ]
         );
         // Only the activity function is fed by the activity bus's rule, and only /jit/ roles'
         // CloudTrail events pass it.
@@ -366,12 +368,12 @@ mod tests {
             .map(|f| f.binary.as_str())
             .collect();
         assert_eq!(fed, ["activity"]);
-        let rule = t.functions[4].bus_rule.as_ref().unwrap();
+        let rule = t.functions[5].bus_rule.as_ref().unwrap();
         assert_eq!(
             rule["detail"]["userIdentity"]["sessionContext"]["sessionIssuer"]["arn"],
             serde_json::json!([{"wildcard": "arn:aws:iam::*:role/jit/*"}])
         );
-        assert_eq!(t.functions[4].timeout, Duration::from_secs(30));
+        assert_eq!(t.functions[5].timeout, Duration::from_secs(30));
         let (f, route, params) = t.route("POST", "/requests/abc/cancel").unwrap();
         assert_eq!(
             (
@@ -395,7 +397,7 @@ mod tests {
         );
         assert!(stream.report_item_failures);
         assert_eq!(stream.filters.len(), 1);
-        let sweeper = &t.functions[3];
+        let sweeper = &t.functions[4];
         assert_eq!(sweeper.schedule, Some(Duration::from_secs(60)));
         assert_eq!(sweeper.timeout, Duration::from_secs(60));
         assert_eq!(t.functions[0].timeout, Duration::from_secs(10));
@@ -410,7 +412,7 @@ mod tests {
             })
         );
         // The web page signs in where the authorizer's tokens come from, as the first
-        // audience, and only its files skip the authorizer.
+        // audience, and only its files and Slack's signed requests skip the authorizer.
         let intake = &t.functions[0].environment;
         assert_eq!(intake["JIT_WEB_CLIENT_ID"], "jit-access");
         assert_eq!(intake["JIT_WEB_ORIGINS"], "");
@@ -421,7 +423,10 @@ mod tests {
             .filter(|r| r.public)
             .map(Route::key)
             .collect();
-        assert_eq!(public, ["GET /", "GET /web/{file}"]);
+        assert_eq!(
+            public,
+            ["GET /", "GET /web/{file}", "POST /slack/interactions"]
+        );
     }
 
     #[test]

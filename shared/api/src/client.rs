@@ -11,9 +11,9 @@ use serde_json::Value;
 use crate::Route;
 use crate::types::{
     ActivityPage, AuditPage, BundleOutcome, BundleView, ConsoleLink, ConsoleRequest, CreateBundle,
-    CreateRequest, Credentials, Empty, ExtendRequest, GrantTrail, GrantView, Page,
-    PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest, Revoked, TargetList,
-    UnattributedPage,
+    CreateRequest, Credentials, Empty, ExtendRequest, GrantTrail, GrantView, LinkSlackRequest,
+    Page, PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest, Revoked, SlackLinkView,
+    TargetList, UnattributedPage,
 };
 
 /// What a call answers: its value, or why there is none.
@@ -389,6 +389,14 @@ impl Client {
     /// for reviewers (202).
     pub async fn extend(&self, id: &str, request: &ExtendRequest) -> ApiResult<GrantView> {
         self.call(Route::Extend(id), "", Some(request)).await
+    }
+
+    /// `POST /slack/links`: links the Slack user `code` was given to.
+    pub async fn link_slack(&self, code: &str) -> ApiResult<SlackLinkView> {
+        let body = LinkSlackRequest {
+            code: code.to_owned(),
+        };
+        self.call(Route::LinkSlack, "", Some(&body)).await
     }
 
     /// `GET /targets`.

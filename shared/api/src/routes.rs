@@ -45,11 +45,15 @@ pub enum Route<'a> {
     ReviewBundle(&'a str),
     /// `POST /bundles/{id}/revoke`: every active item revoked.
     RevokeBundle(&'a str),
+    /// `POST /slack/interactions`: Slack's signed clicks and slash commands (no JWT).
+    SlackInteractions,
+    /// `POST /slack/links`: links the Slack user a one-time code was given to.
+    LinkSlack,
 }
 
 impl<'a> Route<'a> {
     /// Every route's API Gateway route key, as `template.yaml` and `openapi.yaml` name them.
-    pub const KEYS: [&'static str; 21] = [
+    pub const KEYS: [&'static str; 23] = [
         "GET /",
         "GET /web/{file}",
         "POST /requests",
@@ -71,6 +75,8 @@ impl<'a> Route<'a> {
         "POST /bundles/{id}/reviews",
         "POST /bundles/{id}/revoke",
         "POST /bundles",
+        "POST /slack/interactions",
+        "POST /slack/links",
     ];
 
     /// The route key API Gateway matches (`POST /requests/{id}/reviews`).
@@ -97,6 +103,8 @@ impl<'a> Route<'a> {
             Self::ReviewBundle(_) => 18,
             Self::RevokeBundle(_) => 19,
             Self::CreateBundle => 20,
+            Self::SlackInteractions => 21,
+            Self::LinkSlack => 22,
         };
         Self::KEYS.get(index).copied().unwrap_or("GET /")
     }
@@ -137,7 +145,9 @@ impl<'a> Route<'a> {
             | Self::ListRequests
             | Self::Targets
             | Self::Audit
-            | Self::Unattributed => None,
+            | Self::Unattributed
+            | Self::SlackInteractions
+            | Self::LinkSlack => None,
         }
     }
 
@@ -167,6 +177,8 @@ impl<'a> Route<'a> {
             "GET /bundles/{id}" => with(Self::GetBundle),
             "POST /bundles/{id}/reviews" => with(Self::ReviewBundle),
             "POST /bundles/{id}/revoke" => with(Self::RevokeBundle),
+            "POST /slack/interactions" => Some(Self::SlackInteractions),
+            "POST /slack/links" => Some(Self::LinkSlack),
             _ => None,
         }
     }

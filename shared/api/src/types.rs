@@ -191,6 +191,27 @@ pub struct ExtendRequest {
     pub reason: String,
 }
 
+/// The body of `POST /slack/links`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSlackRequest {
+    /// The one-time code `/jit link` gave in Slack.
+    pub code: String,
+}
+
+/// The answer to `POST /slack/links`: the Slack user now linked to the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlackLinkView {
+    /// The workspace.
+    pub team_id: String,
+    /// The Slack user.
+    pub user_id: String,
+    /// The caller it is linked to.
+    pub sub: String,
+    /// When (RFC 3339).
+    pub linked_at: String,
+}
+
 /// One reviewer's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewView {

@@ -14,6 +14,7 @@ pub mod ocsf;
 pub mod policy;
 pub mod report;
 pub mod revocation;
+pub mod slack;
 pub mod store;
 pub mod transition;
 pub mod trust;

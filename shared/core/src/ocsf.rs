@@ -177,10 +177,13 @@ pub fn record_event(
     event
 }
 
+/// Details that name a person: left out of the archive, as the actor is.
+const PERSONAL_DETAIL: [&str; 1] = ["slack_user"];
+
 /// The broker's own fields of `record`: what a consumer needs to check its signature and its
 /// place in the chain. The actor is left out (it is `actor`, by pseudonym), and so is any
-/// detail naming a person (none does today: comments and reasons are the requester's and
-/// reviewers' own words, kept as written).
+/// detail naming a person (the Slack user of a review made there; comments and reasons are
+/// the requester's and reviewers' own words, kept as written).
 fn unmapped(record: &AuditRecord) -> Value {
     let mut jit = Map::new();
     jit.insert("mapping_version".into(), json!(MAPPING_VERSION));
@@ -191,7 +194,12 @@ fn unmapped(record: &AuditRecord) -> Value {
         jit.insert("from".into(), json!(from.as_str()));
     }
     jit.insert("to".into(), json!(record.to.as_str()));
-    jit.insert("detail".into(), json!(record.detail));
+    let detail: std::collections::BTreeMap<&String, &String> = record
+        .detail
+        .iter()
+        .filter(|(k, _)| !PERSONAL_DETAIL.contains(&k.as_str()))
+        .collect();
+    jit.insert("detail".into(), json!(detail));
     if let Some(policy_hash) = &record.policy_hash {
         jit.insert("policy_hash".into(), json!(policy_hash));
     }

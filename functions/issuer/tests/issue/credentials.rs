@@ -110,6 +110,7 @@ async fn only_the_requester_of_an_active_unexpired_grant_gets_credentials() {
                 decision: jit_core::domain::ReviewDecision::Deny,
                 comment: None,
                 fills: Vec::new(),
+                slack: None,
             },
             Actor::User(UserId::parse("sam").unwrap()),
         )

@@ -68,7 +68,7 @@ fn the_workspace_templates_read_whole() {
         assert!(t.resources.values().all(|r| !r.kind.is_empty()), "{file}");
     }
     let t = Template::workspace("template.yaml").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 5);
+    assert_eq!(t.resources_of("AWS::Serverless::Function").count(), 6);
     assert_eq!(
         t.outputs["IssuerRoleArn"]["Value"].as_intrinsic(),
         Some(&Intrinsic::GetAtt("IssuerFunctionRole.Arn".to_owned()))

@@ -6,6 +6,7 @@ use crate::clock::Timestamp;
 use crate::domain::audit::{AuditAction, AuditRecord};
 use crate::domain::{
     Actor, Change, Command, Grant, GrantId, GrantState, Reason, ReviewDecision, Service,
+    SlackReviewer,
 };
 use crate::identity::Caller;
 use crate::policy::{AccessContext, Action};
@@ -37,6 +38,27 @@ impl<S: GrantStore> Cases<'_, S> {
             decision,
             comment,
             fills: Vec::new(),
+            slack: None,
+        };
+        self.reviewed(caller, id, command, now).await
+    }
+
+    /// The same review, made by a click in Slack: `caller` is the person the Slack user is
+    /// linked to, with the groups last seen on an authenticated call of theirs; the record
+    /// names the Slack user and workspace beside them.
+    pub async fn review_from_slack(
+        &self,
+        caller: &Caller,
+        id: &str,
+        decision: ReviewDecision,
+        slack: SlackReviewer,
+        now: Timestamp,
+    ) -> Result<Grant, Refusal> {
+        let command = Command::Review {
+            decision,
+            comment: None,
+            fills: Vec::new(),
+            slack: Some(slack),
         };
         self.reviewed(caller, id, command, now).await
     }
@@ -91,11 +113,15 @@ impl<S: GrantStore> Cases<'_, S> {
                 // What this reviewer may fill, as the rules say now for this request.
                 let command = match command.clone() {
                     Command::Review {
-                        decision, comment, ..
+                        decision,
+                        comment,
+                        slack,
+                        ..
                     } => Command::Review {
                         decision,
                         comment,
                         fills: self.rules.fills(grant, &permitted),
+                        slack,
                     },
                     other => other,
                 };

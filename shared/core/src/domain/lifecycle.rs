@@ -43,6 +43,16 @@ impl SessionKind {
     }
 }
 
+/// Who clicked in Slack, for a review made there: recorded beside the person the broker
+/// resolved them to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackReviewer {
+    /// The workspace (`team_id`).
+    pub team_id: String,
+    /// The Slack user (`user_id`).
+    pub user_id: String,
+}
+
 /// Something that can happen to a request or grant.
 #[derive(Debug, Clone)]
 pub enum Command {
@@ -105,6 +115,8 @@ pub enum Command {
         comment: Option<String>,
         /// The requirements the rules let this reviewer fill (for a request that has them).
         fills: Vec<String>,
+        /// The Slack user who clicked, when the review came from Slack.
+        slack: Option<SlackReviewer>,
     },
     /// The requester withdraws the request.
     Cancel,
@@ -484,7 +496,11 @@ impl Grant {
                 decision,
                 comment,
                 fills,
-            } => step.review(decision, comment, fills)?,
+                slack,
+            } => {
+                step.note_slack(slack.as_ref());
+                step.review(decision, comment, fills)?
+            }
             Command::Cancel => step.cancel()?,
             Command::TimeOut => step.time_out()?,
             Command::Expire => step.expire()?,

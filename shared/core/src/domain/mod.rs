@@ -14,7 +14,9 @@ pub use grant::{
     Bundle, Creation, Grant, NewRequest, OnCall, PendingExtension, Requirement, Review,
     ReviewDecision, RoleBinding, requirements_met,
 };
-pub use lifecycle::{Change, Command, RevocationEntry, SessionKind, TargetRole, TransitionError};
+pub use lifecycle::{
+    Change, Command, RevocationEntry, SessionKind, SlackReviewer, TargetRole, TransitionError,
+};
 pub use values::{
     GrantDuration, GrantId, GroupName, Reason, RoleArn, TargetId, Ticket, UserId, ValueError,
 };

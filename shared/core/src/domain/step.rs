@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::lifecycle::{Change, RevocationEntry, SessionKind, TransitionError};
+use super::lifecycle::{Change, RevocationEntry, SessionKind, SlackReviewer, TransitionError};
 use super::{
     Actor, Grant, GrantDuration, GrantState, OnCall, PendingExtension, Reason, Requirement, Review,
     ReviewDecision, Service, UserId,
@@ -195,6 +195,18 @@ impl<'a> Step<'a> {
         if on_call.asked {
             self.detail
                 .insert("on_call".to_owned(), on_call.said.clone());
+        }
+    }
+
+    /// A review made from Slack: the Slack user and workspace beside the person (the actor),
+    /// whom the broker resolved from its own signed link.
+    pub(super) fn note_slack(&mut self, slack: Option<&SlackReviewer>) {
+        if let Some(slack) = slack {
+            self.detail.insert("via".to_owned(), "slack".to_owned());
+            self.detail
+                .insert("slack_team".to_owned(), slack.team_id.clone());
+            self.detail
+                .insert("slack_user".to_owned(), slack.user_id.clone());
         }
     }
 

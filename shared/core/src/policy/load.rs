@@ -140,6 +140,13 @@ impl Rules {
                 location: TARGETS_FILE.to_owned(),
                 why,
             })?;
+        let slack =
+            targets::parse_slack(targets_text, |t| targets.contains_key(t)).map_err(|why| {
+                PolicyError::Invalid {
+                    location: TARGETS_FILE.to_owned(),
+                    why,
+                }
+            })?;
         check_requirements(&annotations.requirements, &targets)?;
         let actions: Vec<EntityUid> = Action::ALL
             .iter()
@@ -169,6 +176,7 @@ impl Rules {
             authorizer: Authorizer::new(),
             isolation: Isolation::default(),
             on_call_people,
+            slack,
         })
     }
 }

@@ -23,7 +23,9 @@ use crate::domain::{Grant, OnCall, TargetId};
 use crate::identity::Caller;
 
 pub use isolation::{BROKER_ACCOUNT_ENV, Isolation, TARGETS_IN_BROKER_ACCOUNT_ENV};
-pub use targets::{MAX_APPROVALS, OnCallPeople, OnCallSettings, SESSION_POLICY_MAX_CHARS, Target};
+pub use targets::{
+    MAX_APPROVALS, OnCallPeople, OnCallSettings, SESSION_POLICY_MAX_CHARS, SlackSettings, Target,
+};
 
 /// Where the Lambda layer puts the policy directory.
 pub const DEFAULT_POLICY_DIR: &str = "/opt/policies";
@@ -259,6 +261,7 @@ pub struct Rules {
     authorizer: Authorizer,
     isolation: Isolation,
     on_call_people: OnCallPeople,
+    slack: Option<SlackSettings>,
 }
 
 impl Rules {
@@ -301,6 +304,11 @@ impl Rules {
             .people
             .get(person.as_str())
             .map(String::as_str)
+    }
+
+    /// Approvals in Slack, when the targets file sets them up.
+    pub fn slack(&self) -> Option<&SlackSettings> {
+        self.slack.as_ref()
     }
 
     /// Every target, by id.

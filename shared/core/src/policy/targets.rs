@@ -112,6 +112,126 @@ struct TargetsFile {
     targets: Vec<RawTarget>,
     #[serde(default)]
     on_call: Option<OnCallPeople>,
+    #[serde(default)]
+    slack: Option<RawSlack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlack {
+    team_id: String,
+    #[serde(default)]
+    enterprise_id: Option<String>,
+    #[serde(default)]
+    channels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    fresh_sign_in: Vec<String>,
+    #[serde(default)]
+    groups_max_age: Option<String>,
+    #[serde(default)]
+    admin_groups_max_age: Option<String>,
+}
+
+/// Approvals in Slack (the file's top-level `slack`): the one workspace clicks may come from,
+/// where each target's requests are posted, and how recent the groups a click is decided on
+/// must be. Who is *notified* (a channel) is not who may approve (the rules).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlackSettings {
+    /// The workspace (`team_id`) clicks and links must come from.
+    pub team_id: String,
+    /// The Enterprise Grid organization they must come from, if any; clicks naming another,
+    /// or one when this is `None`, are refused.
+    pub enterprise_id: Option<String>,
+    /// Target id to channel id; `*` for every target not named.
+    pub channels: std::collections::BTreeMap<String, String>,
+    /// Targets whose requests are never decided from Slack: the button sends the reviewer to
+    /// the web page, where the normal sign-in (and its MFA) applies.
+    pub fresh_sign_in: Vec<TargetId>,
+    /// How old the groups a click is decided on may be (`groups_max_age`, default 12 h).
+    pub groups_max_age_secs: u32,
+    /// The same for targets of the `admin` tier (`admin_groups_max_age`, default 1 h).
+    pub admin_groups_max_age_secs: u32,
+}
+
+impl SlackSettings {
+    /// The channel `target`'s requests are posted to, if any.
+    pub fn channel(&self, target: &TargetId) -> Option<&str> {
+        self.channels
+            .get(target.as_str())
+            .or_else(|| self.channels.get("*"))
+            .map(String::as_str)
+    }
+
+    /// How old the groups a click on `target` is decided on may be.
+    pub fn groups_max_age_secs(&self, target: &Target) -> u32 {
+        if target.tier == "admin" {
+            self.admin_groups_max_age_secs
+        } else {
+            self.groups_max_age_secs
+        }
+    }
+}
+
+/// Whether `id` looks like a Slack id (`T…`, `E…`, `C…`): 2 to 32 ASCII letters and digits.
+fn slack_id(id: &str) -> bool {
+    (2..=32).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// The file's top-level `slack`, checked against the targets it names.
+pub(crate) fn parse_slack(
+    text: &str,
+    declared: impl Fn(&TargetId) -> bool,
+) -> Result<Option<SlackSettings>, String> {
+    let file: TargetsFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let Some(raw) = file.slack else {
+        return Ok(None);
+    };
+    if !slack_id(&raw.team_id) {
+        return Err(format!(
+            "slack.team_id: `{}` is not a Slack id",
+            raw.team_id
+        ));
+    }
+    if let Some(e) = raw.enterprise_id.as_deref().filter(|e| !slack_id(e)) {
+        return Err(format!("slack.enterprise_id: `{e}` is not a Slack id"));
+    }
+    let known = |id: &str| {
+        TargetId::parse(id)
+            .ok()
+            .filter(|t| declared(t))
+            .ok_or_else(|| format!("no target `{id}` is declared"))
+    };
+    for (target, channel) in &raw.channels {
+        if target != "*" {
+            known(target).map_err(|e| format!("slack.channels: {e}"))?;
+        }
+        if !slack_id(channel) {
+            return Err(format!(
+                "slack.channels: `{target}` maps to `{channel}`, which is not a channel id"
+            ));
+        }
+    }
+    let fresh_sign_in = raw
+        .fresh_sign_in
+        .iter()
+        .map(|t| known(t).map_err(|e| format!("slack.fresh_sign_in: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let age = |text: Option<String>, default: u32, name: &str| -> Result<u32, String> {
+        let Some(text) = text else { return Ok(default) };
+        let d = GrantDuration::parse(&text).map_err(|e| format!("slack.{name}: {e}"))?;
+        if d.as_secs() > 7 * 86_400 {
+            return Err(format!("slack.{name}: at most 7 days"));
+        }
+        Ok(d.as_secs())
+    };
+    Ok(Some(SlackSettings {
+        team_id: raw.team_id,
+        enterprise_id: raw.enterprise_id,
+        channels: raw.channels,
+        fresh_sign_in,
+        groups_max_age_secs: age(raw.groups_max_age, 12 * 3600, "groups_max_age")?,
+        admin_groups_max_age_secs: age(raw.admin_groups_max_age, 3600, "admin_groups_max_age")?,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -40,7 +40,7 @@ pub(crate) use adapter::{Position, audit_sort_key, days_between};
 pub use cursor::Cursor;
 pub use due::{DUE_SHARDS, due_shard};
 #[cfg(feature = "aws")]
-pub use dynamo::{DynamoStore, StreamImage, TableLayout};
+pub use dynamo::{DynamoStore, PostedMessage, Signed, StreamImage, TableLayout};
 pub use error::StoreError;
 #[cfg(any(test, feature = "test-util"))]
 pub use failing::FailingStore;

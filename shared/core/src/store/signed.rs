@@ -25,6 +25,11 @@ impl<S> SignedStore<S> {
         Self { inner, key }
     }
 
+    /// The key it signs with.
+    pub fn key(&self) -> &Arc<dyn SigningKey> {
+        &self.key
+    }
+
     /// The store underneath, which writes without signing.
     pub fn inner(&self) -> &S {
         &self.inner

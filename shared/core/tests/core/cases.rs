@@ -391,6 +391,7 @@ impl GrantStore for ForgerRacing {
                     decision: ReviewDecision::Approve,
                     comment: None,
                     fills: Vec::new(),
+                    slack: None,
                 },
                 &mallory,
                 WEDNESDAY_10,

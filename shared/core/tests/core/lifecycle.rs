@@ -576,6 +576,7 @@ fn approve_filling(g: &Grant, who: &str, fills: &[&str], at: i64) -> Grant {
         decision: ReviewDecision::Approve,
         comment: None,
         fills: fills.iter().map(|f| (*f).to_owned()).collect(),
+        slack: None,
     };
     g.apply(command, &as_user(who), T0.plus_secs(at))
         .unwrap()
@@ -616,6 +617,7 @@ fn named_requirements_are_met_by_an_assignment_of_distinct_approvers() {
                 decision: ReviewDecision::Approve,
                 comment: None,
                 fills: vec!["security".to_owned()],
+                slack: None,
             },
             &as_user("sue"),
             T0.plus_secs(4),
@@ -634,6 +636,7 @@ fn named_requirements_are_met_by_an_assignment_of_distinct_approvers() {
         decision: ReviewDecision::Approve,
         comment: None,
         fills: Vec::new(),
+        slack: None,
     };
     let refused = g.apply(none, &as_user("rob"), T0.plus_secs(2)).unwrap_err();
     assert!(
@@ -646,6 +649,7 @@ fn named_requirements_are_met_by_an_assignment_of_distinct_approvers() {
         decision: ReviewDecision::Approve,
         comment: None,
         fills: vec!["security".to_owned()],
+        slack: None,
     };
     assert!(g.apply(own, &as_user("alice"), T0.plus_secs(2)).is_err());
 }

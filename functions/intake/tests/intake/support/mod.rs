@@ -67,6 +67,7 @@ impl Harness {
                 groups_claim: "groups".into(),
                 extra_origins: Vec::new(),
             },
+            slack: None,
         };
         Self {
             app,

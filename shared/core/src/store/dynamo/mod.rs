@@ -11,6 +11,11 @@
 //! | checkpoint | `CHECKPOINTS` | `PERIOD#<start, 12 digits>` | the sweeper's signed count and digest of a closed period's records |
 //! | activity | `ACTIVITY#<grant id>#<shard 0-7>` | `EVENT#<time, 12 digits>#<eventID>` | what a grant's sessions did, one item per CloudTrail event |
 //! | activity count | `ACTIVITY#<grant id>#<shard 0-7>` | `COUNT` | events `stored` in the shard (up to the cap) and counted `over_cap` |
+//! | Slack link code | `SLACKCODE#<digest>` | `ITEM` | the Slack user a one-time code was given to; `expires_at` |
+//! | Slack link | `SLACKLINK#<team>#<user>` | `ITEM` | the person, signed by intake |
+//! | seen groups | `SEEN#<sub>` | `ITEM` | the groups of a person's last authenticated call (at most every few minutes), signed by intake |
+//! | Slack replay | `SLACKREPLAY#<digest>` | `ITEM` | an interaction signature already handled; `expires_at` |
+//! | Slack message | `SLACKMSG#<grant id>` | `ITEM` | the channel and `ts` of a request's message and the grant version it shows |
 //! | unattributed event | `UNATTRIBUTED#<day>#<shard 0-7>` | `EVENT#<time, 12 digits>#<eventID>` | a `/jit/` role's event no grant accounts for, and why |
 
 mod activity;
@@ -19,6 +24,7 @@ mod errors;
 mod import;
 mod layout;
 mod ledger;
+mod slack;
 mod store;
 mod trust;
 
@@ -28,6 +34,7 @@ use calls::*;
 use errors::*;
 use layout::*;
 pub use layout::{IndexLayout, StreamImage, TableLayout};
+pub use slack::{PostedMessage, Signed};
 
 /// The grants, audit trail and revocation ledger in one DynamoDB table.
 #[derive(Debug, Clone)]

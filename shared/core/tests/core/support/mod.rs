@@ -78,6 +78,7 @@ pub fn review(decision: ReviewDecision) -> Command {
         decision,
         comment: Some("looks right".to_owned()),
         fills: Vec::new(),
+        slack: None,
     }
 }
 
