@@ -535,7 +535,9 @@ pub const TARGET_ACCOUNTS: [&str; 2] = ["222222222222", "333333333333"];
 pub const KEY_ADMINISTRATOR: &str = "arn:aws:iam::111111111111:role/jit-key-admin";
 
 /// The four functions, as the template names them (`intake` → `IntakeFunction`).
-pub const FUNCTIONS: [&str; 5] = ["intake", "approver", "issuer", "sweeper", "activity"];
+pub const FUNCTIONS: [&str; 6] = [
+    "intake", "approver", "slack", "issuer", "sweeper", "activity",
+];
 
 fn logical(function: &str) -> String {
     format!("{}{}", function[..1].to_uppercase(), &function[1..])
@@ -594,6 +596,14 @@ pub fn broker_refs(
         (
             "PagerDutyTokenSecretName".to_owned(),
             json!("jit/pagerduty-token"),
+        ),
+        (
+            "SlackSigningSecretName".to_owned(),
+            json!("jit/slack-signing-secret"),
+        ),
+        (
+            "SlackBotTokenSecretName".to_owned(),
+            json!("jit/slack-bot-token"),
         ),
         (
             "TargetRoleBoundaryName".to_owned(),

@@ -144,7 +144,71 @@ pub async fn run(stack: &Stack, say: &mut dyn FnMut(&str)) -> Result<(), String>
     let db = two_approvals(&people, say).await?;
     revoke_live_session(stack, &people, &db, say).await?;
     audit(stack, &people, started, [&id, &db], say).await?;
-    on_call(stack, &api, say).await
+    on_call(stack, &api, say).await?;
+    from_slack(stack, &api, say).await
+}
+
+/// Step 14: sam links his Slack user with a one-time code from `/jit link`, then approves
+/// erin's request from the message the Slack function posted to the review channel.
+async fn from_slack(stack: &Stack, api: &Client, say: &mut dyn FnMut(&str)) -> Result<(), String> {
+    let slack = stack.slack();
+    let team = slack.team_id.clone();
+    slack.add_users([jit_local::SlackMember::member("U0SAM", &team)]);
+    let interactions = format!("{}/slack/interactions", stack.api_url);
+    let send = |signed: jit_local::SignedInteraction| {
+        let url = interactions.clone();
+        async move {
+            let (status, body) = jit_local::slack::post_form(&url, &signed).await?;
+            let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            match answer.get("text").and_then(serde_json::Value::as_str) {
+                Some(text) if status == 200 => Ok(text.to_owned()),
+                _ => Err(format!("the Slack function answered {status}: {body}")),
+            }
+        }
+    };
+    let said = send(slack.command("U0SAM", &team, "link")).await?;
+    let code = said
+        .split('`')
+        .nth(1)
+        .ok_or_else(|| format!("no code in: {said}"))?
+        .to_owned();
+    let sam = api.as_user(stack.token("sam", &["sre"]));
+    sam.link_slack(&code).await.map_err(failed("sam's link"))?;
+    let erin = api.as_user(stack.token("erin", &["engineers"]));
+    let mut asked = ask(
+        "prod-logs-ro",
+        "1h",
+        "checking a customer's failed payment",
+        "-",
+    );
+    asked.ticket = None;
+    let id = erin
+        .create_request(&asked)
+        .await
+        .map_err(failed("erin's request"))?
+        .id;
+    let until = Instant::now() + Duration::from_secs(20);
+    while slack
+        .message_about(&id)
+        .is_none_or(|m| m.buttons().is_empty())
+    {
+        if Instant::now() > until {
+            return Err("no message with buttons was posted about erin's request".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answer = send(slack.click("U0SAM", &team, "jit_approve", &id)).await?;
+    let g = wait_until(&erin, &id, Duration::from_secs(10), |g| {
+        g.state == GrantState::Active
+    })
+    .await?;
+    say(&format!(
+        "14. sam linked his Slack user with `/jit link` and `jit slack link`, then clicked \
+         Approve on erin's request in #reviews; Slack told him: \"{answer}\" The request is {}, \
+         its record names sam, via Slack (U0SAM).",
+        g.state
+    ));
+    Ok(())
 }
 
 /// Step 13: the SRE on call (PagerDuty's stand-in has olive on call for the next 2 hours)

@@ -258,6 +258,16 @@ async fn main() -> ExitCode {
         stack.pagerduty().url,
         stack.pagerduty().url
     );
+    println!(
+        "Slack:      {} (stand-in, workspace {}; users join with: curl -X PUT {}/standin/users -d '[{{\"id\":\"U0SAM\",\"team_id\":\"{}\"}}]'; /jit link: curl {}/standin/command -d '{{\"user\":\"U0SAM\",\"text\":\"link\"}}'; a click: curl {}/standin/click -d '{{\"user\":\"U0SAM\",\"grant\":\"<id>\",\"approve\":true}}'; the channel: {}/standin/channels/C0REVIEWS)",
+        stack.slack().url,
+        stack.slack().team_id,
+        stack.slack().url,
+        stack.slack().team_id,
+        stack.slack().url,
+        stack.slack().url,
+        stack.slack().url
+    );
     println!("Logs:       {}", stack.state_dir.join("logs").display());
     if let Some(file) = stack.clock_file() {
         println!(

@@ -388,7 +388,7 @@ pub fn status_line(grant: &Grant, now: Timestamp) -> String {
         GrantState::Active if grant.break_glass && grant.review_owed => {
             "BREAK-GLASS: active, a review is owed".to_owned()
         }
-        GrantState::Active => "Approved: active".to_owned(),
+        GrantState::Active => "Approved: active.".to_owned(),
         other => format!("Closed: {}", other.as_str().to_ascii_lowercase()),
     }
 }

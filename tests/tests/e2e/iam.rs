@@ -69,7 +69,7 @@ const EQUIVALENT: [(&str, &str); 2] = [
 
 /// What each function may do to each kind of item, as the design intends (written by hand;
 /// the template must agree): function, action, the partition-key prefixes allowed.
-const ITEM_ACCESS: [(&str, &str, &[&str]); 22] = [
+const ITEM_ACCESS: [(&str, &str, &[&str]); 26] = [
     (
         "intake",
         "dynamodb:GetItem",
@@ -85,12 +85,29 @@ const ITEM_ACCESS: [(&str, &str, &[&str]); 22] = [
         "dynamodb:Query",
         &["GRANT#", "CHECKPOINTS", "ACTIVITY#", "UNATTRIBUTED#"],
     ),
-    ("intake", "dynamodb:PutItem", &["GRANT#", "OPEN#", "IDEM#"]),
-    ("intake", "dynamodb:DeleteItem", &["OPEN#"]),
+    (
+        "intake",
+        "dynamodb:PutItem",
+        &["GRANT#", "OPEN#", "IDEM#", "SLACKLINK#", "SEEN#"],
+    ),
+    ("intake", "dynamodb:DeleteItem", &["OPEN#", "SLACKCODE#"]),
     ("approver", "dynamodb:GetItem", &["GRANT#"]),
     ("approver", "dynamodb:Query", &["GRANT#"]),
     ("approver", "dynamodb:PutItem", &["GRANT#"]),
     ("approver", "dynamodb:DeleteItem", &["OPEN#"]),
+    // Reviews from Slack as the approver's; links and seen groups read, never written.
+    (
+        "slack",
+        "dynamodb:GetItem",
+        &["GRANT#", "SLACKLINK#", "SEEN#", "SLACKMSG#"],
+    ),
+    ("slack", "dynamodb:Query", &["GRANT#"]),
+    (
+        "slack",
+        "dynamodb:PutItem",
+        &["GRANT#", "SLACKCODE#", "SLACKREPLAY#", "SLACKMSG#"],
+    ),
+    ("slack", "dynamodb:DeleteItem", &["OPEN#"]),
     ("issuer", "dynamodb:GetItem", &["GRANT#"]),
     ("issuer", "dynamodb:Query", &["GRANT#"]),
     ("issuer", "dynamodb:PutItem", &["GRANT#"]),
@@ -132,7 +149,7 @@ const ITEM_ACCESS: [(&str, &str, &[&str]); 22] = [
 ];
 
 /// Every kind of item in the table, by the start of its partition key.
-const ITEM_KINDS: [&str; 8] = [
+const ITEM_KINDS: [&str; 13] = [
     "GRANT#",
     "OPEN#",
     "IDEM#",
@@ -141,6 +158,11 @@ const ITEM_KINDS: [&str; 8] = [
     "CHECKPOINTS",
     "ACTIVITY#",
     "UNATTRIBUTED#",
+    "SLACKCODE#",
+    "SLACKLINK#",
+    "SEEN#",
+    "SLACKREPLAY#",
+    "SLACKMSG#",
 ];
 
 fn s(v: &Value) -> String {
@@ -466,12 +488,13 @@ fn requests(
 }
 
 /// Indexes each function may query, as the design intends.
-const INDEX_ACCESS: [(&str, &[&str]); 5] = [
+const INDEX_ACCESS: [(&str, &[&str]); 6] = [
     (
         "intake",
         &["by_requester", "pending_by_target", "audit_by_day"],
     ),
     ("approver", &[]),
+    ("slack", &[]),
     ("issuer", &[]),
     ("sweeper", &["due", "audit_by_day"]),
     ("activity", &[]),
@@ -543,7 +566,9 @@ fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<S
         // Its own key signs; no other function's does; every public key may be read by the
         // functions that verify evidence (not the sweeper, which verifies nothing).
         for (name, id) in keys {
-            let own = name.to_lowercase().starts_with(f);
+            // The Slack function records reviews, the approver's records, with its key.
+            let own = name.to_lowercase().starts_with(f)
+                || (f == "slack" && name == "ApproverSigningKey");
             // The sweeper verifies nothing; the activity function signs and verifies nothing.
             let verifies = f != "sweeper" && f != "activity";
             for (action, allowed) in [("kms:Sign", own), ("kms:GetPublicKey", verifies)] {
@@ -632,7 +657,8 @@ fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<S
             ));
         }
     }
-    // Only the approver reads a secret, and only the PagerDuty token's; nobody changes it.
+    // Only the approver reads the PagerDuty token, only the Slack function the Slack app's two
+    // secrets; no other secret is read, and nobody changes one.
     for f in FUNCTIONS {
         let identity = &docs.functions[f];
         for (secret, action, allowed) in [
@@ -640,6 +666,21 @@ fn spec(table: &str, docs: &Documents, keys: &BTreeMap<String, String>) -> Vec<S
                 "jit/pagerduty-token",
                 "secretsmanager:GetSecretValue",
                 f == "approver",
+            ),
+            (
+                "jit/slack-signing-secret",
+                "secretsmanager:GetSecretValue",
+                f == "slack",
+            ),
+            (
+                "jit/slack-bot-token",
+                "secretsmanager:GetSecretValue",
+                f == "slack",
+            ),
+            (
+                "jit/slack-bot-token",
+                "secretsmanager:PutSecretValue",
+                false,
             ),
             (
                 "jit/pagerduty-token-old",
@@ -1471,6 +1512,42 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
         .await
         .unwrap();
     assert_eq!(g.state, GrantState::Active, "{g:?}");
+    // Approvals in Slack: a link made with a one-time code (intake redeems it and signs the
+    // link and the groups it saw), the request's message posted and updated from the stream,
+    // and a click that denies it (the Slack function reads its two secrets, verifies the link
+    // and groups, records the review with the approver's key and frees the slot).
+    let slack = stack.slack();
+    slack.add_users([jit_local::SlackMember::member("U0SAMIAM", &slack.team_id)]);
+    let command = slack.command("U0SAMIAM", &slack.team_id, "link");
+    let (status, answer) =
+        jit_local::slack::post_form(&format!("{}/slack/interactions", stack.api_url), &command)
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let code = answer.split('`').nth(1).unwrap().to_owned();
+    api.as_user(&sam).link_slack(&code).await.unwrap();
+    let mut waits = asking("prod-logs-ro", "1h");
+    waits.ticket = None;
+    let waiting = ask(&api, &erin, waits).await;
+    api.wait_looked_at(&waiting, &erin).await.unwrap();
+    let click = slack.click("U0SAMIAM", &slack.team_id, "jit_deny", &waiting);
+    let (status, answer) =
+        jit_local::slack::post_form(&format!("{}/slack/interactions", stack.api_url), &click)
+            .await
+            .unwrap();
+    assert!(status == 200 && answer.contains("You denied"), "{answer}");
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while !slack
+        .message_about(&waiting)
+        .is_some_and(|m| m.buttons().is_empty() && m.updates > 0)
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "{:?}",
+            slack.message_about(&waiting)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     // A grant's session at work: its calls become the grant's activity, shown on its page; a
     // call a revoking guardrail names is handed to the sweeper, which judges it again and
     // revokes.
