@@ -621,6 +621,12 @@ pub fn broker_refs(
             )),
         ),
         (
+            "SlackDeadLetters.Arn".to_owned(),
+            json!(format!(
+                "arn:aws:sqs:us-east-1:{BROKER}:jit-access-SlackDeadLetters-Z9X8C7V6B5N4"
+            )),
+        ),
+        (
             "ActivityBus.Arn".to_owned(),
             json!(format!(
                 "arn:aws:events:us-east-1:{BROKER}:event-bus/jit-access-activity"

@@ -424,7 +424,9 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
     let key = |n: usize| key_arn(&format!("1234abcd-12ab-34cd-56ef-00000000000{n}"));
     let table = refs["GrantsTable.Arn"].as_str().unwrap().to_owned();
     let mut denied: Vec<Call> = Vec::new();
-    for f in ["Intake", "Approver", "Issuer", "Sweeper", "Activity"] {
+    for f in [
+        "Intake", "Approver", "Slack", "Issuer", "Sweeper", "Activity",
+    ] {
         for action in [
             "lambda:UpdateFunctionCode",
             "lambda:UpdateFunctionConfiguration",
@@ -518,11 +520,13 @@ fn a_break_glass_session_in_the_broker_account_can_touch_no_broker_resource() {
         refs["ActivityDeadLetters.Arn"].as_str().unwrap().to_owned(),
         vec![],
     ));
-    denied.push((
-        "sqs:PurgeQueue",
-        refs["ApproverDeadLetters.Arn"].as_str().unwrap().to_owned(),
-        vec![],
-    ));
+    for queue in ["ApproverDeadLetters", "SlackDeadLetters"] {
+        denied.push((
+            "sqs:PurgeQueue",
+            refs[&format!("{queue}.Arn")].as_str().unwrap().to_owned(),
+            vec![],
+        ));
+    }
     for alarm in [
         "SweeperErrorsAlarm",
         "RevocationsPendingAlarm",

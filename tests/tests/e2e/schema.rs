@@ -54,6 +54,16 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
         "schemathesis found failures:\n{stdout}\n{stderr}"
     );
     assert!(stdout.contains("Tested: 23"), "{stdout}");
-    // Every operation that needs a token got past the authorizer.
-    assert!(!stdout.contains("Authentication failed"), "{stdout}");
+    // Every operation that needs a token got past the authorizer. Slack's route takes no
+    // token but Slack's signature, which schemathesis cannot make: each of its requests must
+    // have been refused (401), and it alone.
+    if let Some(warning) = stdout.split("Authentication failed").nth(1) {
+        let listed = warning.split("\n\n").nth(1).unwrap_or_default();
+        assert!(
+            warning.starts_with(": 1 operation returned only 401/403")
+                && listed.contains("401 Unauthorized (1 operation):")
+                && listed.contains("- POST /slack/interactions"),
+            "{stdout}"
+        );
+    }
 }

@@ -280,9 +280,11 @@ async fn a_click_in_slack_is_a_review_only_for_a_linked_member_and_messages_foll
     assert!(pending(
         &api.as_user(&finn).get_request(&next).await.unwrap()
     ));
-    // Signed in again as an SRE, his next click counts.
-    api.as_user(&sam).targets().await.unwrap();
-    let (_, answer) = deliver(&url, &slack.click("U0SAM", TEAM, "jit_deny", &next)).await;
+    // Another SRE, linked, denies it from Slack.
+    let sid = stack.token("sid-slack", &["sre"]);
+    slack.add_users([SlackMember::member("U0SID", TEAM)]);
+    link(stack, api, "U0SID", &sid).await;
+    let (_, answer) = deliver(&url, &slack.click("U0SID", TEAM, "jit_deny", &next)).await;
     assert!(said(&answer).starts_with("You denied"), "{answer}");
     assert_eq!(
         api.as_user(&finn).get_request(&next).await.unwrap().state,

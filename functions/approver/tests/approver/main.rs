@@ -13,4 +13,5 @@ mod support;
 mod extend;
 mod oncall;
 mod reviews;
+mod slack;
 mod stream;
