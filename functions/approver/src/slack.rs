@@ -510,22 +510,50 @@ impl SlackApp {
         let Some(channel) = settings.channel(&grant.target) else {
             return Ok(());
         };
+        // A request of several targets is one message, under its first item, showing them all.
+        let (key, items) = match grant.bundle.as_ref().and_then(|b| b.id().cloned()) {
+            Some(first) => {
+                let ids = grant
+                    .bundle
+                    .as_ref()
+                    .map(|b| b.items.clone())
+                    .unwrap_or_default();
+                let read = futures::future::join_all(ids.iter().map(|id| self.store.get(id))).await;
+                let mut items = Vec::with_capacity(ids.len());
+                for item in read {
+                    match item.map_err(|e| e.to_string())? {
+                        Some(g) => items.push(g),
+                        None => return Err("an item of the request is not stored yet".into()),
+                    }
+                }
+                (first, items)
+            }
+            None => (grant.id.clone(), vec![grant]),
+        };
+        // Each item's version only grows, so their sum orders the message's versions.
+        let version: u64 = items.iter().map(|g| g.version).sum();
         let store = self.store.inner();
         let posted = store
-            .posted_message(&grant.id)
+            .posted_message(&key)
             .await
             .map_err(|e| e.to_string())?;
-        if posted.as_ref().is_some_and(|p| p.version >= grant.version) {
+        if posted.as_ref().is_some_and(|p| p.version >= version) {
             return Ok(());
         }
-        if posted.is_none() && !needs_people(&grant) {
+        if posted.is_none() && !items.iter().any(needs_people) {
             return Ok(());
         }
-        let account = self
-            .rules
-            .target(&grant.target)
-            .map_or("?", |t| t.account.as_str());
-        let mut message = jit_core::slack::message(&grant, account, self.clock.now());
+        let shown: Vec<(&Grant, &str)> = items
+            .iter()
+            .map(|g| {
+                let account = self
+                    .rules
+                    .target(&g.target)
+                    .map_or("?", |t| t.account.as_str());
+                (g, account)
+            })
+            .collect();
+        let mut message = jit_core::slack::message(&shown, self.clock.now());
         let sent = match &posted {
             Some(p) => {
                 if let Some(fields) = message.as_object_mut() {
@@ -534,27 +562,44 @@ impl SlackApp {
                 }
                 self.send("chat.update", &message).await?;
                 PostedMessage {
-                    version: grant.version,
+                    version,
                     ..p.clone()
                 }
             }
             None => {
+                // Another item's invocation may be posting it: this record is retried, and then
+                // updates what that one posted.
+                if !store
+                    .claim_message(&key, self.clock.now(), 30)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    return Err("the message is being posted by another invocation".into());
+                }
                 if let Some(fields) = message.as_object_mut() {
                     fields.insert("channel".into(), json!(channel));
                 }
-                let answer = self.send("chat.postMessage", &message).await?;
+                let answer = match self.send("chat.postMessage", &message).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        if let Err(released) = store.release_message(&key).await {
+                            tracing::warn!(error = %released, "a claim on a message could not be released; it lapses in 30 s");
+                        }
+                        return Err(e);
+                    }
+                };
                 PostedMessage {
                     channel: answer["channel"].as_str().unwrap_or(channel).to_owned(),
                     ts: answer["ts"]
                         .as_str()
                         .ok_or("chat.postMessage answered no ts")?
                         .to_owned(),
-                    version: grant.version,
+                    version,
                 }
             }
         };
         store
-            .record_message(&grant.id, &sent)
+            .record_message(&key, &sent)
             .await
             .map_err(|e: StoreError| e.to_string())?;
         Ok(())

@@ -267,12 +267,12 @@ impl SlackStandIn {
             .collect()
     }
 
-    /// The message about request `grant`, in any channel.
+    /// The message about request `grant` (or one of its items), in any channel.
     pub fn message_about(&self, grant: &str) -> Option<PostedMessage> {
         lock(&self.state)
             .messages
             .values()
-            .find(|m| m.text.contains(grant))
+            .find(|m| m.all_text().contains(grant))
             .cloned()
     }
 

@@ -37,22 +37,28 @@ pub struct Gateway {
 #[derive(Debug, Default)]
 pub(crate) struct Throttles {
     limit: Option<Throttle>,
+    /// Routes with a throttle of their own (`RouteSettings`), by route key.
+    own: std::collections::BTreeMap<String, Throttle>,
     /// Route key → (tokens left, when it was last filled).
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
 }
 
 impl Throttles {
-    /// Buckets of `limit` (none: every request passes).
-    pub(crate) fn new(limit: Option<Throttle>) -> Self {
+    /// Buckets of `limit`, or of a route's `own` (none at all: every request passes).
+    pub(crate) fn new(
+        limit: Option<Throttle>,
+        own: std::collections::BTreeMap<String, Throttle>,
+    ) -> Self {
         Self {
             limit,
+            own,
             buckets: Mutex::default(),
         }
     }
 
     /// Whether route `key` may take one more request now.
     fn admit(&self, key: &str) -> bool {
-        let Some(limit) = self.limit else {
+        let Some(limit) = self.own.get(key).copied().or(self.limit) else {
             return true;
         };
         let burst = f64::from(limit.burst);

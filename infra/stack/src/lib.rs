@@ -307,7 +307,14 @@ impl Stack {
             functions: runtimes.functions.clone(),
             authorizer: Authorizer::new(&issuer, &[AUDIENCE], &provider.jwks()),
             timings: timings.clone(),
-            throttles: gateway::Throttles::new(template.throttle.filter(|_| options.throttle)),
+            throttles: gateway::Throttles::new(
+                template.throttle.filter(|_| options.throttle),
+                if options.throttle {
+                    template.route_throttles.clone()
+                } else {
+                    std::collections::BTreeMap::new()
+                },
+            ),
         });
         tasks.push(tokio::spawn(serve(api, move |request| {
             let gateway = Arc::clone(&gateway);

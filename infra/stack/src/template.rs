@@ -118,6 +118,8 @@ pub struct Template {
     pub identity_header: String,
     /// The HTTP API's `DefaultRouteSettings` throttle, applied to each route on its own.
     pub throttle: Option<Throttle>,
+    /// `RouteSettings`: the throttles of routes that have their own, by route key.
+    pub route_throttles: BTreeMap<String, Throttle>,
 }
 
 /// A route's throttle as API Gateway applies it: a token bucket holding `burst` requests,
@@ -128,6 +130,18 @@ pub struct Throttle {
     pub burst: u32,
     /// `ThrottlingRateLimit`, requests a second.
     pub rate: f64,
+}
+
+/// A throttle from route settings (`ThrottlingBurstLimit`, `ThrottlingRateLimit`).
+fn throttle_of(settings: &Node) -> Option<Throttle> {
+    Some(Throttle {
+        burst: u32::try_from(settings["ThrottlingBurstLimit"].as_u64()?).ok()?,
+        // A whole number, or a decimal (which the template reader keeps as text).
+        rate: match &settings["ThrottlingRateLimit"] {
+            n if n.as_u64().is_some() => f64::from(u32::try_from(n.as_u64()?).ok()?),
+            n => n.as_str()?.parse().ok()?,
+        },
+    })
 }
 
 /// The values `!Ref` resolves to locally.
@@ -196,21 +210,21 @@ impl Template {
             );
         let throttle = template
             .resources_of("AWS::Serverless::HttpApi")
-            .find_map(|(_, api)| {
-                let settings = &api.properties["DefaultRouteSettings"];
-                Some(Throttle {
-                    burst: u32::try_from(settings["ThrottlingBurstLimit"].as_u64()?).ok()?,
-                    // A whole number, or a decimal (which the template reader keeps as text).
-                    rate: match &settings["ThrottlingRateLimit"] {
-                        n if n.as_u64().is_some() => f64::from(u32::try_from(n.as_u64()?).ok()?),
-                        n => n.as_str()?.parse().ok()?,
-                    },
-                })
-            });
+            .find_map(|(_, api)| throttle_of(&api.properties["DefaultRouteSettings"]));
+        let route_throttles = template
+            .resources_of("AWS::Serverless::HttpApi")
+            .filter_map(|(_, api)| match &api.properties["RouteSettings"] {
+                Node::Map(routes) => Some(routes.clone()),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|(key, settings)| Some((key, throttle_of(&settings)?)))
+            .collect();
         Ok(Self {
             functions,
             identity_header,
             throttle,
+            route_throttles,
         })
     }
 
@@ -410,6 +424,17 @@ mod tests {
                 burst: 50,
                 rate: 20.0
             })
+        );
+        // Slack's route, which takes no token, has a lower limit of its own.
+        assert_eq!(
+            t.route_throttles,
+            BTreeMap::from([(
+                "POST /slack/interactions".to_owned(),
+                Throttle {
+                    burst: 20,
+                    rate: 10.0
+                }
+            )])
         );
         // The web page signs in where the authorizer's tokens come from, as the first
         // audience, and only its files and Slack's signed requests skip the authorizer.

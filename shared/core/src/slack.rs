@@ -312,46 +312,73 @@ pub fn replay_key(signature: &str) -> String {
     hex::encode(Sha256::digest(signature.as_bytes()))
 }
 
-/// How a request's message reads now: its fields, what the rules said, what is still
-/// needed, and the buttons while it waits for reviewers (or an extension does).
-pub fn message(grant: &Grant, account: &str, now: Timestamp) -> Value {
-    let waiting = grant.state == GrantState::Pending && grant.approvals_required.is_some()
-        || grant.extension.is_some();
-    let mut lines = vec![
-        format!("*Requester:* {}", grant.requester),
-        format!("*Target:* `{}` (account {account})", grant.target),
-        format!("*Duration:* {}", grant.duration),
-        format!("*Reason:* {}", grant.reason.as_str()),
+/// How a request's message reads now: who asked, why, the ticket, and for each target (one,
+/// or every item of a request of several) its account, duration, window and where it stands
+/// (approvals still needed, named requirements), with Approve and Deny while that item waits
+/// for reviewers (or its extension does). `items` are (grant, the target's account).
+pub fn message(items: &[(&Grant, &str)], now: Timestamp) -> Value {
+    let Some((first, _)) = items.first() else {
+        return json!({"text": "", "blocks": []});
+    };
+    let mut about = vec![
+        format!("*Requester:* {}", first.requester),
+        format!("*Reason:* {}", first.reason.as_str()),
     ];
-    if let Some(ticket) = &grant.ticket {
-        lines.push(format!("*Ticket:* {}", ticket.as_str()));
+    if let Some(ticket) = &first.ticket {
+        about.push(format!("*Ticket:* {}", ticket.as_str()));
     }
-    if let Some(starts) = grant.starts_at {
-        lines.push(format!("*Starts:* {starts}"));
-    }
-    if let Some(ends) = grant.ends_at {
-        lines.push(format!("*Ends:* {ends}"));
-    }
-    let status = status_line(grant, now);
+    let title = if items.len() > 1 {
+        format!("*Access request of {} targets* `{}`", items.len(), first.id)
+    } else {
+        format!("*Access request* `{}`", first.id)
+    };
     let mut blocks = vec![
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("*Access request* `{}`", grant.id)}}),
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}),
-        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": status.clone()}]}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": title}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": about.join("\n")}}),
     ];
-    if waiting {
-        blocks.push(json!({
-            "type": "actions",
-            "block_id": format!("review:{}", grant.id),
-            "elements": [
-                {"type": "button", "action_id": APPROVE, "style": "primary", "value": grant.id.as_str(),
-                 "text": {"type": "plain_text", "text": "Approve"}},
-                {"type": "button", "action_id": DENY, "style": "danger", "value": grant.id.as_str(),
-                 "text": {"type": "plain_text", "text": "Deny"}},
-            ]
-        }));
+    let mut statuses = Vec::new();
+    for (grant, account) in items {
+        let mut lines = vec![
+            format!("*Target:* `{}` (account {account})", grant.target),
+            format!("*Duration:* {}", grant.duration),
+        ];
+        if items.len() > 1 {
+            lines.push(format!("*Item:* `{}`", grant.id));
+        }
+        if let Some(starts) = grant.starts_at {
+            lines.push(format!("*Starts:* {starts}"));
+        }
+        if let Some(ends) = grant.ends_at {
+            lines.push(format!("*Ends:* {ends}"));
+        }
+        let status = status_line(grant, now);
+        blocks
+            .push(json!({"type": "section", "text": {"type": "mrkdwn", "text": lines.join("\n")}}));
+        blocks.push(
+            json!({"type": "context", "elements": [{"type": "mrkdwn", "text": status.clone()}]}),
+        );
+        let waiting = grant.state == GrantState::Pending && grant.approvals_required.is_some()
+            || grant.extension.is_some();
+        if waiting {
+            blocks.push(json!({
+                "type": "actions",
+                "block_id": format!("review:{}", grant.id),
+                "elements": [
+                    {"type": "button", "action_id": APPROVE, "style": "primary", "value": grant.id.as_str(),
+                     "text": {"type": "plain_text", "text": "Approve"}},
+                    {"type": "button", "action_id": DENY, "style": "danger", "value": grant.id.as_str(),
+                     "text": {"type": "plain_text", "text": "Deny"}},
+                ]
+            }));
+        }
+        statuses.push(if items.len() > 1 {
+            format!("{}: {status}", grant.target)
+        } else {
+            status
+        });
     }
     json!({
-        "text": format!("Access request {} for {}: {status}", grant.id, grant.target),
+        "text": format!("Access request {} for {}: {}", first.id, first.requester, statuses.join("; ")),
         "blocks": blocks,
     })
 }

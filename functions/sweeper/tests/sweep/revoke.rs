@@ -198,6 +198,10 @@ async fn revocation_follows_the_role_recorded_on_the_grant_not_the_targets_file(
                 t["requirements"] = requirements.clone();
             }
         }
+        // Nor may Slack's settings name a target no longer declared.
+        if let Some(channels) = file["slack"]["channels"].as_object_mut() {
+            channels.remove("prod-db-admin");
+        }
         file.to_string()
     });
     let (status, body) = revoke_with(&edited, Some(("sam", SRE)), &moved.id, &reason()).await;

@@ -540,6 +540,66 @@ mod tests {
     }
 
     #[test]
+    fn slack_settings_load_and_their_mistakes_are_named() {
+        let with = |slack: &str| one("").replacen('{', &format!(r#"{{"slack":{slack},"#), 1);
+        let declared = |t: &TargetId| t.as_str() == "prod-logs";
+        let settings = parse_slack(
+            &with(r#"{"team_id":"T0AB","channels":{"*":"C0ALL","prod-logs":"C0LOGS"},"fresh_sign_in":["prod-logs"],"groups_max_age":"6h"}"#),
+            declared,
+        )
+        .unwrap()
+        .unwrap();
+        let logs = TargetId::parse("prod-logs").unwrap();
+        assert_eq!(settings.channel(&logs), Some("C0LOGS"));
+        assert_eq!(
+            settings.channel(&TargetId::parse("other").unwrap()),
+            Some("C0ALL")
+        );
+        assert_eq!(settings.fresh_sign_in, [logs]);
+        assert_eq!(
+            (
+                settings.groups_max_age_secs,
+                settings.admin_groups_max_age_secs
+            ),
+            (6 * 3600, 3600)
+        );
+        assert_eq!(parse_slack(&one(""), declared), Ok(None));
+        for (bad, expected) in [
+            (
+                r#"{"team_id":"T 1"}"#,
+                "slack.team_id: `T 1` is not a Slack id",
+            ),
+            (
+                r#"{"team_id":"T1","enterprise_id":"E/1"}"#,
+                "slack.enterprise_id: `E/1` is not a Slack id",
+            ),
+            (
+                r#"{"team_id":"T1","channels":{"gone":"C1"}}"#,
+                "slack.channels: no target `gone` is declared",
+            ),
+            (
+                r##"{"team_id":"T1","channels":{"*":"#reviews"}}"##,
+                "`*` maps to `#reviews`, which is not a channel id",
+            ),
+            (
+                r#"{"team_id":"T1","fresh_sign_in":["gone"]}"#,
+                "slack.fresh_sign_in: no target `gone` is declared",
+            ),
+            (
+                r#"{"team_id":"T1","groups_max_age":"8d"}"#,
+                "slack.groups_max_age:",
+            ),
+            (
+                r#"{"team_id":"T1","channel":"C1"}"#,
+                "unknown field `channel`",
+            ),
+        ] {
+            let err = parse_slack(&with(bad), declared).unwrap_err();
+            assert!(err.contains(expected), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn mistakes_are_named() {
         let cases = [
             (r#","surprise":1"#, "unknown field `surprise`"),

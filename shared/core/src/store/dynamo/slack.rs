@@ -1,7 +1,8 @@
 //! What approvals in Slack keep: one-time link codes (`SLACKCODE#<digest>`), links
 //! (`SLACKLINK#<team>#<user>`) and the groups last seen on an authenticated call (`SEEN#<sub>`),
 //! both signed by intake; seen interaction signatures (`SLACKREPLAY#<digest>`); and where each
-//! request's message is (`SLACKMSG#<grant>`).
+//! request's message is (`SLACKMSG#<grant>`, the first item's for a request of several
+//! targets), claimed before it is posted.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -242,17 +243,51 @@ impl DynamoStore {
             Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
             _ => 0,
         };
-        match (text(&item, "channel"), text(&item, "ts")) {
-            (Some(channel), Some(ts)) => Ok(Some(PostedMessage {
+        // Claimed, not yet posted: nothing to update.
+        Ok(match (text(&item, "channel"), text(&item, "ts")) {
+            (Some(channel), Some(ts)) => Some(PostedMessage {
                 channel: channel.to_owned(),
                 ts: ts.to_owned(),
                 version,
-            })),
-            _ => Err(StoreError::Corrupt {
-                key: format!("SLACKMSG#{grant}"),
-                why: "`channel` or `ts` is missing".into(),
             }),
-        }
+            _ => None,
+        })
+    }
+
+    /// Claims the posting of `grant`'s message for `hold_secs` from `now`: `false` while
+    /// another invocation holds the claim or the message is posted. Items of a request of
+    /// several targets sit on different stream shards, so two invocations may try at once; the
+    /// claim makes it one message.
+    pub async fn claim_message(
+        &self,
+        grant: &GrantId,
+        now: Timestamp,
+        hold_secs: i64,
+    ) -> Result<bool, StoreError> {
+        let item = Item::from([(
+            "claimed_until".into(),
+            n(now.plus_secs(hold_secs).unix_seconds()),
+        )]);
+        self.put_plain(
+            format!("SLACKMSG#{grant}"),
+            item,
+            Some("attribute_not_exists(pk) OR (attribute_not_exists(ts) AND claimed_until < :now)"),
+            Some(Item::from([(":now".into(), n(now.unix_seconds()))])),
+        )
+        .await
+    }
+
+    /// Gives up a claim whose posting failed, so the retry may claim it at once.
+    pub async fn release_message(&self, grant: &GrantId) -> Result<(), StoreError> {
+        let item = Item::from([("claimed_until".into(), n(0))]);
+        self.put_plain(
+            format!("SLACKMSG#{grant}"),
+            item,
+            Some("attribute_not_exists(ts)"),
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     /// Records where `grant`'s message is and the version it shows, unless a later version
@@ -270,7 +305,7 @@ impl DynamoStore {
         self.put_plain(
             format!("SLACKMSG#{grant}"),
             item,
-            Some("attribute_not_exists(pk) OR version <= :v"),
+            Some("attribute_not_exists(ts) OR version <= :v"),
             Some(Item::from([(":v".into(), n(message.version))])),
         )
         .await
