@@ -88,7 +88,7 @@ pub struct App<S> {
     pub web: WebConfig,
     /// Links to Slack users and the groups clicks there are decided on, when the targets file
     /// sets up approvals in Slack.
-    pub slack: Option<SlackLinks>,
+    pub slack: Option<Arc<SlackLinks>>,
 }
 
 impl<S: GrantStore + ActivityStore> App<S> {
@@ -106,23 +106,38 @@ impl<S: GrantStore + ActivityStore> App<S> {
             _ => {}
         }
         let call = Call::new(request, &self.config.groups_claim, now)?;
+        // The caller's groups, for clicks in Slack, are recorded in the background (at most
+        // every few minutes each): the call never waits for them. A record that never lands
+        // (the sandbox frozen for good) only sends a click to the web page; one that lands
+        // late still says when the call was, and never replaces a later one.
         if let Some(slack) = &self.slack {
-            slack.saw(&call.caller, now).await;
+            let (slack, caller) = (Arc::clone(slack), call.caller.clone());
+            tokio::spawn(async move { slack.saw(&caller, now).await });
         }
+        self.serve(request, route, &call, now).await
+    }
+
+    async fn serve(
+        &self,
+        request: &Request,
+        route: Option<Route<'_>>,
+        call: &Call<'_>,
+        now: Timestamp,
+    ) -> Reply {
         match route {
-            Some(Route::CreateRequest) => self.create(&call).await,
-            Some(Route::CreateBundle) => self.create_bundle(&call).await,
-            Some(Route::ListRequests) => self.list(&call).await,
-            Some(Route::GetRequest(id)) => self.get(&call, id).await,
-            Some(Route::Cancel(id)) => self.cancel(&call, id).await,
-            Some(Route::GetBundle(id)) => self.get_bundle(&call, id).await,
-            Some(Route::RequestTrail(id)) => self.grant_trail(&call, id).await,
-            Some(Route::RequestActivity(id)) => self.activity(&call, id).await,
+            Some(Route::CreateRequest) => self.create(call).await,
+            Some(Route::CreateBundle) => self.create_bundle(call).await,
+            Some(Route::ListRequests) => self.list(call).await,
+            Some(Route::GetRequest(id)) => self.get(call, id).await,
+            Some(Route::Cancel(id)) => self.cancel(call, id).await,
+            Some(Route::GetBundle(id)) => self.get_bundle(call, id).await,
+            Some(Route::RequestTrail(id)) => self.grant_trail(call, id).await,
+            Some(Route::RequestActivity(id)) => self.activity(call, id).await,
             Some(Route::Targets) => Ok(self.targets(&call.caller, now)),
-            Some(Route::Audit) => self.export_audit(&call).await,
-            Some(Route::Unattributed) => self.unattributed(&call).await,
+            Some(Route::Audit) => self.export_audit(call).await,
+            Some(Route::Unattributed) => self.unattributed(call).await,
             Some(Route::LinkSlack) => match &self.slack {
-                Some(slack) => slack.link(&call).await,
+                Some(slack) => slack.link(call).await,
                 None => Err(Problem::new(
                     lambda_http::http::StatusCode::NOT_FOUND,
                     "not-found",

@@ -13,10 +13,10 @@ async fn main() -> Result<(), Error> {
     let web = WebConfig::from_env(&config.groups_claim);
     let base = jit_http::startup::foundation(jit_core::domain::Service::Intake).await?;
     let slack = base.rules.slack().is_some().then(|| {
-        jit_intake::SlackLinks::new(
+        Arc::new(jit_intake::SlackLinks::new(
             base.store.inner().clone(),
-            std::sync::Arc::clone(base.store.key()),
-        )
+            Arc::clone(base.store.key()),
+        ))
     });
     let app = Arc::new(App {
         slack,

@@ -284,6 +284,20 @@ async fn a_click_in_slack_is_a_review_only_for_a_linked_member_and_messages_foll
     api.wait_looked_at(&next, &finn).await.unwrap();
     let sam_now = stack.token("sam-slack", &["engineers"]);
     api.as_user(&sam_now).targets().await.unwrap();
+    // Intake records them in the background: wait until the table holds them.
+    let store =
+        jit_core::store::DynamoStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), &stack.table);
+    let sam_sub = jit_core::domain::UserId::parse("sam-slack").unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = store.seen(&sam_sub).await.unwrap().unwrap();
+        let groups: Vec<&str> = seen.value.groups.iter().map(|g| g.as_str()).collect();
+        if groups == ["engineers"] {
+            break;
+        }
+        assert!(Instant::now() < until, "{groups:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let (_, answer) = deliver(&url, &slack.click("U0SAM", TEAM, "jit_deny", &next)).await;
     assert!(said(&answer).starts_with("Refused"), "{answer}");
     assert!(pending(
