@@ -106,13 +106,18 @@ impl<S: GrantStore + ActivityStore> App<S> {
             _ => {}
         }
         let call = Call::new(request, &self.config.groups_claim, now)?;
-        // The caller's groups, for clicks in Slack, are recorded in the background (at most
-        // every few minutes each): the call never waits for them. A record that never lands
-        // (the sandbox frozen for good) only sends a click to the web page; one that lands
-        // late still says when the call was, and never replaces a later one.
+        // The caller's groups, for clicks in Slack, are recorded after the response (at most
+        // every few minutes each): the call neither waits for them nor shares the table with
+        // them. Lambda freezes the sandbox once the response is sent, so there the record is
+        // made as the instance's next invocation thaws it. A record that never lands (no next
+        // invocation) only sends a click to the web page; one that lands late still says when
+        // the call was, and never replaces a later one.
         if let Some(slack) = &self.slack {
             let (slack, caller) = (Arc::clone(slack), call.caller.clone());
-            tokio::spawn(async move { slack.saw(&caller, now).await });
+            tokio::spawn(async move {
+                tokio::time::sleep(slack::AFTER_RESPONSE).await;
+                slack.saw(&caller, now).await;
+            });
         }
         self.serve(request, route, &call, now).await
     }

@@ -17,15 +17,23 @@ use jit_core::store::DynamoStore;
 use jit_core::trust::SigningKey;
 use jit_http::{Call, Problem, Reply, body_text, json, parse_body};
 
-/// How often one instance records the same person's unchanged groups.
+/// How often one instance looks at a person's stored groups again, and how old unchanged
+/// stored groups may grow before they are recorded again.
 pub const SEEN_EVERY_SECS: i64 = 300;
+
+/// How long after a call its groups are looked at: by then its response is sent.
+pub const AFTER_RESPONSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// What an instance last learned of a person's stored groups: `None` when nothing is stored
+/// (they never linked a Slack user), else the groups (sorted) and when they were seen.
+type Known = Option<(Vec<String>, i64)>;
 
 /// Links and seen groups, kept in the table and signed by intake.
 pub struct SlackLinks {
     store: DynamoStore,
     key: Arc<dyn SigningKey>,
-    /// The groups this instance last recorded for each person, and when.
-    recorded: Mutex<HashMap<String, (Vec<String>, i64)>>,
+    /// What this instance last learned of each person's stored groups, and when it looked.
+    known: Mutex<HashMap<String, (Known, i64)>>,
 }
 
 impl SlackLinks {
@@ -34,42 +42,59 @@ impl SlackLinks {
         Self {
             store,
             key,
-            recorded: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
         }
     }
 
-    fn groups(caller: &Caller) -> Vec<String> {
-        let mut groups: Vec<String> = caller
-            .groups
-            .iter()
-            .map(|g| g.as_str().to_owned())
-            .collect();
+    fn sorted(groups: &[jit_core::domain::GroupName]) -> Vec<String> {
+        let mut groups: Vec<String> = groups.iter().map(|g| g.as_str().to_owned()).collect();
         groups.sort();
         groups
     }
 
-    /// Records `caller`'s groups unless this instance recorded the same ones less than
-    /// [`SEEN_EVERY_SECS`] ago. A failure is logged: it never fails the call.
+    fn remember(&self, caller: &Caller, known: Known, now: Timestamp) {
+        if let Ok(mut k) = self.known.lock() {
+            k.insert(caller.user.as_str().to_owned(), (known, now.unix_seconds()));
+        }
+    }
+
+    /// Keeps `caller`'s stored groups current, for people who linked a Slack user (only they
+    /// have any stored: the link records them first). What is stored is read at most every
+    /// [`SEEN_EVERY_SECS`] per person and instance; it is written again when the groups
+    /// differ, or are that old. So a caller who never linked costs one read per person,
+    /// instance and 5 minutes. A failure is logged: it never fails the call.
     pub async fn saw(&self, caller: &Caller, now: Timestamp) {
-        let groups = Self::groups(caller);
-        let fresh = self
-            .recorded
+        let groups = Self::sorted(&caller.groups);
+        let fresh = |known: &Known| match known {
+            None => true,
+            Some((g, at)) => *g == groups && now.unix_seconds() - at < SEEN_EVERY_SECS,
+        };
+        let remembered = self
+            .known
             .lock()
             .ok()
-            .and_then(|r| r.get(caller.user.as_str()).cloned())
-            .is_some_and(|(g, at)| g == groups && now.unix_seconds() - at < SEEN_EVERY_SECS);
-        if fresh {
+            .and_then(|k| k.get(caller.user.as_str()).cloned());
+        if let Some((known, looked)) = remembered
+            && now.unix_seconds() - looked < SEEN_EVERY_SECS
+            && fresh(&known)
+        {
+            return;
+        }
+        let stored = match self.store.seen(&caller.user).await {
+            Ok(stored) => {
+                stored.map(|s| (Self::sorted(&s.value.groups), s.value.at.unix_seconds()))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the caller's recorded groups for Slack");
+                return;
+            }
+        };
+        if fresh(&stored) {
+            self.remember(caller, stored, now);
             return;
         }
         match self.record(caller, now).await {
-            Ok(()) => {
-                if let Ok(mut r) = self.recorded.lock() {
-                    r.insert(
-                        caller.user.as_str().to_owned(),
-                        (groups, now.unix_seconds()),
-                    );
-                }
-            }
+            Ok(()) => self.remember(caller, Some((groups, now.unix_seconds())), now),
             Err(e) => tracing::warn!(error = ?e, "could not record the caller's groups for Slack"),
         }
     }
@@ -122,6 +147,12 @@ impl SlackLinks {
         self.store.put_link(&link, &signature).await?;
         // A click right after linking is decided on groups as of now.
         self.record(&call.caller, call.now).await?;
+        let groups = Self::sorted(&call.caller.groups);
+        self.remember(
+            &call.caller,
+            Some((groups, call.now.unix_seconds())),
+            call.now,
+        );
         tracing::info!(team = %link.slack.team_id, "Slack user linked");
         Ok(json(
             StatusCode::CREATED,

@@ -73,7 +73,7 @@ const ITEM_ACCESS: [(&str, &str, &[&str]); 26] = [
     (
         "intake",
         "dynamodb:GetItem",
-        &["GRANT#", "OPEN#", "IDEM#", "ACTIVITY#"],
+        &["GRANT#", "OPEN#", "IDEM#", "ACTIVITY#", "SEEN#"],
     ),
     (
         "intake",

@@ -298,6 +298,12 @@ async fn a_click_in_slack_is_a_review_only_for_a_linked_member_and_messages_foll
         assert!(Instant::now() < until, "{groups:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Finn never linked a Slack user, so none of his calls (his came first) recorded groups.
+    let finn_sub = jit_core::domain::UserId::parse("finn-slack").unwrap();
+    assert!(
+        store.seen(&finn_sub).await.unwrap().is_none(),
+        "groups recorded for a caller who never linked"
+    );
     let (_, answer) = deliver(&url, &slack.click("U0SAM", TEAM, "jit_deny", &next)).await;
     assert!(said(&answer).starts_with("Refused"), "{answer}");
     assert!(pending(
