@@ -16,7 +16,7 @@ const PKCE_KEY = "jit.signin";
 
 let config = null;
 let provider = null;
-let session = null; // { token, claims, expiresAt (ms), obtainedAt (ms) }
+let session = null; // { token, claims, expiresAt (ms), obtainedAt (ms), forHandoff (a Slack link's token) }
 
 // ---------- small helpers ----------
 
@@ -65,6 +65,10 @@ function left(seconds) {
   return h_ ? `${h_}h ${String(m).padStart(2, "0")}m left` : `${m}m ${String(s).padStart(2, "0")}s left`;
 }
 
+function capitalised(text) {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 function when(iso) {
   return iso ? new Date(iso).toLocaleString() : "—";
 }
@@ -79,7 +83,9 @@ class ApiError extends Error {
 
 // ---------- sign-in ----------
 
-async function signIn() {
+// `extra` adds to the provider's parameters: a link from Slack asks for `prompt=login` and
+// `max_age=0`, so the provider asks again (with its MFA) instead of reusing its own session.
+async function signIn(extra = {}) {
   const verifier = randomText(32);
   const challenge = b64url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier))));
   const state = randomText(16);
@@ -93,6 +99,7 @@ async function signIn() {
     state,
     code_challenge: challenge,
     code_challenge_method: "S256",
+    ...extra,
   }).toString();
   location.assign(url.toString());
   return new Promise(() => {}); // the page is leaving
@@ -126,7 +133,9 @@ async function finishSignIn(params) {
   const token = body.id_token || body.access_token;
   const claims = claimsOf(token);
   const expiresAt = (claims.exp ? claims.exp * 1000 : Date.now() + (body.expires_in || 3600) * 1000);
-  session = { token, claims, expiresAt, obtainedAt: Date.now() };
+  // A sign-in started for a link from Slack is good for that link (once), no other.
+  const forHandoff = /^#\/slack\/([0-9a-f]{1,128})$/.exec(saved.back || "")?.[1];
+  session = { token, claims, expiresAt, obtainedAt: Date.now(), forHandoff };
   setTimeout(() => say("Your sign-in has expired: the next action signs you in again.", "warn"), Math.max(0, expiresAt - Date.now()));
 }
 
@@ -357,12 +366,19 @@ function reviewControls(g, told) {
   return { comment, error, decide };
 }
 
-async function toReview() {
+// What waits for my review; with `only`, that request (or request of several) alone.
+async function toReview(only) {
   view("To review", h("p", {}, "Loading…"));
   const page = await api("GET", "/requests?scope=reviewable&limit=50");
   const me = session.claims.sub;
   const cards = [];
-  for (const g of page.items) {
+  const items = only ? page.items.filter((g) => g.id === only || g.bundle === only) : page.items;
+  if (only && !items.length) {
+    return view("To review",
+      h("p", {}, "That request no longer waits for your review: it was decided, withdrawn or timed out, or it is not yours to review."),
+      h("p", {}, h("a", { href: "#/review" }, "Everything waiting for your review")));
+  }
+  for (const g of items) {
     if (g.extension) { cards.push(extensionCard(g, me)); continue; }
     const trail = await api("GET", `/requests/${encodeURIComponent(g.id)}/audit`).catch(() => null);
     const awaiting = trail?.records.find((r) => r.action === "AWAITING_REVIEW");
@@ -381,7 +397,7 @@ async function toReview() {
           : "from approval"),
         h("dt", {}, "Break-glass"), h("dd", {}, g.break_glass ? "yes" : "no"),
         h("dt", {}, "What the rules said"), h("dd", {},
-          `Not auto-approved: needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
+          `${awaiting?.detail.rules_said ? capitalised(awaiting.detail.rules_said) : "Not auto-approved"}; needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
           `to be decided by ${when(g.decide_by)} (policy set ${String(awaiting?.policy_hash || g.policy_hash).slice(0, 12)}).` +
           (awaiting?.detail.on_call ? ` On call: ${awaiting.detail.on_call}.` : "")),
         h("dt", {}, "Approvals so far"), h("dd", {}, `${approvals} of ${g.approvals_required ?? "?"}` +
@@ -407,7 +423,23 @@ async function toReview() {
       ],
       h("p", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, "Its page and trail"))));
   }
-  view("To review", cards.length ? cards : h("p", {}, "Nothing waits for your review."));
+  view("To review", cards.length ? cards : h("p", {}, "Nothing waits for your review."),
+    only ? h("p", {}, h("a", { href: "#/review" }, "Everything waiting for your review")) : []);
+}
+
+// A link a click in Slack was answered with: opened once, for the person the Slack user is
+// linked to, after a sign-in made for it; then that request's review view.
+async function openHandoff(token) {
+  view("A request from Slack", h("p", {}, "Opening…"));
+  let opened;
+  try {
+    opened = await api("POST", "/slack/handoffs", { token });
+  } catch (e) {
+    return view("A request from Slack", failure(e),
+      h("p", {}, h("a", { href: "#/review" }, "Everything waiting for your review")));
+  }
+  history.replaceState(null, "", `#/review/${encodeURIComponent(opened.request_id)}`);
+  await toReview(opened.request_id);
 }
 
 // An active grant whose requester asked for more time: approve or deny the extension.
@@ -750,18 +782,23 @@ function signedOut() {
 }
 
 async function render() {
+  const route = location.hash.replace(/^#/, "") || "/";
+  const handoff = /^\/slack\/([0-9a-f]{1,128})$/.exec(route);
+  if (handoff && session?.forHandoff !== handoff[1]) return signIn({ prompt: "login", max_age: "0" });
   if (!session) return signedOut();
   document.getElementById("nav").hidden = false;
   const who = document.getElementById("who");
   who.replaceChildren(`${session.claims.email || session.claims.sub} (${groupsOf(session.claims).join(", ")}) `,
     h("button", { type: "button", class: "link", onclick: signOut }, "Sign out"));
-  const route = location.hash.replace(/^#/, "") || "/";
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.getAttribute("href") === `#${route}`) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
   }
   try {
     const grant = /^\/grant\/([^/]+)$/.exec(route);
-    if (grant) await grantPage(decodeURIComponent(grant[1]));
+    const one = /^\/review\/([^/]+)$/.exec(route);
+    if (handoff) await openHandoff(handoff[1]);
+    else if (grant) await grantPage(decodeURIComponent(grant[1]));
+    else if (one) await toReview(decodeURIComponent(one[1]));
     else if (route === "/new") await requestForm();
     else if (route === "/review") await toReview();
     else if (route === "/audit") await auditPage();

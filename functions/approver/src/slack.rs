@@ -27,12 +27,12 @@ use serde_json::{Value, json};
 use jit_api::Route;
 use jit_core::cases::Cases;
 use jit_core::clock::{Clock, Timestamp};
-use jit_core::domain::{Grant, GrantId, ReviewDecision, Service, SlackReviewer};
+use jit_core::domain::{Grant, GrantId, ReviewDecision, Service, SlackReviewer, UserId};
 use jit_core::identity::Caller;
 use jit_core::policy::Rules;
 use jit_core::slack::{
-    Forged, Interaction, LINK_CODE_SECS, MAX_SKEW_SECS, SlackUser, code_digest, new_code,
-    replay_key, verify_signature,
+    Forged, HANDOFF_SECS, Handoff, Interaction, LINK_CODE_SECS, MAX_SKEW_SECS, SlackUser,
+    code_digest, handoff_digest, new_code, new_handoff_token, replay_key, verify_signature,
 };
 use jit_core::store::{
     DynamoStore, GrantStore, PostedMessage, SignedStore, StoreError, StreamImage,
@@ -325,14 +325,45 @@ impl SlackApp {
         )))
     }
 
-    fn to_web(&self, why: &str) -> Answer {
-        match &self.web_url {
-            Some(url) => Answer(format!(
-                "{why}: review it on the web page, where you sign in as usual: {}/#/review",
-                url.trim_end_matches('/')
+    /// Hands a click Slack may not decide to the web page: a link, for this person only, to
+    /// the request's review view, opened once within 10 minutes and after a sign-in made after
+    /// the click (the page signs in again, with the provider's MFA). Without the web page, or
+    /// when the handoff cannot be kept, the answer says where to review instead.
+    async fn to_web(&self, why: &str, grant: &GrantId, sub: &UserId, now: Timestamp) -> Answer {
+        let Some(url) = &self.web_url else {
+            return Answer(format!(
+                "{why}: review it on the web page or with `jit review`."
+            ));
+        };
+        let url = url.trim_end_matches('/');
+        let handoff = Handoff {
+            grant: grant.clone(),
+            sub: sub.clone(),
+            clicked_at: now,
+        };
+        let kept = match new_handoff_token() {
+            Some(token) => self
+                .store
+                .inner()
+                .put_handoff(
+                    &handoff_digest(&token),
+                    &handoff,
+                    now.plus_secs(HANDOFF_SECS),
+                )
+                .await
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "a handoff to the web page could not be kept"),
+                )
+                .ok()
+                .map(|()| token),
+            None => None,
+        };
+        match kept {
+            Some(token) => Answer(format!(
+                "{why}: review it on the web page, where you sign in again: {url}/#/slack/{token} (for you only, once, within 10 minutes)"
             )),
             None => Answer(format!(
-                "{why}: review it on the web page or with `jit review`."
+                "{why}: review it on the web page, where you sign in as usual: {url}/#/review"
             )),
         }
     }
@@ -416,10 +447,8 @@ impl SlackApp {
             .map_err(|e| unavailable(&e))?
             .ok_or_else(|| Answer("Refused: no such request.".into()))?;
         if settings.fresh_sign_in.contains(&grant.target) {
-            return Err(self.to_web(&format!(
-                "Requests for `{}` need a fresh sign-in",
-                grant.target
-            )));
+            let why = format!("Requests for `{}` need a fresh sign-in", grant.target);
+            return Err(self.to_web(&why, &id, &link.value.sub, now).await);
         }
         let bound = self
             .rules
@@ -442,10 +471,11 @@ impl SlackApp {
         let Some(seen) =
             seen.filter(|s| now.unix_seconds() - s.value.at.unix_seconds() <= i64::from(bound))
         else {
-            return Err(self.to_web(&format!(
+            let why = format!(
                 "Your groups were last confirmed by a sign-in more than {} ago",
                 human_secs(bound)
-            )));
+            );
+            return Err(self.to_web(&why, &id, &link.value.sub, now).await);
         };
         let caller = Caller {
             user: link.value.sub.clone(),

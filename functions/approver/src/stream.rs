@@ -129,6 +129,7 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
         if d.allowed {
             return activation(Action::AutoApprove, d.policies, hash, on_call);
         }
+        let rules_said = rules_said(grant.break_glass, &d);
         let (required, requirements) = match self.rules.target(&grant.target) {
             Some(target) => (target.approvals_required, target.requirements.clone()),
             None => {
@@ -141,6 +142,7 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
             requirements,
             policy_hash: hash,
             on_call,
+            rules_said,
         };
         (command, Outcome::AwaitingReview(required))
     }
@@ -193,6 +195,27 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
 
 /// The activation the rules' `action` (break-glass or auto-approval) permitted by `policies`
 /// makes, and how the stream reports it.
+/// Why the rules did not open `grant` at once, for its reviewers: the `@reason`s of the forbids
+/// that refused auto-approval, else the forbids' ids, else that no rule approves it at once;
+/// after a break-glass request, that break-glass was not permitted either.
+fn rules_said(break_glass: bool, auto_approval: &jit_core::policy::Decision) -> String {
+    let why = if !auto_approval.reasons.is_empty() {
+        format!("not approved at once: {}", auto_approval.reasons.join("; "))
+    } else if !auto_approval.policies.is_empty() {
+        format!(
+            "not approved at once: forbidden by {}",
+            auto_approval.policies.join(", ")
+        )
+    } else {
+        "no rule approves this at once".to_owned()
+    };
+    if break_glass {
+        format!("break-glass not permitted; {why}")
+    } else {
+        why
+    }
+}
+
 fn activation(
     action: Action,
     policies: Vec<String>,

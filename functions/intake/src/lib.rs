@@ -141,8 +141,9 @@ impl<S: GrantStore + ActivityStore> App<S> {
             Some(Route::Targets) => Ok(self.targets(&call.caller, now)),
             Some(Route::Audit) => self.export_audit(call).await,
             Some(Route::Unattributed) => self.unattributed(call).await,
-            Some(Route::LinkSlack) => match &self.slack {
-                Some(slack) => slack.link(call).await,
+            Some(route @ (Route::LinkSlack | Route::OpenHandoff)) => match &self.slack {
+                Some(slack) if route == Route::LinkSlack => slack.link(call).await,
+                Some(slack) => slack.open_handoff(call).await,
                 None => Err(Problem::new(
                     lambda_http::http::StatusCode::NOT_FOUND,
                     "not-found",

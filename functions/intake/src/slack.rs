@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use lambda_http::http::StatusCode;
 
-use jit_api::{LinkSlackRequest, SlackLinkView};
+use jit_api::{HandoffView, LinkSlackRequest, OpenHandoffRequest, SlackLinkView};
 use jit_core::clock::Timestamp;
 use jit_core::domain::Service;
 use jit_core::identity::Caller;
-use jit_core::slack::{SeenGroups, SlackLink, code_digest};
+use jit_core::slack::{SeenGroups, SlackLink, code_digest, handoff_digest};
 use jit_core::store::DynamoStore;
 use jit_core::trust::SigningKey;
 use jit_http::{Call, Problem, Reply, body_text, json, parse_body};
@@ -161,6 +161,59 @@ impl SlackLinks {
                 user_id: link.slack.user_id,
                 sub: link.sub.as_str().to_owned(),
                 linked_at: link.linked_at.to_rfc3339(),
+            },
+        ))
+    }
+
+    /// `POST /slack/handoffs`: opens the link a click in Slack was answered with, when Slack
+    /// could not decide it (a target that needs a fresh sign-in, or groups seen too long ago).
+    /// The link is taken whatever happens next, so it opens once; it must be within its 10
+    /// minutes, for the person the clicking Slack user is linked to, and with a token whose
+    /// sign-in (`auth_time`, else `iat`) came after the click. The answer names the request;
+    /// reviewing it is the normal `POST /requests/{id}/reviews`.
+    pub async fn open_handoff(&self, call: &Call<'_>) -> Reply {
+        let body: OpenHandoffRequest = parse_body(body_text(call.request)?)?;
+        let token = body.token.trim();
+        if token.is_empty() || token.len() > 128 {
+            return Err(Problem::invalid(
+                "token must be the one in the link Slack's answer gave you",
+            ));
+        }
+        let again = "click the button in Slack again for a new link";
+        let Some((handoff, expires_at)) = self.store.take_handoff(&handoff_digest(token)).await?
+        else {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("no such link, or it was opened already: {again}"),
+            ));
+        };
+        if expires_at <= call.now {
+            return Err(Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("this link expired 10 minutes after the click: {again}"),
+            ));
+        }
+        if handoff.sub != call.caller.user {
+            tracing::warn!(grant = %handoff.grant, "a Slack handoff was opened by someone else; it is spent");
+            return Err(Problem::forbidden(format!(
+                "this link is for the person the clicking Slack user is linked to, not you; it cannot be used again: {again}"
+            )));
+        }
+        let signed_in = jit_http::claim(call.request, "auth_time")
+            .or_else(|| jit_http::claim(call.request, "iat"))
+            .and_then(|t| t.parse::<i64>().ok());
+        if signed_in.is_none_or(|t| t < handoff.clicked_at.unix_seconds()) {
+            return Err(Problem::forbidden(format!(
+                "this link needs a sign-in made after the click, and yours is older: {again}, and sign in when the page asks"
+            )));
+        }
+        Ok(json(
+            StatusCode::OK,
+            &HandoffView {
+                request_id: handoff.grant.as_str().to_owned(),
+                clicked_at: handoff.clicked_at.to_rfc3339(),
             },
         ))
     }

@@ -11,9 +11,9 @@ use serde_json::Value;
 use crate::Route;
 use crate::types::{
     ActivityPage, AuditPage, BundleOutcome, BundleView, ConsoleLink, ConsoleRequest, CreateBundle,
-    CreateRequest, Credentials, Empty, ExtendRequest, GrantTrail, GrantView, LinkSlackRequest,
-    Page, PostReviewRequest, ProblemBody, ReviewRequest, RevokeRequest, Revoked, SlackLinkView,
-    TargetList, UnattributedPage,
+    CreateRequest, Credentials, Empty, ExtendRequest, GrantTrail, GrantView, HandoffView,
+    LinkSlackRequest, OpenHandoffRequest, Page, PostReviewRequest, ProblemBody, ReviewRequest,
+    RevokeRequest, Revoked, SlackLinkView, TargetList, UnattributedPage,
 };
 
 /// What a call answers: its value, or why there is none.
@@ -397,6 +397,14 @@ impl Client {
             code: code.to_owned(),
         };
         self.call(Route::LinkSlack, "", Some(&body)).await
+    }
+
+    /// `POST /slack/handoffs`: opens, once, the link a click in Slack was answered with.
+    pub async fn open_slack_handoff(&self, token: &str) -> ApiResult<HandoffView> {
+        let body = OpenHandoffRequest {
+            token: token.to_owned(),
+        };
+        self.call(Route::OpenHandoff, "", Some(&body)).await
     }
 
     /// `GET /targets`.

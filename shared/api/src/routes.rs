@@ -49,11 +49,13 @@ pub enum Route<'a> {
     SlackInteractions,
     /// `POST /slack/links`: links the Slack user a one-time code was given to.
     LinkSlack,
+    /// `POST /slack/handoffs`: opens, once, a click Slack handed to the web page.
+    OpenHandoff,
 }
 
 impl<'a> Route<'a> {
     /// Every route's API Gateway route key, as `template.yaml` and `openapi.yaml` name them.
-    pub const KEYS: [&'static str; 23] = [
+    pub const KEYS: [&'static str; 24] = [
         "GET /",
         "GET /web/{file}",
         "POST /requests",
@@ -77,6 +79,7 @@ impl<'a> Route<'a> {
         "POST /bundles",
         "POST /slack/interactions",
         "POST /slack/links",
+        "POST /slack/handoffs",
     ];
 
     /// The route key API Gateway matches (`POST /requests/{id}/reviews`).
@@ -105,6 +108,7 @@ impl<'a> Route<'a> {
             Self::CreateBundle => 20,
             Self::SlackInteractions => 21,
             Self::LinkSlack => 22,
+            Self::OpenHandoff => 23,
         };
         Self::KEYS.get(index).copied().unwrap_or("GET /")
     }
@@ -147,7 +151,8 @@ impl<'a> Route<'a> {
             | Self::Audit
             | Self::Unattributed
             | Self::SlackInteractions
-            | Self::LinkSlack => None,
+            | Self::LinkSlack
+            | Self::OpenHandoff => None,
         }
     }
 
@@ -179,6 +184,7 @@ impl<'a> Route<'a> {
             "POST /bundles/{id}/revoke" => with(Self::RevokeBundle),
             "POST /slack/interactions" => Some(Self::SlackInteractions),
             "POST /slack/links" => Some(Self::LinkSlack),
+            "POST /slack/handoffs" => Some(Self::OpenHandoff),
             _ => None,
         }
     }

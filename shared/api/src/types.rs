@@ -212,6 +212,23 @@ pub struct SlackLinkView {
     pub linked_at: String,
 }
 
+/// The body of `POST /slack/handoffs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenHandoffRequest {
+    /// The token of the link Slack's answer gave.
+    pub token: String,
+}
+
+/// The answer to `POST /slack/handoffs`: the request the click in Slack was on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandoffView {
+    /// The request to review.
+    pub request_id: String,
+    /// When the click was (RFC 3339).
+    pub clicked_at: String,
+}
+
 /// One reviewer's decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewView {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Timestamp;
-use crate::domain::{Grant, GrantState, GroupName, UserId};
+use crate::domain::{Grant, GrantId, GrantState, GroupName, UserId};
 
 /// How far a request's timestamp may be from now, either way, as Slack recommends.
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -306,6 +306,36 @@ pub fn new_code() -> Option<String> {
     )
 }
 
+/// How long a link to the web page's review view, given for a click Slack may not decide,
+/// can be opened.
+pub const HANDOFF_SECS: i64 = 600;
+
+/// A click Slack may not decide, handed to the web page: the request, the person the clicking
+/// Slack user is linked to, and when. Kept (`SLACKVIEW#<digest>`) under the digest of a random
+/// token that only the clicker's link carries; opened once, by that person, signed in after
+/// the click, within [`HANDOFF_SECS`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handoff {
+    /// The request the click was on.
+    pub grant: GrantId,
+    /// The person the Slack user is linked to: the only one who may open it.
+    pub sub: UserId,
+    /// When the click was.
+    pub clicked_at: Timestamp,
+}
+
+/// A new handoff token, 32 random bytes in hex, or `None` when the system has no randomness.
+pub fn new_handoff_token() -> Option<String> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).ok()?;
+    Some(hex::encode(bytes))
+}
+
+/// The digest a handoff token is kept under.
+pub fn handoff_digest(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
 /// A replay key: the signature covers the timestamp and the body (with its `action_ts`), so
 /// the same signature is the same request.
 pub fn replay_key(signature: &str) -> String {
@@ -313,7 +343,8 @@ pub fn replay_key(signature: &str) -> String {
 }
 
 /// How a request's message reads now: who asked, why, the ticket, and for each target (one,
-/// or every item of a request of several) its account, duration, window and where it stands
+/// or every item of a request of several) its account, duration, window, why the rules did not
+/// approve it at once, and where it stands
 /// (approvals still needed, named requirements), with Approve and Deny while that item waits
 /// for reviewers (or its extension does). `items` are (grant, the target's account).
 pub fn message(items: &[(&Grant, &str)], now: Timestamp) -> Value {
@@ -350,6 +381,9 @@ pub fn message(items: &[(&Grant, &str)], now: Timestamp) -> Value {
         }
         if let Some(ends) = grant.ends_at {
             lines.push(format!("*Ends:* {ends}"));
+        }
+        if let Some(said) = &grant.rules_said {
+            lines.push(format!("*Rules:* {said}"));
         }
         let status = status_line(grant, now);
         blocks

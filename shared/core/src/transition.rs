@@ -188,6 +188,7 @@ mod tests {
                 approvals_required: 1,
                 requirements: Vec::new(),
                 policy_hash: "h".into(),
+                rules_said: String::new(),
                 on_call: Default::default(),
             },
             &Actor::Service(Service::Approver),

@@ -82,6 +82,19 @@ pub fn path_parameter<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.path_parameters_ref().and_then(|p| p.first(name))
 }
 
+/// A claim the JWT authorizer verified, as it passed it (a string).
+pub fn claim<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|jwt| jwt.claims.get(name))
+            .map(String::as_str),
+        _ => None,
+    }
+}
+
 /// The caller, from the JWT authorizer's claims in the request context only.
 pub fn caller(request: &Request, groups_claim: &str) -> Result<Caller, Problem> {
     let claims = match request.request_context_ref() {

@@ -59,6 +59,7 @@ async fn the_web_page_takes_a_request_from_asking_to_approval_credentials_and_re
     the_pages_verifier_refuses_a_changed_trail(&b, &stack, &id).await;
     nothing_ran_and_nothing_was_kept(&b).await;
     sue_audits(&b, &stack, &id).await;
+    sue_opens_a_link_from_slack(&b, &stack).await;
     the_content_policy_holds(&b).await;
     eprintln!("screenshots in {}", shots.display());
     b.quit().await;
@@ -121,6 +122,11 @@ async fn bob_approves(b: &Browser, id: &str) {
     let page = b.wait_text("What the rules said").await.unwrap();
     assert!(page.contains(HOSTILE), "{page}");
     assert!(page.contains("needs 1 approval"), "{page}");
+    // Why the rules did not approve it at once, as their decision recorded it.
+    assert!(
+        page.contains("No rule approves this at once; needs"),
+        "{page}"
+    );
     // The target asks who is on call; alice is not in the mapping, and the card says so.
     assert!(
         page.contains(
@@ -481,6 +487,65 @@ async fn sue_audits(b: &Browser, stack: &jit_stack::Stack, id: &str) {
     // Saved exports, checked by the page against the keys the deployment serves: as made, and
     // tampered, shortened, re-signed with other keys, or with checkpoints missing.
     check_saved_exports(b, stack, id).await;
+}
+
+/// A click in Slack on a target that needs a fresh sign-in is answered with a link: the page
+/// signs sue in again for it and shows that request's review card, once.
+async fn sue_opens_a_link_from_slack(b: &Browser, stack: &jit_stack::Stack) {
+    let api = jit_e2e::Api::new(&stack.api_url);
+    let slack = stack.slack();
+    let interactions = format!("{}/slack/interactions", stack.api_url);
+    slack.add_users([jit_local::SlackMember::member("U0SUEWEB", &slack.team_id)]);
+    let command = slack.command("U0SUEWEB", &slack.team_id, "link");
+    let (_, answer) = jit_local::slack::post_form(&interactions, &command)
+        .await
+        .unwrap();
+    let code = answer.split('`').nth(1).unwrap().to_owned();
+    let sue = stack.token("sue", &["security"]);
+    api.as_user(&sue).link_slack(&code).await.unwrap();
+    let bob = stack.token("bob", &["sre", "oncall"]);
+    let asked = api
+        .as_user(&bob)
+        .create_request(&jit_api::CreateRequest {
+            target: "break-glass-admin".into(),
+            duration: jit_api::DurationInput::Text("30m".into()),
+            reason: "browser test: reviewed from a Slack link".into(),
+            ticket: Some("INC-77".into()),
+            break_glass: false,
+            starts_at: None,
+        })
+        .await
+        .unwrap();
+    let id = asked.id.clone();
+    api.wait_looked_at(&id, &bob).await.unwrap();
+    let click = slack.click("U0SUEWEB", &slack.team_id, "jit_approve", &id);
+    let (_, answer) = jit_local::slack::post_form(&interactions, &click)
+        .await
+        .unwrap();
+    let link = answer
+        .split(' ')
+        .find(|w| w.contains("/#/slack/"))
+        .unwrap_or_else(|| panic!("no link: {answer}"))
+        .to_owned();
+
+    // Signed in already, she is signed in again for the link; then the request alone.
+    b.goto(&link).await.unwrap();
+    let person = b.find_text("a", "sue (").await.unwrap();
+    b.click(&person).await.unwrap();
+    let page = b.wait_text("bob asks for break-glass-admin").await.unwrap();
+    assert!(page.contains("INC-77"), "{page}");
+    assert!(
+        page.contains("Everything waiting for your review"),
+        "{page}"
+    );
+    let url = b.url().await.unwrap();
+    assert!(url.ends_with(&format!("#/review/{id}")), "{url}");
+    b.screenshot("09-from-slack").await.unwrap();
+    // The link opens once (the page's sign-in was made for it, so it asks the API at once).
+    b.goto(&link).await.unwrap();
+    let page = b.wait_text("opened already").await.unwrap();
+    assert!(page.contains("click the button in Slack again"), "{page}");
+    api.as_user(&bob).cancel(&id).await.unwrap();
 }
 
 /// Waits (up to 200 s) until the sweeper has signed what covers grant `id`'s activity (the

@@ -140,6 +140,7 @@ async fn a_click_in_slack_is_a_review_only_for_a_linked_member_and_messages_foll
         "prod-logs-ro",
         "333333333333",
         "0 of 1 approvals",
+        "*Rules:* no rule approves this at once",
     ] {
         assert!(posted.all_text().contains(shown), "{shown}: {posted:?}");
     }
@@ -328,12 +329,76 @@ async fn a_click_in_slack_is_a_review_only_for_a_linked_member_and_messages_foll
     admin.reason = "end-to-end test: a target Slack never decides".into();
     let fresh = ask(api, &sam, admin).await;
     api.wait_looked_at(&fresh, &sam).await.unwrap();
-    let (_, answer) = deliver(&url, &slack.click("U0SUE", TEAM, "jit_approve", &fresh)).await;
-    assert!(said(&answer).contains("fresh sign-in"), "{answer}");
-    assert!(
-        said(&answer).contains(&format!("{url}/#/review")),
-        "{answer}"
+    // The answer is a link to the web page for Sue only, opened once, within 10 minutes, after
+    // a sign-in made after the click.
+    let click_for_link = || async {
+        let (_, answer) = deliver(&url, &slack.click("U0SUE", TEAM, "jit_approve", &fresh)).await;
+        let text = said(&answer);
+        assert!(text.contains("fresh sign-in"), "{text}");
+        text.split(&format!("{url}/#/slack/"))
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("no link to the web page: {text}"))
+            .to_owned()
+    };
+    let refused = |r: Result<jit_api::HandoffView, jit_api::ApiError>| {
+        let e = r.unwrap_err();
+        (e.status().unwrap_or(0), e.detail())
+    };
+    // Sue's sign-in from the start of the test (two seconds and more before the click) does
+    // not do; the link is spent all the same.
+    let token = click_for_link().await;
+    let (status, why) = refused(api.as_user(&sue).open_slack_handoff(&token).await);
+    assert_eq!(status, 403, "{why}");
+    assert!(why.contains("sign-in made after the click"), "{why}");
+    let sue_now = stack.token("sue-slack", &["security"]);
+    let (status, why) = refused(api.as_user(&sue_now).open_slack_handoff(&token).await);
+    assert_eq!(status, 404, "{why}");
+    assert!(why.contains("opened already"), "{why}");
+    // Someone else, freshly signed in, is refused, and spends it too.
+    let token = click_for_link().await;
+    let sam_now = stack.token("sam-slack", &["sre"]);
+    let (status, why) = refused(api.as_user(&sam_now).open_slack_handoff(&token).await);
+    assert_eq!(status, 403, "{why}");
+    assert!(why.contains("not you"), "{why}");
+    let sue_now = stack.token("sue-slack", &["security"]);
+    let (status, _) = refused(api.as_user(&sue_now).open_slack_handoff(&token).await);
+    assert_eq!(status, 404);
+    // Sue, signed in after the click, opens it once: it names the request.
+    let token = click_for_link().await;
+    let sue_now = stack.token("sue-slack", &["security"]);
+    let opened = api
+        .as_user(&sue_now)
+        .open_slack_handoff(&token)
+        .await
+        .unwrap();
+    assert_eq!(opened.request_id, fresh);
+    let (status, _) = refused(api.as_user(&sue_now).open_slack_handoff(&token).await);
+    assert_eq!(status, 404, "once only");
+    // Past its 10 minutes, a link no longer opens.
+    let old = jit_core::clock::Timestamp::from_unix_seconds(
+        time::OffsetDateTime::now_utc().unix_timestamp() - 700,
     );
+    let handoff = jit_core::slack::Handoff {
+        grant: jit_core::domain::GrantId::parse(&fresh).unwrap(),
+        sub: jit_core::domain::UserId::parse("sue-slack").unwrap(),
+        clicked_at: old,
+    };
+    store
+        .put_handoff(
+            &jit_core::slack::handoff_digest("an-old-link"),
+            &handoff,
+            old.plus_secs(jit_core::slack::HANDOFF_SECS),
+        )
+        .await
+        .unwrap();
+    let (status, why) = refused(
+        api.as_user(&sue_now)
+            .open_slack_handoff("an-old-link")
+            .await,
+    );
+    assert_eq!(status, 404, "{why}");
+    assert!(why.contains("expired"), "{why}");
     let g = api.as_user(&sam).get_request(&fresh).await.unwrap();
     assert!(g.reviews.is_empty(), "{g:?}");
     api.as_user(&sam).cancel(&fresh).await.unwrap();

@@ -85,6 +85,83 @@ async fn a_request_the_rules_do_not_allow_waits_for_the_targets_reviewers() {
     );
 }
 
+/// The example rules with `extra` added as one more policy file.
+fn example_rules_with(extra: &str) -> jit_core::policy::Rules {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/policies");
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    let mut files: Vec<(String, String)> =
+        ["access.cedar", "auto-approve.cedar", "guardrails.cedar"]
+            .iter()
+            .map(|f| ((*f).to_owned(), read(f)))
+            .collect();
+    files.push(("extra.cedar".to_owned(), extra.to_owned()));
+    jit_core::policy::Rules::from_sources(&read("schema.cedarschema"), files, &read("targets.json"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn reviewers_are_told_why_the_rules_did_not_approve_at_once() {
+    let mut h = Harness::new("rules-said").await;
+    // Sam's ticketed read would be approved at once, but for a forbid that says why; Sid's,
+    // but for one that does not; Eve's no rule approves at once.
+    h.approver.rules = std::sync::Arc::new(example_rules_with(
+        r#"
+@id("sam-is-reviewed")
+@reason("Sam's access is always reviewed this week")
+forbid (principal == Jit::User::"sam", action == Jit::Action::"AutoApprove", resource);
+
+@id("sid-is-reviewed")
+forbid (principal == Jit::User::"sid", action == Jit::Action::"AutoApprove", resource);
+"#,
+    ));
+    let sam = h
+        .request("sam", &["sre"], "prod-logs-ro", "30m", Some("INC-1"), false)
+        .await;
+    let sid = h
+        .request("sid", &["sre"], "prod-logs-ro", "30m", Some("INC-2"), false)
+        .await;
+    let eve = h
+        .request("eve", &["engineers"], "prod-logs-ro", "1h", None, false)
+        .await;
+    let records = vec![
+        h.insert_record(&sam.id).await,
+        h.insert_record(&sid.id).await,
+        h.insert_record(&eve.id).await,
+    ];
+    assert_eq!(h.deliver(records).await["batchItemFailures"], json!([]));
+    let ring = h.approver.keys.ring().await.unwrap();
+    for (id, said) in [
+        (
+            &sam.id,
+            "not approved at once: Sam's access is always reviewed this week",
+        ),
+        (
+            &sid.id,
+            "not approved at once: forbidden by sid-is-reviewed",
+        ),
+        (&eve.id, "no rule approves this at once"),
+    ] {
+        let g = h.grant(id).await;
+        assert_eq!(g.state, GrantState::Pending, "{said}");
+        assert_eq!(g.rules_said.as_deref(), Some(said));
+        let audit = jit_test_support::audit(h.store(), id).await;
+        let last = audit.last().unwrap();
+        assert_eq!(last.action, AuditAction::AwaitingReview);
+        assert_eq!(last.detail["rules_said"], said);
+        // What a Slack message or the web page shows is what the signed record says: a
+        // grant item edited to say otherwise fails the evidence check.
+        let (grant, records) = h.store().evidence(id).await.unwrap().unwrap();
+        jit_core::trust::check_grant(&grant, &records, ring).unwrap();
+        let mut edited = grant.clone();
+        edited.rules_said = Some("approved by the security team".to_owned());
+        let refused = jit_core::trust::check_grant(&edited, &records, ring).unwrap_err();
+        assert!(
+            refused.to_string().contains("what the rules said"),
+            "{refused}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn break_glass_opens_at_once_loudly_with_a_review_owed() {
     let h = Harness::new("glass").await;

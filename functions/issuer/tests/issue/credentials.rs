@@ -99,6 +99,7 @@ async fn only_the_requester_of_an_active_unexpired_grant_gets_credentials() {
                     approvals_required: 1,
                     requirements: Vec::new(),
                     policy_hash: "h".into(),
+                    rules_said: String::new(),
                     on_call: Default::default(),
                 },
                 Actor::Service(Service::Approver),

@@ -341,6 +341,10 @@ pub struct Grant {
     /// reviewers; empty where the target counts approvals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requirements: Vec<Requirement>,
+    /// Why the rules did not approve it at once, recorded when they sent it to reviewers (the
+    /// `AWAITING_REVIEW` record's `rules_said`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_said: Option<String>,
     /// An extension of an active grant waiting for reviewers, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extension: Option<PendingExtension>,
@@ -462,6 +466,7 @@ impl Grant {
             review_owed: false,
             policy_hash: request.policy_hash,
             requirements: Vec::new(),
+            rules_said: None,
             extension: None,
             audit_head: audit.head(),
         };

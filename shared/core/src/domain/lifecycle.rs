@@ -66,6 +66,9 @@ pub enum Command {
         policy_hash: String,
         /// What the on-call provider said, as the rules saw it.
         on_call: OnCall,
+        /// Why the rules did not approve at once, in a sentence for reviewers (the refusing
+        /// forbids' `@reason`s, or that no rule approves it at once).
+        rules_said: String,
     },
     /// The rules approved at once. A grant opened while its requester is on call ends no
     /// later than the shift when the target says so (`OnCall::shift_end`).
@@ -459,9 +462,10 @@ impl Grant {
                 requirements,
                 policy_hash,
                 on_call,
+                rules_said,
             } => {
                 step.note_on_call(&on_call);
-                step.await_review(approvals_required, requirements, policy_hash)?
+                step.await_review(approvals_required, requirements, policy_hash, rules_said)?
             }
             Command::AutoApprove {
                 policies,

@@ -165,6 +165,7 @@ impl<'a> Step<'a> {
         required: u32,
         requirements: Vec<Requirement>,
         hash: String,
+        rules_said: String,
     ) -> Result<AuditAction, TransitionError> {
         self.require_unevaluated()?;
         // Named requirements need exactly as many approvals as they name together.
@@ -185,6 +186,11 @@ impl<'a> Step<'a> {
         }
         self.detail
             .insert("decide_by".to_owned(), self.grant.decide_by.to_string());
+        if !rules_said.is_empty() {
+            self.detail
+                .insert("rules_said".to_owned(), rules_said.clone());
+            self.next.rules_said = Some(rules_said);
+        }
         self.next.policy_hash.clone_from(&hash);
         self.policy_hash = Some(hash);
         Ok(AuditAction::AwaitingReview)

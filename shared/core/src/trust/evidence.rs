@@ -210,6 +210,12 @@ fn check_decisions(grant: &Grant, records: &[AuditRecord]) -> Result<(), Evidenc
                     said(record, "requirements"),
                     record.seq,
                 )?;
+                mismatch(
+                    "what the rules said",
+                    grant.rules_said.clone().unwrap_or_default(),
+                    said(record, "rules_said"),
+                    record.seq,
+                )?;
             }
             AuditAction::Approved | AuditAction::Denied => {
                 let stored = reviews

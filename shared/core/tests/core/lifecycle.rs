@@ -367,6 +367,7 @@ fn a_grant_the_rules_open_because_of_on_call_ends_with_the_shift_and_says_so() {
             approvals_required: 1,
             requirements: vec![],
             policy_hash: "h".to_owned(),
+            rules_said: String::new(),
             on_call: shift(Some(soon), true),
         },
         "pending-new",
@@ -563,6 +564,7 @@ fn needing_two_requirements() -> Grant {
         approvals_required: 2,
         requirements,
         policy_hash: "h".to_owned(),
+        rules_said: String::new(),
         on_call: Default::default(),
     };
     g.apply(command, &approver(), T0.plus_secs(1))

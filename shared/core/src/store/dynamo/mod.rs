@@ -13,6 +13,7 @@
 //! | activity count | `ACTIVITY#<grant id>#<shard 0-7>` | `COUNT` | events `stored` in the shard (up to the cap) and counted `over_cap` |
 //! | Slack link code | `SLACKCODE#<digest>` | `ITEM` | the Slack user a one-time code was given to; `expires_at` |
 //! | Slack link | `SLACKLINK#<team>#<user>` | `ITEM` | the person, signed by intake |
+//! | Slack handoff | `SLACKVIEW#<digest>` | `ITEM` | a click Slack may not decide, handed to the web page: the request and the linked person (only the token's SHA-256 is kept); `expires_at` |
 //! | seen groups | `SEEN#<sub>` | `ITEM` | the groups of a linked person's last authenticated call (written on linking, then when changed or 5 minutes old), signed by intake |
 //! | Slack replay | `SLACKREPLAY#<digest>` | `ITEM` | an interaction signature already handled; `expires_at` |
 //! | Slack message | `SLACKMSG#<grant id>` | `ITEM` | the channel and `ts` of a request's message and the grant version it shows |

@@ -2,7 +2,8 @@
 //! (`SLACKLINK#<team>#<user>`) and the groups last seen on an authenticated call (`SEEN#<sub>`),
 //! both signed by intake; seen interaction signatures (`SLACKREPLAY#<digest>`); and where each
 //! request's message is (`SLACKMSG#<grant>`, the first item's for a request of several
-//! targets), claimed before it is posted.
+//! targets), claimed before it is posted; and clicks handed to the web page
+//! (`SLACKVIEW#<digest>`), opened once.
 
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
@@ -15,7 +16,7 @@ use super::*;
 use crate::clock::Timestamp;
 use crate::domain::audit::RecordSignature;
 use crate::domain::{GrantId, UserId};
-use crate::slack::{SeenGroups, SlackLink, SlackUser};
+use crate::slack::{Handoff, SeenGroups, SlackLink, SlackUser};
 use crate::store::StoreError;
 
 const ONE: &str = "ITEM";
@@ -131,11 +132,23 @@ impl DynamoStore {
         digest: &str,
         now: Timestamp,
     ) -> Result<Option<SlackUser>, StoreError> {
+        let Some((item, expires)) = self.take_once(format!("SLACKCODE#{digest}")).await? else {
+            return Ok(None);
+        };
+        if expires <= now {
+            return Ok(None);
+        }
+        parsed(&item, "slack").map(Some)
+    }
+
+    /// Deletes the one-time item `pk`, returning what it held and when it expires: `None` when
+    /// there is none (never made, or taken already).
+    async fn take_once(&self, pk: String) -> Result<Option<(Item, Timestamp)>, StoreError> {
         let out = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(TableLayout::PARTITION_KEY, s(format!("SLACKCODE#{digest}")))
+            .key(TableLayout::PARTITION_KEY, s(pk))
             .key(TableLayout::SORT_KEY, s(ONE))
             .condition_expression("attribute_exists(pk)")
             .return_values(ReturnValue::AllOld)
@@ -150,10 +163,41 @@ impl DynamoStore {
             Some(AttributeValue::N(v)) => v.parse::<i64>().unwrap_or(0),
             _ => 0,
         };
-        if expires <= now.unix_seconds() {
+        Ok(Some((item, Timestamp::from_unix_seconds(expires))))
+    }
+
+    /// Keeps `handoff` under the digest of its token until `expires_at`.
+    pub async fn put_handoff(
+        &self,
+        digest: &str,
+        handoff: &Handoff,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let item = Item::from([
+            ("handoff".into(), json_of(handoff)?),
+            ("expires_at".into(), n(expires_at.unix_seconds())),
+        ]);
+        self.put_plain(
+            format!("SLACKVIEW#{digest}"),
+            item,
+            Some("attribute_not_exists(pk)"),
+            None,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the handoff with `digest`: it is deleted whatever happens next, so it is opened
+    /// once. `None` when there is no such handoff (never made, or opened already); else the
+    /// handoff and when it expires (the table's TTL may not have removed it yet).
+    pub async fn take_handoff(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(Handoff, Timestamp)>, StoreError> {
+        let Some((item, expires)) = self.take_once(format!("SLACKVIEW#{digest}")).await? else {
             return Ok(None);
-        }
-        parsed(&item, "slack").map(Some)
+        };
+        Ok(Some((parsed(&item, "handoff")?, expires)))
     }
 
     /// Stores `link`, signed, replacing any earlier link of the Slack user.

@@ -61,6 +61,7 @@ pub fn await_review(n: u32) -> Command {
         approvals_required: n,
         requirements: Vec::new(),
         policy_hash: "policy-hash-2".to_owned(),
+        rules_said: String::new(),
         on_call: Default::default(),
     }
 }
