@@ -424,7 +424,30 @@ async function toReview(only) {
       h("p", {}, h("a", { href: `#/grant/${encodeURIComponent(g.id)}` }, "Its page and trail"))));
   }
   view("To review", cards.length ? cards : h("p", {}, "Nothing waits for your review."),
-    only ? h("p", {}, h("a", { href: "#/review" }, "Everything waiting for your review")) : []);
+    only ? h("p", {}, h("a", { href: "#/review" }, "Everything waiting for your review")) : [],
+    config.slack && !only ? slackLinkCard() : []);
+}
+
+// Where approvals in Slack are set up: link a Slack user to me with the one-time code
+// `/jit link` gives there (what `jit slack link CODE` does).
+function slackLinkCard() {
+  const code = h("input", { id: "slack-code", type: "text", autocomplete: "off", maxlength: 64, "aria-describedby": "slack-note" });
+  const outcome = h("div", { role: "status" });
+  const link = async () => {
+    outcome.replaceChildren();
+    try {
+      const linked = await api("POST", "/slack/links", { code: code.value.trim() });
+      code.value = "";
+      outcome.append(h("p", { class: "linked" },
+        `Linked: Slack user ${linked.user_id} of workspace ${linked.team_id} is you (${linked.sub}) when you click in Slack.`));
+    } catch (e) { outcome.append(failure(e)); }
+  };
+  return h("section", { class: "card", "aria-labelledby": "slack-title" },
+    h("h2", { id: "slack-title" }, "Review in Slack"),
+    h("p", { id: "slack-note" }, "Type /jit link in Slack: it gives you a one-time code. Enter it here within 10 minutes to link that Slack user to you."),
+    h("div", { class: "field" }, h("label", { for: "slack-code" }, "Code from Slack"), code),
+    h("div", { class: "actions" }, h("button", { type: "button", onclick: link }, "Link my Slack user")),
+    outcome);
 }
 
 // A link a click in Slack was answered with: opened once, for the person the Slack user is

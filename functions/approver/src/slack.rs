@@ -586,14 +586,29 @@ impl SlackApp {
         let mut message = jit_core::slack::message(&shown, self.clock.now());
         let sent = match &posted {
             Some(p) => {
-                if let Some(fields) = message.as_object_mut() {
+                let mut update = message.clone();
+                if let Some(fields) = update.as_object_mut() {
                     fields.insert("channel".into(), json!(p.channel));
                     fields.insert("ts".into(), json!(p.ts));
                 }
-                self.send("chat.update", &message).await?;
-                PostedMessage {
-                    version,
-                    ..p.clone()
+                match self.send("chat.update", &update).await {
+                    Ok(_) => PostedMessage {
+                        version,
+                        ..p.clone()
+                    },
+                    // Someone deleted the message, or it can no longer be edited: the request
+                    // as it stands now is posted again, and followed there.
+                    Err(SlackError::Api(code)) if GONE.contains(&code.as_str()) => {
+                        tracing::warn!(grant = %key, error = %code, "the request's message is gone from Slack; posting it again");
+                        if let Some(fields) = message.as_object_mut() {
+                            fields.insert("channel".into(), json!(channel));
+                        }
+                        match self.send("chat.postMessage", &message).await {
+                            Ok(answer) => posted_at(&answer, channel, version)?,
+                            Err(e) => return unposted(&key, e),
+                        }
+                    }
+                    Err(e) => return unposted(&key, e),
                 }
             }
             None => {
@@ -609,22 +624,14 @@ impl SlackApp {
                 if let Some(fields) = message.as_object_mut() {
                     fields.insert("channel".into(), json!(channel));
                 }
-                let answer = match self.send("chat.postMessage", &message).await {
-                    Ok(answer) => answer,
+                match self.send("chat.postMessage", &message).await {
+                    Ok(answer) => posted_at(&answer, channel, version)?,
                     Err(e) => {
                         if let Err(released) = store.release_message(&key).await {
                             tracing::warn!(error = %released, "a claim on a message could not be released; it lapses in 30 s");
                         }
-                        return Err(e);
+                        return unposted(&key, e);
                     }
-                };
-                PostedMessage {
-                    channel: answer["channel"].as_str().unwrap_or(channel).to_owned(),
-                    ts: answer["ts"]
-                        .as_str()
-                        .ok_or("chat.postMessage answered no ts")?
-                        .to_owned(),
-                    version,
                 }
             }
         };
@@ -637,15 +644,63 @@ impl SlackApp {
 
     /// One Web API call, waiting out a short `Retry-After` once (about a second per channel
     /// is Slack's pace); a longer one is left to the stream's retry.
-    async fn send(&self, method: &str, body: &Value) -> Result<Value, String> {
+    async fn send(&self, method: &str, body: &Value) -> Result<Value, SlackError> {
         match self.api.call(method, body).await {
             Err(SlackError::RateLimited(after)) if after <= Duration::from_secs(3) => {
                 tokio::time::sleep(after).await;
-                self.api.call(method, body).await.map_err(|e| e.to_string())
+                self.api.call(method, body).await
             }
-            other => other.map_err(|e| e.to_string()),
+            other => other,
         }
     }
+}
+
+/// Slack's answers to `chat.update` that mean the message is gone: deleted, or no longer
+/// editable.
+const GONE: [&str; 3] = [
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+];
+
+/// Slack's answers that no retry of the same message mends: the channel is gone, archived or
+/// closed to the app, or the message itself is refused. Retrying would hold up every later
+/// record of the shard for a day, so such a record is logged and passed over: the request's
+/// next change tries again. Anything else (limits, outages, a bad or rotated token) is retried.
+const NEVER_LANDS: [&str; 9] = [
+    "channel_not_found",
+    "not_in_channel",
+    "is_archived",
+    "msg_too_long",
+    "invalid_blocks",
+    "no_text",
+    "message_not_found",
+    "cant_update_message",
+    "edit_window_closed",
+];
+
+/// What a failed post or update means for the stream record: retried, or passed over (logged)
+/// when Slack's answer says no retry would land it.
+fn unposted(key: &GrantId, e: SlackError) -> Result<(), String> {
+    match &e {
+        SlackError::Api(code) if NEVER_LANDS.contains(&code.as_str()) => {
+            tracing::error!(grant = %key, error = %code, "the request's message cannot land in Slack; passed over until the request changes again");
+            Ok(())
+        }
+        _ => Err(e.to_string()),
+    }
+}
+
+/// Where `chat.postMessage` put the message.
+fn posted_at(answer: &Value, channel: &str, version: u64) -> Result<PostedMessage, String> {
+    Ok(PostedMessage {
+        channel: answer["channel"].as_str().unwrap_or(channel).to_owned(),
+        ts: answer["ts"]
+            .as_str()
+            .ok_or("chat.postMessage answered no ts")?
+            .to_owned(),
+        version,
+    })
 }
 
 /// Whether a request with no message yet should get one: it waits for reviewers (or an

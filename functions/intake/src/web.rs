@@ -129,6 +129,7 @@ impl<S: GrantStore> App<S> {
                     issuer: issuer.clone(),
                     client_id: client_id.clone(),
                     groups_claim: self.web.groups_claim.clone(),
+                    slack: self.slack.is_some(),
                 };
                 let body = serde_json::to_string(&body).unwrap_or_default();
                 asset(&self.web, &body, "application/json")

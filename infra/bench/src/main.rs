@@ -31,7 +31,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const FUNCTIONS: [&str; 5] = ["intake", "approver", "issuer", "sweeper", "activity"];
+const FUNCTIONS: [&str; 6] = [
+    "intake", "approver", "issuer", "sweeper", "activity", "slack",
+];
+
+/// The package that builds function `f`'s binary: the Slack function is a binary of the
+/// approver's crate.
+fn package_of(f: &str) -> String {
+    match f {
+        "slack" => "jit-approver".to_owned(),
+        other => format!("jit-{other}"),
+    }
+}
 
 /// What one start measured.
 #[derive(Debug, Clone)]
@@ -211,13 +222,13 @@ async fn main() {
     let begun = Instant::now();
     let mut report = String::new();
 
-    eprintln!("== building the five functions in release");
+    eprintln!("== building the functions in release");
     let mut build = Command::new("cargo");
     build
         .current_dir(&root)
         .args(["build", "--release", "--quiet"]);
     for f in FUNCTIONS {
-        build.args(["-p", &format!("jit-{f}")]);
+        build.args(["-p", &package_of(f)]);
     }
     build.args(["-p", "jit-bench", "--bins"]);
     run(&mut build);
@@ -274,6 +285,47 @@ async fn main() {
     let reviewer = jit_local::Claims {
         sub: "bench-reviewer",
         groups: &["sre"],
+    };
+    // A Slack user linked to an SRE, whose click on the (active) grant the Slack function
+    // decides: each start gets a click signed now (a signature seen before is a replay).
+    let slack = stack.slack();
+    let code = stack.slack_link_code("U0BENCH").await.unwrap();
+    let linker = stack.token("bench-reviewer", &["sre"]);
+    let linked = api
+        .call(
+            "POST",
+            "/slack/links",
+            Some(&linker),
+            Some(json!({ "code": code })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(linked.status, 201, "{}", linked.body);
+    let click: Box<dyn Fn() -> Value> = {
+        let (secret, team, grant) = (
+            slack.signing_secret.clone(),
+            slack.team_id.clone(),
+            grant.clone(),
+        );
+        Box::new(move || {
+            let body = jit_local::slack::click_body("U0BENCH", &team, "jit_approve", &grant);
+            let timestamp = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .to_string();
+            let signature = jit_local::slack::slack_signature(&secret, &timestamp, &body);
+            jit_local::http_api_event(
+                None,
+                "POST /slack/interactions",
+                "/slack/interactions",
+                Some(&body),
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("x-slack-request-timestamp", &timestamp),
+                    ("x-slack-signature", &signature),
+                ],
+            )
+        })
     };
     let events: BTreeMap<&str, Value> = BTreeMap::from([
         (
@@ -334,16 +386,22 @@ async fn main() {
         program: Vec<String>,
         env: Vec<(String, String)>,
         cwd: PathBuf,
-        event: Value,
+        event: Box<dyn Fn() -> Value>,
     }
+    let fixed = |event: Value| -> Box<dyn Fn() -> Value> { Box::new(move || event.clone()) };
     let mut subjects = Vec::new();
+    let mut click = Some(click);
     for f in FUNCTIONS {
+        let event = match events.get(f) {
+            Some(e) => fixed(e.clone()),
+            None => click.take().unwrap(),
+        };
         subjects.push(Subject {
             name: f.to_owned(),
             program: vec![release.join(f).display().to_string()],
             env: stack.environment(f).unwrap().to_vec(),
             cwd: root.clone(),
-            event: events[f].clone(),
+            event,
         });
     }
     for (name, binary) in [
@@ -355,7 +413,7 @@ async fn main() {
             program: vec![release.join(binary).display().to_string()],
             env: base_env.clone(),
             cwd: root.clone(),
-            event: json!({}),
+            event: fixed(json!({})),
         });
     }
     subjects.push(Subject {
@@ -368,20 +426,27 @@ async fn main() {
         ],
         env: base_env.clone(),
         cwd: root.join("infra/bench/python"),
-        event: json!({}),
+        event: fixed(json!({})),
     });
 
     eprintln!("== cold starts: {starts} of each, in turns");
     let mut results: Vec<Vec<Start>> = subjects.iter().map(|_| Vec::new()).collect();
     for round in 0..=starts {
         for (i, s) in subjects.iter().enumerate() {
-            let one = start_once(&s.program, &s.env, &s.cwd, s.event.clone()).await;
+            let one = start_once(&s.program, &s.env, &s.cwd, (s.event)()).await;
             // The first round warms the page cache and the emulator; it is not counted.
             if round > 0 {
                 results[i].push(one);
             }
         }
     }
+    // The Slack function's starts decided the click: each answered the linked SRE (in Slack,
+    // ephemerally) that the request is active already, not that they are unknown.
+    let answered = stack.slack().ephemeral_to("U0BENCH");
+    assert!(
+        answered.len() > starts && answered.iter().all(|t| t.contains("it is ACTIVE")),
+        "{answered:?}"
+    );
     drop(stack);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let summary: Vec<(f64, f64, f64)> = results
@@ -409,7 +474,11 @@ async fn main() {
          the public keys, then 409: it is no longer pending); the issuer issues credentials on \
          it (chain verified, STS `AssumeRole`, KMS `Sign`, one transaction; 200); the sweeper \
          runs a scheduled sweep; the activity function stores one CloudTrail event of the \
-         grant's session (the grant read, one transaction, the refused-call count queried). Init does not read the public keys: the approver and the \
+         grant's session (the grant read, one transaction, the refused-call count queried); the \
+         Slack function decides a click on it, signed as Slack signs (the signing secret read \
+         from Secrets Manager, `users.info`, the link and seen groups read and verified, then \
+         the review refused: it is no longer pending; the answer also posted ephemerally). \
+         Init does not read the public keys: the approver and the \
          issuer start reading them in the background as init ends, beside the first \
          invocation, which waits for them only if they are not there yet.\n"
     );

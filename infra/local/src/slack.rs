@@ -111,6 +111,8 @@ pub struct SlackState {
     pub down: bool,
     /// Each Web API method called, in order, and whether it was limited or failed.
     pub calls: Vec<(String, u16)>,
+    /// Archived channels: posting or updating there answers `is_archived`.
+    pub archived: std::collections::BTreeSet<String>,
     next_ts: u64,
 }
 
@@ -250,6 +252,17 @@ impl SlackStandIn {
         let mut state = lock(&self.state);
         state.limit_next = n;
         state.retry_after = secs;
+    }
+
+    /// Deletes the message `ts`, as a person in Slack may: updating it answers
+    /// `message_not_found`.
+    pub fn delete_message(&self, ts: &str) {
+        lock(&self.state).messages.remove(ts);
+    }
+
+    /// Archives `channel`: posting or updating there answers `is_archived`.
+    pub fn archive(&self, channel: &str) {
+        lock(&self.state).archived.insert(channel.to_owned());
     }
 
     /// Makes every Web API call answer 503 while `down`.
@@ -409,6 +422,9 @@ fn web_api(
         return (200, None, json!({"ok": false, "error": "invalid_json"}));
     };
     let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    if method.starts_with("chat.") && state.archived.contains(&text(&args["channel"])) {
+        return (200, None, json!({"ok": false, "error": "is_archived"}));
+    }
     let answer = match method {
         "chat.postMessage" => {
             let channel = text(&args["channel"]);

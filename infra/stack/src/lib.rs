@@ -356,6 +356,20 @@ impl Stack {
         &self.slack
     }
 
+    /// A one-time code for Slack user `user` (added to the workspace), as typing `/jit link`
+    /// in Slack gives it: the Slack function's answer to the signed command, through the API.
+    pub async fn slack_link_code(&self, user: &str) -> Result<String, String> {
+        let slack = self.slack();
+        slack.add_users([jit_local::SlackMember::member(user, &slack.team_id)]);
+        let command = slack.command(user, &slack.team_id, "link");
+        let url = format!("{}/slack/interactions", self.api_url);
+        let (status, answer) = jit_local::slack::post_form(&url, &command).await?;
+        match answer.split('`').nth(1) {
+            Some(code) if status == 200 => Ok(code.to_owned()),
+            _ => Err(format!("`/jit link` gave no code: {status} {answer}")),
+        }
+    }
+
     /// PagerDuty's stand-in: who is on call, as the approver asks it.
     pub fn pagerduty(&self) -> &jit_local::PagerDutyStandIn {
         &self.pagerduty

@@ -674,6 +674,10 @@ pub struct WebConfig {
     pub client_id: String,
     /// The claim that lists groups.
     pub groups_claim: String,
+    /// Whether the deployment takes approvals in Slack (the page then offers to link a Slack
+    /// user).
+    #[serde(default)]
+    pub slack: bool,
 }
 
 /// An RFC 9457 problem, as every refusal by a function reads.

@@ -489,20 +489,29 @@ async fn sue_audits(b: &Browser, stack: &jit_stack::Stack, id: &str) {
     check_saved_exports(b, stack, id).await;
 }
 
-/// A click in Slack on a target that needs a fresh sign-in is answered with a link: the page
-/// signs sue in again for it and shows that request's review card, once.
+/// Sue links her Slack user on the page with the code `/jit link` gave her. A click in Slack on
+/// a target that needs a fresh sign-in is answered with a link: the page signs her in again
+/// for it and shows that request's review card, once.
 async fn sue_opens_a_link_from_slack(b: &Browser, stack: &jit_stack::Stack) {
     let api = jit_e2e::Api::new(&stack.api_url);
     let slack = stack.slack();
     let interactions = format!("{}/slack/interactions", stack.api_url);
-    slack.add_users([jit_local::SlackMember::member("U0SUEWEB", &slack.team_id)]);
-    let command = slack.command("U0SUEWEB", &slack.team_id, "link");
-    let (_, answer) = jit_local::slack::post_form(&interactions, &command)
-        .await
-        .unwrap();
-    let code = answer.split('`').nth(1).unwrap().to_owned();
-    let sue = stack.token("sue", &["security"]);
-    api.as_user(&sue).link_slack(&code).await.unwrap();
+    let code = stack.slack_link_code("U0SUEWEB").await.unwrap();
+    nav(b, "To review").await;
+    let field = b.find("#slack-code").await.unwrap();
+    b.type_into(&field, "NOT-A-CODE").await.unwrap();
+    let button = b.find_text("button", "Link my Slack user").await.unwrap();
+    b.click(&button).await.unwrap();
+    b.wait_text("no such link code").await.unwrap();
+    b.script(
+        "document.getElementById('slack-code').value = '';",
+        json!([]),
+    )
+    .await
+    .unwrap();
+    b.type_into(&field, &code).await.unwrap();
+    b.click(&button).await.unwrap();
+    b.wait_text("Linked: Slack user U0SUEWEB").await.unwrap();
     let bob = stack.token("bob", &["sre", "oncall"]);
     let asked = api
         .as_user(&bob)

@@ -1528,14 +1528,7 @@ async fn each_function_is_granted_exactly_the_aws_calls_its_binary_makes() {
     // and a click that denies it (the Slack function reads its two secrets, verifies the link
     // and groups, records the review with the approver's key and frees the slot).
     let slack = stack.slack();
-    slack.add_users([jit_local::SlackMember::member("U0SAMIAM", &slack.team_id)]);
-    let command = slack.command("U0SAMIAM", &slack.team_id, "link");
-    let (status, answer) =
-        jit_local::slack::post_form(&format!("{}/slack/interactions", stack.api_url), &command)
-            .await
-            .unwrap();
-    assert_eq!(status, 200, "{answer}");
-    let code = answer.split('`').nth(1).unwrap().to_owned();
+    let code = stack.slack_link_code("U0SAMIAM").await.unwrap();
     api.as_user(&sam).link_slack(&code).await.unwrap();
     let mut waits = asking("prod-logs-ro", "1h");
     waits.ticket = None;

@@ -261,3 +261,64 @@ async fn messages_wait_for_slack_and_follow_each_change_once() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_deleted_message_is_posted_again_and_a_closed_channel_holds_up_no_other_request() {
+    let h = Harness::new("slack-gone").await;
+    let (standin, app) = slack(&h, "gone").await;
+    let batch = |records| serde_json::from_value(jit_local::stream_batch(records)).unwrap();
+    let g = waiting(&h, "erin", &["engineers"], "prod-logs-ro").await;
+    let answer = app
+        .handle_stream(batch(vec![h.insert_record(&g.id).await]))
+        .await;
+    assert!(answer.batch_item_failures.is_empty());
+    let first = standin.message_about(g.id.as_str()).unwrap();
+
+    // Someone deletes the message in Slack. The request's next change posts it again as it
+    // stands, and the message after that is an update of the new one.
+    standin.delete_message(&first.ts);
+    let cases = jit_core::cases::Cases::new(h.store(), &h.approver.rules, &h.approver.keys);
+    let erin = jit_core::identity::Caller {
+        user: UserId::parse("erin").unwrap(),
+        email: None,
+        groups: vec![GroupName::parse("engineers").unwrap()],
+    };
+    cases
+        .cancel(&erin, g.id.as_str(), h.clock.now())
+        .await
+        .unwrap();
+    let answer = app
+        .handle_stream(batch(vec![h.insert_record(&g.id).await]))
+        .await;
+    assert!(answer.batch_item_failures.is_empty());
+    let again = standin.message_about(g.id.as_str()).unwrap();
+    assert_ne!(again.ts, first.ts);
+    assert!(again.text.contains("Closed: cancelled"), "{}", again.text);
+    assert!(again.buttons().is_empty());
+    let stored = h.store().inner().posted_message(&g.id).await.unwrap();
+    assert_eq!(stored.map(|p| p.ts), Some(again.ts));
+
+    // The databases' channel is archived: their request's message cannot land. Its record is
+    // passed over, not retried for a day ahead of the shard's other records, so the next
+    // request in the same batch, for another channel, is posted.
+    standin.archive("C0DBA");
+    let db = waiting(&h, "dan", &["dba"], "prod-db-admin").await;
+    let logs = waiting(&h, "eve", &["engineers"], "prod-logs-ro").await;
+    let records = vec![
+        h.insert_record(&db.id).await,
+        h.insert_record(&logs.id).await,
+    ];
+    let answer = app.handle_stream(batch(records)).await;
+    assert!(answer.batch_item_failures.is_empty());
+    assert!(standin.message_about(db.id.as_str()).is_none());
+    assert!(standin.message_about(logs.id.as_str()).is_some());
+    // Its claim is given back: once the channel is back, the request's next change posts it.
+    assert!(
+        h.store()
+            .inner()
+            .posted_message(&db.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -64,6 +64,10 @@ async fn the_page_is_served_to_anyone_with_a_strict_policy_and_no_inline_script(
             let config: serde_json::Value = serde_json::from_str(&body).unwrap();
             assert_eq!(config["issuer"], "https://login.example.com/tenant");
             assert_eq!(config["client_id"], "jit-web");
+            assert_eq!(
+                config["slack"], false,
+                "this intake takes no approvals in Slack"
+            );
         }
     }
     // A deployment without sign-in settings says what to set, and still serves the page.

@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 use jit_api::{
     AuditPage, BundleItemOutcome, BundleOutcome, BundleView, ConsoleLink, ConsoleRequest,
     CreateBundle, CreateRequest, Credentials, DurationInput, ExtendRequest, ExtensionView,
-    GrantTrail, GrantView, LiveSessions, Page, PostReviewRequest, ProblemBody, RequirementView,
-    ReviewRequest, ReviewView, RevokeRequest, Revoked, Route, TargetList, TargetView, WebConfig,
+    GrantTrail, GrantView, HandoffView, LinkSlackRequest, LiveSessions, OpenHandoffRequest, Page,
+    PostReviewRequest, ProblemBody, RequirementView, ReviewRequest, ReviewView, RevokeRequest,
+    Revoked, Route, TargetList, TargetView, WebConfig,
 };
 use jit_core::clock::Timestamp;
 use jit_core::domain::audit::ChainHead;
@@ -390,8 +391,22 @@ fn the_wire_types_are_the_documents_schemas() {
         issuer: "https://id.example.com".into(),
         client_id: "jit-web".into(),
         groups_claim: "groups".into(),
+        slack: true,
     };
     agree(&doc, &answer("/web/{file}", "get"), &web, &web);
+    let link = LinkSlackRequest {
+        code: "ABCDEFGHJK".into(),
+    };
+    agree(&doc, &body("/slack/links", "post"), &link, &link);
+    let open = OpenHandoffRequest {
+        token: "ab".repeat(32),
+    };
+    agree(&doc, &body("/slack/handoffs", "post"), &open, &open);
+    let opened = HandoffView {
+        request_id: "0190c0de-0000-7000-8000-000000000001".into(),
+        clicked_at: "2026-12-07T11:00:00Z".into(),
+    };
+    agree(&doc, &answer("/slack/handoffs", "post"), &opened, &opened);
     let audit = |full: bool| AuditPage {
         from: Timestamp::from_unix_seconds(1_799_834_400),
         to: Timestamp::from_unix_seconds(1_799_838_000),
