@@ -397,7 +397,7 @@ async function toReview(only) {
           : "from approval"),
         h("dt", {}, "Break-glass"), h("dd", {}, g.break_glass ? "yes" : "no"),
         h("dt", {}, "What the rules said"), h("dd", {},
-          `${awaiting?.detail.rules_said ? capitalised(awaiting.detail.rules_said) : "Not auto-approved"}; needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
+          `${g.rules_said ? capitalised(g.rules_said) : "Not auto-approved"}; needs ${g.approvals_required ?? awaiting?.detail.approvals_required ?? "?"} approval(s), ` +
           `to be decided by ${when(g.decide_by)} (policy set ${String(awaiting?.policy_hash || g.policy_hash).slice(0, 12)}).` +
           (awaiting?.detail.on_call ? ` On call: ${awaiting.detail.on_call}.` : "")),
         h("dt", {}, "Approvals so far"), h("dd", {}, `${approvals} of ${g.approvals_required ?? "?"}` +

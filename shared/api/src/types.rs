@@ -56,6 +56,10 @@ pub struct GrantView {
     /// any approvers count.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requirements: Vec<RequirementView>,
+    /// Why the rules did not approve it at once, as their signed decision says; absent where
+    /// they did, or have not decided yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules_said: Option<String>,
     /// When it became active.
     pub activated_at: Option<String>,
     /// When its access ends.
@@ -112,6 +116,7 @@ impl From<&Grant> for GrantView {
                     met,
                 })
                 .collect(),
+            rules_said: g.rules_said.clone(),
             activated_at: time(g.activated_at),
             ends_at: time(g.ends_at),
             closed_at: time(g.closed_at),

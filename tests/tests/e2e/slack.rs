@@ -145,6 +145,16 @@ async fn a_click_in_slack_is_a_review_only_for_a_linked_member_and_messages_foll
         assert!(posted.all_text().contains(shown), "{shown}: {posted:?}");
     }
     let pending = |g: &GrantView| g.state == GrantState::Pending && g.reviews.is_empty();
+    // The API says the same as the message why the rules did not approve it at once.
+    assert_eq!(
+        api.as_user(&erin)
+            .get_request(&id)
+            .await
+            .unwrap()
+            .rules_said
+            .as_deref(),
+        Some("no rule approves this at once")
+    );
 
     // Forged, stale and malformed requests are refused and change nothing.
     let honest = slack.click("U0SAM", TEAM, "jit_approve", &id);

@@ -166,6 +166,7 @@ fn grant(full: bool) -> GrantView {
         } else {
             Vec::new()
         },
+        rules_said: full.then(|| "no rule approves this at once".to_owned()),
         activated_at: some("2027-01-13T10:01:00Z"),
         ends_at: some("2027-01-13T11:01:00Z"),
         closed_at: some("2027-01-13T10:30:00Z"),
