@@ -13,6 +13,8 @@ import { EXCEPTION_COLUMNS, GRANT_COLUMNS, TOTALS_COLUMNS, buildReport, toCsv } 
 const main = document.getElementById("main");
 const statusLine = document.getElementById("status");
 const PKCE_KEY = "jit.signin";
+// A link a click in Slack was answered with: `#/slack/<token>`.
+const HANDOFF_ROUTE = /^\/slack\/([0-9a-f]{1,128})$/;
 
 let config = null;
 let provider = null;
@@ -134,7 +136,7 @@ async function finishSignIn(params) {
   const claims = claimsOf(token);
   const expiresAt = (claims.exp ? claims.exp * 1000 : Date.now() + (body.expires_in || 3600) * 1000);
   // A sign-in started for a link from Slack is good for that link (once), no other.
-  const forHandoff = /^#\/slack\/([0-9a-f]{1,128})$/.exec(saved.back || "")?.[1];
+  const forHandoff = HANDOFF_ROUTE.exec((saved.back || "").replace(/^#/, ""))?.[1];
   session = { token, claims, expiresAt, obtainedAt: Date.now(), forHandoff };
   setTimeout(() => say("Your sign-in has expired: the next action signs you in again.", "warn"), Math.max(0, expiresAt - Date.now()));
 }
@@ -806,7 +808,7 @@ function signedOut() {
 
 async function render() {
   const route = location.hash.replace(/^#/, "") || "/";
-  const handoff = /^\/slack\/([0-9a-f]{1,128})$/.exec(route);
+  const handoff = HANDOFF_ROUTE.exec(route);
   if (handoff && session?.forHandoff !== handoff[1]) return signIn({ prompt: "login", max_age: "0" });
   if (!session) return signedOut();
   document.getElementById("nav").hidden = false;

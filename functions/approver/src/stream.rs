@@ -193,8 +193,6 @@ impl<S: GrantStore, N: Notifier> Approver<S, N> {
     }
 }
 
-/// The activation the rules' `action` (break-glass or auto-approval) permitted by `policies`
-/// makes, and how the stream reports it.
 /// Why the rules did not open `grant` at once, for its reviewers: the `@reason`s of the forbids
 /// that refused auto-approval, else the forbids' ids, else that no rule approves it at once;
 /// after a break-glass request, that break-glass was not permitted either.
@@ -216,6 +214,8 @@ fn rules_said(break_glass: bool, auto_approval: &jit_core::policy::Decision) -> 
     }
 }
 
+/// The activation the rules' `action` (break-glass or auto-approval) permitted by `policies`
+/// makes, and how the stream reports it.
 fn activation(
     action: Action,
     policies: Vec<String>,

@@ -122,6 +122,17 @@ impl<S: GrantStore + ActivityStore> App<S> {
         self.serve(request, route, &call, now).await
     }
 
+    /// Links and handoffs, or 404 where the targets file sets up no Slack.
+    fn slack(&self) -> Result<&SlackLinks, Problem> {
+        self.slack.as_deref().ok_or_else(|| {
+            Problem::new(
+                lambda_http::http::StatusCode::NOT_FOUND,
+                "not-found",
+                "approvals in Slack are not set up in this deployment (the targets file has no `slack`)",
+            )
+        })
+    }
+
     async fn serve(
         &self,
         request: &Request,
@@ -141,15 +152,8 @@ impl<S: GrantStore + ActivityStore> App<S> {
             Some(Route::Targets) => Ok(self.targets(&call.caller, now)),
             Some(Route::Audit) => self.export_audit(call).await,
             Some(Route::Unattributed) => self.unattributed(call).await,
-            Some(route @ (Route::LinkSlack | Route::OpenHandoff)) => match &self.slack {
-                Some(slack) if route == Route::LinkSlack => slack.link(call).await,
-                Some(slack) => slack.open_handoff(call).await,
-                None => Err(Problem::new(
-                    lambda_http::http::StatusCode::NOT_FOUND,
-                    "not-found",
-                    "approvals in Slack are not set up in this deployment (the targets file has no `slack`)",
-                )),
-            },
+            Some(Route::LinkSlack) => self.slack()?.link(call).await,
+            Some(Route::OpenHandoff) => self.slack()?.open_handoff(call).await,
             _ => Err(no_such_route(request)),
         }
     }

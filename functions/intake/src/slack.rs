@@ -93,9 +93,8 @@ impl SlackLinks {
             self.remember(caller, stored, now);
             return;
         }
-        match self.record(caller, now).await {
-            Ok(()) => self.remember(caller, Some((groups, now.unix_seconds())), now),
-            Err(e) => tracing::warn!(error = ?e, "could not record the caller's groups for Slack"),
+        if let Err(e) = self.record(caller, now).await {
+            tracing::warn!(error = ?e, "could not record the caller's groups for Slack");
         }
     }
 
@@ -111,6 +110,8 @@ impl SlackLinks {
             .await
             .map_err(|e| Problem::unavailable(format!("could not sign: {e}")))?;
         self.store.put_seen(&seen, &signature).await?;
+        let groups = Self::sorted(&caller.groups);
+        self.remember(caller, Some((groups, now.unix_seconds())), now);
         Ok(())
     }
 
@@ -147,12 +148,6 @@ impl SlackLinks {
         self.store.put_link(&link, &signature).await?;
         // A click right after linking is decided on groups as of now.
         self.record(&call.caller, call.now).await?;
-        let groups = Self::sorted(&call.caller.groups);
-        self.remember(
-            &call.caller,
-            Some((groups, call.now.unix_seconds())),
-            call.now,
-        );
         tracing::info!(team = %link.slack.team_id, "Slack user linked");
         Ok(json(
             StatusCode::CREATED,

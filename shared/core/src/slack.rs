@@ -288,7 +288,7 @@ impl SeenGroups {
 
 /// A one-time link code's digest: codes are kept only as digests.
 pub fn code_digest(code: &str) -> String {
-    hex::encode(Sha256::digest(code.trim().to_ascii_uppercase().as_bytes()))
+    sha256_hex(&code.trim().to_ascii_uppercase())
 }
 
 /// A new one-time code: 10 characters from an alphabet without look-alikes (about 50 bits),
@@ -333,13 +333,17 @@ pub fn new_handoff_token() -> Option<String> {
 
 /// The digest a handoff token is kept under.
 pub fn handoff_digest(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
+    sha256_hex(token)
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// A replay key: the signature covers the timestamp and the body (with its `action_ts`), so
 /// the same signature is the same request.
 pub fn replay_key(signature: &str) -> String {
-    hex::encode(Sha256::digest(signature.as_bytes()))
+    sha256_hex(signature)
 }
 
 /// How a request's message reads now: who asked, why, the ticket, and for each target (one,

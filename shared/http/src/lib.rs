@@ -6,6 +6,8 @@ pub mod metric;
 mod problem;
 pub mod startup;
 
+use std::collections::HashMap;
+
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -82,30 +84,28 @@ pub fn path_parameter<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
     request.path_parameters_ref().and_then(|p| p.first(name))
 }
 
-/// A claim the JWT authorizer verified, as it passed it (a string).
-pub fn claim<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+/// The claims API Gateway's JWT authorizer verified and passed in the request context.
+fn authorizer_claims(request: &Request) -> Option<&HashMap<String, String>> {
     match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(ctx)) => ctx
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .and_then(|jwt| jwt.claims.get(name))
-            .map(String::as_str),
-        _ => None,
-    }
-}
-
-/// The caller, from the JWT authorizer's claims in the request context only.
-pub fn caller(request: &Request, groups_claim: &str) -> Result<Caller, Problem> {
-    let claims = match request.request_context_ref() {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx
             .authorizer
             .as_ref()
             .and_then(|a| a.jwt.as_ref())
             .map(|jwt| &jwt.claims),
         _ => None,
-    };
-    let Some(claims) = claims else {
+    }
+}
+
+/// A claim the JWT authorizer verified, as it passed it (a string).
+pub fn claim<'a>(request: &'a Request, name: &str) -> Option<&'a str> {
+    authorizer_claims(request)
+        .and_then(|claims| claims.get(name))
+        .map(String::as_str)
+}
+
+/// The caller, from the JWT authorizer's claims in the request context only.
+pub fn caller(request: &Request, groups_claim: &str) -> Result<Caller, Problem> {
+    let Some(claims) = authorizer_claims(request) else {
         return Err(Problem::unauthenticated(
             "the request carries no verified identity; call through the API with a valid token",
         ));

@@ -355,6 +355,10 @@ async fn a_click_in_slack_is_a_review_only_for_a_linked_member_and_messages_foll
         let e = r.unwrap_err();
         (e.status().unwrap_or(0), e.detail())
     };
+    // A token that is no token is refused as such.
+    let (status, why) = refused(api.as_user(&sue).open_slack_handoff("   ").await);
+    assert_eq!(status, 422, "{why}");
+    assert!(why.contains("the one in the link"), "{why}");
     // Sue's sign-in from the start of the test (two seconds and more before the click) does
     // not do; the link is spent all the same.
     let token = click_for_link().await;

@@ -1127,3 +1127,33 @@ async fn an_auditor_reads_a_days_unattributed_calls_and_nobody_else_does() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_deployment_without_slack_refuses_its_links_and_handoffs_and_stores_nothing() {
+    let h = Harness::new("no-slack").await;
+    let writes = h.writes();
+    for (route, path, body) in [
+        (
+            "POST /slack/links",
+            "/slack/links",
+            r#"{"code":"ABCDEFGHJK"}"#,
+        ),
+        (
+            "POST /slack/handoffs",
+            "/slack/handoffs",
+            r#"{"token":"00ff"}"#,
+        ),
+    ] {
+        let reply = h.call(SAM_SRE, route, path, Some(body)).await;
+        assert_eq!(reply.status, 404, "{route}: {}", reply.body);
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("not set up in this deployment"),
+            "{route}: {}",
+            reply.body
+        );
+    }
+    assert_eq!(h.writes(), writes);
+}

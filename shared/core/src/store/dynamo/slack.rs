@@ -111,18 +111,26 @@ impl DynamoStore {
         user: &SlackUser,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
+        self.put_once(format!("SLACKCODE#{digest}"), "slack", user, expires_at)
+            .await
+    }
+
+    /// Keeps the one-time item `pk` holding `value` under `field` until `expires_at`, when
+    /// there is none yet; [`Self::take_once`] takes it.
+    async fn put_once(
+        &self,
+        pk: String,
+        field: &str,
+        value: &impl Serialize,
+        expires_at: Timestamp,
+    ) -> Result<(), StoreError> {
         let item = Item::from([
-            ("slack".into(), json_of(user)?),
+            (field.to_owned(), json_of(value)?),
             ("expires_at".into(), n(expires_at.unix_seconds())),
         ]);
-        self.put_plain(
-            format!("SLACKCODE#{digest}"),
-            item,
-            Some("attribute_not_exists(pk)"),
-            None,
-        )
-        .await?;
-        Ok(())
+        self.put_plain(pk, item, Some("attribute_not_exists(pk)"), None)
+            .await
+            .map(drop)
     }
 
     /// Takes the code with `digest`: it is deleted whatever happens next, so it serves once.
@@ -173,18 +181,13 @@ impl DynamoStore {
         handoff: &Handoff,
         expires_at: Timestamp,
     ) -> Result<(), StoreError> {
-        let item = Item::from([
-            ("handoff".into(), json_of(handoff)?),
-            ("expires_at".into(), n(expires_at.unix_seconds())),
-        ]);
-        self.put_plain(
+        self.put_once(
             format!("SLACKVIEW#{digest}"),
-            item,
-            Some("attribute_not_exists(pk)"),
-            None,
+            "handoff",
+            handoff,
+            expires_at,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Takes the handoff with `digest`: it is deleted whatever happens next, so it is opened
